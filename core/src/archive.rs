@@ -1,0 +1,503 @@
+//! The backup archive: one file, `licenses.lbk`, in the backup folder. The byte layout is
+//! specified in `docs/archive-format.md`; this module is its reference implementation.
+//!
+//! A fresh 32-byte data key seals each archive's records with ChaCha20-Poly1305; the associated
+//! data of every record binds the archive ID, the record's index, its type and its key ID, and a
+//! final sealed record carries the record count, so reordering, splicing, truncation and
+//! extension are all detected. The data key is wrapped with HPKE to the License Management
+//! Service's public key. Writing and reading stream one record at a time.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::crypto::{self, DATA_KEY_LEN, ENC_LEN, SealingKey, TAG_LEN, WrappedKey};
+use crate::error::{Error, ErrorCode, Result};
+use crate::key_id::KeyId;
+use crate::license::{CatalogEntry, License, Rights};
+
+/// The archive's file name inside the backup folder.
+pub const ARCHIVE_FILE_NAME: &str = "licenses.lbk";
+/// The magic bytes every archive starts with.
+pub const MAGIC: &[u8; 8] = b"LICBAKUP";
+/// The format version this library writes (and the only one it reads).
+pub const FORMAT_VERSION: u16 = 1;
+/// Length of a version-1 header.
+pub const HEADER_LEN: usize = 176;
+/// Length of the header prefix that HPKE authenticates (everything before `enc`).
+const AUTHENTICATED_LEN: usize = 80;
+/// Longest record ciphertext a reader accepts.
+pub const MAX_RECORD_LEN: u32 = 64 * 1024;
+/// HPKE `info` for wrapping an archive's data key to the service.
+pub(crate) const ARCHIVE_KEY_INFO: &[u8] = b"license-backup/v1/archive-key";
+/// HPKE `info` for the service re-wrapping a data key to a restoring device.
+pub(crate) const GRANT_INFO: &[u8] = b"license-backup/v1/restore-grant";
+
+const SUITE: [u16; 4] = [0x0020, 0x0001, 0x0003, 0x0003];
+const RECORD_LICENSE: u8 = 1;
+const RECORD_END: u8 = 2;
+const FRAME_LEN: usize = 1 + 16 + 4;
+
+/// The parsed header of an archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveHeader {
+    /// The archive's random ID.
+    pub archive_id: [u8; 16],
+    /// The ID of the device the backup was made on.
+    pub origin_device: [u8; 16],
+    /// When the backup was made, in seconds since the Unix epoch.
+    pub created_at: i64,
+    /// Fingerprint of the service public key the data key is wrapped to.
+    pub service_key_fingerprint: [u8; 16],
+    /// The data key, wrapped with HPKE to the service.
+    pub wrapped_key: WrappedKey,
+    /// The header bytes HPKE authenticates (offsets 0..80); the service re-parses them.
+    pub authenticated: Vec<u8>,
+}
+
+/// The fields a service reads from the authenticated header prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticatedHeader {
+    /// The archive's random ID.
+    pub archive_id: [u8; 16],
+    /// The ID of the device the backup was made on.
+    pub origin_device: [u8; 16],
+    /// Fingerprint of the service key.
+    pub service_key_fingerprint: [u8; 16],
+}
+
+/// Parses the authenticated prefix of a header (what a service receives with a restore).
+pub fn parse_authenticated_header(bytes: &[u8]) -> Result<AuthenticatedHeader> {
+    if bytes.len() != AUTHENTICATED_LEN || &bytes[..8] != MAGIC {
+        return Err(Error::corrupt("malformed archive header"));
+    }
+    Ok(AuthenticatedHeader {
+        archive_id: bytes[24..40].try_into().expect("16 bytes"),
+        origin_device: bytes[40..56].try_into().expect("16 bytes"),
+        service_key_fingerprint: bytes[64..80].try_into().expect("16 bytes"),
+    })
+}
+
+fn nonce(index: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&index.to_be_bytes());
+    n
+}
+
+fn record_aad(archive_id: &[u8; 16], index: u64, kind: u8, key_id: &[u8; 16]) -> [u8; 41] {
+    let mut aad = [0u8; 41];
+    aad[..16].copy_from_slice(archive_id);
+    aad[16..24].copy_from_slice(&index.to_be_bytes());
+    aad[24] = kind;
+    aad[25..].copy_from_slice(key_id);
+    aad
+}
+
+/// Writes an archive, one record at a time.
+pub(crate) struct ArchiveWriter<W: Write> {
+    out: W,
+    key: SealingKey,
+    archive_id: [u8; 16],
+    index: u64,
+    bytes: u64,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Writes the header, wrapping a fresh data key to `service_public_key`.
+    pub(crate) fn new(mut out: W, service_public_key: &[u8], origin_device: [u8; 16]) -> Result<Self> {
+        let archive_id: [u8; 16] = crypto::random_array();
+        let data_key = crypto::new_data_key();
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        for id in SUITE {
+            header.extend_from_slice(&id.to_le_bytes());
+        }
+        header.extend_from_slice(&archive_id);
+        header.extend_from_slice(&origin_device);
+        header.extend_from_slice(&crate::store::now_secs().to_le_bytes());
+        header.extend_from_slice(&crypto::fingerprint(service_public_key));
+        debug_assert_eq!(header.len(), AUTHENTICATED_LEN);
+        let wrapped = crypto::wrap_to(service_public_key, data_key.as_slice(), ARCHIVE_KEY_INFO, &header)?;
+        header.extend_from_slice(&wrapped.enc);
+        header.extend_from_slice(&wrapped.ciphertext);
+        let digest = Sha256::digest(&header);
+        header.extend_from_slice(&digest[..16]);
+        debug_assert_eq!(header.len(), HEADER_LEN);
+        out.write_all(&header).map_err(|e| write_error(&e))?;
+        Ok(ArchiveWriter {
+            out,
+            key: SealingKey::new(&data_key),
+            archive_id,
+            index: 0,
+            bytes: HEADER_LEN as u64,
+            buf: Vec::with_capacity(512),
+        })
+    }
+
+    fn write_record(&mut self, kind: u8, key_id: &[u8; 16]) -> Result<()> {
+        let aad = record_aad(&self.archive_id, self.index, kind, key_id);
+        let sealed = self.key.seal_with_nonce(&nonce(self.index), &self.buf, &aad);
+        crypto::wipe(std::mem::take(&mut self.buf));
+        let mut frame = [0u8; FRAME_LEN];
+        frame[0] = kind;
+        frame[1..17].copy_from_slice(key_id);
+        frame[17..].copy_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.out.write_all(&frame).map_err(|e| write_error(&e))?;
+        self.out.write_all(&sealed).map_err(|e| write_error(&e))?;
+        self.bytes += (FRAME_LEN + sealed.len()) as u64;
+        self.index += 1;
+        Ok(())
+    }
+
+    /// Seals and writes one license record.
+    pub(crate) fn write_license(&mut self, license: &License, content_key: &[u8]) -> Result<()> {
+        self.buf.clear();
+        encode_license(&mut self.buf, license, content_key);
+        self.write_record(RECORD_LICENSE, license.key_id.as_bytes())
+    }
+
+    /// Writes the end record and returns the output and the bytes written.
+    pub(crate) fn finish(mut self, restricted: u64) -> Result<(W, u64)> {
+        self.buf.clear();
+        self.buf.extend_from_slice(&self.index.to_le_bytes());
+        self.buf.extend_from_slice(&restricted.to_le_bytes());
+        self.write_record(RECORD_END, &[0; 16])?;
+        self.out.flush().map_err(|e| write_error(&e))?;
+        Ok((self.out, self.bytes))
+    }
+}
+
+/// Maps a write failure to a clear error (a full disk is the common one).
+pub(crate) fn write_error(e: &std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            Error::new(ErrorCode::NotWritable, format!("cannot write the archive: {e}"))
+        }
+        _ => Error::io("cannot write the archive", e),
+    }
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt_str(buf: &mut Vec<u8>, s: &Option<String>) {
+    match s {
+        Some(s) => {
+            buf.push(1);
+            put_str(buf, s);
+        }
+        None => buf.push(0),
+    }
+}
+
+fn encode_license(buf: &mut Vec<u8>, l: &License, content_key: &[u8]) {
+    buf.push(1);
+    buf.extend_from_slice(l.key_id.as_bytes());
+    buf.extend_from_slice(&(content_key.len() as u16).to_le_bytes());
+    buf.extend_from_slice(content_key);
+    let r = &l.rights;
+    buf.push(u8::from(r.play) | u8::from(r.burn) << 1 | u8::from(r.transfer) << 2 | u8::from(r.backup_allowed) << 3);
+    match r.expires_at {
+        Some(t) => {
+            buf.push(1);
+            buf.extend_from_slice(&t.to_le_bytes());
+        }
+        None => buf.push(0),
+    }
+    match r.plays_remaining {
+        Some(n) => {
+            buf.push(1);
+            buf.extend_from_slice(&n.to_le_bytes());
+        }
+        None => buf.push(0),
+    }
+    put_str(buf, &l.issuer);
+    buf.extend_from_slice(&l.issued_at.to_le_bytes());
+    let empty = CatalogEntry::default();
+    let c = l.catalog.as_ref().unwrap_or(&empty);
+    put_opt_str(buf, &c.title);
+    put_opt_str(buf, &c.artist);
+    put_opt_str(buf, &c.file_path);
+}
+
+/// A cursor over a decrypted record; every read failure is a corrupt archive.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(Error::corrupt("license record is too short"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn flag(&mut self) -> Result<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Error::corrupt("bad presence flag in license record")),
+        }
+    }
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn i64(&mut self) -> Result<i64> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn string(&mut self) -> Result<String> {
+        let n = self.u16()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| Error::corrupt("text in license record is not UTF-8"))
+    }
+    fn opt_string(&mut self) -> Result<Option<String>> {
+        if self.flag()? { Ok(Some(self.string()?)) } else { Ok(None) }
+    }
+}
+
+fn decode_license(bytes: &[u8]) -> Result<ArchivedLicense> {
+    let mut c = Cursor(bytes);
+    if c.u8()? != 1 {
+        return Err(Error::corrupt("unknown license record encoding"));
+    }
+    let key_id = KeyId::from_slice(c.take(16)?)?;
+    let key_len = c.u16()? as usize;
+    let content_key = Zeroizing::new(c.take(key_len)?.to_vec());
+    let bits = c.u8()?;
+    if bits & !0x0f != 0 {
+        return Err(Error::corrupt("unknown rights bits in license record"));
+    }
+    let expires_at = if c.flag()? { Some(c.i64()?) } else { None };
+    let plays_remaining = if c.flag()? { Some(c.u32()?) } else { None };
+    let issuer = c.string()?;
+    let issued_at = c.i64()?;
+    let catalog = CatalogEntry { title: c.opt_string()?, artist: c.opt_string()?, file_path: c.opt_string()? };
+    if !c.0.is_empty() {
+        return Err(Error::corrupt("trailing bytes in license record"));
+    }
+    let rights = Rights {
+        play: bits & 1 != 0,
+        burn: bits & 2 != 0,
+        transfer: bits & 4 != 0,
+        backup_allowed: bits & 8 != 0,
+        expires_at,
+        plays_remaining,
+    };
+    let catalog = (!catalog.is_empty()).then_some(catalog);
+    Ok(ArchivedLicense { license: License { key_id, rights, issuer, issued_at, catalog }, content_key })
+}
+
+/// A license read back from an archive, content key included.
+pub struct ArchivedLicense {
+    /// The license and its catalog metadata.
+    pub license: License,
+    /// The content key, in clear (wiped on drop).
+    pub content_key: Zeroizing<Vec<u8>>,
+}
+
+fn read_exact_or_corrupt(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<()> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!("archive truncated in {what}")),
+        _ => Error::io("cannot read the archive", &e),
+    })
+}
+
+/// Reads and checks an archive's header.
+pub fn read_header(r: &mut impl Read) -> Result<ArchiveHeader> {
+    let mut prefix = [0u8; 12];
+    read_exact_or_corrupt(r, &mut prefix, "the header")?;
+    if &prefix[..8] != MAGIC {
+        return Err(Error::corrupt("not a license backup archive (bad magic)"));
+    }
+    let version = u16::from_le_bytes([prefix[8], prefix[9]]);
+    let header_len = u16::from_le_bytes([prefix[10], prefix[11]]) as usize;
+    if header_len < AUTHENTICATED_LEN + 16 {
+        return Err(Error::corrupt("archive header length is too small"));
+    }
+    let mut header = prefix.to_vec();
+    header.resize(header_len, 0);
+    read_exact_or_corrupt(r, &mut header[12..], "the header")?;
+    let (body, digest) = header.split_at(header_len - 16);
+    if Sha256::digest(body)[..16] != *digest {
+        return Err(Error::corrupt("archive header checksum mismatch"));
+    }
+    if version != FORMAT_VERSION {
+        return Err(Error::new(
+            ErrorCode::UnsupportedVersion,
+            format!("archive format version {version}; this library reads version {FORMAT_VERSION}"),
+        ));
+    }
+    if header_len != HEADER_LEN || header[12..16] != [0; 4] {
+        return Err(Error::corrupt("malformed version 1 archive header"));
+    }
+    let suite: Vec<u16> = header[16..24].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    if suite != SUITE {
+        return Err(Error::corrupt("unknown cipher suite in archive header"));
+    }
+    let auth = parse_authenticated_header(&header[..AUTHENTICATED_LEN])?;
+    Ok(ArchiveHeader {
+        archive_id: auth.archive_id,
+        origin_device: auth.origin_device,
+        created_at: i64::from_le_bytes(header[56..64].try_into().expect("8 bytes")),
+        service_key_fingerprint: auth.service_key_fingerprint,
+        wrapped_key: WrappedKey {
+            enc: header[80..80 + ENC_LEN].to_vec(),
+            ciphertext: header[112..112 + DATA_KEY_LEN + TAG_LEN].to_vec(),
+        },
+        authenticated: header[..AUTHENTICATED_LEN].to_vec(),
+    })
+}
+
+struct Frame {
+    kind: u8,
+    key_id: [u8; 16],
+    len: u32,
+}
+
+fn read_frame(r: &mut impl Read) -> Result<Frame> {
+    let mut f = [0u8; FRAME_LEN];
+    read_exact_or_corrupt(r, &mut f, "a record")?;
+    let kind = f[0];
+    if kind != RECORD_LICENSE && kind != RECORD_END {
+        return Err(Error::corrupt(format!("unknown record type {kind}")));
+    }
+    let len = u32::from_le_bytes(f[17..21].try_into().expect("4 bytes"));
+    if !(TAG_LEN as u32..=MAX_RECORD_LEN).contains(&len) {
+        return Err(Error::corrupt(format!("record length {len} out of range")));
+    }
+    Ok(Frame { kind, key_id: f[1..17].try_into().expect("16 bytes"), len })
+}
+
+fn expect_eof(r: &mut impl Read) -> Result<()> {
+    let mut one = [0u8; 1];
+    match r.read(&mut one) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(Error::corrupt("unexpected bytes after the end record")),
+        Err(e) => Err(Error::io("cannot read the archive", &e)),
+    }
+}
+
+/// An archive opened for a restore: its header, the key IDs it holds (in order), and the file.
+pub(crate) struct ScannedArchive {
+    pub(crate) header: ArchiveHeader,
+    pub(crate) key_ids: Vec<KeyId>,
+    pub(crate) file: File,
+    pub(crate) size: u64,
+}
+
+/// Opens `path`, checks its header and framing up to a single end record followed by the end of
+/// the file, and lists its key IDs, without decrypting anything.
+pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}", path.display()))
+        }
+        _ => Error::io("cannot open the archive", &e),
+    })?;
+    let size = file.metadata().map_err(|e| Error::io("cannot read the archive", &e))?.len();
+    let mut r = BufReader::with_capacity(64 * 1024, &file);
+    let header = read_header(&mut r)?;
+    let mut key_ids = Vec::new();
+    loop {
+        let frame = read_frame(&mut r)?;
+        r.seek_relative(i64::from(frame.len)).map_err(|e| Error::io("cannot read the archive", &e))?;
+        if frame.kind == RECORD_END {
+            break;
+        }
+        key_ids.push(KeyId::from_bytes(frame.key_id));
+    }
+    let pos = r.stream_position().map_err(|e| Error::io("cannot read the archive", &e))?;
+    if pos > size {
+        return Err(Error::corrupt("archive truncated in the end record"));
+    }
+    expect_eof(&mut r)?;
+    drop(r);
+    Ok(ScannedArchive { header, key_ids, file, size })
+}
+
+/// Reads and authenticates the license records of an archive, in order.
+pub struct RecordReader<R: Read> {
+    r: R,
+    key: SealingKey,
+    archive_id: [u8; 16],
+    index: u64,
+    finished: bool,
+}
+
+impl RecordReader<BufReader<File>> {
+    /// Opens the archive at `path` with its data key (which only the service, or a device it
+    /// granted the key to, can recover). The header is read and checked again.
+    pub fn open(path: &Path, data_key: &[u8; 32]) -> Result<(ArchiveHeader, Self)> {
+        let file = File::open(path).map_err(|e| Error::io("cannot open the archive", &e))?;
+        let mut r = BufReader::with_capacity(64 * 1024, file);
+        let header = read_header(&mut r)?;
+        let reader = RecordReader::new(r, header.archive_id, data_key);
+        Ok((header, reader))
+    }
+}
+
+impl<R: Read> RecordReader<R> {
+    /// A reader positioned just after the header of the archive `archive_id`.
+    pub fn new(r: R, archive_id: [u8; 16], data_key: &[u8; 32]) -> Self {
+        RecordReader { r, key: SealingKey::new(data_key), archive_id, index: 0, finished: false }
+    }
+
+    /// The next license, or `None` after the end record (which must close the file). Any
+    /// damage is `ARCHIVE_CORRUPT`.
+    pub fn next_license(&mut self) -> Result<Option<ArchivedLicense>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let frame = read_frame(&mut self.r)?;
+        let mut ct = vec![0u8; frame.len as usize];
+        read_exact_or_corrupt(&mut self.r, &mut ct, "a record")?;
+        let aad = record_aad(&self.archive_id, self.index, frame.kind, &frame.key_id);
+        let plain = self
+            .key
+            .open_with_nonce(&nonce(self.index), &ct, &aad)
+            .map(Zeroizing::new)
+            .ok_or_else(|| Error::corrupt(format!("record {} failed authentication", self.index)))?;
+        self.index += 1;
+        if frame.kind == RECORD_END {
+            if plain.len() != 16 || frame.key_id != [0; 16] {
+                return Err(Error::corrupt("malformed end record"));
+            }
+            let count = u64::from_le_bytes(plain[..8].try_into().expect("8 bytes"));
+            if count != self.index - 1 {
+                return Err(Error::corrupt("record count mismatch in end record"));
+            }
+            expect_eof(&mut self.r)?;
+            self.finished = true;
+            return Ok(None);
+        }
+        let archived = decode_license(&plain)?;
+        if archived.license.key_id.as_bytes() != &frame.key_id {
+            return Err(Error::corrupt("record key ID does not match its frame"));
+        }
+        Ok(Some(archived))
+    }
+}
+
+/// Reads the header of the archive at `path` (for tools and services).
+pub fn read_header_at(path: &Path) -> Result<ArchiveHeader> {
+    let mut f = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::new(ErrorCode::ArchiveMissing, format!("no archive at {}", path.display())),
+        _ => Error::io("cannot open the archive", &e),
+    })?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot read the archive", &e))?;
+    read_header(&mut BufReader::new(f))
+}

@@ -1,0 +1,237 @@
+//! The cryptography, in one place: random numbers, device identities, sealing content keys at
+//! rest, sealing archive records, and HPKE (RFC 9180) key wrapping.
+//!
+//! Suites: HPKE is DHKEM(X25519, HKDF-SHA256) + HKDF-SHA256 + ChaCha20-Poly1305 in base mode.
+//! Records and content keys at rest are sealed with ChaCha20-Poly1305.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hkdf::Hkdf;
+use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// Length of an HPKE encapsulated key (X25519).
+pub(crate) const ENC_LEN: usize = 32;
+/// Length of the AEAD tag.
+pub(crate) const TAG_LEN: usize = 16;
+/// Length of a data key.
+pub(crate) const DATA_KEY_LEN: usize = 32;
+/// Length of a public key (X25519).
+pub(crate) const PUBLIC_KEY_LEN: usize = 32;
+
+/// Fills a fresh array from the operating system's random source.
+pub(crate) fn random_array<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).expect("the operating system's random source failed");
+    out
+}
+
+/// The OS random source in the shape HPKE wants.
+struct SysRng;
+
+impl hpke::rand_core::RngCore for SysRng {
+    fn next_u32(&mut self) -> u32 {
+        u32::from_le_bytes(random_array())
+    }
+    fn next_u64(&mut self) -> u64 {
+        u64::from_le_bytes(random_array())
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        getrandom::fill(dest).expect("the operating system's random source failed");
+    }
+}
+
+impl hpke::rand_core::CryptoRng for SysRng {}
+
+/// The first 16 bytes of SHA-256: used for device IDs and key fingerprints.
+pub(crate) fn fingerprint(bytes: &[u8]) -> [u8; 16] {
+    let digest = Sha256::digest(bytes);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// An X25519 key pair derived from a 32-byte secret seed, used both by devices and by the
+/// embedded License Management Service.
+pub(crate) struct KeyPair {
+    seed: Zeroizing<[u8; 32]>,
+    private: <X25519HkdfSha256 as Kem>::PrivateKey,
+    public: <X25519HkdfSha256 as Kem>::PublicKey,
+}
+
+impl KeyPair {
+    /// A fresh key pair.
+    pub(crate) fn generate() -> Self {
+        Self::from_seed(random_array())
+    }
+
+    /// The key pair derived from a stored seed.
+    pub(crate) fn from_seed(seed: [u8; 32]) -> Self {
+        let (private, public) = X25519HkdfSha256::derive_keypair(&seed);
+        KeyPair { seed: Zeroizing::new(seed), private, public }
+    }
+
+    /// Rebuilds a key pair from a stored seed slice.
+    pub(crate) fn from_seed_slice(seed: &[u8]) -> Result<Self> {
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| Error::new(ErrorCode::Storage, "stored key seed has the wrong length"))?;
+        Ok(Self::from_seed(seed))
+    }
+
+    /// The secret seed, for persisting.
+    pub(crate) fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
+    /// The public key bytes.
+    pub(crate) fn public_bytes(&self) -> [u8; PUBLIC_KEY_LEN] {
+        let mut out = [0u8; PUBLIC_KEY_LEN];
+        out.copy_from_slice(&self.public.to_bytes());
+        out
+    }
+
+    /// The 16-byte identity of this key pair: a fingerprint of its public key.
+    pub(crate) fn id(&self) -> [u8; 16] {
+        fingerprint(&self.public_bytes())
+    }
+
+    /// A symmetric key derived from the seed for a named purpose (HKDF-SHA256).
+    pub(crate) fn derive_key(&self, purpose: &[u8]) -> SealingKey {
+        let hk = Hkdf::<Sha256>::new(Some(b"license-backup/v1"), self.seed.as_slice());
+        let mut okm = Zeroizing::new([0u8; 32]);
+        hk.expand(purpose, okm.as_mut_slice()).expect("32 bytes is a valid HKDF length");
+        SealingKey::new(&okm)
+    }
+
+    /// Opens an HPKE-wrapped secret addressed to this key pair.
+    pub(crate) fn unwrap(&self, wrapped: &WrappedKey, info: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&wrapped.enc)
+            .map_err(|_| Error::new(ErrorCode::WrongKey, "malformed encapsulated key"))?;
+        hpke::single_shot_open::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+            &OpModeR::Base,
+            &self.private,
+            &enc,
+            info,
+            &wrapped.ciphertext,
+            aad,
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| Error::new(ErrorCode::WrongKey, "the wrapped key cannot be opened with this key"))
+    }
+}
+
+/// A secret sealed with HPKE to a public key: the encapsulated key and the ciphertext.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// The HPKE encapsulated key (32 bytes for X25519).
+    pub enc: Vec<u8>,
+    /// The sealed secret (the secret plus a 16-byte tag).
+    pub ciphertext: Vec<u8>,
+}
+
+/// Seals a secret with HPKE to a raw X25519 public key.
+pub(crate) fn wrap_to(public_key: &[u8], secret: &[u8], info: &[u8], aad: &[u8]) -> Result<WrappedKey> {
+    let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(public_key)
+        .map_err(|_| Error::new(ErrorCode::WrongKey, "malformed public key"))?;
+    let (enc, ciphertext) = hpke::single_shot_seal::<HpkeChaCha, HkdfSha256, X25519HkdfSha256, _>(
+        &OpModeS::Base,
+        &pk,
+        info,
+        secret,
+        aad,
+        &mut SysRng,
+    )
+    .map_err(|e| Error::internal(format!("HPKE seal failed: {e}")))?;
+    Ok(WrappedKey { enc: enc.to_bytes().to_vec(), ciphertext })
+}
+
+/// A ChaCha20-Poly1305 key.
+pub(crate) struct SealingKey(ChaCha20Poly1305);
+
+impl SealingKey {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        SealingKey(ChaCha20Poly1305::new(Key::from_slice(key)))
+    }
+
+    /// Seals with an explicit 12-byte nonce (for archive records: the nonce is the record index
+    /// under a key used for one archive only).
+    pub(crate) fn seal_with_nonce(&self, nonce: &[u8; 12], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        self.0
+            .encrypt(Nonce::from_slice(nonce), Payload { msg: plaintext, aad })
+            .expect("ChaCha20-Poly1305 sealing of a bounded message cannot fail")
+    }
+
+    /// Opens a ciphertext sealed with [`SealingKey::seal_with_nonce`].
+    pub(crate) fn open_with_nonce(&self, nonce: &[u8; 12], ciphertext: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        self.0.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad }).ok()
+    }
+
+    /// Seals with a random nonce, which is prepended to the output (for content keys at rest).
+    pub(crate) fn seal_random(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        let nonce: [u8; 12] = random_array();
+        let mut out = nonce.to_vec();
+        out.extend(self.seal_with_nonce(&nonce, plaintext, aad));
+        out
+    }
+
+    /// Opens the output of [`SealingKey::seal_random`].
+    pub(crate) fn open_random(&self, sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < 12 + TAG_LEN {
+            return None;
+        }
+        let (nonce, ct) = sealed.split_at(12);
+        let nonce: &[u8; 12] = nonce.try_into().ok()?;
+        self.open_with_nonce(nonce, ct, aad).map(Zeroizing::new)
+    }
+}
+
+/// A fresh random data key for one archive.
+pub(crate) fn new_data_key() -> Zeroizing<[u8; DATA_KEY_LEN]> {
+    Zeroizing::new(random_array())
+}
+
+/// Wipes a byte vector holding a secret.
+pub(crate) fn wipe(mut bytes: Vec<u8>) {
+    bytes.zeroize();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hpke_wrap_round_trip_and_wrong_key() {
+        let alice = KeyPair::generate();
+        let mallory = KeyPair::generate();
+        let wrapped = wrap_to(&alice.public_bytes(), b"secret data key", b"info", b"aad").unwrap();
+        assert_eq!(wrapped.enc.len(), ENC_LEN);
+        let opened = alice.unwrap(&wrapped, b"info", b"aad").unwrap();
+        assert_eq!(opened.as_slice(), b"secret data key");
+        assert_eq!(mallory.unwrap(&wrapped, b"info", b"aad").unwrap_err().code(), ErrorCode::WrongKey);
+        assert!(alice.unwrap(&wrapped, b"info", b"other aad").is_err());
+    }
+
+    #[test]
+    fn seeds_derive_the_same_pair() {
+        let a = KeyPair::generate();
+        let b = KeyPair::from_seed(*a.seed());
+        assert_eq!(a.public_bytes(), b.public_bytes());
+        assert_eq!(a.id(), b.id());
+    }
+
+    #[test]
+    fn sealing_detects_tamper() {
+        let key = KeyPair::generate().derive_key(b"test");
+        let mut sealed = key.seal_random(b"content key", b"ad");
+        assert_eq!(key.open_random(&sealed, b"ad").unwrap().as_slice(), b"content key");
+        sealed[14] ^= 1;
+        assert!(key.open_random(&sealed, b"ad").is_none());
+    }
+}

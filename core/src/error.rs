@@ -1,0 +1,188 @@
+//! Stable error codes and the crate's error type.
+//!
+//! Every failure the engine reports carries an [`ErrorCode`]: a stable number (like an HRESULT)
+//! and a stable symbolic name. Bindings map each code to their own idiom (exception subclasses,
+//! `Error.code`, a Swift enum) and keep both the code and the message.
+
+use std::fmt;
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident = $num:literal, $sym:literal, $msg:literal; )*) => {
+        /// A stable error code. The numbers and symbolic names never change once published.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant = $num, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in numeric order. Generated from the same list as the enum, so no code
+            /// can be missing from it.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// The stable number of this code.
+            pub const fn number(self) -> u32 {
+                self as u32
+            }
+
+            /// The stable symbolic name, such as `"BACKUP_EXISTS"`.
+            pub const fn name(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $sym, )* }
+            }
+
+            /// The Rust variant name, such as `"BackupExists"`: the form bindings use for classes.
+            pub const fn variant_name(self) -> &'static str {
+                match self { $( ErrorCode::$variant => stringify!($variant), )* }
+            }
+
+            /// A generic, user-presentable description of the code.
+            pub const fn description(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $msg, )* }
+            }
+
+            /// Looks a code up by its symbolic name.
+            pub fn from_name(name: &str) -> Option<ErrorCode> {
+                match name { $( $sym => Some(ErrorCode::$variant), )* _ => None }
+            }
+
+            /// Looks a code up by its number.
+            pub fn from_number(number: u32) -> Option<ErrorCode> {
+                match number { $( $num => Some(ErrorCode::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// An argument was malformed or out of range.
+    InvalidArgument = 101, "INVALID_ARGUMENT", "invalid argument";
+    /// A property name is not one of the known properties.
+    UnknownProperty = 102, "UNKNOWN_PROPERTY", "unknown property";
+    /// A property value has the wrong type for its name.
+    WrongPropertyType = 103, "WRONG_PROPERTY_TYPE", "wrong property value type";
+    /// The `BackupPath` or `RestorePath` property an operation needs is not set.
+    PathNotSet = 104, "PATH_NOT_SET", "path property not set";
+    /// The folder named by a path property does not exist.
+    PathNotFound = 201, "PATH_NOT_FOUND", "folder does not exist";
+    /// The path names something that is not a folder.
+    NotAFolder = 202, "NOT_A_FOLDER", "path is not a folder";
+    /// The folder cannot be written to.
+    NotWritable = 203, "NOT_WRITABLE", "folder is not writable";
+    /// A backup already exists in the folder and the overwrite flag was not given.
+    BackupExists = 204, "BACKUP_EXISTS", "a backup already exists in the folder";
+    /// There is no backup archive in the restore folder.
+    ArchiveMissing = 205, "ARCHIVE_MISSING", "no backup archive in the folder";
+    /// The archive is damaged, truncated or was tampered with.
+    ArchiveCorrupt = 301, "ARCHIVE_CORRUPT", "backup archive is corrupt or was tampered with";
+    /// The archive was written by an unknown format version.
+    UnsupportedVersion = 302, "UNSUPPORTED_VERSION", "unsupported archive version";
+    /// The archive was made for another License Management Service, or a key does not match.
+    WrongKey = 303, "WRONG_KEY", "archive key does not match this service or device";
+    /// The License Management Service could not be reached or failed.
+    ServiceUnavailable = 401, "SERVICE_UNAVAILABLE", "license management service unavailable";
+    /// The service refused the restore: a license already lives on the maximum number of devices.
+    RestoreLimitExceeded = 402, "RESTORE_LIMIT_EXCEEDED", "restore limit exceeded";
+    /// The operation was cancelled.
+    Cancelled = 501, "CANCELLED", "operation cancelled";
+    /// Another operation is already running on this store.
+    Busy = 502, "BUSY", "another operation is already running";
+    /// A status callback raised an error or panicked; the operation was stopped.
+    CallbackFailed = 503, "CALLBACK_FAILED", "a status callback failed";
+    /// The license store could not be read or written.
+    Storage = 601, "STORAGE", "license store error";
+    /// No license with that key ID is in the store.
+    LicenseNotFound = 602, "LICENSE_NOT_FOUND", "license not found";
+    /// A license with that key ID is already in the store.
+    LicenseExists = 603, "LICENSE_EXISTS", "a license with this key ID already exists";
+    /// An internal error (a bug): the engine panicked or an invariant broke.
+    Internal = 900, "INTERNAL", "internal error";
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error type of every fallible call: a stable [`ErrorCode`] and a human-readable message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Error {
+    /// Creates an error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error { code, message: message.into() }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The message (never empty).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::InvalidArgument, message)
+    }
+
+    pub(crate) fn corrupt(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::ArchiveCorrupt, message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Internal, message)
+    }
+
+    pub(crate) fn cancelled() -> Self {
+        Error::new(ErrorCode::Cancelled, "the operation was cancelled")
+    }
+
+    /// Builds a storage error from an I/O error, with context.
+    pub(crate) fn io(context: &str, err: &std::io::Error) -> Self {
+        Error::new(ErrorCode::Storage, format!("{context}: {err}"))
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Error::new(ErrorCode::Storage, format!("license store: {err}"))
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut numbers = HashSet::new();
+        let mut names = HashSet::new();
+        for &code in ErrorCode::ALL {
+            assert!(numbers.insert(code.number()), "duplicate number {}", code.number());
+            assert!(names.insert(code.name()), "duplicate name {}", code.name());
+            assert_eq!(ErrorCode::from_name(code.name()), Some(code));
+            assert_eq!(ErrorCode::from_number(code.number()), Some(code));
+            assert!(!code.description().is_empty());
+        }
+        assert_eq!(ErrorCode::from_name("NOPE"), None);
+        assert_eq!(ErrorCode::from_number(0), None);
+    }
+
+    #[test]
+    fn display_shows_code_and_message() {
+        let e = Error::new(ErrorCode::BackupExists, "licenses.lbk exists");
+        assert_eq!(e.to_string(), "BACKUP_EXISTS: licenses.lbk exists");
+        assert_eq!(e.code().number(), 204);
+    }
+}

@@ -1,0 +1,281 @@
+//! Status events, delivered to a [`StatusCallback`] while an operation runs, mirroring
+//! `IWMStatusCallback::OnStatus`.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::{Error, ErrorCode};
+use crate::key_id::KeyId;
+
+/// Which operation an event belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    /// `backup_licenses`.
+    Backup,
+    /// `restore_licenses`.
+    Restore,
+}
+
+impl OperationKind {
+    /// `"backup"` or `"restore"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OperationKind::Backup => "backup",
+            OperationKind::Restore => "restore",
+        }
+    }
+}
+
+/// What a finished operation did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Licenses written to the archive (backup) or added to the store (restore).
+    pub licenses: u64,
+    /// Licenses a backup left out because their owner forbids backup.
+    pub restricted: u64,
+    /// Archived licenses a restore did not apply because the device already had them.
+    pub skipped: u64,
+    /// Archive bytes written (backup) or read (restore).
+    pub bytes: u64,
+    /// Wall time of the operation, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// How an operation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It completed; a restore that skipped licenses the device already had is still complete.
+    Completed(Summary),
+    /// It failed or was cancelled (`CANCELLED`); nothing was lost.
+    Failed(Error),
+}
+
+impl Outcome {
+    /// The summary, or the error.
+    pub fn into_result(self) -> Result<Summary, Error> {
+        match self {
+            Outcome::Completed(s) => Ok(s),
+            Outcome::Failed(e) => Err(e),
+        }
+    }
+
+    /// The error code, if the operation failed.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Outcome::Completed(_) => None,
+            Outcome::Failed(e) => Some(e.code()),
+        }
+    }
+}
+
+/// A status event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusEvent {
+    /// The operation's work begins (for a restore: after the service has answered).
+    Begin {
+        /// The operation.
+        operation: OperationKind,
+    },
+    /// `done` of `total` licenses processed. Sent every `ProgressInterval` licenses and once
+    /// at `total`/`total`, so a given store and settings always give the same sequence.
+    Progress {
+        /// The operation.
+        operation: OperationKind,
+        /// Licenses processed so far.
+        done: u64,
+        /// Licenses to process in all.
+        total: u64,
+    },
+    /// A license was not backed up because its content owner did not grant the right.
+    RestrictedLicense {
+        /// The license's key ID.
+        key_id: KeyId,
+        /// The title from the application's catalog, when it has one.
+        title: Option<String>,
+    },
+    /// A restore is connecting to the License Management Service.
+    Connecting,
+    /// The service has answered; the restore disconnects from it.
+    Disconnecting,
+    /// The service refused the restore; `url` is a page the application can show.
+    Refused {
+        /// Why, as a stable code (`RESTORE_LIMIT_EXCEEDED`, ...).
+        code: ErrorCode,
+        /// A human-readable reason.
+        message: String,
+        /// Where the user can learn more or act.
+        url: String,
+    },
+    /// The operation ended. Always the last event, exactly once per operation.
+    End {
+        /// The operation.
+        operation: OperationKind,
+        /// The outcome.
+        outcome: Outcome,
+    },
+}
+
+macro_rules! event_kinds {
+    ($( $variant:ident = $name:literal, $desc:literal, [ $( $field:literal : $ty:literal ),* ]; )*) => {
+        /// The kind of a [`StatusEvent`], without its data.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum EventKind {
+            $( #[doc = $desc] $variant, )*
+        }
+
+        impl EventKind {
+            /// Every kind of event.
+            pub const ALL: &'static [EventKind] = &[ $( EventKind::$variant, )* ];
+
+            /// The event's name in the normalized form (`"restricted_license"`).
+            pub const fn name(self) -> &'static str {
+                match self { $( EventKind::$variant => $name, )* }
+            }
+
+            /// What the event means.
+            pub const fn description(self) -> &'static str {
+                match self { $( EventKind::$variant => $desc, )* }
+            }
+
+            /// The fields of the event's normalized form, with their types, in order
+            /// (the `event` field itself excluded).
+            pub const fn fields(self) -> &'static [(&'static str, &'static str)] {
+                match self { $( EventKind::$variant => &[ $( ($field, $ty), )* ], )* }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    Begin = "begin", "The operation's work begins.", ["operation": "operation"];
+    Progress = "progress", "done of total licenses processed.",
+        ["operation": "operation", "done": "u64", "total": "u64"];
+    RestrictedLicense = "restricted_license", "A license that may not be backed up.",
+        ["key_id": "key_id", "title": "string?"];
+    Connecting = "connecting", "Connecting to the License Management Service.", [];
+    Disconnecting = "disconnecting", "The service answered; disconnecting.", [];
+    Refused = "refused", "The service refused the restore (reason and URL).",
+        ["code": "error_code", "url": "string"];
+    End = "end", "The operation ended; always last, exactly once.",
+        ["operation": "operation", "error": "error_code?", "licenses": "u64", "restricted": "u64", "skipped": "u64"];
+}
+
+impl StatusEvent {
+    /// The kind of this event.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            StatusEvent::Begin { .. } => EventKind::Begin,
+            StatusEvent::Progress { .. } => EventKind::Progress,
+            StatusEvent::RestrictedLicense { .. } => EventKind::RestrictedLicense,
+            StatusEvent::Connecting => EventKind::Connecting,
+            StatusEvent::Disconnecting => EventKind::Disconnecting,
+            StatusEvent::Refused { .. } => EventKind::Refused,
+            StatusEvent::End { .. } => EventKind::End,
+        }
+    }
+
+    /// An example event of every kind (for describing the interface and testing bindings).
+    pub fn example(kind: EventKind) -> StatusEvent {
+        let op = OperationKind::Backup;
+        match kind {
+            EventKind::Begin => StatusEvent::Begin { operation: op },
+            EventKind::Progress => StatusEvent::Progress { operation: op, done: 1, total: 2 },
+            EventKind::RestrictedLicense => {
+                StatusEvent::RestrictedLicense { key_id: KeyId::from_bytes([1; 16]), title: Some("Title".into()) }
+            }
+            EventKind::Connecting => StatusEvent::Connecting,
+            EventKind::Disconnecting => StatusEvent::Disconnecting,
+            EventKind::Refused => StatusEvent::Refused {
+                code: ErrorCode::RestoreLimitExceeded,
+                message: "limit".into(),
+                url: "https://example.invalid".into(),
+            },
+            EventKind::End => StatusEvent::End { operation: op, outcome: Outcome::Completed(Summary::default()) },
+        }
+    }
+
+    /// The normalized JSON form used by the conformance scenarios: no times, byte counts,
+    /// messages or random IDs, so the same scenario gives the same sequence in every language.
+    ///
+    /// `{"event": <kind name>, <fields of EventKind::fields, in order>}`; an `end` has
+    /// `"error": null` or the symbolic code, and the summary's counts (zero when it failed).
+    pub fn normalized(&self) -> Value {
+        match self {
+            StatusEvent::Begin { operation } => json!({"event": "begin", "operation": operation.name()}),
+            StatusEvent::Progress { operation, done, total } => {
+                json!({"event": "progress", "operation": operation.name(), "done": done, "total": total})
+            }
+            StatusEvent::RestrictedLicense { key_id, title } => {
+                json!({"event": "restricted_license", "key_id": key_id.to_string(), "title": title})
+            }
+            StatusEvent::Connecting => json!({"event": "connecting"}),
+            StatusEvent::Disconnecting => json!({"event": "disconnecting"}),
+            StatusEvent::Refused { code, url, .. } => json!({"event": "refused", "code": code.name(), "url": url}),
+            StatusEvent::End { operation, outcome } => {
+                let (error, s) = match outcome {
+                    Outcome::Completed(s) => (Value::Null, s.clone()),
+                    Outcome::Failed(e) => (Value::from(e.code().name()), Summary::default()),
+                };
+                json!({"event": "end", "operation": operation.name(), "error": error,
+                       "licenses": s.licenses, "restricted": s.restricted, "skipped": s.skipped})
+            }
+        }
+    }
+}
+
+/// The error a status callback returns to stop the operation. The operation then ends with
+/// `CALLBACK_FAILED` and this message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CallbackError {
+    /// What went wrong, as the host language described it.
+    pub message: String,
+}
+
+impl CallbackError {
+    /// A callback error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        CallbackError { message: message.into() }
+    }
+}
+
+/// Receives the status events of an operation, on the operation's worker thread, one at a
+/// time and in order. Returning an error (or panicking) stops the operation, which then ends
+/// with `CALLBACK_FAILED`; the END event is still delivered.
+pub trait StatusCallback: Send + Sync {
+    /// Called for each event.
+    fn on_status(&self, event: &StatusEvent) -> Result<(), CallbackError>;
+}
+
+impl<F> StatusCallback for F
+where
+    F: Fn(&StatusEvent) -> Result<(), CallbackError> + Send + Sync,
+{
+    fn on_status(&self, event: &StatusEvent) -> Result<(), CallbackError> {
+        self(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalized_form_matches_described_fields() {
+        for &kind in EventKind::ALL {
+            let event = StatusEvent::example(kind);
+            assert_eq!(event.kind(), kind);
+            let value = event.normalized();
+            let obj = value.as_object().unwrap();
+            assert_eq!(obj["event"], kind.name());
+            let keys: Vec<&str> = obj.keys().map(String::as_str).filter(|k| *k != "event").collect();
+            let mut described: Vec<&str> = kind.fields().iter().map(|(n, _)| *n).collect();
+            let mut keys_sorted = keys.clone();
+            keys_sorted.sort();
+            described.sort();
+            assert_eq!(keys_sorted, described, "{kind:?}");
+        }
+    }
+}

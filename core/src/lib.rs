@@ -1,0 +1,69 @@
+//! # license-backup
+//!
+//! Back up the DRM licenses stored on a device to a folder the user picks, and restore them
+//! later on this device or another one: a re-creation, for today's platforms, of the license
+//! backup and restore feature of the Windows Media Format SDK (`WMCreateBackupRestorer`,
+//! `IWMBackupRestoreProps`, `IWMLicenseBackup`, `IWMLicenseRestore`, `IWMStatusCallback`).
+//!
+//! * [`LicenseStore`]: the device's licenses, in SQLite, content keys sealed to the device key.
+//! * [`BackupRestorer`]: properties (`BackupPath`, `RestorePath`, ...) and the asynchronous
+//!   [`BackupRestorer::backup_licenses`] / [`BackupRestorer::restore_licenses`], which report
+//!   [`StatusEvent`]s to a [`StatusCallback`] and end with exactly one END.
+//! * [`LicenseService`]: authorizes restores and enforces the restore quota;
+//!   [`EmbeddedService`] runs in process with its ledger in a local SQLite file.
+//! * [`interface`]: the machine-readable description every binding is checked against.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use license_backup::*;
+//!
+//! # fn main() -> Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(dir.path().join("service.db"))?);
+//! let store = Arc::new(LicenseStore::open(dir.path().join("device.db"))?);
+//! store.add_license(&NewLicense {
+//!     key_id: KeyId::random(),
+//!     content_key: vec![7; 16],
+//!     rights: Rights::default(),
+//!     issuer: "https://licenses.example.com".into(),
+//!     issued_at: 1_700_000_000,
+//! }, ConflictPolicy::Keep)?;
+//!
+//! let restorer = create_backup_restorer(store, service);
+//! restorer.set_property("BackupPath", PropertyValue::String(dir.path().display().to_string()))?;
+//! let op = restorer.backup_licenses(BackupFlags::default(), Arc::new(|event: &StatusEvent| {
+//!     println!("{event:?}");
+//!     Ok(())
+//! }))?;
+//! let summary = op.wait()?;
+//! assert_eq!(summary.licenses, 1);
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod archive;
+mod backup;
+mod crypto;
+pub mod error;
+pub mod event;
+pub mod interface;
+mod key_id;
+pub mod license;
+mod operation;
+pub mod props;
+mod restore;
+mod restorer;
+pub mod service;
+mod store;
+
+pub use crypto::WrappedKey;
+pub use error::{Error, ErrorCode, Result};
+pub use event::{CallbackError, EventKind, OperationKind, Outcome, StatusCallback, StatusEvent, Summary};
+pub use key_id::KeyId;
+pub use license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
+pub use operation::OperationHandle;
+pub use props::{Properties, Property, PropertyValue, ValueType};
+pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
+pub use service::{EmbeddedService, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError, ServicePolicy};
+pub use store::{LicenseStore, SCHEMA_VERSION};

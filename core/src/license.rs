@@ -1,0 +1,148 @@
+//! What a license is: its rights, its public description and its catalog metadata.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::key_id::KeyId;
+
+/// Longest content key accepted, in bytes.
+pub const MAX_CONTENT_KEY_LEN: usize = 1024;
+/// Longest text field (issuer, title, artist, file path) accepted, in bytes of UTF-8.
+pub const MAX_TEXT_LEN: usize = 4096;
+
+/// What the content owner allows the holder of a license to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rights {
+    /// The content may be played.
+    pub play: bool,
+    /// The content may be burned to a CD.
+    pub burn: bool,
+    /// The content may be transferred to a portable device.
+    pub transfer: bool,
+    /// The license may be backed up and restored. A license without this right is reported
+    /// with a `RestrictedLicense` event during a backup and never enters an archive.
+    pub backup_allowed: bool,
+    /// When the license expires, in seconds since the Unix epoch; `None` never expires.
+    pub expires_at: Option<i64>,
+    /// How many plays remain; `None` is unlimited. Survives backup and restore unchanged.
+    pub plays_remaining: Option<u32>,
+}
+
+impl Default for Rights {
+    /// Play, burn, transfer and backup allowed; no expiry; unlimited plays.
+    fn default() -> Self {
+        Rights {
+            play: true,
+            burn: true,
+            transfer: true,
+            backup_allowed: true,
+            expires_at: None,
+            plays_remaining: None,
+        }
+    }
+}
+
+/// Content metadata an application keeps about a protected file, by key ID.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CatalogEntry {
+    /// The title of the song or film.
+    pub title: Option<String>,
+    /// The artist.
+    pub artist: Option<String>,
+    /// Where the protected file lives on this device.
+    pub file_path: Option<String>,
+}
+
+impl CatalogEntry {
+    /// A catalog entry that only has a title.
+    pub fn titled(title: impl Into<String>) -> Self {
+        CatalogEntry { title: Some(title.into()), ..Default::default() }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        for field in [&self.title, &self.artist, &self.file_path].into_iter().flatten() {
+            check_text("catalog field", field)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.title.is_none() && self.artist.is_none() && self.file_path.is_none()
+    }
+}
+
+/// A license as an application adds it to the store: the only type that carries a content key
+/// in clear, and only on its way in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewLicense {
+    /// The key ID.
+    pub key_id: KeyId,
+    /// The content key (secret). Encrypted to the device key before it is stored.
+    pub content_key: Vec<u8>,
+    /// The rights granted.
+    pub rights: Rights,
+    /// Who issued the license (a license server URL or name).
+    pub issuer: String,
+    /// When it was issued, in seconds since the Unix epoch.
+    pub issued_at: i64,
+}
+
+impl std::fmt::Debug for NewLicense {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewLicense")
+            .field("key_id", &self.key_id)
+            .field("content_key", &"<secret>")
+            .field("rights", &self.rights)
+            .field("issuer", &self.issuer)
+            .field("issued_at", &self.issued_at)
+            .finish()
+    }
+}
+
+impl NewLicense {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.content_key.is_empty() || self.content_key.len() > MAX_CONTENT_KEY_LEN {
+            return Err(Error::invalid(format!(
+                "a content key has 1 to {MAX_CONTENT_KEY_LEN} bytes, not {}",
+                self.content_key.len()
+            )));
+        }
+        check_text("issuer", &self.issuer)
+    }
+}
+
+/// A license as the store describes it: everything but the content key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct License {
+    /// The key ID.
+    pub key_id: KeyId,
+    /// The rights granted.
+    pub rights: Rights,
+    /// Who issued the license.
+    pub issuer: String,
+    /// When it was issued, in seconds since the Unix epoch.
+    pub issued_at: i64,
+    /// The catalog entry for this key ID, if the application keeps one.
+    pub catalog: Option<CatalogEntry>,
+}
+
+/// What to do when a license being added or restored has a key ID the store already holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum ConflictPolicy {
+    /// Keep the license already on the device (the default): adding fails with
+    /// `LICENSE_EXISTS`; a restore skips the archived copy and counts it as skipped.
+    #[default]
+    Keep,
+    /// Replace the license on the device with the new or archived one.
+    Replace,
+}
+
+pub(crate) fn check_text(what: &str, text: &str) -> Result<()> {
+    if text.len() > MAX_TEXT_LEN {
+        return Err(Error::invalid(format!("{what} is longer than {MAX_TEXT_LEN} bytes")));
+    }
+    if text.contains('\0') {
+        return Err(Error::invalid(format!("{what} contains a NUL character")));
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! Named properties of a backup restorer, mirroring `IWMBackupRestoreProps`.
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// The type of a property's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// A UTF-8 string.
+    String,
+    /// An unsigned 32-bit integer.
+    U32,
+    /// A boolean.
+    Bool,
+}
+
+/// A property value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    /// A string value (paths).
+    String(String),
+    /// An unsigned 32-bit value (counts).
+    U32(u32),
+    /// A boolean value.
+    Bool(bool),
+}
+
+impl PropertyValue {
+    /// The type of this value.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            PropertyValue::String(_) => ValueType::String,
+            PropertyValue::U32(_) => ValueType::U32,
+            PropertyValue::Bool(_) => ValueType::Bool,
+        }
+    }
+}
+
+macro_rules! properties {
+    ($( $variant:ident = $name:literal : $ty:ident, $desc:literal; )*) => {
+        /// A known property name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Property {
+            $( #[doc = $desc] $variant, )*
+        }
+
+        impl Property {
+            /// Every known property.
+            pub const ALL: &'static [Property] = &[ $( Property::$variant, )* ];
+
+            /// The property's name, as passed to [`Properties::set`].
+            pub const fn name(self) -> &'static str {
+                match self { $( Property::$variant => $name, )* }
+            }
+
+            /// The type of value the property takes.
+            pub const fn value_type(self) -> ValueType {
+                match self { $( Property::$variant => ValueType::$ty, )* }
+            }
+
+            /// A one-line description of the property.
+            pub const fn description(self) -> &'static str {
+                match self { $( Property::$variant => $desc, )* }
+            }
+
+            /// Looks a property up by name (exact, case-sensitive).
+            pub fn from_name(name: &str) -> Option<Property> {
+                match name { $( $name => Some(Property::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+properties! {
+    BackupPath = "BackupPath": String, "The folder a backup writes its archive to.";
+    RestorePath = "RestorePath": String, "The folder a restore reads the archive from.";
+    ProgressInterval = "ProgressInterval": U32,
+        "Emit a PROGRESS event every this many licenses (default 100, at least 1).";
+}
+
+/// The default of `ProgressInterval`.
+pub const DEFAULT_PROGRESS_INTERVAL: u32 = 100;
+
+/// An ordered set of properties: the order of `set` is the order of `get_by_index`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Properties {
+    entries: Vec<(Property, PropertyValue)>,
+}
+
+fn lookup(name: &str) -> Result<Property> {
+    Property::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Property::ALL.iter().map(|p| p.name()).collect();
+        Error::new(ErrorCode::UnknownProperty, format!("unknown property {name:?} (known: {})", known.join(", ")))
+    })
+}
+
+impl Properties {
+    /// Sets a property, checking its name, type and value.
+    pub fn set(&mut self, name: &str, value: PropertyValue) -> Result<()> {
+        let prop = lookup(name)?;
+        if value.value_type() != prop.value_type() {
+            return Err(Error::new(
+                ErrorCode::WrongPropertyType,
+                format!("property {name} takes a {:?} value, not {:?}", prop.value_type(), value.value_type()),
+            ));
+        }
+        match (&value, prop) {
+            (PropertyValue::String(s), _) if s.is_empty() => {
+                return Err(Error::invalid(format!("property {name} cannot be empty")));
+            }
+            (PropertyValue::String(s), _) if s.contains('\0') => {
+                return Err(Error::invalid(format!("property {name} contains a NUL character")));
+            }
+            (PropertyValue::U32(0), Property::ProgressInterval) => {
+                return Err(Error::invalid("ProgressInterval must be at least 1"));
+            }
+            _ => {}
+        }
+        match self.entries.iter_mut().find(|(p, _)| *p == prop) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((prop, value)),
+        }
+        Ok(())
+    }
+
+    /// The value of a property by name; `None` if it is a known property that is not set.
+    pub fn get(&self, name: &str) -> Result<Option<PropertyValue>> {
+        let prop = lookup(name)?;
+        Ok(self.value(prop).cloned())
+    }
+
+    /// The `index`-th property set, with its name.
+    pub fn get_by_index(&self, index: usize) -> Result<(String, PropertyValue)> {
+        self.entries
+            .get(index)
+            .map(|(p, v)| (p.name().to_string(), v.clone()))
+            .ok_or_else(|| Error::invalid(format!("property index {index} out of range (count {})", self.entries.len())))
+    }
+
+    /// How many properties are set.
+    pub fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Removes a property by name; returns whether it was set.
+    pub fn remove(&mut self, name: &str) -> Result<bool> {
+        let prop = lookup(name)?;
+        let before = self.entries.len();
+        self.entries.retain(|(p, _)| *p != prop);
+        Ok(self.entries.len() != before)
+    }
+
+    /// Removes every property.
+    pub fn remove_all(&mut self) {
+        self.entries.clear();
+    }
+
+    /// The value of a known property.
+    pub fn value(&self, prop: Property) -> Option<&PropertyValue> {
+        self.entries.iter().find(|(p, _)| *p == prop).map(|(_, v)| v)
+    }
+
+    pub(crate) fn string(&self, prop: Property) -> Option<&str> {
+        match self.value(prop) {
+            Some(PropertyValue::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn progress_interval(&self) -> u64 {
+        match self.value(Property::ProgressInterval) {
+            Some(PropertyValue::U32(n)) => u64::from(*n),
+            _ => u64::from(DEFAULT_PROGRESS_INTERVAL),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_index_remove() {
+        let mut p = Properties::default();
+        p.set("RestorePath", PropertyValue::String("/r".into())).unwrap();
+        p.set("BackupPath", PropertyValue::String("/b".into())).unwrap();
+        p.set("RestorePath", PropertyValue::String("/r2".into())).unwrap();
+        assert_eq!(p.count(), 2);
+        assert_eq!(p.get_by_index(0).unwrap(), ("RestorePath".into(), PropertyValue::String("/r2".into())));
+        assert_eq!(p.get("BackupPath").unwrap(), Some(PropertyValue::String("/b".into())));
+        assert_eq!(p.get_by_index(2).unwrap_err().code(), ErrorCode::InvalidArgument);
+        assert!(p.remove("BackupPath").unwrap());
+        assert!(!p.remove("BackupPath").unwrap());
+        assert_eq!(p.get("BackupPath").unwrap(), None);
+        p.remove_all();
+        assert_eq!(p.count(), 0);
+    }
+
+    #[test]
+    fn rejects_unknown_names_and_wrong_types() {
+        let mut p = Properties::default();
+        assert_eq!(p.set("Nope", PropertyValue::Bool(true)).unwrap_err().code(), ErrorCode::UnknownProperty);
+        assert_eq!(p.get("backuppath").unwrap_err().code(), ErrorCode::UnknownProperty);
+        assert_eq!(p.set("BackupPath", PropertyValue::U32(1)).unwrap_err().code(), ErrorCode::WrongPropertyType);
+        assert_eq!(p.set("BackupPath", PropertyValue::String(String::new())).unwrap_err().code(), ErrorCode::InvalidArgument);
+        assert_eq!(p.set("ProgressInterval", PropertyValue::U32(0)).unwrap_err().code(), ErrorCode::InvalidArgument);
+        assert_eq!(p.count(), 0);
+        assert!(Property::BackupPath.description().contains("folder"));
+    }
+}

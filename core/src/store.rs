@@ -1,0 +1,613 @@
+//! The license store: a transactional SQLite database holding this device's identity, its
+//! licenses (content keys sealed to the device key) and the application's content catalog.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use zeroize::Zeroizing;
+
+use crate::crypto::{KeyPair, SealingKey};
+use crate::error::{Error, ErrorCode, Result};
+use crate::key_id::KeyId;
+use crate::license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
+
+/// The schema version this library writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS device (
+    singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+    device_id   BLOB NOT NULL CHECK (length(device_id) = 16),
+    seed        BLOB NOT NULL CHECK (length(seed) = 32),
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS licenses (
+    key_id          BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+    sealed_key      BLOB NOT NULL,
+    play            INTEGER NOT NULL,
+    burn            INTEGER NOT NULL,
+    transfer        INTEGER NOT NULL,
+    backup_allowed  INTEGER NOT NULL,
+    expires_at      INTEGER,
+    plays_remaining INTEGER,
+    issuer          TEXT NOT NULL,
+    issued_at       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS catalog (
+    key_id     BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+    title      TEXT,
+    artist     TEXT,
+    file_path  TEXT
+) WITHOUT ROWID;
+";
+
+const LICENSE_COLUMNS: &str = "l.key_id, l.play, l.burn, l.transfer, l.backup_allowed, l.expires_at, \
+     l.plays_remaining, l.issuer, l.issued_at, c.key_id IS NOT NULL, c.title, c.artist, c.file_path, l.sealed_key";
+
+/// This device's keys, loaded from the store.
+pub(crate) struct DeviceKeys {
+    pub(crate) pair: KeyPair,
+    storage: SealingKey,
+}
+
+impl DeviceKeys {
+    pub(crate) fn new(pair: KeyPair) -> Self {
+        let storage = pair.derive_key(b"store content keys");
+        DeviceKeys { pair, storage }
+    }
+
+    pub(crate) fn id(&self) -> [u8; 16] {
+        self.pair.id()
+    }
+
+    fn aad(&self, key_id: &KeyId) -> Vec<u8> {
+        let mut aad = b"license-backup/v1/content-key".to_vec();
+        aad.extend_from_slice(&self.id());
+        aad.extend_from_slice(key_id.as_bytes());
+        aad
+    }
+
+    /// Seals a content key to this device.
+    pub(crate) fn seal_content_key(&self, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
+        self.storage.seal_random(content_key, &self.aad(key_id))
+    }
+
+    /// Opens a content key sealed to this device.
+    pub(crate) fn open_content_key(&self, key_id: &KeyId, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.storage.open_random(sealed, &self.aad(key_id)).ok_or_else(|| {
+            Error::new(ErrorCode::Storage, format!("the content key of {key_id} cannot be opened with this device's key"))
+        })
+    }
+}
+
+/// Formats a 16-byte device ID as 32 lowercase hex digits.
+pub(crate) fn device_id_hex(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A persistent, transactional store of the licenses on this device.
+///
+/// Opening a path that does not exist creates a store with a fresh device identity. Every call
+/// is a transaction of its own; backup and restore open their own connections, so the store may
+/// be used (read, and written between operations) while an operation runs.
+pub struct LicenseStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    busy: AtomicBool,
+}
+
+impl std::fmt::Debug for LicenseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LicenseStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| Error::new(ErrorCode::Storage, format!("cannot open license store {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| Error::new(ErrorCode::Storage, format!("{} is not a license store: {e}", path.display())))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl LicenseStore {
+    /// Opens the store at `path`, creating it (with a fresh device identity) if it does not
+    /// exist. The folder that holds it must exist.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("the store path is empty"));
+        }
+        if path.is_dir() {
+            return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not a store file", path.display())));
+        }
+        let mut conn = open_connection(&path)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::new(
+                ErrorCode::Storage,
+                format!("store schema version {version} is newer than this library supports ({SCHEMA_VERSION})"),
+            ));
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA)?;
+        let has_device: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM device)", [], |r| r.get(0))?;
+        if !has_device {
+            let pair = KeyPair::generate();
+            tx.execute(
+                "INSERT INTO device (singleton, device_id, seed, created_at) VALUES (1, ?1, ?2, ?3)",
+                params![pair.id().as_slice(), pair.seed().as_slice(), now_secs()],
+            )?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(LicenseStore { path, conn: Mutex::new(conn), busy: AtomicBool::new(false) })
+    }
+
+    /// The path of the store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().map_err(|_| Error::internal("license store lock poisoned"))?;
+        f(&mut conn)
+    }
+
+    /// This device's identity: 32 hex digits, a fingerprint of its public key. It changes when a
+    /// restore individualizes the device.
+    pub fn device_id(&self) -> Result<String> {
+        self.with_conn(|c| Ok(device_id_hex(&load_device(c)?.id())))
+    }
+
+    /// Adds a license. With [`ConflictPolicy::Keep`] an existing key ID is an error
+    /// (`LICENSE_EXISTS`) and the stored license is left as it is; with
+    /// [`ConflictPolicy::Replace`] it is replaced.
+    pub fn add_license(&self, license: &NewLicense, policy: ConflictPolicy) -> Result<()> {
+        self.add_licenses(std::slice::from_ref(license), policy)
+    }
+
+    /// Adds many licenses in one transaction: all are added, or none (the first conflict under
+    /// [`ConflictPolicy::Keep`] fails the whole batch with `LICENSE_EXISTS`).
+    pub fn add_licenses(&self, licenses: &[NewLicense], policy: ConflictPolicy) -> Result<()> {
+        for l in licenses {
+            l.validate()?;
+        }
+        self.with_conn(|c| {
+            let device = load_device(c)?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let sql = match policy {
+                    ConflictPolicy::Keep => "INSERT INTO licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    ConflictPolicy::Replace => {
+                        "INSERT OR REPLACE INTO licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    }
+                };
+                let mut stmt = tx.prepare_cached(sql)?;
+                for l in licenses {
+                    let sealed = device.seal_content_key(&l.key_id, &l.content_key);
+                    let r = &l.rights;
+                    let res = stmt.execute(params![
+                        l.key_id.as_bytes().as_slice(),
+                        sealed,
+                        r.play,
+                        r.burn,
+                        r.transfer,
+                        r.backup_allowed,
+                        r.expires_at,
+                        r.plays_remaining,
+                        l.issuer,
+                        l.issued_at
+                    ]);
+                    match res {
+                        Err(rusqlite::Error::SqliteFailure(e, _))
+                            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                        {
+                            return Err(Error::new(
+                                ErrorCode::LicenseExists,
+                                format!("a license with key ID {} is already in the store", l.key_id),
+                            ));
+                        }
+                        other => {
+                            other?;
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The license with this key ID, without its content key; `None` if there is none.
+    pub fn get_license(&self, key_id: &KeyId) -> Result<Option<License>> {
+        self.with_conn(|c| {
+            let sql = format!(
+                "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id WHERE l.key_id = ?1"
+            );
+            Ok(c.query_row(&sql, [key_id.as_bytes().as_slice()], |r| license_from_row(r)).optional()?)
+        })
+    }
+
+    /// Every license, ordered by key ID, without content keys.
+    pub fn list_licenses(&self) -> Result<Vec<License>> {
+        self.with_conn(|c| {
+            let sql = format!(
+                "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id ORDER BY l.key_id"
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map([], |r| license_from_row(r))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Removes a license; returns whether there was one. Its catalog entry stays.
+    pub fn remove_license(&self, key_id: &KeyId) -> Result<bool> {
+        self.with_conn(|c| Ok(c.execute("DELETE FROM licenses WHERE key_id = ?1", [key_id.as_bytes().as_slice()])? > 0))
+    }
+
+    /// How many licenses the store holds.
+    pub fn license_count(&self) -> Result<u64> {
+        self.with_conn(|c| Ok(c.query_row("SELECT count(*) FROM licenses", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
+    /// The content key of a license, opened with this device's key: what a player needs to
+    /// decrypt the content. `LICENSE_NOT_FOUND` if there is no such license.
+    pub fn content_key(&self, key_id: &KeyId) -> Result<Vec<u8>> {
+        self.with_conn(|c| {
+            let device = load_device(c)?;
+            let sealed: Option<Vec<u8>> = c
+                .query_row("SELECT sealed_key FROM licenses WHERE key_id = ?1", [key_id.as_bytes().as_slice()], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let sealed = sealed.ok_or_else(|| not_found(key_id))?;
+            Ok(device.open_content_key(key_id, &sealed)?.to_vec())
+        })
+    }
+
+    /// Sets (replaces) the catalog entry of a key ID. The catalog is independent of the
+    /// licenses: an application may describe content whose license is not (yet) on the device.
+    pub fn set_catalog_entry(&self, key_id: &KeyId, entry: &CatalogEntry) -> Result<()> {
+        entry.validate()?;
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO catalog (key_id, title, artist, file_path) VALUES (?1, ?2, ?3, ?4)",
+                params![key_id.as_bytes().as_slice(), entry.title, entry.artist, entry.file_path],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The catalog entry of a key ID, if there is one.
+    pub fn catalog_entry(&self, key_id: &KeyId) -> Result<Option<CatalogEntry>> {
+        self.with_conn(|c| {
+            Ok(c.query_row(
+                "SELECT title, artist, file_path FROM catalog WHERE key_id = ?1",
+                [key_id.as_bytes().as_slice()],
+                |r| Ok(CatalogEntry { title: r.get(0)?, artist: r.get(1)?, file_path: r.get(2)? }),
+            )
+            .optional()?)
+        })
+    }
+
+    /// Removes the catalog entry of a key ID; returns whether there was one.
+    pub fn remove_catalog_entry(&self, key_id: &KeyId) -> Result<bool> {
+        self.with_conn(|c| Ok(c.execute("DELETE FROM catalog WHERE key_id = ?1", [key_id.as_bytes().as_slice()])? > 0))
+    }
+
+    /// Checks the database's integrity (`PRAGMA integrity_check`) and that every content key
+    /// opens with the device key. Returns the number of licenses checked.
+    pub fn verify(&self) -> Result<u64> {
+        self.with_conn(|c| {
+            let status: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            if status != "ok" {
+                return Err(Error::new(ErrorCode::Storage, format!("integrity check failed: {status}")));
+            }
+            let device = load_device(c)?;
+            let mut stmt = c.prepare("SELECT key_id, sealed_key FROM licenses")?;
+            let mut rows = stmt.query([])?;
+            let mut n = 0;
+            while let Some(row) = rows.next()? {
+                let key_id = KeyId::from_slice(&row.get::<_, Vec<u8>>(0)?)?;
+                device.open_content_key(&key_id, &row.get::<_, Vec<u8>>(1)?)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Marks the store as running an operation; `BUSY` if one already runs.
+    pub(crate) fn mark_busy(&self) -> Result<()> {
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err(Error::new(ErrorCode::Busy, "another backup or restore is already running on this store"));
+        }
+        Ok(())
+    }
+
+    /// Clears the busy mark.
+    pub(crate) fn clear_busy(&self) {
+        self.busy.store(false, Ordering::Release);
+    }
+}
+
+fn not_found(key_id: &KeyId) -> Error {
+    Error::new(ErrorCode::LicenseNotFound, format!("no license with key ID {key_id}"))
+}
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Loads the device's keys.
+pub(crate) fn load_device(conn: &Connection) -> Result<DeviceKeys> {
+    let seed: Vec<u8> = conn
+        .query_row("SELECT seed FROM device WHERE singleton = 1", [], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::new(ErrorCode::Storage, "the store has no device identity"))?;
+    let seed = Zeroizing::new(seed);
+    Ok(DeviceKeys::new(KeyPair::from_seed_slice(&seed)?))
+}
+
+fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
+    let key_id: Vec<u8> = r.get(0)?;
+    let key_id = KeyId::from_slice(&key_id)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))?;
+    let has_catalog: bool = r.get(9)?;
+    Ok(License {
+        key_id,
+        rights: Rights {
+            play: r.get(1)?,
+            burn: r.get(2)?,
+            transfer: r.get(3)?,
+            backup_allowed: r.get(4)?,
+            expires_at: r.get(5)?,
+            plays_remaining: r.get(6)?,
+        },
+        issuer: r.get(7)?,
+        issued_at: r.get(8)?,
+        catalog: if has_catalog {
+            Some(CatalogEntry { title: r.get(10)?, artist: r.get(11)?, file_path: r.get(12)? })
+        } else {
+            None
+        },
+    })
+}
+
+/// A license read for a backup: its description, and its content key when it may be backed up.
+pub(crate) struct StoredLicense {
+    pub(crate) license: License,
+    pub(crate) content_key: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// Streams every license, in key-ID order, from one consistent snapshot (the caller holds a
+/// read transaction on `conn`). Content keys are opened only for licenses that may be backed up.
+pub(crate) fn scan_licenses(
+    conn: &Connection,
+    device: &DeviceKeys,
+    mut visit: impl FnMut(StoredLicense) -> Result<()>,
+) -> Result<()> {
+    let sql = format!("SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id ORDER BY l.key_id");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let license = license_from_row(row)?;
+        let content_key = if license.rights.backup_allowed {
+            let sealed: Vec<u8> = row.get(13)?;
+            Some(device.open_content_key(&license.key_id, &sealed)?)
+        } else {
+            None
+        };
+        visit(StoredLicense { license, content_key })?;
+    }
+    Ok(())
+}
+
+/// Counts the licenses in the snapshot `conn` reads.
+pub(crate) fn count_licenses(conn: &Connection) -> Result<u64> {
+    Ok(conn.query_row("SELECT count(*) FROM licenses", [], |r| r.get::<_, i64>(0))? as u64)
+}
+
+/// A restore in progress: licenses are first written, sealed to the target device key, into a
+/// private staging database, so the store is not touched (nor locked) until the single commit.
+pub(crate) struct Staging {
+    conn: Connection,
+    device: DeviceKeys,
+    individualized: bool,
+    staged: u64,
+}
+
+impl Staging {
+    /// Opens a staging area over the store at `path`. With `individualize`, a fresh device
+    /// identity is made now and applied at commit.
+    pub(crate) fn new(path: &Path, individualize: bool) -> Result<Self> {
+        let conn = open_connection(path)?;
+        let device = if individualize { DeviceKeys::new(KeyPair::generate()) } else { load_device(&conn)? };
+        conn.execute_batch(
+            "ATTACH DATABASE '' AS staging;
+             CREATE TABLE staging.licenses (key_id BLOB PRIMARY KEY, sealed_key, play, burn, transfer,
+                 backup_allowed, expires_at, plays_remaining, issuer, issued_at) WITHOUT ROWID;
+             CREATE TABLE staging.catalog (key_id BLOB PRIMARY KEY, title, artist, file_path) WITHOUT ROWID;
+             BEGIN;",
+        )?;
+        Ok(Staging { conn, device, individualized: individualize, staged: 0 })
+    }
+
+    /// The device the restored licenses are bound to.
+    pub(crate) fn device(&self) -> &DeviceKeys {
+        &self.device
+    }
+
+    /// Stages one restored license.
+    pub(crate) fn stage(&mut self, license: &License, content_key: &[u8]) -> Result<()> {
+        let sealed = self.device.seal_content_key(&license.key_id, content_key);
+        let r = &license.rights;
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO staging.licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?
+            .execute(params![
+                license.key_id.as_bytes().as_slice(),
+                sealed,
+                r.play,
+                r.burn,
+                r.transfer,
+                r.backup_allowed,
+                r.expires_at,
+                r.plays_remaining,
+                license.issuer,
+                license.issued_at
+            ])?;
+        if let Some(c) = license.catalog.as_ref().filter(|c| !c.is_empty()) {
+            self.conn
+                .prepare_cached("INSERT OR REPLACE INTO staging.catalog VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![license.key_id.as_bytes().as_slice(), c.title, c.artist, c.file_path])?;
+        }
+        self.staged += 1;
+        Ok(())
+    }
+
+    /// Applies everything staged to the store in one transaction: re-binds existing licenses
+    /// when individualizing, inserts the restored ones under `policy`, and adds catalog entries
+    /// the device does not have. Returns (restored, skipped).
+    pub(crate) fn commit(mut self, policy: ConflictPolicy) -> Result<(u64, u64)> {
+        self.conn.execute_batch("COMMIT; BEGIN IMMEDIATE;")?;
+        let result = self.apply(policy);
+        match result {
+            Ok(counts) => {
+                self.conn.execute_batch("COMMIT;")?;
+                Ok(counts)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK;");
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(&mut self, policy: ConflictPolicy) -> Result<(u64, u64)> {
+        if self.individualized {
+            let old = load_device(&self.conn)?;
+            let rows: Vec<(Vec<u8>, Vec<u8>)> = {
+                let mut stmt = self.conn.prepare("SELECT key_id, sealed_key FROM main.licenses")?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+            };
+            let mut update = self.conn.prepare_cached("UPDATE main.licenses SET sealed_key = ?2 WHERE key_id = ?1")?;
+            for (kid, sealed) in rows {
+                let key_id = KeyId::from_slice(&kid)?;
+                let key = old.open_content_key(&key_id, &sealed)?;
+                update.execute(params![kid, self.device.seal_content_key(&key_id, &key)])?;
+            }
+            drop(update);
+            self.conn.execute(
+                "UPDATE main.device SET device_id = ?1, seed = ?2, created_at = ?3 WHERE singleton = 1",
+                params![self.device.id().as_slice(), self.device.pair.seed().as_slice(), now_secs()],
+            )?;
+        }
+        let verb = match policy {
+            ConflictPolicy::Keep => "INSERT OR IGNORE",
+            ConflictPolicy::Replace => "INSERT OR REPLACE",
+        };
+        let restored = self.conn.execute(&format!("{verb} INTO main.licenses SELECT * FROM staging.licenses"), [])? as u64;
+        self.conn.execute("INSERT OR IGNORE INTO main.catalog SELECT * FROM staging.catalog", [])?;
+        Ok((restored, self.staged - restored))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: u8) -> NewLicense {
+        NewLicense {
+            key_id: KeyId::from_bytes([n; 16]),
+            content_key: vec![0xA0 ^ n; 16],
+            rights: Rights::default(),
+            issuer: "https://issuer.example".into(),
+            issued_at: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn add_get_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LicenseStore::open(dir.path().join("s.db")).unwrap();
+        store.add_license(&sample(1), ConflictPolicy::Keep).unwrap();
+        store.add_license(&sample(2), ConflictPolicy::Keep).unwrap();
+        assert_eq!(store.license_count().unwrap(), 2);
+        let err = store.add_license(&sample(1), ConflictPolicy::Keep).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::LicenseExists);
+        let mut changed = sample(1);
+        changed.rights.plays_remaining = Some(3);
+        store.add_license(&changed, ConflictPolicy::Replace).unwrap();
+        let got = store.get_license(&changed.key_id).unwrap().unwrap();
+        assert_eq!(got.rights.plays_remaining, Some(3));
+        assert_eq!(store.content_key(&changed.key_id).unwrap(), changed.content_key);
+        assert_eq!(store.list_licenses().unwrap().len(), 2);
+        assert!(store.remove_license(&changed.key_id).unwrap());
+        assert!(!store.remove_license(&changed.key_id).unwrap());
+        assert_eq!(store.content_key(&changed.key_id).unwrap_err().code(), ErrorCode::LicenseNotFound);
+        assert_eq!(store.verify().unwrap(), 1);
+    }
+
+    #[test]
+    fn identity_persists_across_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let id = LicenseStore::open(&path).unwrap().device_id().unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(LicenseStore::open(&path).unwrap().device_id().unwrap(), id);
+        let other = LicenseStore::open(dir.path().join("t.db")).unwrap().device_id().unwrap();
+        assert_ne!(id, other);
+    }
+
+    #[test]
+    fn catalog_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LicenseStore::open(dir.path().join("s.db")).unwrap();
+        let kid = KeyId::from_bytes([7; 16]);
+        assert_eq!(store.catalog_entry(&kid).unwrap(), None);
+        let entry = CatalogEntry { title: Some("Song".into()), artist: Some("Band".into()), file_path: None };
+        store.set_catalog_entry(&kid, &entry).unwrap();
+        assert_eq!(store.catalog_entry(&kid).unwrap(), Some(entry.clone()));
+        store.add_license(&sample(7), ConflictPolicy::Keep).unwrap();
+        assert_eq!(store.get_license(&kid).unwrap().unwrap().catalog, Some(entry));
+        assert!(store.remove_catalog_entry(&kid).unwrap());
+        assert_eq!(store.get_license(&kid).unwrap().unwrap().catalog, None);
+    }
+
+    #[test]
+    fn rejects_bad_input_and_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LicenseStore::open(dir.path().join("s.db")).unwrap();
+        let mut bad = sample(1);
+        bad.content_key.clear();
+        assert_eq!(store.add_license(&bad, ConflictPolicy::Keep).unwrap_err().code(), ErrorCode::InvalidArgument);
+        assert_eq!(LicenseStore::open(dir.path()).unwrap_err().code(), ErrorCode::NotAFolder);
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
+        assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::Storage);
+    }
+
+    #[test]
+    fn content_keys_are_not_stored_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = LicenseStore::open(&path).unwrap();
+        let mut l = sample(9);
+        l.content_key = b"CLEAR-CONTENT-KEY-MARKER".to_vec();
+        store.add_license(&l, ConflictPolicy::Keep).unwrap();
+        drop(store);
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Ok(wal) = std::fs::read(dir.path().join("s.db-wal")) {
+            bytes.extend(wal);
+        }
+        assert!(!bytes.windows(l.content_key.len()).any(|w| w == l.content_key.as_slice()));
+    }
+}

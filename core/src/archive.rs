@@ -495,7 +495,9 @@ impl<R: Read> RecordReader<R> {
 /// Reads the header of the archive at `path` (for tools and services).
 pub fn read_header_at(path: &Path) -> Result<ArchiveHeader> {
     let mut f = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::new(ErrorCode::ArchiveMissing, format!("no archive at {}", path.display())),
+        std::io::ErrorKind::NotFound => {
+            Error::new(ErrorCode::ArchiveMissing, format!("no archive at {}", path.display()))
+        }
         _ => Error::io("cannot open the archive", &e),
     })?;
     f.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot read the archive", &e))?;

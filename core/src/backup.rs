@@ -66,7 +66,10 @@ impl BackupJob {
         let target = self.folder.join(ARCHIVE_FILE_NAME);
         match std::fs::symlink_metadata(&target) {
             Ok(m) if m.is_dir() => {
-                return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not an archive", target.display())));
+                return Err(Error::new(
+                    ErrorCode::NotAFolder,
+                    format!("{} is a folder, not an archive", target.display()),
+                ));
             }
             Ok(_) if !self.overwrite => {
                 return Err(Error::new(
@@ -89,10 +92,9 @@ impl BackupJob {
         let suffix: String = crypto::random_array::<8>().iter().map(|b| format!("{b:02x}")).collect();
         let temp = TempFile { path: self.folder.join(format!(".{ARCHIVE_FILE_NAME}.{suffix}.tmp")), keep: false };
         let file = OpenOptions::new().write(true).create_new(true).open(&temp.path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => Error::new(
-                ErrorCode::NotWritable,
-                format!("cannot write to the folder {}: {e}", self.folder.display()),
-            ),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                Error::new(ErrorCode::NotWritable, format!("cannot write to the folder {}: {e}", self.folder.display()))
+            }
             _ => write_error(&e),
         })?;
         let mut writer = ArchiveWriter::new(BufWriter::with_capacity(256 * 1024, file), &service_key, device.id())?;

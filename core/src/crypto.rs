@@ -79,9 +79,8 @@ impl KeyPair {
 
     /// Rebuilds a key pair from a stored seed slice.
     pub(crate) fn from_seed_slice(seed: &[u8]) -> Result<Self> {
-        let seed: [u8; 32] = seed
-            .try_into()
-            .map_err(|_| Error::new(ErrorCode::Storage, "stored key seed has the wrong length"))?;
+        let seed: [u8; 32] =
+            seed.try_into().map_err(|_| Error::new(ErrorCode::Storage, "stored key seed has the wrong length"))?;
         Ok(Self::from_seed(seed))
     }
 

@@ -28,9 +28,8 @@ impl KeyId {
 
     /// Parses a key ID from a slice that must hold exactly 16 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let arr: [u8; 16] = bytes
-            .try_into()
-            .map_err(|_| Error::invalid(format!("a key ID has 16 bytes, not {}", bytes.len())))?;
+        let arr: [u8; 16] =
+            bytes.try_into().map_err(|_| Error::invalid(format!("a key ID has 16 bytes, not {}", bytes.len())))?;
         Ok(KeyId(arr))
     }
 }
@@ -94,7 +93,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_text() {
-        for bad in ["", "xyz", "0f8fad5b-d9cb-469f-a165-70867728950", "0f8fad5b-d9cb-469f-a165-70867728950eff", "0f8fad5b-d9cb-469f-a165-7086772895zz", "é8fad5b-d9cb-469f-a165-70867728950e"] {
+        for bad in [
+            "",
+            "xyz",
+            "0f8fad5b-d9cb-469f-a165-70867728950",
+            "0f8fad5b-d9cb-469f-a165-70867728950eff",
+            "0f8fad5b-d9cb-469f-a165-7086772895zz",
+            "é8fad5b-d9cb-469f-a165-70867728950e",
+        ] {
             let err = bad.parse::<KeyId>().unwrap_err();
             assert_eq!(err.code(), crate::ErrorCode::InvalidArgument, "{bad}");
         }

@@ -65,5 +65,7 @@ pub use license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
 pub use operation::OperationHandle;
 pub use props::{Properties, Property, PropertyValue, ValueType};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
-pub use service::{EmbeddedService, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError, ServicePolicy};
+pub use service::{
+    EmbeddedService, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError, ServicePolicy,
+};
 pub use store::{LicenseStore, SCHEMA_VERSION};

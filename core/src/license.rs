@@ -31,14 +31,7 @@ pub struct Rights {
 impl Default for Rights {
     /// Play, burn, transfer and backup allowed; no expiry; unlimited plays.
     fn default() -> Self {
-        Rights {
-            play: true,
-            burn: true,
-            transfer: true,
-            backup_allowed: true,
-            expires_at: None,
-            plays_remaining: None,
-        }
+        Rights { play: true, burn: true, transfer: true, backup_allowed: true, expires_at: None, plays_remaining: None }
     }
 }
 

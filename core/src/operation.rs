@@ -27,7 +27,10 @@ pub struct OperationHandle {
 
 impl std::fmt::Debug for OperationHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OperationHandle").field("kind", &self.shared.kind).field("finished", &self.is_finished()).finish()
+        f.debug_struct("OperationHandle")
+            .field("kind", &self.shared.kind)
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }
 
@@ -203,16 +206,18 @@ where
                 Outcome::Completed(summary)
             }
             Ok(Err(e)) => Outcome::Failed(e),
-            Err(payload) => Outcome::Failed(Error::internal(format!(
-                "the engine panicked: {}",
-                panic_message(payload.as_ref())
-            ))),
+            Err(payload) => {
+                Outcome::Failed(Error::internal(format!("the engine panicked: {}", panic_message(payload.as_ref()))))
+            }
         };
         store.clear_busy();
         let end = StatusEvent::End { operation: handle.kind(), outcome: outcome.clone() };
         let outcome = match emitter.deliver(&end) {
             Ok(()) => outcome,
-            Err(e) => Outcome::Failed(Error::new(ErrorCode::CallbackFailed, format!("the END callback failed: {}", e.message()))),
+            Err(e) => Outcome::Failed(Error::new(
+                ErrorCode::CallbackFailed,
+                format!("the END callback failed: {}", e.message()),
+            )),
         };
         handle.finish(outcome);
     });

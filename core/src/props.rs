@@ -135,10 +135,9 @@ impl Properties {
 
     /// The `index`-th property set, with its name.
     pub fn get_by_index(&self, index: usize) -> Result<(String, PropertyValue)> {
-        self.entries
-            .get(index)
-            .map(|(p, v)| (p.name().to_string(), v.clone()))
-            .ok_or_else(|| Error::invalid(format!("property index {index} out of range (count {})", self.entries.len())))
+        self.entries.get(index).map(|(p, v)| (p.name().to_string(), v.clone())).ok_or_else(|| {
+            Error::invalid(format!("property index {index} out of range (count {})", self.entries.len()))
+        })
     }
 
     /// How many properties are set.
@@ -206,7 +205,10 @@ mod tests {
         assert_eq!(p.set("Nope", PropertyValue::Bool(true)).unwrap_err().code(), ErrorCode::UnknownProperty);
         assert_eq!(p.get("backuppath").unwrap_err().code(), ErrorCode::UnknownProperty);
         assert_eq!(p.set("BackupPath", PropertyValue::U32(1)).unwrap_err().code(), ErrorCode::WrongPropertyType);
-        assert_eq!(p.set("BackupPath", PropertyValue::String(String::new())).unwrap_err().code(), ErrorCode::InvalidArgument);
+        assert_eq!(
+            p.set("BackupPath", PropertyValue::String(String::new())).unwrap_err().code(),
+            ErrorCode::InvalidArgument
+        );
         assert_eq!(p.set("ProgressInterval", PropertyValue::U32(0)).unwrap_err().code(), ErrorCode::InvalidArgument);
         assert_eq!(p.count(), 0);
         assert!(Property::BackupPath.description().contains("folder"));

@@ -149,7 +149,10 @@ pub struct EmbeddedService {
 
 impl std::fmt::Debug for EmbeddedService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedService").field("path", &self.path).field("policy", &self.policy).finish_non_exhaustive()
+        f.debug_struct("EmbeddedService")
+            .field("path", &self.path)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
     }
 }
 
@@ -207,16 +210,14 @@ impl EmbeddedService {
         wrapped: &WrappedKey,
     ) -> Result<zeroize::Zeroizing<[u8; 32]>> {
         if auth.service_key_fingerprint != self.keys.id() {
-            return Err(Error::new(
-                ErrorCode::WrongKey,
-                "the archive was made for another License Management Service",
-            ));
+            return Err(Error::new(ErrorCode::WrongKey, "the archive was made for another License Management Service"));
         }
         let key = self
             .keys
             .unwrap(wrapped, ARCHIVE_KEY_INFO, aad)
             .map_err(|_| Error::corrupt("the archive's wrapped key does not open: the header was altered"))?;
-        let key: [u8; 32] = key.as_slice().try_into().map_err(|_| Error::corrupt("the archive's data key has the wrong length"))?;
+        let key: [u8; 32] =
+            key.as_slice().try_into().map_err(|_| Error::corrupt("the archive's data key has the wrong length"))?;
         Ok(zeroize::Zeroizing::new(key))
     }
 
@@ -281,8 +282,12 @@ impl LicenseService for EmbeddedService {
                 .prepare_cached("INSERT OR IGNORE INTO placements (key_id, device_id, first_seen) VALUES (?1, ?2, ?3)")
                 .map_err(Error::from)?;
             for kid in &request.key_ids {
-                insert.execute(params![kid.as_bytes().as_slice(), auth.origin_device.as_slice(), now]).map_err(Error::from)?;
-                insert.execute(params![kid.as_bytes().as_slice(), request.device_id.as_slice(), now]).map_err(Error::from)?;
+                insert
+                    .execute(params![kid.as_bytes().as_slice(), auth.origin_device.as_slice(), now])
+                    .map_err(Error::from)?;
+                insert
+                    .execute(params![kid.as_bytes().as_slice(), request.device_id.as_slice(), now])
+                    .map_err(Error::from)?;
             }
             tx.execute(
                 "INSERT INTO restores (archive_id, device_id, licenses, at) VALUES (?1, ?2, ?3, ?4)",

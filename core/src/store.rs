@@ -78,7 +78,10 @@ impl DeviceKeys {
     /// Opens a content key sealed to this device.
     pub(crate) fn open_content_key(&self, key_id: &KeyId, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.storage.open_random(sealed, &self.aad(key_id)).ok_or_else(|| {
-            Error::new(ErrorCode::Storage, format!("the content key of {key_id} cannot be opened with this device's key"))
+            Error::new(
+                ErrorCode::Storage,
+                format!("the content key of {key_id} cannot be opened with this device's key"),
+            )
         })
     }
 }
@@ -230,7 +233,7 @@ impl LicenseStore {
             let sql = format!(
                 "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id WHERE l.key_id = ?1"
             );
-            Ok(c.query_row(&sql, [key_id.as_bytes().as_slice()], |r| license_from_row(r)).optional()?)
+            Ok(c.query_row(&sql, [key_id.as_bytes().as_slice()], license_from_row).optional()?)
         })
     }
 
@@ -241,7 +244,7 @@ impl LicenseStore {
                 "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id ORDER BY l.key_id"
             );
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map([], |r| license_from_row(r))?;
+            let rows = stmt.query_map([], license_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -341,10 +344,7 @@ fn not_found(key_id: &KeyId) -> Error {
 }
 
 pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Loads the device's keys.
@@ -395,7 +395,9 @@ pub(crate) fn scan_licenses(
     device: &DeviceKeys,
     mut visit: impl FnMut(StoredLicense) -> Result<()>,
 ) -> Result<()> {
-    let sql = format!("SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id ORDER BY l.key_id");
+    let sql = format!(
+        "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id ORDER BY l.key_id"
+    );
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -514,7 +516,8 @@ impl Staging {
             ConflictPolicy::Keep => "INSERT OR IGNORE",
             ConflictPolicy::Replace => "INSERT OR REPLACE",
         };
-        let restored = self.conn.execute(&format!("{verb} INTO main.licenses SELECT * FROM staging.licenses"), [])? as u64;
+        let restored =
+            self.conn.execute(&format!("{verb} INTO main.licenses SELECT * FROM staging.licenses"), [])? as u64;
         self.conn.execute("INSERT OR IGNORE INTO main.catalog SELECT * FROM staging.catalog", [])?;
         Ok((restored, self.staged - restored))
     }

@@ -1,0 +1,41 @@
+# license-backup: one Rust core, three binding packages.
+#
+#   make demo      back up a device, "move" to a second device, restore (embedded defaults)
+#   make test      every suite: Rust, conformance scenarios, Python, Node, Swift
+#   make generate  regenerate every generated file (interface.json, stubs, typings, Swift)
+#   make bench     benchmarks (not part of make test)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+CARGO ?= cargo
+# Caches live in ignored folders inside the repo, or outside it.
+CACHE_DIR ?= $(ROOT)/.cache
+export CARGO_TERM_COLOR ?= never
+
+# Each binding's mk/*.mk appends its suite to TEST_SUITES and its generators to GENERATE.
+TEST_SUITES := test-rust
+GENERATE := generate-interface
+
+.PHONY: all demo test generate verify-generated bench test-rust lint-rust generate-interface
+all: test
+
+include $(sort $(wildcard $(ROOT)/mk/*.mk))
+
+demo:
+	$(CARGO) run --quiet --release -p license-backup --example demo
+
+test: $(TEST_SUITES)
+	@echo "make test: all suites passed ($(TEST_SUITES))"
+
+generate: $(GENERATE)
+
+generate-interface:
+	$(CARGO) run --quiet -p license-backup --bin lb-interface -- --write
+
+lint-rust:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+
+test-rust: lint-rust
+	$(CARGO) test --workspace --quiet

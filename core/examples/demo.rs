@@ -1,0 +1,121 @@
+//! `make demo`: back up a device's licenses to a folder, "move" to a second device, and
+//! restore there through the embedded License Management Service, printing every event.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use license_backup::*;
+
+const TITLES: &[(&str, &str)] = &[
+    ("Blue in Green", "Miles Davis"),
+    ("Clair de lune", "Claude Debussy"),
+    ("Hallelujah", "Jeff Buckley"),
+    ("Heroes", "David Bowie"),
+    ("Hurt", "Johnny Cash"),
+    ("Jolene", "Dolly Parton"),
+    ("Karma Police", "Radiohead"),
+    ("La Vie en rose", "Edith Piaf"),
+    ("Like a Rolling Stone", "Bob Dylan"),
+    ("Respect", "Aretha Franklin"),
+    ("River", "Joni Mitchell"),
+    ("So What", "Miles Davis"),
+];
+
+fn printer(device: &'static str) -> Arc<dyn StatusCallback> {
+    Arc::new(move |event: &StatusEvent| {
+        let line = match event {
+            StatusEvent::Begin { operation } => format!("BEGIN {}", operation.name()),
+            StatusEvent::Progress { done, total, .. } => format!("PROGRESS {done}/{total}"),
+            StatusEvent::RestrictedLicense { key_id, title } => format!(
+                "RESTRICTED_LICENSE {key_id} ({}) may not be backed up",
+                title.as_deref().unwrap_or("unknown title")
+            ),
+            StatusEvent::Connecting => "CONNECTING to the License Management Service".to_string(),
+            StatusEvent::Disconnecting => "DISCONNECTING (the service has answered)".to_string(),
+            StatusEvent::Refused { code, message, url } => format!("REFUSED {code}: {message} (see {url})"),
+            StatusEvent::End { operation, outcome: Outcome::Completed(s) } => format!(
+                "END {}: {} licenses, {} restricted, {} skipped, {} bytes, {} ms",
+                operation.name(),
+                s.licenses,
+                s.restricted,
+                s.skipped,
+                s.bytes,
+                s.duration_ms
+            ),
+            StatusEvent::End { operation, outcome: Outcome::Failed(e) } => format!("END {} failed: {e}", operation.name()),
+        };
+        println!("  [{device}] {line}");
+        Ok(())
+    })
+}
+
+fn main() -> Result<()> {
+    let root = PathBuf::from(std::env::var("DEMO_DIR").unwrap_or_else(|_| "target/demo".into()));
+    // Each run starts afresh, so running the demo twice works.
+    let _ = std::fs::remove_dir_all(&root);
+    let usb = root.join("usb-stick");
+    std::fs::create_dir_all(&usb).map_err(|e| Error::new(ErrorCode::Storage, e.to_string()))?;
+    let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(root.join("license-service.db"))?);
+
+    println!("== Device A: a media player with {} licenses", TITLES.len() * 3);
+    let device_a = Arc::new(LicenseStore::open(root.join("device-a.db"))?);
+    let mut n = 0u8;
+    for round in 0..3 {
+        for (title, artist) in TITLES {
+            n += 1;
+            let key_id = KeyId::from_bytes([n; 16]);
+            device_a.add_license(
+                &NewLicense {
+                    key_id,
+                    content_key: (0..16).map(|i| n.wrapping_mul(31).wrapping_add(i)).collect(),
+                    rights: Rights {
+                        // Every seventh owner forbids backup; some licenses count plays.
+                        backup_allowed: n % 7 != 0,
+                        plays_remaining: (n % 5 == 0).then_some(u32::from(n)),
+                        ..Rights::default()
+                    },
+                    issuer: "https://licenses.example.com".into(),
+                    issued_at: 1_700_000_000 + i64::from(n),
+                },
+                ConflictPolicy::Keep,
+            )?;
+            let title = if round == 0 { title.to_string() } else { format!("{title} (take {})", round + 1) };
+            device_a.set_catalog_entry(
+                &key_id,
+                &CatalogEntry { title: Some(title), artist: Some(artist.to_string()), file_path: None },
+            )?;
+        }
+    }
+    println!("   device id {}, {} licenses", device_a.device_id()?, device_a.license_count()?);
+
+    let restorer_a = create_backup_restorer(Arc::clone(&device_a), Arc::clone(&service));
+    restorer_a.set_property("BackupPath", PropertyValue::String(usb.display().to_string()))?;
+    restorer_a.set_property("ProgressInterval", PropertyValue::U32(10))?;
+    println!("== Backing up to {}", usb.display());
+    let summary = restorer_a.backup_licenses(BackupFlags { overwrite: true }, printer("A"))?.wait()?;
+
+    println!("== Device B: a new computer");
+    let device_b = Arc::new(LicenseStore::open(root.join("device-b.db"))?);
+    println!("   device id {}, {} licenses", device_b.device_id()?, device_b.license_count()?);
+    let restorer_b = create_backup_restorer(Arc::clone(&device_b), Arc::clone(&service));
+    restorer_b.set_property("RestorePath", PropertyValue::String(usb.display().to_string()))?;
+    restorer_b.set_property("ProgressInterval", PropertyValue::U32(10))?;
+    let quota = restorer_b.restore_quota()?;
+    println!(
+        "   quota: {} licenses, {} more devices may receive them (max {})",
+        quota.licenses, quota.restores_remaining, quota.max_devices
+    );
+    println!("== Restoring from {}", usb.display());
+    let restored = restorer_b.restore_licenses(RestoreFlags::default(), printer("B"))?.wait()?;
+
+    let sample = device_b.list_licenses()?.into_iter().next().expect("restored licenses");
+    assert_eq!(device_b.content_key(&sample.key_id)?, device_a.content_key(&sample.key_id)?);
+    println!("== Summary");
+    println!("   backed up {} licenses ({} restricted, left on device A)", summary.licenses, summary.restricted);
+    println!("   restored {} licenses on device B ({})", restored.licenses, device_b.device_id()?);
+    println!(
+        "   e.g. \"{}\" plays on device B with the same content key",
+        sample.catalog.and_then(|c| c.title).unwrap_or_default()
+    );
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Helpers shared by the integration tests: devices, sample licenses, recorded events.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use license_backup::*;
+
+/// A temporary world: a service ledger and as many device stores as a test needs.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub service: Arc<EmbeddedService>,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let service = Arc::new(EmbeddedService::open(dir.path().join("service.db")).unwrap());
+        World { dir, service }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn folder(&self, name: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    pub fn device(&self, name: &str) -> (Arc<LicenseStore>, BackupRestorer) {
+        let store = Arc::new(LicenseStore::open(self.path(&format!("{name}.db"))).unwrap());
+        let service: Arc<dyn LicenseService> = self.service.clone();
+        let restorer = create_backup_restorer(Arc::clone(&store), service);
+        restorer
+            .set_property("BackupPath", PropertyValue::String(self.folder("backup").display().to_string()))
+            .unwrap();
+        restorer
+            .set_property("RestorePath", PropertyValue::String(self.folder("backup").display().to_string()))
+            .unwrap();
+        (store, restorer)
+    }
+}
+
+pub fn key_id(n: u32) -> KeyId {
+    let mut b = [0u8; 16];
+    b[12..].copy_from_slice(&n.to_be_bytes());
+    b[0] = 0x5a;
+    KeyId::from_bytes(b)
+}
+
+pub fn content_key(n: u32) -> Vec<u8> {
+    let mut k = b"CK-SECRET-".to_vec();
+    k.extend_from_slice(format!("{n:06}").as_bytes());
+    k
+}
+
+/// Adds `n` licenses; every `restricted_every`-th (if non-zero) forbids backup. All have titles.
+pub fn fill(store: &LicenseStore, n: u32, restricted_every: u32) {
+    let licenses: Vec<NewLicense> = (1..=n)
+        .map(|i| NewLicense {
+            key_id: key_id(i),
+            content_key: content_key(i),
+            rights: Rights {
+                backup_allowed: restricted_every == 0 || i % restricted_every != 0,
+                plays_remaining: if i % 3 == 0 { Some(i) } else { None },
+                ..Rights::default()
+            },
+            issuer: "https://issuer.example".into(),
+            issued_at: 1_700_000_000 + i64::from(i),
+        })
+        .collect();
+    store.add_licenses(&licenses, ConflictPolicy::Keep).unwrap();
+    for i in 1..=n {
+        store.set_catalog_entry(&key_id(i), &CatalogEntry::titled(format!("Track {i}"))).unwrap();
+    }
+}
+
+/// A callback that records every event.
+#[derive(Clone, Default)]
+pub struct Recorder(pub Arc<Mutex<Vec<StatusEvent>>>);
+
+impl Recorder {
+    pub fn callback(&self) -> Arc<dyn StatusCallback> {
+        let events = Arc::clone(&self.0);
+        Arc::new(move |e: &StatusEvent| {
+            events.lock().unwrap().push(e.clone());
+            Ok(())
+        })
+    }
+
+    pub fn events(&self) -> Vec<StatusEvent> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.events().iter().map(|e| e.kind().name()).collect()
+    }
+}
+
+pub fn backup(r: &BackupRestorer, overwrite: bool) -> (Result<Summary>, Recorder) {
+    let rec = Recorder::default();
+    let res = r.backup_licenses(BackupFlags { overwrite }, rec.callback()).unwrap().wait();
+    (res, rec)
+}
+
+pub fn restore(r: &BackupRestorer, flags: RestoreFlags) -> (Result<Summary>, Recorder) {
+    let rec = Recorder::default();
+    let res = r.restore_licenses(flags, rec.callback()).unwrap().wait();
+    (res, rec)
+}
+
+pub fn archive_path(world: &World) -> PathBuf {
+    world.path("backup").join(archive::ARCHIVE_FILE_NAME)
+}
+
+/// Everything the store says about its licenses, content keys included, for before/after checks.
+pub fn snapshot(store: &LicenseStore) -> Vec<(License, Vec<u8>)> {
+    store
+        .list_licenses()
+        .unwrap()
+        .into_iter()
+        .map(|l| {
+            let k = store.content_key(&l.key_id).unwrap();
+            (l, k)
+        })
+        .collect()
+}
+
+pub fn read_all(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}

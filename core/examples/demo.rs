@@ -42,7 +42,9 @@ fn printer(device: &'static str) -> Arc<dyn StatusCallback> {
                 s.bytes,
                 s.duration_ms
             ),
-            StatusEvent::End { operation, outcome: Outcome::Failed(e) } => format!("END {} failed: {e}", operation.name()),
+            StatusEvent::End { operation, outcome: Outcome::Failed(e) } => {
+                format!("END {} failed: {e}", operation.name())
+            }
         };
         println!("  [{device}] {line}");
         Ok(())

@@ -89,6 +89,7 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
         &[("path", "string"), ("max_devices", "u32?"), ("refusal_url", "string?")],
         "EmbeddedService",
     ),
+    ("EmbeddedService", "set_online", &[("online", "bool")], "void"),
     ("BackupRestorer", "create", &[("store", "LicenseStore"), ("service", "EmbeddedService")], "BackupRestorer"),
     ("BackupRestorer", "set_property", &[("name", "string"), ("value", "property_value")], "void"),
     ("BackupRestorer", "get_property", &[("name", "string")], "property_value?"),

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -145,6 +146,7 @@ pub struct EmbeddedService {
     conn: Mutex<Connection>,
     keys: KeyPair,
     policy: ServicePolicy,
+    online: AtomicBool,
 }
 
 impl std::fmt::Debug for EmbeddedService {
@@ -183,7 +185,22 @@ impl EmbeddedService {
             }
         };
         tx.commit()?;
-        Ok(EmbeddedService { path, conn: Mutex::new(conn), keys, policy })
+        Ok(EmbeddedService { path, conn: Mutex::new(conn), keys, policy, online: AtomicBool::new(true) })
+    }
+
+    /// Takes the service offline (or back online): while offline every call that needs the
+    /// service fails with `SERVICE_UNAVAILABLE`, as a networked service does when it cannot be
+    /// reached. Lets an application (and its tests) show what an outage looks like.
+    pub fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Release);
+    }
+
+    fn check_online(&self) -> Result<()> {
+        if self.online.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorCode::ServiceUnavailable, "the License Management Service is offline"))
+        }
     }
 
     /// The policy in force.
@@ -251,6 +268,7 @@ impl LicenseService for EmbeddedService {
     }
 
     fn authorize_restore(&self, request: &RestoreRequest) -> Result<RestoreGrant, ServiceError> {
+        self.check_online()?;
         let auth = archive::parse_authenticated_header(&request.header)?;
         let data_key = self.unwrap(&auth, &request.header, &request.wrapped_key)?;
         if crypto::fingerprint(&request.device_public_key) != request.device_id {
@@ -302,6 +320,7 @@ impl LicenseService for EmbeddedService {
     }
 
     fn quota(&self, origin_device: &[u8; 16], device_id: &[u8; 16], key_ids: &[KeyId]) -> Result<Quota> {
+        self.check_online()?;
         let conn = self.lock()?;
         let mut remaining = self.policy.max_devices;
         let mut counted = true;

@@ -485,7 +485,11 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     out.push(("restore", "sealed-two-end-replace".into(), sealed_input(11, &two)));
     out.push(("restore", "sealed-one-noend".into(), sealed_input(1, &two[..1])));
     out.push(("properties", "set-paths".into(), b"\x00\x00\x02/b\x10\x00\x02/r\x21\x01\x05\x00\x01".to_vec()));
-    out.push(("properties", "unknown-and-remove".into(), b"\x30\x04Nope\x02\x01\x03\x00\x00\x01x\x04\x00\x00\x0c".to_vec()));
+    out.push((
+        "properties",
+        "unknown-and-remove".into(),
+        b"\x30\x04Nope\x02\x01\x03\x00\x00\x01x\x04\x00\x00\x0c".to_vec(),
+    ));
     out.push(("properties", "nul-and-empty".into(), b"\x00\x00\x02a\x00\x00\x00\x00\x11\x00\x00".to_vec()));
     for (name, bytes) in [
         ("plain", b"\x01\x01ab".to_vec()),

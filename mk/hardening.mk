@@ -15,7 +15,8 @@ FUZZ_ENV := RUSTC_BOOTSTRAP=1
 FUZZ_ARGS ?= -timeout=30 -rss_limit_mb=2048 -print_final_stats=1
 # The engine runs each operation on a detached worker thread; LeakSanitizer may check while one
 # is still exiting and report its thread-local destructor list (32 bytes from
-# __cxa_thread_atexit_impl) as a leak. Leak checks stay on for the pure targets.
+# __cxa_thread_atexit_impl) or, at exit, the last worker's spawn data as a leak. Leak checks
+# stay on for the pure targets.
 FUZZ_NO_LEAK_CHECK := restore restorer_paths
 
 .PHONY: fuzz fuzz-build fuzz-check hardening-long
@@ -28,10 +29,10 @@ fuzz-build: fuzz-check
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	  mkdir -p $(FUZZ_WORK)/$$t; extra=""; \
-	  case " $(FUZZ_NO_LEAK_CHECK) " in *" $$t "*) extra=-detect_leaks=0;; esac; \
+	  mkdir -p $(FUZZ_WORK)/$$t; extra=""; asan=""; \
+	  case " $(FUZZ_NO_LEAK_CHECK) " in *" $$t "*) extra=-detect_leaks=0; asan=ASAN_OPTIONS=detect_leaks=0;; esac; \
 	  echo "== fuzzing $$t for $(FUZZ_SECONDS) s (log: $(FUZZ_WORK)/$$t.log)"; \
-	  ( cd $(ROOT)/fuzz && $(FUZZ_ENV) nice -n 19 $(CARGO) fuzz run -O $$t $(FUZZ_WORK)/$$t corpus/$$t -- \
+	  ( cd $(ROOT)/fuzz && env $$asan $(FUZZ_ENV) nice -n 19 $(CARGO) fuzz run -O $$t $(FUZZ_WORK)/$$t corpus/$$t -- \
 	      -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) $$extra ) > $(FUZZ_WORK)/$$t.log 2>&1 \
 	    || { tail -40 $(FUZZ_WORK)/$$t.log; echo "fuzz target $$t failed: see fuzz/artifacts/$$t/" >&2; exit 1; }; \
 	  grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done )" $(FUZZ_WORK)/$$t.log || true; \

@@ -406,7 +406,7 @@ class BackupRestorer:
 def _bind(
     on_status: Optional[StatusCallback],
 ) -> tuple[Optional[StatusCallback], Optional[asyncio.AbstractEventLoop]]:
-    """The callable the engine calls, and the event loop the operation is bound to (if any)."""
+    """The callable the engine calls, and the event loop that runs it (``None``: the worker)."""
     try:
         loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
     except RuntimeError:
@@ -414,7 +414,7 @@ def _bind(
     if on_status is not None and not callable(on_status):
         raise TypeError(f"on_status must be callable, not {type(on_status).__name__}")
     if loop is None or on_status is None:
-        return on_status, loop
+        return on_status, None
     return _LoopDispatcher(loop, on_status), loop
 
 

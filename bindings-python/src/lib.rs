@@ -81,6 +81,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EmbeddedService>()?;
     m.add_class::<BackupRestorer>()?;
     m.add_class::<Operation>()?;
-    m.add_function(wrap_pyfunction!(operation::_close_gate, m)?)?;
+    let close_gate = wrap_pyfunction!(operation::_close_gate, m)?;
+    m.add_function(close_gate.clone())?;
+    // Even when the facade is bypassed, no thread of ours attaches once exit has begun.
+    m.py().import("atexit")?.call_method1("register", (close_gate,))?;
     Ok(())
 }

@@ -56,9 +56,14 @@ pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> 
     result
 }
 
+/// How long the exit hook waits for callbacks still running to return.
+pub(crate) const EXIT_GRACE_SECONDS: f64 = 10.0;
+
 /// Closes the gate and waits (detached) up to `timeout` seconds until no thread of ours is
-/// attached; returns whether none is. Called once, at interpreter exit, by the facade.
+/// attached; returns whether none is. Registered with `atexit` when the module is imported
+/// (and called earlier by the facade's own exit hook, after it cancelled what runs).
 #[pyfunction]
+#[pyo3(signature = (timeout = EXIT_GRACE_SECONDS))]
 pub(crate) fn _close_gate(py: Python<'_>, timeout: f64) -> bool {
     let timeout = Duration::from_secs_f64(if timeout.is_finite() { timeout.max(0.0) } else { 0.0 });
     py.detach(|| {

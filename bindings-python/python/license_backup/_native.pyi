@@ -14,7 +14,7 @@ ARCHIVE_FILE_NAME: str
 
 _KeyId = Union[str, uuid.UUID]
 
-def _close_gate(timeout: float) -> bool: ...
+def _close_gate(timeout: float = 10.0) -> bool: ...
 
 @final
 class LicenseStore:

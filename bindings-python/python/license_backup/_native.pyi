@@ -7,14 +7,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Optional, Union, final
 
-from ._types import CatalogEntry, License, NewLicense, PropertyValue, Quota, Summary
+from ._types import CatalogEntry, License, NewLicense, OperationKind, PropertyValue, Quota, Summary
+
+__all__ = ["__version__", "ARCHIVE_FILE_NAME", "LicenseStore", "EmbeddedService", "BackupRestorer", "Operation", "_close_gate"]
 
 __version__: str
 ARCHIVE_FILE_NAME: str
 
 _KeyId = Union[str, uuid.UUID]
 
-def _close_gate(timeout: float = 10.0) -> bool: ...
+def _close_gate(timeout: float = ...) -> bool: ...
 
 @final
 class LicenseStore:
@@ -84,7 +86,7 @@ class BackupRestorer:
 @final
 class Operation:
     @property
-    def operation(self) -> str: ...
+    def operation(self) -> OperationKind: ...
     @property
     def done(self) -> bool: ...
     @property

@@ -128,9 +128,7 @@ class Operation:
     @property
     def operation(self) -> OperationKind:
         """``"backup"`` or ``"restore"``."""
-        kind = self._native.operation
-        assert kind == "backup" or kind == "restore"
-        return kind
+        return self._native.operation
 
     @property
     def done(self) -> bool:

@@ -21,6 +21,8 @@
 //! No panic crosses into Python: pyo3 turns a panic in a method into a Python exception, and
 //! the core catches panics in jobs and callbacks.
 
+#![warn(missing_docs)]
+
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

@@ -4,6 +4,8 @@ mypy --strict clean, and the example runs."""
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +72,39 @@ def test_example_backs_up_and_restores(tmp_path: Path) -> None:
     # Running it again on the same folder works (overwrite, restore again: all skipped).
     again = _run(str(EXAMPLES / "backup_restore.py"), str(tmp_path), cwd=tmp_path)
     assert again.returncode == 0 and "Restored 0 licenses" in again.stdout, again.stdout + again.stderr
+
+
+def _other_interpreters() -> list[str]:
+    """Other CPython 3.9+ interpreters that run here (pyenv installs, or python3.N on PATH)."""
+    found: dict[tuple[int, int], str] = {}
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(str(p / "bin" / "python3") for p in pyenv.glob("3.*")) if pyenv.is_dir() else []
+    candidates += [w for n in range(9, 20) if (w := shutil.which(f"python3.{n}"))]
+    for exe in candidates:
+        try:
+            out = subprocess.run(
+                [exe, "-c", "import sys; print(sys.implementation.name, *sys.version_info[:2])"],
+                capture_output=True, text=True, timeout=30,
+            ).stdout.split()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if len(out) == 3 and out[0] == "cpython":
+            version = (int(out[1]), int(out[2]))
+            if version >= (3, 9) and version != sys.version_info[:2]:
+                found.setdefault(version, exe)
+    return [found[v] for v in sorted(found)]
+
+
+def test_the_abi3_build_runs_on_other_cpython_versions(tmp_path: Path) -> None:
+    interpreters = _other_interpreters()
+    if not interpreters:
+        import pytest
+
+        pytest.skip("no other CPython 3.9+ interpreter on this machine")
+    shutil.copytree(INSTALLED, tmp_path / "license_backup")
+    smoke = Path(__file__).with_name("abi3_smoke.py")
+    for exe in interpreters:
+        result = subprocess.run([exe, str(smoke), str(tmp_path)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and " ok 8 events BACKUP_EXISTS" in result.stdout, (
+            exe, result.stdout, result.stderr
+        )

@@ -83,3 +83,10 @@ __all__ = [
     "Summary",
     *_error_names,
 ]
+
+# Show the public classes as `license_backup.X` (in reprs and tracebacks), where users import them.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("license_backup._") and _obj.__module__ != "license_backup._native":
+        _obj.__module__ = __name__
+del _name, _obj

@@ -43,13 +43,13 @@ export declare const ErrorCode: Readonly<{
 export type ErrorCodeName = keyof typeof ErrorCode
 
 /** The error of every failing call and operation. */
-export declare class LicenseBackupError<C extends ErrorCodeName = ErrorCodeName> extends Error {
-  constructor(code: C, message: string, options?: { cause?: unknown })
+export declare class LicenseBackupError extends Error {
+  constructor(code: ErrorCodeName, message: string, options?: { cause?: unknown })
   readonly name: 'LicenseBackupError'
   /** The symbolic code, such as `'BACKUP_EXISTS'`. */
-  readonly code: C
-  /** The stable number of the code, such as 204. */
-  readonly errno: (typeof ErrorCode)[C]
+  readonly code: ErrorCodeName
+  /** The stable number of the code, such as 204: `ErrorCode[code]`. */
+  readonly errno: number
   /**
    * For CALLBACK_FAILED: what the listener threw. For CANCELLED through an AbortSignal: the
    * signal's reason.

@@ -489,7 +489,8 @@ impl LicenseStore {
     pub fn content_key<'env>(&self, env: &'env Env, key_id: String) -> Result<BufferSlice<'env>> {
         let id = self::key_id(&key_id)?;
         let key = self.get()?.content_key(&id).map_err(js_error)?;
-        BufferSlice::copy_from(env, &key).map_err(|e| js_error(lb::Error::new(lb::ErrorCode::Internal, e.reason.clone())))
+        BufferSlice::copy_from(env, &key)
+            .map_err(|e| js_error(lb::Error::new(lb::ErrorCode::Internal, e.reason.clone())))
     }
 
     /// Sets (replaces) the catalog entry of a key ID.

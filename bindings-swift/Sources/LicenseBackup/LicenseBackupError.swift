@@ -7,11 +7,11 @@ import LicenseBackupBindings
 ///
 /// ```swift
 /// do {
-///     try await restorer.backupLicenses()
-/// } catch ErrorCode.backupExists {
+///     try await restorer.backupLicenses()           // throws(LicenseBackupError)
+/// } catch where error.code == .backupExists {
 ///     // ask the user whether to overwrite
-/// } catch let error as LicenseBackupError {
-///     print(error.name, error.number, error.message)
+/// } catch {
+///     print(error.name, error.number, error.message) // "BUSY", 502, "..."
 /// }
 /// ```
 public struct LicenseBackupError: Error, CustomStringConvertible, LocalizedError {
@@ -66,12 +66,6 @@ extension LicenseBackupError.Code {
 
     /// The stable number (`204`): the same as `rawValue`.
     public var number: UInt32 { rawValue }
-
-    /// Lets `catch ErrorCode.busy` (or a `switch` over an error) match a `LicenseBackupError`
-    /// by its code.
-    public static func ~= (code: Self, error: any Error) -> Bool {
-        (error as? LicenseBackupError)?.code == code
-    }
 
     /// The code with this symbolic name, if there is one.
     public init?(name: String) {

@@ -154,15 +154,17 @@ final class World {
 @discardableResult
 func assertThrows<T>(
     _ code: ErrorCode, file: StaticString = #filePath, line: UInt = #line,
-    _ body: () throws(LicenseBackupError) -> T
+    _ body: () throws -> T
 ) -> LicenseBackupError? {
     do {
         _ = try body()
         XCTFail("expected \(code.name), got success", file: file, line: line)
-    } catch {
+    } catch let error as LicenseBackupError {
         XCTAssertEqual(error.code, code, "\(error)", file: file, line: line)
         XCTAssertFalse(error.message.isEmpty, file: file, line: line)
         return error
+    } catch {
+        XCTFail("expected a LicenseBackupError, got \(error)", file: file, line: line)
     }
     return nil
 }
@@ -171,14 +173,17 @@ func assertThrows<T>(
 @discardableResult
 func assertThrowsAsync<T>(
     _ code: ErrorCode, file: StaticString = #filePath, line: UInt = #line,
-    _ body: () async throws(LicenseBackupError) -> T
+    _ body: () async throws -> T
 ) async -> LicenseBackupError? {
     do {
         _ = try await body()
         XCTFail("expected \(code.name), got success", file: file, line: line)
-    } catch {
+    } catch let error as LicenseBackupError {
         XCTAssertEqual(error.code, code, "\(error)", file: file, line: line)
+        XCTAssertFalse(error.message.isEmpty, file: file, line: line)
         return error
+    } catch {
+        XCTFail("expected a LicenseBackupError, got \(error)", file: file, line: line)
     }
     return nil
 }

@@ -16,9 +16,14 @@ final class ScenarioTests: XCTestCase {
             let data = try Data(contentsOf: dir.appendingPathComponent(file))
             let scenario = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any], file)
             XCTAssertEqual(scenario["name"] as? String, String(file.dropLast(5)), "\(file): name")
-            let runner = try ScenarioRunner(file: file, scenario: scenario)
-            try await runner.run()
-            eventsSeen.formUnion(runner.eventsSeen)
+            // A failing scenario is reported (file and step) and the others still run.
+            do {
+                let runner = try ScenarioRunner(file: file, scenario: scenario)
+                try await runner.run()
+                eventsSeen.formUnion(runner.eventsSeen)
+            } catch {
+                XCTFail("\(error)")
+            }
         }
         // Every event kind of the interface is reached through the Swift delegate.
         XCTAssertEqual(eventsSeen, ["begin", "progress", "restricted_license", "connecting", "disconnecting", "refused", "end"])

@@ -17,7 +17,9 @@ export CARGO_TERM_COLOR ?= never
 TEST_SUITES := test-rust
 GENERATE := generate-interface
 
-.PHONY: all demo test generate verify-generated bench test-rust lint-rust generate-interface
+
+.PHONY: test-suites
+.PHONY: all demo test generate bench test-rust lint-rust generate-interface
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
@@ -25,8 +27,14 @@ include $(sort $(wildcard $(ROOT)/mk/*.mk))
 demo:
 	$(CARGO) run --quiet --release -p license-backup --example demo
 
-test: $(TEST_SUITES)
+# Runs every suite, keeping a log, then prints one closing line with the tests of all runners.
+test:
+	@mkdir -p $(CACHE_DIR)
+	$(MAKE) --no-print-directory test-suites 2>&1 | tee $(CACHE_DIR)/make-test.log
 	@echo "make test: all suites passed ($(TEST_SUITES))"
+	@python3 $(ROOT)/scripts/test-summary.py $(CACHE_DIR)/make-test.log
+
+test-suites: $(TEST_SUITES)
 
 generate: $(GENERATE)
 

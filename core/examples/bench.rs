@@ -196,6 +196,17 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) from /proc/self/stat: this process's own when `children` is false,
+/// else that of its waited-for children. Seconds, at the kernel's 100 Hz tick.
+fn cpu_seconds(children: bool) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces), counted from field 3 (state).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    let (u, s) = if children { (13, 14) } else { (11, 12) };
+    (f.get(u).copied().unwrap_or(0.0) + f.get(s).copied().unwrap_or(0.0)) / 100.0
+}
+
 fn restorer(store: &Path, service: &Path, prop: &str, folder: &Path, interval: u32) -> Res<BackupRestorer> {
     let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(service).map_err(err)?);
     let store = Arc::new(LicenseStore::open(store).map_err(err)?);
@@ -233,7 +244,7 @@ fn child(args: &[String]) -> Res<()> {
             let wall = start.elapsed().as_secs_f64();
             let events = times.lock().expect("recorder").len();
             json!({"wall_s": wall, "licenses": s.licenses, "restricted": s.restricted, "bytes": s.bytes,
-                   "events": events, "peak_rss_kib": peak_rss_kib()})
+                   "events": events, "peak_rss_kib": peak_rss_kib(), "cpu_s": cpu_seconds(false)})
         }
         // restore TARGET SERVICE FROM: TARGET is made fresh (a new device) before the clock starts
         "restore" => {
@@ -242,7 +253,7 @@ fn child(args: &[String]) -> Res<()> {
             let start = Instant::now();
             let s = r.restore_licenses(RestoreFlags::default(), cb).map_err(err)?.wait().map_err(err)?;
             let wall = start.elapsed().as_secs_f64();
-            json!({"wall_s": wall, "licenses": s.licenses, "peak_rss_kib": peak_rss_kib()})
+            json!({"wall_s": wall, "licenses": s.licenses, "peak_rss_kib": peak_rss_kib(), "cpu_s": cpu_seconds(false)})
         }
         // events STORE SERVICE OUT: a backup with ProgressInterval=1, every delivery timed
         "events" => {

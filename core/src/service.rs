@@ -243,31 +243,23 @@ impl EmbeddedService {
     }
 }
 
-/// The per-key placement facts of a request, computed in one set-based pass over the ledger:
-/// for each requested key ID, `n` is how many distinct devices hold it (the origin device counts
-/// even before the ledger has seen it) and `has` whether `device_id` is one of them. `?1` is the
-/// origin, `?2` the device, `?3` whether they are the same device.
-const PLACEMENT_PASS: &str = "
-    SELECT n + (NOT has_origin) AS n, has_device OR (NOT has_origin AND ?3) AS has
-    FROM (SELECT
-            (SELECT count(*) FROM placements p WHERE p.key_id = r.key_id) AS n,
-            EXISTS (SELECT 1 FROM placements p WHERE p.key_id = r.key_id AND p.device_id = ?1) AS has_origin,
-            EXISTS (SELECT 1 FROM placements p WHERE p.key_id = r.key_id AND p.device_id = ?2) AS has_device
-          FROM temp.request_keys r)";
-
-/// Loads the requested key IDs into the connection's private `temp.request_keys` table (one
-/// row per requested key ID, duplicates kept), so the quota check is one SQL pass instead of
-/// a query per key.
-fn load_request_keys(conn: &Connection, key_ids: &[KeyId]) -> Result<()> {
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS request_keys (key_id BLOB NOT NULL);
-         DELETE FROM temp.request_keys;",
-    )?;
-    let mut insert = conn.prepare_cached("INSERT INTO temp.request_keys (key_id) VALUES (?1)")?;
-    for kid in key_ids {
-        insert.execute([kid.as_bytes().as_slice()])?;
+/// How many distinct devices hold `key_id`, and whether `device_id` is one of them; the origin
+/// device counts even before the ledger has seen it.
+fn placement(conn: &Connection, key_id: &KeyId, origin: &[u8; 16], device_id: &[u8; 16]) -> Result<(u32, bool)> {
+    let mut stmt = conn.prepare_cached("SELECT device_id FROM placements WHERE key_id = ?1")?;
+    let mut rows = stmt.query([key_id.as_bytes().as_slice()])?;
+    let (mut count, mut has_origin, mut has_device) = (0u32, false, false);
+    while let Some(row) = rows.next()? {
+        let dev: Vec<u8> = row.get(0)?;
+        count += 1;
+        has_origin |= dev == origin;
+        has_device |= dev == device_id;
     }
-    Ok(())
+    if !has_origin {
+        count += 1;
+        has_device |= origin == device_id;
+    }
+    Ok((count, has_device))
 }
 
 impl LicenseService for EmbeddedService {
@@ -284,19 +276,13 @@ impl LicenseService for EmbeddedService {
         }
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(Error::from)?;
-        load_request_keys(&tx, &request.key_ids)?;
-        let over: i64 = tx
-            .query_row(
-                &format!("SELECT count(*) FROM ({PLACEMENT_PASS}) WHERE NOT has AND n >= ?4"),
-                params![
-                    auth.origin_device.as_slice(),
-                    request.device_id.as_slice(),
-                    auth.origin_device == request.device_id,
-                    self.policy.max_devices
-                ],
-                |r| r.get(0),
-            )
-            .map_err(Error::from)?;
+        let mut over = 0u64;
+        for kid in &request.key_ids {
+            let (count, has_device) = placement(&tx, kid, &auth.origin_device, &request.device_id)?;
+            if !has_device && count >= self.policy.max_devices {
+                over += 1;
+            }
+        }
         if over > 0 {
             return Err(ServiceError::Refused(Refusal {
                 code: ErrorCode::RestoreLimitExceeded,
@@ -310,20 +296,22 @@ impl LicenseService for EmbeddedService {
         }
         {
             let now = now_secs();
-            for device in [&auth.origin_device, &request.device_id] {
-                tx.execute(
-                    "INSERT OR IGNORE INTO placements (key_id, device_id, first_seen)
-                     SELECT key_id, ?1, ?2 FROM temp.request_keys ORDER BY key_id",
-                    params![device.as_slice(), now],
-                )
+            let mut insert = tx
+                .prepare_cached("INSERT OR IGNORE INTO placements (key_id, device_id, first_seen) VALUES (?1, ?2, ?3)")
                 .map_err(Error::from)?;
+            for kid in &request.key_ids {
+                insert
+                    .execute(params![kid.as_bytes().as_slice(), auth.origin_device.as_slice(), now])
+                    .map_err(Error::from)?;
+                insert
+                    .execute(params![kid.as_bytes().as_slice(), request.device_id.as_slice(), now])
+                    .map_err(Error::from)?;
             }
             tx.execute(
                 "INSERT INTO restores (archive_id, device_id, licenses, at) VALUES (?1, ?2, ?3, ?4)",
                 params![auth.archive_id.as_slice(), request.device_id.as_slice(), request.key_ids.len() as i64, now],
             )
             .map_err(Error::from)?;
-            tx.execute("DELETE FROM temp.request_keys", []).map_err(Error::from)?;
         }
         tx.commit().map_err(Error::from)?;
         let aad = grant_aad(&auth.archive_id, &request.device_id);
@@ -333,18 +321,14 @@ impl LicenseService for EmbeddedService {
 
     fn quota(&self, origin_device: &[u8; 16], device_id: &[u8; 16], key_ids: &[KeyId]) -> Result<Quota> {
         self.check_online()?;
-        let mut conn = self.lock()?;
-        // A transaction that is never committed: the request keys stay private to this call.
-        let tx = conn.transaction()?;
-        load_request_keys(&tx, key_ids)?;
-        let (most, counted): (i64, bool) = tx.query_row(
-            &format!("SELECT coalesce(max(n), 0), coalesce(min(has), 1) FROM ({PLACEMENT_PASS})"),
-            params![origin_device.as_slice(), device_id.as_slice(), origin_device == device_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        drop(tx);
-        let most = u32::try_from(most).unwrap_or(u32::MAX);
-        let remaining = self.policy.max_devices.saturating_sub(most);
+        let conn = self.lock()?;
+        let mut remaining = self.policy.max_devices;
+        let mut counted = true;
+        for kid in key_ids {
+            let (count, has_device) = placement(&conn, kid, origin_device, device_id)?;
+            remaining = remaining.min(self.policy.max_devices.saturating_sub(count));
+            counted &= has_device;
+        }
         Ok(Quota {
             licenses: key_ids.len() as u64,
             max_devices: self.policy.max_devices,

@@ -29,7 +29,7 @@ bench:
 
 # Tiny sizes in a scratch folder: checks that the harness runs end to end and prints the table.
 test-bench-smoke:
-	rm -rf $(CACHE_DIR)/bench-smoke
+	rm -rf $(CACHE_DIR)/bench-smoke && mkdir -p $(CACHE_DIR)
 	$(BENCH_RUN) --smoke --dir $(CACHE_DIR)/bench-smoke --root $(ROOT) \
 		--python "$(BENCH_PYTHON)" --node "$(BENCH_NODE)" > $(CACHE_DIR)/bench-smoke.txt
 	@cat $(CACHE_DIR)/bench-smoke.txt

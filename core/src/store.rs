@@ -190,8 +190,10 @@ impl LicenseStore {
             l.validate()?;
         }
         self.with_conn(|c| {
-            let device = load_device(c)?;
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Inside the write transaction: an individualizing restore (from another
+            // connection) cannot replace the device key between this read and the insert.
+            let device = load_device(&tx)?;
             {
                 let sql = match policy {
                     ConflictPolicy::Keep => "INSERT INTO licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -271,8 +273,10 @@ impl LicenseStore {
     /// decrypt the content. `LICENSE_NOT_FOUND` if there is no such license.
     pub fn content_key(&self, key_id: &KeyId) -> Result<Vec<u8>> {
         self.with_conn(|c| {
-            let device = load_device(c)?;
-            let sealed: Option<Vec<u8>> = c
+            // One read transaction: the device key and the sealed key come from one snapshot.
+            let tx = c.transaction()?;
+            let device = load_device(&tx)?;
+            let sealed: Option<Vec<u8>> = tx
                 .query_row("SELECT sealed_key FROM licenses WHERE key_id = ?1", [key_id.as_bytes().as_slice()], |r| {
                     r.get(0)
                 })
@@ -316,12 +320,14 @@ impl LicenseStore {
     /// opens with the device key. Returns the number of licenses checked.
     pub fn verify(&self) -> Result<u64> {
         self.with_conn(|c| {
-            let status: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+            // One read transaction: the device key and the sealed keys come from one snapshot.
+            let tx = c.transaction()?;
+            let status: String = tx.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
             if status != "ok" {
                 return Err(Error::new(ErrorCode::Storage, format!("integrity check failed: {status}")));
             }
-            let device = load_device(c)?;
-            let mut stmt = c.prepare("SELECT key_id, sealed_key FROM licenses")?;
+            let device = load_device(&tx)?;
+            let mut stmt = tx.prepare("SELECT key_id, sealed_key FROM licenses")?;
             let mut rows = stmt.query([])?;
             let mut n = 0;
             while let Some(row) = rows.next()? {
@@ -502,6 +508,16 @@ impl Staging {
     }
 
     fn apply(&mut self, policy: ConflictPolicy) -> Result<(u64, u64)> {
+        if !self.individualized && load_device(&self.conn)?.id() != self.device.id() {
+            // An individualizing restore (through another store object on this file) replaced
+            // the device key since this restore started: what is staged is sealed to, and was
+            // authorized for, the old identity. Nothing is applied.
+            return Err(Error::new(
+                ErrorCode::Busy,
+                "another restore gave this device a new identity while this one ran; nothing was restored, \
+                 try again",
+            ));
+        }
         if self.individualized {
             let old = load_device(&self.conn)?;
             let rows: Vec<(Vec<u8>, Vec<u8>)> = {

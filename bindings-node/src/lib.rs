@@ -1,0 +1,731 @@
+//! The native half of the `license-backup` npm package: a thin N-API adapter over the Rust core
+//! (crate `license-backup`), built with napi-rs.
+//!
+//! It adds no behaviour. It converts values (key IDs stay lowercase UUID strings, 64-bit counts
+//! become JavaScript numbers, content keys are copied into Node-owned `Buffer`s, never handed out
+//! as external buffers, so it runs inside Electron), turns core errors into JavaScript errors whose
+//! `code` is the core's symbolic name, and delivers status events to JavaScript through a
+//! thread-safe function. The idiomatic API (`EventEmitter`, Promises, `AbortSignal`,
+//! `LicenseBackupError`) is the JavaScript wrapper in `index.js`.
+//!
+//! Event delivery: the worker thread of an operation posts each event to the JavaScript main
+//! thread and waits until the JavaScript callback has returned, so events arrive in order, a
+//! listener's failure stops the operation (`CALLBACK_FAILED`), and the END event is the last call
+//! the operation makes, which is where the wrapper settles its Promise. The thread-safe function
+//! belongs to the operation's callback and is dropped when the worker finishes, so a finished
+//! operation never keeps Node alive.
+
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::time::Duration;
+
+use license_backup as lb;
+use napi::bindgen_prelude::{BufferSlice, Either3, Uint8Array};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
+use napi_derive::napi;
+
+/// The JavaScript `Error.code` of a failure: the core's symbolic error name (`BACKUP_EXISTS`).
+pub struct Code(&'static str);
+
+impl AsRef<str> for Code {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+impl From<Status> for Code {
+    fn from(_: Status) -> Self {
+        Code(lb::ErrorCode::Internal.name())
+    }
+}
+
+/// The result of every native call: a JavaScript `Error` with `code` set to the core's name.
+pub type Result<T> = std::result::Result<T, napi::Error<Code>>;
+
+fn js_error(e: lb::Error) -> napi::Error<Code> {
+    napi::Error::new(Code(e.code().name()), e.message())
+}
+
+fn invalid(message: impl Into<String>) -> napi::Error<Code> {
+    js_error(lb::Error::new(lb::ErrorCode::InvalidArgument, message))
+}
+
+fn closed(what: &str) -> napi::Error<Code> {
+    invalid(format!("the {what} is closed"))
+}
+
+fn key_id(text: &str) -> Result<lb::KeyId> {
+    text.parse::<lb::KeyId>().map_err(js_error)
+}
+
+/// A count as a JavaScript number (exact up to 2^53, far beyond any license count or size).
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------------------------
+
+/// What the content owner allows the holder of a license to do.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct Rights {
+    /// The content may be played.
+    pub play: bool,
+    /// The content may be burned to a CD.
+    pub burn: bool,
+    /// The content may be transferred to a portable device.
+    pub transfer: bool,
+    /// The license may be backed up and restored.
+    pub backup_allowed: bool,
+    /// When the license expires, in seconds since the Unix epoch; absent: never.
+    pub expires_at: Option<i64>,
+    /// How many plays remain; absent: unlimited.
+    pub plays_remaining: Option<u32>,
+}
+
+impl From<&lb::Rights> for Rights {
+    fn from(r: &lb::Rights) -> Self {
+        Rights {
+            play: r.play,
+            burn: r.burn,
+            transfer: r.transfer,
+            backup_allowed: r.backup_allowed,
+            expires_at: r.expires_at,
+            plays_remaining: r.plays_remaining,
+        }
+    }
+}
+
+impl From<&Rights> for lb::Rights {
+    fn from(r: &Rights) -> Self {
+        lb::Rights {
+            play: r.play,
+            burn: r.burn,
+            transfer: r.transfer,
+            backup_allowed: r.backup_allowed,
+            expires_at: r.expires_at,
+            plays_remaining: r.plays_remaining,
+        }
+    }
+}
+
+/// Content metadata an application keeps about a protected file, by key ID.
+#[napi(object)]
+#[derive(Clone, Debug, Default)]
+pub struct CatalogEntry {
+    /// The title of the song or film.
+    pub title: Option<String>,
+    /// The artist.
+    pub artist: Option<String>,
+    /// Where the protected file lives on this device.
+    pub file_path: Option<String>,
+}
+
+impl From<lb::CatalogEntry> for CatalogEntry {
+    fn from(c: lb::CatalogEntry) -> Self {
+        CatalogEntry { title: c.title, artist: c.artist, file_path: c.file_path }
+    }
+}
+
+impl From<CatalogEntry> for lb::CatalogEntry {
+    fn from(c: CatalogEntry) -> Self {
+        lb::CatalogEntry { title: c.title, artist: c.artist, file_path: c.file_path }
+    }
+}
+
+/// A license as an application adds it: the only record that carries a content key in clear.
+#[napi(object)]
+pub struct NewLicense {
+    /// The key ID, a lowercase hyphenated UUID (any case, with or without hyphens, is accepted).
+    pub key_id: String,
+    /// The content key (secret): a `Buffer` or any `Uint8Array`. Copied, then sealed to the
+    /// device key before it is stored.
+    pub content_key: Uint8Array,
+    /// The rights granted.
+    pub rights: Rights,
+    /// Who issued the license (a license server URL or name).
+    pub issuer: String,
+    /// When it was issued, in seconds since the Unix epoch.
+    pub issued_at: i64,
+}
+
+impl NewLicense {
+    fn to_core(&self) -> Result<lb::NewLicense> {
+        Ok(lb::NewLicense {
+            key_id: key_id(&self.key_id)?,
+            content_key: self.content_key.to_vec(),
+            rights: (&self.rights).into(),
+            issuer: self.issuer.clone(),
+            issued_at: self.issued_at,
+        })
+    }
+}
+
+/// A license as the store describes it: everything but the content key.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct License {
+    /// The key ID, a lowercase hyphenated UUID.
+    pub key_id: String,
+    /// The rights granted.
+    pub rights: Rights,
+    /// Who issued the license.
+    pub issuer: String,
+    /// When it was issued, in seconds since the Unix epoch.
+    pub issued_at: i64,
+    /// The catalog entry for this key ID, if the application keeps one.
+    pub catalog: Option<CatalogEntry>,
+}
+
+impl From<lb::License> for License {
+    fn from(l: lb::License) -> Self {
+        License {
+            key_id: l.key_id.to_string(),
+            rights: (&l.rights).into(),
+            issuer: l.issuer,
+            issued_at: l.issued_at,
+            catalog: l.catalog.map(Into::into),
+        }
+    }
+}
+
+/// What a finished operation did.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Licenses written to the archive (backup) or added to the store (restore).
+    pub licenses: i64,
+    /// Licenses a backup left out because their owner forbids backup.
+    pub restricted: i64,
+    /// Archived licenses a restore did not apply because the device already had them.
+    pub skipped: i64,
+    /// Archive bytes written (backup) or read (restore).
+    pub bytes: i64,
+    /// Wall time of the operation, in milliseconds.
+    pub duration_ms: i64,
+}
+
+impl From<&lb::Summary> for Summary {
+    fn from(s: &lb::Summary) -> Self {
+        Summary {
+            licenses: count(s.licenses),
+            restricted: count(s.restricted),
+            skipped: count(s.skipped),
+            bytes: count(s.bytes),
+            duration_ms: count(s.duration_ms),
+        }
+    }
+}
+
+/// What the restore quota allows for the archive in `RestorePath` onto this device.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct Quota {
+    /// Licenses in the archive.
+    pub licenses: i64,
+    /// Distinct devices a license may live on.
+    pub max_devices: u32,
+    /// How many more new devices could still receive every license in the archive.
+    pub restores_remaining: u32,
+    /// This device already counts for every license, so restoring onto it again is free.
+    pub device_already_counted: bool,
+}
+
+/// A property and its value, as `propertyByIndex` returns it.
+#[napi(object)]
+pub struct PropertyEntry {
+    /// The property's name (`BackupPath`, ...).
+    pub name: String,
+    /// Its value.
+    pub value: Either3<String, u32, bool>,
+}
+
+/// An operation's failure, as the END event carries it.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct ErrorInfo {
+    /// The symbolic code (`BACKUP_EXISTS`).
+    pub code: String,
+    /// The stable number of the code (204).
+    pub errno: u32,
+    /// A human-readable message.
+    pub message: String,
+}
+
+impl From<&lb::Error> for ErrorInfo {
+    fn from(e: &lb::Error) -> Self {
+        ErrorInfo { code: e.code().name().to_string(), errno: e.code().number(), message: e.message().to_string() }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+/// Which operation an event belongs to.
+#[napi(string_enum = "lowercase")]
+#[derive(Debug)]
+pub enum Operation {
+    /// `backupLicenses`.
+    Backup,
+    /// `restoreLicenses`.
+    Restore,
+}
+
+impl From<lb::OperationKind> for Operation {
+    fn from(k: lb::OperationKind) -> Self {
+        match k {
+            lb::OperationKind::Backup => Operation::Backup,
+            lb::OperationKind::Restore => Operation::Restore,
+        }
+    }
+}
+
+/// A status event, as the native layer hands it to the JavaScript wrapper. `kind` is the name
+/// of the `EventEmitter` event the wrapper emits.
+#[napi(discriminant = "kind", discriminant_case = "camelCase")]
+#[derive(Debug)]
+pub enum NativeEvent {
+    /// The operation's work begins.
+    Begin {
+        /// The operation.
+        operation: Operation,
+    },
+    /// `done` of `total` licenses processed.
+    Progress {
+        /// The operation.
+        operation: Operation,
+        /// Licenses processed so far.
+        done: i64,
+        /// Licenses to process in all.
+        total: i64,
+    },
+    /// A license that may not be backed up.
+    RestrictedLicense {
+        /// The license's key ID.
+        key_id: String,
+        /// The catalog title, if the application keeps one.
+        title: Option<String>,
+    },
+    /// A restore is connecting to the License Management Service.
+    Connecting {},
+    /// The service answered; the restore disconnects.
+    Disconnecting {},
+    /// The service refused the restore.
+    Refused {
+        /// The symbolic code (`RESTORE_LIMIT_EXCEEDED`).
+        code: String,
+        /// The stable number of the code.
+        errno: u32,
+        /// A human-readable reason.
+        message: String,
+        /// A page the application can show.
+        url: String,
+    },
+    /// The operation ended: always the last event, exactly once.
+    End {
+        /// The operation.
+        operation: Operation,
+        /// The summary, when it completed.
+        summary: Option<Summary>,
+        /// The failure, when it failed or was cancelled.
+        error: Option<ErrorInfo>,
+    },
+}
+
+impl From<&lb::StatusEvent> for NativeEvent {
+    fn from(event: &lb::StatusEvent) -> Self {
+        match event {
+            lb::StatusEvent::Begin { operation } => NativeEvent::Begin { operation: (*operation).into() },
+            lb::StatusEvent::Progress { operation, done, total } => {
+                NativeEvent::Progress { operation: (*operation).into(), done: count(*done), total: count(*total) }
+            }
+            lb::StatusEvent::RestrictedLicense { key_id, title } => {
+                NativeEvent::RestrictedLicense { key_id: key_id.to_string(), title: title.clone() }
+            }
+            lb::StatusEvent::Connecting => NativeEvent::Connecting {},
+            lb::StatusEvent::Disconnecting => NativeEvent::Disconnecting {},
+            lb::StatusEvent::Refused { code, message, url } => NativeEvent::Refused {
+                code: code.name().to_string(),
+                errno: code.number(),
+                message: message.clone(),
+                url: url.clone(),
+            },
+            lb::StatusEvent::End { operation, outcome } => {
+                let (summary, error) = match outcome {
+                    lb::Outcome::Completed(s) => (Some(s.into()), None),
+                    lb::Outcome::Failed(e) => (None, Some(e.into())),
+                };
+                NativeEvent::End { operation: (*operation).into(), summary, error }
+            }
+        }
+    }
+}
+
+/// The JavaScript event sink of one operation: called on the main thread with each event; it
+/// returns nothing to go on, or a message to stop the operation (`CALLBACK_FAILED`).
+type EventSink = ThreadsafeFunction<NativeEvent, Option<String>, NativeEvent, Status, false>;
+
+/// Delivers an operation's events to JavaScript and waits for each to be handled.
+struct JsCallback {
+    sink: EventSink,
+}
+
+impl lb::StatusCallback for JsCallback {
+    fn on_status(&self, event: &lb::StatusEvent) -> std::result::Result<(), lb::CallbackError> {
+        let (tx, rx) = sync_channel::<std::result::Result<(), String>>(1);
+        let status = self.sink.call_with_return_value(
+            NativeEvent::from(event),
+            ThreadsafeFunctionCallMode::Blocking,
+            move |returned: napi::Result<Option<String>>, _env| {
+                let verdict = match returned {
+                    Ok(None) => Ok(()),
+                    Ok(Some(message)) => Err(message),
+                    Err(e) => Err(format!("the event callback threw: {}", e.reason)),
+                };
+                // The worker may have given up waiting (the environment is shutting down).
+                let _ = tx.send(verdict);
+                Ok(())
+            },
+        );
+        if status != Status::Ok {
+            return Err(lb::CallbackError::new(format!("cannot deliver the event to JavaScript ({status})")));
+        }
+        loop {
+            match rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(verdict) => return verdict.map_err(lb::CallbackError::new),
+                // The JavaScript environment went away (a worker thread was terminated, the
+                // process is exiting): the call will never run; stop instead of hanging.
+                Err(RecvTimeoutError::Timeout) if self.sink.aborted() => {
+                    return Err(lb::CallbackError::new("the JavaScript environment was torn down"));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(lb::CallbackError::new("the JavaScript environment dropped the event"));
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Classes
+// ---------------------------------------------------------------------------------------------
+
+/// The licenses on this device (native half of `LicenseStore`).
+#[napi]
+pub struct LicenseStore {
+    inner: Option<Arc<lb::LicenseStore>>,
+}
+
+impl LicenseStore {
+    fn get(&self) -> Result<&Arc<lb::LicenseStore>> {
+        self.inner.as_ref().ok_or_else(|| closed("license store"))
+    }
+}
+
+#[napi]
+impl LicenseStore {
+    /// Opens the store at `path`, creating it with a fresh device identity if it does not exist.
+    #[napi(factory)]
+    pub fn open(path: String) -> Result<Self> {
+        Ok(LicenseStore { inner: Some(Arc::new(lb::LicenseStore::open(path).map_err(js_error)?)) })
+    }
+
+    /// This device's identity: 32 lowercase hex digits.
+    #[napi]
+    pub fn device_id(&self) -> Result<String> {
+        self.get()?.device_id().map_err(js_error)
+    }
+
+    /// Adds a license; with `replace`, one with the same key ID is replaced, otherwise that is
+    /// `LICENSE_EXISTS`.
+    #[napi]
+    pub fn add_license(&self, license: NewLicense, replace: bool) -> Result<()> {
+        let license = license.to_core()?;
+        self.get()?.add_license(&license, policy(replace)).map_err(js_error)
+    }
+
+    /// Adds many licenses in one transaction: all or none.
+    #[napi]
+    pub fn add_licenses(&self, licenses: Vec<NewLicense>, replace: bool) -> Result<()> {
+        let licenses = licenses.iter().map(NewLicense::to_core).collect::<Result<Vec<_>>>()?;
+        self.get()?.add_licenses(&licenses, policy(replace)).map_err(js_error)
+    }
+
+    /// The license with this key ID, or `null`.
+    #[napi]
+    pub fn get_license(&self, key_id: String) -> Result<Option<License>> {
+        let id = self::key_id(&key_id)?;
+        Ok(self.get()?.get_license(&id).map_err(js_error)?.map(Into::into))
+    }
+
+    /// Every license, ordered by key ID.
+    #[napi]
+    pub fn list_licenses(&self) -> Result<Vec<License>> {
+        Ok(self.get()?.list_licenses().map_err(js_error)?.into_iter().map(Into::into).collect())
+    }
+
+    /// Removes a license; returns whether there was one.
+    #[napi]
+    pub fn remove_license(&self, key_id: String) -> Result<bool> {
+        let id = self::key_id(&key_id)?;
+        self.get()?.remove_license(&id).map_err(js_error)
+    }
+
+    /// How many licenses the store holds.
+    #[napi]
+    pub fn license_count(&self) -> Result<i64> {
+        Ok(count(self.get()?.license_count().map_err(js_error)?))
+    }
+
+    /// The content key of a license, copied into a new Node-owned `Buffer`.
+    #[napi]
+    pub fn content_key<'env>(&self, env: &'env Env, key_id: String) -> Result<BufferSlice<'env>> {
+        let id = self::key_id(&key_id)?;
+        let key = self.get()?.content_key(&id).map_err(js_error)?;
+        BufferSlice::copy_from(env, &key)
+            .map_err(|e| js_error(lb::Error::new(lb::ErrorCode::Internal, e.reason.clone())))
+    }
+
+    /// Sets (replaces) the catalog entry of a key ID.
+    #[napi]
+    pub fn set_catalog_entry(&self, key_id: String, entry: CatalogEntry) -> Result<()> {
+        let id = self::key_id(&key_id)?;
+        self.get()?.set_catalog_entry(&id, &entry.into()).map_err(js_error)
+    }
+
+    /// The catalog entry of a key ID, or `null`.
+    #[napi]
+    pub fn catalog_entry(&self, key_id: String) -> Result<Option<CatalogEntry>> {
+        let id = self::key_id(&key_id)?;
+        Ok(self.get()?.catalog_entry(&id).map_err(js_error)?.map(Into::into))
+    }
+
+    /// Removes the catalog entry of a key ID; returns whether there was one.
+    #[napi]
+    pub fn remove_catalog_entry(&self, key_id: String) -> Result<bool> {
+        let id = self::key_id(&key_id)?;
+        self.get()?.remove_catalog_entry(&id).map_err(js_error)
+    }
+
+    /// Checks the database and every content key; returns the number of licenses checked.
+    #[napi]
+    pub fn verify(&self) -> Result<i64> {
+        Ok(count(self.get()?.verify().map_err(js_error)?))
+    }
+
+    /// Whether `close` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// Releases this handle on the store. A restorer created over it keeps its own reference
+    /// until it is closed too. Closing twice does nothing.
+    #[napi]
+    pub fn close(&mut self) {
+        self.inner = None;
+    }
+}
+
+fn policy(replace: bool) -> lb::ConflictPolicy {
+    if replace { lb::ConflictPolicy::Replace } else { lb::ConflictPolicy::Keep }
+}
+
+/// The in-process License Management Service (native half of `EmbeddedService`).
+#[napi]
+pub struct EmbeddedService {
+    inner: Option<Arc<lb::EmbeddedService>>,
+}
+
+impl EmbeddedService {
+    fn get(&self) -> Result<&Arc<lb::EmbeddedService>> {
+        self.inner.as_ref().ok_or_else(|| closed("service"))
+    }
+}
+
+#[napi]
+impl EmbeddedService {
+    /// Opens (or creates) the service ledger at `path`; absent policy values take the core's
+    /// defaults (4 devices, the library's refusal URL).
+    #[napi(factory)]
+    pub fn open(path: String, max_devices: Option<u32>, refusal_url: Option<String>) -> Result<Self> {
+        let mut policy = lb::ServicePolicy::default();
+        if let Some(max) = max_devices {
+            policy.max_devices = max;
+        }
+        if let Some(url) = refusal_url {
+            policy.refusal_url = url;
+        }
+        let service = lb::EmbeddedService::open_with_policy(path, policy).map_err(js_error)?;
+        Ok(EmbeddedService { inner: Some(Arc::new(service)) })
+    }
+
+    /// Takes the service offline (every call then fails with `SERVICE_UNAVAILABLE`) or back
+    /// online.
+    #[napi]
+    pub fn set_online(&self, online: bool) -> Result<()> {
+        self.get()?.set_online(online);
+        Ok(())
+    }
+
+    /// Whether `close` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// Releases this handle on the service ledger. Closing twice does nothing.
+    #[napi]
+    pub fn close(&mut self) {
+        self.inner = None;
+    }
+}
+
+/// Backs up and restores the licenses of one store (native half of `BackupRestorer`).
+#[napi]
+pub struct BackupRestorer {
+    inner: Option<Arc<lb::BackupRestorer>>,
+}
+
+impl BackupRestorer {
+    fn get(&self) -> Result<&Arc<lb::BackupRestorer>> {
+        self.inner.as_ref().ok_or_else(|| closed("backup restorer"))
+    }
+}
+
+fn to_js_value(value: lb::PropertyValue) -> Either3<String, u32, bool> {
+    match value {
+        lb::PropertyValue::String(s) => Either3::A(s),
+        lb::PropertyValue::U32(n) => Either3::B(n),
+        lb::PropertyValue::Bool(b) => Either3::C(b),
+    }
+}
+
+#[napi]
+impl BackupRestorer {
+    /// A restorer over `store`, authorizing restores with `service` (`WMCreateBackupRestorer`).
+    #[napi(constructor)]
+    pub fn new(store: &LicenseStore, service: &EmbeddedService) -> Result<Self> {
+        let service: Arc<dyn lb::LicenseService> = Arc::clone(service.get()?) as Arc<dyn lb::LicenseService>;
+        Ok(BackupRestorer { inner: Some(Arc::new(lb::create_backup_restorer(Arc::clone(store.get()?), service))) })
+    }
+
+    /// Sets a property. A string is a string value, a number a u32 (it must be an integer in
+    /// 0..=4294967295, else `INVALID_ARGUMENT`), a boolean a bool.
+    #[napi]
+    pub fn set_property(&self, name: String, value: Either3<String, f64, bool>) -> Result<()> {
+        let value = match value {
+            Either3::A(s) => lb::PropertyValue::String(s),
+            Either3::B(n) => {
+                if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
+                    return Err(invalid(format!("property {name}: {n} is not an unsigned 32-bit integer")));
+                }
+                lb::PropertyValue::U32(n as u32)
+            }
+            Either3::C(b) => lb::PropertyValue::Bool(b),
+        };
+        self.get()?.set_property(&name, value).map_err(js_error)
+    }
+
+    /// A property's value, or `null` when it is a known property that is not set.
+    #[napi]
+    pub fn get_property(&self, name: String) -> Result<Option<Either3<String, u32, bool>>> {
+        Ok(self.get()?.get_property(&name).map_err(js_error)?.map(to_js_value))
+    }
+
+    /// The `index`-th property set (in the order they were first set), with its name.
+    #[napi]
+    pub fn property_by_index(&self, index: u32) -> Result<PropertyEntry> {
+        let (name, value) = self.get()?.property_by_index(index as usize).map_err(js_error)?;
+        Ok(PropertyEntry { name, value: to_js_value(value) })
+    }
+
+    /// How many properties are set.
+    #[napi]
+    pub fn property_count(&self) -> Result<u32> {
+        Ok(u32::try_from(self.get()?.property_count()).unwrap_or(u32::MAX))
+    }
+
+    /// Removes a property; returns whether it was set.
+    #[napi]
+    pub fn remove_property(&self, name: String) -> Result<bool> {
+        self.get()?.remove_property(&name).map_err(js_error)
+    }
+
+    /// Removes every property.
+    #[napi]
+    pub fn remove_all_properties(&self) -> Result<()> {
+        self.get()?.remove_all_properties();
+        Ok(())
+    }
+
+    /// Starts a backup. `onEvent` is called on the main thread with every event, END last;
+    /// returning a string stops the operation with that message (`CALLBACK_FAILED`). Fails at
+    /// once with `PATH_NOT_SET` or `BUSY` (no event is then sent).
+    #[napi(ts_args_type = "overwrite: boolean, onEvent: (event: NativeEvent) => string | null | undefined")]
+    pub fn backup_licenses(&self, overwrite: bool, on_event: EventSink) -> Result<()> {
+        let restorer = self.get()?;
+        let callback = Arc::new(JsCallback { sink: on_event });
+        restorer.backup_licenses(lb::BackupFlags { overwrite }, callback).map(drop).map_err(js_error)
+    }
+
+    /// Starts a restore; events and errors as for `backupLicenses`.
+    #[napi(
+        ts_args_type = "individualize: boolean, replaceExisting: boolean, onEvent: (event: NativeEvent) => string | null | undefined"
+    )]
+    pub fn restore_licenses(&self, individualize: bool, replace_existing: bool, on_event: EventSink) -> Result<()> {
+        let restorer = self.get()?;
+        let callback = Arc::new(JsCallback { sink: on_event });
+        let flags = lb::RestoreFlags { individualize, replace_existing };
+        restorer.restore_licenses(flags, callback).map(drop).map_err(js_error)
+    }
+
+    /// Cancels the running backup, if any; it ends with `CANCELLED`.
+    #[napi]
+    pub fn cancel_license_backup(&self) -> Result<()> {
+        self.get()?.cancel_license_backup();
+        Ok(())
+    }
+
+    /// Cancels the running restore, if any; it ends with `CANCELLED`.
+    #[napi]
+    pub fn cancel_license_restore(&self) -> Result<()> {
+        self.get()?.cancel_license_restore();
+        Ok(())
+    }
+
+    /// What the restore quota allows for the archive in `RestorePath` onto this device.
+    #[napi]
+    pub fn restore_quota(&self) -> Result<Quota> {
+        let q = self.get()?.restore_quota().map_err(js_error)?;
+        Ok(Quota {
+            licenses: count(q.licenses),
+            max_devices: q.max_devices,
+            restores_remaining: q.restores_remaining,
+            device_already_counted: q.device_already_counted,
+        })
+    }
+
+    /// Whether `close` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    /// Cancels any running operation (it still delivers its END) and releases this restorer's
+    /// references to the store and the service. Closing twice does nothing.
+    #[napi]
+    pub fn close(&mut self) {
+        if let Some(restorer) = self.inner.take() {
+            restorer.cancel_license_backup();
+            restorer.cancel_license_restore();
+        }
+    }
+}

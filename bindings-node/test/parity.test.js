@@ -1,0 +1,135 @@
+'use strict'
+// Parity with core/interface.json: every error code, event (with its fields), property,
+// record field and operation has its idiomatic counterpart in the installed package, both at
+// run time and in the shipped TypeScript declarations.
+
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const { test } = require('node:test')
+const { lb, REPO, world } = require('./helpers.js')
+
+const iface = JSON.parse(fs.readFileSync(path.join(REPO, 'core', 'interface.json'), 'utf8'))
+const pkgDir = path.dirname(require.resolve('license-backup/package.json'))
+const dts = fs.readFileSync(path.join(pkgDir, 'index.d.ts'), 'utf8')
+const nativeDts = fs.readFileSync(path.join(pkgDir, 'native.d.ts'), 'utf8')
+
+const camel = (s) => s.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
+const lowerFirst = (s) => s[0].toLowerCase() + s.slice(1)
+
+/** The member names of `interface Name { ... }` in a declaration file. */
+function interfaceFields(text, name) {
+  const m = new RegExp(`export interface ${name} \\{([\\s\\S]*?)\\n\\}`).exec(text)
+  assert.ok(m, `interface ${name} is not declared`)
+  const body = m[1].replace(/\/\*\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')
+  return new Set([...body.matchAll(/^\s*(?:readonly\s+)?(\w+)\??:/gm)].map((x) => x[1]))
+}
+
+test('every error code: ErrorCode constant, errno, and its declaration', () => {
+  assert.deepEqual(Object.keys(lb.ErrorCode).sort(), iface.errors.map((e) => e.name).sort())
+  for (const { name, number } of iface.errors) {
+    assert.equal(lb.ErrorCode[name], number, name)
+    assert.equal(new lb.LicenseBackupError(name, 'x').errno, number)
+    assert.match(dts, new RegExp(`\\b${name}: ${number}\\b`), `index.d.ts declares ${name}: ${number}`)
+  }
+})
+
+// Payload fields that the JavaScript event carries in another, documented, form.
+const EVENT_FIELD_FORM = {
+  end: { error: 'error', licenses: 'summary', restricted: 'summary', skipped: 'summary' },
+}
+
+test('every event: emitted name, typed listener, every field in its payload type', () => {
+  assert.deepEqual([...lb.EVENTS].sort(), iface.events.map((e) => camel(e.name)).sort())
+  const eventsMap = interfaceFields(dts, 'BackupRestorerEvents')
+  for (const event of iface.events) {
+    const name = camel(event.name)
+    assert.ok(eventsMap.has(name), `BackupRestorerEvents has '${name}'`)
+    const typeName = `${name[0].toUpperCase()}${name.slice(1)}Event`
+    assert.match(dts, new RegExp(`${name}: \\[event: ${typeName}\\]`), `'${name}' listeners get a ${typeName}`)
+    const fields = interfaceFields(dts, typeName)
+    for (const field of event.fields) {
+      const form = EVENT_FIELD_FORM[name]?.[field.name] ?? camel(field.name)
+      assert.ok(fields.has(form), `${typeName} declares ${form} (for ${event.name}.${field.name})`)
+    }
+  }
+  // The end event's counts are the Summary's.
+  for (const f of ['licenses', 'restricted', 'skipped']) assert.ok(interfaceFields(nativeDts, 'Summary').has(f))
+})
+
+test('every event payload carries its fields at run time', async (t) => {
+  const a = world(t, { count: 2, restricted: [1], maxDevices: 1 })
+  const payloads = {}
+  for (const name of lb.EVENTS) a.restorer.on(name, (e) => (payloads[name] ??= e))
+  await a.restorer.backupLicenses()
+  await a.restorer.restoreLicenses()
+  const b = lb.createBackupRestorer(lb.LicenseStore.open(path.join(a.dir, 'B.db')), a.service)
+  t.after(() => b.close())
+  b.restorePath = a.backup
+  b.on('refused', (e) => (payloads.refused = e))
+  await assert.rejects(b.restoreLicenses())
+  for (const event of iface.events) {
+    const name = camel(event.name)
+    assert.ok(payloads[name], `no '${name}' event was observed`)
+    for (const field of event.fields) {
+      const form = EVENT_FIELD_FORM[name]?.[field.name] ?? camel(field.name)
+      assert.ok(form in payloads[name], `'${name}' payload has ${form}`)
+      if (form === 'summary') assert.ok(field.name in payloads[name].summary, `end summary has ${field.name}`)
+    }
+  }
+})
+
+test('every property: a name BackupRestorer accepts and an accessor', (t) => {
+  const { restorer } = world(t)
+  for (const { name, type } of iface.properties) {
+    const accessor = lowerFirst(name)
+    const desc = Object.getOwnPropertyDescriptor(lb.BackupRestorer.prototype, accessor)
+    assert.ok(desc && desc.get && desc.set, `BackupRestorer has a ${accessor} accessor`)
+    assert.match(dts, new RegExp(`\\n  ${accessor}: (string|number|boolean) \\| null`), `index.d.ts declares ${accessor}`)
+    const value = { string: '/tmp', u32: 3, bool: true }[type]
+    restorer.setProperty(name, value)
+    assert.equal(restorer[accessor], value)
+  }
+})
+
+// Where a record is represented otherwise in JavaScript.
+const RECORD_FORM = {
+  BackupFlags: ['BackupOptions', dts],
+  RestoreFlags: ['RestoreOptions', dts],
+}
+
+test('every record field, camelCase, in the declarations', () => {
+  for (const [record, fields] of Object.entries(iface.records)) {
+    const [name, text] = RECORD_FORM[record] ?? [record, nativeDts]
+    const declared = interfaceFields(text, name)
+    for (const field of fields) assert.ok(declared.has(camel(field.name)), `${name} declares ${camel(field.name)}`)
+    // The public declaration file re-exports the generated records.
+    if (!RECORD_FORM[record]) assert.match(dts, new RegExp(`\\b${record}\\b`), `index.d.ts exports ${record}`)
+  }
+})
+
+// Operations of the core's Operation handle live on in JavaScript idiom.
+const OPERATION_FORM = {
+  'Operation.wait': 'the Promise backupLicenses()/restoreLicenses() return',
+  'Operation.cancel': 'AbortSignal (options.signal) and cancelLicenseBackup()/cancelLicenseRestore()',
+  'Operation.is_finished': "the 'end' event and the settled Promise",
+}
+
+test('every operation: a method (or its documented JavaScript form)', () => {
+  const classes = { LicenseStore: lb.LicenseStore, EmbeddedService: lb.EmbeddedService, BackupRestorer: lb.BackupRestorer }
+  for (const op of iface.operations) {
+    const key = `${op.object}.${op.name}`
+    if (OPERATION_FORM[key]) continue
+    const cls = classes[op.object]
+    assert.ok(cls, `no class for ${op.object}`)
+    if (op.name === 'open') {
+      assert.equal(typeof cls.open, 'function', `${op.object}.open`)
+    } else if (op.name === 'create') {
+      assert.equal(typeof lb.createBackupRestorer, 'function')
+    } else {
+      const method = camel(op.name)
+      assert.equal(typeof cls.prototype[method], 'function', `${op.object}.prototype.${method}`)
+      assert.match(dts, new RegExp(`\\n  ${method}\\(`), `index.d.ts declares ${op.object}.${method}`)
+    }
+  }
+})

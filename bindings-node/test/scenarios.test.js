@@ -1,0 +1,363 @@
+'use strict'
+// Runs every conformance scenario in tests/scenarios/ (format: tests/scenarios/README.md)
+// through the public API of the installed package. Normalized events are built from the
+// package's own event payloads, so a field the JavaScript surface drops fails a scenario.
+
+const assert = require('node:assert/strict')
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const path = require('node:path')
+const { test } = require('node:test')
+const { lb, REPO, tempDir, generatedKeyId, generatedLicense } = require('./helpers.js')
+
+const SCENARIOS = path.join(REPO, 'tests', 'scenarios')
+const HEADER_LEN = 176
+const ARCHIVE = 'licenses.lbk'
+
+/** The normalized form (StatusEvent::normalized in core/src/event.rs) of one emitted event. */
+function normalize(name, e) {
+  switch (name) {
+    case 'begin':
+      return { event: 'begin', operation: e.operation }
+    case 'progress':
+      return { event: 'progress', operation: e.operation, done: e.done, total: e.total }
+    case 'restrictedLicense':
+      return { event: 'restricted_license', key_id: e.keyId, title: e.title }
+    case 'connecting':
+      return { event: 'connecting' }
+    case 'disconnecting':
+      return { event: 'disconnecting' }
+    case 'refused':
+      return { event: 'refused', code: e.code, url: e.url }
+    case 'end': {
+      const s = e.summary ?? { licenses: 0, restricted: 0, skipped: 0 }
+      return {
+        event: 'end',
+        operation: e.operation,
+        error: e.error ? e.error.code : null,
+        licenses: s.licenses,
+        restricted: s.restricted,
+        skipped: s.skipped,
+      }
+    }
+    default:
+      throw new Error(`unexpected event ${name}`)
+  }
+}
+
+class Runner {
+  constructor(t, scenario, seen) {
+    this.seen = seen
+    this.dir = tempDir(t, 'lb-scenario-')
+    fs.mkdirSync(this.path('backup'))
+    const policy = scenario.service ?? {}
+    this.service = lb.EmbeddedService.open(this.path('service.db'), {
+      maxDevices: policy.max_devices,
+      refusalUrl: policy.refusal_url,
+    })
+    this.other = null
+    this.devices = new Map()
+    this.remembered = new Map()
+    this.closables = [this.service]
+    t.after(() => this.closables.reverse().forEach((c) => c.close()))
+    for (const name of Object.keys(scenario.devices).sort()) this.addDevice(name, scenario.devices[name])
+  }
+
+  path(rel) {
+    return path.join(this.dir, rel)
+  }
+
+  addDevice(name, spec) {
+    let service = this.service
+    if (spec.service === 'other') {
+      if (!this.other) {
+        this.other = lb.EmbeddedService.open(this.path('other-service.db'))
+        this.closables.push(this.other)
+      }
+      service = this.other
+    }
+    const store = lb.LicenseStore.open(this.path(`${name}.db`))
+    this.closables.push(store)
+    const g = spec.generate
+    if (g) {
+      const prefix = g.prefix ?? '5a'
+      const [restricted, counted, untitled] = [g.restricted ?? [], g.counted ?? [], g.untitled ?? []]
+      const licenses = []
+      for (let i = 1; i <= g.count; i++) {
+        licenses.push(generatedLicense(prefix, i, { restricted: restricted.includes(i), counted: counted.includes(i) }))
+      }
+      store.addLicenses(licenses)
+      for (let i = 1; i <= g.count; i++) {
+        if (!untitled.includes(i)) store.setCatalogEntry(generatedKeyId(prefix, i), { title: `Track ${i}` })
+      }
+    }
+    const restorer = new lb.BackupRestorer(store, service)
+    this.closables.push(restorer)
+    restorer.backupPath = this.path('backup')
+    restorer.restorePath = this.path('backup')
+    this.devices.set(name, { store, restorer })
+  }
+
+  device(step) {
+    const d = this.devices.get(step.device)
+    assert.ok(d, `no device ${step.device}`)
+    return d
+  }
+
+  noteError(err) {
+    if (err == null) return null
+    assert.ok(err instanceof lb.LicenseBackupError, `expected a LicenseBackupError, got ${err}`)
+    assert.equal(err.errno, lb.ErrorCode[err.code], `errno of ${err.code}`)
+    this.seen.errors.add(err.code)
+    return err.code
+  }
+
+  /** Runs `fn`, returning the code of the LicenseBackupError it throws, or null. */
+  codeOf(fn) {
+    try {
+      fn()
+      return null
+    } catch (err) {
+      return this.noteError(err)
+    }
+  }
+
+  async operation(step, at) {
+    const { restorer } = this.device(step)
+    const isBackup = step.op === 'backup'
+    const events = []
+    let reentered // the Promise of the backup started from a listener
+    let ended = false
+    const listeners = lb.EVENTS.map((name) => {
+      const listener = (payload) => {
+        // Events after this operation's END belong to a backup a listener started.
+        if (ended) return
+        if (name === 'end') ended = true
+        events.push(normalize(name, payload))
+        this.seen.events.add(name)
+        if (name === 'refused') {
+          assert.equal(payload.errno, lb.ErrorCode[payload.code], `${at}: errno of refused`)
+          assert.equal(typeof payload.message, 'string')
+        }
+        if (name === 'end' && payload.error) this.noteError(payload.error)
+        const n = events.length
+        if (step.cancel_after_events === n) {
+          if (isBackup) restorer.cancelLicenseBackup()
+          else restorer.cancelLicenseRestore()
+        }
+        if (step.reenter_on_event === n) {
+          // A call error (BUSY) rejects at once, without events; handle it now, check it later.
+          reentered = restorer.backupLicenses().then(
+            () => null,
+            (err) => this.noteError(err),
+          )
+        }
+        if (step.throw_on_event === n) throw new Error(`scenario listener throws on event ${n}`)
+      }
+      restorer.on(name, listener)
+      return [name, listener]
+    })
+    let got
+    try {
+      const promise = isBackup
+        ? restorer.backupLicenses({ overwrite: step.overwrite ?? false })
+        : restorer.restoreLicenses({ individualize: step.individualize ?? false, replaceExisting: step.replace_existing ?? false })
+      let error = null
+      try {
+        const summary = await promise
+        assert.equal(ended, true, `${at}: the Promise resolved before the end event`)
+        assert.equal(typeof summary.bytes, 'number')
+      } catch (err) {
+        error = this.noteError(err)
+        if (err.code === 'CALLBACK_FAILED' && step.throw_on_event) {
+          assert.match(String(err.cause?.message), /scenario listener throws/, `${at}: cause of CALLBACK_FAILED`)
+        }
+      }
+      if (events.length === 0 && error !== null) {
+        got = { call_error: error }
+      } else {
+        assert.equal(ended, true, `${at}: the Promise settled before the end event`)
+        got = { error, events }
+        if (reentered) {
+          const before = events.length
+          got.reentered_error = await reentered
+          assert.equal(events.length, before)
+        }
+      }
+    } finally {
+      for (const [name, listener] of listeners) restorer.off(name, listener)
+    }
+    assert.deepEqual(got, step.expect, `${at}: expect differs`)
+  }
+
+  damage(step) {
+    const file = path.join(this.path('backup'), ARCHIVE)
+    if (step.action === 'delete') {
+      fs.rmSync(file)
+      return
+    }
+    let bytes = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0)
+    const frames = []
+    for (let pos = HEADER_LEN; pos + 21 <= bytes.length; pos += 21 + bytes.readUInt32LE(pos + 17)) frames.push(pos)
+    const position = (at) => {
+      const offset = at.offset ?? 0
+      if (at.region === 'header') return offset
+      if (at.region === 'record') return frames[at.index] + offset
+      if (at.region === 'end') return frames[frames.length - 1] + offset
+      throw new Error(`unknown region ${at.region}`)
+    }
+    switch (step.action) {
+      case 'flip_byte':
+        bytes[position(step.at)] ^= 0x01
+        break
+      case 'truncate':
+        bytes = bytes.subarray(0, position(step.at))
+        break
+      case 'swap_records': {
+        const [a, b] = [Math.min(step.a, step.b), Math.max(step.a, step.b)]
+        bytes = Buffer.concat([
+          bytes.subarray(0, frames[a]),
+          bytes.subarray(frames[b], frames[b + 1]),
+          bytes.subarray(frames[a + 1], frames[b]),
+          bytes.subarray(frames[a], frames[a + 1]),
+          bytes.subarray(frames[b + 1]),
+        ])
+        break
+      }
+      case 'append':
+        bytes = Buffer.concat([bytes, Buffer.from(step.hex, 'hex')])
+        break
+      case 'set_version':
+        bytes.writeUInt16LE(step.version, 8)
+        crypto.createHash('sha256').update(bytes.subarray(0, 160)).digest().copy(bytes, 160, 0, 16)
+        break
+      default:
+        throw new Error(`unknown damage ${step.action}`)
+    }
+    fs.writeFileSync(file, bytes)
+  }
+
+  expectStore(step, at) {
+    const { store } = this.device(step)
+    const licenses = store.listLicenses()
+    if (step.count !== undefined) assert.equal(licenses.length, step.count, `${at}: license count`)
+    assert.equal(store.licenseCount(), licenses.length, `${at}: licenseCount()`)
+    for (const want of step.licenses ?? []) {
+      const l = licenses.find((x) => x.keyId === want.key_id)
+      assert.ok(l, `${at}: ${want.key_id} missing`)
+      if ('backup_allowed' in want) assert.equal(l.rights.backupAllowed, want.backup_allowed, `${at}: backup_allowed`)
+      if ('plays_remaining' in want) assert.equal(l.rights.playsRemaining ?? null, want.plays_remaining, `${at}: plays_remaining`)
+      if ('title' in want) assert.equal(l.catalog?.title ?? null, want.title, `${at}: title`)
+    }
+    for (const absent of step.absent ?? []) {
+      assert.ok(licenses.every((l) => l.keyId !== absent), `${at}: ${absent} should be absent`)
+    }
+    if (step.content_keys_match) {
+      const other = this.devices.get(step.content_keys_match).store
+      let compared = 0
+      for (const l of licenses) {
+        let theirs
+        try {
+          theirs = other.contentKey(l.keyId)
+        } catch {
+          continue
+        }
+        assert.deepEqual(store.contentKey(l.keyId), theirs, `${at}: content key of ${l.keyId}`)
+        compared++
+      }
+      assert.ok(compared > 0, `${at}: no license in common to compare`)
+    }
+  }
+
+  async step(step, at) {
+    switch (step.op) {
+      case 'backup':
+      case 'restore':
+        return this.operation(step, at)
+      case 'quota': {
+        let got
+        try {
+          const q = this.device(step).restorer.restoreQuota()
+          got = {
+            licenses: q.licenses,
+            max_devices: q.maxDevices,
+            restores_remaining: q.restoresRemaining,
+            device_already_counted: q.deviceAlreadyCounted,
+          }
+        } catch (err) {
+          got = { error: this.noteError(err) }
+        }
+        return assert.deepEqual(got, step.expect, `${at}: quota`)
+      }
+      case 'set_property': {
+        let value = step.value
+        if (value !== null && typeof value === 'object') value = 'path' in value ? this.path(value.path) : value.abs_path
+        const got = this.codeOf(() => this.device(step).restorer.setProperty(step.name, value))
+        return assert.equal(got, step.expect_error ?? null, `${at}: error`)
+      }
+      case 'remove_property':
+        try {
+          this.device(step).restorer.removeProperty(step.name)
+        } catch {}
+        return
+      case 'damage':
+        return this.damage(step)
+      case 'make_file':
+        return fs.writeFileSync(this.path(step.path), step.text ?? 'not a folder')
+      case 'service_online':
+        return this.service.setOnline(step.online)
+      case 'add_license': {
+        const license = generatedLicense(step.prefix ?? '5a', step.index, { restricted: step.restricted ?? false })
+        const got = this.codeOf(() => this.device(step).store.addLicense(license, { replace: step.replace ?? false }))
+        return assert.equal(got, step.expect_error ?? null, `${at}: error`)
+      }
+      case 'content_key': {
+        const got = this.codeOf(() => {
+          const key = this.device(step).store.contentKey(step.key_id)
+          assert.ok(Buffer.isBuffer(key))
+        })
+        return assert.equal(got, step.expect_error ?? null, `${at}: error`)
+      }
+      case 'open_store': {
+        const got = this.codeOf(() => lb.LicenseStore.open(this.path(step.path)).close())
+        return assert.equal(got, step.expect_error ?? null, `${at}: error`)
+      }
+      case 'remember_device_id':
+        return this.remembered.set(step.device, this.device(step).store.deviceId())
+      case 'expect_device_id': {
+        const changed = this.remembered.get(step.device) !== this.device(step).store.deviceId()
+        return assert.equal(changed, step.changed, `${at}: device ID change`)
+      }
+      case 'expect_store':
+        return this.expectStore(step, at)
+      default:
+        throw new Error(`${at}: unknown op ${step.op}`)
+    }
+  }
+}
+
+const files = fs.readdirSync(SCENARIOS).filter((f) => f.endsWith('.json')).sort()
+const seen = { events: new Set(), errors: new Set() }
+
+test('the scenarios folder holds scenarios', () => {
+  assert.ok(files.length >= 15, `expected at least 15 scenarios in ${SCENARIOS}, found ${files.length}`)
+})
+
+for (const file of files) {
+  test(`scenario ${file}`, async (t) => {
+    const scenario = JSON.parse(fs.readFileSync(path.join(SCENARIOS, file), 'utf8'))
+    assert.equal(scenario.name, path.basename(file, '.json'), 'name must equal the file name')
+    const runner = new Runner(t, scenario, seen)
+    for (const [i, step] of scenario.steps.entries()) {
+      await runner.step(step, `${file} step ${i} (${step.op})`)
+    }
+  })
+}
+
+test('the scenarios reach every event and every error code through this package', () => {
+  for (const name of lb.EVENTS) assert.ok(seen.events.has(name), `no scenario emitted '${name}'`)
+  for (const code of Object.keys(lb.ErrorCode)) {
+    if (code === 'INTERNAL') continue // a bug in the engine: no scenario can reach it
+    assert.ok(seen.errors.has(code), `no scenario produced a LicenseBackupError ${code}`)
+  }
+})

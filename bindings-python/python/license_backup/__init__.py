@@ -1,0 +1,92 @@
+"""license-backup: back up the DRM licenses of a device to a folder and restore them later,
+on this device or another one, through a License Management Service that enforces the
+restore quota. A re-creation of the Windows Media Format SDK's license backup and restore
+(``WMCreateBackupRestorer``, ``IWMBackupRestoreProps``, ``IWMLicenseBackup``,
+``IWMLicenseRestore``, ``IWMStatusCallback``) over one Rust engine.
+
+Example::
+
+    from license_backup import BackupRestorer, EmbeddedService, LicenseStore, Progress
+
+    with LicenseStore("device.db") as store:
+        restorer = BackupRestorer(store, EmbeddedService("service.db"))
+        restorer.backup_path = "/media/usb"
+        op = restorer.backup_licenses(overwrite=True, on_status=print)
+        summary = op.wait()            # or, in a coroutine: summary = await op
+
+Threading model
+---------------
+The engine runs each operation on its own worker thread. ``on_status`` is called on that
+thread, one event at a time and in order, with the GIL taken only for the call; when the
+operation was started from a coroutine it is called on the event loop's thread instead.
+``Operation.wait()`` and every call that touches the store or the service release the GIL.
+An exception raised by ``on_status`` stops the operation (``CALLBACK_FAILED``) and is re-raised
+by ``wait()``/``await`` as the ``__cause__`` of :class:`CallbackFailedError`. At interpreter
+exit, running operations are cancelled and allowed to end. See :class:`BackupRestorer`.
+
+Errors
+------
+Every engine error raises a subclass of :class:`LicenseBackupError` named after its code
+(``BackupExistsError`` for ``BACKUP_EXISTS``), with ``.code`` (an :class:`ErrorCode`, which is an
+``int``), ``.name`` and ``.message``. Using a closed :class:`LicenseStore` raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from ._errors import *  # noqa: F403 - the generated exception classes
+from ._errors import __all__ as _error_names
+from ._native import ARCHIVE_FILE_NAME, EmbeddedService, LicenseStore
+from ._native import __version__ as __version__
+from ._restorer import BackupRestorer, Operation, Properties, StatusCallback
+from ._types import (
+    Begin,
+    CatalogEntry,
+    Connecting,
+    Disconnecting,
+    End,
+    License,
+    NewLicense,
+    OperationKind,
+    Progress,
+    PropertyValue,
+    Quota,
+    Refused,
+    RestrictedLicense,
+    Rights,
+    StatusEvent,
+    Summary,
+)
+
+__all__ = [
+    "ARCHIVE_FILE_NAME",
+    "BackupRestorer",
+    "Begin",
+    "CatalogEntry",
+    "Connecting",
+    "Disconnecting",
+    "EmbeddedService",
+    "End",
+    "License",
+    "LicenseStore",
+    "NewLicense",
+    "Operation",
+    "OperationKind",
+    "Progress",
+    "Properties",
+    "PropertyValue",
+    "Quota",
+    "Refused",
+    "RestrictedLicense",
+    "Rights",
+    "StatusCallback",
+    "StatusEvent",
+    "Summary",
+    *_error_names,
+]
+
+# Show the public classes as `license_backup.X` (in reprs and tracebacks), where users import them.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("license_backup._") and _obj.__module__ != "license_backup._native":
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,421 @@
+"""The backup restorer, its property mapping, and operations (threads and asyncio)."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from typing import (
+    Any,
+    Callable,
+    Generator,
+    Iterator,
+    MutableMapping,
+    Optional,
+    Set,
+    Union,
+)
+
+from . import _native
+from ._native import EmbeddedService, LicenseStore
+from ._types import OperationKind, PropertyValue, Quota, StatusEvent, Summary
+
+StatusCallback = Callable[[StatusEvent], object]
+"""What ``on_status`` takes: a callable that receives each :data:`StatusEvent`."""
+
+PathValue = Union[str, "os.PathLike[str]"]
+
+# How often a worker waiting for the event loop checks whether it should give up.
+_POLL_SECONDS = 0.05
+# How long the exit hook waits for cancelled operations to end.
+_EXIT_GRACE_SECONDS = 10.0
+
+_live_lock = threading.Lock()
+_live: Set[_native.Operation] = set()
+_shutting_down = threading.Event()
+
+
+def _track(op: _native.Operation) -> None:
+    with _live_lock:
+        for finished in [o for o in _live if o.done]:
+            _live.discard(finished)
+        _live.add(op)
+
+
+@atexit.register
+def _cancel_at_exit() -> None:
+    """At interpreter exit, cancel running operations, let them end, then shut the gate.
+
+    atexit handlers run while the interpreter is still whole, so the workers can deliver their
+    last events (END included). Then the native gate is closed: from that moment no engine
+    thread attaches to the interpreter (a callback would fail the operation instead), and this
+    waits until none is attached, so nothing of ours touches Python while it finalizes.
+    """
+    _shutting_down.set()
+    with _live_lock:
+        running = [o for o in _live if not o.done]
+    for op in running:
+        op.cancel()
+    for op in running:
+        try:
+            op.wait(_EXIT_GRACE_SECONDS)
+        except BaseException:  # noqa: BLE001 - its outcome no longer matters to anyone
+            pass
+    _native._close_gate(_EXIT_GRACE_SECONDS)
+
+
+class _LoopDispatcher:
+    """Runs ``on_status`` on an asyncio event loop's thread, for an operation started there.
+
+    The engine's worker calls this (with the GIL) for each event; it hands the event to the
+    loop with ``call_soon_threadsafe`` and waits, the GIL released, until the loop has run the
+    callback, so events stay in order, a cancel from the callback is seen at once, and an
+    exception from the callback stops the operation exactly as in the threaded mode. If the
+    loop closes (or the interpreter exits) first, the callback fails and the operation ends.
+    """
+
+    __slots__ = ("_loop", "_on_status")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_status: StatusCallback) -> None:
+        self._loop = loop
+        self._on_status = on_status
+
+    def __call__(self, event: StatusEvent) -> None:
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._on_status(event)
+            except BaseException as exc:  # noqa: BLE001 - handed to the engine, re-raised by wait
+                failure.append(exc)
+            finally:
+                done.set()
+
+        self._loop.call_soon_threadsafe(run)  # RuntimeError once the loop is closed
+        while not done.wait(_POLL_SECONDS):
+            if self._loop.is_closed():
+                raise RuntimeError("the event loop that runs on_status was closed")
+            if _shutting_down.is_set():
+                raise RuntimeError("the interpreter is exiting")
+        if failure:
+            raise failure[0]
+
+
+class Operation:
+    """A running (or finished) backup or restore.
+
+    * ``wait(timeout=None)`` blocks with the GIL released until the operation has ended and
+      every ``on_status`` call has returned, then returns the :class:`Summary` or raises the
+      error (a :class:`LicenseBackupError` subclass; ``TimeoutError`` when ``timeout`` passes).
+    * ``await op`` does the same from asyncio without blocking the loop. Cancelling the task
+      that awaits also cancels the operation.
+    * ``cancel()`` asks the operation to stop: it then ends with ``CancelledError``.
+    * ``done`` tells whether it has ended.
+
+    When ``on_status`` raised, the operation ended with ``CALLBACK_FAILED``: ``wait()`` and
+    ``await`` raise :class:`CallbackFailedError` whose ``__cause__`` is the callback's exception
+    (``raise CallbackFailedError(...) from exc``).
+    """
+
+    __slots__ = ("_native", "_loop", "__weakref__")
+
+    def __init__(self, native: _native.Operation, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+        self._native = native
+        self._loop = loop
+
+    @property
+    def operation(self) -> OperationKind:
+        """``"backup"`` or ``"restore"``."""
+        return self._native.operation
+
+    @property
+    def done(self) -> bool:
+        """Whether the operation has ended (and its END event has been delivered)."""
+        return self._native.done
+
+    def cancel(self) -> None:
+        """Asks the operation to stop; it ends with ``CancelledError`` unless it already ended."""
+        self._native.cancel()
+
+    def wait(self, timeout: Optional[float] = None) -> Summary:
+        """Waits for the end; returns the summary or raises the operation's error.
+
+        Ctrl-C interrupts the wait with ``KeyboardInterrupt``; the operation itself goes on
+        until you ``cancel()`` it.
+        """
+        loop = self._loop
+        if loop is not None and not self.done and loop.is_running() and _loop_thread_is_current(loop):
+            raise RuntimeError(
+                "wait() would block the event loop that runs this operation's callbacks; use `await op`"
+            )
+        return self._native.wait(timeout)
+
+    def add_done_callback(self, fn: Callable[[Operation], object]) -> None:
+        """Calls ``fn(op)`` once the operation has ended (from a helper thread, or at once)."""
+        self._native.add_done_callback(lambda: fn(self))
+
+    def __await__(self) -> Generator[Any, None, Summary]:
+        return self._wait_async().__await__()
+
+    async def _wait_async(self) -> Summary:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def on_done() -> None:
+            # From the native helper thread. Queued behind every on_status call this loop
+            # runs, so every callback has run before the awaiting coroutine resumes.
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:
+                pass  # the loop is closed: nobody awaits any more
+
+        self._native.add_done_callback(on_done)
+        try:
+            await future
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        return self._native.wait(0)
+
+    def __repr__(self) -> str:
+        return f"<Operation {self._native.operation} {'done' if self.done else 'running'}>"
+
+
+def _loop_thread_is_current(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+class Properties(MutableMapping[str, PropertyValue]):
+    """The restorer's properties as a mapping: ``restorer.properties["BackupPath"] = "/mnt/usb"``.
+
+    Iteration follows the order in which properties were first set. Reading a known property
+    that is not set raises ``KeyError``; an unknown name raises :class:`UnknownPropertyError`
+    (itself a ``KeyError``), and a wrongly typed value :class:`WrongPropertyTypeError`.
+    """
+
+    __slots__ = ("_restorer",)
+
+    def __init__(self, restorer: _native.BackupRestorer) -> None:
+        self._restorer = restorer
+
+    def __getitem__(self, name: str) -> PropertyValue:
+        value = self._restorer.get_property(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __setitem__(self, name: str, value: Union[PropertyValue, "os.PathLike[str]"]) -> None:
+        self._restorer.set_property(name, _fspath(value))
+
+    def __delitem__(self, name: str) -> None:
+        if not self._restorer.remove_property(name):
+            raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([self._restorer.property_by_index(i)[0] for i in range(self._restorer.property_count())])
+
+    def __len__(self) -> int:
+        return self._restorer.property_count()
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in list(self)
+
+    def clear(self) -> None:
+        self._restorer.remove_all_properties()
+
+    def __repr__(self) -> str:
+        return f"Properties({dict(self.items())!r})"
+
+
+def _fspath(value: Union[PropertyValue, "os.PathLike[str]"]) -> PropertyValue:
+    if isinstance(value, os.PathLike):
+        path = os.fspath(value)
+        if not isinstance(path, str):
+            raise TypeError("a path property takes a str path, not bytes")
+        return path
+    return value
+
+
+class BackupRestorer:
+    """Backs up and restores the licenses of a :class:`LicenseStore` (``WMCreateBackupRestorer``).
+
+    Properties (``IWMBackupRestoreProps``) are set by name (``set_property``, or the
+    ``properties`` mapping) or through the ``backup_path``, ``restore_path`` and
+    ``progress_interval`` attributes, which are views of the same properties.
+
+    Threading model
+    ---------------
+    ``backup_licenses`` and ``restore_licenses`` start the operation on an engine worker
+    thread and return an :class:`Operation` at once. Cheap checks (``PathNotSetError``,
+    ``BusyError``) raise right away; everything else arrives as status events, then END.
+
+    * Called outside asyncio, ``on_status(event)`` runs **on the worker thread**, with the GIL
+      taken only for the call; the engine waits for it to return before going on. Keep it
+      short, or hand the event to your own thread or GUI loop.
+    * Called from a coroutine (an asyncio loop running in the calling thread), the operation is
+      bound to that loop: ``on_status`` runs **on the loop's thread**, in order, and
+      ``await op`` resolves after the last callback (END) has run. Do not call the blocking
+      ``wait()`` from that loop.
+    * An exception raised by ``on_status`` stops the operation, which ends with
+      ``CALLBACK_FAILED`` (END is still delivered); ``wait()``/``await`` then raise
+      :class:`CallbackFailedError` chained ``from`` your exception.
+    * Waiting releases the GIL; other Python threads run meanwhile.
+    * At interpreter exit, operations still running are cancelled and allowed to end.
+    """
+
+    __slots__ = ("_native", "_properties")
+
+    def __init__(self, store: LicenseStore, service: EmbeddedService) -> None:
+        self._native = _native.BackupRestorer(store, service)
+        self._properties = Properties(self._native)
+
+    @property
+    def store(self) -> LicenseStore:
+        """The store this restorer works on."""
+        return self._native.store
+
+    @property
+    def service(self) -> EmbeddedService:
+        """The License Management Service that authorizes restores."""
+        return self._native.service
+
+    @property
+    def properties(self) -> Properties:
+        """The properties, as a mutable mapping."""
+        return self._properties
+
+    # --- properties by name (IWMBackupRestoreProps) ----------------------------------------
+
+    def set_property(self, name: str, value: Union[PropertyValue, "os.PathLike[str]"]) -> None:
+        """Sets a property (``str`` or path-like for paths, ``int`` for counts, ``bool``)."""
+        self._native.set_property(name, _fspath(value))
+
+    def get_property(self, name: str) -> Optional[PropertyValue]:
+        """A property's value; ``None`` if it is a known property that is not set."""
+        return self._native.get_property(name)
+
+    def property_by_index(self, index: int) -> tuple[str, PropertyValue]:
+        """The ``index``-th property set, as ``(name, value)``; ``InvalidArgumentError`` past the end."""
+        return self._native.property_by_index(index)
+
+    def property_count(self) -> int:
+        """How many properties are set."""
+        return self._native.property_count()
+
+    def remove_property(self, name: str) -> bool:
+        """Removes a property; returns whether it was set."""
+        return self._native.remove_property(name)
+
+    def remove_all_properties(self) -> None:
+        """Removes every property."""
+        self._native.remove_all_properties()
+
+    def _get_str(self, name: str) -> Optional[str]:
+        value = self._native.get_property(name)
+        assert value is None or isinstance(value, str)
+        return value
+
+    def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, "os.PathLike[str]"]]) -> None:
+        if value is None:
+            self._native.remove_property(name)
+        else:
+            self._native.set_property(name, _fspath(value))
+
+    @property
+    def backup_path(self) -> Optional[str]:
+        """The ``BackupPath`` property: the folder a backup writes to (``None``: not set)."""
+        return self._get_str("BackupPath")
+
+    @backup_path.setter
+    def backup_path(self, value: Optional[PathValue]) -> None:
+        self._set_or_remove("BackupPath", value)
+
+    @property
+    def restore_path(self) -> Optional[str]:
+        """The ``RestorePath`` property: the folder a restore reads from (``None``: not set)."""
+        return self._get_str("RestorePath")
+
+    @restore_path.setter
+    def restore_path(self, value: Optional[PathValue]) -> None:
+        self._set_or_remove("RestorePath", value)
+
+    @property
+    def progress_interval(self) -> Optional[int]:
+        """The ``ProgressInterval`` property: a PROGRESS event every this many licenses."""
+        value = self._native.get_property("ProgressInterval")
+        assert value is None or (isinstance(value, int) and not isinstance(value, bool))
+        return value
+
+    @progress_interval.setter
+    def progress_interval(self, value: Optional[int]) -> None:
+        self._set_or_remove("ProgressInterval", value)
+
+    # --- operations ---------------------------------------------------------------------------
+
+    def backup_licenses(self, overwrite: bool = False, on_status: Optional[StatusCallback] = None) -> Operation:
+        """Starts backing up every license that may be backed up to ``backup_path``.
+
+        Without ``overwrite`` an archive already in the folder makes it end with
+        ``BackupExistsError`` and is left as it was. See the class docstring for threads.
+        """
+        callback, loop = _bind(on_status)
+        return _started(self._native.backup_licenses(overwrite, callback), loop)
+
+    def restore_licenses(
+        self,
+        individualize: bool = False,
+        replace_existing: bool = False,
+        on_status: Optional[StatusCallback] = None,
+    ) -> Operation:
+        """Starts restoring the archive in ``restore_path`` onto this device.
+
+        ``individualize`` gives the device a fresh identity and re-binds every license to it;
+        ``replace_existing`` replaces licenses the device already has (otherwise they are kept
+        and counted as skipped).
+        """
+        callback, loop = _bind(on_status)
+        return _started(self._native.restore_licenses(individualize, replace_existing, callback), loop)
+
+    def cancel_license_backup(self) -> None:
+        """Cancels the running backup, if any."""
+        self._native.cancel_license_backup()
+
+    def cancel_license_restore(self) -> None:
+        """Cancels the running restore, if any."""
+        self._native.cancel_license_restore()
+
+    def restore_quota(self) -> Quota:
+        """What the restore quota allows for the archive in ``restore_path`` onto this device."""
+        return self._native.restore_quota()
+
+    def __repr__(self) -> str:
+        return f"BackupRestorer({self.store!r}, {self.service!r})"
+
+
+def _bind(
+    on_status: Optional[StatusCallback],
+) -> tuple[Optional[StatusCallback], Optional[asyncio.AbstractEventLoop]]:
+    """The callable the engine calls, and the event loop that runs it (``None``: the worker)."""
+    try:
+        loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if on_status is not None and not callable(on_status):
+        raise TypeError(f"on_status must be callable, not {type(on_status).__name__}")
+    if loop is None or on_status is None:
+        return on_status, None
+    return _LoopDispatcher(loop, on_status), loop
+
+
+def _started(native: _native.Operation, loop: Optional[asyncio.AbstractEventLoop]) -> Operation:
+    _track(native)
+    return Operation(native, loop)

@@ -1,0 +1,91 @@
+//! # license-backup-python
+//!
+//! The native module `license_backup._native` of the Python package `license-backup`: a thin
+//! pyo3 adapter over the [`license_backup`] core that adds no behaviour. The Python facade
+//! (`bindings-python/python/license_backup/`) adds the idiom: the property mapping, asyncio,
+//! typed records and one exception class per error code.
+//!
+//! ## Threads
+//! * Every call that touches the store or the service runs with the thread detached from the
+//!   interpreter (`py.detach`), so other Python threads run meanwhile.
+//! * Status callbacks run on the operation's worker thread; the thread attaches to the
+//!   interpreter only for the call, with [`Python::try_attach`] behind a gate that the facade
+//!   closes at exit: an operation still running then ends (`CALLBACK_FAILED`) and no thread of
+//!   ours touches the interpreter while it finalizes.
+//! * An exception raised by a callback stops the operation (the core ends it with
+//!   `CALLBACK_FAILED`); `Operation.wait()` raises `CallbackFailedError` with the callback's
+//!   exception as its `__cause__`.
+//! * `Operation.wait()` waits detached, in slices, checking for signals between them so Ctrl-C
+//!   interrupts it.
+//!
+//! No panic crosses into Python: pyo3 turns a panic in a method into a Python exception, and
+//! the core catches panics in jobs and callbacks.
+
+#![warn(missing_docs)]
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyModule;
+
+mod convert;
+mod operation;
+mod restorer;
+mod service;
+mod store;
+
+pub use operation::Operation;
+pub use restorer::BackupRestorer;
+pub use service::EmbeddedService;
+pub use store::LicenseStore;
+
+/// The facade module the native code builds its records, events and exceptions from.
+const ERRORS_MODULE: &str = "license_backup._errors";
+
+/// Converts a core error into the Python exception of its code (`BackupExistsError`, ...).
+pub(crate) fn error_object<'py>(py: Python<'py>, err: &license_backup::Error) -> PyResult<Bound<'py, PyAny>> {
+    static ERROR_FOR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let error_for = ERROR_FOR.import(py, ERRORS_MODULE, "error_for")?;
+    error_for.call1((err.code().number(), err.message()))
+}
+
+/// The Python exception for a core error, ready to raise.
+pub(crate) fn py_err(py: Python<'_>, err: &license_backup::Error) -> PyErr {
+    match error_object(py, err) {
+        Ok(obj) => PyErr::from_value(obj),
+        // Only when the facade cannot be imported (a broken installation).
+        Err(import_error) => {
+            let e = PyRuntimeError::new_err(format!("{}: {}", err.code().name(), err.message()));
+            e.set_cause(py, Some(import_error));
+            e
+        }
+    }
+}
+
+/// `?`-friendly conversion of core results into Python exceptions.
+pub(crate) trait OrRaise<T> {
+    /// The value, or the Python exception of the error's code.
+    fn or_raise(self, py: Python<'_>) -> PyResult<T>;
+}
+
+impl<T> OrRaise<T> for license_backup::Result<T> {
+    fn or_raise(self, py: Python<'_>) -> PyResult<T> {
+        self.map_err(|e| py_err(py, &e))
+    }
+}
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("ARCHIVE_FILE_NAME", license_backup::archive::ARCHIVE_FILE_NAME)?;
+    m.add_class::<LicenseStore>()?;
+    m.add_class::<EmbeddedService>()?;
+    m.add_class::<BackupRestorer>()?;
+    m.add_class::<Operation>()?;
+    let close_gate = wrap_pyfunction!(operation::_close_gate, m)?;
+    m.add_function(close_gate.clone())?;
+    // Even when the facade is bypassed, no thread of ours attaches once exit has begun.
+    m.py().import("atexit")?.call_method1("register", (close_gate,))?;
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! Running operations: the status callback bridge and the `Operation` handle.
+
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use license_backup::{CallbackError, ErrorCode, OperationHandle, Outcome, StatusCallback, StatusEvent};
+use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::convert;
+
+/// How long `wait()` stays detached before it checks for signals (Ctrl-C).
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// Threads of ours that may attach to the interpreter (workers delivering events, done
+/// helpers) pass through this gate. At interpreter exit the facade closes it (`_close_gate`,
+/// from an `atexit` hook, while the interpreter is still whole) and waits until no thread is
+/// attached any more: no thread of ours then touches Python while it finalizes, where a thread
+/// that takes the GIL is killed (and a Rust thread with it, unwinding through pyo3's guards).
+struct Gate {
+    state: Mutex<GateState>,
+    idle: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    closed: bool,
+    inside: usize,
+}
+
+static GATE: Gate = Gate { state: Mutex::new(GateState { closed: false, inside: 0 }), idle: Condvar::new() };
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs `f` attached to the interpreter, unless it is exiting (the gate is closed) or
+/// finalizing; `None` then.
+pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    {
+        let mut state = GATE.lock();
+        if state.closed {
+            return None;
+        }
+        state.inside += 1;
+    }
+    let result = Python::try_attach(f);
+    let mut state = GATE.lock();
+    state.inside -= 1;
+    if state.inside == 0 {
+        GATE.idle.notify_all();
+    }
+    result
+}
+
+/// How long the exit hook waits for callbacks still running to return.
+pub(crate) const EXIT_GRACE_SECONDS: f64 = 10.0;
+
+/// Closes the gate and waits (detached) up to `timeout` seconds until no thread of ours is
+/// attached; returns whether none is. Registered with `atexit` when the module is imported
+/// (and called earlier by the facade's own exit hook, after it cancelled what runs).
+#[pyfunction]
+#[pyo3(signature = (timeout = EXIT_GRACE_SECONDS))]
+pub(crate) fn _close_gate(py: Python<'_>, timeout: f64) -> bool {
+    let timeout = Duration::from_secs_f64(if timeout.is_finite() { timeout.max(0.0) } else { 0.0 });
+    py.detach(|| {
+        let mut state = GATE.lock();
+        state.closed = true;
+        let (state, _) =
+            GATE.idle.wait_timeout_while(state, timeout, |s| s.inside > 0).unwrap_or_else(|p| p.into_inner());
+        state.inside == 0
+    })
+}
+
+/// What the callback bridge and the `Operation` share.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// The first exception a callback raised: the `__cause__` of `CallbackFailedError`.
+    failure: Mutex<Option<PyErr>>,
+    /// The worker thread that delivers the events (to refuse a `wait()` from a callback).
+    worker: OnceLock<ThreadId>,
+}
+
+impl Shared {
+    fn remember(&self, err: PyErr) {
+        let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+    }
+
+    fn failure(&self, py: Python<'_>) -> Option<PyErr> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|e| e.clone_ref(py))
+    }
+}
+
+/// Delivers the engine's events to a Python callable on the worker thread, attached to the
+/// interpreter only for the call.
+pub(crate) struct PyCallback {
+    callback: Option<Py<PyAny>>,
+    shared: Arc<Shared>,
+}
+
+impl PyCallback {
+    pub(crate) fn new(callback: Option<Py<PyAny>>, shared: Arc<Shared>) -> Self {
+        PyCallback { callback, shared }
+    }
+}
+
+fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let name = err.get_type(py).qualname().map(|n| n.to_string()).unwrap_or_else(|_| "exception".into());
+    let value = err.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+    if value.is_empty() {
+        format!("the status callback raised {name}")
+    } else {
+        format!("the status callback raised {name}: {value}")
+    }
+}
+
+impl StatusCallback for PyCallback {
+    fn on_status(&self, event: &StatusEvent) -> Result<(), CallbackError> {
+        let Some(callback) = &self.callback else { return Ok(()) };
+        let _ = self.shared.worker.set(std::thread::current().id());
+        let delivered = attach(|py| {
+            let result = convert::event(py, event).and_then(|obj| callback.call1(py, (obj,)));
+            result.map(drop).map_err(|err| {
+                let message = describe(py, &err);
+                self.shared.remember(err);
+                message
+            })
+        });
+        match delivered {
+            Some(Ok(())) => Ok(()),
+            Some(Err(message)) => Err(CallbackError::new(message)),
+            None => Err(CallbackError::new("the Python interpreter is shutting down")),
+        }
+    }
+}
+
+/// A running (or finished) backup or restore.
+///
+/// `wait(timeout=None)` blocks, with the GIL released, until the operation has ended and every
+/// callback has run, then returns its `Summary` or raises its error. `cancel()` asks it to stop
+/// (it then ends with `CancelledError`). `add_done_callback(fn)` calls `fn()` once it has
+/// ended, from a helper thread (at once, on the calling thread, if it already has).
+#[pyclass(module = "license_backup._native", frozen, weakref)]
+pub struct Operation {
+    handle: OperationHandle,
+    shared: Arc<Shared>,
+}
+
+impl Operation {
+    pub(crate) fn new(handle: OperationHandle, shared: Arc<Shared>) -> Self {
+        Operation { handle, shared }
+    }
+
+    fn result(&self, py: Python<'_>, outcome: Outcome) -> PyResult<Py<PyAny>> {
+        match outcome {
+            Outcome::Completed(summary) => Ok(convert::summary(py, &summary)?.unbind()),
+            Outcome::Failed(err) => {
+                let raised = crate::py_err(py, &err);
+                if err.code() == ErrorCode::CallbackFailed {
+                    // `raise CallbackFailedError(...) from <the callback's exception>`
+                    raised.set_cause(py, self.shared.failure(py));
+                }
+                Err(raised)
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Operation {
+    /// `"backup"` or `"restore"`.
+    #[getter]
+    fn operation(&self) -> &'static str {
+        self.handle.kind().name()
+    }
+
+    /// Whether the operation has ended and its END event has been delivered.
+    #[getter]
+    fn done(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Whether `cancel()` was called.
+    #[getter]
+    fn cancel_requested(&self) -> bool {
+        self.handle.is_cancel_requested()
+    }
+
+    /// Asks the operation to stop; it ends with `CancelledError` unless it had already ended.
+    fn cancel(&self) {
+        self.handle.cancel();
+    }
+
+    /// Waits (GIL released) for the end and returns the `Summary`, or raises the operation's
+    /// error; `TimeoutError` if `timeout` seconds pass first. Ctrl-C interrupts the wait (the
+    /// operation goes on; cancel it if that is what you want).
+    #[pyo3(signature = (timeout = None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let deadline = match timeout {
+            Some(t) if !(t >= 0.0 && t.is_finite()) => {
+                return Err(PyValueError::new_err("timeout must be a non-negative number of seconds"));
+            }
+            Some(t) => Some(Instant::now() + Duration::from_secs_f64(t)),
+            None => None,
+        };
+        if !self.handle.is_finished() && self.shared.worker.get() == Some(&std::thread::current().id()) {
+            return Err(PyRuntimeError::new_err(
+                "wait() called from the operation's own status callback would never return",
+            ));
+        }
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+                None => WAIT_SLICE,
+            };
+            let handle = &self.handle;
+            if let Some(result) = py.detach(|| handle.wait_timeout(slice)) {
+                let outcome = match result {
+                    Ok(summary) => Outcome::Completed(summary),
+                    Err(err) => Outcome::Failed(err),
+                };
+                return self.result(py, outcome);
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(PyTimeoutError::new_err(format!(
+                    "the {} did not end within {} s",
+                    self.handle.kind().name(),
+                    timeout.unwrap_or_default()
+                )));
+            }
+        }
+    }
+
+    /// Calls `fn()` once the operation has ended: at once on this thread if it already has,
+    /// otherwise from a helper thread (attached to the interpreter only for the call). An
+    /// exception `fn` raises is reported through `sys.unraisablehook`.
+    fn add_done_callback(&self, py: Python<'_>, r#fn: Py<PyAny>) -> PyResult<()> {
+        if self.handle.is_finished() {
+            r#fn.call0(py)?;
+            return Ok(());
+        }
+        let handle = self.handle.clone();
+        std::thread::Builder::new()
+            .name(format!("license-{}-done", handle.kind().name()))
+            .spawn(move || {
+                let _ = handle.wait();
+                attach(|py| {
+                    if let Err(err) = r#fn.call0(py) {
+                        err.write_unraisable(py, None);
+                    }
+                });
+            })
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.handle.is_finished() { "done" } else { "running" };
+        format!("<Operation {} {state}>", self.handle.kind().name())
+    }
+}

@@ -1,0 +1,146 @@
+//! `BackupRestorer`: properties and the asynchronous operations.
+
+use std::sync::Arc;
+
+use license_backup::{
+    BackupFlags, Error, ErrorCode, LicenseService, OperationHandle, Property, RestoreFlags, StatusCallback,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::operation::{Operation, PyCallback, Shared};
+use crate::service::EmbeddedService;
+use crate::store::LicenseStore;
+use crate::{OrRaise, convert};
+
+/// Backs up and restores the licenses of one store (`WMCreateBackupRestorer`), with named
+/// properties (`IWMBackupRestoreProps`) and asynchronous operations that report status events
+/// to a callable on the operation's worker thread.
+#[pyclass(module = "license_backup._native", frozen, weakref)]
+pub struct BackupRestorer {
+    inner: license_backup::BackupRestorer,
+    store: Py<LicenseStore>,
+    service: Py<EmbeddedService>,
+}
+
+impl BackupRestorer {
+    /// Starts an operation with a callback bridge to `callback`.
+    fn start<F>(py: Python<'_>, callback: Option<Py<PyAny>>, start: F) -> PyResult<Operation>
+    where
+        F: FnOnce(Arc<dyn StatusCallback>) -> license_backup::Result<OperationHandle>,
+    {
+        let shared = Arc::new(Shared::default());
+        let handle = start(Arc::new(PyCallback::new(callback, Arc::clone(&shared)))).or_raise(py)?;
+        Ok(Operation::new(handle, shared))
+    }
+}
+
+#[pymethods]
+impl BackupRestorer {
+    /// A restorer over `store`, authorizing restores with `service`.
+    #[new]
+    fn new(store: Bound<'_, LicenseStore>, service: Bound<'_, EmbeddedService>) -> PyResult<Self> {
+        let engine_store = store.get().get()?;
+        let engine_service: Arc<dyn LicenseService> = service.get().inner.clone();
+        Ok(BackupRestorer {
+            inner: license_backup::create_backup_restorer(engine_store, engine_service),
+            store: store.unbind(),
+            service: service.unbind(),
+        })
+    }
+
+    /// The store this restorer works on.
+    #[getter]
+    fn store(&self, py: Python<'_>) -> Py<LicenseStore> {
+        self.store.clone_ref(py)
+    }
+
+    /// The License Management Service this restorer uses.
+    #[getter]
+    fn service(&self, py: Python<'_>) -> Py<EmbeddedService> {
+        self.service.clone_ref(py)
+    }
+
+    /// Sets a property: `str` for paths, `int` (u32) for counts, `bool` for flags.
+    fn set_property(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        match convert::property_value(value)? {
+            Some(v) => self.inner.set_property(name, v).or_raise(py),
+            None => {
+                // Not a value type the engine has: report it as the engine would.
+                self.inner.get_property(name).or_raise(py)?;
+                let expected = Property::from_name(name).map(|p| format!("{:?}", p.value_type())).unwrap_or_default();
+                Err(crate::py_err(
+                    py,
+                    &Error::new(
+                        ErrorCode::WrongPropertyType,
+                        format!("property {name} takes a {expected} value, not {}", value.get_type().name()?),
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// A property's value by name; `None` if it is a known property that is not set.
+    fn get_property<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let value = self.inner.get_property(name).or_raise(py)?;
+        value.map(|v| convert::property_object(py, &v)).transpose()
+    }
+
+    /// The `index`-th property set (in the order they were first set), as `(name, value)`.
+    fn property_by_index<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyTuple>> {
+        let (name, value) = self.inner.property_by_index(index).or_raise(py)?;
+        PyTuple::new(py, [name.into_pyobject(py)?.into_any(), convert::property_object(py, &value)?])
+    }
+
+    /// How many properties are set.
+    fn property_count(&self) -> usize {
+        self.inner.property_count()
+    }
+
+    /// Removes a property; returns whether it was set.
+    fn remove_property(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        self.inner.remove_property(name).or_raise(py)
+    }
+
+    /// Removes every property.
+    fn remove_all_properties(&self) {
+        self.inner.remove_all_properties()
+    }
+
+    /// Starts backing up to the folder in `BackupPath`; `callback(event)` receives every status
+    /// event on the worker thread. Raises at once for `PATH_NOT_SET` and `BUSY`.
+    #[pyo3(signature = (overwrite = false, callback = None))]
+    fn backup_licenses(&self, py: Python<'_>, overwrite: bool, callback: Option<Py<PyAny>>) -> PyResult<Operation> {
+        Self::start(py, callback, |cb| self.inner.backup_licenses(BackupFlags { overwrite }, cb))
+    }
+
+    /// Starts restoring from the folder in `RestorePath`; see `backup_licenses`.
+    #[pyo3(signature = (individualize = false, replace_existing = false, callback = None))]
+    fn restore_licenses(
+        &self,
+        py: Python<'_>,
+        individualize: bool,
+        replace_existing: bool,
+        callback: Option<Py<PyAny>>,
+    ) -> PyResult<Operation> {
+        let flags = RestoreFlags { individualize, replace_existing };
+        Self::start(py, callback, |cb| self.inner.restore_licenses(flags, cb))
+    }
+
+    /// Cancels the running backup, if any.
+    fn cancel_license_backup(&self) {
+        self.inner.cancel_license_backup()
+    }
+
+    /// Cancels the running restore, if any.
+    fn cancel_license_restore(&self) {
+        self.inner.cancel_license_restore()
+    }
+
+    /// What the restore quota allows for the archive in `RestorePath` onto this device.
+    fn restore_quota<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = &self.inner;
+        let quota = py.detach(|| inner.restore_quota()).or_raise(py)?;
+        convert::quota(py, &quota)
+    }
+}

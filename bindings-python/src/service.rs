@@ -1,0 +1,64 @@
+//! `EmbeddedService`: the in-process License Management Service.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use license_backup::ServicePolicy;
+use pyo3::prelude::*;
+
+use crate::OrRaise;
+
+/// The embedded License Management Service: authorizes restores and keeps the restore quota
+/// in a SQLite ledger at `path`. Devices (stores) on one machine share it by opening the same
+/// file. `max_devices` (default 4) is how many distinct devices a license may live on;
+/// `refusal_url` is the page a refusal points to.
+#[pyclass(module = "license_backup._native", frozen, weakref)]
+pub struct EmbeddedService {
+    pub(crate) inner: Arc<license_backup::EmbeddedService>,
+}
+
+#[pymethods]
+impl EmbeddedService {
+    /// Opens (or creates, with a fresh key pair) the service ledger at `path`.
+    #[new]
+    #[pyo3(signature = (path, max_devices = None, refusal_url = None))]
+    fn new(py: Python<'_>, path: PathBuf, max_devices: Option<u32>, refusal_url: Option<String>) -> PyResult<Self> {
+        let mut policy = ServicePolicy::default();
+        if let Some(n) = max_devices {
+            policy.max_devices = n;
+        }
+        if let Some(url) = refusal_url {
+            policy.refusal_url = url;
+        }
+        let service = py.detach(|| license_backup::EmbeddedService::open_with_policy(&path, policy)).or_raise(py)?;
+        Ok(EmbeddedService { inner: Arc::new(service) })
+    }
+
+    /// Takes the service offline (or back online): while offline, restores and quota queries
+    /// fail with `ServiceUnavailableError`.
+    fn set_online(&self, online: bool) {
+        self.inner.set_online(online);
+    }
+
+    /// The path of the ledger file.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.inner.path().to_path_buf()
+    }
+
+    /// How many distinct devices a license may live on.
+    #[getter]
+    fn max_devices(&self) -> u32 {
+        self.inner.policy().max_devices
+    }
+
+    /// The page a refusal points to.
+    #[getter]
+    fn refusal_url(&self) -> String {
+        self.inner.policy().refusal_url.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("EmbeddedService({:?}, max_devices={})", self.inner.path().display().to_string(), self.max_devices())
+    }
+}

@@ -1,0 +1,168 @@
+//! `LicenseStore`: the device's licenses and catalog.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use license_backup::ConflictPolicy;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use crate::OrRaise;
+use crate::convert;
+
+/// The licenses stored on this device (a SQLite file), content keys sealed to the device key.
+///
+/// `LicenseStore(path)` opens the store at `path`, creating it with a fresh device identity if
+/// it does not exist. Use it as a context manager, or call `close()`: afterwards every call
+/// raises `ValueError`. Restorers made from the store keep the engine's store open until they
+/// are dropped. Key IDs are UUID strings (or `uuid.UUID`).
+#[pyclass(module = "license_backup._native", frozen, weakref)]
+pub struct LicenseStore {
+    inner: RwLock<Option<Arc<license_backup::LicenseStore>>>,
+    path: PathBuf,
+}
+
+impl LicenseStore {
+    /// The engine's store, or `ValueError` once closed.
+    pub(crate) fn get(&self) -> PyResult<Arc<license_backup::LicenseStore>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| PyValueError::new_err(format!("the license store {} is closed", self.path.display())))
+    }
+
+    /// Runs `f` on the store with the thread detached from the interpreter.
+    fn with<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        T: Send,
+        F: Send + FnOnce(&license_backup::LicenseStore) -> license_backup::Result<T>,
+    {
+        let store = self.get()?;
+        py.detach(|| f(&store)).or_raise(py)
+    }
+}
+
+fn policy(replace: bool) -> ConflictPolicy {
+    if replace { ConflictPolicy::Replace } else { ConflictPolicy::Keep }
+}
+
+#[pymethods]
+impl LicenseStore {
+    /// Opens (or creates) the store at `path` (`str` or `os.PathLike`).
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let opened = py.detach(|| license_backup::LicenseStore::open(&path)).or_raise(py)?;
+        Ok(LicenseStore { inner: RwLock::new(Some(Arc::new(opened))), path })
+    }
+
+    /// The path of the store file.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    /// Releases the store. Calling it again does nothing.
+    fn close(&self) {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().get()?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.closed() { " (closed)" } else { "" };
+        format!("LicenseStore({:?}){state}", self.path.display().to_string())
+    }
+
+    /// This device's identity: 32 hex digits. It changes when a restore individualizes.
+    fn device_id(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |s| s.device_id())
+    }
+
+    /// Adds a license. With `replace=False` an existing key ID raises `LicenseExistsError`.
+    #[pyo3(signature = (license, *, replace = false))]
+    fn add_license(&self, py: Python<'_>, license: &Bound<'_, PyAny>, replace: bool) -> PyResult<()> {
+        let license = convert::new_license_from(license)?;
+        self.with(py, move |s| s.add_license(&license, policy(replace)))
+    }
+
+    /// Adds many licenses in one transaction: all of them, or none.
+    #[pyo3(signature = (licenses, *, replace = false))]
+    fn add_licenses(&self, py: Python<'_>, licenses: &Bound<'_, PyAny>, replace: bool) -> PyResult<()> {
+        let licenses = licenses.try_iter()?.map(|l| convert::new_license_from(&l?)).collect::<PyResult<Vec<_>>>()?;
+        self.with(py, move |s| s.add_licenses(&licenses, policy(replace)))
+    }
+
+    /// The license with this key ID (without its content key), or `None`.
+    fn get_license<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let key_id = convert::key_id(key_id)?;
+        let found = self.with(py, move |s| s.get_license(&key_id))?;
+        found.map(|l| convert::license(py, &l)).transpose()
+    }
+
+    /// Every license, ordered by key ID.
+    fn list_licenses<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let all = self.with(py, |s| s.list_licenses())?;
+        PyList::new(py, all.iter().map(|l| convert::license(py, l)).collect::<PyResult<Vec<_>>>()?)
+    }
+
+    /// Removes a license; returns whether there was one. Its catalog entry stays.
+    fn remove_license(&self, py: Python<'_>, key_id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key_id = convert::key_id(key_id)?;
+        self.with(py, move |s| s.remove_license(&key_id))
+    }
+
+    /// How many licenses the store holds.
+    fn license_count(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s| s.license_count())
+    }
+
+    /// The content key of a license, opened with the device key. Raises
+    /// `LicenseNotFoundError` if there is no such license.
+    fn content_key<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let key_id = convert::key_id(key_id)?;
+        let key = self.with(py, move |s| s.content_key(&key_id))?;
+        Ok(PyBytes::new(py, &key))
+    }
+
+    /// Sets (replaces) the catalog entry of a key ID.
+    fn set_catalog_entry(&self, py: Python<'_>, key_id: &Bound<'_, PyAny>, entry: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key_id = convert::key_id(key_id)?;
+        let entry = convert::catalog_from(entry)?;
+        self.with(py, move |s| s.set_catalog_entry(&key_id, &entry))
+    }
+
+    /// The catalog entry of a key ID, or `None`.
+    fn catalog_entry<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let key_id = convert::key_id(key_id)?;
+        let entry = self.with(py, move |s| s.catalog_entry(&key_id))?;
+        entry.map(|e| convert::catalog(py, &e)).transpose()
+    }
+
+    /// Removes the catalog entry of a key ID; returns whether there was one.
+    fn remove_catalog_entry(&self, py: Python<'_>, key_id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let key_id = convert::key_id(key_id)?;
+        self.with(py, move |s| s.remove_catalog_entry(&key_id))
+    }
+
+    /// Checks the database and that every content key opens; returns how many were checked.
+    fn verify(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s| s.verify())
+    }
+}

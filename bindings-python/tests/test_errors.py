@@ -1,0 +1,186 @@
+"""Every error code: its exception class, and (but INTERNAL) reaching it through the API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import threading
+from pathlib import Path
+from typing import Callable, Dict
+
+import pytest
+
+import license_backup as lb
+from _support import INTERFACE, generated_license, key_id, populate
+from conftest import World
+
+ERRORS = json.loads(INTERFACE.read_text())["errors"]
+
+
+@pytest.mark.parametrize("spec", ERRORS, ids=[e["name"] for e in ERRORS])
+def test_error_class_of_every_code(spec: Dict[str, object]) -> None:
+    cls = getattr(lb, f"{spec['variant']}Error")
+    assert issubclass(cls, lb.LicenseBackupError) and issubclass(cls, Exception)
+    code = lb.ErrorCode[str(spec["name"])]
+    assert int(code) == spec["number"] and code.name == spec["name"]
+    assert code.description == spec["message"] and code.exception is cls
+    assert cls.code is code
+    exc = cls("what happened")
+    assert (exc.code, exc.name, exc.message) == (code, spec["name"], "what happened")
+    assert isinstance(exc.code, int) and exc.code == spec["number"]
+    assert str(exc) == f"{spec['name']}: what happened"
+    assert repr(exc) == f"{cls.__name__}('what happened')"
+    assert cls().message == spec["message"]  # a default message
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is cls and again.message == "what happened"
+    # what the native module raises for this code:
+    made = lb.error_for(int(code), "from the engine")
+    assert type(made) is cls and made.message == "from the engine"
+
+
+def test_base_class_and_unknown_codes() -> None:
+    e = lb.LicenseBackupError("limit", lb.ErrorCode.RESTORE_LIMIT_EXCEEDED)
+    assert (e.code, e.name) == (402, "RESTORE_LIMIT_EXCEEDED")
+    assert lb.LicenseBackupError("x").name == "INTERNAL"
+    unknown = lb.error_for(12345, "from a newer engine")
+    assert type(unknown) is lb.LicenseBackupError and unknown.code == lb.ErrorCode.INTERNAL
+    # builtin bases where Python code expects them
+    assert issubclass(lb.InvalidArgumentError, ValueError)
+    assert issubclass(lb.UnknownPropertyError, KeyError)
+    assert issubclass(lb.WrongPropertyTypeError, TypeError)
+    assert str(lb.UnknownPropertyError("nope")) == "UNKNOWN_PROPERTY: nope"
+
+
+def _archive(world: World) -> Path:
+    return world.backup / lb.ARCHIVE_FILE_NAME
+
+
+def _backed_up(world: World, n: int = 3) -> lb.BackupRestorer:
+    a = world.device("A")
+    populate(a.store, n)
+    a.backup_licenses().wait()
+    return a
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def _set_version(path: Path, version: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[8:10] = version.to_bytes(2, "little")
+    data[160:176] = hashlib.sha256(bytes(data[:160])).digest()[:16]
+    path.write_bytes(bytes(data))
+
+
+def _not_writable_folder(world: World) -> str:
+    if os.geteuid() != 0:
+        folder = world.root / "read-only"
+        folder.mkdir(mode=0o500)
+        return str(folder)
+    try:  # root writes anywhere but in /sys
+        os.close(os.open("/sys/.lb-probe", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except PermissionError:
+        return "/sys"
+    except OSError as e:
+        if e.errno == 30:  # EROFS
+            return "/sys"
+    pytest.skip("no folder this process cannot write to")
+
+
+def _restore_limit(world: World) -> None:
+    service = lb.EmbeddedService(world.root / "strict.db", max_devices=1)
+    a = world.device("A", service)
+    populate(a.store, 2)
+    a.backup_licenses().wait()
+    events: list[lb.StatusEvent] = []
+    try:
+        world.device("B", service).restore_licenses(on_status=events.append).wait()
+    finally:
+        refused = [e for e in events if isinstance(e, lb.Refused)]
+        assert len(refused) == 1 and refused[0].code == lb.ErrorCode.RESTORE_LIMIT_EXCEEDED
+        assert refused[0].url == service.refusal_url and refused[0].message
+
+
+def _wrong_key(world: World) -> None:
+    _backed_up(world)
+    other = lb.EmbeddedService(world.root / "other.db")
+    world.device("B", other).restore_licenses().wait()
+
+
+def _callback_failed(world: World) -> None:
+    def boom(event: lb.StatusEvent) -> None:
+        raise ValueError("boom")
+
+    world.device("A").backup_licenses(on_status=boom).wait()
+
+
+def _busy(world: World) -> None:
+    a = world.device("A")
+    release = threading.Event()
+    op = a.backup_licenses(on_status=lambda e: release.wait(10))
+    try:
+        a.restore_licenses()
+    finally:
+        release.set()
+        op.wait()
+
+
+def _cancelled(world: World) -> None:
+    a = world.device("A")
+    a.backup_licenses(on_status=lambda e: a.cancel_license_backup()).wait()
+
+
+def _storage(world: World) -> None:
+    (world.root / "text.db").write_text("not a database " * 500)
+    lb.LicenseStore(world.root / "text.db")
+
+
+REACH: Dict[str, Callable[[World], object]] = {
+    "INVALID_ARGUMENT": lambda w: w.device("A").store.get_license("not-a-uuid"),
+    "UNKNOWN_PROPERTY": lambda w: w.device("A").set_property("Nope", "x"),
+    "WRONG_PROPERTY_TYPE": lambda w: w.device("A").set_property("BackupPath", 1),
+    "PATH_NOT_SET": lambda w: lb.BackupRestorer(w.device("A").store, w.service).backup_licenses(),
+    "PATH_NOT_FOUND": lambda w: w.device("A").restore_licenses().wait(),
+    "NOT_A_FOLDER": lambda w: lb.LicenseStore(w.root),
+    "NOT_WRITABLE": lambda w: _set(w.device("A"), "BackupPath", _not_writable_folder(w)).backup_licenses().wait(),
+    "BACKUP_EXISTS": lambda w: _backed_up(w).backup_licenses().wait(),
+    "ARCHIVE_MISSING": lambda w: w.device("A").restore_quota(),
+    "ARCHIVE_CORRUPT": lambda w: (_backed_up(w), _flip(_archive(w), 176 + 25), w.device("B").restore_licenses().wait()),
+    "UNSUPPORTED_VERSION": lambda w: (_backed_up(w), _set_version(_archive(w), 99), w.device("B").restore_quota()),
+    "WRONG_KEY": _wrong_key,
+    "SERVICE_UNAVAILABLE": lambda w: (_backed_up(w), w.service.set_online(False), w.device("B").restore_quota()),
+    "RESTORE_LIMIT_EXCEEDED": _restore_limit,
+    "CANCELLED": _cancelled,
+    "BUSY": _busy,
+    "CALLBACK_FAILED": _callback_failed,
+    "STORAGE": _storage,
+    "LICENSE_NOT_FOUND": lambda w: w.device("A").store.content_key(key_id(1)),
+    "LICENSE_EXISTS": lambda w: [w.device("A").store.add_license(generated_license(1)) for _ in range(2)],
+}
+
+
+def _set(r: lb.BackupRestorer, name: str, value: lb.PropertyValue) -> lb.BackupRestorer:
+    r.set_property(name, value)
+    return r
+
+
+def test_every_reachable_code_has_a_case() -> None:
+    assert set(REACH) == {e["name"] for e in ERRORS} - {"INTERNAL"}
+
+
+@pytest.mark.parametrize("name", sorted(REACH))
+def test_reach_code_through_the_api(name: str, world: World) -> None:
+    # PATH_NOT_FOUND: a restore folder that does not exist
+    if name == "PATH_NOT_FOUND":
+        world.backup.rename(world.root / "gone")
+    cls = lb.ErrorCode[name].exception
+    with pytest.raises(cls) as info:
+        REACH[name](world)
+    exc = info.value
+    assert exc.name == name and exc.message and re.match(rf"{name}: .+", str(exc))

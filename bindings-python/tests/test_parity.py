@@ -1,0 +1,168 @@
+"""Parity with core/interface.json: every error code, event (and field), property, record
+field and operation has its Python counterpart, with the idiomatic name."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import re
+from typing import Any, Dict, List
+
+import pytest
+
+import license_backup as lb
+from _support import INTERFACE
+
+SPEC = json.loads(INTERFACE.read_text())
+
+
+def camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
+def snake(camel_name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel_name).lower()
+
+
+@pytest.mark.parametrize("err", SPEC["errors"], ids=[e["name"] for e in SPEC["errors"]])
+def test_error_codes(err: Dict[str, Any]) -> None:
+    code = lb.ErrorCode[err["name"]]
+    assert code.value == err["number"]
+    cls = getattr(lb, err["variant"] + "Error")
+    assert cls.code is code and cls.__name__ in lb.__all__
+
+
+def test_no_extra_error_codes() -> None:
+    assert [c.name for c in lb.ErrorCode] == [e["name"] for e in SPEC["errors"]]
+    subclasses = {c.__name__ for c in lb.LicenseBackupError.__subclasses__()}
+    assert subclasses == {e["variant"] + "Error" for e in SPEC["errors"]}
+
+
+EXAMPLES: Dict[str, lb.StatusEvent] = {
+    "begin": lb.Begin("backup"),
+    "progress": lb.Progress("backup", 1, 2),
+    "restricted_license": lb.RestrictedLicense("01010101-0101-0101-0101-010101010101", "Title"),
+    "connecting": lb.Connecting(),
+    "disconnecting": lb.Disconnecting(),
+    "refused": lb.Refused(lb.ErrorCode.RESTORE_LIMIT_EXCEEDED, "limit", "https://example.invalid"),
+    "end": lb.End("backup", lb.Summary(1, 2, 3, 4, 5), None),
+}
+
+# Where the normalized fields live on the Python event when not directly an attribute.
+FIELD_PATHS = {
+    ("end", "licenses"): "summary.licenses",
+    ("end", "restricted"): "summary.restricted",
+    ("end", "skipped"): "summary.skipped",
+}
+
+PY_TYPES = {
+    "operation": str,
+    "u64": int,
+    "u32": int,
+    "i64": int,
+    "bool": bool,
+    "string": str,
+    "key_id": str,
+    "error_code": lb.ErrorCode,
+    "bytes": bytes,
+}
+
+
+@pytest.mark.parametrize("event", SPEC["events"], ids=[e["name"] for e in SPEC["events"]])
+def test_events(event: Dict[str, Any]) -> None:
+    cls = getattr(lb, camel(event["name"]))
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert cls.__match_args__ == tuple(f.name for f in dataclasses.fields(cls))
+    example = EXAMPLES[event["name"]]
+    assert isinstance(example, cls)
+    for field in event["fields"]:
+        path = FIELD_PATHS.get((event["name"], field["name"]), field["name"])
+        value: Any = example
+        for part in path.split("."):
+            value = getattr(value, part)
+        kind = field["type"].rstrip("?")
+        if field["type"] == "error_code?":
+            # End.error is the exception (None on success); its code is .code
+            assert value is None
+            failed = lb.End("backup", None, lb.CancelledError("x"))
+            assert failed.error is not None and isinstance(failed.error.code, lb.ErrorCode)
+            continue
+        assert isinstance(value, PY_TYPES[kind]), (event["name"], field["name"], value)
+    assert type(example) in lb.StatusEvent.__args__  # type: ignore[attr-defined]
+
+
+def test_no_extra_events() -> None:
+    assert {c.__name__ for c in lb.StatusEvent.__args__} == {camel(e["name"]) for e in SPEC["events"]}  # type: ignore[attr-defined]
+
+
+RECORD_CLASSES = {
+    "CatalogEntry": lb.CatalogEntry,
+    "License": lb.License,
+    "NewLicense": lb.NewLicense,
+    "Quota": lb.Quota,
+    "Rights": lb.Rights,
+    "Summary": lb.Summary,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPEC["records"]))
+def test_records(name: str) -> None:
+    fields: List[str] = [f["name"] for f in SPEC["records"][name]]
+    if name == "BackupFlags":
+        params = inspect.signature(lb.BackupRestorer.backup_licenses).parameters
+        assert all(f in params and params[f].default is False for f in fields)
+        return
+    if name == "RestoreFlags":
+        params = inspect.signature(lb.BackupRestorer.restore_licenses).parameters
+        assert all(f in params and params[f].default is False for f in fields)
+        return
+    cls = RECORD_CLASSES[name]
+    assert [f.name for f in dataclasses.fields(cls)] == fields
+    assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("prop", SPEC["properties"], ids=[p["name"] for p in SPEC["properties"]])
+def test_properties(prop: Dict[str, Any], tmp_path: Any) -> None:
+    store = lb.LicenseStore(tmp_path / "a.db")
+    r = lb.BackupRestorer(store, lb.EmbeddedService(tmp_path / "s.db"))
+    value = {"string": str(tmp_path), "u32": 7, "bool": True}[prop["type"]]
+    r.set_property(prop["name"], value)
+    attr = snake(prop["name"])
+    assert getattr(r, attr) == value == r.properties[prop["name"]]
+    assert isinstance(getattr(type(r), attr), property) and getattr(type(r), attr).__doc__
+    setattr(r, attr, None)
+    assert r.get_property(prop["name"]) is None
+    store.close()
+
+
+# How the interface's objects and operations appear in Python.
+OBJECTS = {
+    "LicenseStore": lb.LicenseStore,
+    "EmbeddedService": lb.EmbeddedService,
+    "BackupRestorer": lb.BackupRestorer,
+    "Operation": lb.Operation,
+}
+RENAMED = {("Operation", "is_finished"): "done"}
+PARAM_RENAMES = {"callback": "on_status", "flags": None, "license": "license", "licenses": "licenses"}
+
+
+@pytest.mark.parametrize(
+    "op", SPEC["operations"], ids=[f"{o['object']}.{o['name']}" for o in SPEC["operations"]]
+)
+def test_operations(op: Dict[str, Any]) -> None:
+    cls = OBJECTS[op["object"]]
+    if op["name"] in ("open", "create"):
+        member: Any = cls
+    else:
+        name = RENAMED.get((op["object"], op["name"]), op["name"])
+        member = getattr(cls, name)
+        if isinstance(member, property):
+            return  # a read-only attribute (Operation.done)
+    assert callable(member)
+    params = inspect.signature(member).parameters
+    for p in op["params"]:
+        py_name = PARAM_RENAMES.get(p["name"], p["name"])
+        if py_name is None:  # flags become keyword arguments (checked with the records)
+            continue
+        assert py_name in params, f"{op['object']}.{op['name']}: no parameter {py_name}"

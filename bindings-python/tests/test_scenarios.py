@@ -1,0 +1,390 @@
+"""The shared conformance scenarios (tests/scenarios/*.json), run through the Python package.
+
+Implements tests/scenarios/README.md. The normalized events are built from the package's own
+event objects (by pattern matching on them), so a passing run shows that the Python surface
+carries every field. Every scenario runs twice: with callbacks on the engine's worker thread
+(``wait()``), and started from a coroutine, with callbacks on the asyncio loop (``await``);
+both must give exactly the expected sequences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set
+
+import pytest
+
+import license_backup as lb
+from _support import SCENARIOS, generated_license, key_id, populate
+
+FILES = sorted(SCENARIOS.glob("*.json"))
+MODES = ["thread", "asyncio"]
+HEADER_LEN = 176
+
+# What every scenario reached through this binding, per mode (checked at the end).
+REACHED: Dict[str, Dict[str, Set[str]]] = {mode: {"events": set(), "errors": set()} for mode in MODES}
+
+
+def normalize(event: lb.StatusEvent) -> Dict[str, Any]:
+    """The normalized form of an event (README, "Normalized events"), from the event object."""
+    match event:
+        case lb.Begin(operation):
+            return {"event": "begin", "operation": operation}
+        case lb.Progress(operation, done, total):
+            return {"event": "progress", "operation": operation, "done": done, "total": total}
+        case lb.RestrictedLicense(kid, title):
+            return {"event": "restricted_license", "key_id": kid, "title": title}
+        case lb.Connecting():
+            return {"event": "connecting"}
+        case lb.Disconnecting():
+            return {"event": "disconnecting"}
+        case lb.Refused(code, _message, url):
+            return {"event": "refused", "code": code.name, "url": url}
+        case lb.End(operation, summary, error):
+            counts = (summary.licenses, summary.restricted, summary.skipped) if summary else (0, 0, 0)
+            return {
+                "event": "end",
+                "operation": operation,
+                "error": error.name if error is not None else None,
+                "licenses": counts[0],
+                "restricted": counts[1],
+                "skipped": counts[2],
+            }
+    raise AssertionError(f"not an event: {event!r}")
+
+
+def code_of(exc: BaseException) -> str:
+    assert isinstance(exc, lb.LicenseBackupError), f"not a LicenseBackupError: {exc!r}"
+    assert type(exc) is lb.ErrorCode(exc.code).exception, f"{exc!r} is not the class of its code"
+    return exc.name
+
+
+class ScenarioError(AssertionError):
+    pass
+
+
+class Runner:
+    def __init__(self, scenario: Dict[str, Any], root: Path, mode: str) -> None:
+        self.root = root
+        self.mode = mode
+        (root / "backup").mkdir()
+        policy = scenario.get("service", {})
+        self.service = lb.EmbeddedService(
+            root / "service.db", max_devices=policy.get("max_devices"), refusal_url=policy.get("refusal_url")
+        )
+        self.other: Optional[lb.EmbeddedService] = None
+        self.stores: Dict[str, lb.LicenseStore] = {}
+        self.restorers: Dict[str, lb.BackupRestorer] = {}
+        self.remembered: Dict[str, str] = {}
+        for name, spec in scenario["devices"].items():
+            self.add_device(name, spec)
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+
+    def add_device(self, name: str, spec: Dict[str, Any]) -> None:
+        if spec.get("service") == "other":
+            if self.other is None:
+                self.other = lb.EmbeddedService(self.root / "other-service.db")
+            service = self.other
+        else:
+            service = self.service
+        store = lb.LicenseStore(self.root / f"{name}.db")
+        if "generate" in spec:
+            g = spec["generate"]
+            populate(
+                store,
+                g["count"],
+                g.get("prefix", "5a"),
+                g.get("restricted", []),
+                g.get("counted", []),
+                g.get("untitled", []),
+            )
+        restorer = lb.BackupRestorer(store, service)
+        restorer.set_property("BackupPath", str(self.root / "backup"))
+        restorer.set_property("RestorePath", str(self.root / "backup"))
+        self.stores[name] = store
+        self.restorers[name] = restorer
+
+    def expect(self, at: str, what: str, want: Any, got: Any) -> None:
+        if want != got:
+            raise ScenarioError(f"{at}: {what} differs\n  expected: {want!r}\n  got:      {got!r}")
+
+    def error_of(self, fn: Any) -> Optional[str]:
+        try:
+            fn()
+        except lb.LicenseBackupError as e:
+            return self.note(code_of(e))
+        return None
+
+    def note(self, code: Optional[str]) -> Optional[str]:
+        if code is not None:
+            REACHED[self.mode]["errors"].add(code)
+        return code
+
+    # --- backup / restore ---------------------------------------------------------------------
+
+    def operation(self, step: Dict[str, Any], at: str) -> None:
+        restorer = self.restorers[step["device"]]
+        is_backup = step["op"] == "backup"
+        cancel_after = step.get("cancel_after_events")
+        throw_on = step.get("throw_on_event")
+        reenter_on = step.get("reenter_on_event")
+        events: List[Dict[str, Any]] = []
+        reentered: List[Optional[str]] = []
+        threads: Set[int] = set()
+
+        def on_status(event: lb.StatusEvent) -> None:
+            events.append(normalize(event))
+            threads.add(threading.get_ident())
+            n = len(events)
+            if cancel_after == n:
+                if is_backup:
+                    restorer.cancel_license_backup()
+                else:
+                    restorer.cancel_license_restore()
+            if reenter_on == n:
+                try:
+                    nested = restorer.backup_licenses()
+                except lb.LicenseBackupError as e:
+                    reentered.append(code_of(e))
+                else:
+                    reentered.append(None)
+                    try:
+                        nested.wait()
+                    except lb.LicenseBackupError:
+                        pass
+            if throw_on == n:
+                raise RuntimeError(f"scenario callback throws on event {n}")
+
+        def start() -> lb.Operation:
+            if is_backup:
+                return restorer.backup_licenses(overwrite=step.get("overwrite", False), on_status=on_status)
+            return restorer.restore_licenses(
+                individualize=step.get("individualize", False),
+                replace_existing=step.get("replace_existing", False),
+                on_status=on_status,
+            )
+
+        got: Dict[str, Any]
+        outcome: Dict[str, Any] = {}
+        if self.mode == "thread":
+            try:
+                op = start()
+            except lb.LicenseBackupError as e:
+                got = {"call_error": code_of(e)}
+            else:
+                try:
+                    op.wait(timeout=60)
+                    outcome["error"] = None
+                except lb.LicenseBackupError as e:
+                    outcome["error"] = e
+                got = {}
+        else:
+
+            async def run() -> Dict[str, Any]:
+                try:
+                    op = start()
+                except lb.LicenseBackupError as e:
+                    return {"call_error": code_of(e)}
+                loop_thread = threading.get_ident()
+                try:
+                    await asyncio.wait_for(op, 60)
+                    outcome["error"] = None
+                except lb.LicenseBackupError as e:
+                    outcome["error"] = e
+                # In asyncio mode every callback ran on the loop's thread.
+                assert threads <= {loop_thread}, f"{at}: callbacks ran off the loop thread"
+                return {}
+
+            got = asyncio.run(run())
+
+        if "error" in outcome:
+            error = outcome["error"]
+            got = {"error": self.note(code_of(error)) if error is not None else None, "events": events}
+            if reentered:
+                got["reentered_error"] = self.note(reentered[0])
+            if error is not None and throw_on is not None and error.name == "CALLBACK_FAILED":
+                # The callback's own exception is chained as the cause.
+                assert isinstance(error.__cause__, RuntimeError), f"{at}: {error!r} not chained"
+        else:
+            self.note(got["call_error"])
+        for e in events:
+            REACHED[self.mode]["events"].add(e["event"])
+        self.expect(at, "expect", step.get("expect"), got)
+
+    # --- the other steps ----------------------------------------------------------------------
+
+    def damage(self, step: Dict[str, Any]) -> None:
+        path = self.root / "backup" / lb.ARCHIVE_FILE_NAME
+        if step["action"] == "delete":
+            path.unlink()
+            return
+        data = bytearray(path.read_bytes())
+        frames: List[int] = []
+        pos = HEADER_LEN
+        while pos + 21 <= len(data):
+            frames.append(pos)
+            pos += 21 + int.from_bytes(data[pos + 17 : pos + 21], "little")
+
+        def position(at: Dict[str, Any]) -> int:
+            offset = int(at.get("offset", 0))
+            region = at["region"]
+            if region == "header":
+                return offset
+            if region == "record":
+                return frames[at["index"]] + offset
+            if region == "end":
+                return frames[-1] + offset
+            raise AssertionError(f"unknown region {region}")
+
+        action = step["action"]
+        if action == "flip_byte":
+            data[position(step["at"])] ^= 0x01
+        elif action == "truncate":
+            del data[position(step["at"]) :]
+        elif action == "swap_records":
+            a, b = sorted((step["a"], step["b"]))
+            ra, rb = data[frames[a] : frames[a + 1]], data[frames[b] : frames[b + 1]]
+            data = data[: frames[a]] + rb + data[frames[a + 1] : frames[b]] + ra + data[frames[b + 1] :]
+        elif action == "append":
+            data += bytes.fromhex(step["hex"])
+        elif action == "set_version":
+            data[8:10] = int(step["version"]).to_bytes(2, "little")
+            data[160:176] = hashlib.sha256(bytes(data[:160])).digest()[:16]
+        else:
+            raise AssertionError(f"unknown damage {action}")
+        path.write_bytes(bytes(data))
+
+    def property_value(self, value: Any) -> lb.PropertyValue:
+        if isinstance(value, dict):
+            return str(self.root / value["path"]) if "path" in value else str(value["abs_path"])
+        assert isinstance(value, (str, int, bool))
+        return value
+
+    def expect_store(self, step: Dict[str, Any], at: str) -> None:
+        store = self.stores[step["device"]]
+        licenses = {lic.key_id: lic for lic in store.list_licenses()}
+        self.expect(at, "license_count()", len(licenses), store.license_count())
+        if "count" in step:
+            self.expect(at, "count", step["count"], len(licenses))
+        for want in step.get("licenses", []):
+            kid = want["key_id"]
+            if kid not in licenses:
+                raise ScenarioError(f"{at}: {kid} missing")
+            lic = licenses[kid]
+            self.expect(at, f"{kid} (get_license)", lic, store.get_license(kid))
+            if "backup_allowed" in want:
+                self.expect(at, f"{kid} backup_allowed", want["backup_allowed"], lic.rights.backup_allowed)
+            if "plays_remaining" in want:
+                self.expect(at, f"{kid} plays_remaining", want["plays_remaining"], lic.rights.plays_remaining)
+            if "title" in want:
+                self.expect(at, f"{kid} title", want["title"], lic.catalog.title if lic.catalog else None)
+        for kid in step.get("absent", []):
+            if kid in licenses:
+                raise ScenarioError(f"{at}: {kid} should be absent")
+        if "content_keys_match" in step:
+            other = self.stores[step["content_keys_match"]]
+            compared = 0
+            for kid in licenses:
+                try:
+                    theirs = other.content_key(kid)
+                except lb.LicenseNotFoundError:
+                    continue
+                self.expect(at, f"content key of {kid}", theirs, store.content_key(kid))
+                compared += 1
+            if compared == 0:
+                raise ScenarioError(f"{at}: no license in common to compare")
+
+    def step(self, step: Dict[str, Any], at: str) -> None:
+        op = step["op"]
+        if op in ("backup", "restore"):
+            self.operation(step, at)
+        elif op == "quota":
+            try:
+                q = self.restorers[step["device"]].restore_quota()
+                got: Dict[str, Any] = {
+                    "licenses": q.licenses,
+                    "max_devices": q.max_devices,
+                    "restores_remaining": q.restores_remaining,
+                    "device_already_counted": q.device_already_counted,
+                }
+            except lb.LicenseBackupError as e:
+                got = {"error": self.note(code_of(e))}
+            self.expect(at, "expect", step.get("expect"), got)
+        elif op == "set_property":
+            restorer = self.restorers[step["device"]]
+            value = self.property_value(step["value"])
+            err = self.error_of(lambda: restorer.set_property(step["name"], value))
+            self.expect(at, "error", step.get("expect_error"), err)
+        elif op == "remove_property":
+            try:
+                self.restorers[step["device"]].remove_property(step["name"])
+            except lb.LicenseBackupError:
+                pass
+        elif op == "damage":
+            self.damage(step)
+        elif op == "make_file":
+            (self.root / step["path"]).write_text(step.get("text", "not a folder"))
+        elif op == "service_online":
+            self.service.set_online(step["online"])
+        elif op == "add_license":
+            store = self.stores[step["device"]]
+            lic = generated_license(step["index"], step.get("prefix", "5a"), step.get("restricted", False))
+            err = self.error_of(lambda: store.add_license(lic, replace=step.get("replace", False)))
+            self.expect(at, "error", step.get("expect_error"), err)
+        elif op == "content_key":
+            store = self.stores[step["device"]]
+            err = self.error_of(lambda: store.content_key(step["key_id"]))
+            self.expect(at, "error", step.get("expect_error"), err)
+        elif op == "open_store":
+            err = self.error_of(lambda: lb.LicenseStore(self.root / step["path"]).close())
+            self.expect(at, "error", step.get("expect_error"), err)
+        elif op == "remember_device_id":
+            self.remembered[step["device"]] = self.stores[step["device"]].device_id()
+        elif op == "expect_device_id":
+            now = self.stores[step["device"]].device_id()
+            self.expect(at, "device ID changed", step["changed"], now != self.remembered[step["device"]])
+        elif op == "expect_store":
+            self.expect_store(step, at)
+        else:
+            raise ScenarioError(f"{at}: unknown op {op}")
+
+
+def test_scenarios_exist() -> None:
+    assert len(FILES) >= 15, f"expected the shared scenarios in {SCENARIOS}, found {len(FILES)}"
+    assert key_id(1) == "5a000000-0000-0000-0000-000000000001"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_scenario(path: Path, mode: str) -> None:
+    scenario = json.loads(path.read_text())
+    assert scenario["name"] == path.stem, f"{path.name}: name must equal the file name"
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = Runner(scenario, Path(tmp), mode)
+        try:
+            for i, step in enumerate(scenario["steps"]):
+                runner.step(step, f"{path.name} step {i} ({step['op']})")
+        finally:
+            runner.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_scenarios_reach_every_event_and_error(mode: str, request: pytest.FixtureRequest) -> None:
+    """Like the Rust runner: through this binding, the scenarios reach every event kind and
+    every error code but INTERNAL. Runs after the scenarios (pytest keeps file order)."""
+    ran = [i for i in request.session.items if i.name.startswith("test_scenario[") and i.name.endswith(f"-{mode}]")]
+    if len(ran) != len(FILES):
+        pytest.skip("only meaningful when every scenario ran in this session")
+    interface = json.loads((SCENARIOS.parents[1] / "core" / "interface.json").read_text())
+    events = {e["name"] for e in interface["events"]}
+    errors = {e["name"] for e in interface["errors"]} - {"INTERNAL"}
+    assert events - REACHED[mode]["events"] == set()
+    assert errors - REACHED[mode]["errors"] == set()

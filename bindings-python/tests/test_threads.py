@@ -1,0 +1,257 @@
+"""Threads: the GIL while waiting, exceptions in callbacks, interpreter exit, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import license_backup as lb
+from _support import Recorder, populate
+from conftest import World
+
+
+def test_wait_releases_the_gil(world: World) -> None:
+    """A Python thread runs while wait() blocks; the callback (which needs the GIL on the
+    worker) can only finish because that thread made progress, so a wait holding the GIL would
+    end in TimeoutError instead of a summary."""
+    r = world.device("A")
+    populate(r.store, 4)
+    counter = 0
+    stop = threading.Event()
+    reached = threading.Event()
+
+    def count() -> None:
+        nonlocal counter
+        while not stop.is_set():
+            counter += 1
+            if counter == 200_000:
+                reached.set()
+
+    def on_status(event: lb.StatusEvent) -> None:
+        if isinstance(event, lb.Begin):
+            # Blocks the engine until the Python thread has counted far: it can only do so
+            # while the main thread waits with the GIL released.
+            assert reached.wait(20), "the Python thread made no progress while wait() blocked"
+
+    counter_thread = threading.Thread(target=count)
+    counter_thread.start()
+    try:
+        op = r.backup_licenses(on_status=on_status)
+        before = counter
+        summary = op.wait(timeout=30)
+        assert summary.licenses == 4
+        assert counter - before >= 1  # progress during the wait
+        assert reached.is_set()
+    finally:
+        stop.set()
+        counter_thread.join()
+
+
+def test_store_calls_release_the_gil(world: World) -> None:
+    """Store calls run detached: many Python threads using one store concurrently finish."""
+    r = world.device("A")
+    populate(r.store, 20)
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(20):
+                assert len(r.store.list_licenses()) == 20
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+
+
+def test_callback_exception_cancels_cleanly_and_is_chained(world: World) -> None:
+    r = world.device("A")
+    populate(r.store, 6)
+    r.progress_interval = 1
+    rec = Recorder()
+
+    class Boom(Exception):
+        pass
+
+    def on_status(event: lb.StatusEvent) -> None:
+        rec(event)
+        if isinstance(event, lb.Progress) and event.done == 2:
+            raise Boom("user code failed")
+
+    op = r.backup_licenses(on_status=on_status)
+    with pytest.raises(lb.CallbackFailedError) as info:
+        op.wait()
+    exc = info.value
+    assert exc.code == lb.ErrorCode.CALLBACK_FAILED
+    assert isinstance(exc.__cause__, Boom) and str(exc.__cause__) == "user code failed"
+    assert "Boom: user code failed" in exc.message
+    assert exc.__cause__.__traceback__ is not None  # the user's traceback is kept
+    # The operation stopped at once: END came right after the failing event, exactly once.
+    assert rec.kinds() == ["Begin", "Progress", "Progress", "End"]
+    assert isinstance(rec.end, lb.End) and isinstance(rec.end.error, lb.CallbackFailedError)
+    assert not (world.backup / lb.ARCHIVE_FILE_NAME).exists()
+    # Waiting again raises again, chained again.
+    with pytest.raises(lb.CallbackFailedError) as again:
+        op.wait()
+    assert isinstance(again.value.__cause__, Boom)
+    # The restorer is usable afterwards.
+    assert r.backup_licenses().wait().licenses == 6
+
+
+def test_exception_in_the_end_callback(world: World) -> None:
+    r = world.device("A")
+
+    def on_status(event: lb.StatusEvent) -> None:
+        if isinstance(event, lb.End):
+            raise KeyError("late")
+
+    with pytest.raises(lb.CallbackFailedError) as info:
+        r.backup_licenses(on_status=on_status).wait()
+    assert isinstance(info.value.__cause__, KeyError)
+    # The archive was written before END; the failure is reported all the same.
+    assert (world.backup / lb.ARCHIVE_FILE_NAME).exists()
+
+
+def test_wait_inside_own_callback_is_refused(world: World) -> None:
+    r = world.device("A")
+    holder: list[lb.Operation] = []
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    def on_status(event: lb.StatusEvent) -> None:
+        started.wait(10)
+        if isinstance(event, lb.Begin):
+            try:
+                holder[0].wait()
+            except RuntimeError as e:
+                errors.append(e)
+
+    holder.append(r.backup_licenses(on_status=on_status))
+    started.set()
+    holder[0].wait(30)
+    assert len(errors) == 1 and "would never return" in str(errors[0])
+
+
+def _run(script: str, tmp_path: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    code = textwrap.dedent(script)
+    return subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+    )
+
+
+EXIT_SCRIPT = """
+    import sys, time
+    from pathlib import Path
+    import license_backup as lb
+    root = Path(sys.argv[1])
+    (root / "backup").mkdir()
+    store = lb.LicenseStore(root / "a.db")
+    store.add_licenses([
+        lb.NewLicense(f"5a000000-0000-0000-0000-{{i:012x}}", b"k", lb.Rights(), "i", 0) for i in range(1, 201)
+    ])
+    r = lb.BackupRestorer(store, lb.EmbeddedService(root / "s.db"))
+    r.backup_path = root / "backup"
+    r.progress_interval = 1
+    log = open(root / "events.log", "w", buffering=1)
+    def on_status(event):
+        log.write(type(event).__name__ + "\\n")
+        time.sleep({sleep})
+    op = r.backup_licenses(on_status=on_status)
+    time.sleep(0.3)
+    print("exiting with the operation running:", not op.done, flush=True)
+    {exit}
+"""
+
+
+@pytest.mark.parametrize("how", ["return", "sys.exit(3)", "raise SystemExit(0)"])
+def test_interpreter_exit_while_an_operation_runs(tmp_path: Path, how: str) -> None:
+    exit_stmt = "" if how == "return" else how
+    result = _run(EXIT_SCRIPT.format(sleep=0.02, exit=exit_stmt), tmp_path)
+    assert result.returncode == (3 if "3" in how else 0), result.stderr
+    assert "exiting with the operation running: True" in result.stdout
+    assert "Fatal" not in result.stderr and "panicked" not in result.stderr, result.stderr
+    events = (tmp_path / "events.log").read_text().split()
+    # The exit hook cancelled the operation and let it end: END delivered, last, once.
+    assert events[0] == "Begin" and events[-1] == "End" and events.count("End") == 1
+    assert len(events) < 100, "the operation was not cancelled at exit"
+    assert not (tmp_path / "backup" / lb.ARCHIVE_FILE_NAME).exists()
+
+
+def test_interpreter_exit_with_a_callback_that_outlives_the_grace_period(tmp_path: Path) -> None:
+    """A callback that sleeps past the exit hook's patience: nothing hangs or crashes."""
+    script = EXIT_SCRIPT.format(sleep=0.02, exit="").replace(
+        "time.sleep(0.3)", "time.sleep(0.3); import license_backup._restorer as m; m._EXIT_GRACE_SECONDS = 0.2"
+    )
+    script = script.replace("time.sleep(0.02)", "time.sleep(1.0 if event.__class__.__name__ == 'Progress' else 0)")
+    started = time.monotonic()
+    result = _run(script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Fatal" not in result.stderr and "panicked" not in result.stderr, result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_interpreter_exit_native_module_without_facade_hook(tmp_path: Path) -> None:
+    """Even with the exit hook gone, a worker meeting a finalizing interpreter does not crash
+    the process (pyo3's try_attach refuses, the operation ends with CALLBACK_FAILED)."""
+    script = EXIT_SCRIPT.format(sleep=0.02, exit="").replace(
+        "op = r.backup_licenses", "import atexit, license_backup._restorer as m; atexit.unregister(m._cancel_at_exit)\n    op = r.backup_licenses"
+    )
+    for _ in range(3):
+        result = _run(script, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "Fatal" not in result.stderr and "panicked" not in result.stderr, result.stderr
+        for p in tmp_path.iterdir():
+            if p.is_dir():
+                for q in p.iterdir():
+                    q.unlink()
+                p.rmdir()
+            else:
+                p.unlink()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_interrupts_wait(tmp_path: Path) -> None:
+    script = """
+        import os, signal, sys, threading, time
+        from pathlib import Path
+        import license_backup as lb
+        root = Path(sys.argv[1])
+        (root / "backup").mkdir()
+        store = lb.LicenseStore(root / "a.db")
+        r = lb.BackupRestorer(store, lb.EmbeddedService(root / "s.db"))
+        r.backup_path = root / "backup"
+        release = threading.Event()
+        op = r.backup_licenses(on_status=lambda e: release.wait(30))
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        try:
+            op.wait()
+        except KeyboardInterrupt:
+            print(f"interrupted after {time.monotonic() - started:.2f} s; running: {not op.done}")
+        op.cancel()
+        release.set()
+        try:
+            op.wait()
+        except lb.CancelledError:
+            print("cancelled")
+    """
+    result = _run(script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "interrupted after 0." in result.stdout and "running: True" in result.stdout, result.stdout
+    assert "cancelled" in result.stdout

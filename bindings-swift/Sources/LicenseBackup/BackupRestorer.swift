@@ -1,0 +1,306 @@
+import Foundation
+import LicenseBackupBindings
+
+/// Receives the status events of the operations of a ``BackupRestorer``
+/// (`IWMStatusCallback::OnStatus`).
+///
+/// Methods are called on the operation's worker thread (not the main thread), one at a time and
+/// in order; hop to the main actor for UI work. Every operation ends with exactly one
+/// ``end(_:result:)``, last. Every method has an empty default implementation.
+///
+/// A method that throws stops the operation: it ends with ``ErrorCode/callbackFailed`` (``end``
+/// is still delivered), and the awaiting caller gets a ``LicenseBackupError`` whose
+/// ``LicenseBackupError/underlyingError`` is what the delegate threw.
+public protocol BackupRestoreDelegate: AnyObject, Sendable {
+    /// The operation's work begins (for a restore: after the service has answered).
+    func begin(_ operation: OperationKind) throws
+    /// `done` of `total` licenses processed (every `progressInterval` licenses, and at the end).
+    func progress(_ operation: OperationKind, done: UInt64, total: UInt64) throws
+    /// A license was left out of a backup: its content owner does not allow backups. `title`
+    /// comes from the catalog, when the application keeps one for that key ID.
+    func restrictedLicense(keyId: String, title: String?) throws
+    /// A restore is connecting to the License Management Service.
+    func connecting() throws
+    /// The service has answered; the restore disconnects from it.
+    func disconnecting() throws
+    /// The service refused the restore; `url` is a page the application can show.
+    func refused(code: ErrorCode, message: String, url: String) throws
+    /// The operation ended, with its summary or its error. Always last, exactly once.
+    func end(_ operation: OperationKind, result: Result<Summary, LicenseBackupError>) throws
+}
+
+extension BackupRestoreDelegate {
+    public func begin(_ operation: OperationKind) throws {}
+    public func progress(_ operation: OperationKind, done: UInt64, total: UInt64) throws {}
+    public func restrictedLicense(keyId: String, title: String?) throws {}
+    public func connecting() throws {}
+    public func disconnecting() throws {}
+    public func refused(code: ErrorCode, message: String, url: String) throws {}
+    public func end(_ operation: OperationKind, result: Result<Summary, LicenseBackupError>) throws {}
+}
+
+/// Backs up the licenses of a store to a folder and restores them from one
+/// (`WMCreateBackupRestorer`, `IWMBackupRestoreProps`, `IWMLicenseBackup`, `IWMLicenseRestore`).
+///
+/// ```swift
+/// let restorer = try BackupRestorer(store: store, service: service)
+/// restorer.delegate = self                       // weak
+/// try restorer.setBackupPath("/Volumes/USB")
+/// let summary = try await restorer.backupLicenses(overwrite: true)
+/// ```
+///
+/// Cancelling the awaiting task cancels the operation, as do ``cancelLicenseBackup()`` and
+/// ``cancelLicenseRestore()``; it then ends with ``ErrorCode/cancelled``.
+public final class BackupRestorer: @unchecked Sendable {
+    // @unchecked: the only mutable state, the delegate reference, is guarded by `lock`.
+    private let raw: RawBackupRestorer
+    private let lock = NSLock()
+    private weak var currentDelegate: (any BackupRestoreDelegate)?
+
+    /// The store this restorer works on.
+    public let store: LicenseStore
+    /// The service that authorizes its restores.
+    public let service: EmbeddedService
+
+    /// A restorer over `store`, authorizing restores with `service`.
+    public init(store: LicenseStore, service: EmbeddedService) throws(LicenseBackupError) {
+        raw = try bridged { try RawBackupRestorer(store: store.raw, service: service.raw) }
+        self.store = store
+        self.service = service
+    }
+
+    /// Receives the events of every operation of this restorer. Held weakly, so an object that
+    /// owns the restorer can be its delegate without a retain cycle. Events of an operation go
+    /// to the delegate set at the time of each event; with none, they are dropped.
+    public weak var delegate: (any BackupRestoreDelegate)? {
+        get { lock.withLock { currentDelegate } }
+        set { lock.withLock { currentDelegate = newValue } }
+    }
+
+    // MARK: Properties (IWMBackupRestoreProps)
+
+    /// Sets a property by name (`"BackupPath"`, `"RestorePath"`, `"ProgressInterval"`).
+    /// ``ErrorCode/unknownProperty``, ``ErrorCode/wrongPropertyType`` or
+    /// ``ErrorCode/invalidArgument`` when the name or value is not accepted.
+    public func setProperty(_ name: String, _ value: PropertyValue) throws(LicenseBackupError) {
+        try bridged { try raw.setProperty(name: name, value: value) }
+    }
+
+    /// A property's value by name; `nil` if it is known but not set.
+    public func property(_ name: String) throws(LicenseBackupError) -> PropertyValue? {
+        try bridged { try raw.getProperty(name: name) }
+    }
+
+    /// The `index`-th property set (in the order they were first set), with its name.
+    public func property(at index: Int) throws(LicenseBackupError) -> (name: String, value: PropertyValue) {
+        guard let index = UInt32(exactly: index) else {
+            throw LicenseBackupError(.invalidArgument, message: "property index \(index) out of range")
+        }
+        let named = try bridged { try raw.propertyByIndex(index: index) }
+        return (named.name, named.value)
+    }
+
+    /// How many properties are set.
+    public func propertyCount() throws(LicenseBackupError) -> Int {
+        Int(try bridged { try raw.propertyCount() })
+    }
+
+    /// Removes a property; returns whether it was set.
+    @discardableResult
+    public func removeProperty(_ name: String) throws(LicenseBackupError) -> Bool {
+        try bridged { try raw.removeProperty(name: name) }
+    }
+
+    /// Removes every property.
+    public func removeAllProperties() throws(LicenseBackupError) {
+        try bridged { try raw.removeAllProperties() }
+    }
+
+    /// The folder a backup writes its archive to (`BackupPath`), or `nil` if not set.
+    public var backupPath: String? { stringProperty("BackupPath") }
+
+    /// The folder a restore reads the archive from (`RestorePath`), or `nil` if not set.
+    public var restorePath: String? { stringProperty("RestorePath") }
+
+    /// A PROGRESS event every this many licenses (`ProgressInterval`); `nil` if not set (the
+    /// core then uses 100).
+    public var progressInterval: UInt32? {
+        if case .u32(let n)? = try? raw.getProperty(name: "ProgressInterval") { n } else { nil }
+    }
+
+    /// Sets `BackupPath` (`nil` removes it).
+    public func setBackupPath(_ path: String?) throws(LicenseBackupError) {
+        try setOrRemove("BackupPath", path.map(PropertyValue.string))
+    }
+
+    /// Sets `RestorePath` (`nil` removes it).
+    public func setRestorePath(_ path: String?) throws(LicenseBackupError) {
+        try setOrRemove("RestorePath", path.map(PropertyValue.string))
+    }
+
+    /// Sets `ProgressInterval` (at least 1; `nil` removes it).
+    public func setProgressInterval(_ interval: UInt32?) throws(LicenseBackupError) {
+        try setOrRemove("ProgressInterval", interval.map(PropertyValue.u32))
+    }
+
+    private func stringProperty(_ name: String) -> String? {
+        // Reading a known property cannot fail.
+        if case .string(let s)? = try? raw.getProperty(name: name) { s } else { nil }
+    }
+
+    private func setOrRemove(_ name: String, _ value: PropertyValue?) throws(LicenseBackupError) {
+        if let value {
+            try setProperty(name, value)
+        } else {
+            try removeProperty(name)
+        }
+    }
+
+    // MARK: Operations
+
+    /// Backs up every license that may be backed up to the folder in `BackupPath`
+    /// (`IWMLicenseBackup::BackupLicenses`) and returns the summary. Without `overwrite`, an
+    /// existing backup there is ``ErrorCode/backupExists`` and is left untouched.
+    public func backupLicenses(overwrite: Bool = false) async throws(LicenseBackupError) -> Summary {
+        try await startBackup(overwrite: overwrite).wait()
+    }
+
+    /// Restores the licenses in the folder in `RestorePath` onto this device
+    /// (`IWMLicenseRestore::RestoreLicenses`), authorized by the service, and returns the
+    /// summary. `individualize` gives the device a fresh identity; `replaceExisting` replaces
+    /// licenses the device already has (by default they are kept and counted as skipped).
+    public func restoreLicenses(individualize: Bool = false, replaceExisting: Bool = false) async throws(LicenseBackupError) -> Summary {
+        try await startRestore(individualize: individualize, replaceExisting: replaceExisting).wait()
+    }
+
+    /// Starts a backup and returns at once. Fails synchronously with ``ErrorCode/pathNotSet``
+    /// or ``ErrorCode/busy``; everything else is reported to the delegate and by
+    /// ``LicenseOperation/wait()``.
+    public func startBackup(overwrite: Bool = false) throws(LicenseBackupError) -> LicenseOperation {
+        let bridge = DelegateBridge(restorer: self)
+        let op = try bridged { try raw.startBackup(overwrite: overwrite, sink: bridge) }
+        return LicenseOperation(raw: op, bridge: bridge, kind: .backup)
+    }
+
+    /// Starts a restore and returns at once. Fails synchronously with ``ErrorCode/pathNotSet``
+    /// or ``ErrorCode/busy``.
+    public func startRestore(individualize: Bool = false, replaceExisting: Bool = false) throws(LicenseBackupError) -> LicenseOperation {
+        let bridge = DelegateBridge(restorer: self)
+        let op = try bridged {
+            try raw.startRestore(individualize: individualize, replaceExisting: replaceExisting, sink: bridge)
+        }
+        return LicenseOperation(raw: op, bridge: bridge, kind: .restore)
+    }
+
+    /// Cancels the running backup, if any (`IWMLicenseBackup::CancelLicenseBackup`).
+    public func cancelLicenseBackup() {
+        // Sets a flag in the core; only a caught panic could fail, leaving nothing to do.
+        try? raw.cancelLicenseBackup()
+    }
+
+    /// Cancels the running restore, if any (`IWMLicenseRestore::CancelLicenseRestore`).
+    public func cancelLicenseRestore() {
+        try? raw.cancelLicenseRestore()
+    }
+
+    /// What the restore quota allows for the archive in `RestorePath` onto this device, asked
+    /// of the service without changing anything.
+    public func restoreQuota() throws(LicenseBackupError) -> Quota {
+        try bridged { try raw.restoreQuota() }
+    }
+
+    fileprivate func delegateForEvent() -> (any BackupRestoreDelegate)? { delegate }
+}
+
+/// A started backup or restore.
+public final class LicenseOperation: Sendable {
+    private let raw: RawOperation
+    private let bridge: DelegateBridge
+    /// Which operation this is.
+    public let kind: OperationKind
+
+    fileprivate init(raw: RawOperation, bridge: DelegateBridge, kind: OperationKind) {
+        self.raw = raw
+        self.bridge = bridge
+        self.kind = kind
+    }
+
+    /// Waits until the operation has ended and its END event has been delivered; returns the
+    /// summary. Cancelling the waiting task cancels the operation.
+    public func wait() async throws(LicenseBackupError) -> Summary {
+        let raw = self.raw
+        do {
+            return try await withTaskCancellationHandler {
+                try await raw.wait()
+            } onCancel: {
+                try? raw.cancel()
+            }
+        } catch {
+            throw LicenseBackupError(binding: error, underlyingError: bridge.thrownError)
+        }
+    }
+
+    /// Asks the operation to stop; it ends soon after with ``ErrorCode/cancelled``.
+    public func cancel() {
+        try? raw.cancel()
+    }
+
+    /// Whether the operation has ended and its END event has been delivered.
+    public var isFinished: Bool {
+        (try? raw.isFinished()) ?? false
+    }
+}
+
+/// Receives one operation's events from Rust and forwards them to the restorer's delegate.
+/// Holds the restorer weakly, so no cycle runs through the Rust side.
+final class DelegateBridge: RawEventSink, @unchecked Sendable {
+    // @unchecked: mutable state is guarded by `lock`.
+    private let lock = NSLock()
+    private weak var restorer: BackupRestorer?
+    private var firstThrown: (any Error)?
+
+    init(restorer: BackupRestorer) {
+        self.restorer = restorer
+    }
+
+    /// The first error a delegate method threw during this operation.
+    var thrownError: (any Error)? { lock.withLock { firstThrown } }
+
+    func onEvent(event: StatusEvent) throws {
+        guard let delegate = lock.withLock({ restorer })?.delegateForEvent() else { return }
+        do {
+            try Self.deliver(event, to: delegate, thrown: thrownError)
+        } catch {
+            lock.withLock {
+                if firstThrown == nil { firstThrown = error }
+            }
+            throw CallbackFailure.Thrown(message: String(describing: error))
+        }
+    }
+
+    private static func deliver(_ event: StatusEvent, to delegate: any BackupRestoreDelegate, thrown: (any Error)?) throws {
+        switch event {
+        case .begin(let operation):
+            try delegate.begin(operation)
+        case .progress(let operation, let done, let total):
+            try delegate.progress(operation, done: done, total: total)
+        case .restrictedLicense(let keyId, let title):
+            try delegate.restrictedLicense(keyId: keyId, title: title)
+        case .connecting:
+            try delegate.connecting()
+        case .disconnecting:
+            try delegate.disconnecting()
+        case .refused(let code, let message, let url):
+            try delegate.refused(code: code, message: message, url: url)
+        case .end(let operation, let summary, let errorCode, let errorMessage):
+            let result: Result<Summary, LicenseBackupError>
+            if let errorCode {
+                let underlying = errorCode == .callbackFailed ? thrown : nil
+                result = .failure(LicenseBackupError(errorCode, message: errorMessage, underlyingError: underlying))
+            } else {
+                result = .success(summary ?? Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0))
+            }
+            try delegate.end(operation, result: result)
+        }
+    }
+}

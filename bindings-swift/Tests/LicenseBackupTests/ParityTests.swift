@@ -1,0 +1,118 @@
+import Foundation
+import XCTest
+@testable import LicenseBackup
+
+/// Checks the Swift surface against `core/interface.json`: every error code (number, name),
+/// every event and its fields, every property and every record field has its counterpart.
+final class ParityTests: XCTestCase {
+    var interface: [String: Any] = [:]
+
+    override func setUpWithError() throws {
+        let data = try Data(contentsOf: repoRoot.appendingPathComponent("core/interface.json"))
+        interface = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// `backup_allowed` -> `backupAllowed`; `BackupExists` -> `backupExists`.
+    func lowerCamel(_ s: String) -> String {
+        let parts = s.split(separator: "_").map(String.init)
+        guard let first = parts.first else { return s }
+        let head = first.prefix(1).lowercased() + first.dropFirst()
+        return head + parts.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+    }
+
+    func testErrorCodes() throws {
+        let errors = try XCTUnwrap(interface["errors"] as? [[String: Any]])
+        XCTAssertEqual(errors.count, ErrorCode.allCases.count, "the Swift enum has exactly the interface's codes")
+        for e in errors {
+            let number = try XCTUnwrap(e["number"] as? NSNumber).uint32Value
+            let name = try XCTUnwrap(e["name"] as? String)
+            let variant = try XCTUnwrap(e["variant"] as? String)
+            let code = try XCTUnwrap(ErrorCode(rawValue: number), "no Swift code numbered \(number)")
+            XCTAssertEqual(code.name, name)
+            XCTAssertEqual(code.number, number)
+            XCTAssertEqual(ErrorCode(name: name), code)
+            XCTAssertEqual("\(code)", lowerCamel(variant), "Swift case name of \(name)")
+            XCTAssertEqual(code.summary(), e["message"] as? String)
+            let error = LicenseBackupError(code, message: "m")
+            XCTAssertEqual(error.number, number)
+            XCTAssertEqual(error.name, name)
+            XCTAssertEqual(error.message, "m")
+        }
+    }
+
+    /// Calls the delegate method of each interface event with the interface's fields and checks
+    /// that the normalized form a delegate can build has exactly those fields. A new event or
+    /// field in the interface fails here until the delegate protocol carries it.
+    func testEventsAndTheirFields() throws {
+        let events = try XCTUnwrap(interface["events"] as? [[String: Any]])
+        let recorder = Recorder()
+        for e in events {
+            let name = try XCTUnwrap(e["name"] as? String)
+            let fields = try XCTUnwrap(e["fields"] as? [[String: Any]]).map { $0["name"] as! String }
+            switch name {
+            case "begin": try recorder.begin(.backup)
+            case "progress": try recorder.progress(.restore, done: 1, total: 2)
+            case "restricted_license": try recorder.restrictedLicense(keyId: generatedKeyId(1), title: "T")
+            case "connecting": try recorder.connecting()
+            case "disconnecting": try recorder.disconnecting()
+            case "refused": try recorder.refused(code: .restoreLimitExceeded, message: "no", url: "https://x")
+            case "end": try recorder.end(.backup, result: .failure(LicenseBackupError(.busy)))
+            default: XCTFail("event \(name) has no BackupRestoreDelegate method"); continue
+            }
+            let got = try XCTUnwrap(recorder.recorded.last)
+            XCTAssertEqual(got["event"], AnyHashable(name))
+            XCTAssertEqual(Set(got.keys).subtracting(["event"]), Set(fields), "fields of \(name)")
+        }
+    }
+
+    func testProperties() throws {
+        let world = try World()
+        let (_, restorer) = try world.device("A")
+        try restorer.removeAllProperties()
+        let properties = try XCTUnwrap(interface["properties"] as? [[String: Any]])
+        XCTAssertEqual(properties.count, 3)
+        for p in properties {
+            let name = try XCTUnwrap(p["name"] as? String)
+            switch (name, p["type"] as? String) {
+            case ("BackupPath", "string"):
+                try restorer.setBackupPath("/b")
+                XCTAssertEqual(restorer.backupPath, "/b")
+            case ("RestorePath", "string"):
+                try restorer.setRestorePath("/r")
+                XCTAssertEqual(restorer.restorePath, "/r")
+            case ("ProgressInterval", "u32"):
+                try restorer.setProgressInterval(7)
+                XCTAssertEqual(restorer.progressInterval, 7)
+            default:
+                XCTFail("property \(name) has no typed accessor")
+            }
+            XCTAssertNotNil(try restorer.property(name), "\(name) readable by name")
+        }
+    }
+
+    func testRecordFields() throws {
+        let records = try XCTUnwrap(interface["records"] as? [String: [[String: Any]]])
+        let samples: [String: Any] = [
+            "Rights": Rights(),
+            "CatalogEntry": CatalogEntry(),
+            "NewLicense": generatedLicense(1),
+            "License": License(keyId: "k", rights: Rights(), issuer: "i", issuedAt: 0, catalog: nil),
+            "Summary": Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0),
+            "Quota": Quota(licenses: 0, maxDevices: 0, restoresRemaining: 0, deviceAlreadyCounted: false),
+        ]
+        for (record, fields) in records {
+            let want = fields.map { lowerCamel($0["name"] as! String) }
+            switch record {
+            case "BackupFlags":
+                // Flags are the arguments of backupLicenses(overwrite:).
+                XCTAssertEqual(want, ["overwrite"])
+            case "RestoreFlags":
+                // ... and of restoreLicenses(individualize:replaceExisting:).
+                XCTAssertEqual(want, ["individualize", "replaceExisting"])
+            default:
+                let sample = try XCTUnwrap(samples[record], "record \(record) has no Swift counterpart")
+                XCTAssertEqual(Mirror(reflecting: sample).children.map { $0.label! }, want, "fields of \(record)")
+            }
+        }
+    }
+}

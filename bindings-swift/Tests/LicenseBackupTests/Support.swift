@@ -1,0 +1,240 @@
+import Foundation
+import XCTest
+@testable import LicenseBackup
+
+/// The repository root (the package lives in `bindings-swift/`).
+let repoRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent()  // LicenseBackupTests
+    .deletingLastPathComponent()  // Tests
+    .deletingLastPathComponent()  // bindings-swift
+    .deletingLastPathComponent()
+
+/// A fresh temporary folder, removed at deinit.
+final class TempDir {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("license-backup-swift-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func path(_ rel: String) -> String { url.appendingPathComponent(rel).path }
+    func makeDir(_ rel: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: path(rel), withIntermediateDirectories: true)
+        return path(rel)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// A mutex-guarded value, for state shared with delegate methods (which run on Rust threads).
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.withLock { value } }
+    func set(_ newValue: Value) { lock.withLock { value = newValue } }
+    @discardableResult
+    func update<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&value) } }
+}
+
+/// Key ID of generated license `i` (tests/scenarios/README.md).
+func generatedKeyId(_ i: Int, prefix: String = "5a") -> String {
+    "\(prefix)000000-0000-0000-0000-" + String(format: "%012x", i)
+}
+
+/// Generated license `i` (tests/scenarios/README.md).
+func generatedLicense(_ i: Int, prefix: String = "5a", restricted: Bool = false, counted: Bool = false) -> NewLicense {
+    NewLicense(
+        keyId: generatedKeyId(i, prefix: prefix),
+        contentKey: Data("content-key-\(prefix)-\(i)".utf8),
+        rights: Rights(backupAllowed: !restricted, playsRemaining: counted ? UInt32(i) : nil),
+        issuer: "https://issuer.example",
+        issuedAt: 1_700_000_000 + Int64(i)
+    )
+}
+
+/// The normalized form of an event (tests/scenarios/README.md), built from what the delegate
+/// receives, so a runner proves the Swift surface carries every field.
+typealias Normalized = [String: AnyHashable]
+
+func opName(_ kind: OperationKind) -> String {
+    switch kind {
+    case .backup: "backup"
+    case .restore: "restore"
+    }
+}
+
+/// A delegate that records every event in normalized form and can act on the n-th event.
+final class Recorder: BackupRestoreDelegate, @unchecked Sendable {
+    private let events = Locked<[Normalized]>([])
+    /// Called with the 1-based number of each event, after recording it; may throw.
+    let onEvent = Locked<(@Sendable (Int) throws -> Void)?>(nil)
+    let endResults = Locked<[Result<Summary, LicenseBackupError>]>([])
+    let threads = Locked<Set<String>>([])
+
+    var recorded: [Normalized] { events.get() }
+
+    private func record(_ e: Normalized) throws {
+        let n = events.update { list -> Int in
+            list.append(e)
+            return list.count
+        }
+        threads.update { _ = $0.insert(Thread.isMainThread ? "main" : "worker") }
+        try onEvent.get()?(n)
+    }
+
+    func begin(_ operation: OperationKind) throws {
+        try record(["event": "begin", "operation": opName(operation)])
+    }
+    func progress(_ operation: OperationKind, done: UInt64, total: UInt64) throws {
+        try record(["event": "progress", "operation": opName(operation), "done": Int(done), "total": Int(total)])
+    }
+    func restrictedLicense(keyId: String, title: String?) throws {
+        try record(["event": "restricted_license", "key_id": keyId, "title": title.map { AnyHashable($0) } ?? AnyHashable(NSNull())])
+    }
+    func connecting() throws { try record(["event": "connecting"]) }
+    func disconnecting() throws { try record(["event": "disconnecting"]) }
+    func refused(code: ErrorCode, message: String, url: String) throws {
+        XCTAssertFalse(message.isEmpty)
+        try record(["event": "refused", "code": code.name, "url": url])
+    }
+    func end(_ operation: OperationKind, result: Result<Summary, LicenseBackupError>) throws {
+        endResults.update { $0.append(result) }
+        var e: Normalized = ["event": "end", "operation": opName(operation)]
+        switch result {
+        case .success(let s):
+            e["error"] = NSNull()
+            e["licenses"] = Int(s.licenses)
+            e["restricted"] = Int(s.restricted)
+            e["skipped"] = Int(s.skipped)
+        case .failure(let error):
+            e["error"] = error.name
+            e["licenses"] = 0
+            e["restricted"] = 0
+            e["skipped"] = 0
+        }
+        try record(e)
+    }
+}
+
+/// An error a test delegate throws.
+struct DelegateThrew: Error, Equatable {
+    let event: Int
+}
+
+/// A small world: a service, a device with `count` generated licenses and a backup folder.
+final class World {
+    let dir: TempDir
+    let service: EmbeddedService
+    let backupDir: String
+
+    init(maxDevices: UInt32? = nil) throws {
+        dir = try TempDir()
+        service = try EmbeddedService(path: dir.path("service.db"), maxDevices: maxDevices)
+        backupDir = try dir.makeDir("backup")
+    }
+
+    /// A device (store + restorer) with generated licenses 1...count, titled `Track i`, both
+    /// paths set to the backup folder.
+    func device(_ name: String, count: Int = 0, restricted: Set<Int> = [], service: EmbeddedService? = nil) throws -> (LicenseStore, BackupRestorer) {
+        let store = try LicenseStore(path: dir.path("\(name).db"))
+        if count > 0 {
+            try store.addLicenses((1...count).map { generatedLicense($0, restricted: restricted.contains($0)) })
+            for i in 1...count {
+                try store.setCatalogEntry(CatalogEntry(title: "Track \(i)"), keyId: generatedKeyId(i))
+            }
+        }
+        let restorer = try BackupRestorer(store: store, service: service ?? self.service)
+        try restorer.setBackupPath(backupDir)
+        try restorer.setRestorePath(backupDir)
+        return (store, restorer)
+    }
+}
+
+/// Asserts that `body` throws a `LicenseBackupError` with `code`; returns it.
+@discardableResult
+func assertThrows<T>(
+    _ code: ErrorCode, file: StaticString = #filePath, line: UInt = #line,
+    _ body: () throws -> T
+) -> LicenseBackupError? {
+    do {
+        _ = try body()
+        XCTFail("expected \(code.name), got success", file: file, line: line)
+    } catch let error as LicenseBackupError {
+        XCTAssertEqual(error.code, code, "\(error)", file: file, line: line)
+        XCTAssertFalse(error.message.isEmpty, file: file, line: line)
+        return error
+    } catch {
+        XCTFail("expected a LicenseBackupError, got \(error)", file: file, line: line)
+    }
+    return nil
+}
+
+/// Async variant of `assertThrows`.
+@discardableResult
+func assertThrowsAsync<T>(
+    _ code: ErrorCode, file: StaticString = #filePath, line: UInt = #line,
+    _ body: () async throws -> T
+) async -> LicenseBackupError? {
+    do {
+        _ = try await body()
+        XCTFail("expected \(code.name), got success", file: file, line: line)
+    } catch let error as LicenseBackupError {
+        XCTAssertEqual(error.code, code, "\(error)", file: file, line: line)
+        XCTAssertFalse(error.message.isEmpty, file: file, line: line)
+        return error
+    } catch {
+        XCTFail("expected a LicenseBackupError, got \(error)", file: file, line: line)
+    }
+    return nil
+}
+
+// MARK: SHA-256 (FIPS 180-4), for the `set_version` damage: Foundation on Linux has no CryptoKit.
+
+func sha256(_ message: [UInt8]) -> [UInt8] {
+    let k: [UInt32] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ]
+    var h: [UInt32] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+    ]
+    var data = message
+    let bitLength = UInt64(message.count) * 8
+    data.append(0x80)
+    while data.count % 64 != 56 { data.append(0) }
+    for shift in stride(from: 56, through: 0, by: -8) { data.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+    func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+    var w = [UInt32](repeating: 0, count: 64)
+    for chunk in stride(from: 0, to: data.count, by: 64) {
+        for i in 0..<16 {
+            let b = chunk + i * 4
+            w[i] = UInt32(data[b]) << 24 | UInt32(data[b + 1]) << 16 | UInt32(data[b + 2]) << 8 | UInt32(data[b + 3])
+        }
+        for i in 16..<64 {
+            let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+            let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+            w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+        }
+        var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
+        for i in 0..<64 {
+            let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+            let ch = (e & f) ^ (~e & g)
+            let t1 = hh &+ s1 &+ ch &+ k[i] &+ w[i]
+            let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+            let maj = (a & b) ^ (a & c) ^ (b & c)
+            let t2 = s0 &+ maj
+            (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
+        }
+        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d
+        h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+    }
+    return h.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * $0)) } }
+}
+
+func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }

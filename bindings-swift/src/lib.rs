@@ -1,0 +1,919 @@
+//! # license-backup-swift
+//!
+//! The uniffi layer of the `LicenseBackup` Swift package: a thin adapter over the
+//! `license-backup` core that adds no behaviour. It exposes the core through uniffi
+//! proc-macros; the generated Swift (`Sources/LicenseBackupBindings`) is wrapped by a small
+//! hand-written Swift overlay (`Sources/LicenseBackup`) that gives it Swift idiom: a delegate,
+//! `async`/`await`, task cancellation and one `LicenseBackupError` type.
+//!
+//! Rules this crate keeps:
+//! * The core does not depend on uniffi: every type the FFI carries is a mirror defined here,
+//!   with conversions to and from the core's own types.
+//! * Every exported function and method returns `Result<_, BindingError>` and runs inside
+//!   [`guarded`], so neither a core error nor a panic can ever trap the Swift process.
+//! * Callbacks go through the foreign trait [`RawEventSink`], whose method returns
+//!   `Result<(), CallbackFailure>`; an error thrown in Swift becomes a `CallbackFailure`
+//!   (through `From<uniffi::UnexpectedUniFFICallbackError>`), never a panic on the worker.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use license_backup as core_api;
+
+uniffi::setup_scaffolding!();
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// A stable error code: the same numbers (the discriminants) and symbolic names as the core's
+/// `ErrorCode`. Swift sees `enum ErrorCode: UInt32`, whose raw value is the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
+#[repr(u32)]
+pub enum ErrorCode {
+    /// An argument was malformed or out of range.
+    InvalidArgument = 101,
+    /// A property name is not one of the known properties.
+    UnknownProperty = 102,
+    /// A property value has the wrong type for its name.
+    WrongPropertyType = 103,
+    /// The `BackupPath` or `RestorePath` property an operation needs is not set.
+    PathNotSet = 104,
+    /// The folder named by a path property does not exist.
+    PathNotFound = 201,
+    /// The path names something that is not a folder.
+    NotAFolder = 202,
+    /// The folder cannot be written to.
+    NotWritable = 203,
+    /// A backup already exists in the folder and the overwrite flag was not given.
+    BackupExists = 204,
+    /// There is no backup archive in the restore folder.
+    ArchiveMissing = 205,
+    /// The archive is damaged, truncated or was tampered with.
+    ArchiveCorrupt = 301,
+    /// The archive was written by an unknown format version.
+    UnsupportedVersion = 302,
+    /// The archive was made for another License Management Service, or a key does not match.
+    WrongKey = 303,
+    /// The License Management Service could not be reached or failed.
+    ServiceUnavailable = 401,
+    /// The service refused the restore: a license already lives on the maximum number of devices.
+    RestoreLimitExceeded = 402,
+    /// The operation was cancelled.
+    Cancelled = 501,
+    /// Another operation is already running on this store.
+    Busy = 502,
+    /// A status callback (a delegate method) threw; the operation was stopped.
+    CallbackFailed = 503,
+    /// The license store could not be read or written.
+    Storage = 601,
+    /// No license with that key ID is in the store.
+    LicenseNotFound = 602,
+    /// A license with that key ID is already in the store.
+    LicenseExists = 603,
+    /// An internal error (a bug): the engine panicked or an invariant broke.
+    Internal = 900,
+}
+
+impl ErrorCode {
+    /// Every mirrored code, in numeric order.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::InvalidArgument,
+        ErrorCode::UnknownProperty,
+        ErrorCode::WrongPropertyType,
+        ErrorCode::PathNotSet,
+        ErrorCode::PathNotFound,
+        ErrorCode::NotAFolder,
+        ErrorCode::NotWritable,
+        ErrorCode::BackupExists,
+        ErrorCode::ArchiveMissing,
+        ErrorCode::ArchiveCorrupt,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::WrongKey,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::RestoreLimitExceeded,
+        ErrorCode::Cancelled,
+        ErrorCode::Busy,
+        ErrorCode::CallbackFailed,
+        ErrorCode::Storage,
+        ErrorCode::LicenseNotFound,
+        ErrorCode::LicenseExists,
+        ErrorCode::Internal,
+    ];
+
+    /// The core code with this number (every mirrored code has one; a test checks it).
+    fn to_core(self) -> Option<core_api::ErrorCode> {
+        core_api::ErrorCode::from_number(self as u32)
+    }
+}
+
+impl From<core_api::ErrorCode> for ErrorCode {
+    /// Maps by number. A code added to the core but not yet mirrored here becomes `Internal`;
+    /// the Rust test `every_core_code_is_mirrored` and the Swift parity test catch that.
+    fn from(code: core_api::ErrorCode) -> Self {
+        ErrorCode::ALL.iter().copied().find(|c| *c as u32 == code.number()).unwrap_or(ErrorCode::Internal)
+    }
+}
+
+#[uniffi::export]
+impl ErrorCode {
+    /// The stable symbolic name, such as `"BACKUP_EXISTS"` (defined once, in the core).
+    pub fn symbolic_name(&self) -> String {
+        self.to_core().map_or("INTERNAL", |c| c.name()).to_string()
+    }
+
+    /// A generic, user-presentable description of the code (from the core).
+    pub fn summary(&self) -> String {
+        self.to_core().map_or("internal error", |c| c.description()).to_string()
+    }
+}
+
+/// The error every exported call returns: a stable code and the core's message. The Swift
+/// overlay turns it into its `LicenseBackupError` struct.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum BindingError {
+    /// A failure, with the core's code and message.
+    #[error("{code:?}: {message}")]
+    Failure {
+        /// The stable code.
+        code: ErrorCode,
+        /// The message (never empty).
+        message: String,
+    },
+}
+
+impl BindingError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        BindingError::Failure { code, message: message.into() }
+    }
+}
+
+impl From<core_api::Error> for BindingError {
+    fn from(e: core_api::Error) -> Self {
+        BindingError::new(e.code().into(), e.message())
+    }
+}
+
+/// The result type of every exported call.
+pub type FfiResult<T> = Result<T, BindingError>;
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Runs the body of an exported call; a panic becomes an `INTERNAL` error instead of crossing
+/// the FFI boundary (where Swift would trap on it).
+fn guarded<T>(body: impl FnOnce() -> FfiResult<T>) -> FfiResult<T> {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        Err(BindingError::new(
+            ErrorCode::Internal,
+            format!("the Swift binding panicked: {}", panic_message(payload.as_ref())),
+        ))
+    })
+}
+
+fn parse_key_id(text: &str) -> FfiResult<core_api::KeyId> {
+    Ok(text.parse::<core_api::KeyId>()?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------------------------
+
+/// What the content owner allows the holder of a license to do.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Rights {
+    /// The content may be played.
+    #[uniffi(default = true)]
+    pub play: bool,
+    /// The content may be burned to a CD.
+    #[uniffi(default = true)]
+    pub burn: bool,
+    /// The content may be transferred to a portable device.
+    #[uniffi(default = true)]
+    pub transfer: bool,
+    /// The license may be backed up and restored.
+    #[uniffi(default = true)]
+    pub backup_allowed: bool,
+    /// When the license expires, in seconds since the Unix epoch; `nil` never expires.
+    #[uniffi(default = None)]
+    pub expires_at: Option<i64>,
+    /// How many plays remain; `nil` is unlimited.
+    #[uniffi(default = None)]
+    pub plays_remaining: Option<u32>,
+}
+
+impl From<Rights> for core_api::Rights {
+    fn from(r: Rights) -> Self {
+        core_api::Rights {
+            play: r.play,
+            burn: r.burn,
+            transfer: r.transfer,
+            backup_allowed: r.backup_allowed,
+            expires_at: r.expires_at,
+            plays_remaining: r.plays_remaining,
+        }
+    }
+}
+
+impl From<core_api::Rights> for Rights {
+    fn from(r: core_api::Rights) -> Self {
+        Rights {
+            play: r.play,
+            burn: r.burn,
+            transfer: r.transfer,
+            backup_allowed: r.backup_allowed,
+            expires_at: r.expires_at,
+            plays_remaining: r.plays_remaining,
+        }
+    }
+}
+
+/// Content metadata an application keeps about a protected file, by key ID.
+#[derive(Clone, Debug, Default, PartialEq, Eq, uniffi::Record)]
+pub struct CatalogEntry {
+    /// The title of the song or film.
+    #[uniffi(default = None)]
+    pub title: Option<String>,
+    /// The artist.
+    #[uniffi(default = None)]
+    pub artist: Option<String>,
+    /// Where the protected file lives on this device.
+    #[uniffi(default = None)]
+    pub file_path: Option<String>,
+}
+
+impl From<CatalogEntry> for core_api::CatalogEntry {
+    fn from(c: CatalogEntry) -> Self {
+        core_api::CatalogEntry { title: c.title, artist: c.artist, file_path: c.file_path }
+    }
+}
+
+impl From<core_api::CatalogEntry> for CatalogEntry {
+    fn from(c: core_api::CatalogEntry) -> Self {
+        CatalogEntry { title: c.title, artist: c.artist, file_path: c.file_path }
+    }
+}
+
+/// A license as an application adds it: the only type that carries a content key in clear.
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
+pub struct NewLicense {
+    /// The key ID, a UUID string (lowercase hyphenated is the canonical form).
+    pub key_id: String,
+    /// The content key (secret); encrypted to the device key before it is stored.
+    pub content_key: Vec<u8>,
+    /// The rights granted.
+    pub rights: Rights,
+    /// Who issued the license.
+    pub issuer: String,
+    /// When it was issued, in seconds since the Unix epoch.
+    pub issued_at: i64,
+}
+
+impl std::fmt::Debug for NewLicense {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewLicense").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+impl NewLicense {
+    fn to_core(&self) -> FfiResult<core_api::NewLicense> {
+        Ok(core_api::NewLicense {
+            key_id: parse_key_id(&self.key_id)?,
+            content_key: self.content_key.clone(),
+            rights: self.rights.clone().into(),
+            issuer: self.issuer.clone(),
+            issued_at: self.issued_at,
+        })
+    }
+}
+
+/// A license as the store describes it: everything but the content key.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct License {
+    /// The key ID (lowercase hyphenated UUID).
+    pub key_id: String,
+    /// The rights granted.
+    pub rights: Rights,
+    /// Who issued the license.
+    pub issuer: String,
+    /// When it was issued, in seconds since the Unix epoch.
+    pub issued_at: i64,
+    /// The catalog entry for this key ID, if the application keeps one.
+    pub catalog: Option<CatalogEntry>,
+}
+
+impl From<core_api::License> for License {
+    fn from(l: core_api::License) -> Self {
+        License {
+            key_id: l.key_id.to_string(),
+            rights: l.rights.into(),
+            issuer: l.issuer,
+            issued_at: l.issued_at,
+            catalog: l.catalog.map(Into::into),
+        }
+    }
+}
+
+/// What a finished operation did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, uniffi::Record)]
+pub struct Summary {
+    /// Licenses written to the archive (backup) or added to the store (restore).
+    pub licenses: u64,
+    /// Licenses a backup left out because their owner forbids backup.
+    pub restricted: u64,
+    /// Archived licenses a restore did not apply because the device already had them.
+    pub skipped: u64,
+    /// Archive bytes written (backup) or read (restore).
+    pub bytes: u64,
+    /// Wall time of the operation, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl From<core_api::Summary> for Summary {
+    fn from(s: core_api::Summary) -> Self {
+        Summary {
+            licenses: s.licenses,
+            restricted: s.restricted,
+            skipped: s.skipped,
+            bytes: s.bytes,
+            duration_ms: s.duration_ms,
+        }
+    }
+}
+
+/// What the restore quota allows for restoring an archive onto a device.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct Quota {
+    /// Licenses in the archive.
+    pub licenses: u64,
+    /// Distinct devices a license may live on.
+    pub max_devices: u32,
+    /// How many more new devices could still receive every license in the archive.
+    pub restores_remaining: u32,
+    /// This device already counts for every license, so restoring onto it again is free.
+    pub device_already_counted: bool,
+}
+
+impl From<core_api::Quota> for Quota {
+    fn from(q: core_api::Quota) -> Self {
+        Quota {
+            licenses: q.licenses,
+            max_devices: q.max_devices,
+            restores_remaining: q.restores_remaining,
+            device_already_counted: q.device_already_counted,
+        }
+    }
+}
+
+/// A property value (`IWMBackupRestoreProps`): a string (paths), a u32 (counts) or a bool.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum PropertyValue {
+    /// A string value.
+    String(String),
+    /// An unsigned 32-bit value.
+    U32(u32),
+    /// A boolean value.
+    Bool(bool),
+}
+
+impl From<PropertyValue> for core_api::PropertyValue {
+    fn from(v: PropertyValue) -> Self {
+        match v {
+            PropertyValue::String(s) => core_api::PropertyValue::String(s),
+            PropertyValue::U32(n) => core_api::PropertyValue::U32(n),
+            PropertyValue::Bool(b) => core_api::PropertyValue::Bool(b),
+        }
+    }
+}
+
+impl From<core_api::PropertyValue> for PropertyValue {
+    fn from(v: core_api::PropertyValue) -> Self {
+        match v {
+            core_api::PropertyValue::String(s) => PropertyValue::String(s),
+            core_api::PropertyValue::U32(n) => PropertyValue::U32(n),
+            core_api::PropertyValue::Bool(b) => PropertyValue::Bool(b),
+        }
+    }
+}
+
+/// A property that is set, with its name (`property_by_index`).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct NamedProperty {
+    /// The property's name.
+    pub name: String,
+    /// Its value.
+    pub value: PropertyValue,
+}
+
+/// Which operation an event belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum OperationKind {
+    /// A backup.
+    Backup,
+    /// A restore.
+    Restore,
+}
+
+impl From<core_api::OperationKind> for OperationKind {
+    fn from(k: core_api::OperationKind) -> Self {
+        match k {
+            core_api::OperationKind::Backup => OperationKind::Backup,
+            core_api::OperationKind::Restore => OperationKind::Restore,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events and the foreign callback
+// ---------------------------------------------------------------------------------------------
+
+/// A status event (`IWMStatusCallback::OnStatus`), as the Swift side receives it.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum StatusEvent {
+    /// The operation's work begins.
+    Begin {
+        /// The operation.
+        operation: OperationKind,
+    },
+    /// `done` of `total` licenses processed.
+    Progress {
+        /// The operation.
+        operation: OperationKind,
+        /// Licenses processed so far.
+        done: u64,
+        /// Licenses to process in all.
+        total: u64,
+    },
+    /// A license that may not be backed up (its owner did not grant the right).
+    RestrictedLicense {
+        /// The license's key ID.
+        key_id: String,
+        /// The catalog title, when the application keeps one.
+        title: Option<String>,
+    },
+    /// A restore is connecting to the License Management Service.
+    Connecting,
+    /// The service has answered; the restore disconnects from it.
+    Disconnecting,
+    /// The service refused the restore.
+    Refused {
+        /// Why, as a stable code.
+        code: ErrorCode,
+        /// A human-readable reason.
+        message: String,
+        /// A page the application can show.
+        url: String,
+    },
+    /// The operation ended: always last, exactly once. Either `summary` or `error_code` (with
+    /// `error_message`) is set.
+    End {
+        /// The operation.
+        operation: OperationKind,
+        /// The summary, when the operation completed.
+        summary: Option<Summary>,
+        /// The error code, when it failed.
+        error_code: Option<ErrorCode>,
+        /// The error message, when it failed.
+        error_message: Option<String>,
+    },
+}
+
+impl From<&core_api::StatusEvent> for StatusEvent {
+    fn from(event: &core_api::StatusEvent) -> Self {
+        use core_api::StatusEvent as E;
+        match event {
+            E::Begin { operation } => StatusEvent::Begin { operation: (*operation).into() },
+            E::Progress { operation, done, total } => {
+                StatusEvent::Progress { operation: (*operation).into(), done: *done, total: *total }
+            }
+            E::RestrictedLicense { key_id, title } => {
+                StatusEvent::RestrictedLicense { key_id: key_id.to_string(), title: title.clone() }
+            }
+            E::Connecting => StatusEvent::Connecting,
+            E::Disconnecting => StatusEvent::Disconnecting,
+            E::Refused { code, message, url } => {
+                StatusEvent::Refused { code: (*code).into(), message: message.clone(), url: url.clone() }
+            }
+            E::End { operation, outcome } => {
+                let (summary, error_code, error_message) = match outcome {
+                    core_api::Outcome::Completed(s) => (Some(s.clone().into()), None, None),
+                    core_api::Outcome::Failed(e) => (None, Some(e.code().into()), Some(e.message().to_string())),
+                };
+                StatusEvent::End { operation: (*operation).into(), summary, error_code, error_message }
+            }
+        }
+    }
+}
+
+/// The error a Swift event sink reports: whatever it threw, described.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum CallbackFailure {
+    /// The sink threw.
+    #[error("{message}")]
+    Thrown {
+        /// The thrown error, described.
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackFailure {
+    /// Any Swift error that is not a `CallbackFailure` arrives here (instead of panicking).
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        CallbackFailure::Thrown { message: e.reason }
+    }
+}
+
+/// Receives the events of one operation, on the operation's worker thread, in order. The Swift
+/// overlay implements it and forwards each event to the restorer's delegate. Throwing stops the
+/// operation, which ends with `CALLBACK_FAILED` (the END event is still delivered).
+#[uniffi::export(foreign)]
+pub trait RawEventSink: Send + Sync {
+    /// Called for each event.
+    fn on_event(&self, event: StatusEvent) -> Result<(), CallbackFailure>;
+}
+
+/// Adapts a foreign sink to the core's callback trait.
+struct SinkCallback(Arc<dyn RawEventSink>);
+
+impl core_api::StatusCallback for SinkCallback {
+    fn on_status(&self, event: &core_api::StatusEvent) -> Result<(), core_api::CallbackError> {
+        self.0
+            .on_event(event.into())
+            .map_err(|CallbackFailure::Thrown { message }| core_api::CallbackError::new(message))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects
+// ---------------------------------------------------------------------------------------------
+
+/// The device's license store (`LicenseStore` in Swift wraps it).
+#[derive(uniffi::Object)]
+pub struct RawLicenseStore {
+    inner: Arc<core_api::LicenseStore>,
+}
+
+#[uniffi::export]
+impl RawLicenseStore {
+    /// Opens (or creates) the store at `path`.
+    #[uniffi::constructor]
+    pub fn open(path: String) -> FfiResult<Arc<Self>> {
+        guarded(|| Ok(Arc::new(RawLicenseStore { inner: Arc::new(core_api::LicenseStore::open(path)?) })))
+    }
+
+    /// This device's identity (32 hex digits).
+    pub fn device_id(&self) -> FfiResult<String> {
+        guarded(|| Ok(self.inner.device_id()?))
+    }
+
+    /// Adds a license; with `replace` an existing key ID is replaced, else it is `LICENSE_EXISTS`.
+    pub fn add_license(&self, license: NewLicense, replace: bool) -> FfiResult<()> {
+        guarded(|| Ok(self.inner.add_license(&license.to_core()?, policy(replace))?))
+    }
+
+    /// Adds many licenses in one transaction: all or none.
+    pub fn add_licenses(&self, licenses: Vec<NewLicense>, replace: bool) -> FfiResult<()> {
+        guarded(|| {
+            let licenses = licenses.iter().map(NewLicense::to_core).collect::<FfiResult<Vec<_>>>()?;
+            Ok(self.inner.add_licenses(&licenses, policy(replace))?)
+        })
+    }
+
+    /// The license with this key ID, if any.
+    pub fn get_license(&self, key_id: String) -> FfiResult<Option<License>> {
+        guarded(|| Ok(self.inner.get_license(&parse_key_id(&key_id)?)?.map(Into::into)))
+    }
+
+    /// Every license, ordered by key ID.
+    pub fn list_licenses(&self) -> FfiResult<Vec<License>> {
+        guarded(|| Ok(self.inner.list_licenses()?.into_iter().map(Into::into).collect()))
+    }
+
+    /// Removes a license; returns whether there was one.
+    pub fn remove_license(&self, key_id: String) -> FfiResult<bool> {
+        guarded(|| Ok(self.inner.remove_license(&parse_key_id(&key_id)?)?))
+    }
+
+    /// How many licenses the store holds.
+    pub fn license_count(&self) -> FfiResult<u64> {
+        guarded(|| Ok(self.inner.license_count()?))
+    }
+
+    /// The content key of a license, opened with this device's key.
+    pub fn content_key(&self, key_id: String) -> FfiResult<Vec<u8>> {
+        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id)?)?))
+    }
+
+    /// Checks the store's integrity; returns the number of licenses checked.
+    pub fn verify(&self) -> FfiResult<u64> {
+        guarded(|| Ok(self.inner.verify()?))
+    }
+
+    /// Sets (replaces) the catalog entry of a key ID.
+    pub fn set_catalog_entry(&self, key_id: String, entry: CatalogEntry) -> FfiResult<()> {
+        guarded(|| Ok(self.inner.set_catalog_entry(&parse_key_id(&key_id)?, &entry.into())?))
+    }
+
+    /// The catalog entry of a key ID, if any.
+    pub fn catalog_entry(&self, key_id: String) -> FfiResult<Option<CatalogEntry>> {
+        guarded(|| Ok(self.inner.catalog_entry(&parse_key_id(&key_id)?)?.map(Into::into)))
+    }
+
+    /// Removes the catalog entry of a key ID; returns whether there was one.
+    pub fn remove_catalog_entry(&self, key_id: String) -> FfiResult<bool> {
+        guarded(|| Ok(self.inner.remove_catalog_entry(&parse_key_id(&key_id)?)?))
+    }
+}
+
+fn policy(replace: bool) -> core_api::ConflictPolicy {
+    if replace { core_api::ConflictPolicy::Replace } else { core_api::ConflictPolicy::Keep }
+}
+
+/// The embedded License Management Service (`EmbeddedService` in Swift wraps it).
+#[derive(uniffi::Object)]
+pub struct RawEmbeddedService {
+    inner: Arc<core_api::EmbeddedService>,
+}
+
+#[uniffi::export]
+impl RawEmbeddedService {
+    /// Opens (or creates) the ledger at `path`; `max_devices` and `refusal_url` default to the
+    /// core's policy.
+    #[uniffi::constructor(default(max_devices = None, refusal_url = None))]
+    pub fn open(path: String, max_devices: Option<u32>, refusal_url: Option<String>) -> FfiResult<Arc<Self>> {
+        guarded(|| {
+            let mut policy = core_api::ServicePolicy::default();
+            if let Some(n) = max_devices {
+                policy.max_devices = n;
+            }
+            if let Some(url) = refusal_url {
+                policy.refusal_url = url;
+            }
+            let inner = core_api::EmbeddedService::open_with_policy(path, policy)?;
+            Ok(Arc::new(RawEmbeddedService { inner: Arc::new(inner) }))
+        })
+    }
+
+    /// Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
+    /// or back online.
+    pub fn set_online(&self, online: bool) -> FfiResult<()> {
+        guarded(|| {
+            self.inner.set_online(online);
+            Ok(())
+        })
+    }
+}
+
+/// A backup restorer over a store and a service (`BackupRestorer` in Swift wraps it).
+#[derive(uniffi::Object)]
+pub struct RawBackupRestorer {
+    inner: core_api::BackupRestorer,
+}
+
+#[uniffi::export]
+impl RawBackupRestorer {
+    /// `WMCreateBackupRestorer`.
+    #[uniffi::constructor]
+    pub fn new(store: Arc<RawLicenseStore>, service: Arc<RawEmbeddedService>) -> FfiResult<Arc<Self>> {
+        guarded(|| {
+            let service: Arc<dyn core_api::LicenseService> = service.inner.clone();
+            Ok(Arc::new(RawBackupRestorer {
+                inner: core_api::create_backup_restorer(Arc::clone(&store.inner), service),
+            }))
+        })
+    }
+
+    /// Sets a property by name.
+    pub fn set_property(&self, name: String, value: PropertyValue) -> FfiResult<()> {
+        guarded(|| Ok(self.inner.set_property(&name, value.into())?))
+    }
+
+    /// A property's value by name; `nil` if it is known but not set.
+    pub fn get_property(&self, name: String) -> FfiResult<Option<PropertyValue>> {
+        guarded(|| Ok(self.inner.get_property(&name)?.map(Into::into)))
+    }
+
+    /// The `index`-th property set, with its name.
+    pub fn property_by_index(&self, index: u32) -> FfiResult<NamedProperty> {
+        guarded(|| {
+            let (name, value) = self.inner.property_by_index(index as usize)?;
+            Ok(NamedProperty { name, value: value.into() })
+        })
+    }
+
+    /// How many properties are set.
+    pub fn property_count(&self) -> FfiResult<u32> {
+        guarded(|| {
+            u32::try_from(self.inner.property_count())
+                .map_err(|_| BindingError::new(ErrorCode::Internal, "property count overflows u32"))
+        })
+    }
+
+    /// Removes a property; returns whether it was set.
+    pub fn remove_property(&self, name: String) -> FfiResult<bool> {
+        guarded(|| Ok(self.inner.remove_property(&name)?))
+    }
+
+    /// Removes every property.
+    pub fn remove_all_properties(&self) -> FfiResult<()> {
+        guarded(|| {
+            self.inner.remove_all_properties();
+            Ok(())
+        })
+    }
+
+    /// Starts a backup; fails at once with `PATH_NOT_SET` or `BUSY`, reports everything else
+    /// to `sink`, ending with exactly one END.
+    pub fn start_backup(&self, overwrite: bool, sink: Arc<dyn RawEventSink>) -> FfiResult<Arc<RawOperation>> {
+        guarded(|| {
+            let handle =
+                self.inner.backup_licenses(core_api::BackupFlags { overwrite }, Arc::new(SinkCallback(sink)))?;
+            Ok(Arc::new(RawOperation { handle }))
+        })
+    }
+
+    /// Starts a restore; fails at once with `PATH_NOT_SET` or `BUSY`.
+    pub fn start_restore(
+        &self,
+        individualize: bool,
+        replace_existing: bool,
+        sink: Arc<dyn RawEventSink>,
+    ) -> FfiResult<Arc<RawOperation>> {
+        guarded(|| {
+            let flags = core_api::RestoreFlags { individualize, replace_existing };
+            let handle = self.inner.restore_licenses(flags, Arc::new(SinkCallback(sink)))?;
+            Ok(Arc::new(RawOperation { handle }))
+        })
+    }
+
+    /// Cancels the running backup, if any.
+    pub fn cancel_license_backup(&self) -> FfiResult<()> {
+        guarded(|| {
+            self.inner.cancel_license_backup();
+            Ok(())
+        })
+    }
+
+    /// Cancels the running restore, if any.
+    pub fn cancel_license_restore(&self) -> FfiResult<()> {
+        guarded(|| {
+            self.inner.cancel_license_restore();
+            Ok(())
+        })
+    }
+
+    /// What the restore quota allows for the archive in `RestorePath` onto this device.
+    pub fn restore_quota(&self) -> FfiResult<Quota> {
+        guarded(|| Ok(self.inner.restore_quota()?.into()))
+    }
+}
+
+/// A started backup or restore.
+#[derive(uniffi::Object)]
+pub struct RawOperation {
+    handle: core_api::OperationHandle,
+}
+
+#[uniffi::export]
+impl RawOperation {
+    /// Waits, without blocking the caller's thread, until the operation has ended and its END
+    /// event has been delivered; returns its summary or its error.
+    pub async fn wait(&self) -> FfiResult<Summary> {
+        let handle = self.handle.clone();
+        let done = Completion::default();
+        let signal = done.clone();
+        // The core's wait blocks; a short-lived waiter thread turns it into a future so that no
+        // Swift executor thread is ever blocked.
+        let spawned = std::thread::Builder::new().name("license-wait".into()).spawn(move || {
+            let result = catch_unwind(AssertUnwindSafe(|| handle.wait()))
+                .map_err(|p| BindingError::new(ErrorCode::Internal, panic_message(p.as_ref())))
+                .and_then(|r| r.map(Summary::from).map_err(BindingError::from));
+            signal.complete(result);
+        });
+        if let Err(e) = spawned {
+            return Err(BindingError::new(ErrorCode::Internal, format!("cannot start a waiter thread: {e}")));
+        }
+        done.await
+    }
+
+    /// Asks the operation to stop; it ends soon after with `CANCELLED` (unless already over).
+    pub fn cancel(&self) -> FfiResult<()> {
+        guarded(|| {
+            self.handle.cancel();
+            Ok(())
+        })
+    }
+
+    /// Whether the operation has ended and its END event has been delivered.
+    pub fn is_finished(&self) -> FfiResult<bool> {
+        guarded(|| Ok(self.handle.is_finished()))
+    }
+
+    /// Which operation this is.
+    pub fn kind(&self) -> FfiResult<OperationKind> {
+        guarded(|| Ok(self.handle.kind().into()))
+    }
+}
+
+/// A one-shot completion: a future that resolves once [`Completion::complete`] is called.
+#[derive(Clone, Default)]
+struct Completion {
+    state: Arc<Mutex<CompletionState>>,
+}
+
+/// The result, once there is one, and the waker of the task polling for it.
+#[derive(Default)]
+struct CompletionState {
+    result: Option<FfiResult<Summary>>,
+    waker: Option<Waker>,
+}
+
+impl Completion {
+    fn complete(&self, result: FfiResult<Summary>) {
+        let waker = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.result = Some(result);
+            state.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl Future for Completion {
+    type Output = FfiResult<Summary>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match state.result.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_core_code_is_mirrored() {
+        assert_eq!(ErrorCode::ALL.len(), core_api::ErrorCode::ALL.len());
+        for &code in core_api::ErrorCode::ALL {
+            let mirrored = ErrorCode::from(code);
+            assert_eq!(mirrored as u32, code.number(), "{code:?}");
+            assert_eq!(mirrored.symbolic_name(), code.name());
+            assert_eq!(mirrored.summary(), code.description());
+            assert_eq!(format!("{mirrored:?}"), code.variant_name());
+        }
+    }
+
+    #[test]
+    fn errors_keep_code_and_message() {
+        let e: BindingError = core_api::Error::new(core_api::ErrorCode::BackupExists, "there").into();
+        assert_eq!(e, BindingError::new(ErrorCode::BackupExists, "there"));
+        let bad = parse_key_id("nope").unwrap_err();
+        assert!(matches!(bad, BindingError::Failure { code: ErrorCode::InvalidArgument, .. }));
+    }
+
+    #[test]
+    fn panics_become_internal_errors() {
+        let r: FfiResult<()> = guarded(|| panic!("boom"));
+        match r {
+            Err(BindingError::Failure { code: ErrorCode::Internal, message }) => assert!(message.contains("boom")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_event_kind_converts() {
+        for &kind in core_api::EventKind::ALL {
+            let event = core_api::StatusEvent::example(kind);
+            let mirrored = StatusEvent::from(&event);
+            let name = match mirrored {
+                StatusEvent::Begin { .. } => "begin",
+                StatusEvent::Progress { .. } => "progress",
+                StatusEvent::RestrictedLicense { .. } => "restricted_license",
+                StatusEvent::Connecting => "connecting",
+                StatusEvent::Disconnecting => "disconnecting",
+                StatusEvent::Refused { .. } => "refused",
+                StatusEvent::End { .. } => "end",
+            };
+            assert_eq!(name, kind.name());
+        }
+    }
+}

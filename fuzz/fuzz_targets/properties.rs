@@ -1,0 +1,7 @@
+//! Fuzz target `properties`: see `harness::properties` (shared with core/tests/fuzz_corpus.rs).
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::properties(data));

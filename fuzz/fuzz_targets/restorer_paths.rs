@@ -1,0 +1,7 @@
+//! Fuzz target `restorer_paths`: see `harness::restorer_paths` (shared with core/tests/fuzz_corpus.rs).
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::restorer_paths(data));

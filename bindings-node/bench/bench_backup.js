@@ -48,7 +48,7 @@ function setInterval(restorer, n) {
 }
 
 // Every event kind a listener may be registered for, so each delivery is counted.
-const KINDS = ['begin', 'progress', 'restrictedLicense', 'restricted', 'end'];
+const KINDS = ['begin', 'progress', 'restrictedLicense', 'end'];
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));

@@ -12,7 +12,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{self, DATA_KEY_LEN, ENC_LEN, SealingKey, TAG_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
@@ -143,14 +143,16 @@ impl<W: Write> ArchiveWriter<W> {
 
     fn write_record(&mut self, kind: u8, key_id: &[u8; 16]) -> Result<()> {
         let aad = record_aad(&self.archive_id, self.index, kind, key_id);
-        let sealed = self.key.seal_with_nonce(&nonce(self.index), &self.buf, &aad);
-        crypto::wipe(std::mem::take(&mut self.buf));
+        // In place: the plaintext (content key included) is overwritten by the ciphertext, and
+        // the buffer keeps its capacity for the next record.
+        self.key.seal_in_place(&nonce(self.index), &mut self.buf, &aad);
+        let sealed = &self.buf;
         let mut frame = [0u8; FRAME_LEN];
         frame[0] = kind;
         frame[1..17].copy_from_slice(key_id);
         frame[17..].copy_from_slice(&(sealed.len() as u32).to_le_bytes());
         self.out.write_all(&frame).map_err(|e| write_error(&e))?;
-        self.out.write_all(&sealed).map_err(|e| write_error(&e))?;
+        self.out.write_all(sealed).map_err(|e| write_error(&e))?;
         self.bytes += (FRAME_LEN + sealed.len()) as u64;
         self.index += 1;
         Ok(())
@@ -436,6 +438,8 @@ pub struct RecordReader<R: Read> {
     archive_id: [u8; 16],
     index: u64,
     finished: bool,
+    /// The current record: ciphertext, then plaintext (wiped after use).
+    buf: Zeroizing<Vec<u8>>,
 }
 
 impl RecordReader<BufReader<File>> {
@@ -453,7 +457,14 @@ impl RecordReader<BufReader<File>> {
 impl<R: Read> RecordReader<R> {
     /// A reader positioned just after the header of the archive `archive_id`.
     pub fn new(r: R, archive_id: [u8; 16], data_key: &[u8; 32]) -> Self {
-        RecordReader { r, key: SealingKey::new(data_key), archive_id, index: 0, finished: false }
+        RecordReader {
+            r,
+            key: SealingKey::new(data_key),
+            archive_id,
+            index: 0,
+            finished: false,
+            buf: Zeroizing::new(Vec::with_capacity(1024)),
+        }
     }
 
     /// The next license, or `None` after the end record (which must close the file). Any
@@ -463,14 +474,16 @@ impl<R: Read> RecordReader<R> {
             return Ok(None);
         }
         let frame = read_frame(&mut self.r)?;
-        let mut ct = vec![0u8; frame.len as usize];
-        read_exact_or_corrupt(&mut self.r, &mut ct, "a record")?;
+        // One buffer for every record, opened in place and wiped after decoding.
+        let buf = &mut self.buf;
+        buf.clear();
+        buf.resize(frame.len as usize, 0);
+        read_exact_or_corrupt(&mut self.r, buf, "a record")?;
         let aad = record_aad(&self.archive_id, self.index, frame.kind, &frame.key_id);
-        let plain = self
-            .key
-            .open_with_nonce(&nonce(self.index), &ct, &aad)
-            .map(Zeroizing::new)
-            .ok_or_else(|| Error::corrupt(format!("record {} failed authentication", self.index)))?;
+        if !self.key.open_in_place(&nonce(self.index), buf, &aad) {
+            return Err(Error::corrupt(format!("record {} failed authentication", self.index)));
+        }
+        let plain: &[u8] = buf;
         self.index += 1;
         if frame.kind == RECORD_END {
             if plain.len() != 16 || frame.key_id != [0; 16] {
@@ -484,7 +497,9 @@ impl<R: Read> RecordReader<R> {
             self.finished = true;
             return Ok(None);
         }
-        let archived = decode_license(&plain)?;
+        let archived = decode_license(plain);
+        self.buf.zeroize();
+        let archived = archived?;
         if archived.license.key_id.as_bytes() != &frame.key_id {
             return Err(Error::corrupt("record key ID does not match its frame"));
         }

@@ -4,7 +4,7 @@
 //! Suites: HPKE is DHKEM(X25519, HKDF-SHA256) + HKDF-SHA256 + ChaCha20-Poly1305 in base mode.
 //! Records and content keys at rest are sealed with ChaCha20-Poly1305.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hkdf::Hkdf;
 use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
@@ -12,7 +12,7 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
 use sha2::{Digest, Sha256};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorCode, Result};
 
@@ -167,6 +167,34 @@ impl SealingKey {
             .expect("ChaCha20-Poly1305 sealing of a bounded message cannot fail")
     }
 
+    /// Seals `buf` in place with an explicit nonce and appends the tag: the plaintext is
+    /// overwritten by the ciphertext, so a reused buffer needs no allocation and no wipe.
+    pub(crate) fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut Vec<u8>, aad: &[u8]) {
+        let tag = self
+            .0
+            .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf)
+            .expect("ChaCha20-Poly1305 sealing of a bounded message cannot fail");
+        buf.extend_from_slice(&tag);
+    }
+
+    /// Opens `buf` (ciphertext and tag) in place: on success it holds the plaintext (the tag
+    /// removed) and the caller must wipe it; on failure it is left as it was and `false` is
+    /// returned.
+    pub(crate) fn open_in_place(&self, nonce: &[u8; 12], buf: &mut Vec<u8>, aad: &[u8]) -> bool {
+        if buf.len() < TAG_LEN {
+            return false;
+        }
+        let split = buf.len() - TAG_LEN;
+        let tag = chacha20poly1305::Tag::clone_from_slice(&buf[split..]);
+        buf.truncate(split);
+        if self.0.decrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf, &tag).is_ok() {
+            true
+        } else {
+            buf.extend_from_slice(&tag);
+            false
+        }
+    }
+
     /// Opens a ciphertext sealed with [`SealingKey::seal_with_nonce`].
     pub(crate) fn open_with_nonce(&self, nonce: &[u8; 12], ciphertext: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
         self.0.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad }).ok()
@@ -196,11 +224,6 @@ pub(crate) fn new_data_key() -> Zeroizing<[u8; DATA_KEY_LEN]> {
     Zeroizing::new(random_array())
 }
 
-/// Wipes a byte vector holding a secret.
-pub(crate) fn wipe(mut bytes: Vec<u8>) {
-    bytes.zeroize();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +246,22 @@ mod tests {
         let b = KeyPair::from_seed(*a.seed());
         assert_eq!(a.public_bytes(), b.public_bytes());
         assert_eq!(a.id(), b.id());
+    }
+
+    #[test]
+    fn in_place_sealing_matches_and_detects_tamper() {
+        let key = KeyPair::generate().derive_key(b"test");
+        let nonce = [3u8; 12];
+        let mut buf = b"record body".to_vec();
+        key.seal_in_place(&nonce, &mut buf, b"ad");
+        assert_eq!(buf, key.seal_with_nonce(&nonce, b"record body", b"ad"));
+        let sealed = buf.clone();
+        assert!(!key.open_in_place(&nonce, &mut buf, b"other ad"));
+        assert_eq!(buf, sealed, "a failed open leaves the buffer as it was");
+        assert!(key.open_in_place(&nonce, &mut buf, b"ad"));
+        assert_eq!(buf, b"record body");
+        let mut short = vec![0u8; TAG_LEN - 1];
+        assert!(!key.open_in_place(&nonce, &mut short, b"ad"));
     }
 
     #[test]

@@ -44,6 +44,8 @@
 
 pub mod archive;
 mod backup;
+#[doc(hidden)]
+pub mod bench_support;
 mod crypto;
 pub mod error;
 pub mod event;

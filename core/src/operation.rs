@@ -124,6 +124,11 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 impl Emitter {
+    /// An emitter delivering to `callback` for the operation behind `handle`.
+    pub(crate) fn new(callback: Arc<dyn StatusCallback>, handle: OperationHandle) -> Self {
+        Emitter { callback, handle }
+    }
+
     /// The kind of operation.
     pub(crate) fn kind(&self) -> OperationKind {
         self.handle.kind()
@@ -195,7 +200,7 @@ pub(crate) fn spawn<F>(
 where
     F: FnOnce(&Emitter) -> Result<Summary> + Send + 'static,
 {
-    let emitter = Emitter { callback, handle: handle.clone() };
+    let emitter = Emitter::new(callback, handle.clone());
     let name = format!("license-{}", handle.kind().name());
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let started = Instant::now();

@@ -28,7 +28,7 @@ impl RestoreJob {
     pub(crate) fn run(self, emitter: &Emitter) -> Result<Summary> {
         check_folder(&self.folder)?;
         let path = self.folder.join(ARCHIVE_FILE_NAME);
-        let scanned = archive::scan(&path)?;
+        let mut scanned = archive::scan(&path)?;
         emitter.check_cancelled()?;
         let staging = Staging::new(&self.store_path, self.individualize)?;
 
@@ -38,7 +38,8 @@ impl RestoreJob {
             wrapped_key: scanned.header.wrapped_key.clone(),
             device_id: staging.device().id(),
             device_public_key: staging.device().pair.public_bytes(),
-            key_ids: scanned.key_ids.clone(),
+            // Moved, not copied: at a million licenses the list is 16 MB.
+            key_ids: std::mem::take(&mut scanned.key_ids),
         };
         let answer = self.service.authorize_restore(&request);
         emitter.emit(StatusEvent::Disconnecting)?;
@@ -64,8 +65,8 @@ impl RestoreJob {
         let mut reader =
             RecordReader::new(BufReader::with_capacity(256 * 1024, file), scanned.header.archive_id, &data_key);
         let mut staging = staging;
-        let mut progress = Progress::new(scanned.key_ids.len() as u64, self.progress_interval);
-        let mut expected = scanned.key_ids.iter();
+        let mut progress = Progress::new(request.key_ids.len() as u64, self.progress_interval);
+        let mut expected = request.key_ids.iter();
         while let Some(archived) = reader.next_license()? {
             if expected.next() != Some(&archived.license.key_id) {
                 return Err(Error::corrupt("the archive changed while it was being restored"));

@@ -51,22 +51,30 @@ const LICENSE_COLUMNS: &str = "l.key_id, l.play, l.burn, l.transfer, l.backup_al
 pub(crate) struct DeviceKeys {
     pub(crate) pair: KeyPair,
     storage: SealingKey,
+    /// The device ID, computed once: it is part of every content key's associated data, and
+    /// hashing the public key for each license cost a SHA-256 per seal and per open.
+    id: [u8; 16],
 }
+
+/// The constant prefix of a content key's associated data.
+const CONTENT_KEY_AAD: &[u8; 29] = b"license-backup/v1/content-key";
 
 impl DeviceKeys {
     pub(crate) fn new(pair: KeyPair) -> Self {
         let storage = pair.derive_key(b"store content keys");
-        DeviceKeys { pair, storage }
+        let id = pair.id();
+        DeviceKeys { pair, storage, id }
     }
 
     pub(crate) fn id(&self) -> [u8; 16] {
-        self.pair.id()
+        self.id
     }
 
-    fn aad(&self, key_id: &KeyId) -> Vec<u8> {
-        let mut aad = b"license-backup/v1/content-key".to_vec();
-        aad.extend_from_slice(&self.id());
-        aad.extend_from_slice(key_id.as_bytes());
+    fn aad(&self, key_id: &KeyId) -> [u8; 61] {
+        let mut aad = [0u8; 61];
+        aad[..29].copy_from_slice(CONTENT_KEY_AAD);
+        aad[29..45].copy_from_slice(&self.id);
+        aad[45..].copy_from_slice(key_id.as_bytes());
         aad
     }
 

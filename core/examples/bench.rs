@@ -1,0 +1,642 @@
+//! `make bench`: end-to-end benchmarks of backup and restore, each figure beside a baseline
+//! measured in the same run on the same data, printed as one table.
+//!
+//! ```text
+//! cargo run --release -p license-backup --example bench -- [options]
+//!   --sizes 10000,100000,1000000   backup/restore sizes (licenses)
+//!   --mem-sizes 10000,1000000      sizes whose peak resident memory is reported (must be in --sizes)
+//!   --e2e 100000                   licenses for the binding end-to-end and events figures
+//!   --repeat 3                     runs per figure below 1M licenses (the median is kept; 1M runs once)
+//!   --dir DIR                      fixtures and scratch (default target/bench)
+//!   --root DIR                     repository root, to find bindings-*/bench scripts (default .)
+//!   --python PY / --node NODE      interpreters for the binding scripts (skipped when absent)
+//!   --smoke                        tiny sizes, one run: checks the harness, not the figures
+//! ```
+//!
+//! Every measured operation runs in a child process (this binary, `child ...`), so its peak
+//! resident memory (VmHWM) is its own. The baseline is what an administrator would do with
+//! standard tools: `sqlite3 store.db ".backup copy.db"`, `openssl enc -aes-256-cbc -pbkdf2`,
+//! `sync` (backup); `openssl enc -d`, `sqlite3 target.db ".restore copy.db"` (restore).
+//!
+//! Binding scripts (`bindings-python/bench/*.py`, `bindings-node/bench/*.js`) get
+//! `--store --service --out --n` and print JSON lines `{"name", "value", "unit"}` (or
+//! `{"skip": reason}`), merged into the table.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use license_backup::*;
+use serde_json::{Value, json};
+
+/// Bump when the fixture shape changes, so cached fixtures are rebuilt.
+const FIXTURE_VERSION: u32 = 1;
+const PASSWORD: &str = "pass:license-backup-bench";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().map(String::as_str) == Some("child") { child(&args[1..]) } else { parent(&args) };
+    if let Err(e) = result {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+type Res<T> = std::result::Result<T, String>;
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+// ---------------------------------------------------------------- options
+
+struct Opts {
+    sizes: Vec<u64>,
+    mem_sizes: Vec<u64>,
+    e2e: u64,
+    repeat: usize,
+    dir: PathBuf,
+    root: PathBuf,
+    python: Option<String>,
+    node: Option<String>,
+    smoke: bool,
+}
+
+fn list(s: &str) -> Res<Vec<u64>> {
+    s.split(',').filter(|x| !x.is_empty()).map(|x| x.trim().parse::<u64>().map_err(err)).collect()
+}
+
+fn parse_opts(args: &[String]) -> Res<Opts> {
+    let mut o = Opts {
+        sizes: vec![10_000, 100_000, 1_000_000],
+        mem_sizes: vec![10_000, 1_000_000],
+        e2e: 100_000,
+        repeat: 3,
+        dir: PathBuf::from("target/bench"),
+        root: PathBuf::from("."),
+        python: None,
+        node: None,
+        smoke: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--sizes" => o.sizes = list(&val()?)?,
+            "--mem-sizes" => o.mem_sizes = list(&val()?)?,
+            "--e2e" => o.e2e = val()?.parse().map_err(err)?,
+            "--repeat" => o.repeat = val()?.parse().map_err(err)?,
+            "--dir" => o.dir = PathBuf::from(val()?),
+            "--root" => o.root = PathBuf::from(val()?),
+            "--python" => o.python = Some(val()?).filter(|s| !s.is_empty()),
+            "--node" => o.node = Some(val()?).filter(|s| !s.is_empty()),
+            "--smoke" => {
+                o.smoke = true;
+                o.sizes = vec![200, 2_000];
+                o.mem_sizes = vec![200, 2_000];
+                o.e2e = 1_000;
+                o.repeat = 1;
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(o)
+}
+
+// ---------------------------------------------------------------- fixtures
+
+/// SplitMix64: deterministic key IDs, spread over the key space like real random ones.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn key_id(i: u64) -> KeyId {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&mix(2 * i).to_le_bytes());
+    b[8..].copy_from_slice(&mix(2 * i + 1).to_le_bytes());
+    KeyId::from_bytes(b)
+}
+
+/// A store of `n` licenses, every tenth restricted (no backup right), every one with a catalog
+/// entry (title, artist), some with expiry or play counts; and a fresh service ledger.
+fn populate(dir: &Path, n: u64) -> Res<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let store_path = dir.join("store.db");
+    EmbeddedService::open(dir.join("service.db")).map_err(err)?;
+    let store = LicenseStore::open(&store_path).map_err(err)?;
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..n {
+        batch.push(NewLicense {
+            key_id: key_id(i),
+            content_key: mix(i ^ 0xC0FFEE).to_le_bytes().repeat(2),
+            rights: Rights {
+                backup_allowed: i % 10 != 0,
+                expires_at: (i % 3 == 0).then_some(1_900_000_000 + i as i64),
+                plays_remaining: (i % 5 == 0).then_some((i % 50) as u32),
+                ..Rights::default()
+            },
+            issuer: "https://licenses.example.com/issue".into(),
+            issued_at: 1_700_000_000 + i as i64,
+        });
+        if batch.len() == batch.capacity() || i + 1 == n {
+            store.add_licenses(&batch, ConflictPolicy::Keep).map_err(err)?;
+            batch.clear();
+        }
+    }
+    drop(store);
+    // The catalog in one transaction, straight into the store's table (set_catalog_entry
+    // commits once per entry, which would dominate the fixture's build time).
+    let mut conn = rusqlite::Connection::open(&store_path).map_err(err)?;
+    let tx = conn.transaction().map_err(err)?;
+    {
+        let mut stmt = tx.prepare("INSERT INTO catalog (key_id, title, artist) VALUES (?1, ?2, ?3)").map_err(err)?;
+        for i in 0..n {
+            stmt.execute(rusqlite::params![
+                key_id(i).as_bytes().as_slice(),
+                format!("Track {i} of the collection"),
+                format!("Artist {}", i % 1000)
+            ])
+            .map_err(err)?;
+        }
+    }
+    tx.commit().map_err(err)?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").map_err(err)?;
+    Ok(())
+}
+
+fn fixture(opts: &Opts, n: u64) -> Res<PathBuf> {
+    let dir = opts.dir.join(format!("fixtures/n{n}-v{FIXTURE_VERSION}"));
+    let done = dir.join("READY");
+    if !done.exists() {
+        eprintln!("bench: building a fixture of {n} licenses in {}", dir.display());
+        run_child(&["populate", &dir.display().to_string(), &n.to_string()])?;
+        std::fs::write(&done, b"").map_err(err)?;
+    }
+    Ok(dir)
+}
+
+// ---------------------------------------------------------------- child processes
+
+/// Peak resident memory of this process, in KiB (VmHWM).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) from /proc/self/stat: this process's own when `children` is false,
+/// else that of its waited-for children. Seconds, at the kernel's 100 Hz tick.
+fn cpu_seconds(children: bool) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces), counted from field 3 (state).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    let (u, s) = if children { (13, 14) } else { (11, 12) };
+    (f.get(u).copied().unwrap_or(0.0) + f.get(s).copied().unwrap_or(0.0)) / 100.0
+}
+
+fn restorer(store: &Path, service: &Path, prop: &str, folder: &Path, interval: u32) -> Res<BackupRestorer> {
+    let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(service).map_err(err)?);
+    let store = Arc::new(LicenseStore::open(store).map_err(err)?);
+    let r = create_backup_restorer(store, service);
+    r.set_property(prop, PropertyValue::String(folder.display().to_string())).map_err(err)?;
+    r.set_property("ProgressInterval", PropertyValue::U32(interval)).map_err(err)?;
+    Ok(r)
+}
+
+/// A callback that records the monotonic time of every delivery (what the binding scripts do).
+fn recorder(capacity: usize) -> (Arc<Mutex<Vec<Instant>>>, Arc<dyn StatusCallback>) {
+    let times = Arc::new(Mutex::new(Vec::with_capacity(capacity)));
+    let t = Arc::clone(&times);
+    let cb = Arc::new(move |_: &StatusEvent| {
+        t.lock().expect("recorder").push(Instant::now());
+        Ok(())
+    });
+    (times, cb)
+}
+
+fn child(args: &[String]) -> Res<()> {
+    let a = |i: usize| args.get(i).map(String::as_str).ok_or_else(|| "missing child argument".to_string());
+    let out = match a(0)? {
+        "populate" => {
+            populate(Path::new(a(1)?), a(2)?.parse().map_err(err)?)?;
+            json!({})
+        }
+        // backup STORE SERVICE OUT INTERVAL
+        "backup" => {
+            let interval: u32 = a(4)?.parse().map_err(err)?;
+            let r = restorer(Path::new(a(1)?), Path::new(a(2)?), "BackupPath", Path::new(a(3)?), interval)?;
+            let (times, cb) = recorder(1024);
+            let start = Instant::now();
+            let s = r.backup_licenses(BackupFlags { overwrite: true }, cb).map_err(err)?.wait().map_err(err)?;
+            let wall = start.elapsed().as_secs_f64();
+            let events = times.lock().expect("recorder").len();
+            json!({"wall_s": wall, "licenses": s.licenses, "restricted": s.restricted, "bytes": s.bytes,
+                   "events": events, "peak_rss_kib": peak_rss_kib(), "cpu_s": cpu_seconds(false)})
+        }
+        // restore TARGET SERVICE FROM: TARGET is made fresh (a new device) before the clock starts
+        "restore" => {
+            let r = restorer(Path::new(a(1)?), Path::new(a(2)?), "RestorePath", Path::new(a(3)?), 100)?;
+            let (_times, cb) = recorder(1024);
+            let start = Instant::now();
+            let s = r.restore_licenses(RestoreFlags::default(), cb).map_err(err)?.wait().map_err(err)?;
+            let wall = start.elapsed().as_secs_f64();
+            json!({"wall_s": wall, "licenses": s.licenses, "peak_rss_kib": peak_rss_kib(), "cpu_s": cpu_seconds(false)})
+        }
+        // events STORE SERVICE OUT: a backup with ProgressInterval=1, every delivery timed
+        "events" => {
+            let r = restorer(Path::new(a(1)?), Path::new(a(2)?), "BackupPath", Path::new(a(3)?), 1)?;
+            let (times, cb) = recorder(2_000_000);
+            r.backup_licenses(BackupFlags { overwrite: true }, cb).map_err(err)?.wait().map_err(err)?;
+            let times = times.lock().expect("recorder");
+            let ns: Vec<f64> = times.iter().map(|t| t.duration_since(times[0]).as_nanos() as f64).collect();
+            event_stats(&ns)
+        }
+        other => return Err(format!("unknown child command {other}")),
+    };
+    println!("{out}");
+    Ok(())
+}
+
+/// Throughput and inter-arrival gaps of deliveries at times `ns` (nanoseconds, ascending).
+fn event_stats(ns: &[f64]) -> Value {
+    if ns.len() < 2 {
+        return json!({"events": ns.len(), "rate": 0.0, "gap_p50_us": 0.0, "gap_p99_us": 0.0});
+    }
+    let mut gaps: Vec<f64> = ns.windows(2).map(|w| (w[1] - w[0]) / 1000.0).collect();
+    gaps.sort_by(f64::total_cmp);
+    let pct = |p: f64| gaps[((gaps.len() - 1) as f64 * p).round() as usize];
+    let span = (ns[ns.len() - 1] - ns[0]) / 1e9;
+    json!({"events": ns.len(), "rate": (ns.len() - 1) as f64 / span, "gap_p50_us": pct(0.5), "gap_p99_us": pct(0.99)})
+}
+
+fn run_child(args: &[&str]) -> Res<Value> {
+    let exe = std::env::current_exe().map_err(err)?;
+    let out = Command::new(exe).arg("child").args(args).stderr(Stdio::inherit()).output().map_err(err)?;
+    if !out.status.success() {
+        return Err(format!("child {args:?} failed ({})", out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("{}")).map_err(err)
+}
+
+// ---------------------------------------------------------------- baseline (standard tools)
+
+fn tool(name: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn sh(cmd: &mut Command) -> Res<()> {
+    let st = cmd.stdout(Stdio::null()).status().map_err(err)?;
+    if st.success() { Ok(()) } else { Err(format!("{cmd:?} failed ({st})")) }
+}
+
+/// `sqlite3 .backup` then `openssl enc -aes-256-cbc -pbkdf2` then `sync`: seconds.
+fn baseline_backup(store: &Path, scratch: &Path) -> Res<f64> {
+    let copy = scratch.join("copy.db");
+    let enc = scratch.join("store.enc");
+    let _ = std::fs::remove_file(&copy);
+    let start = Instant::now();
+    sh(Command::new("sqlite3").arg(store).arg(format!(".backup '{}'", copy.display())))?;
+    sh(Command::new("openssl")
+        .args(["enc", "-aes-256-cbc", "-pbkdf2", "-pass", PASSWORD, "-in"])
+        .arg(&copy)
+        .arg("-out")
+        .arg(&enc))?;
+    sh(Command::new("sync").arg(&enc))?;
+    let t = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&copy);
+    Ok(t)
+}
+
+/// `openssl enc -d` then `sqlite3 target.db ".restore"` (the baseline's backup must exist).
+fn baseline_restore(scratch: &Path) -> Res<f64> {
+    let enc = scratch.join("store.enc");
+    let dec = scratch.join("dec.db");
+    let target = scratch.join("restored.db");
+    for p in [&dec, &target] {
+        let _ = std::fs::remove_file(p);
+    }
+    let start = Instant::now();
+    sh(Command::new("openssl")
+        .args(["enc", "-d", "-aes-256-cbc", "-pbkdf2", "-pass", PASSWORD, "-in"])
+        .arg(&enc)
+        .arg("-out")
+        .arg(&dec))?;
+    sh(Command::new("sqlite3").arg(&target).arg(format!(".restore '{}'", dec.display())))?;
+    let t = start.elapsed().as_secs_f64();
+    for p in [&dec, &target] {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(t)
+}
+
+// ---------------------------------------------------------------- the run
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+struct Row {
+    figure: String,
+    value: String,
+    baseline: String,
+    ratio: Option<f64>,
+    target: String,
+}
+
+fn fmt_n(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+fn mib(kib: f64) -> String {
+    format!("{:.1} MiB", kib / 1024.0)
+}
+
+fn fresh_dir(p: &Path) -> Res<()> {
+    let _ = std::fs::remove_dir_all(p);
+    std::fs::create_dir_all(p).map_err(err)
+}
+
+fn parent(args: &[String]) -> Res<()> {
+    let opts = parse_opts(args)?;
+    let have_baseline = tool("sqlite3") && tool("openssl") && tool("sync");
+    let mut rows: Vec<Row> = Vec::new();
+    let mut figures: Vec<Value> = Vec::new();
+    let mut record =
+        |name: String, value: f64, unit: &str| figures.push(json!({"name": name, "value": value, "unit": unit}));
+    let scratch = opts.dir.join("scratch");
+    let largest_mem = opts.mem_sizes.iter().copied().max().unwrap_or(0);
+    let smallest_mem = opts.mem_sizes.iter().copied().min().unwrap_or(0);
+    let mut rss: BTreeMap<(&str, u64), f64> = BTreeMap::new();
+
+    for &n in &opts.sizes {
+        let fx = fixture(&opts, n)?;
+        let (store, service) = (fx.join("store.db"), fx.join("service.db"));
+        let runs = if n >= 1_000_000 { 1 } else { opts.repeat.max(1) };
+        let (mut ours_b, mut base_b, mut ours_r, mut base_r) = (vec![], vec![], vec![], vec![]);
+        let (mut rss_b, mut rss_r, mut lic_b, mut lic_r) = (0f64, 0f64, 0u64, 0u64);
+        for _ in 0..runs {
+            fresh_dir(&scratch)?;
+            let out = scratch.join("usb");
+            std::fs::create_dir_all(&out).map_err(err)?;
+            if have_baseline {
+                base_b.push(baseline_backup(&store, &scratch)?);
+            }
+            let b = run_child(&[
+                "backup",
+                &store.display().to_string(),
+                &service.display().to_string(),
+                &out.display().to_string(),
+                "100",
+            ])?;
+            ours_b.push(b["wall_s"].as_f64().unwrap_or(f64::NAN));
+            rss_b = rss_b.max(b["peak_rss_kib"].as_f64().unwrap_or(0.0));
+            lic_b = b["licenses"].as_u64().unwrap_or(0);
+            if have_baseline {
+                base_r.push(baseline_restore(&scratch)?);
+            }
+            // A fresh ledger each run: restores count against the quota.
+            let svc = scratch.join("service.db");
+            std::fs::copy(&service, &svc).map_err(err)?;
+            let target = scratch.join("device-b.db");
+            let r = run_child(&[
+                "restore",
+                &target.display().to_string(),
+                &svc.display().to_string(),
+                &out.display().to_string(),
+            ])?;
+            ours_r.push(r["wall_s"].as_f64().unwrap_or(f64::NAN));
+            rss_r = rss_r.max(r["peak_rss_kib"].as_f64().unwrap_or(0.0));
+            lic_r = r["licenses"].as_u64().unwrap_or(0);
+        }
+        let (ob, bb, or, br) = (median(ours_b), median(base_b), median(ours_r), median(base_r));
+        let nn = fmt_n(n);
+        record(format!("rust.backup.{nn}.wall"), ob, "s");
+        record(format!("rust.backup.{nn}.rate"), lic_b as f64 / ob, "licenses/s");
+        record(format!("baseline.backup.{nn}.wall"), bb, "s");
+        record(format!("rust.restore.{nn}.wall"), or, "s");
+        record(format!("rust.restore.{nn}.rate"), lic_r as f64 / or, "licenses/s");
+        record(format!("baseline.restore.{nn}.wall"), br, "s");
+        record(format!("rust.backup.{nn}.peak_rss"), rss_b, "KiB");
+        record(format!("rust.restore.{nn}.peak_rss"), rss_r, "KiB");
+        let is_top = n == largest_mem && n >= 1_000_000;
+        rows.push(Row {
+            figure: format!("backup {nn} ({lic_b} archived, {} restricted)", n - lic_b),
+            value: format!("{:.0} lic/s, {:.3} s", n as f64 / ob, ob),
+            baseline: format!("{:.0} lic/s, {:.3} s", n as f64 / bb, bb),
+            ratio: Some(ob / bb),
+            target: if is_top { "<= 1.5x".into() } else { String::new() },
+        });
+        rows.push(Row {
+            figure: format!("restore {nn} ({lic_r} restored)"),
+            value: format!("{:.0} lic/s, {:.3} s", n as f64 / or, or),
+            baseline: format!("{:.0} lic/s, {:.3} s", n as f64 / br, br),
+            ratio: Some(or / br),
+            target: if is_top { "<= 2.5x".into() } else { String::new() },
+        });
+        rss.insert(("backup", n), rss_b);
+        rss.insert(("restore", n), rss_r);
+    }
+
+    for op in ["backup", "restore"] {
+        for &n in &opts.mem_sizes {
+            let Some(&v) = rss.get(&(op, n)) else { continue };
+            let base = rss.get(&(op, smallest_mem)).copied().unwrap_or(f64::NAN);
+            let top = n == largest_mem && n != smallest_mem;
+            rows.push(Row {
+                figure: format!("peak RSS {op} {}", fmt_n(n)),
+                value: mib(v),
+                baseline: if top { format!("{} at {}", mib(base), fmt_n(smallest_mem)) } else { String::new() },
+                ratio: top.then_some(v / base),
+                target: if top && n >= 1_000_000 { "< 64 MiB, <= 1.2x".into() } else { String::new() },
+            });
+        }
+    }
+
+    // End-to-end backup and events: Rust in a child, then each binding script on the same data.
+    let fx = fixture(&opts, opts.e2e)?;
+    let (store, service) = (fx.join("store.db"), fx.join("service.db"));
+    let e2e = fmt_n(opts.e2e);
+    let out = scratch.join("e2e");
+    fresh_dir(&out)?;
+    let mut rust_e2e = vec![];
+    for _ in 0..opts.repeat.max(1) {
+        let b = run_child(&[
+            "backup",
+            &store.display().to_string(),
+            &service.display().to_string(),
+            &out.display().to_string(),
+            "100",
+        ])?;
+        rust_e2e.push(b["wall_s"].as_f64().unwrap_or(f64::NAN));
+    }
+    let rust_e2e = median(rust_e2e);
+    record(format!("rust.backup_e2e.{e2e}.wall"), rust_e2e, "s");
+    let ev = run_child(&[
+        "events",
+        &store.display().to_string(),
+        &service.display().to_string(),
+        &out.display().to_string(),
+    ])?;
+    let rust_rate = ev["rate"].as_f64().unwrap_or(f64::NAN);
+    record("rust.events.rate".into(), rust_rate, "events/s");
+    record("rust.events.gap_p50".into(), ev["gap_p50_us"].as_f64().unwrap_or(f64::NAN), "us");
+    record("rust.events.gap_p99".into(), ev["gap_p99_us"].as_f64().unwrap_or(f64::NAN), "us");
+    rows.push(Row {
+        figure: format!("backup {e2e} end-to-end, Rust"),
+        value: format!("{rust_e2e:.3} s"),
+        baseline: "(baseline of the binding rows)".into(),
+        ratio: None,
+        target: String::new(),
+    });
+    rows.push(Row {
+        figure: "events/s into a Rust callback".into(),
+        value: format!(
+            "{rust_rate:.0}/s, gap p50 {:.2} us p99 {:.2} us",
+            ev["gap_p50_us"].as_f64().unwrap_or(f64::NAN),
+            ev["gap_p99_us"].as_f64().unwrap_or(f64::NAN)
+        ),
+        baseline: "(baseline of the binding rows)".into(),
+        ratio: None,
+        target: ">= 250000/s".into(),
+    });
+
+    let mut notes = vec![];
+    for (lang, interp, folder, ext) in [
+        ("python", opts.python.clone(), "bindings-python/bench", "py"),
+        ("node", opts.node.clone(), "bindings-node/bench", "js"),
+    ] {
+        let scripts: Vec<PathBuf> = std::fs::read_dir(opts.root.join(folder))
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == ext)).collect()
+            })
+            .unwrap_or_default();
+        let Some(interp) = interp.filter(|i| tool(i)) else {
+            notes.push(format!("{lang}: skipped (no interpreter given or found)"));
+            continue;
+        };
+        if scripts.is_empty() {
+            notes.push(format!("{lang}: skipped (no {folder}/*.{ext})"));
+            continue;
+        }
+        for script in scripts {
+            let bout = scratch.join(format!("{lang}-out"));
+            fresh_dir(&bout)?;
+            let output = Command::new(&interp)
+                .arg(&script)
+                .arg("--store")
+                .arg(&store)
+                .arg("--service")
+                .arg(&service)
+                .arg("--out")
+                .arg(&bout)
+                .arg("--n")
+                .arg(opts.e2e.to_string())
+                .arg("--repeat")
+                .arg(opts.repeat.max(1).to_string())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(err)?;
+            let mut got: BTreeMap<String, f64> = BTreeMap::new();
+            for line in String::from_utf8_lossy(&output.stdout).lines() {
+                let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+                if let Some(reason) = v.get("skip").and_then(Value::as_str) {
+                    notes.push(format!("{lang} {}: skipped ({reason})", script.display()));
+                } else if let (Some(name), Some(value)) = (v["name"].as_str(), v["value"].as_f64()) {
+                    got.insert(name.to_string(), value);
+                    figures.push(v.clone());
+                }
+            }
+            if !output.status.success() {
+                notes.push(format!("{lang} {}: failed ({})", script.display(), output.status));
+            }
+            if let Some(&w) = got.get(&format!("{lang}.backup_e2e.wall")) {
+                rows.push(Row {
+                    figure: format!("backup {e2e} end-to-end, {lang}"),
+                    value: format!("{w:.3} s"),
+                    baseline: format!("{rust_e2e:.3} s (Rust)"),
+                    ratio: Some(w / rust_e2e),
+                    target: "<= 1.1x".into(),
+                });
+            }
+            if let Some(&r) = got.get(&format!("{lang}.events.rate")) {
+                let g = |k: &str| got.get(&format!("{lang}.events.{k}")).copied().unwrap_or(f64::NAN);
+                rows.push(Row {
+                    figure: format!("events/s into a {lang} callback"),
+                    value: format!("{r:.0}/s, gap p50 {:.2} us p99 {:.2} us", g("gap_p50"), g("gap_p99")),
+                    baseline: format!("{rust_rate:.0}/s (Rust)"),
+                    ratio: Some(rust_rate / r),
+                    target: ">= 250000/s".into(),
+                });
+            }
+        }
+    }
+    if !have_baseline {
+        notes.push("baseline: sqlite3, openssl or sync missing; baseline figures are NaN".into());
+    }
+
+    // The table.
+    let header = ["figure", "value", "baseline (same run)", "ratio", "target"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.figure.clone(),
+                r.value.clone(),
+                r.baseline.clone(),
+                r.ratio.map(|x| format!("{x:.2}x")).unwrap_or_default(),
+                r.target.clone(),
+            ]
+        })
+        .collect();
+    let mut table = String::new();
+    table.push_str(&format!("| {} |\n", header.join(" | ")));
+    table.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for c in &cells {
+        table.push_str(&format!("| {} |\n", c.join(" | ")));
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut text = String::new();
+    text.push_str("license-backup benchmark (ratio = ours / baseline in time; memory: 1M figure / smallest figure)\n");
+    text.push_str("baseline: sqlite3 .backup + openssl enc -aes-256-cbc -pbkdf2 + sync; restore: openssl enc -d + sqlite3 .restore\n");
+    text.push_str(&format!("load average at the end: {}", load));
+    text.push_str(&table);
+    for n in &notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    print!("{text}");
+    std::fs::create_dir_all(&opts.dir).map_err(err)?;
+    std::fs::write(opts.dir.join("table.md"), &text).map_err(err)?;
+    let mut f = std::fs::File::create(opts.dir.join("results.jsonl")).map_err(err)?;
+    for v in &figures {
+        writeln!(f, "{v}").map_err(err)?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if opts.smoke {
+        eprintln!("bench: smoke run done ({} rows)", rows.len());
+    }
+    Ok(())
+}

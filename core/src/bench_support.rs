@@ -1,0 +1,69 @@
+//! Thin wrappers over crate-private hot paths, so that `core/benches` can measure them on their
+//! own: sealing and opening content keys at rest, sealing archive records, and dispatching
+//! status events. Not part of the API: hidden from the documentation, no stability promise.
+
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::archive::ArchiveWriter;
+use crate::crypto::KeyPair;
+use crate::error::Result;
+use crate::event::{OperationKind, StatusCallback};
+use crate::key_id::KeyId;
+use crate::license::License;
+use crate::operation::{Emitter, OperationHandle, Progress};
+use crate::store::DeviceKeys;
+
+/// Seals and opens content keys with a fresh device key, as the store does.
+pub struct ContentKeySealer(DeviceKeys);
+
+impl Default for ContentKeySealer {
+    fn default() -> Self {
+        ContentKeySealer(DeviceKeys::new(KeyPair::generate()))
+    }
+}
+
+impl ContentKeySealer {
+    /// Seals a content key (what adding a license or staging a restored one does).
+    pub fn seal(&self, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
+        self.0.seal_content_key(key_id, content_key)
+    }
+
+    /// Opens a sealed content key (what a backup does for each license).
+    pub fn open(&self, key_id: &KeyId, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.0.open_content_key(key_id, sealed)
+    }
+}
+
+/// Seals archive records into `W`, as a backup does (the data key is wrapped to
+/// `service_public_key`).
+pub struct RecordSealer<W: std::io::Write>(ArchiveWriter<W>);
+
+impl<W: std::io::Write> RecordSealer<W> {
+    /// Writes an archive header to `out`.
+    pub fn new(out: W, service_public_key: &[u8]) -> Result<Self> {
+        Ok(RecordSealer(ArchiveWriter::new(out, service_public_key, [0; 16])?))
+    }
+
+    /// Seals and writes one license record.
+    pub fn seal(&mut self, license: &License, content_key: &[u8]) -> Result<()> {
+        self.0.write_license(license, content_key)
+    }
+
+    /// Writes the end record and returns the output.
+    pub fn finish(self) -> Result<W> {
+        Ok(self.0.finish(0)?.0)
+    }
+}
+
+/// Dispatches `n` PROGRESS events to `callback` through the engine's emitter, with the
+/// cancellation checks a running backup makes.
+pub fn dispatch_progress(callback: Arc<dyn StatusCallback>, n: u64) -> Result<()> {
+    let emitter = Emitter::new(callback, OperationHandle::new(OperationKind::Backup));
+    let mut progress = Progress::new(n, 1);
+    for _ in 0..n {
+        progress.step(&emitter)?;
+    }
+    Ok(())
+}

@@ -11,7 +11,8 @@
 //! * Status callbacks run on the operation's worker thread; the thread attaches to the
 //!   interpreter only for the call, with [`Python::try_attach`] behind a gate that the facade
 //!   closes at exit: an operation still running then ends (`CALLBACK_FAILED`) and no thread of
-//!   ours touches the interpreter while it finalizes.
+//!   ours touches the interpreter while it finalizes. The worker keeps one Python thread state
+//!   from its first event to END (detached between events) rather than making one per event.
 //! * An exception raised by a callback stops the operation (the core ends it with
 //!   `CALLBACK_FAILED`); `Operation.wait()` raises `CallbackFailedError` with the callback's
 //!   exception as its `__cause__`.

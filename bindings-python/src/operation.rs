@@ -1,11 +1,13 @@
 //! Running operations: the status callback bridge and the `Operation` handle.
 
+use std::cell::Cell;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use license_backup::{CallbackError, ErrorCode, OperationHandle, Outcome, StatusCallback, StatusEvent};
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::convert;
@@ -37,23 +39,76 @@ impl Gate {
     }
 }
 
-/// Runs `f` attached to the interpreter, unless it is exiting (the gate is closed) or
-/// finalizing; `None` then.
-pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
-    {
+/// A seat inside the gate: while one is held, `_close_gate` waits (up to its timeout).
+struct Inside;
+
+impl Inside {
+    /// A seat, unless the gate is closed.
+    fn enter() -> Option<Inside> {
         let mut state = GATE.lock();
         if state.closed {
             return None;
         }
         state.inside += 1;
+        Some(Inside)
     }
-    let result = Python::try_attach(f);
-    let mut state = GATE.lock();
-    state.inside -= 1;
-    if state.inside == 0 {
-        GATE.idle.notify_all();
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        let mut state = GATE.lock();
+        state.inside -= 1;
+        // Only `_close_gate` waits, and only once it has closed the gate (under this lock):
+        // no wake-up (a futex system call) for every event before that.
+        if state.inside == 0 && state.closed {
+            GATE.idle.notify_all();
+        }
     }
-    result
+}
+
+/// Runs `f` attached to the interpreter, unless it is exiting (the gate is closed) or
+/// finalizing; `None` then.
+pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    let _inside = Inside::enter()?;
+    Python::try_attach(f)
+}
+
+std::thread_local! {
+    /// The pin this worker thread holds on its Python thread state (see [`attach_worker`]).
+    static PINNED: Cell<Option<ffi::PyGILState_STATE>> = const { Cell::new(None) };
+}
+
+/// [`attach`] for an operation's worker thread, which attaches once per event: the thread
+/// keeps its Python thread state from its first event to its last (`last`), instead of
+/// creating and destroying one for every event (`PyGILState_Ensure` on a thread without one),
+/// which cost more than the callback itself. It holds the GIL only during `f`, as [`attach`].
+///
+/// The pin is one extra `PyGILState_Ensure`, taken and given back while attached through the
+/// gate, so between events the thread is detached like any thread blocked in C code, and the
+/// release that brings the count to zero (pyo3's, after the last event) deletes the thread
+/// state. If the gate is closed while the thread state is pinned (exit before the END event),
+/// the pin is forgotten and the thread state never touched again: the interpreter frees it
+/// when it finalizes, as it does a daemon thread's.
+pub(crate) fn attach_worker<R>(last: bool, f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    let Some(_inside) = Inside::enter() else {
+        PINNED.with(|p| p.set(None));
+        return None;
+    };
+    Python::try_attach(|py| {
+        let result = f(py);
+        // SAFETY: the thread is attached (its thread state current, holding the GIL), which is
+        // what both calls require; they only move the thread state's `gilstate_counter`, and
+        // pyo3's release at the end of `try_attach` detaches (or, unpinned, deletes) it.
+        PINNED.with(|pin| match (pin.get(), last) {
+            (None, false) => pin.set(Some(unsafe { ffi::PyGILState_Ensure() })),
+            (Some(state), true) => {
+                pin.set(None);
+                unsafe { ffi::PyGILState_Release(state) };
+            }
+            _ => {}
+        });
+        result
+    })
 }
 
 /// How long the exit hook waits for callbacks still running to return.
@@ -124,7 +179,8 @@ impl StatusCallback for PyCallback {
     fn on_status(&self, event: &StatusEvent) -> Result<(), CallbackError> {
         let Some(callback) = &self.callback else { return Ok(()) };
         let _ = self.shared.worker.set(std::thread::current().id());
-        let delivered = attach(|py| {
+        let last = matches!(event, StatusEvent::End { .. });
+        let delivered = attach_worker(last, |py| {
             let result = convert::event(py, event).and_then(|obj| callback.call1(py, (obj,)));
             result.map(drop).map_err(|err| {
                 let message = describe(py, &err);

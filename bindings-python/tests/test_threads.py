@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,33 @@ def test_wait_releases_the_gil(world: World) -> None:
     finally:
         stop.set()
         counter_thread.join()
+
+
+def test_worker_keeps_one_thread_state_per_operation(world: World) -> None:
+    """The worker keeps one Python thread state from its first event to END (one per event
+    cost more than the callback), then gives it up: a threading.local set in the callback
+    lasts for the operation, and what it holds is freed once the operation has ended."""
+    r = world.device("A")
+    populate(r.store, 20)
+    r.progress_interval = 1
+    local = threading.local()
+    counts: list[int] = []
+    tokens: list[weakref.ref[object]] = []
+
+    class Token:
+        pass
+
+    def on_status(event: lb.StatusEvent) -> None:
+        if not hasattr(local, "count"):
+            local.count = 0
+            local.token = Token()
+            tokens.append(weakref.ref(local.token))
+        local.count += 1
+        counts.append(local.count)
+
+    r.backup_licenses(on_status=on_status).wait(timeout=30)
+    assert len(counts) >= 22 and counts == list(range(1, len(counts) + 1)), counts
+    assert len(tokens) == 1 and tokens[0]() is None, "the worker's thread state outlived END"
 
 
 def test_store_calls_release_the_gil(world: World) -> None:

@@ -211,3 +211,31 @@ def test_wait_on_another_operation_inside_a_callback(world: World) -> None:
     got: List[int] = []
     a.backup_licenses(overwrite=True, on_status=lambda e: got.append(first.wait(1).licenses)).wait(timeout=30)
     assert got and set(got) == {2}
+
+
+@pytest.mark.parametrize("kind", ["backup", "restore"])
+def test_store_reentry_from_callback_in_asyncio_mode(world: World, kind: str) -> None:
+    """The same re-entry from a coroutine, where on_status runs on the event loop's thread."""
+    import asyncio
+
+    a = world.device("A")
+    populate(a.store, 5)
+    a.backup_licenses().wait(timeout=30)
+    target = a if kind == "backup" else world.device("B")
+    target.progress_interval = 1
+    on_status = _reentrant_calls(target, "7c")
+
+    async def run() -> lb.Summary:
+        if kind == "backup":
+            op = target.backup_licenses(overwrite=True, on_status=on_status)
+        else:
+            op = target.restore_licenses(on_status=on_status)
+        return await asyncio.wait_for(op, 30)
+
+    summary = asyncio.run(run())
+    errors, calls = on_status.errors, on_status.calls  # type: ignore[attr-defined]
+    assert errors == [], errors
+    assert calls and calls[-1][0] == "End"
+    assert summary.licenses == (6 if kind == "backup" else 5)
+    assert all(c[5] < REENTRY_LIMIT_SECONDS for c in calls), calls
+    assert target.store.verify() == target.store.license_count()

@@ -204,19 +204,7 @@ impl LicenseStore {
                 let mut stmt = tx.prepare_cached(sql)?;
                 for l in licenses {
                     let sealed = device.seal_content_key(&l.key_id, &l.content_key);
-                    let r = &l.rights;
-                    let res = stmt.execute(params![
-                        l.key_id.as_bytes().as_slice(),
-                        sealed,
-                        r.play,
-                        r.burn,
-                        r.transfer,
-                        r.backup_allowed,
-                        r.expires_at,
-                        r.plays_remaining,
-                        l.issuer,
-                        l.issued_at
-                    ]);
+                    let res = insert_row(&mut stmt, &l.key_id, &sealed, &l.rights, &l.issuer, l.issued_at);
                     match res {
                         Err(rusqlite::Error::SqliteFailure(e, _))
                             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -353,6 +341,30 @@ impl LicenseStore {
     }
 }
 
+/// Executes a prepared `INSERT ... INTO <licenses table> VALUES (?1 .. ?10)` for one license, in
+/// the column order of the `licenses` table.
+fn insert_row(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    key_id: &KeyId,
+    sealed_key: &[u8],
+    r: &Rights,
+    issuer: &str,
+    issued_at: i64,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        key_id.as_bytes().as_slice(),
+        sealed_key,
+        r.play,
+        r.burn,
+        r.transfer,
+        r.backup_allowed,
+        r.expires_at,
+        r.plays_remaining,
+        issuer,
+        issued_at
+    ])
+}
+
 fn not_found(key_id: &KeyId) -> Error {
     Error::new(ErrorCode::LicenseNotFound, format!("no license with key ID {key_id}"))
 }
@@ -465,21 +477,11 @@ impl Staging {
     /// Stages one restored license.
     pub(crate) fn stage(&mut self, license: &License, content_key: &[u8]) -> Result<()> {
         let sealed = self.device.seal_content_key(&license.key_id, content_key);
-        let r = &license.rights;
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO staging.licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?
-            .execute(params![
-                license.key_id.as_bytes().as_slice(),
-                sealed,
-                r.play,
-                r.burn,
-                r.transfer,
-                r.backup_allowed,
-                r.expires_at,
-                r.plays_remaining,
-                license.issuer,
-                license.issued_at
-            ])?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR REPLACE INTO staging.licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        insert_row(&mut stmt, &license.key_id, &sealed, &license.rights, &license.issuer, license.issued_at)?;
+        drop(stmt);
         if let Some(c) = license.catalog.as_ref().filter(|c| !c.is_empty()) {
             self.conn
                 .prepare_cached("INSERT OR REPLACE INTO staging.catalog VALUES (?1, ?2, ?3, ?4)")?

@@ -52,22 +52,6 @@ fn frames(bytes: &[u8]) -> Vec<usize> {
     out
 }
 
-/// A small deterministic generator (SplitMix64) for the samples.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 const MASKS: [u8; 3] = [0x01, 0x80, 0xFF];
 
 fn expect_corrupt(what: &str, res: Result<usize>) {
@@ -130,8 +114,8 @@ fn header_sweep_and_sampled_flips_of_a_larger_archive_are_corrupt() {
     }
     let mut rng = Rng(0x7A3_9E5);
     for _ in 0..300 {
-        let at = HEADER_LEN + rng.below(good.len() - HEADER_LEN);
-        let mask = MASKS[rng.below(MASKS.len())];
+        let at = HEADER_LEN + rng.below((good.len() - HEADER_LEN) as u64) as usize;
+        let mask = MASKS[rng.below(MASKS.len() as u64) as usize];
         let mut bytes = good.clone();
         bytes[at] ^= mask;
         expect_corrupt(&format!("flip {mask:#04x} at {at}"), read_bytes(&w.service, &bytes));
@@ -173,7 +157,7 @@ fn a_sample_of_damaged_archives_fails_a_real_restore_and_leaves_the_store_untouc
         points.extend([*f, f + 1, f + 17, f + 21, f + 30]);
     }
     let mut rng = Rng(42);
-    points.extend((0..40).map(|_| rng.below(good.len())));
+    points.extend((0..40).map(|_| rng.below(good.len() as u64) as usize));
     for at in points {
         let mut bytes = good.clone();
         bytes[at] ^= MASKS[at % 3];

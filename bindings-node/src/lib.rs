@@ -448,14 +448,14 @@ impl LicenseStore {
     #[napi]
     pub fn add_license(&self, license: NewLicense, replace: bool) -> Result<()> {
         let license = license.to_core()?;
-        self.get()?.add_license(&license, policy(replace)).map_err(js_error)
+        self.get()?.add_license(&license, lb::ConflictPolicy::from_replace(replace)).map_err(js_error)
     }
 
     /// Adds many licenses in one transaction: all or none.
     #[napi]
     pub fn add_licenses(&self, licenses: Vec<NewLicense>, replace: bool) -> Result<()> {
         let licenses = licenses.iter().map(NewLicense::to_core).collect::<Result<Vec<_>>>()?;
-        self.get()?.add_licenses(&licenses, policy(replace)).map_err(js_error)
+        self.get()?.add_licenses(&licenses, lb::ConflictPolicy::from_replace(replace)).map_err(js_error)
     }
 
     /// The license with this key ID, or `null`.
@@ -534,10 +534,6 @@ impl LicenseStore {
     }
 }
 
-fn policy(replace: bool) -> lb::ConflictPolicy {
-    if replace { lb::ConflictPolicy::Replace } else { lb::ConflictPolicy::Keep }
-}
-
 /// The in-process License Management Service (native half of `EmbeddedService`).
 #[napi]
 pub struct EmbeddedService {
@@ -556,13 +552,7 @@ impl EmbeddedService {
     /// defaults (4 devices, the library's refusal URL).
     #[napi(factory)]
     pub fn open(path: String, max_devices: Option<u32>, refusal_url: Option<String>) -> Result<Self> {
-        let mut policy = lb::ServicePolicy::default();
-        if let Some(max) = max_devices {
-            policy.max_devices = max;
-        }
-        if let Some(url) = refusal_url {
-            policy.refusal_url = url;
-        }
+        let policy = lb::ServicePolicy::with_overrides(max_devices, refusal_url);
         let service = lb::EmbeddedService::open_with_policy(path, policy).map_err(js_error)?;
         Ok(EmbeddedService { inner: Some(Arc::new(service)) })
     }

@@ -23,13 +23,7 @@ impl EmbeddedService {
     #[new]
     #[pyo3(signature = (path, max_devices = None, refusal_url = None))]
     fn new(py: Python<'_>, path: PathBuf, max_devices: Option<u32>, refusal_url: Option<String>) -> PyResult<Self> {
-        let mut policy = ServicePolicy::default();
-        if let Some(n) = max_devices {
-            policy.max_devices = n;
-        }
-        if let Some(url) = refusal_url {
-            policy.refusal_url = url;
-        }
+        let policy = ServicePolicy::with_overrides(max_devices, refusal_url);
         let service = py.detach(|| license_backup::EmbeddedService::open_with_policy(&path, policy)).or_raise(py)?;
         Ok(EmbeddedService { inner: Arc::new(service) })
     }

@@ -44,10 +44,6 @@ impl LicenseStore {
     }
 }
 
-fn policy(replace: bool) -> ConflictPolicy {
-    if replace { ConflictPolicy::Replace } else { ConflictPolicy::Keep }
-}
-
 #[pymethods]
 impl LicenseStore {
     /// Opens (or creates) the store at `path` (`str` or `os.PathLike`).
@@ -99,14 +95,14 @@ impl LicenseStore {
     #[pyo3(signature = (license, *, replace = false))]
     fn add_license(&self, py: Python<'_>, license: &Bound<'_, PyAny>, replace: bool) -> PyResult<()> {
         let license = convert::new_license_from(license)?;
-        self.with(py, move |s| s.add_license(&license, policy(replace)))
+        self.with(py, move |s| s.add_license(&license, ConflictPolicy::from_replace(replace)))
     }
 
     /// Adds many licenses in one transaction: all of them, or none.
     #[pyo3(signature = (licenses, *, replace = false))]
     fn add_licenses(&self, py: Python<'_>, licenses: &Bound<'_, PyAny>, replace: bool) -> PyResult<()> {
         let licenses = licenses.try_iter()?.map(|l| convert::new_license_from(&l?)).collect::<PyResult<Vec<_>>>()?;
-        self.with(py, move |s| s.add_licenses(&licenses, policy(replace)))
+        self.with(py, move |s| s.add_licenses(&licenses, ConflictPolicy::from_replace(replace)))
     }
 
     /// The license with this key ID (without its content key), or `None`.

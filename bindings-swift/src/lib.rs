@@ -578,14 +578,14 @@ impl RawLicenseStore {
 
     /// Adds a license; with `replace` an existing key ID is replaced, else it is `LICENSE_EXISTS`.
     pub fn add_license(&self, license: NewLicense, replace: bool) -> FfiResult<()> {
-        guarded(|| Ok(self.inner.add_license(&license.to_core()?, policy(replace))?))
+        guarded(|| Ok(self.inner.add_license(&license.to_core()?, core_api::ConflictPolicy::from_replace(replace))?))
     }
 
     /// Adds many licenses in one transaction: all or none.
     pub fn add_licenses(&self, licenses: Vec<NewLicense>, replace: bool) -> FfiResult<()> {
         guarded(|| {
             let licenses = licenses.iter().map(NewLicense::to_core).collect::<FfiResult<Vec<_>>>()?;
-            Ok(self.inner.add_licenses(&licenses, policy(replace))?)
+            Ok(self.inner.add_licenses(&licenses, core_api::ConflictPolicy::from_replace(replace))?)
         })
     }
 
@@ -635,10 +635,6 @@ impl RawLicenseStore {
     }
 }
 
-fn policy(replace: bool) -> core_api::ConflictPolicy {
-    if replace { core_api::ConflictPolicy::Replace } else { core_api::ConflictPolicy::Keep }
-}
-
 /// The embedded License Management Service (`EmbeddedService` in Swift wraps it).
 #[derive(uniffi::Object)]
 pub struct RawEmbeddedService {
@@ -652,13 +648,7 @@ impl RawEmbeddedService {
     #[uniffi::constructor(default(max_devices = None, refusal_url = None))]
     pub fn open(path: String, max_devices: Option<u32>, refusal_url: Option<String>) -> FfiResult<Arc<Self>> {
         guarded(|| {
-            let mut policy = core_api::ServicePolicy::default();
-            if let Some(n) = max_devices {
-                policy.max_devices = n;
-            }
-            if let Some(url) = refusal_url {
-                policy.refusal_url = url;
-            }
+            let policy = core_api::ServicePolicy::with_overrides(max_devices, refusal_url);
             let inner = core_api::EmbeddedService::open_with_policy(path, policy)?;
             Ok(Arc::new(RawEmbeddedService { inner: Arc::new(inner) }))
         })

@@ -282,6 +282,17 @@ fn event_stats(ns: &[f64]) -> Value {
     json!({"events": ns.len(), "rate": (ns.len() - 1) as f64 / span, "gap_p50_us": pct(0.5), "gap_p99_us": pct(0.99)})
 }
 
+/// Runs `bench child backup` of `store` into `out` (ProgressInterval 100).
+fn backup_child(store: &Path, service: &Path, out: &Path) -> Res<Value> {
+    run_child(&[
+        "backup",
+        &store.display().to_string(),
+        &service.display().to_string(),
+        &out.display().to_string(),
+        "100",
+    ])
+}
+
 fn run_child(args: &[&str]) -> Res<Value> {
     let exe = std::env::current_exe().map_err(err)?;
     let out = Command::new(exe).arg("child").args(args).stderr(Stdio::inherit()).output().map_err(err)?;
@@ -405,13 +416,7 @@ fn parent(args: &[String]) -> Res<()> {
             if have_baseline {
                 base_b.push(baseline_backup(&store, &scratch)?);
             }
-            let b = run_child(&[
-                "backup",
-                &store.display().to_string(),
-                &service.display().to_string(),
-                &out.display().to_string(),
-                "100",
-            ])?;
+            let b = backup_child(&store, &service, &out)?;
             ours_b.push(b["wall_s"].as_f64().unwrap_or(f64::NAN));
             rss_b = rss_b.max(b["peak_rss_kib"].as_f64().unwrap_or(0.0));
             lic_b = b["licenses"].as_u64().unwrap_or(0);
@@ -484,13 +489,7 @@ fn parent(args: &[String]) -> Res<()> {
     fresh_dir(&out)?;
     let mut rust_e2e = vec![];
     for _ in 0..opts.repeat.max(1) {
-        let b = run_child(&[
-            "backup",
-            &store.display().to_string(),
-            &service.display().to_string(),
-            &out.display().to_string(),
-            "100",
-        ])?;
+        let b = backup_child(&store, &service, &out)?;
         rust_e2e.push(b["wall_s"].as_f64().unwrap_or(f64::NAN));
     }
     let rust_e2e = median(rust_e2e);

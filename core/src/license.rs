@@ -130,6 +130,14 @@ pub enum ConflictPolicy {
     Replace,
 }
 
+impl ConflictPolicy {
+    /// [`ConflictPolicy::Replace`] when `replace` is true, else [`ConflictPolicy::Keep`]: the
+    /// `replace` flag of the bindings' `add_license` and the restore's `replace_existing`.
+    pub const fn from_replace(replace: bool) -> Self {
+        if replace { ConflictPolicy::Replace } else { ConflictPolicy::Keep }
+    }
+}
+
 pub(crate) fn check_text(what: &str, text: &str) -> Result<()> {
     if text.len() > MAX_TEXT_LEN {
         return Err(Error::invalid(format!("{what} is longer than {MAX_TEXT_LEN} bytes")));

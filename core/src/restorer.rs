@@ -139,7 +139,7 @@ impl BackupRestorer {
             service: Arc::clone(&self.service),
             folder,
             individualize: flags.individualize,
-            policy: if flags.replace_existing { ConflictPolicy::Replace } else { ConflictPolicy::Keep },
+            policy: ConflictPolicy::from_replace(flags.replace_existing),
             progress_interval,
         };
         self.start(OperationKind::Restore, &self.restore, callback, move |e| job.run(e))

@@ -113,6 +113,18 @@ pub struct ServicePolicy {
     pub refusal_url: String,
 }
 
+impl ServicePolicy {
+    /// The default policy with the values given: what every binding's
+    /// `EmbeddedService(path, max_devices=None, refusal_url=None)` builds.
+    pub fn with_overrides(max_devices: Option<u32>, refusal_url: Option<String>) -> Self {
+        let default = ServicePolicy::default();
+        ServicePolicy {
+            max_devices: max_devices.unwrap_or(default.max_devices),
+            refusal_url: refusal_url.unwrap_or(default.refusal_url),
+        }
+    }
+}
+
 impl Default for ServicePolicy {
     fn default() -> Self {
         ServicePolicy { max_devices: DEFAULT_MAX_DEVICES, refusal_url: DEFAULT_REFUSAL_URL.to_string() }

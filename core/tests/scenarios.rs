@@ -355,7 +355,7 @@ impl Runner {
                 let restricted = step.get("restricted").and_then(Value::as_bool).unwrap_or(false);
                 let replace = step.get("replace").and_then(Value::as_bool).unwrap_or(false);
                 let license = generated_license(prefix, step["index"].as_u64().unwrap(), restricted, false);
-                let policy = if replace { ConflictPolicy::Replace } else { ConflictPolicy::Keep };
+                let policy = ConflictPolicy::from_replace(replace);
                 let got = self.device(step).store.add_license(&license, policy).err().map(|e| code_of(&e));
                 self.check_error(step, got, at);
             }

@@ -198,6 +198,8 @@ struct RestoreWorld {
     folder: PathBuf,
     sandbox: PathBuf,
     header: Vec<u8>,
+    /// The genuine archive made at start (the folder's copy is overwritten by restore inputs).
+    archive: Vec<u8>,
     archive_id: [u8; 16],
     data_key: [u8; 32],
     target: Arc<LicenseStore>,
@@ -244,6 +246,7 @@ fn world() -> &'static RestoreWorld {
         restorer.set_property("RestorePath", PropertyValue::String(folder.display().to_string())).unwrap();
         RestoreWorld {
             header: bytes[..HEADER_LEN].to_vec(),
+            archive: bytes,
             archive_id: header.archive_id,
             data_key,
             _dir: dir,
@@ -467,7 +470,8 @@ fn sealed_input(mode: u8, plaintexts: &[Vec<u8>]) -> Vec<u8> {
 /// `fuzz/corpus/<target>/` by `LB_WRITE_SEEDS=1 cargo test --test fuzz_corpus write_seeds`.
 pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let w = world();
-    let real = std::fs::read(w.folder.join(archive::ARCHIVE_FILE_NAME)).unwrap_or_default();
+    // Not re-read from the folder: restore inputs running in parallel overwrite that copy.
+    let real = w.archive.clone();
     let lic = |n: u8, t: Option<&str>| license_plaintext([n; 16], t);
     let two = vec![lic(1, Some("Title")), lic(2, None)];
     let mut out = Vec::new();

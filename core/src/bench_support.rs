@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use crate::archive::ArchiveWriter;
 use crate::crypto::KeyPair;
 use crate::error::Result;
-use crate::event::{OperationKind, StatusCallback};
+use crate::event::{OperationKind, Outcome, StatusCallback, Summary};
 use crate::key_id::KeyId;
 use crate::license::License;
 use crate::operation::{Emitter, OperationHandle, Progress};
@@ -60,10 +60,14 @@ impl<W: std::io::Write> RecordSealer<W> {
 /// Dispatches `n` PROGRESS events to `callback` through the engine's emitter, with the
 /// cancellation checks a running backup makes.
 pub fn dispatch_progress(callback: Arc<dyn StatusCallback>, n: u64) -> Result<()> {
-    let emitter = Emitter::new(callback, OperationHandle::new(OperationKind::Backup));
+    let handle = OperationHandle::new(OperationKind::Backup);
+    let emitter = Emitter::start(callback, handle.clone(), Box::new(|| ()))?;
     let mut progress = Progress::new(n, 1);
-    for _ in 0..n {
-        progress.step(&emitter)?;
-    }
-    Ok(())
+    let result = (0..n).try_for_each(|_| progress.step(&emitter)).and_then(|()| progress.finish(&emitter));
+    let outcome = match result {
+        Ok(()) => Outcome::Completed(Summary::default()),
+        Err(e) => Outcome::Failed(e),
+    };
+    emitter.end(outcome);
+    handle.wait().map(|_| ())
 }

@@ -241,12 +241,45 @@ impl CallbackError {
     }
 }
 
-/// Receives the status events of an operation, on the operation's worker thread, one at a
-/// time and in order. Returning an error (or panicking) stops the operation, which then ends
-/// with `CALLBACK_FAILED`; the END event is still delivered.
+/// An event as the engine queued it: the event and when it was emitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Emitted {
+    /// The event.
+    pub event: StatusEvent,
+    /// When the engine emitted it, on the platform's monotonic clock in nanoseconds
+    /// ([`monotonic_ns`](crate::monotonic_ns): the clock of Python's `time.monotonic_ns()`,
+    /// Node's `process.hrtime.bigint()` and Swift's `DispatchTime.now().uptimeNanoseconds`),
+    /// so a host can tell how long the event waited for delivery.
+    pub emitted_ns: u64,
+}
+
+/// Receives the status events of an operation, in order and one call at a time, on the
+/// operation's delivery thread (not the caller's thread, and not the thread doing the work:
+/// the engine queues PROGRESS and RESTRICTED_LICENSE events and goes on while they are
+/// delivered). Returning an error (or panicking) stops the operation, which then ends with
+/// `CALLBACK_FAILED`; the END event is still delivered, last. Once the operation is stopping
+/// (a cancel was requested or a callback failed), queued PROGRESS and RESTRICTED_LICENSE
+/// events are dropped, so a callback that cancels at the n-th event sees END next, as if the
+/// engine had stopped right there. Nothing is committed (archive renamed, store changed)
+/// before every earlier event has been delivered.
 pub trait StatusCallback: Send + Sync {
     /// Called for each event.
     fn on_status(&self, event: &StatusEvent) -> Result<(), CallbackError>;
+
+    /// Called with the events that queued up since the last call (one or more), in order.
+    /// Hosts where each call has a fixed cost (a language boundary, a thread hop) implement it
+    /// to deliver many events per crossing; they must deliver in order, call `stop()` after
+    /// each event and drop the rest of the batch when it returns true, and stop at the first
+    /// error. The default calls [`StatusCallback::on_status`] for each event.
+    fn on_status_batch(&self, batch: &[Emitted], stop: &dyn Fn() -> bool) -> Result<(), CallbackError> {
+        for emitted in batch {
+            self.on_status(&emitted.event)?;
+            if stop() {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<F> StatusCallback for F

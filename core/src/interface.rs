@@ -65,6 +65,16 @@ pub const RECORDS: &[(&str, &[(&str, &str)])] = &[
     ("RestoreFlags", &[("individualize", "bool"), ("replace_existing", "bool")]),
 ];
 
+/// What every delivered event carries besides its own fields ([`crate::Emitted`]): each
+/// binding exposes it on its event objects, under its idiomatic name. Not part of the
+/// normalized form the conformance scenarios compare.
+pub const EVENT_METADATA: &[(&str, &str, &str)] = &[(
+    "emitted_ns",
+    "u64",
+    "When the engine emitted the event: the platform's monotonic clock in nanoseconds \
+     (Python time.monotonic_ns(), Node process.hrtime.bigint(), Swift DispatchTime.uptimeNanoseconds).",
+)];
+
 /// A list of named, typed fields or parameters.
 pub type Fields = &'static [(&'static str, &'static str)];
 
@@ -140,6 +150,10 @@ pub fn description() -> Value {
         "operations_kinds": ["backup", "restore"],
         "errors": errors,
         "events": events,
+        "event_metadata": EVENT_METADATA
+            .iter()
+            .map(|(name, ty, desc)| json!({"name": name, "type": ty, "description": desc}))
+            .collect::<Vec<_>>(),
         "properties": properties,
         "records": records,
         "operations": operations,
@@ -196,6 +210,8 @@ mod tests {
             issuer: String::new(),
             issued_at: 0,
         };
+        let Emitted { event: _, emitted_ns: _ } = Emitted { event: StatusEvent::Connecting, emitted_ns: 0 };
+        assert_eq!(EVENT_METADATA.len(), 1);
         assert_eq!(described("BackupFlags"), ["overwrite"]);
         assert_eq!(described("RestoreFlags"), ["individualize", "replace_existing"]);
         assert_eq!(described("NewLicense").len(), 5);

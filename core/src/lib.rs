@@ -61,10 +61,10 @@ mod store;
 
 pub use crypto::WrappedKey;
 pub use error::{Error, ErrorCode, Result};
-pub use event::{CallbackError, EventKind, OperationKind, Outcome, StatusCallback, StatusEvent, Summary};
+pub use event::{CallbackError, Emitted, EventKind, OperationKind, Outcome, StatusCallback, StatusEvent, Summary};
 pub use key_id::KeyId;
 pub use license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
-pub use operation::OperationHandle;
+pub use operation::{OperationHandle, monotonic_ns};
 pub use props::{Properties, Property, PropertyValue, ValueType};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{

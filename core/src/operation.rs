@@ -1,14 +1,16 @@
-//! Running an operation on its own worker thread: the handle the caller keeps, the emitter the
-//! job reports through, and the guarantee of exactly one END, delivered last.
+//! Running an operation: the handle the caller keeps, the worker thread that does the job, the
+//! delivery thread that hands its events to the callback (in order, in batches), and the
+//! guarantee of exactly one END, delivered last.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::event::{OperationKind, Outcome, StatusCallback, StatusEvent, Summary};
+use crate::event::{Emitted, OperationKind, Outcome, StatusCallback, StatusEvent, Summary};
 use crate::store::LicenseStore;
 
 struct Shared {
@@ -107,10 +109,201 @@ impl OperationHandle {
     }
 }
 
-/// What a job reports through: delivers events to the callback and watches for cancellation.
-pub(crate) struct Emitter {
-    callback: Arc<dyn StatusCallback>,
+/// How many chunks of events the engine may queue ahead of their delivery before it waits
+/// for the callback (memory stays bounded however slow the callback is; a deeper queue would
+/// only add latency).
+const QUEUE_CAPACITY: usize = 16;
+
+/// The engine hands per-license events to the delivery thread in chunks of up to this many,
+/// so a fast callback does not cost a thread wake-up per event...
+const CHUNK: usize = 64;
+
+/// ...and sends a chunk early once its oldest event has waited this long (nanoseconds).
+const MAX_AGE_NS: u64 = 200_000;
+
+/// The most events handed to [`StatusCallback::on_status_batch`] in one call.
+const MAX_BATCH: usize = 512;
+
+/// The platform's monotonic clock, in nanoseconds: `CLOCK_MONOTONIC` on Linux and
+/// `CLOCK_UPTIME_RAW` on Apple platforms, the clocks of Python's `time.monotonic_ns()`,
+/// Node's `process.hrtime.bigint()` and Swift's `DispatchTime.now().uptimeNanoseconds`.
+pub fn monotonic_ns() -> u64 {
+    #[cfg(unix)]
+    {
+        #[cfg(any(target_os = "macos", target_os = "ios", target_os = "tvos", target_os = "watchos"))]
+        const CLOCK: libc::clockid_t = libc::CLOCK_UPTIME_RAW;
+        #[cfg(not(any(target_os = "macos", target_os = "ios", target_os = "tvos", target_os = "watchos")))]
+        const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid, writable timespec and CLOCK is a clock every supported
+        // kernel has; clock_gettime writes only `ts`.
+        let rc = unsafe { libc::clock_gettime(CLOCK, &mut ts) };
+        if rc == 0 {
+            return (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64);
+        }
+    }
+    // Elsewhere: nanoseconds since the first call in this process (monotonic, another origin).
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// What the engine thread sends to the delivery thread.
+enum Message {
+    Events(Vec<Emitted>),
+    End(Outcome),
+}
+
+/// Whether an event may be dropped, undelivered, once the operation is stopping (a cancel was
+/// requested or a callback failed): the per-license events. The others (BEGIN, CONNECTING,
+/// DISCONNECTING, REFUSED) are delivered synchronously and always, like END.
+fn is_bulk(event: &StatusEvent) -> bool {
+    matches!(event, StatusEvent::Progress { .. } | StatusEvent::RestrictedLicense { .. })
+}
+
+/// What the engine thread and the delivery thread share.
+struct Pipe {
     handle: OperationHandle,
+    /// Events the delivery thread is done with (delivered or dropped), for [`Emitter::flush`].
+    settled: Mutex<u64>,
+    settled_changed: Condvar,
+    /// Set when a callback failed (returned an error or panicked); the error is in `failure`.
+    failed: AtomicBool,
+    failure: Mutex<Option<Error>>,
+}
+
+impl Pipe {
+    /// Whether delivery of per-license events should stop: cancel requested or a callback failed.
+    fn stopping(&self) -> bool {
+        self.failed.load(Ordering::Acquire) || self.handle.is_cancel_requested()
+    }
+
+    fn fail(&self, error: Error) {
+        let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    fn failure(&self) -> Option<Error> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn settle(&self, n: u64) {
+        *self.settled.lock().unwrap_or_else(|p| p.into_inner()) += n;
+        self.settled_changed.notify_all();
+    }
+}
+
+/// Calls the callback with `batch`, turning an error or a panic into `CALLBACK_FAILED`.
+fn call(callback: &dyn StatusCallback, batch: &[Emitted], stop: &dyn Fn() -> bool) -> Result<()> {
+    match catch_unwind(AssertUnwindSafe(|| callback.on_status_batch(batch, stop))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::new(ErrorCode::CallbackFailed, e.message)),
+        Err(payload) => Err(Error::new(
+            ErrorCode::CallbackFailed,
+            format!("the status callback panicked: {}", panic_message(payload.as_ref())),
+        )),
+    }
+}
+
+/// The delivery thread: hands queued events to the callback in order, in batches of what has
+/// queued up meanwhile, then END; then finishes the handle.
+struct Delivery {
+    pipe: Arc<Pipe>,
+    callback: Arc<dyn StatusCallback>,
+    before_end: Box<dyn FnOnce() + Send>,
+}
+
+impl Delivery {
+    fn run(self, queue: Receiver<Message>) {
+        let mut batch: Vec<Emitted> = Vec::with_capacity(MAX_BATCH);
+        let outcome = loop {
+            let mut end = None;
+            match queue.recv() {
+                Ok(Message::Events(chunk)) => batch.extend(chunk),
+                Ok(Message::End(outcome)) => end = Some(outcome),
+                // The engine thread is gone without an END: it could not be started.
+                Err(_) => return,
+            }
+            while end.is_none() && batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(Message::Events(chunk)) => batch.extend(chunk),
+                    Ok(Message::End(outcome)) => end = Some(outcome),
+                    Err(_) => break,
+                }
+            }
+            self.deliver(&batch);
+            let n = batch.len() as u64;
+            batch.clear();
+            self.pipe.settle(n);
+            if let Some(outcome) = end {
+                break outcome;
+            }
+        };
+        self.end(outcome);
+    }
+
+    /// Delivers runs of per-license events as batches (dropped once the operation is
+    /// stopping) and every other event on its own.
+    fn deliver(&self, events: &[Emitted]) {
+        let stop = || self.pipe.stopping();
+        let mut rest = events;
+        while !rest.is_empty() {
+            let run = rest.iter().take_while(|e| is_bulk(&e.event)).count();
+            let (chunk, tail) = if run == 0 { rest.split_at(1) } else { rest.split_at(run) };
+            rest = tail;
+            if run > 0 && self.pipe.stopping() {
+                continue;
+            }
+            if let Err(e) = call(self.callback.as_ref(), chunk, &stop) {
+                self.pipe.fail(e);
+            }
+        }
+    }
+
+    fn end(self, outcome: Outcome) {
+        let Delivery { pipe, callback, before_end } = self;
+        // A callback that failed on an event queued after the job's last synchronisation point
+        // still fails the operation (no job emits such events; this keeps the rule absolute).
+        let outcome = match (outcome, pipe.failure()) {
+            (Outcome::Completed(_), Some(e)) => Outcome::Failed(e),
+            (outcome, _) => outcome,
+        };
+        before_end();
+        let end = Emitted {
+            event: StatusEvent::End { operation: pipe.handle.kind(), outcome: outcome.clone() },
+            emitted_ns: monotonic_ns(),
+        };
+        let outcome = match call(callback.as_ref(), std::slice::from_ref(&end), &|| false) {
+            Ok(()) => outcome,
+            Err(e) => Outcome::Failed(Error::new(
+                ErrorCode::CallbackFailed,
+                format!("the END callback failed: {}", e.message()),
+            )),
+        };
+        pipe.handle.finish(outcome);
+    }
+}
+
+/// What a job reports through. Events go to a queue that a delivery thread drains into the
+/// callback, so the engine does not wait for the callback on every license: PROGRESS and
+/// RESTRICTED_LICENSE are queued in chunks (and dropped undelivered once a cancel is requested
+/// or a callback failed); every other event, and [`Emitter::flush`], waits until everything
+/// queued has been delivered. The job must flush before any commit point, so a callback's
+/// error or cancel always stops the operation before it changes anything.
+pub(crate) struct Emitter {
+    pipe: Arc<Pipe>,
+    queue: SyncSender<Message>,
+    /// Events emitted so far (compared with what the delivery thread has settled).
+    sent: AtomicU64,
+    /// Events not yet handed to the delivery thread.
+    pending: Mutex<Vec<Emitted>>,
+    /// Emission time of the oldest pending event; 0 when none is pending.
+    oldest_ns: AtomicU64,
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -124,38 +317,119 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 impl Emitter {
-    /// An emitter delivering to `callback` for the operation behind `handle`.
-    pub(crate) fn new(callback: Arc<dyn StatusCallback>, handle: OperationHandle) -> Self {
-        Emitter { callback, handle }
+    /// Starts the delivery thread for the operation behind `handle`; `before_end` runs on it
+    /// right before END is delivered.
+    pub(crate) fn start(
+        callback: Arc<dyn StatusCallback>,
+        handle: OperationHandle,
+        before_end: Box<dyn FnOnce() + Send>,
+    ) -> Result<Self> {
+        let pipe = Arc::new(Pipe {
+            handle,
+            settled: Mutex::new(0),
+            settled_changed: Condvar::new(),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        });
+        let (queue, receiver) = sync_channel(QUEUE_CAPACITY);
+        let delivery = Delivery { pipe: Arc::clone(&pipe), callback, before_end };
+        std::thread::Builder::new()
+            .name(format!("license-{}-events", pipe.handle.kind().name()))
+            .spawn(move || delivery.run(receiver))
+            .map_err(|e| Error::internal(format!("cannot start a delivery thread: {e}")))?;
+        Ok(Emitter {
+            pipe,
+            queue,
+            sent: AtomicU64::new(0),
+            pending: Mutex::new(Vec::with_capacity(CHUNK)),
+            oldest_ns: AtomicU64::new(0),
+        })
     }
 
     /// The kind of operation.
     pub(crate) fn kind(&self) -> OperationKind {
-        self.handle.kind()
+        self.pipe.handle.kind()
     }
 
-    /// Delivers one event. A callback error or panic becomes `CALLBACK_FAILED`; a cancel
-    /// requested (from anywhere, the callback included) becomes `CANCELLED`, so "cancel after
-    /// the n-th event" is deterministic.
+    fn send(&self, message: Message) -> Result<()> {
+        self.queue.send(message).map_err(|_| Error::internal("the event delivery thread has stopped"))
+    }
+
+    /// Queues one event. PROGRESS and RESTRICTED_LICENSE return at once; any other event
+    /// returns once it has been delivered. A callback error or panic (on this event or an
+    /// earlier one) becomes `CALLBACK_FAILED`; a cancel requested (from anywhere, the callback
+    /// included) becomes `CANCELLED`, so "cancel after the n-th event" is deterministic.
     pub(crate) fn emit(&self, event: StatusEvent) -> Result<()> {
-        self.deliver(&event)?;
+        let bulk = is_bulk(&event);
+        if !bulk {
+            if let Some(e) = self.pipe.failure() {
+                return Err(e);
+            }
+        }
+        let now = monotonic_ns();
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.is_empty() {
+                self.oldest_ns.store(now.max(1), Ordering::Relaxed);
+            }
+            pending.push(Emitted { event, emitted_ns: now });
+            pending.len() >= CHUNK
+        };
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        if !bulk {
+            return self.flush();
+        }
+        if full || now.saturating_sub(self.oldest_ns.load(Ordering::Relaxed)) >= MAX_AGE_NS {
+            self.send_pending()?;
+        }
         self.check_cancelled()
     }
 
-    fn deliver(&self, event: &StatusEvent) -> Result<()> {
-        match catch_unwind(AssertUnwindSafe(|| self.callback.on_status(event))) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Error::new(ErrorCode::CallbackFailed, e.message)),
-            Err(payload) => Err(Error::new(
-                ErrorCode::CallbackFailed,
-                format!("the status callback panicked: {}", panic_message(payload.as_ref())),
-            )),
-        }
+    /// Hands the pending events to the delivery thread.
+    fn send_pending(&self) -> Result<()> {
+        let chunk =
+            std::mem::replace(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()), Vec::with_capacity(CHUNK));
+        self.oldest_ns.store(0, Ordering::Relaxed);
+        if chunk.is_empty() { Ok(()) } else { self.send(Message::Events(chunk)) }
     }
 
-    /// `CANCELLED` if cancellation was requested.
+    /// Called as work goes on: hands pending events over once the oldest has waited long
+    /// enough, then reports a callback's failure or a cancel.
+    pub(crate) fn tick(&self) -> Result<()> {
+        let oldest = self.oldest_ns.load(Ordering::Relaxed);
+        if oldest != 0 && monotonic_ns().saturating_sub(oldest) >= MAX_AGE_NS {
+            self.send_pending()?;
+        }
+        self.check_cancelled()
+    }
+
+    /// Waits until every queued event has been delivered (or dropped), then reports a
+    /// callback's failure or a cancel.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.send_pending()?;
+        let sent = self.sent.load(Ordering::Relaxed);
+        let mut settled = self.pipe.settled.lock().unwrap_or_else(|p| p.into_inner());
+        while *settled < sent {
+            settled = self.pipe.settled_changed.wait(settled).unwrap_or_else(|p| p.into_inner());
+        }
+        drop(settled);
+        self.check_cancelled()
+    }
+
+    /// `CALLBACK_FAILED` if a callback failed, else `CANCELLED` if cancellation was requested.
     pub(crate) fn check_cancelled(&self) -> Result<()> {
-        if self.handle.is_cancel_requested() { Err(Error::cancelled()) } else { Ok(()) }
+        if let Some(e) = self.pipe.failure() {
+            return Err(e);
+        }
+        if self.pipe.handle.is_cancel_requested() { Err(Error::cancelled()) } else { Ok(()) }
+    }
+
+    /// Queues END with `outcome`: the delivery thread delivers it after everything queued and
+    /// then finishes the handle.
+    pub(crate) fn end(self, outcome: Outcome) {
+        // The delivery thread is alive until it has received END, so these cannot fail.
+        let _ = self.send_pending();
+        let _ = self.send(Message::End(outcome));
     }
 }
 
@@ -177,20 +451,23 @@ impl Progress {
         if self.done % self.interval == 0 {
             emitter.emit(StatusEvent::Progress { operation: emitter.kind(), done: self.done, total: self.total })?;
         }
-        emitter.check_cancelled()
+        emitter.tick()
     }
 
-    /// Emits the final PROGRESS unless the last step already did.
+    /// Emits the final PROGRESS unless the last step already did, then waits until every
+    /// event has been delivered ([`Emitter::flush`]): a synchronisation point, to be passed
+    /// before the job commits anything.
     pub(crate) fn finish(&self, emitter: &Emitter) -> Result<()> {
         if self.done == 0 || self.done % self.interval != 0 {
             emitter.emit(StatusEvent::Progress { operation: emitter.kind(), done: self.done, total: self.total })?;
         }
-        Ok(())
+        emitter.flush()
     }
 }
 
-/// Starts `job` on a worker thread. The store is already marked busy by the caller; the worker
-/// clears the mark before delivering END, so the END callback may start the next operation.
+/// Starts `job` on a worker thread, with a delivery thread for its events. The store is already
+/// marked busy by the caller; the mark is cleared right before END is delivered, so the END
+/// callback may start the next operation.
 pub(crate) fn spawn<F>(
     handle: OperationHandle,
     store: Arc<LicenseStore>,
@@ -200,7 +477,7 @@ pub(crate) fn spawn<F>(
 where
     F: FnOnce(&Emitter) -> Result<Summary> + Send + 'static,
 {
-    let emitter = Emitter::new(callback, handle.clone());
+    let emitter = Emitter::start(callback, handle.clone(), Box::new(move || store.clear_busy()))?;
     let name = format!("license-{}", handle.kind().name());
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let started = Instant::now();
@@ -215,16 +492,7 @@ where
                 Outcome::Failed(Error::internal(format!("the engine panicked: {}", panic_message(payload.as_ref()))))
             }
         };
-        store.clear_busy();
-        let end = StatusEvent::End { operation: handle.kind(), outcome: outcome.clone() };
-        let outcome = match emitter.deliver(&end) {
-            Ok(()) => outcome,
-            Err(e) => Outcome::Failed(Error::new(
-                ErrorCode::CallbackFailed,
-                format!("the END callback failed: {}", e.message()),
-            )),
-        };
-        handle.finish(outcome);
+        emitter.end(outcome);
     });
     if let Err(e) = spawned {
         return Err(Error::internal(format!("cannot start a worker thread: {e}")));

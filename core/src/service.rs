@@ -148,6 +148,9 @@ impl Default for ServicePolicy {
 /// its devices packed in one value, which halves the rows a restore writes.
 const LEDGER_VERSION: i64 = 2;
 
+/// Rows per multi-row `INSERT` into the ledger.
+const LEDGER_ROWS_PER_INSERT: usize = 64;
+
 /// The ledger: the service's key, one row per license with the distinct devices it lives on
 /// (16-byte device IDs, sorted, concatenated: at most `max_devices` of them), and an audit row
 /// per authorized restore. A networked service keeps the same shape (a `bytea`/array column).
@@ -242,6 +245,7 @@ impl EmbeddedService {
         }
         let path = path.as_ref().to_path_buf();
         let mut conn = crate::store::open_connection(&path)?;
+        conn.pragma_update(None, "cache_size", -crate::store::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > LEDGER_VERSION {
@@ -401,33 +405,62 @@ impl LicenseService for EmbeddedService {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(Error::from)?;
         let (mut over, mut licenses) = (0u64, 0u64);
         {
-            let mut insert_new = tx
-                .prepare_cached("INSERT INTO placements (key_id, devices) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-                .map_err(Error::from)?;
-            let mut select =
-                tx.prepare_cached("SELECT devices FROM placements WHERE key_id = ?1").map_err(Error::from)?;
-            let mut update =
-                tx.prepare_cached("UPDATE placements SET devices = ?2 WHERE key_id = ?1").map_err(Error::from)?;
-            for kid in key_ids {
-                let kid = kid?;
-                licenses += 1;
+            let insert_sql = |rows| {
+                format!(
+                    "INSERT INTO placements (key_id, devices) VALUES {} ON CONFLICT DO NOTHING",
+                    crate::store::values_placeholders(2, rows)
+                )
+            };
+            let mut insert_many = tx.prepare(&insert_sql(LEDGER_ROWS_PER_INSERT)).map_err(Error::from)?;
+            let mut insert_new = tx.prepare(&insert_sql(1)).map_err(Error::from)?;
+            let mut select = tx.prepare("SELECT devices FROM placements WHERE key_id = ?1").map_err(Error::from)?;
+            let mut update = tx.prepare("UPDATE placements SET devices = ?2 WHERE key_id = ?1").map_err(Error::from)?;
+            // One license: a fresh row when the ledger has not seen it, else the quota check.
+            let mut one = |kid: &KeyId, over: &mut u64| -> Result<()> {
                 let kid = kid.as_bytes().as_slice();
-                // The common case, a license the ledger has not seen: one statement.
-                if fresh_allowed && over == 0 && insert_new.execute(params![kid, fresh_row]).map_err(Error::from)? == 1
-                {
-                    continue;
+                if fresh_allowed && *over == 0 && insert_new.execute(params![kid, fresh_row])? == 1 {
+                    return Ok(());
                 }
-                let row: Option<Vec<u8>> = select.query_row([kid], |r| r.get(0)).optional().map_err(Error::from)?;
+                let row: Option<Vec<u8>> = select.query_row([kid], |r| r.get(0)).optional()?;
                 match self.check(row.as_deref(), origin, device) {
-                    Check::OverQuota => over += 1,
-                    Check::Allowed(Some(devices)) if over == 0 => {
+                    Check::OverQuota => *over += 1,
+                    Check::Allowed(Some(devices)) if *over == 0 => {
                         if row.is_some() {
-                            update.execute(params![kid, devices]).map_err(Error::from)?;
+                            update.execute(params![kid, devices])?;
                         } else {
-                            insert_new.execute(params![kid, devices]).map_err(Error::from)?;
+                            insert_new.execute(params![kid, devices])?;
                         }
                     }
                     Check::Allowed(_) => {}
+                }
+                Ok(())
+            };
+            let mut chunk: Vec<KeyId> = Vec::with_capacity(LEDGER_ROWS_PER_INSERT);
+            let mut key_ids = key_ids.peekable();
+            while key_ids.peek().is_some() {
+                chunk.clear();
+                for kid in key_ids.by_ref().take(LEDGER_ROWS_PER_INSERT) {
+                    chunk.push(kid?);
+                }
+                licenses += chunk.len() as u64;
+                // The common case, licenses the ledger has not seen: one statement for many.
+                if fresh_allowed && over == 0 && chunk.len() == LEDGER_ROWS_PER_INSERT {
+                    let inserted = {
+                        for (i, kid) in chunk.iter().enumerate() {
+                            insert_many
+                                .raw_bind_parameter(1 + 2 * i, kid.as_bytes().as_slice())
+                                .map_err(Error::from)?;
+                            insert_many.raw_bind_parameter(2 + 2 * i, fresh_row.as_slice()).map_err(Error::from)?;
+                        }
+                        insert_many.raw_execute().map_err(Error::from)?
+                    };
+                    if inserted == chunk.len() {
+                        continue;
+                    }
+                    // Some were known: check each (the fresh rows just written check out as is).
+                }
+                for kid in &chunk {
+                    one(kid, &mut over)?;
                 }
             }
         }

@@ -465,6 +465,12 @@ pub(crate) fn count_licenses(conn: &Connection) -> Result<u64> {
 const APPLY_BATCH: usize = 512;
 /// How many batches may wait for the writing thread (memory stays bounded).
 const APPLY_QUEUE: usize = 4;
+/// SQLite's page cache for the connections that stream a whole store or ledger (a restore's
+/// writes, the service's ledger), in KiB. They touch pages in key order, so a small cache loses
+/// nothing, and memory stays flat: the default (2 MiB) would fill up with a big store and not
+/// with a small one.
+pub(crate) const STREAMING_CACHE_KIB: i64 = 512;
+
 /// Licenses re-sealed per read when an individualizing restore re-binds the existing ones.
 const RESEAL_CHUNK: usize = 1024;
 
@@ -514,6 +520,7 @@ impl RestoreTarget {
     /// made now and applied at commit.
     pub(crate) fn new(path: &Path, individualize: bool) -> Result<Self> {
         let conn = open_connection(path)?;
+        conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
         let device = if individualize { DeviceKeys::new(KeyPair::generate()) } else { load_device(&conn)? };
         Ok(RestoreTarget { conn, device, individualized: individualize })
     }
@@ -607,6 +614,41 @@ fn read_and_seal<R: std::io::Read>(
     Ok(records.key_summary())
 }
 
+/// Rows per multi-row `INSERT` statement when a restore writes the store (one statement for
+/// many rows costs far less than one per row).
+const ROWS_PER_INSERT: usize = 64;
+
+/// `VALUES (?, ?, ...), (...)`: `rows` groups of `columns` placeholders.
+pub(crate) fn values_placeholders(columns: usize, rows: usize) -> String {
+    let group = format!("({})", vec!["?"; columns].join(", "));
+    vec![group; rows].join(", ")
+}
+
+/// Inserts `items` with `many` (a statement of [`ROWS_PER_INSERT`] rows of `columns` values)
+/// and `one` (a single row) for the rest; `bind(stmt, first, item)` binds an item's values at
+/// parameters `first..first + columns`. Returns the rows inserted.
+pub(crate) fn insert_chunked<T>(
+    many: &mut rusqlite::Statement<'_>,
+    one: &mut rusqlite::Statement<'_>,
+    columns: usize,
+    items: &[T],
+    mut bind: impl FnMut(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> rusqlite::Result<usize> {
+    let mut inserted = 0;
+    let mut chunks = items.chunks_exact(ROWS_PER_INSERT);
+    for chunk in &mut chunks {
+        for (i, item) in chunk.iter().enumerate() {
+            bind(many, 1 + i * columns, item)?;
+        }
+        inserted += many.raw_execute()?;
+    }
+    for item in chunks.remainder() {
+        bind(one, 1, item)?;
+        inserted += one.raw_execute()?;
+    }
+    Ok(inserted)
+}
+
 /// The writing side of [`RestoreTarget::apply`]: inserts every batch; returns how many licenses
 /// were added.
 fn write_batches(
@@ -615,38 +657,43 @@ fn write_batches(
     incoming: std::sync::mpsc::Receiver<ReadyBatch>,
     stop: &dyn Fn() -> Result<()>,
 ) -> Result<u64> {
-    let sql = match policy {
-        ConflictPolicy::Keep => "INSERT OR IGNORE INTO main.licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        ConflictPolicy::Replace => {
-            "INSERT OR REPLACE INTO main.licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-        }
+    let verb = match policy {
+        ConflictPolicy::Keep => "INSERT OR IGNORE",
+        ConflictPolicy::Replace => "INSERT OR REPLACE",
     };
-    let mut insert = tx.prepare_cached(sql)?;
-    let mut catalog = tx.prepare_cached(
-        "INSERT OR IGNORE INTO main.catalog (key_id, title, artist, file_path) VALUES (?1, ?2, ?3, ?4)",
-    )?;
+    let licenses = |rows| format!("{verb} INTO main.licenses VALUES {}", values_placeholders(10, rows));
+    let catalog = |rows| {
+        format!(
+            "INSERT OR IGNORE INTO main.catalog (key_id, title, artist, file_path) VALUES {}",
+            values_placeholders(4, rows)
+        )
+    };
+    let (mut licenses_many, mut licenses_one) = (tx.prepare(&licenses(ROWS_PER_INSERT))?, tx.prepare(&licenses(1))?);
+    let (mut catalog_many, mut catalog_one) = (tx.prepare(&catalog(ROWS_PER_INSERT))?, tx.prepare(&catalog(1))?);
     let mut restored = 0u64;
     for batch in incoming {
         stop()?;
-        for row in &batch.rows {
-            let sealed = &batch.sealed[row.sealed.clone()];
-            restored += insert_row(
-                &mut insert,
-                &row.key_id,
-                sealed,
-                &row.rights,
-                &batch.text[row.issuer.clone()],
-                row.issued_at,
-            )? as u64;
-            if let Some([title, artist, file_path]) = &row.catalog {
-                catalog.execute(params![
-                    row.key_id.as_bytes().as_slice(),
-                    batch.text(title),
-                    batch.text(artist),
-                    batch.text(file_path)
-                ])?;
-            }
-        }
+        restored += insert_chunked(&mut licenses_many, &mut licenses_one, 10, &batch.rows, |stmt, at, row| {
+            let r = &row.rights;
+            stmt.raw_bind_parameter(at, row.key_id.as_bytes().as_slice())?;
+            stmt.raw_bind_parameter(at + 1, &batch.sealed[row.sealed.clone()])?;
+            stmt.raw_bind_parameter(at + 2, r.play)?;
+            stmt.raw_bind_parameter(at + 3, r.burn)?;
+            stmt.raw_bind_parameter(at + 4, r.transfer)?;
+            stmt.raw_bind_parameter(at + 5, r.backup_allowed)?;
+            stmt.raw_bind_parameter(at + 6, r.expires_at)?;
+            stmt.raw_bind_parameter(at + 7, r.plays_remaining)?;
+            stmt.raw_bind_parameter(at + 8, &batch.text[row.issuer.clone()])?;
+            stmt.raw_bind_parameter(at + 9, row.issued_at)
+        })? as u64;
+        let with_catalog: Vec<&ReadyRow> = batch.rows.iter().filter(|r| r.catalog.is_some()).collect();
+        insert_chunked(&mut catalog_many, &mut catalog_one, 4, &with_catalog, |stmt, at, row| {
+            let [title, artist, file_path] = row.catalog.as_ref().expect("filtered on catalog");
+            stmt.raw_bind_parameter(at, row.key_id.as_bytes().as_slice())?;
+            stmt.raw_bind_parameter(at + 1, batch.text(title))?;
+            stmt.raw_bind_parameter(at + 2, batch.text(artist))?;
+            stmt.raw_bind_parameter(at + 3, batch.text(file_path))
+        })?;
     }
     Ok(restored)
 }

@@ -653,7 +653,7 @@ impl ScannedArchive {
                 let (lane_out, from_lane) = std::sync::mpsc::sync_channel::<(SealedBatch, Result<()>)>(VERIFY_DEPTH);
                 let key = &key;
                 std::thread::Builder::new()
-                    .name(format!("license-restore-verify-{n}"))
+                    .name(format!("license-verify{n}"))
                     .spawn_scoped(scope, move || {
                         for batch in lane_in {
                             let checked = verify_batch(key, &archive_id, &batch);

@@ -562,7 +562,7 @@ impl RestoreTarget {
         let (restored, seen) = std::thread::scope(|scope| -> Result<(u64, u64)> {
             let (ready, incoming) = std::sync::mpsc::sync_channel::<ReadyBatch>(APPLY_QUEUE);
             let reader = std::thread::Builder::new()
-                .name("license-restore-read".into())
+                .name("license-reseal".into())
                 .spawn_scoped(scope, move || read_and_seal(records, device, ready))
                 .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
             let written = write_batches(&tx, policy, incoming, stop);

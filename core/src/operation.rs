@@ -256,11 +256,15 @@ impl Delivery {
             let run = rest.iter().take_while(|e| is_bulk(&e.event)).count();
             let (chunk, tail) = if run == 0 { rest.split_at(1) } else { rest.split_at(run) };
             rest = tail;
-            if run > 0 && self.pipe.stopping() {
-                continue;
-            }
-            if let Err(e) = call(self.callback.as_ref(), chunk, &stop) {
-                self.pipe.fail(e);
+            // Chunks arrive whole, so a batch may hold a little more than MAX_BATCH events:
+            // the callback still gets at most MAX_BATCH per call.
+            for part in chunk.chunks(MAX_BATCH) {
+                if run > 0 && self.pipe.stopping() {
+                    break;
+                }
+                if let Err(e) = call(self.callback.as_ref(), part, &stop) {
+                    self.pipe.fail(e);
+                }
             }
         }
     }

@@ -1,18 +1,23 @@
-//! The restore job: read the archive, get the service's authorization, decrypt and stage every
-//! license, then apply them to the store in one transaction.
+//! The restore job: scan the archive, get the service's authorization, read and authenticate
+//! every license (reporting progress), then apply them to the store in one transaction.
+//!
+//! Memory stays flat however many licenses the archive holds: nothing is kept per license. The
+//! archive file is read in passes, each checked against the first by the count and a digest of
+//! the key IDs: the scan (framing only), the key IDs streamed to the service, the verifying pass
+//! that reports PROGRESS, and the pass that writes the store.
 
-use std::io::{BufReader, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::archive::{self, ARCHIVE_FILE_NAME, GRANT_INFO, HEADER_LEN, RecordReader};
+use std::path::PathBuf;
+
+use crate::archive::{self, ARCHIVE_FILE_NAME, GRANT_INFO};
 use crate::backup::check_folder;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
 use crate::license::ConflictPolicy;
 use crate::operation::{Emitter, Progress};
 use crate::service::{LicenseService, RestoreRequest, ServiceError, grant_aad};
-use crate::store::Staging;
+use crate::store::RestoreTarget;
 
 /// What a restore needs, captured when it is started.
 pub(crate) struct RestoreJob {
@@ -28,20 +33,20 @@ impl RestoreJob {
     pub(crate) fn run(self, emitter: &Emitter) -> Result<Summary> {
         check_folder(&self.folder)?;
         let path = self.folder.join(ARCHIVE_FILE_NAME);
-        let mut scanned = archive::scan(&path)?;
+        let scanned = archive::scan(&path)?;
         emitter.check_cancelled()?;
-        let staging = Staging::new(&self.store_path, self.individualize)?;
+        let target = RestoreTarget::new(&self.store_path, self.individualize)?;
 
         emitter.emit(StatusEvent::Connecting)?;
         let request = RestoreRequest {
             header: scanned.header.authenticated.clone(),
             wrapped_key: scanned.header.wrapped_key.clone(),
-            device_id: staging.device().id(),
-            device_public_key: staging.device().pair.public_bytes(),
-            // Moved, not copied: at a million licenses the list is 16 MB.
-            key_ids: std::mem::take(&mut scanned.key_ids),
+            device_id: target.device().id(),
+            device_public_key: target.device().pair.public_bytes(),
+            licenses: scanned.licenses,
         };
-        let answer = self.service.authorize_restore(&request);
+        let mut key_ids = scanned.key_ids()?;
+        let answer = self.service.authorize_restore(&request, &mut key_ids);
         emitter.emit(StatusEvent::Disconnecting)?;
         let grant = match answer {
             Ok(grant) => grant,
@@ -51,8 +56,14 @@ impl RestoreJob {
             }
             Err(ServiceError::Failed(e)) => return Err(e),
         };
-        let aad = grant_aad(&scanned.header.archive_id, &staging.device().id());
-        let data_key = staging.device().pair.unwrap(&grant.wrapped_key, GRANT_INFO, &aad)?;
+        // The service authorized exactly the licenses of the scan, all of them.
+        let (finished, licenses, digest) = key_ids.summary();
+        if !finished {
+            return Err(Error::internal("the service answered before it read every key ID of the archive"));
+        }
+        scanned.check_same(licenses, digest)?;
+        let aad = grant_aad(&scanned.header.archive_id, &target.device().id());
+        let data_key = target.device().pair.unwrap(&grant.wrapped_key, GRANT_INFO, &aad)?;
         let data_key: [u8; 32] = data_key
             .as_slice()
             .try_into()
@@ -60,26 +71,14 @@ impl RestoreJob {
         let data_key = zeroize::Zeroizing::new(data_key);
 
         emitter.emit(StatusEvent::Begin { operation: emitter.kind() })?;
-        let mut file = scanned.file;
-        file.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(|e| Error::io("cannot read the archive", &e))?;
-        let mut reader =
-            RecordReader::new(BufReader::with_capacity(256 * 1024, file), scanned.header.archive_id, &data_key);
-        let mut staging = staging;
-        let mut progress = Progress::new(request.key_ids.len() as u64, self.progress_interval);
-        let mut expected = request.key_ids.iter();
-        while let Some(archived) = reader.next_license()? {
-            if expected.next() != Some(&archived.license.key_id) {
-                return Err(Error::corrupt("the archive changed while it was being restored"));
-            }
-            staging.stage(&archived.license, &archived.content_key)?;
-            progress.step(emitter)?;
-        }
-        if expected.next().is_some() {
-            return Err(Error::corrupt("the archive changed while it was being restored"));
-        }
+        // Every record is authenticated and decoded before the store is touched, so a damaged
+        // archive, a cancel or a failing callback leaves the store as it was.
+        let mut progress = Progress::new(scanned.licenses, self.progress_interval);
+        scanned.verify(&data_key, |licenses| (0..licenses).try_for_each(|_| progress.step(emitter)))?;
         progress.finish(emitter)?;
         emitter.check_cancelled()?;
-        let (restored, skipped) = staging.commit(self.policy)?;
+        let (restored, skipped) =
+            target.apply(self.policy, scanned.records(&data_key)?, &scanned, &|| emitter.check_cancelled())?;
         Ok(Summary { licenses: restored, restricted: 0, skipped, bytes: scanned.size, duration_ms: 0 })
     }
 }

@@ -187,6 +187,10 @@ impl BackupRestorer {
         check_folder(&folder)?;
         let scanned = archive::scan(&folder.join(ARCHIVE_FILE_NAME))?;
         let device = store::load_device(&store::open_connection(self.store.path())?)?;
-        self.service.quota(&scanned.header.origin_device, &device.id(), &scanned.key_ids)
+        let mut key_ids = scanned.key_ids()?;
+        let quota = self.service.quota(&scanned.header.origin_device, &device.id(), &mut key_ids)?;
+        let (_, licenses, digest) = key_ids.summary();
+        scanned.check_same(licenses, digest)?;
+        Ok(quota)
     }
 }

@@ -32,9 +32,15 @@ pub struct RestoreRequest {
     pub device_id: [u8; 16],
     /// The restoring device's public key; the grant is wrapped to it.
     pub device_public_key: [u8; PUBLIC_KEY_LEN],
-    /// The key IDs in the archive.
-    pub key_ids: Vec<KeyId>,
+    /// How many licenses the archive holds: the length of the key-ID stream that comes with
+    /// the request.
+    pub licenses: u64,
 }
+
+/// The key IDs of an archive, streamed to the service in archive order (read from the archive
+/// as the service consumes them, so memory stays flat however many licenses there are). An
+/// item is an error when the archive cannot be read; the service then fails with it.
+pub type KeyIdStream<'a> = dyn Iterator<Item = Result<KeyId>> + 'a;
 
 /// The service's permission to restore: the data key, wrapped to the restoring device.
 #[derive(Clone, Debug)]
@@ -96,12 +102,18 @@ pub trait LicenseService: Send + Sync {
     /// The service's public key (X25519, 32 bytes), which backups wrap their data key to.
     fn public_key(&self) -> Result<[u8; PUBLIC_KEY_LEN]>;
 
-    /// Authorizes a restore: checks the quota, records the device, and re-wraps the data key.
-    fn authorize_restore(&self, request: &RestoreRequest) -> Result<RestoreGrant, ServiceError>;
+    /// Authorizes a restore of the licenses in `key_ids` (all of them, in order, or none):
+    /// checks the quota, records the device, and re-wraps the data key. The engine checks that
+    /// the stream was read to its end before it uses a grant.
+    fn authorize_restore(
+        &self,
+        request: &RestoreRequest,
+        key_ids: &mut KeyIdStream<'_>,
+    ) -> Result<RestoreGrant, ServiceError>;
 
     /// Reports the quota for restoring these licenses (from the archive made on
     /// `origin_device`) onto `device_id`, without changing anything.
-    fn quota(&self, origin_device: &[u8; 16], device_id: &[u8; 16], key_ids: &[KeyId]) -> Result<Quota>;
+    fn quota(&self, origin_device: &[u8; 16], device_id: &[u8; 16], key_ids: &mut KeyIdStream<'_>) -> Result<Quota>;
 }
 
 /// Policy of the embedded service.
@@ -131,16 +143,25 @@ impl Default for ServicePolicy {
     }
 }
 
+/// The ledger layout this library writes (`PRAGMA user_version` of the ledger file). Version 1
+/// had one `placements` row per license and device; version 2 keeps one row per license with
+/// its devices packed in one value, which halves the rows a restore writes.
+const LEDGER_VERSION: i64 = 2;
+
+/// Rows per multi-row `INSERT` into the ledger.
+const LEDGER_ROWS_PER_INSERT: usize = 64;
+
+/// The ledger: the service's key, one row per license with the distinct devices it lives on
+/// (16-byte device IDs, sorted, concatenated: at most `max_devices` of them), and an audit row
+/// per authorized restore. A networked service keeps the same shape (a `bytea`/array column).
 const LEDGER_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS service_key (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
     seed      BLOB NOT NULL CHECK (length(seed) = 32)
 );
 CREATE TABLE IF NOT EXISTS placements (
-    key_id     BLOB NOT NULL,
-    device_id  BLOB NOT NULL,
-    first_seen INTEGER NOT NULL,
-    PRIMARY KEY (key_id, device_id)
+    key_id  BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+    devices BLOB NOT NULL CHECK (length(devices) > 0 AND length(devices) % 16 = 0)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS restores (
     id         INTEGER PRIMARY KEY,
@@ -150,6 +171,46 @@ CREATE TABLE IF NOT EXISTS restores (
     at         INTEGER NOT NULL
 );
 ";
+
+/// Moves a version-1 ledger (`placements (key_id, device_id, first_seen)`, a row per license
+/// and device) to version 2, in the caller's transaction.
+fn migrate_v1(tx: &Connection) -> Result<()> {
+    let v1: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('placements') WHERE name = 'device_id')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !v1 {
+        return Ok(());
+    }
+    tx.execute_batch("ALTER TABLE placements RENAME TO placements_v1;")?;
+    tx.execute_batch(LEDGER_SCHEMA)?;
+    {
+        let mut read = tx.prepare("SELECT key_id, device_id FROM placements_v1 ORDER BY key_id, device_id")?;
+        let mut write = tx.prepare("INSERT INTO placements (key_id, devices) VALUES (?1, ?2)")?;
+        let mut rows = read.query([])?;
+        let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
+        while let Some(row) = rows.next()? {
+            let (kid, dev): (Vec<u8>, Vec<u8>) = (row.get(0)?, row.get(1)?);
+            if dev.len() != 16 {
+                return Err(Error::new(ErrorCode::Storage, "malformed device ID in the service ledger"));
+            }
+            match &mut current {
+                Some((k, devices)) if *k == kid => devices.extend_from_slice(&dev),
+                _ => {
+                    if let Some((k, devices)) = current.replace((kid, dev)) {
+                        write.execute(params![k, devices])?;
+                    }
+                }
+            }
+        }
+        if let Some((k, devices)) = current {
+            write.execute(params![k, devices])?;
+        }
+    }
+    tx.execute_batch("DROP TABLE placements_v1;")?;
+    Ok(())
+}
 
 /// The in-process License Management Service. Its key pair and quota ledger live in a SQLite
 /// file; several devices (stores) on one machine share it by opening the same file.
@@ -184,8 +245,20 @@ impl EmbeddedService {
         }
         let path = path.as_ref().to_path_buf();
         let mut conn = crate::store::open_connection(&path)?;
+        conn.pragma_update(None, "cache_size", -crate::store::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > LEDGER_VERSION {
+            return Err(Error::new(
+                ErrorCode::Storage,
+                format!("service ledger version {version} is newer than this library supports ({LEDGER_VERSION})"),
+            ));
+        }
+        if version < LEDGER_VERSION {
+            migrate_v1(&tx)?;
+        }
         tx.execute_batch(LEDGER_SCHEMA)?;
+        tx.pragma_update(None, "user_version", LEDGER_VERSION)?;
         let seed: Option<Vec<u8>> =
             tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
         let keys = match seed {
@@ -255,23 +328,55 @@ impl EmbeddedService {
     }
 }
 
-/// How many distinct devices hold `key_id`, and whether `device_id` is one of them; the origin
-/// device counts even before the ledger has seen it.
-fn placement(conn: &Connection, key_id: &KeyId, origin: &[u8; 16], device_id: &[u8; 16]) -> Result<(u32, bool)> {
-    let mut stmt = conn.prepare_cached("SELECT device_id FROM placements WHERE key_id = ?1")?;
-    let mut rows = stmt.query([key_id.as_bytes().as_slice()])?;
-    let (mut count, mut has_origin, mut has_device) = (0u32, false, false);
-    while let Some(row) = rows.next()? {
-        let dev: Vec<u8> = row.get(0)?;
-        count += 1;
-        has_origin |= dev == origin;
-        has_device |= dev == device_id;
+/// The devices a license lives on, as the ledger holds them: sorted 16-byte IDs.
+struct Devices<'a>(&'a [u8]);
+
+impl Devices<'_> {
+    fn contains(&self, device: &[u8; 16]) -> bool {
+        self.0.chunks_exact(16).any(|d| d == device)
     }
-    if !has_origin {
-        count += 1;
-        has_device |= origin == device_id;
+
+    /// How many distinct devices hold the license, and whether `device_id` is one of them; the
+    /// origin device counts even before the ledger has seen it.
+    fn placement(&self, origin: &[u8; 16], device_id: &[u8; 16]) -> (u32, bool) {
+        let mut count = (self.0.len() / 16) as u32;
+        let mut has_device = self.contains(device_id);
+        if !self.contains(origin) {
+            count += 1;
+            has_device |= origin == device_id;
+        }
+        (count, has_device)
     }
-    Ok((count, has_device))
+
+    /// These devices with `add` added (kept sorted, no duplicates).
+    fn with(&self, add: &[&[u8; 16]]) -> Vec<u8> {
+        let mut all: Vec<[u8; 16]> =
+            self.0.chunks_exact(16).map(|d| d.try_into().expect("16 bytes")).chain(add.iter().map(|d| **d)).collect();
+        all.sort_unstable();
+        all.dedup();
+        all.concat()
+    }
+}
+
+/// What the ledger says of one license in a restore from `origin` onto `device`.
+enum Check {
+    /// The device may receive it; `Some(devices)` is the new row to write (`None`: no change).
+    Allowed(Option<Vec<u8>>),
+    /// It already lives on the maximum number of devices.
+    OverQuota,
+}
+
+impl EmbeddedService {
+    /// Checks one license against the ledger row `row` (absent: not seen yet).
+    fn check(&self, row: Option<&[u8]>, origin: &[u8; 16], device: &[u8; 16]) -> Check {
+        let devices = Devices(row.unwrap_or(&[]));
+        let (count, has_device) = devices.placement(origin, device);
+        if !has_device && count >= self.policy.max_devices {
+            return Check::OverQuota;
+        }
+        let missing: Vec<&[u8; 16]> = [origin, device].into_iter().filter(|d| !devices.contains(d)).collect();
+        Check::Allowed((!missing.is_empty()).then(|| devices.with(&missing)))
+    }
 }
 
 impl LicenseService for EmbeddedService {
@@ -279,73 +384,130 @@ impl LicenseService for EmbeddedService {
         Ok(self.keys.public_bytes())
     }
 
-    fn authorize_restore(&self, request: &RestoreRequest) -> Result<RestoreGrant, ServiceError> {
+    fn authorize_restore(
+        &self,
+        request: &RestoreRequest,
+        key_ids: &mut KeyIdStream<'_>,
+    ) -> Result<RestoreGrant, ServiceError> {
         self.check_online()?;
         let auth = archive::parse_authenticated_header(&request.header)?;
         let data_key = self.unwrap(&auth, &request.header, &request.wrapped_key)?;
         if crypto::fingerprint(&request.device_public_key) != request.device_id {
             return Err(Error::invalid("the device ID does not match the device public key").into());
         }
+        let (origin, device) = (&auth.origin_device, &request.device_id);
+        // Whether a license the ledger has never seen may go to this device: it then lives on
+        // the origin and this device (one device when they are the same).
+        let fresh_allowed = origin == device || self.policy.max_devices >= 2;
+        let fresh_row = Devices(&[]).with(&[origin, device]);
         let mut conn = self.lock()?;
+        // One pass, check and record together; a refusal rolls the whole transaction back.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(Error::from)?;
-        let mut over = 0u64;
-        for kid in &request.key_ids {
-            let (count, has_device) = placement(&tx, kid, &auth.origin_device, &request.device_id)?;
-            if !has_device && count >= self.policy.max_devices {
-                over += 1;
+        let (mut over, mut licenses) = (0u64, 0u64);
+        {
+            let insert_sql = |rows| {
+                format!(
+                    "INSERT INTO placements (key_id, devices) VALUES {} ON CONFLICT DO NOTHING",
+                    crate::store::values_placeholders(2, rows)
+                )
+            };
+            let mut insert_many = tx.prepare(&insert_sql(LEDGER_ROWS_PER_INSERT)).map_err(Error::from)?;
+            let mut insert_new = tx.prepare(&insert_sql(1)).map_err(Error::from)?;
+            let mut select = tx.prepare("SELECT devices FROM placements WHERE key_id = ?1").map_err(Error::from)?;
+            let mut update = tx.prepare("UPDATE placements SET devices = ?2 WHERE key_id = ?1").map_err(Error::from)?;
+            // One license: a fresh row when the ledger has not seen it, else the quota check.
+            let mut one = |kid: &KeyId, over: &mut u64| -> Result<()> {
+                let kid = kid.as_bytes().as_slice();
+                if fresh_allowed && *over == 0 && insert_new.execute(params![kid, fresh_row])? == 1 {
+                    return Ok(());
+                }
+                let row: Option<Vec<u8>> = select.query_row([kid], |r| r.get(0)).optional()?;
+                match self.check(row.as_deref(), origin, device) {
+                    Check::OverQuota => *over += 1,
+                    Check::Allowed(Some(devices)) if *over == 0 => {
+                        if row.is_some() {
+                            update.execute(params![kid, devices])?;
+                        } else {
+                            insert_new.execute(params![kid, devices])?;
+                        }
+                    }
+                    Check::Allowed(_) => {}
+                }
+                Ok(())
+            };
+            let mut chunk: Vec<KeyId> = Vec::with_capacity(LEDGER_ROWS_PER_INSERT);
+            let mut key_ids = key_ids.peekable();
+            while key_ids.peek().is_some() {
+                chunk.clear();
+                for kid in key_ids.by_ref().take(LEDGER_ROWS_PER_INSERT) {
+                    chunk.push(kid?);
+                }
+                licenses += chunk.len() as u64;
+                // The common case, licenses the ledger has not seen: one statement for many.
+                if fresh_allowed && over == 0 && chunk.len() == LEDGER_ROWS_PER_INSERT {
+                    let inserted = {
+                        for (i, kid) in chunk.iter().enumerate() {
+                            insert_many
+                                .raw_bind_parameter(1 + 2 * i, kid.as_bytes().as_slice())
+                                .map_err(Error::from)?;
+                            insert_many.raw_bind_parameter(2 + 2 * i, fresh_row.as_slice()).map_err(Error::from)?;
+                        }
+                        insert_many.raw_execute().map_err(Error::from)?
+                    };
+                    if inserted == chunk.len() {
+                        continue;
+                    }
+                    // Some were known: check each (the fresh rows just written check out as is).
+                }
+                for kid in &chunk {
+                    one(kid, &mut over)?;
+                }
             }
         }
         if over > 0 {
+            drop(tx);
             return Err(ServiceError::Refused(Refusal {
                 code: ErrorCode::RestoreLimitExceeded,
                 message: format!(
-                    "{over} of {} licenses already live on the maximum of {} devices",
-                    request.key_ids.len(),
+                    "{over} of {licenses} licenses already live on the maximum of {} devices",
                     self.policy.max_devices
                 ),
                 url: self.policy.refusal_url.clone(),
             }));
         }
-        {
-            let now = now_secs();
-            let mut insert = tx
-                .prepare_cached("INSERT OR IGNORE INTO placements (key_id, device_id, first_seen) VALUES (?1, ?2, ?3)")
-                .map_err(Error::from)?;
-            for kid in &request.key_ids {
-                insert
-                    .execute(params![kid.as_bytes().as_slice(), auth.origin_device.as_slice(), now])
-                    .map_err(Error::from)?;
-                insert
-                    .execute(params![kid.as_bytes().as_slice(), request.device_id.as_slice(), now])
-                    .map_err(Error::from)?;
-            }
-            tx.execute(
-                "INSERT INTO restores (archive_id, device_id, licenses, at) VALUES (?1, ?2, ?3, ?4)",
-                params![auth.archive_id.as_slice(), request.device_id.as_slice(), request.key_ids.len() as i64, now],
-            )
-            .map_err(Error::from)?;
-        }
+        let now = now_secs();
+        tx.execute(
+            "INSERT INTO restores (archive_id, device_id, licenses, at) VALUES (?1, ?2, ?3, ?4)",
+            params![auth.archive_id.as_slice(), device.as_slice(), licenses as i64, now],
+        )
+        .map_err(Error::from)?;
         tx.commit().map_err(Error::from)?;
-        let aad = grant_aad(&auth.archive_id, &request.device_id);
+        let aad = grant_aad(&auth.archive_id, device);
         let wrapped_key = crypto::wrap_to(&request.device_public_key, data_key.as_slice(), GRANT_INFO, &aad)?;
         Ok(RestoreGrant { wrapped_key })
     }
 
-    fn quota(&self, origin_device: &[u8; 16], device_id: &[u8; 16], key_ids: &[KeyId]) -> Result<Quota> {
+    fn quota(&self, origin_device: &[u8; 16], device_id: &[u8; 16], key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
         self.check_online()?;
         let conn = self.lock()?;
+        // One read transaction: every license is checked against the same ledger.
+        let tx = conn.unchecked_transaction()?;
+        let mut select = tx.prepare_cached("SELECT devices FROM placements WHERE key_id = ?1")?;
         let mut remaining = self.policy.max_devices;
-        let mut counted = true;
+        let (mut counted, mut licenses) = (true, 0u64);
         for kid in key_ids {
-            let (count, has_device) = placement(&conn, kid, origin_device, device_id)?;
+            let kid = kid?;
+            licenses += 1;
+            let row: Option<Vec<u8>> = select.query_row([kid.as_bytes().as_slice()], |r| r.get(0)).optional()?;
+            let (count, has_device) = Devices(row.as_deref().unwrap_or(&[])).placement(origin_device, device_id);
             remaining = remaining.min(self.policy.max_devices.saturating_sub(count));
             counted &= has_device;
         }
         Ok(Quota {
-            licenses: key_ids.len() as u64,
+            licenses,
             max_devices: self.policy.max_devices,
             restores_remaining: remaining,
-            device_already_counted: counted && !key_ids.is_empty(),
+            device_already_counted: counted && licenses > 0,
         })
     }
 }
@@ -356,4 +518,89 @@ pub(crate) fn grant_aad(archive_id: &[u8; 16], device_id: &[u8; 16]) -> [u8; 32]
     aad[..16].copy_from_slice(archive_id);
     aad[16..].copy_from_slice(device_id);
     aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kid(n: u8) -> KeyId {
+        KeyId::from_bytes([n; 16])
+    }
+
+    fn stream(keys: &[KeyId]) -> impl Iterator<Item = Result<KeyId>> + '_ {
+        keys.iter().copied().map(Ok)
+    }
+
+    fn devices(conn: &Connection, key: &KeyId) -> Vec<[u8; 16]> {
+        let row: Vec<u8> = conn
+            .query_row("SELECT devices FROM placements WHERE key_id = ?1", [key.as_bytes().as_slice()], |r| r.get(0))
+            .unwrap();
+        row.chunks_exact(16).map(|d| d.try_into().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_version_1_ledger_is_migrated_and_keeps_its_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let origin = [1u8; 16];
+        {
+            // The layout the previous release wrote: a row per license and device.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE placements (key_id BLOB NOT NULL, device_id BLOB NOT NULL, first_seen INTEGER NOT NULL,
+                     PRIMARY KEY (key_id, device_id)) WITHOUT ROWID;",
+            )
+            .unwrap();
+            for (k, dev) in [(1u8, 1u8), (1, 2), (1, 3), (1, 4), (2, 1), (2, 5)] {
+                conn.execute(
+                    "INSERT INTO placements VALUES (?1, ?2, 0)",
+                    params![kid(k).as_bytes().as_slice(), [dev; 16].as_slice()],
+                )
+                .unwrap();
+            }
+        }
+        let service = EmbeddedService::open(&path).unwrap();
+        {
+            let conn = service.lock().unwrap();
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(version, LEDGER_VERSION);
+            assert_eq!(devices(&conn, &kid(1)), [[1; 16], [2; 16], [3; 16], [4; 16]]);
+            assert_eq!(devices(&conn, &kid(2)), [[1; 16], [5; 16]]);
+            let old: bool = conn
+                .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'placements_v1')", [], |r| r.get(0))
+                .unwrap();
+            assert!(!old, "the old table is dropped");
+        }
+        // License 1 is on four devices: a fifth is refused, one of the four is free.
+        let q = service.quota(&origin, &[9; 16], &mut stream(&[kid(1), kid(2)])).unwrap();
+        assert_eq!((q.licenses, q.restores_remaining, q.device_already_counted), (2, 0, false));
+        let q = service.quota(&origin, &[3; 16], &mut stream(&[kid(1)])).unwrap();
+        assert!(q.device_already_counted && q.can_restore());
+        let q = service.quota(&origin, &[9; 16], &mut stream(&[kid(2)])).unwrap();
+        assert_eq!(q.restores_remaining, 2);
+        drop(service);
+        // Opening again finds version 2 and changes nothing.
+        let service = EmbeddedService::open(&path).unwrap();
+        assert_eq!(devices(&service.lock().unwrap(), &kid(1)).len(), 4);
+    }
+
+    #[test]
+    fn a_newer_ledger_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", LEDGER_VERSION + 1).unwrap();
+        assert_eq!(EmbeddedService::open(&path).unwrap_err().code(), ErrorCode::Storage);
+    }
+
+    #[test]
+    fn device_sets_stay_sorted_and_distinct() {
+        let row = Devices(&[]).with(&[&[5; 16], &[2; 16], &[5; 16]]);
+        assert_eq!(row, [[2u8; 16], [5; 16]].concat());
+        let d = Devices(&row);
+        assert_eq!(d.placement(&[2; 16], &[7; 16]), (2, false));
+        assert_eq!(d.placement(&[9; 16], &[5; 16]), (3, true), "the origin counts before the ledger saw it");
+        assert_eq!(d.placement(&[9; 16], &[9; 16]), (3, true));
+        assert_eq!(Devices(&row).with(&[&[3; 16]]), [[2u8; 16], [3; 16], [5; 16]].concat());
+    }
 }

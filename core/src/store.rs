@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use zeroize::Zeroizing;
 
-use crate::crypto::{KeyPair, SealingKey};
+use crate::crypto::{KeyPair, NoncePool, SealingKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
@@ -81,6 +81,22 @@ impl DeviceKeys {
     /// Seals a content key to this device.
     pub(crate) fn seal_content_key(&self, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
         self.storage.seal_random(content_key, &self.aad(key_id))
+    }
+
+    /// [`DeviceKeys::seal_content_key`] with a nonce from `nonces` (many keys in a row).
+    pub(crate) fn seal_content_key_from(&self, nonces: &mut NoncePool, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
+        self.storage.seal_random_from(nonces, content_key, &self.aad(key_id))
+    }
+
+    /// Appends the sealed content key to `out`, with a nonce from `nonces`.
+    pub(crate) fn seal_content_key_into(
+        &self,
+        nonces: &mut NoncePool,
+        key_id: &KeyId,
+        content_key: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        self.storage.seal_random_into(nonces, content_key, &self.aad(key_id), out);
     }
 
     /// Opens a content key sealed to this device.
@@ -202,8 +218,9 @@ impl LicenseStore {
                     }
                 };
                 let mut stmt = tx.prepare_cached(sql)?;
+                let mut nonces = NoncePool::new(licenses.len());
                 for l in licenses {
-                    let sealed = device.seal_content_key(&l.key_id, &l.content_key);
+                    let sealed = device.seal_content_key_from(&mut nonces, &l.key_id, &l.content_key);
                     let res = insert_row(&mut stmt, &l.key_id, &sealed, &l.rights, &l.issuer, l.issued_at);
                     match res {
                         Err(rusqlite::Error::SqliteFailure(e, _))
@@ -444,29 +461,68 @@ pub(crate) fn count_licenses(conn: &Connection) -> Result<u64> {
     Ok(conn.query_row("SELECT count(*) FROM licenses", [], |r| r.get::<_, i64>(0))? as u64)
 }
 
-/// A restore in progress: licenses are first written, sealed to the target device key, into a
-/// private staging database, so the store is not touched (nor locked) until the single commit.
-pub(crate) struct Staging {
+/// How many licenses the reading thread of a restore hands to the writing thread at a time.
+const APPLY_BATCH: usize = 512;
+/// How many batches may wait for the writing thread (memory stays bounded).
+const APPLY_QUEUE: usize = 4;
+/// SQLite's page cache for the connections that stream a whole store or ledger (a restore's
+/// writes, the service's ledger), in KiB. They touch pages in key order, so a small cache loses
+/// nothing, and memory stays flat: the default (2 MiB) would fill up with a big store and not
+/// with a small one.
+pub(crate) const STREAMING_CACHE_KIB: i64 = 512;
+
+/// Licenses re-sealed per read when an individualizing restore re-binds the existing ones.
+const RESEAL_CHUNK: usize = 1024;
+
+/// Where a restore goes: the store, the device the restored licenses are bound to, and the
+/// single transaction that applies them. Nothing is written before [`RestoreTarget::apply`],
+/// which reads the archive once more (every record authenticated again), re-seals each content
+/// key to the device and inserts the licenses straight into the store: no copy of the archive
+/// is staged anywhere, and the store is locked for that one transaction only.
+pub(crate) struct RestoreTarget {
     conn: Connection,
     device: DeviceKeys,
     individualized: bool,
-    staged: u64,
 }
 
-impl Staging {
-    /// Opens a staging area over the store at `path`. With `individualize`, a fresh device
-    /// identity is made now and applied at commit.
+/// One license ready to insert; its strings and sealed key live in the batch's buffers.
+struct ReadyRow {
+    key_id: KeyId,
+    sealed: std::ops::Range<usize>,
+    rights: Rights,
+    issuer: std::ops::Range<usize>,
+    issued_at: i64,
+    catalog: Option<[Option<std::ops::Range<usize>>; 3]>,
+}
+
+/// Licenses decrypted and re-sealed by the reading thread, for the writing thread.
+#[derive(Default)]
+struct ReadyBatch {
+    text: String,
+    sealed: Vec<u8>,
+    rows: Vec<ReadyRow>,
+}
+
+impl ReadyBatch {
+    fn push_text(&mut self, s: &str) -> std::ops::Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(s);
+        start..self.text.len()
+    }
+
+    fn text(&self, r: &Option<std::ops::Range<usize>>) -> Option<&str> {
+        r.as_ref().map(|r| &self.text[r.clone()])
+    }
+}
+
+impl RestoreTarget {
+    /// Opens the store at `path` for a restore. With `individualize`, a fresh device identity is
+    /// made now and applied at commit.
     pub(crate) fn new(path: &Path, individualize: bool) -> Result<Self> {
         let conn = open_connection(path)?;
+        conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
         let device = if individualize { DeviceKeys::new(KeyPair::generate()) } else { load_device(&conn)? };
-        conn.execute_batch(
-            "ATTACH DATABASE '' AS staging;
-             CREATE TABLE staging.licenses (key_id BLOB PRIMARY KEY, sealed_key, play, burn, transfer,
-                 backup_allowed, expires_at, plays_remaining, issuer, issued_at) WITHOUT ROWID;
-             CREATE TABLE staging.catalog (key_id BLOB PRIMARY KEY, title, artist, file_path) WITHOUT ROWID;
-             BEGIN;",
-        )?;
-        Ok(Staging { conn, device, individualized: individualize, staged: 0 })
+        Ok(RestoreTarget { conn, device, individualized: individualize })
     }
 
     /// The device the restored licenses are bound to.
@@ -474,79 +530,200 @@ impl Staging {
         &self.device
     }
 
-    /// Stages one restored license.
-    pub(crate) fn stage(&mut self, license: &License, content_key: &[u8]) -> Result<()> {
-        let sealed = self.device.seal_content_key(&license.key_id, content_key);
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT OR REPLACE INTO staging.licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        insert_row(&mut stmt, &license.key_id, &sealed, &license.rights, &license.issuer, license.issued_at)?;
-        drop(stmt);
-        if let Some(c) = license.catalog.as_ref().filter(|c| !c.is_empty()) {
-            self.conn
-                .prepare_cached("INSERT OR REPLACE INTO staging.catalog VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![license.key_id.as_bytes().as_slice(), c.title, c.artist, c.file_path])?;
-        }
-        self.staged += 1;
-        Ok(())
-    }
-
-    /// Applies everything staged to the store in one transaction: re-binds existing licenses
-    /// when individualizing, inserts the restored ones under `policy`, and adds catalog entries
-    /// the device does not have. Returns (restored, skipped).
-    pub(crate) fn commit(mut self, policy: ConflictPolicy) -> Result<(u64, u64)> {
-        self.conn.execute_batch("COMMIT; BEGIN IMMEDIATE;")?;
-        let result = self.apply(policy);
-        match result {
-            Ok(counts) => {
-                self.conn.execute_batch("COMMIT;")?;
-                Ok(counts)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK;");
-                Err(e)
-            }
-        }
-    }
-
-    fn apply(&mut self, policy: ConflictPolicy) -> Result<(u64, u64)> {
-        if !self.individualized && load_device(&self.conn)?.id() != self.device.id() {
+    /// Applies the licenses of `records` to the store in one transaction: re-binds existing
+    /// licenses when individualizing, inserts the restored ones under `policy` (a thread reads
+    /// and re-seals while this one writes), and adds catalog entries the device does not have.
+    /// `expected` is what the earlier passes saw (count, key-ID digest): anything else rolls
+    /// back with `ARCHIVE_CORRUPT`, as does any damaged record, and `stop()` (checked between
+    /// batches) rolls back with its error. Returns (restored, skipped).
+    pub(crate) fn apply<R: std::io::Read + Send>(
+        mut self,
+        policy: ConflictPolicy,
+        records: crate::archive::RecordReader<R>,
+        expected: &crate::archive::ScannedArchive,
+        stop: &dyn Fn() -> Result<()>,
+    ) -> Result<(u64, u64)> {
+        let individualized = self.individualized;
+        let device = &self.device;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if !individualized && load_device(&tx)?.id() != device.id() {
             // An individualizing restore (through another store object on this file) replaced
-            // the device key since this restore started: what is staged is sealed to, and was
-            // authorized for, the old identity. Nothing is applied.
+            // the device key since this restore started: the archive was authorized for, and
+            // would be sealed to, the old identity. Nothing is applied.
             return Err(Error::new(
                 ErrorCode::Busy,
                 "another restore gave this device a new identity while this one ran; nothing was restored, \
                  try again",
             ));
         }
-        if self.individualized {
-            let old = load_device(&self.conn)?;
-            let rows: Vec<(Vec<u8>, Vec<u8>)> = {
-                let mut stmt = self.conn.prepare("SELECT key_id, sealed_key FROM main.licenses")?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
-            };
-            let mut update = self.conn.prepare_cached("UPDATE main.licenses SET sealed_key = ?2 WHERE key_id = ?1")?;
-            for (kid, sealed) in rows {
-                let key_id = KeyId::from_slice(&kid)?;
-                let key = old.open_content_key(&key_id, &sealed)?;
-                update.execute(params![kid, self.device.seal_content_key(&key_id, &key)])?;
-            }
-            drop(update);
-            self.conn.execute(
-                "UPDATE main.device SET device_id = ?1, seed = ?2, created_at = ?3 WHERE singleton = 1",
-                params![self.device.id().as_slice(), self.device.pair.seed().as_slice(), now_secs()],
-            )?;
+        if individualized {
+            rebind_all(&tx, device)?;
         }
-        let verb = match policy {
-            ConflictPolicy::Keep => "INSERT OR IGNORE",
-            ConflictPolicy::Replace => "INSERT OR REPLACE",
-        };
-        let restored =
-            self.conn.execute(&format!("{verb} INTO main.licenses SELECT * FROM staging.licenses"), [])? as u64;
-        self.conn.execute("INSERT OR IGNORE INTO main.catalog SELECT * FROM staging.catalog", [])?;
-        Ok((restored, self.staged - restored))
+        let (restored, seen) = std::thread::scope(|scope| -> Result<(u64, u64)> {
+            let (ready, incoming) = std::sync::mpsc::sync_channel::<ReadyBatch>(APPLY_QUEUE);
+            let reader = std::thread::Builder::new()
+                .name("license-reseal".into())
+                .spawn_scoped(scope, move || read_and_seal(records, device, ready))
+                .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
+            let written = write_batches(&tx, policy, incoming, stop);
+            // The reader stops at its next send once `incoming` is dropped (on an error here).
+            let read = reader.join().map_err(|_| Error::internal("the restore's reading thread panicked"))?;
+            let restored = written?;
+            let (count, digest) = read?;
+            expected.check_same(count, digest)?;
+            Ok((restored, count))
+        })?;
+        tx.commit()?;
+        Ok((restored, seen - restored))
     }
+}
+
+/// The reading side of [`RestoreTarget::apply`]: decrypts each record, re-seals its content
+/// key to `device` and hands the licenses over in batches. Returns the count and key digest.
+fn read_and_seal<R: std::io::Read>(
+    mut records: crate::archive::RecordReader<R>,
+    device: &DeviceKeys,
+    ready: std::sync::mpsc::SyncSender<ReadyBatch>,
+) -> Result<(u64, crate::archive::KeyDigest)> {
+    let mut nonces = NoncePool::new(usize::MAX);
+    let mut batch = ReadyBatch::default();
+    while let Some(view) = records.next_view()? {
+        let start = batch.sealed.len();
+        device.seal_content_key_into(&mut nonces, &view.key_id, view.content_key, &mut batch.sealed);
+        let sealed = start..batch.sealed.len();
+        let issuer = batch.push_text(view.issuer);
+        let catalog = view
+            .has_catalog()
+            .then(|| [view.title, view.artist, view.file_path].map(|t| t.map(|t| batch.push_text(t))));
+        batch.rows.push(ReadyRow {
+            key_id: view.key_id,
+            sealed,
+            rights: view.rights,
+            issuer,
+            issued_at: view.issued_at,
+            catalog,
+        });
+        if batch.rows.len() == APPLY_BATCH && ready.send(std::mem::take(&mut batch)).is_err() {
+            // The writing side stopped (its error is the one reported).
+            return Err(Error::cancelled());
+        }
+    }
+    if !batch.rows.is_empty() && ready.send(batch).is_err() {
+        return Err(Error::cancelled());
+    }
+    Ok(records.key_summary())
+}
+
+/// Rows per multi-row `INSERT` statement when a restore writes the store (one statement for
+/// many rows costs far less than one per row).
+const ROWS_PER_INSERT: usize = 64;
+
+/// `VALUES (?, ?, ...), (...)`: `rows` groups of `columns` placeholders.
+pub(crate) fn values_placeholders(columns: usize, rows: usize) -> String {
+    let group = format!("({})", vec!["?"; columns].join(", "));
+    vec![group; rows].join(", ")
+}
+
+/// Inserts `items` with `many` (a statement of [`ROWS_PER_INSERT`] rows of `columns` values)
+/// and `one` (a single row) for the rest; `bind(stmt, first, item)` binds an item's values at
+/// parameters `first..first + columns`. Returns the rows inserted.
+pub(crate) fn insert_chunked<T>(
+    many: &mut rusqlite::Statement<'_>,
+    one: &mut rusqlite::Statement<'_>,
+    columns: usize,
+    items: &[T],
+    mut bind: impl FnMut(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> rusqlite::Result<usize> {
+    let mut inserted = 0;
+    let mut chunks = items.chunks_exact(ROWS_PER_INSERT);
+    for chunk in &mut chunks {
+        for (i, item) in chunk.iter().enumerate() {
+            bind(many, 1 + i * columns, item)?;
+        }
+        inserted += many.raw_execute()?;
+    }
+    for item in chunks.remainder() {
+        bind(one, 1, item)?;
+        inserted += one.raw_execute()?;
+    }
+    Ok(inserted)
+}
+
+/// The writing side of [`RestoreTarget::apply`]: inserts every batch; returns how many licenses
+/// were added.
+fn write_batches(
+    tx: &Connection,
+    policy: ConflictPolicy,
+    incoming: std::sync::mpsc::Receiver<ReadyBatch>,
+    stop: &dyn Fn() -> Result<()>,
+) -> Result<u64> {
+    let verb = match policy {
+        ConflictPolicy::Keep => "INSERT OR IGNORE",
+        ConflictPolicy::Replace => "INSERT OR REPLACE",
+    };
+    let licenses = |rows| format!("{verb} INTO main.licenses VALUES {}", values_placeholders(10, rows));
+    let catalog = |rows| {
+        format!(
+            "INSERT OR IGNORE INTO main.catalog (key_id, title, artist, file_path) VALUES {}",
+            values_placeholders(4, rows)
+        )
+    };
+    let (mut licenses_many, mut licenses_one) = (tx.prepare(&licenses(ROWS_PER_INSERT))?, tx.prepare(&licenses(1))?);
+    let (mut catalog_many, mut catalog_one) = (tx.prepare(&catalog(ROWS_PER_INSERT))?, tx.prepare(&catalog(1))?);
+    let mut restored = 0u64;
+    for batch in incoming {
+        stop()?;
+        restored += insert_chunked(&mut licenses_many, &mut licenses_one, 10, &batch.rows, |stmt, at, row| {
+            let r = &row.rights;
+            stmt.raw_bind_parameter(at, row.key_id.as_bytes().as_slice())?;
+            stmt.raw_bind_parameter(at + 1, &batch.sealed[row.sealed.clone()])?;
+            stmt.raw_bind_parameter(at + 2, r.play)?;
+            stmt.raw_bind_parameter(at + 3, r.burn)?;
+            stmt.raw_bind_parameter(at + 4, r.transfer)?;
+            stmt.raw_bind_parameter(at + 5, r.backup_allowed)?;
+            stmt.raw_bind_parameter(at + 6, r.expires_at)?;
+            stmt.raw_bind_parameter(at + 7, r.plays_remaining)?;
+            stmt.raw_bind_parameter(at + 8, &batch.text[row.issuer.clone()])?;
+            stmt.raw_bind_parameter(at + 9, row.issued_at)
+        })? as u64;
+        let with_catalog: Vec<&ReadyRow> = batch.rows.iter().filter(|r| r.catalog.is_some()).collect();
+        insert_chunked(&mut catalog_many, &mut catalog_one, 4, &with_catalog, |stmt, at, row| {
+            let [title, artist, file_path] = row.catalog.as_ref().expect("filtered on catalog");
+            stmt.raw_bind_parameter(at, row.key_id.as_bytes().as_slice())?;
+            stmt.raw_bind_parameter(at + 1, batch.text(title))?;
+            stmt.raw_bind_parameter(at + 2, batch.text(artist))?;
+            stmt.raw_bind_parameter(at + 3, batch.text(file_path))
+        })?;
+    }
+    Ok(restored)
+}
+
+/// Re-seals every license in the store from its current device key to `device` (an
+/// individualizing restore), a chunk at a time so memory stays flat.
+fn rebind_all(tx: &Connection, device: &DeviceKeys) -> Result<()> {
+    let old = load_device(tx)?;
+    let mut nonces = NoncePool::new(usize::MAX);
+    let mut read =
+        tx.prepare("SELECT key_id, sealed_key FROM main.licenses WHERE key_id > ?1 ORDER BY key_id LIMIT ?2")?;
+    let mut update = tx.prepare("UPDATE main.licenses SET sealed_key = ?2 WHERE key_id = ?1")?;
+    let mut after: Vec<u8> = Vec::new();
+    loop {
+        let chunk: Vec<(Vec<u8>, Vec<u8>)> = read
+            .query_map(params![after, RESEAL_CHUNK as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some((last, _)) = chunk.last() else { break };
+        after = last.clone();
+        for (kid, sealed) in &chunk {
+            let key_id = KeyId::from_slice(kid)?;
+            let key = old.open_content_key(&key_id, sealed)?;
+            update.execute(params![kid, device.seal_content_key_from(&mut nonces, &key_id, &key)])?;
+        }
+    }
+    tx.execute(
+        "UPDATE main.device SET device_id = ?1, seed = ?2, created_at = ?3 WHERE singleton = 1",
+        params![device.id().as_slice(), device.pair.seed().as_slice(), now_secs()],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ prints {"skip": reason} and exits 0.
 
 Figures:
 * python.backup_e2e.wall: median wall time of backup_licenses(overwrite=True, on_status=cb)
-  then op.wait(), with the default ProgressInterval and a callback that counts events;
+  then op.wait(), with ProgressInterval 100 (as the Rust figure) and a callback that counts
+  events, each run on a store and service opened afresh (the Rust figure runs each in a new
+  process);
 * python.events.rate / latency_p50 / latency_p99: a backup with ProgressInterval=1, the
   callback recording, for every event, its `emitted_ns` and `time.monotonic_ns()` at delivery
   (the same clock); rate = deliveries per second between the first and the last delivery,
@@ -54,14 +56,17 @@ def main():
         print(json.dumps({"skip": f"license_backup is not importable: {e}"}), flush=True)
         return 0
 
-    store = lb.LicenseStore(args.store)
-    service = lb.EmbeddedService(args.service)
-    restorer = lb.BackupRestorer(store, service)
-    restorer.backup_path = args.out
+    def open_restorer(interval):
+        restorer = lb.BackupRestorer(lb.LicenseStore(args.store), lb.EmbeddedService(args.service))
+        restorer.backup_path = args.out
+        set_interval(restorer, interval)
+        return restorer
 
-    set_interval(restorer, 100)
     walls = []
     for _ in range(max(1, args.repeat)):
+        # A store and service opened afresh for each run, as the Rust figure's child process
+        # does, so that no run starts with what an earlier one left in memory.
+        restorer = open_restorer(100)
         seen = [0]
 
         def count(event):
@@ -71,9 +76,10 @@ def main():
         op = restorer.backup_licenses(overwrite=True, on_status=count)
         op.wait()
         walls.append(time.perf_counter() - t0)
+        restorer.store.close()
     emit("python.backup_e2e.wall", statistics.median(walls), "s")
 
-    set_interval(restorer, 1)
+    restorer = open_restorer(1)
     emitted, delivered = [], []
     append_emitted, append_delivered, clock = emitted.append, delivered.append, time.monotonic_ns
 

@@ -124,6 +124,9 @@ fn event_class(py: Python<'_>, cell: &'static PyOnceLock<EventClass>, name: &str
         // SAFETY: `cls` is a live type object; the facade's classes are heap types, for which
         // PyType_GetSlot works on every supported version (NULL otherwise: no fast path then).
         let slot = unsafe { ffi::PyType_GetSlot(cls.as_type_ptr(), ffi::Py_tp_new) };
+        if slot.is_null() {
+            let _ = PyErr::take(py); // a static type on 3.9 (SystemError): the slow path then
+        }
         // SAFETY: the `Py_tp_new` slot, when set, is a `newfunc`.
         let new =
             (!slot.is_null()).then(|| unsafe { std::mem::transmute::<*mut std::ffi::c_void, ffi::newfunc>(slot) });

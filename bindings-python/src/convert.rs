@@ -1,13 +1,16 @@
 //! Conversions between the core's records and events and the facade's value classes
-//! (`license_backup._types`), which the native code builds positionally, in field order.
+//! (`license_backup._types`): records are built by calling their class positionally, in field
+//! order; events, the hot path, field by field without a call (see [`event`]).
 
 use license_backup::{
-    CatalogEntry, KeyId, License, NewLicense, Outcome, PropertyValue, Quota, Rights, StatusEvent, Summary,
+    CatalogEntry, KeyId, License, NewLicense, OperationKind, Outcome, PropertyValue, Quota, Rights, StatusEvent,
+    Summary,
 };
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyInt, PyString, PyType};
+use pyo3::types::{PyBool, PyBytes, PyInt, PyString, PyTuple, PyType};
+use pyo3::{ffi, intern};
 
 use crate::OrRaise;
 
@@ -109,27 +112,142 @@ fn error_code<'py>(py: Python<'py>, code: license_backup::ErrorCode) -> PyResult
     ERROR_CODE.import(py, crate::ERRORS_MODULE, "ErrorCode")?.call1((code.number(),))
 }
 
-/// The facade's event object for a core event.
-pub(crate) fn event<'py>(py: Python<'py>, event: &StatusEvent) -> PyResult<Bound<'py, PyAny>> {
+/// An event class of the facade and its `tp_new` slot, looked up once.
+struct EventClass {
+    cls: Py<PyType>,
+    new: Option<ffi::newfunc>,
+}
+
+fn event_class(py: Python<'_>, cell: &'static PyOnceLock<EventClass>, name: &str) -> PyResult<&'static EventClass> {
+    cell.get_or_try_init(py, || {
+        let cls = class(py, name)?.cast_into::<PyType>()?;
+        // SAFETY: `cls` is a live type object; the facade's classes are heap types, for which
+        // PyType_GetSlot works on every supported version (NULL otherwise: no fast path then).
+        let slot = unsafe { ffi::PyType_GetSlot(cls.as_type_ptr(), ffi::Py_tp_new) };
+        if slot.is_null() {
+            let _ = PyErr::take(py); // a static type on 3.9 (SystemError): the slow path then
+        }
+        // SAFETY: the `Py_tp_new` slot, when set, is a `newfunc`.
+        let new =
+            (!slot.is_null()).then(|| unsafe { std::mem::transmute::<*mut std::ffi::c_void, ffi::newfunc>(slot) });
+        Ok(EventClass { cls: cls.unbind(), new })
+    })
+}
+
+/// Builds an instance of a facade event class as its generated `__init__` would, without
+/// running it (a Python-level call per event would cost more than the rest of the delivery):
+/// `object.__new__(cls)`, then `object.__setattr__` of each field in order, then `emitted_ns`.
+/// The object is the one `cls(*values)` makes, plus `emitted_ns`.
+fn build<'py>(
+    py: Python<'py>,
+    class: &EventClass,
+    fields: &[(&Bound<'py, PyString>, Bound<'py, PyAny>)],
+    emitted_ns: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cls = class.cls.bind(py);
+    let obj = match class.new {
+        // SAFETY: `new` is the class's own tp_new, called with its type, an empty argument
+        // tuple and no keywords, as `type.__call__` calls it; it returns a new reference or
+        // NULL with an exception set.
+        Some(new) => unsafe {
+            Bound::from_owned_ptr_or_err(py, new(cls.as_type_ptr(), PyTuple::empty(py).as_ptr(), std::ptr::null_mut()))?
+        },
+        None => cls.call_method1(intern!(py, "__new__"), (cls,))?,
+    };
+    let set = |name: &Bound<'py, PyString>, value: &Bound<'py, PyAny>| -> PyResult<()> {
+        // SAFETY: three live objects; PyObject_GenericSetAttr is `object.__setattr__` (what a
+        // frozen dataclass's `__init__` calls) and returns -1 with an exception set on failure.
+        if unsafe { ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) } < 0 {
+            Err(PyErr::fetch(py))
+        } else {
+            Ok(())
+        }
+    };
+    for (name, value) in fields {
+        set(name, value)?;
+    }
+    set(intern!(py, "emitted_ns"), emitted_ns.into_pyobject(py)?.as_any())?;
+    Ok(obj)
+}
+
+fn operation_name(py: Python<'_>, kind: OperationKind) -> Bound<'_, PyAny> {
+    match kind {
+        OperationKind::Backup => intern!(py, "backup").clone().into_any(),
+        OperationKind::Restore => intern!(py, "restore").clone().into_any(),
+    }
+}
+
+fn int<'py>(py: Python<'py>, value: u64) -> PyResult<Bound<'py, PyAny>> {
+    Ok(value.into_pyobject(py)?.into_any())
+}
+
+fn opt_str<'py>(py: Python<'py>, value: Option<&str>) -> Bound<'py, PyAny> {
+    match value {
+        Some(s) => PyString::new(py, s).into_any(),
+        None => py.None().into_bound(py),
+    }
+}
+
+/// The facade's event object for an event the engine emitted at `emitted_ns`.
+pub(crate) fn event<'py>(py: Python<'py>, event: &StatusEvent, emitted_ns: u64) -> PyResult<Bound<'py, PyAny>> {
+    static BEGIN: PyOnceLock<EventClass> = PyOnceLock::new();
+    static PROGRESS: PyOnceLock<EventClass> = PyOnceLock::new();
+    static RESTRICTED: PyOnceLock<EventClass> = PyOnceLock::new();
+    static CONNECTING: PyOnceLock<EventClass> = PyOnceLock::new();
+    static DISCONNECTING: PyOnceLock<EventClass> = PyOnceLock::new();
+    static REFUSED: PyOnceLock<EventClass> = PyOnceLock::new();
+    static END: PyOnceLock<EventClass> = PyOnceLock::new();
+    let operation = intern!(py, "operation");
     match event {
-        StatusEvent::Begin { operation } => class(py, "Begin")?.call1((operation.name(),)),
-        StatusEvent::Progress { operation, done, total } => {
-            class(py, "Progress")?.call1((operation.name(), done, total))
+        StatusEvent::Begin { operation: kind } => {
+            build(py, event_class(py, &BEGIN, "Begin")?, &[(operation, operation_name(py, *kind))], emitted_ns)
         }
-        StatusEvent::RestrictedLicense { key_id, title } => {
-            class(py, "RestrictedLicense")?.call1((key_id.to_string(), title.as_deref()))
-        }
-        StatusEvent::Connecting => class(py, "Connecting")?.call0(),
-        StatusEvent::Disconnecting => class(py, "Disconnecting")?.call0(),
-        StatusEvent::Refused { code, message, url } => {
-            class(py, "Refused")?.call1((error_code(py, *code)?, message.as_str(), url.as_str()))
-        }
-        StatusEvent::End { operation, outcome } => {
+        StatusEvent::Progress { operation: kind, done, total } => build(
+            py,
+            event_class(py, &PROGRESS, "Progress")?,
+            &[
+                (operation, operation_name(py, *kind)),
+                (intern!(py, "done"), int(py, *done)?),
+                (intern!(py, "total"), int(py, *total)?),
+            ],
+            emitted_ns,
+        ),
+        StatusEvent::RestrictedLicense { key_id, title } => build(
+            py,
+            event_class(py, &RESTRICTED, "RestrictedLicense")?,
+            &[
+                (intern!(py, "key_id"), PyString::new(py, &key_id.to_string()).into_any()),
+                (intern!(py, "title"), opt_str(py, title.as_deref())),
+            ],
+            emitted_ns,
+        ),
+        StatusEvent::Connecting => build(py, event_class(py, &CONNECTING, "Connecting")?, &[], emitted_ns),
+        StatusEvent::Disconnecting => build(py, event_class(py, &DISCONNECTING, "Disconnecting")?, &[], emitted_ns),
+        StatusEvent::Refused { code, message, url } => build(
+            py,
+            event_class(py, &REFUSED, "Refused")?,
+            &[
+                (intern!(py, "code"), error_code(py, *code)?),
+                (intern!(py, "message"), PyString::new(py, message).into_any()),
+                (intern!(py, "url"), PyString::new(py, url).into_any()),
+            ],
+            emitted_ns,
+        ),
+        StatusEvent::End { operation: kind, outcome } => {
             let (summary, error) = match outcome {
-                Outcome::Completed(s) => (Some(summary(py, s)?), None),
-                Outcome::Failed(e) => (None, Some(crate::error_object(py, e)?)),
+                Outcome::Completed(s) => (summary(py, s)?, py.None().into_bound(py)),
+                Outcome::Failed(e) => (py.None().into_bound(py), crate::error_object(py, e)?),
             };
-            class(py, "End")?.call1((operation.name(), summary, error))
+            build(
+                py,
+                event_class(py, &END, "End")?,
+                &[
+                    (operation, operation_name(py, *kind)),
+                    (intern!(py, "summary"), summary),
+                    (intern!(py, "error"), error),
+                ],
+                emitted_ns,
+            )
         }
     }
 }

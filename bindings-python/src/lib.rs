@@ -8,11 +8,14 @@
 //! ## Threads
 //! * Every call that touches the store or the service runs with the thread detached from the
 //!   interpreter (`py.detach`), so other Python threads run meanwhile.
-//! * Status callbacks run on the operation's worker thread; the thread attaches to the
-//!   interpreter only for the call, with [`Python::try_attach`] behind a gate that the facade
-//!   closes at exit: an operation still running then ends (`CALLBACK_FAILED`) and no thread of
-//!   ours touches the interpreter while it finalizes. The worker keeps one Python thread state
-//!   from its first event to END (detached between events) rather than making one per event.
+//! * Status callbacks run on the operation's delivery thread, which the core hands the events
+//!   in batches (whatever queued up meanwhile); the thread attaches to the interpreter once per
+//!   batch, only while it calls the callable for each event of it, with [`Python::try_attach`]
+//!   behind a gate that the facade closes at exit: an operation still running then ends
+//!   (`CALLBACK_FAILED`) and no thread of ours touches the interpreter while it finalizes. The
+//!   thread keeps one Python thread state from its first batch to END (detached between
+//!   batches) rather than making one per batch. Event objects carry `emitted_ns`, the core's
+//!   emission time on the clock of `time.monotonic_ns()`.
 //! * An exception raised by a callback stops the operation (the core ends it with
 //!   `CALLBACK_FAILED`); `Operation.wait()` raises `CallbackFailedError` with the callback's
 //!   exception as its `__cause__`.

@@ -1,14 +1,16 @@
 //! Running operations: the status callback bridge and the `Operation` handle.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use license_backup::{CallbackError, ErrorCode, OperationHandle, Outcome, StatusCallback, StatusEvent};
+use license_backup::{CallbackError, Emitted, ErrorCode, OperationHandle, Outcome, StatusCallback, StatusEvent};
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 use crate::convert;
 
@@ -32,6 +34,10 @@ struct GateState {
 }
 
 static GATE: Gate = Gate { state: Mutex::new(GateState { closed: false, inside: 0 }), idle: Condvar::new() };
+
+/// `GateState::closed`, readable without the lock: a batch of events being delivered stops at
+/// the next event once the gate is closed, instead of running to its end.
+static GATE_CLOSED: AtomicBool = AtomicBool::new(false);
 
 impl Gate {
     fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
@@ -78,13 +84,14 @@ std::thread_local! {
     static PINNED: Cell<Option<ffi::PyGILState_STATE>> = const { Cell::new(None) };
 }
 
-/// [`attach`] for an operation's worker thread, which attaches once per event: the thread
-/// keeps its Python thread state from its first event to its last (`last`), instead of
-/// creating and destroying one for every event (`PyGILState_Ensure` on a thread without one),
-/// which cost more than the callback itself. It holds the GIL only during `f`, as [`attach`].
+/// [`attach`] for an operation's delivery thread, which attaches once per batch of events:
+/// the thread keeps its Python thread state from its first batch to its last (`last`),
+/// instead of creating and destroying one for every batch (`PyGILState_Ensure` on a thread
+/// without one), which cost more than the callbacks themselves. It holds the GIL only during
+/// `f`, as [`attach`].
 ///
 /// The pin is one extra `PyGILState_Ensure`, taken and given back while attached through the
-/// gate, so between events the thread is detached like any thread blocked in C code, and the
+/// gate, so between batches the thread is detached like any thread blocked in C code, and the
 /// release that brings the count to zero (pyo3's, after the last event) deletes the thread
 /// state. If the gate is closed while the thread state is pinned (exit before the END event),
 /// the pin is forgotten and the thread state never touched again: the interpreter frees it
@@ -124,6 +131,7 @@ pub(crate) fn _close_gate(py: Python<'_>, timeout: f64) -> bool {
     py.detach(|| {
         let mut state = GATE.lock();
         state.closed = true;
+        GATE_CLOSED.store(true, Ordering::Relaxed);
         let (state, _) =
             GATE.idle.wait_timeout_while(state, timeout, |s| s.inside > 0).unwrap_or_else(|p| p.into_inner());
         state.inside == 0
@@ -152,18 +160,57 @@ impl Shared {
     }
 }
 
-/// Delivers the engine's events to a Python callable on the worker thread, attached to the
-/// interpreter only for the call.
+/// Delivers the engine's events to a Python callable on the operation's delivery thread,
+/// attached to the interpreter once per batch of events (see [`attach_worker`]).
 pub(crate) struct PyCallback {
     callback: Option<Py<PyAny>>,
+    /// `callback` takes each batch as one list of events (the facade's asyncio dispatcher,
+    /// which hands the whole batch to the event loop at once) instead of one event per call.
+    batched: bool,
     shared: Arc<Shared>,
 }
 
 impl PyCallback {
-    pub(crate) fn new(callback: Option<Py<PyAny>>, shared: Arc<Shared>) -> Self {
-        PyCallback { callback, shared }
+    pub(crate) fn new(callback: Option<Py<PyAny>>, batched: bool, shared: Arc<Shared>) -> Self {
+        PyCallback { callback, batched, shared }
+    }
+
+    /// Calls the callable for each event of `batch` in order (or once with all of them when
+    /// batched), checking `stop()` after each event and stopping at the first exception, which
+    /// is kept as the cause of `CallbackFailedError`; the message describes it.
+    fn deliver(
+        &self,
+        py: Python<'_>,
+        callback: &Bound<'_, PyAny>,
+        batch: &[Emitted],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), String> {
+        let failed = |err: PyErr| {
+            let message = describe(py, &err);
+            self.shared.remember(err);
+            message
+        };
+        if self.batched {
+            let events = batch.iter().map(|e| convert::event(py, &e.event, e.emitted_ns)).collect::<PyResult<Vec<_>>>();
+            let list = events.and_then(|events| PyList::new(py, events));
+            return list.and_then(|list| callback.call1((list,))).map(drop).map_err(failed);
+        }
+        for emitted in batch {
+            if GATE_CLOSED.load(Ordering::Relaxed) {
+                return Err(SHUTTING_DOWN.into());
+            }
+            convert::event(py, &emitted.event, emitted.emitted_ns)
+                .and_then(|event| callback.call1((event,)))
+                .map_err(failed)?;
+            if stop() {
+                break;
+            }
+        }
+        Ok(())
     }
 }
+
+const SHUTTING_DOWN: &str = "the Python interpreter is shutting down";
 
 fn describe(py: Python<'_>, err: &PyErr) -> String {
     let name = err.get_type(py).qualname().map(|n| n.to_string()).unwrap_or_else(|_| "exception".into());
@@ -177,21 +224,20 @@ fn describe(py: Python<'_>, err: &PyErr) -> String {
 
 impl StatusCallback for PyCallback {
     fn on_status(&self, event: &StatusEvent) -> Result<(), CallbackError> {
+        let emitted = Emitted { event: event.clone(), emitted_ns: license_backup::monotonic_ns() };
+        self.on_status_batch(std::slice::from_ref(&emitted), &|| false)
+    }
+
+    /// The whole batch in one attachment to the interpreter: one GIL acquisition instead of
+    /// one per event, then a cheaply built event object and a call per event.
+    fn on_status_batch(&self, batch: &[Emitted], stop: &dyn Fn() -> bool) -> Result<(), CallbackError> {
         let Some(callback) = &self.callback else { return Ok(()) };
         let _ = self.shared.worker.set(std::thread::current().id());
-        let last = matches!(event, StatusEvent::End { .. });
-        let delivered = attach_worker(last, |py| {
-            let result = convert::event(py, event).and_then(|obj| callback.call1(py, (obj,)));
-            result.map(drop).map_err(|err| {
-                let message = describe(py, &err);
-                self.shared.remember(err);
-                message
-            })
-        });
-        match delivered {
+        let last = batch.iter().any(|e| matches!(e.event, StatusEvent::End { .. }));
+        match attach_worker(last, |py| self.deliver(py, callback.bind(py), batch, stop)) {
             Some(Ok(())) => Ok(()),
             Some(Err(message)) => Err(CallbackError::new(message)),
-            None => Err(CallbackError::new("the Python interpreter is shutting down")),
+            None => Err(CallbackError::new(SHUTTING_DOWN)),
         }
     }
 }

@@ -24,13 +24,14 @@ pub struct BackupRestorer {
 }
 
 impl BackupRestorer {
-    /// Starts an operation with a callback bridge to `callback`.
-    fn start<F>(py: Python<'_>, callback: Option<Py<PyAny>>, start: F) -> PyResult<Operation>
+    /// Starts an operation with a callback bridge to `callback` (given lists of events when
+    /// `batched`).
+    fn start<F>(py: Python<'_>, callback: Option<Py<PyAny>>, batched: bool, start: F) -> PyResult<Operation>
     where
         F: FnOnce(Arc<dyn StatusCallback>) -> license_backup::Result<OperationHandle>,
     {
         let shared = Arc::new(Shared::default());
-        let handle = start(Arc::new(PyCallback::new(callback, Arc::clone(&shared)))).or_raise(py)?;
+        let handle = start(Arc::new(PyCallback::new(callback, batched, Arc::clone(&shared)))).or_raise(py)?;
         Ok(Operation::new(handle, shared))
     }
 }
@@ -108,23 +109,31 @@ impl BackupRestorer {
     }
 
     /// Starts backing up to the folder in `BackupPath`; `callback(event)` receives every status
-    /// event on the worker thread. Raises at once for `PATH_NOT_SET` and `BUSY`.
-    #[pyo3(signature = (overwrite = false, callback = None))]
-    fn backup_licenses(&self, py: Python<'_>, overwrite: bool, callback: Option<Py<PyAny>>) -> PyResult<Operation> {
-        Self::start(py, callback, |cb| self.inner.backup_licenses(BackupFlags { overwrite }, cb))
+    /// event, in order, on the operation's delivery thread (with `batched`, `callback(events)`
+    /// receives them as lists, one per batch). Raises at once for `PATH_NOT_SET` and `BUSY`.
+    #[pyo3(signature = (overwrite = false, callback = None, *, batched = false))]
+    fn backup_licenses(
+        &self,
+        py: Python<'_>,
+        overwrite: bool,
+        callback: Option<Py<PyAny>>,
+        batched: bool,
+    ) -> PyResult<Operation> {
+        Self::start(py, callback, batched, |cb| self.inner.backup_licenses(BackupFlags { overwrite }, cb))
     }
 
     /// Starts restoring from the folder in `RestorePath`; see `backup_licenses`.
-    #[pyo3(signature = (individualize = false, replace_existing = false, callback = None))]
+    #[pyo3(signature = (individualize = false, replace_existing = false, callback = None, *, batched = false))]
     fn restore_licenses(
         &self,
         py: Python<'_>,
         individualize: bool,
         replace_existing: bool,
         callback: Option<Py<PyAny>>,
+        batched: bool,
     ) -> PyResult<Operation> {
         let flags = RestoreFlags { individualize, replace_existing };
-        Self::start(py, callback, |cb| self.inner.restore_licenses(flags, cb))
+        Self::start(py, callback, batched, |cb| self.inner.restore_licenses(flags, cb))
     }
 
     /// Cancels the running backup, if any.

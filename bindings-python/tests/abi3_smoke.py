@@ -21,6 +21,11 @@ t.restore_path = root / "b"
 async def main():
     return await t.restore_licenses(on_status=events.append)
 assert asyncio.run(main()).licenses == 3
+# Events are built natively field by field (object.__new__ + object.__setattr__): the same
+# objects as their classes make, on every version's object layout.
+assert events[0] == lb.Begin("backup") and all(e.emitted_ns > 0 for e in events), events
+assert vars(events[0]) == {"operation": "backup", "emitted_ns": events[0].emitted_ns}, vars(events[0])
+assert hash(events[0]) == hash(lb.Begin("backup")) and repr(events[0]) == repr(lb.Begin("backup"))
 try:
     r.backup_licenses().wait()
 except lb.BackupExistsError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import threading
+import time
 import uuid
 from typing import Any, Callable
 
@@ -422,3 +423,60 @@ def test_events_are_immutable_and_match(world: World) -> None:
             assert (op, done, total) == ("backup", 1, 2)
         case _:
             pytest.fail("no match")
+
+
+def _delivered(r: lb.BackupRestorer, start: Callable[..., lb.Operation]) -> list[tuple[lb.StatusEvent, int]]:
+    """Every event of one operation with the time.monotonic_ns() at its delivery."""
+    got: list[tuple[lb.StatusEvent, int]] = []
+    start(on_status=lambda event: got.append((event, time.monotonic_ns()))).wait(30)
+    return got
+
+
+def test_events_carry_their_emission_time(world: World) -> None:
+    """emitted_ns: the engine's emission time on the clock of time.monotonic_ns(), never after
+    the delivery, non-decreasing over an operation (events are delivered in emission order)."""
+    a, b = world.device("A"), world.device("B")
+    populate(a.store, 300, restricted=[5, 150, 299])
+    a.progress_interval = 1
+    b.progress_interval = 7
+    before = time.monotonic_ns()
+    backup = _delivered(a, a.backup_licenses)
+    restore = _delivered(b, b.restore_licenses)
+    assert len(backup) == 1 + 300 + 3 + 1
+    assert [type(e).__name__ for e, _ in restore][:3] == ["Connecting", "Disconnecting", "Begin"]
+    for got in (backup, restore):
+        stamps = [event.emitted_ns for event, _ in got]
+        assert all(isinstance(t, int) for t in stamps)
+        assert before <= stamps[0], "emitted_ns is on the clock of time.monotonic_ns()"
+        assert stamps == sorted(stamps), "emitted_ns is non-decreasing over one operation"
+        late = [(event, delivered) for event, delivered in got if event.emitted_ns > delivered]
+        assert not late, f"events delivered before they were emitted: {late[:3]}"
+        before = got[-1][1]
+    # Not a field: construction, equality and repr are those of the fields alone.
+    event = backup[1][0]
+    assert event.emitted_ns > 0 and lb.Progress("backup", 1, 300).emitted_ns == 0
+    assert event == lb.Progress("backup", 1, 300) and repr(event) == repr(lb.Progress("backup", 1, 300))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.emitted_ns = 1  # type: ignore[misc]
+
+
+def test_delivered_events_are_the_facade_classes(world: World) -> None:
+    """The native module builds events without calling their classes: each one is what the
+    class makes from its fields, plus emitted_ns (every kind of event, END failed too)."""
+    service = lb.EmbeddedService(world.root / "strict.db", max_devices=1)
+    a, b = world.device("A", service), world.device("B", service)
+    populate(a.store, 4, restricted=[2])
+    got = [e for e, _ in _delivered(a, a.backup_licenses)]
+    refused: list[lb.StatusEvent] = []
+    with pytest.raises(lb.RestoreLimitExceededError):
+        b.restore_licenses(on_status=refused.append).wait(30)
+    got += refused
+    kinds = {type(e) for e in got}
+    assert kinds == set(lb.StatusEvent.__args__), kinds  # type: ignore[attr-defined]
+    assert isinstance(got[-1], lb.End) and isinstance(got[-1].error, lb.RestoreLimitExceededError)
+    for event in got:
+        fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        remade = type(event)(**fields)
+        assert vars(event) == {**vars(remade), "emitted_ns": event.emitted_ns}
+        assert list(vars(event)) == [*fields, "emitted_ns"] and event.emitted_ns > 0
+        assert event == remade and hash(event) == hash(remade) and repr(event) == repr(remade)

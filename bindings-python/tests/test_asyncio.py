@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -199,3 +200,41 @@ def test_threaded_wait_of_an_async_operation_from_another_thread(world: World) -
         return await asyncio.to_thread(op.wait, 30)
 
     assert asyncio.run(main()).licenses == 3
+
+
+def test_events_reach_the_loop_a_batch_at_a_time(world: World) -> None:
+    """The delivery thread hands the loop each batch of queued events with one
+    call_soon_threadsafe (not one per event), in order; every callback has run, after its
+    event was emitted, before the awaited operation resolves."""
+    a = world.device("A")
+    populate(a.store, 300, restricted=[10, 200])
+    a.progress_interval = 1
+
+    async def main() -> tuple[int, list[tuple[lb.StatusEvent, int]]]:
+        loop = asyncio.get_running_loop()
+        handoffs = 0
+        original = loop.call_soon_threadsafe
+
+        def counting(*args: Any, **kwargs: Any) -> asyncio.Handle:
+            nonlocal handoffs
+            handoffs += 1
+            return original(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        got: list[tuple[lb.StatusEvent, int]] = []
+
+        def on_status(event: lb.StatusEvent) -> None:
+            got.append((event, time.monotonic_ns()))
+            if isinstance(event, lb.Progress) and event.done == 1:
+                time.sleep(0.5)  # the engine queues the rest meanwhile: they arrive in batches
+
+        await a.backup_licenses(on_status=on_status)
+        return handoffs, got
+
+    handoffs, got = asyncio.run(main())
+    events = [e for e, _ in got]
+    assert len(events) == 1 + 300 + 2 + 1 and isinstance(events[-1], lb.End)
+    assert [e.done for e in events if isinstance(e, lb.Progress)] == list(range(1, 301))
+    assert handoffs <= len(events) // 2, f"{handoffs} hand-offs to the loop for {len(events)} events"
+    assert all(e.emitted_ns <= delivered for e, delivered in got)
+    assert [e.emitted_ns for e in events] == sorted(e.emitted_ns for e in events)

@@ -12,6 +12,7 @@ from typing import Any, Dict, List
 import pytest
 
 import license_backup as lb
+from license_backup import _types
 from _support import INTERFACE
 
 SPEC = json.loads(INTERFACE.read_text())
@@ -90,6 +91,22 @@ def test_events(event: Dict[str, Any]) -> None:
             continue
         assert isinstance(value, PY_TYPES[kind]), (event["name"], field["name"], value)
     assert type(example) in lb.StatusEvent.__args__  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("meta", SPEC["event_metadata"], ids=[m["name"] for m in SPEC["event_metadata"]])
+def test_event_metadata(meta: Dict[str, Any]) -> None:
+    """Every event class carries each event_metadata entry as an attribute of the same name
+    that is not a field (no part of construction, equality or matching); the values the
+    engine fills in are checked in test_api (test_events_carry_their_emission_time)."""
+    for event in SPEC["events"]:
+        cls = getattr(lb, camel(event["name"]))
+        assert meta["name"] not in {f.name for f in dataclasses.fields(cls)}
+        assert meta["name"] not in cls.__match_args__
+        value = getattr(EXAMPLES[event["name"]], meta["name"])
+        assert isinstance(value, PY_TYPES[meta["type"]]) and value == 0, (event["name"], value)
+        assert inspect.getattr_static(cls, meta["name"]) == 0
+    # ... and no other metadata: the event classes' common base declares exactly these.
+    assert set(_types._Event.__annotations__) == {m["name"] for m in SPEC["event_metadata"]}
 
 
 def test_no_extra_events() -> None:

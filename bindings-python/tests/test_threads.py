@@ -283,3 +283,31 @@ def test_ctrl_c_interrupts_wait(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "interrupted after 0." in result.stdout and "running: True" in result.stdout, result.stdout
     assert "cancelled" in result.stdout
+
+
+@pytest.mark.parametrize("how", ["cancel", "raise"])
+def test_stop_in_the_middle_of_a_batch(world: World, how: str) -> None:
+    """Events arrive in batches (what queued up while the callback ran); a cancel or an
+    exception at one event of a batch drops the rest of it: END comes right after."""
+    r = world.device("A")
+    populate(r.store, 300)
+    r.progress_interval = 1
+    rec = Recorder()
+    holder: list[lb.Operation] = []
+
+    def on_status(event: lb.StatusEvent) -> None:
+        rec(event)
+        if isinstance(event, lb.Progress) and event.done == 1:
+            time.sleep(0.3)  # the engine queues the next events meanwhile: one batch
+        if isinstance(event, lb.Progress) and event.done == 100:
+            if how == "raise":
+                raise ValueError("stop here")
+            holder[0].cancel()
+
+    holder.append(r.backup_licenses(on_status=on_status))
+    with pytest.raises(lb.CancelledError if how == "cancel" else lb.CallbackFailedError) as info:
+        holder[0].wait(timeout=30)
+    assert rec.kinds() == ["Begin", *["Progress"] * 100, "End"]
+    assert [e.done for e in rec.events if isinstance(e, lb.Progress)] == list(range(1, 101))
+    if how == "raise":
+        assert isinstance(info.value.__cause__, ValueError)

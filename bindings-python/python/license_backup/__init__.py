@@ -16,9 +16,11 @@ Example::
 
 Threading model
 ---------------
-The engine runs each operation on its own worker thread. ``on_status`` is called on that
-thread, one event at a time and in order, with the GIL taken only for the call; when the
-operation was started from a coroutine it is called on the event loop's thread instead.
+The engine runs each operation on its own worker thread and delivers its events from a
+delivery thread. ``on_status`` is called on that thread, one event at a time and in order,
+with the GIL taken for a batch of queued events at a time (released between batches); when
+the operation was started from a coroutine it is called on the event loop's thread instead.
+Each event carries ``emitted_ns``, when the engine emitted it (``time.monotonic_ns()`` clock).
 ``Operation.wait()`` and every call that touches the store or the service release the GIL.
 An exception raised by ``on_status`` stops the operation (``CALLBACK_FAILED``) and is re-raised
 by ``wait()``/``await`` as the ``__cause__`` of :class:`CallbackFailedError`. At interpreter

@@ -68,26 +68,37 @@ def _cancel_at_exit() -> None:
 class _LoopDispatcher:
     """Runs ``on_status`` on an asyncio event loop's thread, for an operation started there.
 
-    The engine's worker calls this (with the GIL) for each event; it hands the event to the
-    loop with ``call_soon_threadsafe`` and waits, the GIL released, until the loop has run the
-    callback, so events stay in order, a cancel from the callback is seen at once, and an
-    exception from the callback stops the operation exactly as in the threaded mode. If the
-    loop closes (or the interpreter exits) first, the callback fails and the operation ends.
+    The engine's delivery thread calls this (with the GIL) once per batch of events, with the
+    list of them; it hands the whole batch to the loop with one ``call_soon_threadsafe`` and
+    waits, the GIL released, until the loop has run the callback for each event in order, so
+    events stay in order, and an exception from the callback stops the operation exactly as in
+    the threaded mode (the rest of the batch is not delivered). After each event the loop
+    checks whether the operation is being cancelled (what the engine's stop check reports while
+    a batch runs, a callback failure aside) and then drops the rest of the batch, so a callback
+    that cancels at the n-th event sees END next. If the loop closes (or the interpreter
+    exits) first, the callback fails and the operation ends.
     """
 
-    __slots__ = ("_loop", "_on_status")
+    __slots__ = ("_loop", "_on_status", "_native")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_status: StatusCallback) -> None:
         self._loop = loop
         self._on_status = on_status
+        # Set by `_started` right after the start: before the loop runs any batch (the loop
+        # runs them on this thread, once the starting code has returned to it).
+        self._native: Optional[_native.Operation] = None
 
-    def __call__(self, event: StatusEvent) -> None:
+    def __call__(self, events: list[StatusEvent]) -> None:
         done = threading.Event()
         failure: list[BaseException] = []
 
         def run() -> None:
+            on_status, native = self._on_status, self._native
             try:
-                self._on_status(event)
+                for event in events:
+                    on_status(event)
+                    if native is not None and native.cancel_requested:
+                        break
             except BaseException as exc:  # noqa: BLE001 - handed to the engine, re-raised by wait
                 failure.append(exc)
             finally:
@@ -258,9 +269,11 @@ class BackupRestorer:
     thread and return an :class:`Operation` at once. Cheap checks (``PathNotSetError``,
     ``BusyError``) raise right away; everything else arrives as status events, then END.
 
-    * Called outside asyncio, ``on_status(event)`` runs **on the worker thread**, with the GIL
-      taken only for the call; the engine waits for it to return before going on. Keep it
-      short, or hand the event to your own thread or GUI loop.
+    * Called outside asyncio, ``on_status(event)`` runs **on the operation's delivery
+      thread**, with the GIL taken for each batch of events that queued up meanwhile (and
+      released between batches); the engine goes on meanwhile, and waits for every event to
+      be delivered before it commits anything. Keep it short, or hand the event to your own
+      thread or GUI loop.
     * Called from a coroutine (an asyncio loop running in the calling thread), the operation is
       bound to that loop: ``on_status`` runs **on the loop's thread**, in order, and
       ``await op`` resolves after the last callback (END) has run. Do not call the blocking
@@ -368,7 +381,8 @@ class BackupRestorer:
         ``BackupExistsError`` and is left as it was. See the class docstring for threads.
         """
         callback, loop = _bind(on_status)
-        return _started(self._native.backup_licenses(overwrite, callback), loop)
+        native = self._native.backup_licenses(overwrite, callback, batched=isinstance(callback, _LoopDispatcher))
+        return _started(native, callback, loop)
 
     def restore_licenses(
         self,
@@ -383,7 +397,10 @@ class BackupRestorer:
         and counted as skipped).
         """
         callback, loop = _bind(on_status)
-        return _started(self._native.restore_licenses(individualize, replace_existing, callback), loop)
+        native = self._native.restore_licenses(
+            individualize, replace_existing, callback, batched=isinstance(callback, _LoopDispatcher)
+        )
+        return _started(native, callback, loop)
 
     def cancel_license_backup(self) -> None:
         """Cancels the running backup, if any."""
@@ -403,8 +420,10 @@ class BackupRestorer:
 
 def _bind(
     on_status: Optional[StatusCallback],
-) -> tuple[Optional[StatusCallback], Optional[asyncio.AbstractEventLoop]]:
-    """The callable the engine calls, and the event loop that runs it (``None``: the worker)."""
+) -> tuple[Optional[Callable[[Any], object]], Optional[asyncio.AbstractEventLoop]]:
+    """The callable the engine calls, and the event loop that runs it (``None``: the engine's
+    delivery thread). With a loop, it is a :class:`_LoopDispatcher`, which takes the events a
+    batch at a time (``batched=True``); otherwise ``on_status`` itself."""
     try:
         loop: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
     except RuntimeError:
@@ -416,6 +435,10 @@ def _bind(
     return _LoopDispatcher(loop, on_status), loop
 
 
-def _started(native: _native.Operation, loop: Optional[asyncio.AbstractEventLoop]) -> Operation:
+def _started(
+    native: _native.Operation, callback: Optional[Callable[[Any], object]], loop: Optional[asyncio.AbstractEventLoop]
+) -> Operation:
+    if isinstance(callback, _LoopDispatcher):
+        callback._native = native
     _track(native)
     return Operation(native, loop)

@@ -13,6 +13,12 @@ checks that they do. Events support structural pattern matching (Python 3.10+)::
             print(f"{operation} done: {summary.licenses} licenses")
         case End(operation, _, error):
             print(f"{operation} failed: {error}")
+
+Every event delivered by an operation also carries ``emitted_ns`` (``core/interface.json``
+``event_metadata``): when the engine emitted it, on the clock of ``time.monotonic_ns()``, so
+``time.monotonic_ns() - event.emitted_ns`` is how long it waited for delivery. It is not a
+field: it takes no part in construction, equality, ``repr`` or pattern matching, and an event
+made in Python has ``emitted_ns == 0``.
 """
 
 from __future__ import annotations
@@ -127,17 +133,31 @@ class Summary:
 
 
 # --- status events ---------------------------------------------------------------------------
+#
+# The native module builds the events itself, the way the generated ``__init__`` would:
+# ``object.__new__(cls)``, then ``object.__setattr__`` of each field in order, then
+# ``emitted_ns`` (no ``__init__`` or ``__post_init__`` runs; keep the event classes plain).
+
+
+class _Event:
+    """What every status event carries besides its fields."""
+
+    __slots__ = ()
+
+    emitted_ns: int = 0
+    """When the engine emitted the event, in nanoseconds on the clock of
+    ``time.monotonic_ns()`` (``CLOCK_MONOTONIC``); 0 for an event made in Python."""
 
 
 @dataclass(frozen=True)
-class Begin:
+class Begin(_Event):
     """The operation's work begins (for a restore: after the service has answered)."""
 
     operation: OperationKind
 
 
 @dataclass(frozen=True)
-class Progress:
+class Progress(_Event):
     """``done`` of ``total`` licenses processed (every ``ProgressInterval`` licenses, and at the end)."""
 
     operation: OperationKind
@@ -146,7 +166,7 @@ class Progress:
 
 
 @dataclass(frozen=True)
-class RestrictedLicense:
+class RestrictedLicense(_Event):
     """A license a backup leaves out because its content owner did not grant the right."""
 
     key_id: str
@@ -155,17 +175,17 @@ class RestrictedLicense:
 
 
 @dataclass(frozen=True)
-class Connecting:
+class Connecting(_Event):
     """A restore is connecting to the License Management Service."""
 
 
 @dataclass(frozen=True)
-class Disconnecting:
+class Disconnecting(_Event):
     """The service has answered; the restore disconnects from it."""
 
 
 @dataclass(frozen=True)
-class Refused:
+class Refused(_Event):
     """The service refused the restore; ``url`` is a page the application can show."""
 
     code: ErrorCode
@@ -175,7 +195,7 @@ class Refused:
 
 
 @dataclass(frozen=True)
-class End:
+class End(_Event):
     """The operation ended: always the last event, exactly once per operation.
 
     Exactly one of ``summary`` (it completed) and ``error`` (it failed or was cancelled: the

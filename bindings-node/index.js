@@ -234,6 +234,10 @@ function describe(err) {
  * events: begin, progress, restrictedLicense, connecting, disconnecting, refused, end.
  */
 class BackupRestorer extends EventEmitter {
+  // How many times cancelLicenseBackup / cancelLicenseRestore / close ran: the only ways a
+  // cancel can be requested, so a running operation asks the native side only when it changed.
+  #cancels = 0
+
   /** A restorer over `store`, authorizing restores with `service`. */
   constructor(store, service) {
     super()
@@ -329,11 +333,13 @@ class BackupRestorer extends EventEmitter {
 
   /** Cancels the running backup, if any: its Promise rejects with CANCELLED after `end`. */
   cancelLicenseBackup() {
+    this.#cancels++
     call(() => nativeOf.get(this).cancelLicenseBackup())
   }
 
   /** Cancels the running restore, if any. */
   cancelLicenseRestore() {
+    this.#cancels++
     call(() => nativeOf.get(this).cancelLicenseRestore())
   }
 
@@ -349,6 +355,7 @@ class BackupRestorer extends EventEmitter {
 
   /** Cancels any running operation (it still ends with `end`) and releases native resources. */
   close() {
+    this.#cancels++
     nativeOf.get(this).close()
   }
 
@@ -365,6 +372,16 @@ class BackupRestorer extends EventEmitter {
       let listenerError // what a listener threw, attached as `cause` to CALLBACK_FAILED
       let threw = false
       let op = null // the native operation, to ask whether a cancel was requested
+      let cancels = this.#cancels
+      let cancelled = false
+      // Whether a cancel of this operation was requested (sticky).
+      const cancelRequested = () => {
+        if (!cancelled && cancels !== this.#cancels) {
+          cancels = this.#cancels
+          cancelled = op.cancelRequested
+        }
+        return cancelled
+      }
       const onAbort = () => {
         if (operation === 'backup') this.cancelLicenseBackup()
         else this.cancelLicenseRestore()
@@ -402,7 +419,7 @@ class BackupRestorer extends EventEmitter {
         const emittedNs = new BigUint64Array(columns, 0, events)
         const progress = new Float64Array(columns, events * 8, batch.progress * 2)
         const kinds = new Uint8Array(columns, events * 8 + batch.progress * 16, events)
-        let stopping = threw
+        let stopping = threw || cancelled
         let p = 0
         let r = 0
         let o = 0
@@ -418,12 +435,12 @@ class BackupRestorer extends EventEmitter {
             event = publicEvent(ev, emittedNs[i])
           } else if (kind === RESTRICTED) {
             r++
-            if (stopping || (stopping = op.cancelRequested)) continue
+            if (stopping || (stopping = cancelRequested())) continue
             name = 'restrictedLicense'
             event = { keyId: keyIds[r - 1], title: titles[r - 1] ?? null, emittedNs: emittedNs[i] }
           } else {
             p += 2
-            if (stopping || (stopping = op.cancelRequested)) continue
+            if (stopping || (stopping = cancelRequested())) continue
             name = 'progress'
             const operation = kind === BACKUP_PROGRESS ? 'backup' : 'restore'
             event = { operation, done: progress[p - 2], total: progress[p - 1], emittedNs: emittedNs[i] }

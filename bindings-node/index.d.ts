@@ -60,20 +60,31 @@ export declare class LicenseBackupError extends Error {
 /** Which operation an event belongs to. */
 export type Operation = 'backup' | 'restore'
 
+/** What every event carries besides its own fields (`event_metadata` in core/interface.json). */
+export interface EventMetadata {
+  /**
+   * When the core emitted the event, in nanoseconds on the monotonic clock of
+   * `process.hrtime.bigint()`: `process.hrtime.bigint() - event.emittedNs` is how long the
+   * event waited for delivery. A bigint, so it stays exact (a number would lose nanoseconds
+   * once the clock passes 2^53 ns, about 104 days of uptime).
+   */
+  emittedNs: bigint
+}
+
 /** `begin`: the operation's work begins (for a restore: after the service has answered). */
-export interface BeginEvent {
+export interface BeginEvent extends EventMetadata {
   operation: Operation
 }
 
 /** `progress`: `done` of `total` licenses processed, every `progressInterval` licenses and at the end. */
-export interface ProgressEvent {
+export interface ProgressEvent extends EventMetadata {
   operation: Operation
   done: number
   total: number
 }
 
 /** `restrictedLicense`: a license that may not be backed up, with its catalog title if known. */
-export interface RestrictedLicenseEvent {
+export interface RestrictedLicenseEvent extends EventMetadata {
   /** Lowercase hyphenated UUID. */
   keyId: string
   /** The title from the application's catalog, or null. */
@@ -81,13 +92,13 @@ export interface RestrictedLicenseEvent {
 }
 
 /** `connecting`: a restore is connecting to the License Management Service. */
-export interface ConnectingEvent {}
+export interface ConnectingEvent extends EventMetadata {}
 
 /** `disconnecting`: the service has answered; the restore disconnects from it. */
-export interface DisconnectingEvent {}
+export interface DisconnectingEvent extends EventMetadata {}
 
 /** `refused`: the service refused the restore; show `message` and offer `url`. */
-export interface RefusedEvent {
+export interface RefusedEvent extends EventMetadata {
   code: ErrorCodeName
   errno: number
   message: string
@@ -95,7 +106,7 @@ export interface RefusedEvent {
 }
 
 /** `end`: the operation ended; always the last event, exactly once per operation. */
-export interface EndEvent {
+export interface EndEvent extends EventMetadata {
   operation: Operation
   /** What it did, when it completed; null when it failed. */
   summary: Summary | null

@@ -34,6 +34,9 @@ const ErrorCode = Object.freeze({
   INTERNAL: 900,
 })
 
+// What each entry of a native batch's `kinds` says its event is (native BatchKind).
+const { BackupProgress: BACKUP_PROGRESS, RestrictedLicense: RESTRICTED, Other: OTHER } = native.BatchKind
+
 /** The events a BackupRestorer emits, in the form `restorer.on(name, ...)` takes. */
 const EVENTS = Object.freeze([
   'begin',
@@ -205,19 +208,17 @@ class EmbeddedService {
   }
 }
 
-function publicEvent(ev) {
+// An event that is not progress or restrictedLicense (those are built straight from the columns
+// of a native batch), as its listeners get it.
+function publicEvent(ev, emittedNs) {
   switch (ev.kind) {
     case 'begin':
-      return { operation: ev.operation }
-    case 'progress':
-      return { operation: ev.operation, done: ev.done, total: ev.total }
-    case 'restrictedLicense':
-      return { keyId: ev.keyId, title: ev.title ?? null }
+      return { operation: ev.operation, emittedNs }
     case 'connecting':
     case 'disconnecting':
-      return {}
+      return { emittedNs }
     case 'refused':
-      return { code: ev.code, errno: ev.errno, message: ev.message, url: ev.url }
+      return { code: ev.code, errno: ev.errno, message: ev.message, url: ev.url, emittedNs }
     default:
       throw new Error(`unknown native event ${ev.kind}`)
   }
@@ -233,6 +234,10 @@ function describe(err) {
  * events: begin, progress, restrictedLicense, connecting, disconnecting, refused, end.
  */
 class BackupRestorer extends EventEmitter {
+  // How many times cancelLicenseBackup / cancelLicenseRestore / close ran: the only ways a
+  // cancel can be requested, so a running operation asks the native side only when it changed.
+  #cancels = 0
+
   /** A restorer over `store`, authorizing restores with `service`. */
   constructor(store, service) {
     super()
@@ -312,7 +317,7 @@ class BackupRestorer extends EventEmitter {
    * event; CANCELLED when `signal` aborts or cancelLicenseBackup() is called).
    */
   backupLicenses({ overwrite = false, signal } = {}) {
-    return this.#run('backup', signal, (onEvent) => nativeOf.get(this).backupLicenses(Boolean(overwrite), onEvent))
+    return this.#run('backup', signal, (onEvents) => nativeOf.get(this).backupLicenses(Boolean(overwrite), onEvents))
   }
 
   /**
@@ -321,18 +326,20 @@ class BackupRestorer extends EventEmitter {
    * device's own copies.
    */
   restoreLicenses({ individualize = false, replaceExisting = false, signal } = {}) {
-    return this.#run('restore', signal, (onEvent) =>
-      nativeOf.get(this).restoreLicenses(Boolean(individualize), Boolean(replaceExisting), onEvent),
+    return this.#run('restore', signal, (onEvents) =>
+      nativeOf.get(this).restoreLicenses(Boolean(individualize), Boolean(replaceExisting), onEvents),
     )
   }
 
   /** Cancels the running backup, if any: its Promise rejects with CANCELLED after `end`. */
   cancelLicenseBackup() {
+    this.#cancels++
     call(() => nativeOf.get(this).cancelLicenseBackup())
   }
 
   /** Cancels the running restore, if any. */
   cancelLicenseRestore() {
+    this.#cancels++
     call(() => nativeOf.get(this).cancelLicenseRestore())
   }
 
@@ -348,6 +355,7 @@ class BackupRestorer extends EventEmitter {
 
   /** Cancels any running operation (it still ends with `end`) and releases native resources. */
   close() {
+    this.#cancels++
     nativeOf.get(this).close()
   }
 
@@ -363,24 +371,22 @@ class BackupRestorer extends EventEmitter {
       }
       let listenerError // what a listener threw, attached as `cause` to CALLBACK_FAILED
       let threw = false
+      let op = null // the native operation, to ask whether a cancel was requested
+      let cancels = this.#cancels
+      let cancelled = false
+      // Whether a cancel of this operation was requested (sticky).
+      const cancelRequested = () => {
+        if (!cancelled && cancels !== this.#cancels) {
+          cancels = this.#cancels
+          cancelled = op.cancelRequested
+        }
+        return cancelled
+      }
       const onAbort = () => {
         if (operation === 'backup') this.cancelLicenseBackup()
         else this.cancelLicenseRestore()
       }
-      // Called by the native layer on the main thread for every event, END last. Returning a
-      // string stops the operation (CALLBACK_FAILED); this function itself never throws.
-      const onEvent = (ev) => {
-        if (ev.kind !== 'end') {
-          if (threw) return undefined
-          try {
-            this.emit(ev.kind, publicEvent(ev))
-            return undefined
-          } catch (err) {
-            threw = true
-            listenerError = err
-            return describe(err)
-          }
-        }
+      const onEnd = (ev, emittedNs) => {
         signal?.removeEventListener('abort', onAbort)
         let error = null
         if (ev.error) {
@@ -391,7 +397,7 @@ class BackupRestorer extends EventEmitter {
         const summary = ev.summary ?? null
         let verdict
         try {
-          this.emit('end', { operation: ev.operation, summary, error })
+          this.emit('end', { operation: ev.operation, summary, error, emittedNs })
         } catch (err) {
           // The core turns a failing END callback into CALLBACK_FAILED; so does the Promise.
           verdict = describe(err)
@@ -402,8 +408,55 @@ class BackupRestorer extends EventEmitter {
         else resolve(summary)
         return verdict
       }
+      // Called by the native layer on the main thread with each batch of events (columns: see
+      // NativeBatch and BatchKind in native.d.ts), END last. Emits them in order and returns
+      // nothing, or stops at the first listener that throws and returns its description (the
+      // operation then fails with CALLBACK_FAILED). Once a cancel was requested, the rest of
+      // the batch's progress and restrictedLicense events are dropped, as the core drops those
+      // still queued. This function itself never throws.
+      const onEvents = (batch) => {
+        const { events, columns, keyIds, titles, others } = batch
+        const emittedNs = new BigUint64Array(columns, 0, events)
+        const progress = new Float64Array(columns, events * 8, batch.progress * 2)
+        const kinds = new Uint8Array(columns, events * 8 + batch.progress * 16, events)
+        let stopping = threw || cancelled
+        let p = 0
+        let r = 0
+        let o = 0
+        for (let i = 0; i < events; i++) {
+          const kind = kinds[i]
+          let name
+          let event
+          if (kind === OTHER) {
+            const ev = others[o++]
+            if (ev.kind === 'end') return onEnd(ev, emittedNs[i])
+            if (threw) continue
+            name = ev.kind
+            event = publicEvent(ev, emittedNs[i])
+          } else if (kind === RESTRICTED) {
+            r++
+            if (stopping || (stopping = cancelRequested())) continue
+            name = 'restrictedLicense'
+            event = { keyId: keyIds[r - 1], title: titles[r - 1] ?? null, emittedNs: emittedNs[i] }
+          } else {
+            p += 2
+            if (stopping || (stopping = cancelRequested())) continue
+            name = 'progress'
+            const operation = kind === BACKUP_PROGRESS ? 'backup' : 'restore'
+            event = { operation, done: progress[p - 2], total: progress[p - 1], emittedNs: emittedNs[i] }
+          }
+          try {
+            this.emit(name, event)
+          } catch (err) {
+            threw = true
+            listenerError = err
+            return describe(err)
+          }
+        }
+        return undefined
+      }
       try {
-        start(onEvent)
+        op = start(onEvents)
       } catch (err) {
         reject(fromNative(err))
         return

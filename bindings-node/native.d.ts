@@ -29,13 +29,15 @@ export declare class BackupRestorer {
   /** Removes every property. */
   removeAllProperties(): void
   /**
-   * Starts a backup. `onEvent` is called on the main thread with every event, END last;
-   * returning a string stops the operation with that message (`CALLBACK_FAILED`). Fails at
-   * once with `PATH_NOT_SET` or `BUSY` (no event is then sent).
+   * Starts a backup. `onEvents` is called on the main thread with every batch of events
+   * (`NativeBatch`), END last and alone; returning a string stops the operation with that
+   * message (`CALLBACK_FAILED`). Returns the running operation, whose `cancelRequested` the
+   * wrapper checks between the events of a batch. Fails at once with `PATH_NOT_SET` or
+   * `BUSY` (no event is then sent).
    */
-  backupLicenses(overwrite: boolean, onEvent: (event: NativeEvent) => string | null | undefined): void
+  backupLicenses(overwrite: boolean, onEvents: (batch: NativeBatch) => string | null | undefined): NativeOperation
   /** Starts a restore; events and errors as for `backupLicenses`. */
-  restoreLicenses(individualize: boolean, replaceExisting: boolean, onEvent: (event: NativeEvent) => string | null | undefined): void
+  restoreLicenses(individualize: boolean, replaceExisting: boolean, onEvents: (batch: NativeBatch) => string | null | undefined): NativeOperation
   /** Cancels the running backup, if any; it ends with `CANCELLED`. */
   cancelLicenseBackup(): void
   /** Cancels the running restore, if any; it ends with `CANCELLED`. */
@@ -109,6 +111,36 @@ export declare class LicenseStore {
   close(): void
 }
 
+/** A running (or finished) operation, as the wrapper sees it while it emits a batch. */
+export declare class NativeOperation {
+  /**
+   * Whether cancellation of the operation was requested: the wrapper then drops the rest of
+   * the batch it is emitting (END still comes).
+   */
+  get cancelRequested(): boolean
+}
+
+/** What each event of a `NativeBatch` is (its entry in the batch's `kinds` column). */
+export declare enum BatchKind {
+  /**
+   * A `progress` event of a backup: its `done` and `total` are the next pair of the
+   * `progress` column.
+   */
+  BackupProgress = 0,
+  /**
+   * A `progress` event of a restore: its `done` and `total` are the next pair of the
+   * `progress` column.
+   */
+  RestoreProgress = 1,
+  /**
+   * A `restrictedLicense` event: its key ID and title are the next of
+   * `keyIds` and `titles`.
+   */
+  RestrictedLicense = 2,
+  /** Any other event: the next of `others`. */
+  Other = 3,
+}
+
 /** Content metadata an application keeps about a protected file, by key ID. */
 export interface CatalogEntry {
   /** The title of the song or film. */
@@ -141,6 +173,33 @@ export interface License {
   issuedAt: number
   /** The catalog entry for this key ID, if the application keeps one. */
   catalog?: CatalogEntry
+}
+
+/**
+ * The events of one delivery, in columnar form: one thread-safe-function call carries all of
+ * them, and the JavaScript wrapper turns them back into event objects, in order. Event `i` is
+ * of kind `kinds[i]` and was emitted at `emittedNs[i]` (see `columns`); its payload is the
+ * next unread entry of the column its kind names.
+ */
+export interface NativeBatch {
+  /** How many events the batch holds. */
+  events: number
+  /** How many of them are `progress` events. */
+  progress: number
+  /**
+   * The columns `emittedNs`, `progress` and `kinds` in one `ArrayBuffer`, in this order and
+   * the platform's byte order: `events` × u64, `progress` × 2 × f64 (`done, total`),
+   * `events` × u8. `emittedNs` is when the core emitted each event, in nanoseconds on the
+   * monotonic clock of `process.hrtime.bigint()`; `done` and `total` are exact as doubles
+   * (counts are far below 2^53).
+   */
+  columns: ArrayBuffer
+  /** The key ID of each `restrictedLicense` event, in order. */
+  keyIds: Array<string>
+  /** The catalog title (or `null`) of each `restrictedLicense` event, in order. */
+  titles: Array<string | undefined | null>
+  /** Every other event (`begin`, `connecting`, `disconnecting`, `refused`, `end`), in order. */
+  others: Array<NativeEvent>
 }
 
 /**

@@ -838,4 +838,6 @@ module.exports = nativeBinding
 module.exports.BackupRestorer = nativeBinding.BackupRestorer
 module.exports.EmbeddedService = nativeBinding.EmbeddedService
 module.exports.LicenseStore = nativeBinding.LicenseStore
+module.exports.NativeOperation = nativeBinding.NativeOperation
+module.exports.BatchKind = nativeBinding.BatchKind
 module.exports.Operation = nativeBinding.Operation

@@ -8,10 +8,12 @@
 //! thread-safe function. The idiomatic API (`EventEmitter`, Promises, `AbortSignal`,
 //! `LicenseBackupError`) is the JavaScript wrapper in `index.js`.
 //!
-//! Event delivery: the worker thread of an operation posts each event to the JavaScript main
-//! thread and waits until the JavaScript callback has returned, so events arrive in order, a
-//! listener's failure stops the operation (`CALLBACK_FAILED`), and the END event is the last call
-//! the operation makes, which is where the wrapper settles its Promise. The thread-safe function
+//! Event delivery: the core's delivery thread hands over the events that queued up meanwhile as
+//! one batch; the addon posts the whole batch to the JavaScript main thread in one
+//! thread-safe-function call (columnar: [`NativeBatch`]) and waits until the JavaScript callback
+//! has returned, so events arrive in order, a listener's failure stops the operation
+//! (`CALLBACK_FAILED`) before it commits anything, and the END event is the last call the
+//! operation makes, which is where the wrapper settles its Promise. The thread-safe function
 //! belongs to the operation's callback and is dropped when the worker finishes, so a finished
 //! operation never keeps Node alive.
 
@@ -22,9 +24,9 @@ use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
 use license_backup as lb;
-use napi::bindgen_prelude::{BufferSlice, Either3, Uint8Array};
+use napi::bindgen_prelude::{BufferSlice, Either3, ToNapiValue, TypeName, Uint8Array, ValueType};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status};
+use napi::{Env, Status, sys};
 use napi_derive::napi;
 
 /// The JavaScript `Error.code` of a failure: the core's symbolic error name (`BACKUP_EXISTS`).
@@ -367,20 +369,147 @@ impl From<&lb::StatusEvent> for NativeEvent {
     }
 }
 
-/// The JavaScript event sink of one operation: called on the main thread with each event; it
-/// returns nothing to go on, or a message to stop the operation (`CALLBACK_FAILED`).
-type EventSink = ThreadsafeFunction<NativeEvent, Option<String>, NativeEvent, Status, false>;
+/// What each event of a `NativeBatch` is (its entry in the batch's `kinds` column).
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum BatchKind {
+    /// A `progress` event of a backup: its `done` and `total` are the next pair of the
+    /// `progress` column.
+    BackupProgress = 0,
+    /// A `progress` event of a restore: its `done` and `total` are the next pair of the
+    /// `progress` column.
+    RestoreProgress = 1,
+    /// A `restrictedLicense` event: its key ID and title are the next of
+    /// `keyIds` and `titles`.
+    RestrictedLicense = 2,
+    /// Any other event: the next of `others`.
+    Other = 3,
+}
 
-/// Delivers an operation's events to JavaScript and waits for each to be handled.
+/// The numeric columns of a batch, copied into one new JavaScript `ArrayBuffer` (Node-owned
+/// memory, never an external buffer, so it works inside Electron's memory cage), laid out for
+/// typed-array views in the platform's byte order: `emittedNs` (`events` × u64), then
+/// `progress` (`progress` × 2 × f64: `done, total`), then `kinds` (`events` × u8, a
+/// `BatchKind` each).
+pub struct Columns(Vec<u8>);
+
+impl TypeName for Columns {
+    fn type_name() -> &'static str {
+        "ArrayBuffer"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for Columns {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        let bytes = val.0;
+        let mut data = std::ptr::null_mut();
+        let mut buffer = std::ptr::null_mut();
+        // SAFETY: `env` is the environment napi-rs calls us with, on its thread; the out
+        // pointers are valid locals.
+        let status = unsafe { sys::napi_create_arraybuffer(env, bytes.len(), &mut data, &mut buffer) };
+        if status != sys::Status::napi_ok {
+            return Err(napi::Error::new(Status::from(status), "cannot create the event batch's ArrayBuffer"));
+        }
+        if !bytes.is_empty() {
+            // SAFETY: on success `data` points at `bytes.len()` writable bytes of the new buffer,
+            // which cannot overlap our Vec.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
+        }
+        Ok(buffer)
+    }
+}
+
+/// The events of one delivery, in columnar form: one thread-safe-function call carries all of
+/// them, and the JavaScript wrapper turns them back into event objects, in order. Event `i` is
+/// of kind `kinds[i]` and was emitted at `emittedNs[i]` (see `columns`); its payload is the
+/// next unread entry of the column its kind names.
+#[napi(object, object_from_js = false)]
+pub struct NativeBatch {
+    /// How many events the batch holds.
+    pub events: u32,
+    /// How many of them are `progress` events.
+    pub progress: u32,
+    /// The columns `emittedNs`, `progress` and `kinds` in one `ArrayBuffer`, in this order and
+    /// the platform's byte order: `events` × u64, `progress` × 2 × f64 (`done, total`),
+    /// `events` × u8. `emittedNs` is when the core emitted each event, in nanoseconds on the
+    /// monotonic clock of `process.hrtime.bigint()`; `done` and `total` are exact as doubles
+    /// (counts are far below 2^53).
+    #[napi(ts_type = "ArrayBuffer")]
+    pub columns: Columns,
+    /// The key ID of each `restrictedLicense` event, in order.
+    pub key_ids: Vec<String>,
+    /// The catalog title (or `null`) of each `restrictedLicense` event, in order.
+    pub titles: Vec<Option<String>>,
+    /// Every other event (`begin`, `connecting`, `disconnecting`, `refused`, `end`), in order.
+    pub others: Vec<NativeEvent>,
+}
+
+impl NativeBatch {
+    fn new(batch: &[lb::Emitted]) -> Self {
+        let mut kinds = Vec::with_capacity(batch.len());
+        let mut emitted_ns = Vec::with_capacity(batch.len() * 8);
+        let mut progress = Vec::new();
+        let mut key_ids = Vec::new();
+        let mut titles = Vec::new();
+        let mut others = Vec::new();
+        for emitted in batch {
+            emitted_ns.extend_from_slice(&emitted.emitted_ns.to_ne_bytes());
+            let kind = match &emitted.event {
+                lb::StatusEvent::Progress { operation, done, total } => {
+                    progress.extend_from_slice(&(count(*done) as f64).to_ne_bytes());
+                    progress.extend_from_slice(&(count(*total) as f64).to_ne_bytes());
+                    match operation {
+                        lb::OperationKind::Backup => BatchKind::BackupProgress,
+                        lb::OperationKind::Restore => BatchKind::RestoreProgress,
+                    }
+                }
+                lb::StatusEvent::RestrictedLicense { key_id, title } => {
+                    key_ids.push(key_id.to_string());
+                    titles.push(title.clone());
+                    BatchKind::RestrictedLicense
+                }
+                event => {
+                    others.push(NativeEvent::from(event));
+                    BatchKind::Other
+                }
+            };
+            kinds.push(kind as u8);
+        }
+        let progress_events = (progress.len() / 16) as u32;
+        let mut columns = emitted_ns;
+        columns.extend_from_slice(&progress);
+        columns.extend_from_slice(&kinds);
+        NativeBatch {
+            events: batch.len() as u32,
+            progress: progress_events,
+            columns: Columns(columns),
+            key_ids,
+            titles,
+            others,
+        }
+    }
+}
+
+/// The JavaScript event sink of one operation: called on the main thread with each batch of
+/// events; it returns nothing to go on, or a message to stop the operation (`CALLBACK_FAILED`).
+type EventSink = ThreadsafeFunction<NativeBatch, Option<String>, NativeBatch, Status, false>;
+
+/// Delivers an operation's events to JavaScript, one thread-safe-function call per batch, and
+/// waits until JavaScript has handled the batch: the core's commit points wait for the
+/// callback to return, so a listener's failure or cancel is known before anything is committed.
 struct JsCallback {
     sink: EventSink,
 }
 
-impl lb::StatusCallback for JsCallback {
-    fn on_status(&self, event: &lb::StatusEvent) -> std::result::Result<(), lb::CallbackError> {
+impl JsCallback {
+    fn deliver(&self, batch: &[lb::Emitted]) -> std::result::Result<(), lb::CallbackError> {
         let (tx, rx) = sync_channel::<std::result::Result<(), String>>(1);
         let status = self.sink.call_with_return_value(
-            NativeEvent::from(event),
+            NativeBatch::new(batch),
             ThreadsafeFunctionCallMode::Blocking,
             move |returned: napi::Result<Option<String>>, _env| {
                 let verdict = match returned {
@@ -410,6 +539,40 @@ impl lb::StatusCallback for JsCallback {
                 }
             }
         }
+    }
+}
+
+impl lb::StatusCallback for JsCallback {
+    fn on_status(&self, event: &lb::StatusEvent) -> std::result::Result<(), lb::CallbackError> {
+        self.deliver(&[lb::Emitted { event: event.clone(), emitted_ns: lb::monotonic_ns() }])
+    }
+
+    /// The whole batch in one call. The wrapper stops emitting the rest of it once the
+    /// operation is stopping, which on this side can only be a cancel (checked through
+    /// `NativeOperation::cancel_requested`) or the listener's own failure (returned here):
+    /// the same events `stop()` would drop. The core drops whatever is queued after it.
+    fn on_status_batch(
+        &self,
+        batch: &[lb::Emitted],
+        _stop: &dyn Fn() -> bool,
+    ) -> std::result::Result<(), lb::CallbackError> {
+        self.deliver(batch)
+    }
+}
+
+/// A running (or finished) operation, as the wrapper sees it while it emits a batch.
+#[napi]
+pub struct NativeOperation {
+    handle: lb::OperationHandle,
+}
+
+#[napi]
+impl NativeOperation {
+    /// Whether cancellation of the operation was requested: the wrapper then drops the rest of
+    /// the batch it is emitting (END still comes).
+    #[napi(getter)]
+    pub fn cancel_requested(&self) -> bool {
+        self.handle.is_cancel_requested()
     }
 }
 
@@ -656,25 +819,34 @@ impl BackupRestorer {
         Ok(())
     }
 
-    /// Starts a backup. `onEvent` is called on the main thread with every event, END last;
-    /// returning a string stops the operation with that message (`CALLBACK_FAILED`). Fails at
-    /// once with `PATH_NOT_SET` or `BUSY` (no event is then sent).
-    #[napi(ts_args_type = "overwrite: boolean, onEvent: (event: NativeEvent) => string | null | undefined")]
-    pub fn backup_licenses(&self, overwrite: bool, on_event: EventSink) -> Result<()> {
+    /// Starts a backup. `onEvents` is called on the main thread with every batch of events
+    /// (`NativeBatch`), END last and alone; returning a string stops the operation with that
+    /// message (`CALLBACK_FAILED`). Returns the running operation, whose `cancelRequested` the
+    /// wrapper checks between the events of a batch. Fails at once with `PATH_NOT_SET` or
+    /// `BUSY` (no event is then sent).
+    #[napi(ts_args_type = "overwrite: boolean, onEvents: (batch: NativeBatch) => string | null | undefined")]
+    pub fn backup_licenses(&self, overwrite: bool, on_events: EventSink) -> Result<NativeOperation> {
         let restorer = self.get()?;
-        let callback = Arc::new(JsCallback { sink: on_event });
-        restorer.backup_licenses(lb::BackupFlags { overwrite }, callback).map(drop).map_err(js_error)
+        let callback = Arc::new(JsCallback { sink: on_events });
+        let handle = restorer.backup_licenses(lb::BackupFlags { overwrite }, callback).map_err(js_error)?;
+        Ok(NativeOperation { handle })
     }
 
     /// Starts a restore; events and errors as for `backupLicenses`.
     #[napi(
-        ts_args_type = "individualize: boolean, replaceExisting: boolean, onEvent: (event: NativeEvent) => string | null | undefined"
+        ts_args_type = "individualize: boolean, replaceExisting: boolean, onEvents: (batch: NativeBatch) => string | null | undefined"
     )]
-    pub fn restore_licenses(&self, individualize: bool, replace_existing: bool, on_event: EventSink) -> Result<()> {
+    pub fn restore_licenses(
+        &self,
+        individualize: bool,
+        replace_existing: bool,
+        on_events: EventSink,
+    ) -> Result<NativeOperation> {
         let restorer = self.get()?;
-        let callback = Arc::new(JsCallback { sink: on_event });
+        let callback = Arc::new(JsCallback { sink: on_events });
         let flags = lb::RestoreFlags { individualize, replace_existing };
-        restorer.restore_licenses(flags, callback).map(drop).map_err(js_error)
+        let handle = restorer.restore_licenses(flags, callback).map_err(js_error)?;
+        Ok(NativeOperation { handle })
     }
 
     /// Cancels the running backup, if any; it ends with `CANCELLED`.

@@ -156,9 +156,11 @@ test('backupLicenses and restoreLicenses resolve with the summary, after their e
   assert.ok(summary.bytes > 0 && Number.isInteger(summary.bytes))
   assert.ok(fs.existsSync(path.join(a.backup, 'licenses.lbk')))
   assert.deepEqual(seen.map(([name]) => name), ['begin', 'restrictedLicense', 'progress', 'progress', 'progress', 'end'])
-  assert.deepEqual(seen[0][1], { operation: 'backup' })
-  assert.deepEqual(seen[1][1], { keyId: generatedKeyId('5a', 2), title: 'Track 2' })
-  assert.deepEqual(seen[2][1], { operation: 'backup', done: 2, total: 5 })
+  // Every payload also carries `emittedNs` (checked in 'emittedNs: ...' below).
+  const fields = ([, { emittedNs, ...rest }]) => rest
+  assert.deepEqual(fields(seen[0]), { operation: 'backup' })
+  assert.deepEqual(fields(seen[1]), { keyId: generatedKeyId('5a', 2), title: 'Track 2' })
+  assert.deepEqual(fields(seen[2]), { operation: 'backup', done: 2, total: 5 })
   const end = seen[5][1]
   assert.equal(end.operation, 'backup')
   assert.equal(end.error, null)
@@ -180,7 +182,7 @@ test('backupLicenses and restoreLicenses resolve with the summary, after their e
   assert.equal(restored.licenses, 4)
   assert.notEqual(store.deviceId(), idBefore, 'individualize gives the device a new identity')
   assert.deepEqual(seenB.map(([name]) => name), ['connecting', 'disconnecting', 'begin', 'progress', 'end'])
-  assert.deepEqual(seenB[0][1], {})
+  assert.deepEqual(fields(seenB[0]), {})
   assert.equal(store.contentKey(generatedKeyId('5a', 1)).toString(), 'content-key-5a-1')
   assert.equal(store.getLicense(generatedKeyId('5a', 3)).catalog.title, 'Track 3')
   assert.equal(store.getLicense(generatedKeyId('5a', 2)), null, 'a restricted license never travels')
@@ -189,6 +191,31 @@ test('backupLicenses and restoreLicenses resolve with the summary, after their e
   assert.deepEqual([again.licenses, again.skipped], [4, 0])
   const kept = await b.restoreLicenses()
   assert.deepEqual([kept.licenses, kept.skipped], [0, 4])
+})
+
+test('emittedNs: the process.hrtime.bigint() clock, monotonic over an operation, never after the delivery', async (t) => {
+  const a = world(t, { count: 600, restricted: [5, 300, 599], progressInterval: 1 })
+  const stamps = [] // [name, emittedNs, delivered at]
+  for (const name of lb.EVENTS) a.restorer.on(name, (e) => stamps.push([name, e.emittedNs, process.hrtime.bigint()]))
+  const started = process.hrtime.bigint()
+  await a.restorer.backupLicenses()
+  const b = new lb.BackupRestorer(lb.LicenseStore.open(path.join(a.dir, 'B.db')), a.service)
+  t.after(() => b.close())
+  b.restorePath = a.backup
+  b.progressInterval = 7
+  for (const name of lb.EVENTS) b.on(name, (e) => stamps.push([name, e.emittedNs, process.hrtime.bigint()]))
+  await b.restoreLicenses()
+  const finished = process.hrtime.bigint()
+  assert.equal(stamps.filter(([n]) => n === 'end').length, 2)
+  assert.ok(stamps.length > 600, `${stamps.length} events`)
+  let previous = started
+  for (const [name, emitted, delivered] of stamps) {
+    assert.equal(typeof emitted, 'bigint', name)
+    assert.ok(emitted >= previous, `${name}: emitted at ${emitted}, before the previous event (${previous})`)
+    assert.ok(emitted <= delivered, `${name}: emitted at ${emitted}, after its delivery at ${delivered}`)
+    previous = emitted
+  }
+  assert.ok(previous <= finished)
 })
 
 test('restore errors: refused (with URL), offline service, missing archive, path not set', async (t) => {

@@ -179,3 +179,28 @@ test("awaiting the operation's own Promise inside a listener does not block; it 
   assert.deepEqual(settledAfter, { events: seen.length, licenses: 4 })
   assert.equal(seen.at(-1)[0], 'end')
 })
+
+// Events cross to the main thread in batches (hundreds of events per call when the listener is
+// slower than the engine): a cancel or a throw in the middle of one must stop right there.
+for (const how of ['cancel', 'throw']) {
+  test(`a ${how} in the middle of a long run of events stops delivery at that event`, TIMEOUT, async (t) => {
+    const { restorer, backup } = world(t, { count: 3000, progressInterval: 1 })
+    const seen = record(restorer)
+    const bug = new Error('listener bug at 1700')
+    const stopAt = (e) => {
+      if (e.done !== 1700) return
+      busyWait(20) // let the engine queue up many more events meanwhile
+      if (how === 'cancel') restorer.cancelLicenseBackup()
+      else throw bug
+    }
+    restorer.on('progress', stopAt)
+    const err = await restorer.backupLicenses().catch((e) => e)
+    assert.ok(isCode(how === 'cancel' ? 'CANCELLED' : 'CALLBACK_FAILED')(err), String(err))
+    if (how === 'throw') assert.equal(err.cause, bug)
+    const progress = seen.filter(([n]) => n === 'progress').map(([, e]) => e.done)
+    assert.equal(progress.length, 1700)
+    progress.forEach((done, i) => assert.equal(done, i + 1))
+    assert.deepEqual(seen.slice(-2).map(([n]) => n), ['progress', 'end'])
+    assert.equal(fs.existsSync(path.join(backup, 'licenses.lbk')), false, 'nothing was committed')
+  })
+}

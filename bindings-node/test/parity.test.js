@@ -17,12 +17,16 @@ const nativeDts = fs.readFileSync(path.join(pkgDir, 'native.d.ts'), 'utf8')
 const camel = (s) => s.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
 const lowerFirst = (s) => s[0].toLowerCase() + s.slice(1)
 
-/** The member names of `interface Name { ... }` in a declaration file. */
+/** The member names of `interface Name [extends Base, ...] { ... }` in a declaration file, inherited ones included. */
 function interfaceFields(text, name) {
-  const m = new RegExp(`export interface ${name} \\{([\\s\\S]*?)\\n\\}`).exec(text)
+  const m = new RegExp(`export interface ${name}(?: extends ([\\w, ]+))? \\{(\\}|[\\s\\S]*?\\n\\})`).exec(text)
   assert.ok(m, `interface ${name} is not declared`)
-  const body = m[1].replace(/\/\*\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')
-  return new Set([...body.matchAll(/^\s*(?:readonly\s+)?(\w+)\??:/gm)].map((x) => x[1]))
+  const body = m[2].replace(/\/\*\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '')
+  const fields = new Set([...body.matchAll(/^\s*(?:readonly\s+)?(\w+)\??:/gm)].map((x) => x[1]))
+  for (const base of m[1] ? m[1].split(',').map((b) => b.trim()) : []) {
+    for (const f of interfaceFields(text, base)) fields.add(f)
+  }
+  return fields
 }
 
 test('every error code: ErrorCode constant, errno, and its declaration', () => {
@@ -55,6 +59,38 @@ test('every event: emitted name, typed listener, every field in its payload type
   }
   // The end event's counts are the Summary's.
   for (const f of ['licenses', 'restricted', 'skipped']) assert.ok(interfaceFields(nativeDts, 'Summary').has(f))
+})
+
+test('every event metadata field: declared on every event type, carried by every event', async (t) => {
+  assert.ok(iface.event_metadata.length > 0)
+  const eventsMap = interfaceFields(dts, 'BackupRestorerEvents')
+  const metadata = interfaceFields(dts, 'EventMetadata')
+  for (const field of iface.event_metadata) {
+    assert.ok(metadata.has(camel(field.name)), `EventMetadata declares ${camel(field.name)}`)
+    assert.match(dts, new RegExp(`\\n  ${camel(field.name)}: ${field.type === 'u64' ? 'bigint' : '\\w+'}\\n`), `${camel(field.name)} is typed`)
+  }
+  for (const name of eventsMap) {
+    const fields = interfaceFields(dts, `${name[0].toUpperCase()}${name.slice(1)}Event`)
+    for (const field of iface.event_metadata) assert.ok(fields.has(camel(field.name)), `${name} events declare ${camel(field.name)}`)
+  }
+  const a = world(t, { count: 2, restricted: [1], maxDevices: 1 })
+  const payloads = []
+  for (const name of lb.EVENTS) a.restorer.on(name, (e) => payloads.push([name, e]))
+  await a.restorer.backupLicenses()
+  await a.restorer.restoreLicenses()
+  const b = lb.createBackupRestorer(lb.LicenseStore.open(path.join(a.dir, 'B.db')), a.service)
+  t.after(() => b.close())
+  b.restorePath = a.backup
+  b.on('refused', (e) => payloads.push(['refused', e]))
+  await assert.rejects(b.restoreLicenses())
+  assert.deepEqual(new Set(payloads.map(([name]) => name)), new Set(lb.EVENTS), 'every kind of event was observed')
+  for (const [name, payload] of payloads) {
+    for (const field of iface.event_metadata) {
+      const value = payload[camel(field.name)]
+      assert.equal(typeof value, field.type === 'u64' ? 'bigint' : typeof value, `'${name}' carries ${camel(field.name)}`)
+      if (field.type === 'u64') assert.ok(value > 0n, `'${name}'.${camel(field.name)} is set`)
+    }
+  }
 })
 
 test('every event payload carries its fields at run time', async (t) => {

@@ -39,6 +39,11 @@ async function usage(): Promise<void> {
   restorer.on('progress', (e) => e.operation satisfies 'backup' | 'restore')
   restorer.on('restrictedLicense', ({ keyId, title }) => console.log(keyId, title ?? 'unknown title'))
   restorer.on('refused', ({ code, message, url }) => console.log(code, message, url))
+  // Every event carries when the core emitted it, on the clock of process.hrtime.bigint().
+  restorer.on('end', (e) => console.log(process.hrtime.bigint() - e.emittedNs))
+  restorer.on('connecting', (e) => e.emittedNs satisfies bigint)
+  // @ts-expect-error: emittedNs is a bigint, not a number
+  restorer.on('progress', (e) => e.emittedNs satisfies number)
   restorer.once('end', (e: EndEvent) => console.log(e.error?.code, e.summary?.licenses))
   // @ts-expect-error: progress events have no keyId
   restorer.on('progress', (e) => e.keyId)

@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -109,10 +109,11 @@ impl OperationHandle {
     }
 }
 
-/// How many chunks of events the engine may queue ahead of their delivery before it waits
-/// for the callback (memory stays bounded however slow the callback is; a deeper queue would
-/// only add latency).
-const QUEUE_CAPACITY: usize = 16;
+/// How many events the engine may queue ahead of their delivery before it waits for the
+/// callback: memory stays bounded however slow the callback is. Counted in events, not chunks:
+/// chunks sent early (by age) can be small, and a host whose delivery thread is descheduled for
+/// a while (a busy machine, a second thread hop as in Node) should not stall the engine sooner.
+const MAX_QUEUED_EVENTS: u64 = 2048;
 
 /// The engine hands per-license events to the delivery thread in chunks of up to this many,
 /// so a fast callback does not cost a thread wake-up per event...
@@ -301,9 +302,11 @@ impl Delivery {
 /// error or cancel always stops the operation before it changes anything.
 pub(crate) struct Emitter {
     pipe: Arc<Pipe>,
-    queue: SyncSender<Message>,
+    queue: Sender<Message>,
     /// Events emitted so far (compared with what the delivery thread has settled).
     sent: AtomicU64,
+    /// Events handed to the delivery thread so far.
+    handed: AtomicU64,
     /// Events not yet handed to the delivery thread.
     pending: Mutex<Vec<Emitted>>,
     /// Emission time of the oldest pending event; 0 when none is pending.
@@ -335,7 +338,7 @@ impl Emitter {
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
         });
-        let (queue, receiver) = sync_channel(QUEUE_CAPACITY);
+        let (queue, receiver) = channel();
         let delivery = Delivery { pipe: Arc::clone(&pipe), callback, before_end };
         std::thread::Builder::new()
             .name(format!("license-{}-events", pipe.handle.kind().name()))
@@ -345,6 +348,7 @@ impl Emitter {
             pipe,
             queue,
             sent: AtomicU64::new(0),
+            handed: AtomicU64::new(0),
             pending: Mutex::new(Vec::with_capacity(CHUNK)),
             oldest_ns: AtomicU64::new(0),
         })
@@ -394,7 +398,17 @@ impl Emitter {
         let chunk =
             std::mem::replace(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()), Vec::with_capacity(CHUNK));
         self.oldest_ns.store(0, Ordering::Relaxed);
-        if chunk.is_empty() { Ok(()) } else { self.send(Message::Events(chunk)) }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let handed = self.handed.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+        self.send(Message::Events(chunk))?;
+        // Back-pressure: wait while too many events are queued ahead of the callback.
+        let mut settled = self.pipe.settled.lock().unwrap_or_else(|p| p.into_inner());
+        while handed.saturating_sub(*settled) > MAX_QUEUED_EVENTS {
+            settled = self.pipe.settled_changed.wait(settled).unwrap_or_else(|p| p.into_inner());
+        }
+        Ok(())
     }
 
     /// Called as work goes on: hands pending events over once the oldest has waited long

@@ -208,3 +208,24 @@ fn begin_is_delivered_even_when_the_cancel_came_first() {
         assert_eq!(e.code(), ErrorCode::Cancelled);
     }
 }
+
+#[test]
+fn a_stalled_callback_holds_the_engine_back_at_a_bounded_queue() {
+    let w = World::new();
+    let (a, ra) = w.device("a");
+    fill(&a, 6000, 0);
+    ra.set_property("ProgressInterval", PropertyValue::U32(1)).unwrap();
+    // The callback sleeps 300 ms on the first PROGRESS: the engine queues meanwhile, then waits.
+    let cb = Arc::new(BatchRecorder { stall_ms: 300, ..Default::default() });
+    // (With the bound removed, all 6000 would be emitted during the stall.)
+    ra.backup_licenses(BackupFlags { overwrite: true }, cb.clone()).unwrap().wait().unwrap();
+    let batches = cb.batches.lock().unwrap();
+    let all: Vec<&(Emitted, u64)> = batches.iter().flatten().collect();
+    let first = all.iter().position(|(e, _)| matches!(e.event, StatusEvent::Progress { done: 1, .. })).unwrap();
+    let resumed = all[first].1; // when the stalled delivery returned
+    let ahead = all.iter().filter(|(e, _)| e.emitted_ns < resumed).count() - first - 1;
+    // At most 2048 queued plus one chunk being filled: the engine did not run away.
+    assert!(ahead <= 2048 + 64, "{ahead} events were emitted while the callback stalled");
+    assert!(ahead >= 64, "the engine went on while the callback stalled ({ahead} events)");
+    assert_eq!(all.len(), 1 + 6000 + 1, "BEGIN, 6000 PROGRESS (the last at 6000/6000), END");
+}

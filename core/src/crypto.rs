@@ -167,14 +167,20 @@ impl SealingKey {
             .expect("ChaCha20-Poly1305 sealing of a bounded message cannot fail")
     }
 
-    /// Seals `buf` in place with an explicit nonce and appends the tag: the plaintext is
-    /// overwritten by the ciphertext, so a reused buffer needs no allocation and no wipe.
-    pub(crate) fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut Vec<u8>, aad: &[u8]) {
-        let tag = self
-            .0
+    /// Seals `buf` in place with an explicit nonce and returns the tag (for records laid out
+    /// in a larger buffer with room for their tag, as a backup writes them in batches).
+    pub(crate) fn seal_detached(&self, nonce: &[u8; 12], buf: &mut [u8], aad: &[u8]) -> [u8; TAG_LEN] {
+        self.0
             .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf)
-            .expect("ChaCha20-Poly1305 sealing of a bounded message cannot fail");
-        buf.extend_from_slice(&tag);
+            .expect("ChaCha20-Poly1305 sealing of a bounded message cannot fail")
+            .into()
+    }
+
+    /// Opens `buf` in place with its detached `tag`: on success it holds the plaintext (which
+    /// the caller must wipe or overwrite); on failure it is left as it was and `false` is
+    /// returned.
+    pub(crate) fn open_detached(&self, nonce: &[u8; 12], buf: &mut [u8], aad: &[u8], tag: &[u8; TAG_LEN]) -> bool {
+        self.0.decrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf, tag.into()).is_ok()
     }
 
     /// Opens `buf` (ciphertext and tag) in place: on success it holds the plaintext (the tag
@@ -206,6 +212,17 @@ impl SealingKey {
         let mut out = nonce.to_vec();
         out.extend(self.seal_with_nonce(&nonce, plaintext, aad));
         out
+    }
+
+    /// Splits the output of [`SealingKey::seal_random`] into its nonce, ciphertext and tag;
+    /// `None` if it is too short to be one.
+    pub(crate) fn split_random(sealed: &[u8]) -> Option<(&[u8; 12], &[u8], &[u8; TAG_LEN])> {
+        if sealed.len() < 12 + TAG_LEN {
+            return None;
+        }
+        let (nonce, rest) = sealed.split_at(12);
+        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+        Some((nonce.try_into().ok()?, ct, tag.try_into().ok()?))
     }
 
     /// Opens the output of [`SealingKey::seal_random`].
@@ -253,8 +270,14 @@ mod tests {
         let key = KeyPair::generate().derive_key(b"test");
         let nonce = [3u8; 12];
         let mut buf = b"record body".to_vec();
-        key.seal_in_place(&nonce, &mut buf, b"ad");
+        let tag = key.seal_detached(&nonce, &mut buf, b"ad");
+        let mut detached = buf.clone();
+        buf.extend_from_slice(&tag);
         assert_eq!(buf, key.seal_with_nonce(&nonce, b"record body", b"ad"));
+        assert!(!key.open_detached(&nonce, &mut detached, b"other ad", &tag));
+        assert_eq!(detached, buf[..buf.len() - TAG_LEN], "a failed open leaves the buffer as it was");
+        assert!(key.open_detached(&nonce, &mut detached, b"ad", &tag));
+        assert_eq!(detached, b"record body");
         let sealed = buf.clone();
         assert!(!key.open_in_place(&nonce, &mut buf, b"other ad"));
         assert_eq!(buf, sealed, "a failed open leaves the buffer as it was");

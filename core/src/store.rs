@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use zeroize::Zeroizing;
 
+use crate::archive::LicenseFields;
 use crate::crypto::{KeyPair, SealingKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
@@ -83,15 +84,26 @@ impl DeviceKeys {
         self.storage.seal_random(content_key, &self.aad(key_id))
     }
 
+    /// Opens, in place, a content key sealed to this device whose nonce and tag were split off
+    /// (see [`SealingKey::split_random`]): a backup opens it inside the record it is sealed into.
+    pub(crate) fn open_content_key_in_place(
+        &self,
+        key_id: &KeyId,
+        nonce: &[u8; 12],
+        key: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<()> {
+        if self.storage.open_detached(nonce, key, &self.aad(key_id), tag) { Ok(()) } else { Err(cannot_open(key_id)) }
+    }
+
     /// Opens a content key sealed to this device.
     pub(crate) fn open_content_key(&self, key_id: &KeyId, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.storage.open_random(sealed, &self.aad(key_id)).ok_or_else(|| {
-            Error::new(
-                ErrorCode::Storage,
-                format!("the content key of {key_id} cannot be opened with this device's key"),
-            )
-        })
+        self.storage.open_random(sealed, &self.aad(key_id)).ok_or_else(|| cannot_open(key_id))
     }
+}
+
+fn cannot_open(key_id: &KeyId) -> Error {
+    Error::new(ErrorCode::Storage, format!("the content key of {key_id} cannot be opened with this device's key"))
 }
 
 /// Formats a 16-byte device ID as 32 lowercase hex digits.
@@ -408,33 +420,116 @@ fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
     })
 }
 
-/// A license read for a backup: its description, and its content key when it may be backed up.
-pub(crate) struct StoredLicense {
-    pub(crate) license: License,
-    pub(crate) content_key: Option<Zeroizing<Vec<u8>>>,
+/// The connection a backup reads the store through: read-only work, so its page cache is
+/// kept small. A backup reads each page once, in key order (the licenses and the catalog side
+/// by side), so a large cache holds nothing it reads again and only makes memory grow with
+/// the store.
+pub(crate) fn open_backup_connection(path: &Path) -> Result<Connection> {
+    let conn = open_connection(path)?;
+    conn.pragma_update(None, "cache_size", BACKUP_CACHE_KIB)?;
+    Ok(conn)
+}
+
+/// The page cache of a backup's connection: a negative `cache_size` is in KiB.
+const BACKUP_CACHE_KIB: i64 = -256;
+
+/// The current catalog row of a backup's scan, copied into buffers reused from row to row.
+#[derive(Default)]
+struct CatalogRow {
+    key_id: Option<[u8; 16]>,
+    title: Option<String>,
+    artist: Option<String>,
+    file_path: Option<String>,
+}
+
+fn copy_text(slot: &mut Option<String>, value: rusqlite::types::ValueRef<'_>) -> rusqlite::Result<()> {
+    match value.as_str_or_null()? {
+        Some(text) => {
+            let s = slot.get_or_insert_with(String::new);
+            s.clear();
+            s.push_str(text);
+        }
+        None => *slot = None,
+    }
+    Ok(())
+}
+
+impl CatalogRow {
+    /// Moves to the next catalog row, or past the end.
+    fn advance(&mut self, rows: &mut rusqlite::Rows<'_>) -> Result<()> {
+        let Some(row) = rows.next()? else {
+            self.key_id = None;
+            return Ok(());
+        };
+        self.key_id = Some(blob16(row, 0)?);
+        copy_text(&mut self.title, row.get_ref(1)?)?;
+        copy_text(&mut self.artist, row.get_ref(2)?)?;
+        copy_text(&mut self.file_path, row.get_ref(3)?)?;
+        Ok(())
+    }
+}
+
+fn column_text<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    Ok(row.get_ref(i)?.as_str()?)
+}
+
+fn column_blob<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
+    Ok(row.get_ref(i)?.as_blob()?)
+}
+
+/// A 16-byte key ID column (the schema checks the length).
+fn blob16(row: &Row<'_>, i: usize) -> rusqlite::Result<[u8; 16]> {
+    let bytes = row.get_ref(i)?.as_blob()?;
+    bytes.try_into().map_err(|_| {
+        let e = Error::new(ErrorCode::Storage, format!("a key ID of {} bytes in the store", bytes.len()));
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
+    })
 }
 
 /// Streams every license, in key-ID order, from one consistent snapshot (the caller holds a
-/// read transaction on `conn`). Content keys are opened only for licenses that may be backed up.
+/// read transaction on `conn`): `visit` gets its fields (catalog metadata included) and its
+/// content key as sealed at rest, both borrowed from the row (or from buffers reused for the
+/// next license).
+///
+/// The catalog is merged in by key ID (both tables are ordered by it) rather than joined, so
+/// no license costs a lookup in the catalog's tree.
 pub(crate) fn scan_licenses(
     conn: &Connection,
-    device: &DeviceKeys,
-    mut visit: impl FnMut(StoredLicense) -> Result<()>,
+    mut visit: impl FnMut(&LicenseFields<'_>, &[u8]) -> Result<()>,
 ) -> Result<()> {
-    let sql = format!(
-        "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id ORDER BY l.key_id"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut rows = stmt.query([])?;
+    let mut catalog = conn.prepare("SELECT key_id, title, artist, file_path FROM catalog ORDER BY key_id")?;
+    let mut catalog_rows = catalog.query([])?;
+    let mut entry = CatalogRow::default();
+    entry.advance(&mut catalog_rows)?;
+    let mut licenses = conn.prepare(
+        "SELECT key_id, play, burn, transfer, backup_allowed, expires_at, plays_remaining, issuer, issued_at, \
+         sealed_key FROM licenses ORDER BY key_id",
+    )?;
+    let mut rows = licenses.query([])?;
     while let Some(row) = rows.next()? {
-        let license = license_from_row(row)?;
-        let content_key = if license.rights.backup_allowed {
-            let sealed: Vec<u8> = row.get(13)?;
-            Some(device.open_content_key(&license.key_id, &sealed)?)
-        } else {
-            None
+        let key_id = blob16(row, 0)?;
+        while entry.key_id.is_some_and(|k| k < key_id) {
+            entry.advance(&mut catalog_rows)?;
+        }
+        let listed = entry.key_id == Some(key_id);
+        let key_id = KeyId::from_bytes(key_id);
+        let fields = LicenseFields {
+            key_id,
+            rights: Rights {
+                play: row.get(1)?,
+                burn: row.get(2)?,
+                transfer: row.get(3)?,
+                backup_allowed: row.get(4)?,
+                expires_at: row.get(5)?,
+                plays_remaining: row.get(6)?,
+            },
+            issuer: column_text(row, 7)?,
+            issued_at: row.get(8)?,
+            title: if listed { entry.title.as_deref() } else { None },
+            artist: if listed { entry.artist.as_deref() } else { None },
+            file_path: if listed { entry.file_path.as_deref() } else { None },
         };
-        visit(StoredLicense { license, content_key })?;
+        visit(&fields, column_blob(row, 9)?)?;
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! data of every record binds the archive ID, the record's index, its type and its key ID, and a
 //! final sealed record carries the record count, so reordering, splicing, truncation and
 //! extension are all detected. The data key is wrapped with HPKE to the License Management
-//! Service's public key. Writing and reading stream one record at a time.
+//! Service's public key. Reading streams one record at a time; writing, batches of records
+//! (about 128 KiB each, sealed in place).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};

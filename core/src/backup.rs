@@ -211,7 +211,17 @@ where
             })
             .map_err(|e| Error::internal(format!("cannot start the archive writer thread: {e}")))?;
         let mut batches = Batches { current: RecordBatch::new(), full, spare };
-        let read = read(&mut batches).and_then(|()| if batches.current.is_empty() { Ok(()) } else { batches.send() });
+        let read = read(&mut batches);
+        // The last batch goes to the sealing thread even when reading failed: what was read
+        // before the failure is reported (and sealed) whatever the batch boundaries.
+        let read = match (read, batches.current.is_empty()) {
+            (read, true) => read,
+            (Ok(()), false) => batches.send(),
+            (Err(e), false) => {
+                let _ = batches.send();
+                Err(e)
+            }
+        };
         // Closing the queue ends the sealing thread once it has sealed what is queued.
         drop(batches);
         let sealed = sealer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));

@@ -100,12 +100,19 @@ fn record_aad(archive_id: &[u8; 16], index: u64, kind: u8, key_id: &[u8; 16]) ->
 /// What a license record holds, borrowed: a backup encodes it straight from the store's row,
 /// without building a [`License`].
 pub(crate) struct LicenseFields<'a> {
+    /// The license's key ID.
     pub(crate) key_id: KeyId,
+    /// Its rights.
     pub(crate) rights: Rights,
+    /// Who issued it.
     pub(crate) issuer: &'a str,
+    /// When, in seconds since the Unix epoch.
     pub(crate) issued_at: i64,
+    /// Catalog metadata (all `None` without a catalog entry).
     pub(crate) title: Option<&'a str>,
+    /// See `title`.
     pub(crate) artist: Option<&'a str>,
+    /// See `title`.
     pub(crate) file_path: Option<&'a str>,
 }
 

@@ -5,7 +5,8 @@
 //! data of every record binds the archive ID, the record's index, its type and its key ID, and a
 //! final sealed record carries the record count, so reordering, splicing, truncation and
 //! extension are all detected. The data key is wrapped with HPKE to the License Management
-//! Service's public key. Writing and reading stream one record at a time.
+//! Service's public key. Reading streams one record at a time; writing, batches of records
+//! (about 128 KiB each, sealed in place).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -96,14 +97,136 @@ fn record_aad(archive_id: &[u8; 16], index: u64, kind: u8, key_id: &[u8; 16]) ->
     aad
 }
 
-/// Writes an archive, one record at a time.
+/// What a license record holds, borrowed: a backup encodes it straight from the store's row,
+/// without building a [`License`].
+pub(crate) struct LicenseFields<'a> {
+    /// The license's key ID.
+    pub(crate) key_id: KeyId,
+    /// Its rights.
+    pub(crate) rights: Rights,
+    /// Who issued it.
+    pub(crate) issuer: &'a str,
+    /// When, in seconds since the Unix epoch.
+    pub(crate) issued_at: i64,
+    /// Catalog metadata (all `None` without a catalog entry).
+    pub(crate) title: Option<&'a str>,
+    /// See `title`.
+    pub(crate) artist: Option<&'a str>,
+    /// See `title`.
+    pub(crate) file_path: Option<&'a str>,
+}
+
+impl<'a> From<&'a License> for LicenseFields<'a> {
+    fn from(l: &'a License) -> Self {
+        let c = l.catalog.as_ref();
+        LicenseFields {
+            key_id: l.key_id,
+            rights: l.rights.clone(),
+            issuer: &l.issuer,
+            issued_at: l.issued_at,
+            title: c.and_then(|c| c.title.as_deref()),
+            artist: c.and_then(|c| c.artist.as_deref()),
+            file_path: c.and_then(|c| c.file_path.as_deref()),
+        }
+    }
+}
+
+/// An item of a [`RecordBatch`]: a license record...
+const ITEM_LICENSE: u8 = 1;
+/// ...or a license that may not be backed up, which is reported and never written.
+const ITEM_RESTRICTED: u8 = 2;
+/// What precedes the record of a license item: the nonce and the tag of its content key as
+/// sealed at rest (its ciphertext is in the record, where it is opened).
+const KEY_SEAL_LEN: usize = 12 + TAG_LEN;
+/// Where the content key starts in a license record's plaintext (after the encoding version,
+/// the key ID and the key's length).
+const CONTENT_KEY_AT: usize = 1 + 16 + 2;
+
+/// What the sealing side of a backup meets, in store order, while it seals a batch.
+pub(crate) enum BatchItem<'a> {
+    /// A license, sealed into the archive.
+    Written,
+    /// A license that may not be backed up, with its catalog title.
+    Restricted { key_id: KeyId, title: Option<&'a str> },
+}
+
+/// Licenses read from the store, in order, waiting to be sealed by
+/// [`ArchiveWriter::write_batch`]: a backup fills batches on one thread and seals and writes
+/// them on another. A license item is laid out for sealing in place: its content key's nonce
+/// and tag, then the record as it is written (frame, plaintext, room for the tag), with the
+/// content key still sealed at rest in its place in the plaintext. It is opened in place,
+/// sealed into the record in place, and the record moved down over what is not written, so a
+/// content key is never copied in clear. The batch is wiped when dropped.
+#[derive(Default)]
+pub(crate) struct RecordBatch {
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl RecordBatch {
+    /// How many bytes of items make a full batch.
+    pub(crate) const TARGET_LEN: usize = 128 * 1024;
+
+    /// An empty batch with room for about [`RecordBatch::TARGET_LEN`] bytes.
+    pub(crate) fn new() -> Self {
+        RecordBatch { buf: Zeroizing::new(Vec::with_capacity(Self::TARGET_LEN + 1024)) }
+    }
+
+    /// Whether the batch has reached its target size.
+    pub(crate) fn is_full(&self) -> bool {
+        self.buf.len() >= Self::TARGET_LEN
+    }
+
+    /// Whether the batch holds nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Appends a license to back up, with its content key as sealed at rest (nonce,
+    /// ciphertext, tag: [`SealingKey::seal_random`]'s layout).
+    pub(crate) fn push_license(&mut self, license: &LicenseFields<'_>, sealed_key: &[u8]) -> Result<()> {
+        let (key_nonce, key_ct, key_tag) = SealingKey::split_random(sealed_key).ok_or_else(|| {
+            Error::new(ErrorCode::Storage, format!("the sealed content key of {} is malformed", license.key_id))
+        })?;
+        let buf: &mut Vec<u8> = &mut self.buf;
+        buf.push(ITEM_LICENSE);
+        buf.extend_from_slice(key_nonce);
+        buf.extend_from_slice(key_tag);
+        let start = buf.len();
+        buf.push(RECORD_LICENSE);
+        buf.extend_from_slice(license.key_id.as_bytes());
+        buf.extend_from_slice(&[0; 4]);
+        encode_license(buf, license, key_ct);
+        buf.extend_from_slice(&[0; TAG_LEN]);
+        let len = (buf.len() - start - FRAME_LEN) as u32;
+        buf[start + 17..start + FRAME_LEN].copy_from_slice(&len.to_le_bytes());
+        Ok(())
+    }
+
+    /// Appends a license that may not be backed up (reported, never written).
+    pub(crate) fn push_restricted(&mut self, key_id: &KeyId, title: Option<&str>) {
+        let buf: &mut Vec<u8> = &mut self.buf;
+        buf.push(ITEM_RESTRICTED);
+        buf.extend_from_slice(key_id.as_bytes());
+        match title {
+            Some(title) => {
+                buf.push(1);
+                buf.extend_from_slice(&(title.len() as u32).to_le_bytes());
+                buf.extend_from_slice(title.as_bytes());
+            }
+            None => buf.push(0),
+        }
+    }
+}
+
+/// Writes an archive: the header, license records (in batches), the end record.
 pub(crate) struct ArchiveWriter<W: Write> {
     out: W,
     key: SealingKey,
     archive_id: [u8; 16],
     index: u64,
     bytes: u64,
-    buf: Vec<u8>,
+    /// One record, for [`ArchiveWriter::write_license`] and the end record.
+    scratch: Zeroizing<Vec<u8>>,
 }
 
 impl<W: Write> ArchiveWriter<W> {
@@ -137,40 +260,108 @@ impl<W: Write> ArchiveWriter<W> {
             archive_id,
             index: 0,
             bytes: HEADER_LEN as u64,
-            buf: Vec::with_capacity(512),
+            scratch: Zeroizing::new(Vec::with_capacity(512)),
         })
     }
 
-    fn write_record(&mut self, kind: u8, key_id: &[u8; 16]) -> Result<()> {
-        let aad = record_aad(&self.archive_id, self.index, kind, key_id);
-        // In place: the plaintext (content key included) is overwritten by the ciphertext, and
-        // the buffer keeps its capacity for the next record.
-        self.key.seal_in_place(&nonce(self.index), &mut self.buf, &aad);
-        let sealed = &self.buf;
-        let mut frame = [0u8; FRAME_LEN];
-        frame[0] = kind;
-        frame[1..17].copy_from_slice(key_id);
-        frame[17..].copy_from_slice(&(sealed.len() as u32).to_le_bytes());
-        self.out.write_all(&frame).map_err(|e| write_error(&e))?;
-        self.out.write_all(sealed).map_err(|e| write_error(&e))?;
-        self.bytes += (FRAME_LEN + sealed.len()) as u64;
+    /// Seals one record in place (`record` is its frame, its plaintext and room for the tag)
+    /// with the next record index.
+    fn seal_record(&mut self, record: &mut [u8]) {
+        let (frame, body) = record.split_at_mut(FRAME_LEN);
+        let key_id: &[u8; 16] = frame[1..17].try_into().expect("16 bytes");
+        let split = body.len() - TAG_LEN;
+        let (plain, tag) = body.split_at_mut(split);
+        let aad = record_aad(&self.archive_id, self.index, frame[0], key_id);
+        tag.copy_from_slice(&self.key.seal_detached(&nonce(self.index), plain, &aad));
         self.index += 1;
+    }
+
+    /// Goes through `batch` in order: opens each license's content key in place with
+    /// `open_key` (key ID, nonce, the key, tag), seals its record, and passes every item to
+    /// `on_item`; then writes the records with one write and empties the batch for reuse. The
+    /// first error of either callback stops it, nothing of the batch written.
+    pub(crate) fn write_batch(
+        &mut self,
+        batch: &mut RecordBatch,
+        mut open_key: impl FnMut(&KeyId, &[u8; 12], &mut [u8], &[u8; 16]) -> Result<()>,
+        mut on_item: impl FnMut(BatchItem<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let buf: &mut [u8] = &mut batch.buf;
+        // Records are moved down to `end` as they are sealed: buf[..end] is what is written.
+        let (mut pos, mut end) = (0, 0);
+        while pos < buf.len() {
+            match buf[pos] {
+                ITEM_LICENSE => {
+                    let key_nonce: [u8; 12] = buf[pos + 1..pos + 13].try_into().expect("12 bytes");
+                    let key_tag: [u8; 16] = buf[pos + 13..pos + 1 + KEY_SEAL_LEN].try_into().expect("16 bytes");
+                    let start = pos + 1 + KEY_SEAL_LEN;
+                    let len = u32::from_le_bytes(buf[start + 17..start + FRAME_LEN].try_into().expect("4 bytes"));
+                    let record = &mut buf[start..start + FRAME_LEN + len as usize];
+                    let key_id = KeyId::from_bytes(record[1..17].try_into().expect("16 bytes"));
+                    let plain = &mut record[FRAME_LEN..];
+                    let key_len = u16::from_le_bytes([plain[CONTENT_KEY_AT - 2], plain[CONTENT_KEY_AT - 1]]) as usize;
+                    open_key(&key_id, &key_nonce, &mut plain[CONTENT_KEY_AT..CONTENT_KEY_AT + key_len], &key_tag)?;
+                    self.seal_record(record);
+                    let record_len = record.len();
+                    buf.copy_within(start..start + record_len, end);
+                    end += record_len;
+                    pos = start + record_len;
+                    on_item(BatchItem::Written)?;
+                }
+                kind => {
+                    debug_assert_eq!(kind, ITEM_RESTRICTED);
+                    let key_id = KeyId::from_bytes(buf[pos + 1..pos + 17].try_into().expect("16 bytes"));
+                    pos += 17;
+                    let title = if buf[pos] == 1 {
+                        let n = u32::from_le_bytes(buf[pos + 1..pos + 5].try_into().expect("4 bytes")) as usize;
+                        let text = &buf[pos + 5..pos + 5 + n];
+                        pos += 5 + n;
+                        Some(std::str::from_utf8(text).expect("a batch holds the title as it was given"))
+                    } else {
+                        pos += 1;
+                        None
+                    };
+                    on_item(BatchItem::Restricted { key_id, title })?;
+                }
+            }
+        }
+        self.out.write_all(&buf[..end]).map_err(|e| write_error(&e))?;
+        self.bytes += end as u64;
+        batch.buf.clear();
         Ok(())
     }
 
-    /// Seals and writes one license record.
+    /// Seals and writes one license record, its content key given in clear.
     pub(crate) fn write_license(&mut self, license: &License, content_key: &[u8]) -> Result<()> {
-        self.buf.clear();
-        encode_license(&mut self.buf, license, content_key);
-        self.write_record(RECORD_LICENSE, license.key_id.as_bytes())
+        let mut record = std::mem::take(&mut self.scratch);
+        record.clear();
+        record.push(RECORD_LICENSE);
+        record.extend_from_slice(license.key_id.as_bytes());
+        record.extend_from_slice(&[0; 4]);
+        encode_license(&mut record, &license.into(), content_key);
+        record.extend_from_slice(&[0; TAG_LEN]);
+        let result = self.write_record(&mut record);
+        self.scratch = record;
+        result
     }
 
-    /// Writes the end record and returns the output and the bytes written.
+    /// Fills in the length of a record laid out in `record`, seals and writes it.
+    fn write_record(&mut self, record: &mut [u8]) -> Result<()> {
+        let len = (record.len() - FRAME_LEN) as u32;
+        record[17..FRAME_LEN].copy_from_slice(&len.to_le_bytes());
+        self.seal_record(record);
+        self.out.write_all(record).map_err(|e| write_error(&e))?;
+        self.bytes += record.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the end record, flushes, and returns the output and the bytes written.
     pub(crate) fn finish(mut self, restricted: u64) -> Result<(W, u64)> {
-        self.buf.clear();
-        self.buf.extend_from_slice(&self.index.to_le_bytes());
-        self.buf.extend_from_slice(&restricted.to_le_bytes());
-        self.write_record(RECORD_END, &[0; 16])?;
+        let mut record = [0u8; FRAME_LEN + 16 + TAG_LEN];
+        record[0] = RECORD_END;
+        record[FRAME_LEN..FRAME_LEN + 8].copy_from_slice(&self.index.to_le_bytes());
+        record[FRAME_LEN + 8..FRAME_LEN + 16].copy_from_slice(&restricted.to_le_bytes());
+        self.write_record(&mut record)?;
         self.out.flush().map_err(|e| write_error(&e))?;
         Ok((self.out, self.bytes))
     }
@@ -191,7 +382,7 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(s.as_bytes());
 }
 
-fn put_opt_str(buf: &mut Vec<u8>, s: &Option<String>) {
+fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
     match s {
         Some(s) => {
             buf.push(1);
@@ -201,7 +392,7 @@ fn put_opt_str(buf: &mut Vec<u8>, s: &Option<String>) {
     }
 }
 
-fn encode_license(buf: &mut Vec<u8>, l: &License, content_key: &[u8]) {
+fn encode_license(buf: &mut Vec<u8>, l: &LicenseFields<'_>, content_key: &[u8]) {
     buf.push(1);
     buf.extend_from_slice(l.key_id.as_bytes());
     buf.extend_from_slice(&(content_key.len() as u16).to_le_bytes());
@@ -222,13 +413,11 @@ fn encode_license(buf: &mut Vec<u8>, l: &License, content_key: &[u8]) {
         }
         None => buf.push(0),
     }
-    put_str(buf, &l.issuer);
+    put_str(buf, l.issuer);
     buf.extend_from_slice(&l.issued_at.to_le_bytes());
-    let empty = CatalogEntry::default();
-    let c = l.catalog.as_ref().unwrap_or(&empty);
-    put_opt_str(buf, &c.title);
-    put_opt_str(buf, &c.artist);
-    put_opt_str(buf, &c.file_path);
+    put_opt_str(buf, l.title);
+    put_opt_str(buf, l.artist);
+    put_opt_str(buf, l.file_path);
 }
 
 /// A cursor over a decrypted record; every read failure is a corrupt archive.

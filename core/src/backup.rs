@@ -2,11 +2,11 @@
 //! in place atomically.
 
 use std::fs::{File, OpenOptions};
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use crate::archive::{ARCHIVE_FILE_NAME, ArchiveWriter, write_error};
+use crate::archive::{ARCHIVE_FILE_NAME, ArchiveWriter, BatchItem, RecordBatch, write_error};
 use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
@@ -84,7 +84,7 @@ impl BackupJob {
             _ => e,
         })?;
 
-        let conn = store::open_connection(&self.store_path)?;
+        let conn = store::open_backup_connection(&self.store_path)?;
         conn.execute_batch("BEGIN")?;
         let device = store::load_device(&conn)?;
         let total = store::count_licenses(&conn)?;
@@ -97,28 +97,43 @@ impl BackupJob {
             }
             _ => write_error(&e),
         })?;
-        let mut writer = ArchiveWriter::new(BufWriter::with_capacity(256 * 1024, file), &service_key, device.id())?;
-        let mut progress = Progress::new(total, self.progress_interval);
-        let (mut written, mut restricted) = (0u64, 0u64);
-        store::scan_licenses(&conn, &device, |stored| {
-            match &stored.content_key {
-                Some(key) => {
-                    writer.write_license(&stored.license, key)?;
-                    written += 1;
-                }
-                None => {
-                    restricted += 1;
-                    let title = stored.license.catalog.and_then(|c| c.title);
-                    emitter.emit(StatusEvent::RestrictedLicense { key_id: stored.license.key_id, title })?;
-                }
-            }
-            progress.step(emitter)
-        })?;
+        // Records are written in batches of about 128 KiB, straight to the file.
+        let writer = ArchiveWriter::new(file, &service_key, device.id())?;
+        let progress = Progress::new(total, self.progress_interval);
+        // This thread reads the store; the sealing thread opens each content key, seals the
+        // records, writes them, and reports every license (RESTRICTED_LICENSE, PROGRESS) in
+        // store order, so the events are the same as if one thread did it all.
+        let (writer, (progress, restricted)) = pipeline(
+            writer,
+            (progress, 0u64),
+            |batches| {
+                store::scan_licenses(&conn, |license, sealed_key| {
+                    if license.rights.backup_allowed {
+                        batches.current.push_license(license, sealed_key)?;
+                    } else {
+                        batches.current.push_restricted(&license.key_id, license.title);
+                    }
+                    batches.send_if_full()
+                })
+            },
+            |writer, (progress, restricted), batch| {
+                let open_key = |key_id: &_, nonce: &_, key: &mut _, tag: &_| {
+                    device.open_content_key_in_place(key_id, nonce, key, tag)
+                };
+                writer.write_batch(batch, open_key, |item| {
+                    if let BatchItem::Restricted { key_id, title } = item {
+                        *restricted += 1;
+                        emitter.emit(StatusEvent::RestrictedLicense { key_id, title: title.map(str::to_owned) })?;
+                    }
+                    progress.step(emitter)
+                })
+            },
+        )?;
+        let written = progress.done - restricted;
         conn.execute_batch("COMMIT")?;
         drop(conn);
         progress.finish(emitter)?;
-        let (out, bytes) = writer.finish(restricted)?;
-        let file = out.into_inner().map_err(|e| write_error(e.error()))?;
+        let (file, bytes) = writer.finish(restricted)?;
         file.sync_all().map_err(|e| write_error(&e))?;
         drop(file);
         emitter.check_cancelled()?;
@@ -136,4 +151,83 @@ impl BackupJob {
         sync_folder(&self.folder);
         Ok(Summary { licenses: written, restricted, skipped: 0, bytes, duration_ms: 0 })
     }
+}
+
+/// How many filled batches may wait for the sealing thread: enough to ride out a stall of
+/// either side, few enough that memory stays flat (each is about 128 KiB).
+const QUEUED_BATCHES: usize = 2;
+
+/// The reading side of the pipeline: fills batches and hands full ones, in order, to the
+/// sealing thread; emptied batches come back to be filled again.
+struct Batches {
+    current: RecordBatch,
+    full: SyncSender<RecordBatch>,
+    spare: Receiver<RecordBatch>,
+}
+
+impl Batches {
+    fn send_if_full(&mut self) -> Result<()> {
+        if self.current.is_full() { self.send() } else { Ok(()) }
+    }
+
+    fn send(&mut self) -> Result<()> {
+        let next = self.spare.try_recv().unwrap_or_else(|_| RecordBatch::new());
+        let full = std::mem::replace(&mut self.current, next);
+        // Fails only once the sealing thread has stopped; its error is the outcome.
+        self.full.send(full).map_err(|_| Error::internal("the archive writer stopped"))
+    }
+}
+
+/// Runs `read` (the store scan, filling batches) on this thread while another thread runs
+/// `seal` on each batch, in order, with `state`: the two halves of a backup run on two cores.
+///
+/// When `read` fails, the sealing thread still goes through every batch filled before the
+/// failure, so what it reports up to there does not depend on timing; when `seal` fails,
+/// reading stops at the next hand-off. The sealing side's error comes first: it is about an
+/// earlier license than any error of the reading side. A panic on the sealing thread is
+/// resumed here.
+fn pipeline<W, S>(
+    mut writer: ArchiveWriter<W>,
+    mut state: S,
+    read: impl FnOnce(&mut Batches) -> Result<()>,
+    mut seal: impl FnMut(&mut ArchiveWriter<W>, &mut S, &mut RecordBatch) -> Result<()> + Send,
+) -> Result<(ArchiveWriter<W>, S)>
+where
+    W: std::io::Write + Send,
+    S: Send,
+{
+    let (full, full_rx) = sync_channel::<RecordBatch>(QUEUED_BATCHES);
+    // Room for every batch in circulation, so handing one back never blocks.
+    let (spare_tx, spare) = sync_channel::<RecordBatch>(QUEUED_BATCHES + 2);
+    std::thread::scope(|s| {
+        let sealer = std::thread::Builder::new()
+            .name("license-backup-sealer".into())
+            .spawn_scoped(s, move || -> Result<(ArchiveWriter<W>, S)> {
+                for mut batch in full_rx {
+                    seal(&mut writer, &mut state, &mut batch)?;
+                    let _ = spare_tx.try_send(batch);
+                }
+                Ok((writer, state))
+            })
+            .map_err(|e| Error::internal(format!("cannot start the archive writer thread: {e}")))?;
+        let mut batches = Batches { current: RecordBatch::new(), full, spare };
+        let read = read(&mut batches);
+        // The last batch goes to the sealing thread even when reading failed: what was read
+        // before the failure is reported (and sealed) whatever the batch boundaries.
+        let read = match (read, batches.current.is_empty()) {
+            (read, true) => read,
+            (Ok(()), false) => batches.send(),
+            (Err(e), false) => {
+                let _ = batches.send();
+                Err(e)
+            }
+        };
+        // Closing the queue ends the sealing thread once it has sealed what is queued.
+        drop(batches);
+        let sealed = sealer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match (read, sealed) {
+            (_, Err(e)) | (Err(e), Ok(_)) => Err(e),
+            (Ok(()), Ok(done)) => Ok(done),
+        }
+    })
 }

@@ -254,7 +254,9 @@ impl Delivery {
         let stop = || self.pipe.stopping();
         let mut rest = events;
         while !rest.is_empty() {
-            let run = rest.iter().take_while(|e| is_bulk(&e.event)).count();
+            // At most MAX_BATCH a call: the queue is drained a chunk at a time, so `events`
+            // may hold up to CHUNK - 1 more.
+            let run = rest.iter().take(MAX_BATCH).take_while(|e| is_bulk(&e.event)).count();
             let (chunk, tail) = if run == 0 { rest.split_at(1) } else { rest.split_at(run) };
             rest = tail;
             // Chunks arrive whole, so a batch may hold a little more than MAX_BATCH events:

@@ -485,3 +485,81 @@ fn properties_mirror_the_sdk() {
     assert_eq!(ra.property_count(), 0);
     assert_eq!(ra.get_property("BackupPath").unwrap(), None);
 }
+
+/// A backup spanning several batches (the store is read on one thread, sealed and reported on
+/// another) that meets a damaged content key stops at that license with `STORAGE`, having
+/// reported exactly the licenses before it, whichever thread met the damage: a key whose
+/// ciphertext was altered fails to open on the sealing thread, one too short to be sealed is
+/// refused by the reading thread. The previous archive is kept, no temporary file is left.
+#[test]
+fn a_damaged_content_key_midway_stops_the_backup_at_that_license() {
+    let w = World::new();
+    let (a, ra) = w.device("a");
+    // ~100 bytes a record: about 1,000 licenses a 128 KiB batch, so the damage is batches in.
+    let licenses: Vec<NewLicense> = (1..=4000)
+        .map(|i| NewLicense {
+            key_id: key_id(i),
+            content_key: content_key(i),
+            rights: Rights::default(),
+            issuer: "https://issuer.example".into(),
+            issued_at: 1_700_000_000 + i64::from(i),
+        })
+        .collect();
+    a.add_licenses(&licenses, ConflictPolicy::Keep).unwrap();
+    backup(&ra, false).0.unwrap();
+    let before = read_all(&archive_path(&w));
+    ra.set_property("ProgressInterval", PropertyValue::U32(1)).unwrap();
+    let db = rusqlite::Connection::open(w.path("a.db")).unwrap();
+    let sealed = |n: u32| -> Vec<u8> {
+        db.query_row("SELECT sealed_key FROM licenses WHERE key_id = ?1", [key_id(n).as_bytes().as_slice()], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let set_sealed = |n: u32, value: &[u8]| {
+        db.execute("UPDATE licenses SET sealed_key = ?1 WHERE key_id = ?2", (value, key_id(n).as_bytes().as_slice()))
+            .unwrap();
+    };
+    for (at, damage, message) in [
+        (2500u32, "flip", "cannot be opened with this device's key"),
+        (3100, "truncate", "is malformed"),
+        (1, "flip", "cannot be opened with this device's key"),
+    ] {
+        let original = sealed(at);
+        let mut damaged = original.clone();
+        match damage {
+            "flip" => damaged[14] ^= 1,
+            _ => damaged.truncate(10),
+        }
+        set_sealed(at, &damaged);
+        for _ in 0..3 {
+            let (res, rec) = backup(&ra, true);
+            let err = res.unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Storage, "{damage} at {at}: {err}");
+            assert!(err.message().contains(message) && err.message().contains(&key_id(at).to_string()), "{err}");
+            let ev = rec.events();
+            let done: Vec<u64> = ev
+                .iter()
+                .filter_map(|e| match e {
+                    StatusEvent::Progress { done, .. } => Some(*done),
+                    _ => None,
+                })
+                .collect();
+            let expected: Vec<u64> = (1..u64::from(at)).collect();
+            assert!(
+                done == expected,
+                "{damage} at {at}: PROGRESS for every license before it, got {} ending at {:?}",
+                done.len(),
+                done.last()
+            );
+            assert_eq!(names(&ev).first(), Some(&"begin"));
+            assert_eq!(names(&ev).last(), Some(&"end"));
+            assert_eq!(ev.len(), at as usize + 1);
+            assert_eq!(read_all(&archive_path(&w)), before, "the previous archive is kept");
+            assert_eq!(std::fs::read_dir(w.path("backup")).unwrap().count(), 1, "no temporary file left");
+        }
+        set_sealed(at, &original);
+    }
+    let (res, _) = backup(&ra, true);
+    assert_eq!(res.unwrap().licenses, 4000);
+}

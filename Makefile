@@ -23,6 +23,9 @@ GENERATE := generate-interface
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
+# The bench smoke run goes last: it runs the binding bench scripts against the packages the
+# binding suites just built.
+TEST_SUITES := $(filter-out test-bench-smoke,$(TEST_SUITES)) $(filter test-bench-smoke,$(TEST_SUITES))
 
 demo:
 	$(CARGO) run --quiet --release -p license-backup --example demo

@@ -25,9 +25,16 @@ BENCH_NODE_PATH ?= $(BENCH_NODE_MODULES):$(ROOT)/target/node/fresh/node_modules
 BENCH_RUN = $(CARGO) run --quiet -p license-backup --example bench --
 
 TEST_SUITES += test-bench-smoke
-.PHONY: bench bench-python-env bench-node-package test-bench-smoke
+.PHONY: bench bench-tools bench-python-env bench-node-package test-bench-smoke
 
-bench:
+# The baseline's standard tools (Debian's sqlite3 and openssl), installed when missing.
+bench-tools:
+	@if ! command -v sqlite3 >/dev/null || ! command -v openssl >/dev/null; then \
+		echo "bench: installing sqlite3 and openssl for the baseline"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 openssl; \
+	fi
+
+bench: bench-tools
 	if [ "$(BENCH_BINDINGS)" = 1 ]; then \
 		$(MAKE) --no-print-directory bench-python-env || echo "bench: no release Python package; its rows may be skipped"; \
 		$(MAKE) --no-print-directory bench-node-package || echo "bench: no release Node package; its rows may be skipped"; \

@@ -434,20 +434,27 @@ fn parent(args: &[String]) -> Res<()> {
         let (store, service) = (fx.join("store.db"), fx.join("service.db"));
         let runs = if n >= 1_000_000 { 1 } else { opts.repeat.max(1) };
         let (mut ours_b, mut base_b, mut ours_r, mut base_r) = (vec![], vec![], vec![], vec![]);
+        // CPU time (user + system) of the same runs: less sensitive to other load than wall.
+        let (mut cpu_ob, mut cpu_bb, mut cpu_or, mut cpu_br) = (vec![], vec![], vec![], vec![]);
         let (mut rss_b, mut rss_r, mut lic_b, mut lic_r) = (0f64, 0f64, 0u64, 0u64);
         for _ in 0..runs {
             fresh_dir(&scratch)?;
             let out = scratch.join("usb");
             std::fs::create_dir_all(&out).map_err(err)?;
             if have_baseline {
+                let cpu = cpu_seconds(true);
                 base_b.push(baseline_backup(&store, &scratch)?);
+                cpu_bb.push(cpu_seconds(true) - cpu);
             }
             let b = backup_child(&store, &service, &out)?;
             ours_b.push(b["wall_s"].as_f64().unwrap_or(f64::NAN));
+            cpu_ob.push(b["cpu_s"].as_f64().unwrap_or(f64::NAN));
             rss_b = rss_b.max(b["peak_rss_kib"].as_f64().unwrap_or(0.0));
             lic_b = b["licenses"].as_u64().unwrap_or(0);
             if have_baseline {
+                let cpu = cpu_seconds(true);
                 base_r.push(baseline_restore(&scratch)?);
+                cpu_br.push(cpu_seconds(true) - cpu);
             }
             // A fresh ledger each run: restores count against the quota.
             let svc = scratch.join("service.db");
@@ -460,11 +467,17 @@ fn parent(args: &[String]) -> Res<()> {
                 &out.display().to_string(),
             ])?;
             ours_r.push(r["wall_s"].as_f64().unwrap_or(f64::NAN));
+            cpu_or.push(r["cpu_s"].as_f64().unwrap_or(f64::NAN));
             rss_r = rss_r.max(r["peak_rss_kib"].as_f64().unwrap_or(0.0));
             lic_r = r["licenses"].as_u64().unwrap_or(0);
         }
         let (ob, bb, or, br) = (median(ours_b), median(base_b), median(ours_r), median(base_r));
+        let (cob, cbb, cor, cbr) = (median(cpu_ob), median(cpu_bb), median(cpu_or), median(cpu_br));
         let nn = fmt_n(n);
+        record(format!("rust.backup.{nn}.cpu"), cob, "s");
+        record(format!("baseline.backup.{nn}.cpu"), cbb, "s");
+        record(format!("rust.restore.{nn}.cpu"), cor, "s");
+        record(format!("baseline.restore.{nn}.cpu"), cbr, "s");
         record(format!("rust.backup.{nn}.wall"), ob, "s");
         record(format!("rust.backup.{nn}.rate"), lic_b as f64 / ob, "licenses/s");
         record(format!("baseline.backup.{nn}.wall"), bb, "s");
@@ -476,15 +489,15 @@ fn parent(args: &[String]) -> Res<()> {
         let is_top = n == largest_mem && n >= 1_000_000;
         rows.push(Row {
             figure: format!("backup {nn} ({lic_b} archived, {} restricted)", n - lic_b),
-            value: format!("{:.0} lic/s, {:.3} s", n as f64 / ob, ob),
-            baseline: format!("{:.0} lic/s, {:.3} s", n as f64 / bb, bb),
+            value: format!("{:.0} lic/s, {:.3} s (CPU {:.2} s)", n as f64 / ob, ob, cob),
+            baseline: format!("{:.0} lic/s, {:.3} s (CPU {:.2} s)", n as f64 / bb, bb, cbb),
             ratio: Some(ob / bb),
             target: if is_top { "<= 1.5x".into() } else { String::new() },
         });
         rows.push(Row {
             figure: format!("restore {nn} ({lic_r} restored)"),
-            value: format!("{:.0} lic/s, {:.3} s", n as f64 / or, or),
-            baseline: format!("{:.0} lic/s, {:.3} s", n as f64 / br, br),
+            value: format!("{:.0} lic/s, {:.3} s (CPU {:.2} s)", n as f64 / or, or, cor),
+            baseline: format!("{:.0} lic/s, {:.3} s (CPU {:.2} s)", n as f64 / br, br, cbr),
             ratio: Some(or / br),
             target: if is_top { "<= 2.5x".into() } else { String::new() },
         });
@@ -647,6 +660,7 @@ fn parent(args: &[String]) -> Res<()> {
     let mut text = String::new();
     text.push_str("license-backup benchmark (ratio = ours / baseline in time; memory: 1M figure / smallest figure)\n");
     text.push_str("baseline: sqlite3 .backup + openssl enc -aes-256-cbc -pbkdf2 + sync; restore: openssl enc -d + sqlite3 .restore\n");
+    text.push_str("CPU: user + system seconds of the same runs (less sensitive than wall time to other load)\n");
     text.push_str(&format!("load average at the end: {}", load));
     text.push_str(&table);
     for n in &notes {

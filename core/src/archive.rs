@@ -463,31 +463,30 @@ impl<'a> Cursor<'a> {
 /// A decrypted license record, borrowed from the reader's buffer: what a restore binds straight
 /// into SQL without copying each string.
 pub(crate) struct LicenseView<'a> {
-    pub(crate) key_id: KeyId,
+    /// Everything but the content key.
+    pub(crate) fields: LicenseFields<'a>,
+    /// The content key, in clear (in the reader's buffer, wiped before the next record).
     pub(crate) content_key: &'a [u8],
-    pub(crate) rights: Rights,
-    pub(crate) issuer: &'a str,
-    pub(crate) issued_at: i64,
-    pub(crate) title: Option<&'a str>,
-    pub(crate) artist: Option<&'a str>,
-    pub(crate) file_path: Option<&'a str>,
 }
 
-impl LicenseView<'_> {
+impl LicenseFields<'_> {
     /// Whether the record carries catalog metadata.
     pub(crate) fn has_catalog(&self) -> bool {
         self.title.is_some() || self.artist.is_some() || self.file_path.is_some()
     }
+}
 
+impl LicenseView<'_> {
     fn to_owned(&self) -> ArchivedLicense {
+        let f = &self.fields;
         let own = |s: Option<&str>| s.map(str::to_string);
-        let catalog = CatalogEntry { title: own(self.title), artist: own(self.artist), file_path: own(self.file_path) };
+        let catalog = CatalogEntry { title: own(f.title), artist: own(f.artist), file_path: own(f.file_path) };
         ArchivedLicense {
             license: License {
-                key_id: self.key_id,
-                rights: self.rights.clone(),
-                issuer: self.issuer.to_string(),
-                issued_at: self.issued_at,
+                key_id: f.key_id,
+                rights: f.rights.clone(),
+                issuer: f.issuer.to_string(),
+                issued_at: f.issued_at,
                 catalog: (!catalog.is_empty()).then_some(catalog),
             },
             content_key: Zeroizing::new(self.content_key.to_vec()),
@@ -523,7 +522,10 @@ fn decode_license(bytes: &[u8]) -> Result<LicenseView<'_>> {
         expires_at,
         plays_remaining,
     };
-    Ok(LicenseView { key_id, content_key, rights, issuer, issued_at, title, artist, file_path })
+    Ok(LicenseView {
+        fields: LicenseFields { key_id, rights, issuer, issued_at, title, artist, file_path },
+        content_key,
+    })
 }
 
 /// A license read back from an archive, content key included.
@@ -762,7 +764,7 @@ fn open_record<'b>(
         return Ok(Opened::End);
     }
     let view = decode_license(buf)?;
-    if view.key_id.as_bytes() != &frame.key_id {
+    if view.fields.key_id.as_bytes() != &frame.key_id {
         return Err(Error::corrupt("record key ID does not match its frame"));
     }
     Ok(Opened::License(view))

@@ -742,19 +742,18 @@ fn read_and_seal<R: std::io::Read>(
     let mut nonces = NoncePool::new(usize::MAX);
     let mut batch = ReadyBatch::default();
     while let Some(view) = records.next_view()? {
+        let f = &view.fields;
         let start = batch.sealed.len();
-        device.seal_content_key_into(&mut nonces, &view.key_id, view.content_key, &mut batch.sealed);
+        device.seal_content_key_into(&mut nonces, &f.key_id, view.content_key, &mut batch.sealed);
         let sealed = start..batch.sealed.len();
-        let issuer = batch.push_text(view.issuer);
-        let catalog = view
-            .has_catalog()
-            .then(|| [view.title, view.artist, view.file_path].map(|t| t.map(|t| batch.push_text(t))));
+        let issuer = batch.push_text(f.issuer);
+        let catalog = f.has_catalog().then(|| [f.title, f.artist, f.file_path].map(|t| t.map(|t| batch.push_text(t))));
         batch.rows.push(ReadyRow {
-            key_id: view.key_id,
+            key_id: f.key_id,
             sealed,
-            rights: view.rights,
+            rights: f.rights.clone(),
             issuer,
-            issued_at: view.issued_at,
+            issued_at: f.issued_at,
             catalog,
         });
         if batch.rows.len() == APPLY_BATCH && ready.send(std::mem::take(&mut batch)).is_err() {

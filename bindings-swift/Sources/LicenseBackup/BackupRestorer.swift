@@ -346,7 +346,7 @@ final class DelegateBridge: RawEventSink, @unchecked Sendable {
             // The delegate set at the time of each event receives it.
             guard let delegate = lock.withLock({ restorer })?.delegateForEvent() else { continue }
             do {
-                try delegate.receive(Self.event(timed, thrown: thrownError))
+                try delegate.receive(event(timed))
             } catch {
                 lock.withLock {
                     if firstThrown == nil { firstThrown = error }
@@ -356,7 +356,9 @@ final class DelegateBridge: RawEventSink, @unchecked Sendable {
         }
     }
 
-    private static func event(_ timed: TimedEvent, thrown: (any Error)?) -> BackupRestoreEvent {
+    /// The overlay's event value for `timed`; an END of ``ErrorCode/callbackFailed`` carries
+    /// what the delegate threw.
+    private func event(_ timed: TimedEvent) -> BackupRestoreEvent {
         let kind: BackupRestoreEvent.Kind
         switch timed.event {
         case .begin(let operation):
@@ -374,7 +376,7 @@ final class DelegateBridge: RawEventSink, @unchecked Sendable {
         case .end(let operation, let summary, let errorCode, let errorMessage):
             let result: Result<Summary, LicenseBackupError>
             if let errorCode {
-                let underlying = errorCode == .callbackFailed ? thrown : nil
+                let underlying = errorCode == .callbackFailed ? thrownError : nil
                 result = .failure(LicenseBackupError(errorCode, message: errorMessage, underlyingError: underlying))
             } else {
                 result = .success(summary ?? Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0))

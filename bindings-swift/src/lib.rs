@@ -14,11 +14,14 @@
 //! * Callbacks go through the foreign trait [`RawEventSink`], whose method returns
 //!   `Result<(), CallbackFailure>`; an error thrown in Swift becomes a `CallbackFailure`
 //!   (through `From<uniffi::UnexpectedUniFFICallbackError>`), never a panic on the worker.
+//!   Events cross in batches (one foreign call per batch the core hands over), each with its
+//!   emission time; the Swift side asks a [`RawStopSignal`] between events whether to drop the
+//!   rest, so a cancel from inside a delegate method stops delivery right there.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use license_backup as core_api;
@@ -533,23 +536,109 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackFailure {
     }
 }
 
-/// Receives the events of one operation, on the operation's worker thread, in order. The Swift
-/// overlay implements it and forwards each event to the restorer's delegate. Throwing stops the
-/// operation, which ends with `CALLBACK_FAILED` (the END event is still delivered).
+/// A status event and when the engine emitted it (`event_metadata` in `core/interface.json`).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct TimedEvent {
+    /// The event.
+    pub event: StatusEvent,
+    /// When the engine emitted it: the platform's monotonic clock in nanoseconds
+    /// (`CLOCK_MONOTONIC` on Linux, `CLOCK_UPTIME_RAW` on Apple platforms), the clock of
+    /// Swift's `DispatchTime.now().uptimeNanoseconds` on both.
+    pub emitted_ns: u64,
+}
+
+impl From<&core_api::Emitted> for TimedEvent {
+    fn from(e: &core_api::Emitted) -> Self {
+        TimedEvent { event: (&e.event).into(), emitted_ns: e.emitted_ns }
+    }
+}
+
+/// Tells the Swift sink, between the events of a batch, whether to drop the rest of it: true
+/// once the operation's cancellation has been requested (from anywhere, a delegate method
+/// included). A delegate method that throws stops the batch on the Swift side by itself.
+#[derive(uniffi::Object)]
+pub struct RawStopSignal {
+    /// The operation, once `start_*` has returned it.
+    handle: OnceLock<core_api::OperationHandle>,
+}
+
+impl RawStopSignal {
+    fn unbound() -> Arc<Self> {
+        Arc::new(RawStopSignal { handle: OnceLock::new() })
+    }
+
+    fn bind(&self, handle: &core_api::OperationHandle) {
+        // Bound once, right after the start call that created the handle.
+        let _ = self.handle.set(handle.clone());
+    }
+
+    fn is_bound(&self) -> bool {
+        self.handle.get().is_some()
+    }
+}
+
+#[uniffi::export]
+impl RawStopSignal {
+    /// Whether the rest of the batch being delivered must be dropped (cancellation requested).
+    pub fn is_set(&self) -> FfiResult<bool> {
+        guarded(|| Ok(self.handle.get().is_some_and(core_api::OperationHandle::is_cancel_requested)))
+    }
+}
+
+/// Receives the events of one operation, on the operation's delivery thread, in order. The
+/// Swift overlay implements it and forwards each event to the restorer's delegate. Throwing
+/// stops the operation, which ends with `CALLBACK_FAILED` (the END event is still delivered).
 #[uniffi::export(foreign)]
 pub trait RawEventSink: Send + Sync {
-    /// Called for each event.
-    fn on_event(&self, event: StatusEvent) -> Result<(), CallbackFailure>;
+    /// Called with one or more events, in order (many per call when they queued up meanwhile,
+    /// so the FFI crossing is paid once per batch). The sink delivers them in order, calls
+    /// `stop.is_set()` after each event but the last and drops the rest of the batch when it
+    /// returns true, and stops at the first event its delegate throws on.
+    fn on_events(&self, events: Vec<TimedEvent>, stop: Arc<RawStopSignal>) -> Result<(), CallbackFailure>;
 }
 
 /// Adapts a foreign sink to the core's callback trait.
-struct SinkCallback(Arc<dyn RawEventSink>);
+struct SinkCallback {
+    sink: Arc<dyn RawEventSink>,
+    stop: Arc<RawStopSignal>,
+}
+
+impl SinkCallback {
+    fn new(sink: Arc<dyn RawEventSink>) -> Self {
+        SinkCallback { sink, stop: RawStopSignal::unbound() }
+    }
+
+    /// One foreign call with `batch`.
+    fn deliver(&self, batch: &[core_api::Emitted]) -> Result<(), core_api::CallbackError> {
+        self.sink
+            .on_events(batch.iter().map(TimedEvent::from).collect(), Arc::clone(&self.stop))
+            .map_err(|CallbackFailure::Thrown { message }| core_api::CallbackError::new(message))
+    }
+}
 
 impl core_api::StatusCallback for SinkCallback {
     fn on_status(&self, event: &core_api::StatusEvent) -> Result<(), core_api::CallbackError> {
-        self.0
-            .on_event(event.into())
-            .map_err(|CallbackFailure::Thrown { message }| core_api::CallbackError::new(message))
+        // The core delivers through `on_status_batch`; this is only its per-event form.
+        self.deliver(&[core_api::Emitted { event: event.clone(), emitted_ns: core_api::monotonic_ns() }])
+    }
+
+    fn on_status_batch(
+        &self,
+        batch: &[core_api::Emitted],
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), core_api::CallbackError> {
+        if batch.len() <= 1 || self.stop.is_bound() {
+            return self.deliver(batch);
+        }
+        // Events delivered before `start_*` has bound the handle to the stop signal (a race at
+        // the very start of an operation) go one per call, with `stop` checked here.
+        for emitted in batch {
+            self.deliver(std::slice::from_ref(emitted))?;
+            if stop() {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -726,8 +815,10 @@ impl RawBackupRestorer {
     /// to `sink`, ending with exactly one END.
     pub fn start_backup(&self, overwrite: bool, sink: Arc<dyn RawEventSink>) -> FfiResult<Arc<RawOperation>> {
         guarded(|| {
-            let handle =
-                self.inner.backup_licenses(core_api::BackupFlags { overwrite }, Arc::new(SinkCallback(sink)))?;
+            let callback = SinkCallback::new(sink);
+            let stop = Arc::clone(&callback.stop);
+            let handle = self.inner.backup_licenses(core_api::BackupFlags { overwrite }, Arc::new(callback))?;
+            stop.bind(&handle);
             Ok(Arc::new(RawOperation { handle }))
         })
     }
@@ -741,7 +832,10 @@ impl RawBackupRestorer {
     ) -> FfiResult<Arc<RawOperation>> {
         guarded(|| {
             let flags = core_api::RestoreFlags { individualize, replace_existing };
-            let handle = self.inner.restore_licenses(flags, Arc::new(SinkCallback(sink)))?;
+            let callback = SinkCallback::new(sink);
+            let stop = Arc::clone(&callback.stop);
+            let handle = self.inner.restore_licenses(flags, Arc::new(callback))?;
+            stop.bind(&handle);
             Ok(Arc::new(RawOperation { handle }))
         })
     }
@@ -905,5 +999,155 @@ mod tests {
             };
             assert_eq!(name, kind.name());
         }
+    }
+
+    /// A sink that keeps the core's batch contract, as the Swift overlay does: records each
+    /// foreign call, and can cancel the operation at the n-th PROGRESS event.
+    #[derive(Default)]
+    struct RecordingSink {
+        calls: Mutex<Vec<Vec<TimedEvent>>>,
+        delivered: Mutex<Vec<TimedEvent>>,
+        cancel_at_progress: Option<(u64, std::sync::Weak<RawBackupRestorer>)>,
+    }
+
+    impl RawEventSink for RecordingSink {
+        fn on_events(&self, events: Vec<TimedEvent>, stop: Arc<RawStopSignal>) -> Result<(), CallbackFailure> {
+            self.calls.lock().unwrap().push(events.clone());
+            let last = events.len() - 1;
+            for (i, event) in events.into_iter().enumerate() {
+                let progress_done = match event.event {
+                    StatusEvent::Progress { done, .. } => Some(done),
+                    _ => None,
+                };
+                self.delivered.lock().unwrap().push(event);
+                if let (Some(done), Some((at, restorer))) = (progress_done, &self.cancel_at_progress) {
+                    if done == *at {
+                        restorer.upgrade().unwrap().cancel_license_backup().unwrap();
+                    }
+                }
+                if i < last && stop.is_set().unwrap() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn emitted(done: u64) -> core_api::Emitted {
+        core_api::Emitted {
+            event: core_api::StatusEvent::Progress { operation: core_api::OperationKind::Backup, done, total: 3 },
+            emitted_ns: 1000 + done,
+        }
+    }
+
+    #[test]
+    fn unbound_batches_go_one_event_per_call_and_honour_stop() {
+        let sink = Arc::new(RecordingSink::default());
+        let callback = SinkCallback::new(sink.clone());
+        let calls = std::cell::Cell::new(0);
+        let stop = || {
+            calls.set(calls.get() + 1);
+            calls.get() == 2
+        };
+        core_api::StatusCallback::on_status_batch(&callback, &[emitted(1), emitted(2), emitted(3)], &stop).unwrap();
+        let got = sink.calls.lock().unwrap().clone();
+        assert_eq!(got.len(), 2, "stop() after the 2nd event drops the 3rd");
+        assert!(got.iter().all(|c| c.len() == 1));
+        assert_eq!(got[1][0].emitted_ns, 1002);
+        assert!(!callback.stop.is_set().unwrap(), "unbound: no cancel to report");
+    }
+
+    /// A backup of `n` licenses with ProgressInterval 1 in a fresh folder; returns the sink.
+    fn backup_with_sink(n: usize, cancel_at_progress: Option<u64>) -> (Arc<RecordingSink>, FfiResult<Summary>) {
+        let dir = std::env::temp_dir().join(format!(
+            "license-backup-swift-test-{}-{}",
+            std::process::id(),
+            core_api::monotonic_ns()
+        ));
+        std::fs::create_dir_all(dir.join("backup")).unwrap();
+        let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
+        let store = RawLicenseStore::open(path("store.db")).unwrap();
+        let licenses = (1..=n)
+            .map(|i| NewLicense {
+                key_id: format!("5a000000-0000-0000-0000-{i:012x}"),
+                content_key: vec![7; 16],
+                rights: Rights {
+                    play: true,
+                    burn: true,
+                    transfer: true,
+                    backup_allowed: true,
+                    expires_at: None,
+                    plays_remaining: None,
+                },
+                issuer: "https://issuer.example".into(),
+                issued_at: 1_700_000_000,
+            })
+            .collect();
+        store.add_licenses(licenses, false).unwrap();
+        let service = RawEmbeddedService::open(path("service.db"), None, None).unwrap();
+        let restorer = RawBackupRestorer::new(store, service).unwrap();
+        restorer.set_property("BackupPath".into(), PropertyValue::String(path("backup"))).unwrap();
+        restorer.set_property("ProgressInterval".into(), PropertyValue::U32(1)).unwrap();
+        let sink = Arc::new(RecordingSink {
+            cancel_at_progress: cancel_at_progress.map(|at| (at, Arc::downgrade(&restorer))),
+            ..RecordingSink::default()
+        });
+        let op = restorer.start_backup(false, sink.clone()).unwrap();
+        let result = block_on(op.wait());
+        let _ = std::fs::remove_dir_all(&dir);
+        (sink, result)
+    }
+
+    /// Polls a future to completion on this thread (the waiter thread wakes it).
+    fn block_on<F: Future>(future: F) -> F::Output {
+        struct ThreadWaker(std::thread::Thread);
+        impl std::task::Wake for ThreadWaker {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn events_carry_emission_times_in_order() {
+        let (sink, result) = backup_with_sink(300, None);
+        assert_eq!(result.unwrap().licenses, 300);
+        let delivered = sink.delivered.lock().unwrap().clone();
+        // BEGIN, PROGRESS 1..=300, END.
+        assert_eq!(delivered.len(), 302);
+        assert!(matches!(delivered.first().unwrap().event, StatusEvent::Begin { .. }));
+        assert!(matches!(delivered.last().unwrap().event, StatusEvent::End { error_code: None, .. }));
+        assert!(delivered.windows(2).all(|w| w[0].emitted_ns <= w[1].emitted_ns), "non-decreasing");
+        assert!(delivered.iter().all(|e| e.emitted_ns > 0 && e.emitted_ns <= core_api::monotonic_ns()));
+        let calls = sink.calls.lock().unwrap();
+        assert_eq!(calls.iter().map(Vec::len).sum::<usize>(), 302, "each event crosses exactly once");
+    }
+
+    #[test]
+    fn a_cancel_inside_a_batch_drops_the_rest_of_it() {
+        let (sink, result) = backup_with_sink(300, Some(10));
+        assert!(matches!(result, Err(BindingError::Failure { code: ErrorCode::Cancelled, .. })), "{result:?}");
+        let delivered = sink.delivered.lock().unwrap().clone();
+        let progress: Vec<u64> = delivered
+            .iter()
+            .filter_map(|e| match e.event {
+                StatusEvent::Progress { done, .. } => Some(done),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(progress, (1..=10).collect::<Vec<_>>(), "nothing after the cancelling event");
+        assert!(matches!(
+            delivered.last().unwrap().event,
+            StatusEvent::End { error_code: Some(ErrorCode::Cancelled), .. }
+        ));
     }
 }

@@ -11,7 +11,16 @@ import LicenseBackupBindings
 /// A method that throws stops the operation: it ends with ``ErrorCode/callbackFailed`` (``end``
 /// is still delivered), and the awaiting caller gets a ``LicenseBackupError`` whose
 /// ``LicenseBackupError/underlyingError`` is what the delegate threw.
+///
+/// Every event first reaches ``receive(_:)``, whose default implementation calls the method of
+/// that event below; implement ``receive(_:)`` to see each event as a value, with the time the
+/// engine emitted it (``BackupRestoreEvent/emittedNs``).
 public protocol BackupRestoreDelegate: AnyObject, Sendable {
+    /// Receives every event of an operation, with its emission time. The default implementation
+    /// calls ``BackupRestoreEvent/dispatch(to:)``, which calls the event's own method
+    /// (``begin(_:)``, ``progress(_:done:total:)``, ...); an implementation that wants those
+    /// too calls `try event.dispatch(to: self)`.
+    func receive(_ event: BackupRestoreEvent) throws
     /// The operation's work begins (for a restore: after the service has answered).
     func begin(_ operation: OperationKind) throws
     /// `done` of `total` licenses processed (every `progressInterval` licenses, and at the end).
@@ -30,6 +39,7 @@ public protocol BackupRestoreDelegate: AnyObject, Sendable {
 }
 
 extension BackupRestoreDelegate {
+    public func receive(_ event: BackupRestoreEvent) throws { try event.dispatch(to: self) }
     public func begin(_ operation: OperationKind) throws {}
     public func progress(_ operation: OperationKind, done: UInt64, total: UInt64) throws {}
     public func restrictedLicense(keyId: String, title: String?) throws {}
@@ -37,6 +47,66 @@ extension BackupRestoreDelegate {
     public func disconnecting() throws {}
     public func refused(code: ErrorCode, message: String, url: String) throws {}
     public func end(_ operation: OperationKind, result: Result<Summary, LicenseBackupError>) throws {}
+}
+
+/// One status event as a value, with when the engine emitted it: what
+/// ``BackupRestoreDelegate/receive(_:)`` gets.
+public struct BackupRestoreEvent: Sendable {
+    /// Which event, with its fields (the arguments of the matching delegate method).
+    public enum Kind: Sendable {
+        /// ``BackupRestoreDelegate/begin(_:)``.
+        case begin(OperationKind)
+        /// ``BackupRestoreDelegate/progress(_:done:total:)``.
+        case progress(OperationKind, done: UInt64, total: UInt64)
+        /// ``BackupRestoreDelegate/restrictedLicense(keyId:title:)``.
+        case restrictedLicense(keyId: String, title: String?)
+        /// ``BackupRestoreDelegate/connecting()``.
+        case connecting
+        /// ``BackupRestoreDelegate/disconnecting()``.
+        case disconnecting
+        /// ``BackupRestoreDelegate/refused(code:message:url:)``.
+        case refused(code: ErrorCode, message: String, url: String)
+        /// ``BackupRestoreDelegate/end(_:result:)``: always last, exactly once.
+        case end(OperationKind, result: Result<Summary, LicenseBackupError>)
+    }
+
+    /// The event.
+    public let kind: Kind
+
+    /// When the engine emitted the event, in nanoseconds of the clock of
+    /// `DispatchTime.now().uptimeNanoseconds`: `mach_absolute_time` (`CLOCK_UPTIME_RAW`) on
+    /// Apple platforms, `CLOCK_MONOTONIC` on Linux (where libdispatch reads that clock for
+    /// `DispatchTime.now()`). `DispatchTime.now().uptimeNanoseconds - emittedNs` is how long
+    /// the event waited before reaching the delegate. Events of an operation have
+    /// non-decreasing emission times.
+    public let emittedNs: UInt64
+
+    /// An event emitted at `emittedNs`.
+    public init(_ kind: Kind, emittedNs: UInt64) {
+        self.kind = kind
+        self.emittedNs = emittedNs
+    }
+
+    /// Calls the delegate method of this event with its fields (what the default
+    /// ``BackupRestoreDelegate/receive(_:)`` does); rethrows what it throws.
+    public func dispatch(to delegate: any BackupRestoreDelegate) throws {
+        switch kind {
+        case .begin(let operation):
+            try delegate.begin(operation)
+        case .progress(let operation, let done, let total):
+            try delegate.progress(operation, done: done, total: total)
+        case .restrictedLicense(let keyId, let title):
+            try delegate.restrictedLicense(keyId: keyId, title: title)
+        case .connecting:
+            try delegate.connecting()
+        case .disconnecting:
+            try delegate.disconnecting()
+        case .refused(let code, let message, let url):
+            try delegate.refused(code: code, message: message, url: url)
+        case .end(let operation, let result):
+            try delegate.end(operation, result: result)
+        }
+    }
 }
 
 /// Backs up the licenses of a store to a folder and restores them from one
@@ -251,8 +321,9 @@ public final class LicenseOperation: Sendable {
     }
 }
 
-/// Receives one operation's events from Rust and forwards them to the restorer's delegate.
-/// Holds the restorer weakly, so no cycle runs through the Rust side.
+/// Receives one operation's events from Rust, a batch per call, and forwards each to the
+/// restorer's delegate, in order. Holds the restorer weakly, so no cycle runs through the Rust
+/// side.
 final class DelegateBridge: RawEventSink, @unchecked Sendable {
     // @unchecked: mutable state is guarded by `lock`.
     private let lock = NSLock()
@@ -266,41 +337,52 @@ final class DelegateBridge: RawEventSink, @unchecked Sendable {
     /// The first error a delegate method threw during this operation.
     var thrownError: (any Error)? { lock.withLock { firstThrown } }
 
-    func onEvent(event: StatusEvent) throws {
-        guard let delegate = lock.withLock({ restorer })?.delegateForEvent() else { return }
-        do {
-            try Self.deliver(event, to: delegate, thrown: thrownError)
-        } catch {
-            lock.withLock {
-                if firstThrown == nil { firstThrown = error }
+    /// Delivers `events` in order. Between two events it asks `stop` whether the operation was
+    /// cancelled meanwhile (a delegate method may have cancelled it) and then drops the rest;
+    /// the first event a delegate method throws on ends the batch with the thrown error.
+    func onEvents(events: [TimedEvent], stop: RawStopSignal) throws {
+        for (index, timed) in events.enumerated() {
+            if index > 0, (try? stop.isSet()) ?? false { return }
+            // The delegate set at the time of each event receives it.
+            guard let delegate = lock.withLock({ restorer })?.delegateForEvent() else { continue }
+            do {
+                try delegate.receive(event(timed))
+            } catch {
+                lock.withLock {
+                    if firstThrown == nil { firstThrown = error }
+                }
+                throw CallbackFailure.Thrown(message: String(describing: error))
             }
-            throw CallbackFailure.Thrown(message: String(describing: error))
         }
     }
 
-    private static func deliver(_ event: StatusEvent, to delegate: any BackupRestoreDelegate, thrown: (any Error)?) throws {
-        switch event {
+    /// The overlay's event value for `timed`; an END of ``ErrorCode/callbackFailed`` carries
+    /// what the delegate threw.
+    private func event(_ timed: TimedEvent) -> BackupRestoreEvent {
+        let kind: BackupRestoreEvent.Kind
+        switch timed.event {
         case .begin(let operation):
-            try delegate.begin(operation)
+            kind = .begin(operation)
         case .progress(let operation, let done, let total):
-            try delegate.progress(operation, done: done, total: total)
+            kind = .progress(operation, done: done, total: total)
         case .restrictedLicense(let keyId, let title):
-            try delegate.restrictedLicense(keyId: keyId, title: title)
+            kind = .restrictedLicense(keyId: keyId, title: title)
         case .connecting:
-            try delegate.connecting()
+            kind = .connecting
         case .disconnecting:
-            try delegate.disconnecting()
+            kind = .disconnecting
         case .refused(let code, let message, let url):
-            try delegate.refused(code: code, message: message, url: url)
+            kind = .refused(code: code, message: message, url: url)
         case .end(let operation, let summary, let errorCode, let errorMessage):
             let result: Result<Summary, LicenseBackupError>
             if let errorCode {
-                let underlying = errorCode == .callbackFailed ? thrown : nil
+                let underlying = errorCode == .callbackFailed ? thrownError : nil
                 result = .failure(LicenseBackupError(errorCode, message: errorMessage, underlyingError: underlying))
             } else {
                 result = .success(summary ?? Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0))
             }
-            try delegate.end(operation, result: result)
+            kind = .end(operation, result: result)
         }
+        return BackupRestoreEvent(kind, emittedNs: timed.emittedNs)
     }
 }

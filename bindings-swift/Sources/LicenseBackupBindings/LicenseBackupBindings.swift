@@ -1074,22 +1074,25 @@ public func FfiConverterTypeRawEmbeddedService_lower(_ value: RawEmbeddedService
 
 
 /**
- * Receives the events of one operation, on the operation's worker thread, in order. The Swift
- * overlay implements it and forwards each event to the restorer's delegate. Throwing stops the
- * operation, which ends with `CALLBACK_FAILED` (the END event is still delivered).
+ * Receives the events of one operation, on the operation's delivery thread, in order. The
+ * Swift overlay implements it and forwards each event to the restorer's delegate. Throwing
+ * stops the operation, which ends with `CALLBACK_FAILED` (the END event is still delivered).
  */
 public protocol RawEventSink: AnyObject, Sendable {
     
     /**
-     * Called for each event.
+     * Called with one or more events, in order (many per call when they queued up meanwhile,
+     * so the FFI crossing is paid once per batch). The sink delivers them in order, calls
+     * `stop.is_set()` after each event but the last and drops the rest of the batch when it
+     * returns true, and stops at the first event its delegate throws on.
      */
-    func onEvent(event: StatusEvent) throws 
+    func onEvents(events: [TimedEvent], stop: RawStopSignal) throws 
     
 }
 /**
- * Receives the events of one operation, on the operation's worker thread, in order. The Swift
- * overlay implements it and forwards each event to the restorer's delegate. Throwing stops the
- * operation, which ends with `CALLBACK_FAILED` (the END event is still delivered).
+ * Receives the events of one operation, on the operation's delivery thread, in order. The
+ * Swift overlay implements it and forwards each event to the restorer's delegate. Throwing
+ * stops the operation, which ends with `CALLBACK_FAILED` (the END event is still delivered).
  */
 open class RawEventSinkImpl: RawEventSink, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1145,13 +1148,17 @@ open class RawEventSinkImpl: RawEventSink, @unchecked Sendable {
 
     
     /**
-     * Called for each event.
+     * Called with one or more events, in order (many per call when they queued up meanwhile,
+     * so the FFI crossing is paid once per batch). The sink delivers them in order, calls
+     * `stop.is_set()` after each event but the last and drops the rest of the batch when it
+     * returns true, and stops at the first event its delegate throws on.
      */
-open func onEvent(event: StatusEvent)throws   {try rustCallWithError(FfiConverterTypeCallbackFailure_lift) {
+open func onEvents(events: [TimedEvent], stop: RawStopSignal)throws   {try rustCallWithError(FfiConverterTypeCallbackFailure_lift) {
         uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_raweventsink_on_event(
+    uniffi_license_backup_swift_fn_method_raweventsink_on_events(
             self.uniffiCloneHandle(),
-        FfiConverterTypeStatusEvent_lower(event),uniffiCallStatus
+        FfiConverterSequenceTypeTimedEvent.lower(events),
+        FfiConverterTypeRawStopSignal_lower(stop),uniffiCallStatus
     )
 }
 }
@@ -1184,9 +1191,10 @@ fileprivate struct UniffiCallbackInterfaceRawEventSink {
                 fatalError("Uniffi callback interface RawEventSink: handle missing in uniffiClone")
             }
         },
-        onEvent: { (
+        onEvents: { (
             uniffiHandle: UInt64,
-            event: RustBuffer,
+            events: RustBuffer,
+            stop: UInt64,
             uniffiOutReturn: UnsafeMutableRawPointer,
             uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
         ) in
@@ -1195,8 +1203,9 @@ fileprivate struct UniffiCallbackInterfaceRawEventSink {
                 guard let uniffiObj = try? FfiConverterTypeRawEventSink.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return try uniffiObj.onEvent(
-                     event: try FfiConverterTypeStatusEvent_lift(event)
+                return try uniffiObj.onEvents(
+                     events: try FfiConverterSequenceTypeTimedEvent.lift(events),
+                     stop: try FfiConverterTypeRawStopSignal_lift(stop)
                 )
             }
 
@@ -1805,6 +1814,139 @@ public func FfiConverterTypeRawOperation_lift(_ handle: UInt64) throws -> RawOpe
 #endif
 public func FfiConverterTypeRawOperation_lower(_ value: RawOperation) -> UInt64 {
     return FfiConverterTypeRawOperation.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Tells the Swift sink, between the events of a batch, whether to drop the rest of it: true
+ * once the operation's cancellation has been requested (from anywhere, a delegate method
+ * included). A delegate method that throws stops the batch on the Swift side by itself.
+ */
+public protocol RawStopSignalProtocol: AnyObject, Sendable {
+    
+    /**
+     * Whether the rest of the batch being delivered must be dropped (cancellation requested).
+     */
+    func isSet() throws  -> Bool
+    
+}
+/**
+ * Tells the Swift sink, between the events of a batch, whether to drop the rest of it: true
+ * once the operation's cancellation has been requested (from anywhere, a delegate method
+ * included). A delegate method that throws stops the batch on the Swift side by itself.
+ */
+open class RawStopSignal: RawStopSignalProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_license_backup_swift_fn_clone_rawstopsignal(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_license_backup_swift_fn_free_rawstopsignal(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Whether the rest of the batch being delivered must be dropped (cancellation requested).
+     */
+open func isSet()throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawstopsignal_is_set(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRawStopSignal: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = RawStopSignal
+
+    public static func lift(_ handle: UInt64) throws -> RawStopSignal {
+        return RawStopSignal(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: RawStopSignal) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RawStopSignal {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: RawStopSignal, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawStopSignal_lift(_ handle: UInt64) throws -> RawStopSignal {
+    return try FfiConverterTypeRawStopSignal.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawStopSignal_lower(_ value: RawStopSignal) -> UInt64 {
+    return FfiConverterTypeRawStopSignal.lower(value)
 }
 
 
@@ -2450,6 +2592,79 @@ public func FfiConverterTypeSummary_lift(_ buf: RustBuffer) throws -> Summary {
 #endif
 public func FfiConverterTypeSummary_lower(_ value: Summary) -> RustBuffer {
     return FfiConverterTypeSummary.lower(value)
+}
+
+
+/**
+ * A status event and when the engine emitted it (`event_metadata` in `core/interface.json`).
+ */
+public struct TimedEvent: Equatable, Hashable {
+    /**
+     * The event.
+     */
+    public var event: StatusEvent
+    /**
+     * When the engine emitted it: the platform's monotonic clock in nanoseconds
+     * (`CLOCK_MONOTONIC` on Linux, `CLOCK_UPTIME_RAW` on Apple platforms), the clock of
+     * Swift's `DispatchTime.now().uptimeNanoseconds` on both.
+     */
+    public var emittedNs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The event.
+         */event: StatusEvent, 
+        /**
+         * When the engine emitted it: the platform's monotonic clock in nanoseconds
+         * (`CLOCK_MONOTONIC` on Linux, `CLOCK_UPTIME_RAW` on Apple platforms), the clock of
+         * Swift's `DispatchTime.now().uptimeNanoseconds` on both.
+         */emittedNs: UInt64) {
+        self.event = event
+        self.emittedNs = emittedNs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TimedEvent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTimedEvent: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TimedEvent {
+        return
+            try TimedEvent(
+                event: FfiConverterTypeStatusEvent.read(from: &buf), 
+                emittedNs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TimedEvent, into buf: inout [UInt8]) {
+        FfiConverterTypeStatusEvent.write(value.event, into: &buf)
+        FfiConverterUInt64.write(value.emittedNs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimedEvent_lift(_ buf: RustBuffer) throws -> TimedEvent {
+    return try FfiConverterTypeTimedEvent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTimedEvent_lower(_ value: TimedEvent) -> RustBuffer {
+    return FfiConverterTypeTimedEvent.lower(value)
 }
 
 
@@ -3514,6 +3729,31 @@ fileprivate struct FfiConverterSequenceTypeNewLicense: FfiConverterRustBuffer {
         return seq
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeTimedEvent: FfiConverterRustBuffer {
+    typealias SwiftType = [TimedEvent]
+
+    public static func write(_ value: [TimedEvent], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeTimedEvent.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [TimedEvent] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [TimedEvent]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeTimedEvent.read(from: &buf))
+        }
+        return seq
+    }
+}
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
 private let UNIFFI_RUST_FUTURE_POLL_WAKE: Int8 = 1
 
@@ -3614,7 +3854,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 11046) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_raweventsink_on_event() != 44633) {
+    if (uniffi_license_backup_swift_checksum_method_raweventsink_on_events() != 14244) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license() != 23593) {
@@ -3663,6 +3903,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawoperation_wait() != 16892) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawstopsignal_is_set() != 34216) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_constructor_rawbackuprestorer_new() != 23167) {

@@ -245,7 +245,7 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_EVENT_SINK_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_EVENT_SINK_METHOD0
-typedef void (*UniffiCallbackInterfaceRawEventSinkMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+typedef void (*UniffiCallbackInterfaceRawEventSinkMethod0)(uint64_t, RustBuffer, uint64_t, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -255,7 +255,7 @@ typedef void (*UniffiCallbackInterfaceRawEventSinkMethod0)(uint64_t, RustBuffer,
 typedef struct UniffiVTableCallbackInterfaceRawEventSink {
     UniffiCallbackInterfaceFree _Nonnull uniffiFree;
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
-    UniffiCallbackInterfaceRawEventSinkMethod0 _Nonnull onEvent;
+    UniffiCallbackInterfaceRawEventSinkMethod0 _Nonnull onEvents;
 } UniffiVTableCallbackInterfaceRawEventSink;
 
 #endif
@@ -364,9 +364,9 @@ void uniffi_license_backup_swift_fn_free_raweventsink(uint64_t handle, RustCallS
 void uniffi_license_backup_swift_fn_init_callback_vtable_raweventsink(const UniffiVTableCallbackInterfaceRawEventSink* _Nonnull vtable
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWEVENTSINK_ON_EVENT
-#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWEVENTSINK_ON_EVENT
-void uniffi_license_backup_swift_fn_method_raweventsink_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWEVENTSINK_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWEVENTSINK_ON_EVENTS
+void uniffi_license_backup_swift_fn_method_raweventsink_on_events(uint64_t ptr, RustBuffer events, uint64_t stop, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWLICENSESTORE
@@ -472,6 +472,21 @@ RustBuffer uniffi_license_backup_swift_fn_method_rawoperation_kind(uint64_t ptr,
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWOPERATION_WAIT
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWOPERATION_WAIT
 uint64_t uniffi_license_backup_swift_fn_method_rawoperation_wait(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWSTOPSIGNAL
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWSTOPSIGNAL
+uint64_t uniffi_license_backup_swift_fn_clone_rawstopsignal(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_FREE_RAWSTOPSIGNAL
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_FREE_RAWSTOPSIGNAL
+void uniffi_license_backup_swift_fn_free_rawstopsignal(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWSTOPSIGNAL_IS_SET
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWSTOPSIGNAL_IS_SET
+int8_t uniffi_license_backup_swift_fn_method_rawstopsignal_is_set(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_ERRORCODE_SUMMARY
@@ -816,9 +831,9 @@ uint16_t uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_onli
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWEVENTSINK_ON_EVENT
-#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWEVENTSINK_ON_EVENT
-uint16_t uniffi_license_backup_swift_checksum_method_raweventsink_on_event(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWEVENTSINK_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWEVENTSINK_ON_EVENTS
+uint16_t uniffi_license_backup_swift_checksum_method_raweventsink_on_events(void
     
 );
 #endif
@@ -915,6 +930,12 @@ uint16_t uniffi_license_backup_swift_checksum_method_rawoperation_kind(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWOPERATION_WAIT
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWOPERATION_WAIT
 uint16_t uniffi_license_backup_swift_checksum_method_rawoperation_wait(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWSTOPSIGNAL_IS_SET
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWSTOPSIGNAL_IS_SET
+uint16_t uniffi_license_backup_swift_checksum_method_rawstopsignal_is_set(void
     
 );
 #endif

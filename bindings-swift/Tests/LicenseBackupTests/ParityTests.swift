@@ -65,6 +65,26 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// Every `event_metadata` field of the interface is a property of the event value the
+    /// delegate's `receive(_:)` gets, with the idiomatic name and type.
+    func testEventMetadata() throws {
+        let metadata = try XCTUnwrap(interface["event_metadata"] as? [[String: Any]])
+        XCTAssertFalse(metadata.isEmpty)
+        let sample = BackupRestoreEvent(.connecting, emittedNs: 42)
+        let properties = Dictionary(uniqueKeysWithValues: Mirror(reflecting: sample).children.map { ($0.label!, $0.value) })
+        XCTAssertEqual(Set(properties.keys), Set(metadata.map { lowerCamel($0["name"] as! String) }).union(["kind"]),
+                       "the event value has the event and exactly the interface's metadata")
+        for m in metadata {
+            let name = try XCTUnwrap(m["name"] as? String)
+            let value = try XCTUnwrap(properties[lowerCamel(name)], "no property for \(name)")
+            switch m["type"] as? String {
+            case "u64": XCTAssertTrue(value is UInt64, "\(name) is a UInt64")
+            default: XCTFail("metadata \(name) has a type the test does not know: \(m["type"] ?? "nil")")
+            }
+        }
+        XCTAssertEqual(sample.emittedNs, 42)
+    }
+
     func testProperties() throws {
         let world = try World()
         let (_, restorer) = try world.device("A")

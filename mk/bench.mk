@@ -25,7 +25,7 @@ BENCH_NODE_PATH ?= $(BENCH_NODE_MODULES):$(ROOT)/target/node/fresh/node_modules
 BENCH_RUN = $(CARGO) run --quiet -p license-backup --example bench --
 
 TEST_SUITES += test-bench-smoke
-.PHONY: bench bench-tools bench-python-env bench-node-package test-bench-smoke
+.PHONY: bench bench-run bench-tools bench-python-env bench-node-package test-bench-smoke
 
 # The baseline's standard tools (Debian's sqlite3 and openssl), installed when missing.
 bench-tools:
@@ -39,7 +39,12 @@ bench: bench-tools
 		$(MAKE) --no-print-directory bench-python-env || echo "bench: no release Python package; its rows may be skipped"; \
 		$(MAKE) --no-print-directory bench-node-package || echo "bench: no release Node package; its rows may be skipped"; \
 	fi
+	$(MAKE) --no-print-directory bench-run
+
+# A make of its own, so BENCH_PYTHON sees the release venv that bench-python-env just made.
+bench-run:
 	$(CARGO) build --quiet --release -p license-backup --example bench
+	@echo "bench: python $(BENCH_PYTHON), node $(BENCH_NODE)"
 	NODE_PATH=$(BENCH_NODE_PATH) $(BENCH_NICE) $(CARGO) run --quiet --release -p license-backup --example bench -- \
 		--dir $(BENCH_DIR) --root $(ROOT) --python "$(BENCH_PYTHON)" --node "$(BENCH_NODE)" $(BENCH_ARGS)
 

@@ -68,6 +68,7 @@ pub use operation::{OperationHandle, monotonic_ns};
 pub use props::{Properties, Property, PropertyValue, ValueType};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{
-    EmbeddedService, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError, ServicePolicy,
+    EmbeddedService, KeyIdStream, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError,
+    ServicePolicy,
 };
 pub use store::{LicenseStore, SCHEMA_VERSION};

@@ -1,0 +1,132 @@
+//! A restore reads its archive in several passes (the scan, the key IDs streamed to the service,
+//! the verifying pass, the pass that writes the store), all from the file it opened first, and
+//! checks each against the scan: the service authorizes exactly what is restored, and a file
+//! changed while the restore runs changes nothing in the store.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::*;
+use license_backup::*;
+
+/// What a wrapping service does inside `authorize_restore`, around the embedded service.
+enum Twist {
+    /// Hands the embedded service only the first `n` key IDs (and so gets a grant for fewer).
+    ReadOnly(usize),
+    /// After the embedded service answered, flips a byte of the archive file at `offset`.
+    Damage { path: PathBuf, offset: u64 },
+    /// After the embedded service answered, replaces the archive's path with another file.
+    Replace { path: PathBuf, with: Vec<u8> },
+}
+
+struct Wrapped {
+    inner: Arc<EmbeddedService>,
+    twist: Twist,
+}
+
+impl LicenseService for Wrapped {
+    fn public_key(&self) -> Result<[u8; 32]> {
+        self.inner.public_key()
+    }
+
+    fn authorize_restore(
+        &self,
+        request: &RestoreRequest,
+        key_ids: &mut KeyIdStream<'_>,
+    ) -> std::result::Result<RestoreGrant, ServiceError> {
+        match &self.twist {
+            Twist::ReadOnly(n) => self.inner.authorize_restore(request, &mut key_ids.take(*n)),
+            Twist::Damage { path, offset } => {
+                let grant = self.inner.authorize_restore(request, key_ids)?;
+                let mut bytes = std::fs::read(path).unwrap();
+                bytes[*offset as usize] ^= 0x40;
+                // In place: the same file (inode) the restore holds open.
+                use std::io::{Seek, SeekFrom, Write};
+                let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+                f.seek(SeekFrom::Start(*offset)).unwrap();
+                f.write_all(&bytes[*offset as usize..*offset as usize + 1]).unwrap();
+                Ok(grant)
+            }
+            Twist::Replace { path, with } => {
+                let grant = self.inner.authorize_restore(request, key_ids)?;
+                let tmp = path.with_extension("other");
+                std::fs::write(&tmp, with).unwrap();
+                std::fs::rename(&tmp, path).unwrap();
+                Ok(grant)
+            }
+        }
+    }
+
+    fn quota(&self, origin: &[u8; 16], device: &[u8; 16], key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
+        self.inner.quota(origin, device, key_ids)
+    }
+}
+
+/// A world with 200 licenses backed up from device A, and device B restoring through `twist`.
+fn setup(twist: impl FnOnce(&World) -> Twist) -> (World, Arc<LicenseStore>, BackupRestorer) {
+    let w = World::new();
+    let (a, ra) = w.device("a");
+    fill(&a, 200, 0);
+    backup(&ra, true).0.unwrap();
+    let b = Arc::new(LicenseStore::open(w.path("b.db")).unwrap());
+    let service: Arc<dyn LicenseService> = Arc::new(Wrapped { inner: Arc::clone(&w.service), twist: twist(&w) });
+    let rb = create_backup_restorer(Arc::clone(&b), service);
+    rb.set_property("RestorePath", PropertyValue::String(w.folder("backup").display().to_string())).unwrap();
+    (w, b, rb)
+}
+
+#[test]
+fn a_grant_for_part_of_the_stream_restores_nothing() {
+    let (_w, b, rb) = setup(|_| Twist::ReadOnly(150));
+    let (res, rec) = restore(&rb, RestoreFlags::default());
+    assert_eq!(res.unwrap_err().code(), ErrorCode::Internal);
+    assert_eq!(rec.kinds(), ["connecting", "disconnecting", "end"]);
+    assert_eq!(b.license_count().unwrap(), 0);
+}
+
+#[test]
+fn an_archive_damaged_in_place_after_the_service_answered_restores_nothing() {
+    // Offsets: the first frame's key ID, then inside records further on.
+    for offset in [180u64, 5_000, 20_000] {
+        let (w, b, rb) = setup(|w| Twist::Damage { path: archive_path(w), offset });
+        let size = std::fs::metadata(archive_path(&w)).unwrap().len();
+        assert!(offset < size);
+        let (res, rec) = restore(&rb, RestoreFlags::default());
+        assert_eq!(res.unwrap_err().code(), ErrorCode::ArchiveCorrupt, "offset {offset}");
+        assert_eq!(rec.kinds().last(), Some(&"end"));
+        assert_eq!(b.license_count().unwrap(), 0, "offset {offset}");
+        assert_eq!(b.verify().unwrap(), 0);
+    }
+}
+
+#[test]
+fn an_archive_path_replaced_after_the_service_answered_changes_nothing() {
+    // Another valid archive (another origin, other licenses) moved over the path: the restore
+    // goes on with the file it opened, and restores exactly what the service authorized.
+    let (_w, b, rb) = setup(|w| {
+        let other = World::new();
+        let (c, rc) = other.device("c");
+        for n in 0..10 {
+            c.add_license(
+                &NewLicense {
+                    key_id: key_id(10_000 + n),
+                    content_key: content_key(n),
+                    rights: Rights::default(),
+                    issuer: "https://other.example".into(),
+                    issued_at: 1,
+                },
+                ConflictPolicy::Keep,
+            )
+            .unwrap();
+        }
+        backup(&rc, true).0.unwrap();
+        Twist::Replace { path: archive_path(w), with: read_all(&archive_path(&other)) }
+    });
+    let (res, _) = restore(&rb, RestoreFlags::default());
+    assert_eq!(res.unwrap().licenses, 200);
+    assert_eq!(b.license_count().unwrap(), 200);
+    assert!(b.get_license(&key_id(10_000)).unwrap().is_none());
+    assert_eq!(b.verify().unwrap(), 200);
+}

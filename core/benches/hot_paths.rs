@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the hot paths (criterion): sealing and opening content keys and archive
-//! records, store reads and writes, and event dispatch. `cargo bench -p license-backup --bench
-//! hot_paths`; the end-to-end figures are `make bench` (core/examples/bench.rs).
+//! records, store reads and writes, a 10k restore and its quota pass, and event dispatch.
+//! `cargo bench -p license-backup --bench hot_paths`; the end-to-end figures are `make bench`
+//! (core/examples/bench.rs).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -98,6 +99,53 @@ fn store(c: &mut Criterion) {
     g.finish();
 }
 
+/// A 10k-license restore through the public API, into a fresh store with a fresh copy of the
+/// ledger each time (the service's ledger pass, the verifying pass and the one transaction),
+/// and the read-only quota pass that shows a user what a restore would cost.
+fn restore(c: &mut Criterion) {
+    let mut g = c.benchmark_group("restore");
+    const N: u64 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("service.db");
+    let folder = dir.path().join("usb");
+    std::fs::create_dir_all(&folder).unwrap();
+    {
+        let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(&ledger).unwrap());
+        let store = Arc::new(LicenseStore::open(dir.path().join("a.db")).unwrap());
+        store.add_licenses(&(0..N).map(new_license).collect::<Vec<_>>(), ConflictPolicy::Keep).unwrap();
+        let r = create_backup_restorer(store, service);
+        r.set_property("BackupPath", PropertyValue::String(folder.display().to_string())).unwrap();
+        r.backup_licenses(BackupFlags { overwrite: true }, Arc::new(|_: &StatusEvent| Ok(()))).unwrap().wait().unwrap();
+    }
+    let restorer_at = |round: u64| {
+        let copy = dir.path().join(format!("service-{round}.db"));
+        std::fs::copy(&ledger, &copy).unwrap();
+        let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(&copy).unwrap());
+        let store = Arc::new(LicenseStore::open(dir.path().join(format!("b{round}.db"))).unwrap());
+        let r = create_backup_restorer(store, service);
+        r.set_property("RestorePath", PropertyValue::String(folder.display().to_string())).unwrap();
+        r
+    };
+    g.throughput(Throughput::Elements(N));
+    let mut round = 0u64;
+    g.bench_function("restore_10k", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                restorer_at(round)
+            },
+            |r| {
+                let s = r.restore_licenses(RestoreFlags::default(), Arc::new(|_: &StatusEvent| Ok(()))).unwrap().wait();
+                assert_eq!(s.unwrap().licenses, N);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let r = restorer_at(0);
+    g.bench_function("quota_10k", |b| b.iter(|| assert_eq!(r.restore_quota().unwrap().licenses, N)));
+    g.finish();
+}
+
 fn events(c: &mut Criterion) {
     let mut g = c.benchmark_group("events");
     const N: u64 = 10_000;
@@ -113,6 +161,6 @@ fn events(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20);
-    targets = crypto, store, events
+    targets = crypto, store, restore, events
 }
 criterion_main!(benches);

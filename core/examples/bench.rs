@@ -333,6 +333,18 @@ fn backup_child(store: &Path, service: &Path, out: &Path) -> Res<Value> {
     ])
 }
 
+/// Runs `bench child e2e`: the median wall time of `repeat` backups in one process.
+fn e2e_child(store: &Path, service: &Path, out: &Path, repeat: usize) -> Res<f64> {
+    let v = run_child(&[
+        "e2e",
+        &store.display().to_string(),
+        &service.display().to_string(),
+        &out.display().to_string(),
+        &repeat.max(1).to_string(),
+    ])?;
+    Ok(v["wall_s"].as_f64().unwrap_or(f64::NAN))
+}
+
 fn run_child(args: &[&str]) -> Res<Value> {
     let exe = std::env::current_exe().map_err(err)?;
     let out = Command::new(exe).arg("child").args(args).stderr(Stdio::inherit()).output().map_err(err)?;
@@ -540,15 +552,7 @@ fn parent(args: &[String]) -> Res<()> {
     let e2e = fmt_n(opts.e2e);
     let out = scratch.join("e2e");
     fresh_dir(&out)?;
-    let rust_e2e = run_child(&[
-        "e2e",
-        &store.display().to_string(),
-        &service.display().to_string(),
-        &out.display().to_string(),
-        &opts.repeat.max(1).to_string(),
-    ])?["wall_s"]
-        .as_f64()
-        .unwrap_or(f64::NAN);
+    let rust_e2e = e2e_child(&store, &service, &out, opts.repeat)?;
     record(format!("rust.backup_e2e.{e2e}.wall"), rust_e2e, "s");
     let ev = run_child(&[
         "events",
@@ -601,15 +605,7 @@ fn parent(args: &[String]) -> Res<()> {
             let bout = scratch.join(format!("{lang}-out"));
             fresh_dir(&bout)?;
             // The Rust figure again, right before the script: the pair sees the same load.
-            let rust_pair = run_child(&[
-                "e2e",
-                &store.display().to_string(),
-                &service.display().to_string(),
-                &bout.display().to_string(),
-                &opts.repeat.max(1).to_string(),
-            ])?["wall_s"]
-                .as_f64()
-                .unwrap_or(f64::NAN);
+            let rust_pair = e2e_child(&store, &service, &bout, opts.repeat)?;
             figures.push(
                 json!({"name": format!("rust.backup_e2e.{e2e}.before_{lang}.wall"), "value": rust_pair, "unit": "s"}),
             );

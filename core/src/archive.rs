@@ -618,18 +618,38 @@ fn expect_eof(r: &mut impl Read) -> Result<()> {
     }
 }
 
-/// A digest of the sequence of key IDs in an archive (SHA-256 over the 16-byte key IDs in
-/// order): what lets a restore check that the licenses it applies are exactly those the service
-/// authorized, without keeping the list in memory.
-pub(crate) type KeyDigest = [u8; 32];
+/// The licenses a pass over an archive saw: how many, and a digest of their key IDs (SHA-256
+/// over the 16-byte key IDs in order). What lets a restore check that the licenses it applies
+/// are exactly those the service authorized, without keeping the list in memory.
+#[derive(Clone, Default)]
+pub(crate) struct KeyTally {
+    licenses: u64,
+    digest: Sha256,
+}
+
+impl KeyTally {
+    fn add(&mut self, key_id: &[u8; 16]) {
+        self.licenses += 1;
+        self.digest.update(key_id);
+    }
+
+    /// How many licenses were counted.
+    pub(crate) fn licenses(&self) -> u64 {
+        self.licenses
+    }
+
+    fn matches(&self, other: &KeyTally) -> bool {
+        self.licenses == other.licenses && self.digest.clone().finalize() == other.digest.clone().finalize()
+    }
+}
 
 /// An archive opened for a restore: its header, how many licenses it holds, the digest of their
 /// key IDs, and the open file, which every later pass reads again (the same file, even if the
 /// path is replaced meanwhile).
 pub(crate) struct ScannedArchive {
     pub(crate) header: ArchiveHeader,
-    pub(crate) licenses: u64,
-    pub(crate) key_digest: KeyDigest,
+    /// The licenses the scan saw.
+    pub(crate) tally: KeyTally,
     file: File,
     pub(crate) size: u64,
 }
@@ -647,18 +667,18 @@ pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
     let size = file.metadata().map_err(|e| Error::io("cannot read the archive", &e))?.len();
     let mut r = BufReader::with_capacity(64 * 1024, &file);
     let header = read_header(&mut r)?;
-    let mut walker = KeyIds { r, licenses: 0, digest: Sha256::new(), finished: false };
+    let mut walker = KeyIds { r, tally: KeyTally::default(), finished: false };
     for key_id in &mut walker {
         key_id?;
     }
-    let KeyIds { mut r, licenses, digest, .. } = walker;
+    let KeyIds { mut r, tally, .. } = walker;
     let pos = r.stream_position().map_err(|e| Error::io("cannot read the archive", &e))?;
     if pos > size {
         return Err(Error::corrupt("archive truncated in the end record"));
     }
     expect_eof(&mut r)?;
     drop(r);
-    Ok(ScannedArchive { header, licenses, key_digest: digest.finalize().into(), file, size })
+    Ok(ScannedArchive { header, tally, file, size })
 }
 
 impl ScannedArchive {
@@ -670,7 +690,7 @@ impl ScannedArchive {
 
     /// The archive's key IDs, in order, read again from its frames (for the service).
     pub(crate) fn key_ids(&self) -> Result<KeyIds<&File>> {
-        Ok(KeyIds { r: self.rewind()?, licenses: 0, digest: Sha256::new(), finished: false })
+        Ok(KeyIds { r: self.rewind()?, tally: KeyTally::default(), finished: false })
     }
 
     /// A reader of the archive's records from the first one, with its data key.
@@ -680,8 +700,8 @@ impl ScannedArchive {
 
     /// `ARCHIVE_CORRUPT` unless a pass over the archive saw the licenses of the scan, in order:
     /// the file was not changed in place while the restore ran.
-    pub(crate) fn check_same(&self, licenses: u64, digest: KeyDigest) -> Result<()> {
-        if licenses == self.licenses && digest == self.key_digest {
+    pub(crate) fn check_same(&self, seen: &KeyTally) -> Result<()> {
+        if seen.matches(&self.tally) {
             Ok(())
         } else {
             Err(Error::corrupt("the archive changed while it was being restored"))
@@ -693,15 +713,14 @@ impl ScannedArchive {
 /// the iteration ends at the end record. Damage is `ARCHIVE_CORRUPT`.
 pub(crate) struct KeyIds<R> {
     r: BufReader<R>,
-    licenses: u64,
-    digest: Sha256,
+    tally: KeyTally,
     finished: bool,
 }
 
 impl<R: Read + Seek> KeyIds<R> {
-    /// Whether the end record was reached, how many key IDs came before it, and their digest.
-    pub(crate) fn summary(&self) -> (bool, u64, KeyDigest) {
-        (self.finished, self.licenses, self.digest.clone().finalize().into())
+    /// Whether the end record was reached, and the key IDs that came before it.
+    pub(crate) fn summary(&self) -> (bool, &KeyTally) {
+        (self.finished, &self.tally)
     }
 }
 
@@ -722,8 +741,7 @@ impl<R: Read + Seek> Iterator for KeyIds<R> {
                 None
             }
             Ok(frame) => {
-                self.licenses += 1;
-                self.digest.update(frame.key_id);
+                self.tally.add(&frame.key_id);
                 Some(Ok(KeyId::from_bytes(frame.key_id)))
             }
             Err(e) => {
@@ -786,7 +804,7 @@ struct SealedBatch {
 
 /// Reads up to [`VERIFY_BATCH`] records into `batch`, hashing their key IDs; sets `finished`
 /// after the end record.
-fn read_batch(r: &mut impl Read, batch: &mut SealedBatch, digest: &mut Sha256, finished: &mut bool) -> Result<()> {
+fn read_batch(r: &mut impl Read, batch: &mut SealedBatch, tally: &mut KeyTally, finished: &mut bool) -> Result<()> {
     batch.bytes.clear();
     batch.licenses = 0;
     let mut records = 0;
@@ -803,7 +821,7 @@ fn read_batch(r: &mut impl Read, batch: &mut SealedBatch, digest: &mut Sha256, f
             *finished = true;
         } else {
             batch.licenses += 1;
-            digest.update(frame.key_id);
+            tally.add(&frame.key_id);
         }
     }
     Ok(())
@@ -837,7 +855,7 @@ impl ScannedArchive {
         let key = SealingKey::new(data_key);
         let archive_id = self.header.archive_id;
         let mut r = self.rewind()?;
-        let (licenses, digest) = std::thread::scope(|scope| -> Result<(u64, Sha256)> {
+        let seen = std::thread::scope(|scope| -> Result<KeyTally> {
             let mut lanes = Vec::with_capacity(VERIFY_THREADS);
             for n in 0..VERIFY_THREADS {
                 let (to_lane, lane_in) = std::sync::mpsc::sync_channel::<SealedBatch>(VERIFY_DEPTH);
@@ -856,7 +874,7 @@ impl ScannedArchive {
                     .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
                 lanes.push((to_lane, from_lane));
             }
-            let (mut digest, mut finished, mut index) = (Sha256::new(), false, 0u64);
+            let (mut tally, mut finished, mut index) = (KeyTally::default(), false, 0u64);
             let (mut sent, mut collected) = (0usize, 0usize);
             let mut spare: Vec<SealedBatch> = Vec::new();
             loop {
@@ -864,7 +882,7 @@ impl ScannedArchive {
                     let mut batch =
                         spare.pop().unwrap_or(SealedBatch { first_index: 0, licenses: 0, bytes: Vec::new() });
                     batch.first_index = index;
-                    read_batch(&mut r, &mut batch, &mut digest, &mut finished)?;
+                    read_batch(&mut r, &mut batch, &mut tally, &mut finished)?;
                     index += batch.licenses + u64::from(finished);
                     lanes[sent % VERIFY_THREADS]
                         .0
@@ -885,9 +903,9 @@ impl ScannedArchive {
                 spare.push(batch);
             }
             expect_eof(&mut r)?;
-            Ok((index.saturating_sub(1), digest))
+            Ok(tally)
         })?;
-        self.check_same(licenses, digest.finalize().into())
+        self.check_same(&seen)
     }
 }
 
@@ -901,8 +919,8 @@ pub struct RecordReader<R: Read> {
     /// The current record: ciphertext, then plaintext (wiped before the next one is read, and
     /// on drop).
     buf: Zeroizing<Vec<u8>>,
-    /// Digest of the key IDs read so far.
-    digest: Sha256,
+    /// The licenses read so far.
+    tally: KeyTally,
 }
 
 impl RecordReader<BufReader<File>> {
@@ -927,7 +945,7 @@ impl<R: Read> RecordReader<R> {
             index: 0,
             finished: false,
             buf: Zeroizing::new(Vec::with_capacity(1024)),
-            digest: Sha256::new(),
+            tally: KeyTally::default(),
         }
     }
 
@@ -959,15 +977,15 @@ impl<R: Read> RecordReader<R> {
                 Ok(None)
             }
             Opened::License(view) => {
-                self.digest.update(frame.key_id);
+                self.tally.add(&frame.key_id);
                 Ok(Some(view))
             }
         }
     }
 
-    /// How many licenses were read so far, and the digest of their key IDs.
-    pub(crate) fn key_summary(&self) -> (u64, KeyDigest) {
-        (self.index.saturating_sub(u64::from(self.finished)), self.digest.clone().finalize().into())
+    /// The licenses read so far.
+    pub(crate) fn tally(&self) -> &KeyTally {
+        &self.tally
     }
 }
 

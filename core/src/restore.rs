@@ -43,7 +43,7 @@ impl RestoreJob {
             wrapped_key: scanned.header.wrapped_key.clone(),
             device_id: target.device().id(),
             device_public_key: target.device().pair.public_bytes(),
-            licenses: scanned.licenses,
+            licenses: scanned.tally.licenses(),
         };
         let mut key_ids = scanned.key_ids()?;
         let answer = self.service.authorize_restore(&request, &mut key_ids);
@@ -57,11 +57,11 @@ impl RestoreJob {
             Err(ServiceError::Failed(e)) => return Err(e),
         };
         // The service authorized exactly the licenses of the scan, all of them.
-        let (finished, licenses, digest) = key_ids.summary();
+        let (finished, seen) = key_ids.summary();
         if !finished {
             return Err(Error::internal("the service answered before it read every key ID of the archive"));
         }
-        scanned.check_same(licenses, digest)?;
+        scanned.check_same(seen)?;
         let aad = grant_aad(&scanned.header.archive_id, &target.device().id());
         let data_key = target.device().pair.unwrap(&grant.wrapped_key, GRANT_INFO, &aad)?;
         let data_key: [u8; 32] = data_key
@@ -73,7 +73,7 @@ impl RestoreJob {
         emitter.emit(StatusEvent::Begin { operation: emitter.kind() })?;
         // Every record is authenticated and decoded before the store is touched, so a damaged
         // archive, a cancel or a failing callback leaves the store as it was.
-        let mut progress = Progress::new(scanned.licenses, self.progress_interval);
+        let mut progress = Progress::new(scanned.tally.licenses(), self.progress_interval);
         scanned.verify(&data_key, |licenses| (0..licenses).try_for_each(|_| progress.step(emitter)))?;
         progress.finish(emitter)?;
         emitter.check_cancelled()?;

@@ -189,8 +189,7 @@ impl BackupRestorer {
         let device = store::load_device(&store::open_connection(self.store.path())?)?;
         let mut key_ids = scanned.key_ids()?;
         let quota = self.service.quota(&scanned.header.origin_device, &device.id(), &mut key_ids)?;
-        let (_, licenses, digest) = key_ids.summary();
-        scanned.check_same(licenses, digest)?;
+        scanned.check_same(key_ids.summary().1)?;
         Ok(quota)
     }
 }

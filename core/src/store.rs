@@ -370,8 +370,33 @@ impl LicenseStore {
     }
 }
 
-/// Executes a prepared `INSERT ... INTO <licenses table> VALUES (?1 .. ?10)` for one license, in
-/// the column order of the `licenses` table.
+/// Columns of a row of the `licenses` table.
+const LICENSE_ROW_COLUMNS: usize = 10;
+
+/// Binds one license's values, in the column order of the `licenses` table, at parameters
+/// `at .. at + LICENSE_ROW_COLUMNS` of a prepared `INSERT ... VALUES (?, ...)`.
+fn bind_license_row(
+    stmt: &mut rusqlite::Statement<'_>,
+    at: usize,
+    key_id: &KeyId,
+    sealed_key: &[u8],
+    r: &Rights,
+    issuer: &str,
+    issued_at: i64,
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at, key_id.as_bytes().as_slice())?;
+    stmt.raw_bind_parameter(at + 1, sealed_key)?;
+    stmt.raw_bind_parameter(at + 2, r.play)?;
+    stmt.raw_bind_parameter(at + 3, r.burn)?;
+    stmt.raw_bind_parameter(at + 4, r.transfer)?;
+    stmt.raw_bind_parameter(at + 5, r.backup_allowed)?;
+    stmt.raw_bind_parameter(at + 6, r.expires_at)?;
+    stmt.raw_bind_parameter(at + 7, r.plays_remaining)?;
+    stmt.raw_bind_parameter(at + 8, issuer)?;
+    stmt.raw_bind_parameter(at + 9, issued_at)
+}
+
+/// Executes a prepared `INSERT ... INTO <licenses table> VALUES (?1 .. ?10)` for one license.
 fn insert_row(
     stmt: &mut rusqlite::CachedStatement<'_>,
     key_id: &KeyId,
@@ -380,18 +405,8 @@ fn insert_row(
     issuer: &str,
     issued_at: i64,
 ) -> rusqlite::Result<usize> {
-    stmt.execute(params![
-        key_id.as_bytes().as_slice(),
-        sealed_key,
-        r.play,
-        r.burn,
-        r.transfer,
-        r.backup_allowed,
-        r.expires_at,
-        r.plays_remaining,
-        issuer,
-        issued_at
-    ])
+    bind_license_row(stmt, 1, key_id, sealed_key, r, issuer, issued_at)?;
+    stmt.raw_execute()
 }
 
 fn not_found(key_id: &KeyId) -> Error {
@@ -723,8 +738,9 @@ impl RestoreTarget {
             // The reader stops at its next send once `incoming` is dropped (on an error here).
             let read = reader.join().map_err(|_| Error::internal("the restore's reading thread panicked"))?;
             let restored = written?;
-            let (count, digest) = read?;
-            expected.check_same(count, digest)?;
+            let seen = read?;
+            expected.check_same(&seen)?;
+            let count = seen.licenses();
             Ok((restored, count))
         })?;
         tx.commit()?;
@@ -733,12 +749,12 @@ impl RestoreTarget {
 }
 
 /// The reading side of [`RestoreTarget::apply`]: decrypts each record, re-seals its content
-/// key to `device` and hands the licenses over in batches. Returns the count and key digest.
+/// key to `device` and hands the licenses over in batches. Returns the licenses it read.
 fn read_and_seal<R: std::io::Read>(
     mut records: crate::archive::RecordReader<R>,
     device: &DeviceKeys,
     ready: std::sync::mpsc::SyncSender<ReadyBatch>,
-) -> Result<(u64, crate::archive::KeyDigest)> {
+) -> Result<crate::archive::KeyTally> {
     let mut nonces = NoncePool::new(usize::MAX);
     let mut batch = ReadyBatch::default();
     while let Some(view) = records.next_view()? {
@@ -764,7 +780,7 @@ fn read_and_seal<R: std::io::Read>(
     if !batch.rows.is_empty() && ready.send(batch).is_err() {
         return Err(Error::cancelled());
     }
-    Ok(records.key_summary())
+    Ok(records.tally().clone())
 }
 
 /// Rows per multi-row `INSERT` statement when a restore writes the store (one statement for
@@ -814,7 +830,8 @@ fn write_batches(
         ConflictPolicy::Keep => "INSERT OR IGNORE",
         ConflictPolicy::Replace => "INSERT OR REPLACE",
     };
-    let licenses = |rows| format!("{verb} INTO main.licenses VALUES {}", values_placeholders(10, rows));
+    let licenses =
+        |rows| format!("{verb} INTO main.licenses VALUES {}", values_placeholders(LICENSE_ROW_COLUMNS, rows));
     let catalog = |rows| {
         format!(
             "INSERT OR IGNORE INTO main.catalog (key_id, title, artist, file_path) VALUES {}",
@@ -826,19 +843,19 @@ fn write_batches(
     let mut restored = 0u64;
     for batch in incoming {
         stop()?;
-        restored += insert_chunked(&mut licenses_many, &mut licenses_one, 10, &batch.rows, |stmt, at, row| {
-            let r = &row.rights;
-            stmt.raw_bind_parameter(at, row.key_id.as_bytes().as_slice())?;
-            stmt.raw_bind_parameter(at + 1, &batch.sealed[row.sealed.clone()])?;
-            stmt.raw_bind_parameter(at + 2, r.play)?;
-            stmt.raw_bind_parameter(at + 3, r.burn)?;
-            stmt.raw_bind_parameter(at + 4, r.transfer)?;
-            stmt.raw_bind_parameter(at + 5, r.backup_allowed)?;
-            stmt.raw_bind_parameter(at + 6, r.expires_at)?;
-            stmt.raw_bind_parameter(at + 7, r.plays_remaining)?;
-            stmt.raw_bind_parameter(at + 8, &batch.text[row.issuer.clone()])?;
-            stmt.raw_bind_parameter(at + 9, row.issued_at)
-        })? as u64;
+        restored +=
+            insert_chunked(&mut licenses_many, &mut licenses_one, LICENSE_ROW_COLUMNS, &batch.rows, |stmt, at, row| {
+                let sealed = &batch.sealed[row.sealed.clone()];
+                bind_license_row(
+                    stmt,
+                    at,
+                    &row.key_id,
+                    sealed,
+                    &row.rights,
+                    &batch.text[row.issuer.clone()],
+                    row.issued_at,
+                )
+            })? as u64;
         let with_catalog: Vec<&ReadyRow> = batch.rows.iter().filter(|r| r.catalog.is_some()).collect();
         insert_chunked(&mut catalog_many, &mut catalog_one, 4, &with_catalog, |stmt, at, row| {
             let [title, artist, file_path] = row.catalog.as_ref().expect("filtered on catalog");

@@ -260,15 +260,11 @@ impl Delivery {
             let run = rest.iter().take(MAX_BATCH).take_while(|e| is_bulk(&e.event)).count();
             let (chunk, tail) = if run == 0 { rest.split_at(1) } else { rest.split_at(run) };
             rest = tail;
-            // Chunks arrive whole, so a batch may hold a little more than MAX_BATCH events:
-            // the callback still gets at most MAX_BATCH per call.
-            for part in chunk.chunks(MAX_BATCH) {
-                if run > 0 && self.pipe.stopping() {
-                    break;
-                }
-                if let Err(e) = call(self.callback.as_ref(), part, &stop) {
-                    self.pipe.fail(e);
-                }
+            if run > 0 && self.pipe.stopping() {
+                continue;
+            }
+            if let Err(e) = call(self.callback.as_ref(), chunk, &stop) {
+                self.pipe.fail(e);
             }
         }
     }

@@ -82,6 +82,20 @@ error_codes! {
     ServiceUnavailable = 401, "SERVICE_UNAVAILABLE", "license management service unavailable";
     /// The service refused the restore: a license already lives on the maximum number of devices.
     RestoreLimitExceeded = 402, "RESTORE_LIMIT_EXCEEDED", "restore limit exceeded";
+    /// The License Management Service rejected the application's credentials (its token).
+    AuthenticationFailed = 410, "AUTHENTICATION_FAILED", "the license management service rejected the credentials";
+    /// A message between the device and the License Management Service broke the protocol
+    /// (a malformed, oversized or unexpected answer, or a request the service could not read).
+    ProtocolError = 411, "PROTOCOL_ERROR", "license management service protocol error";
+    /// The License Management Service's TLS certificate does not verify or does not match the
+    /// pinned certificate.
+    ServiceNotTrusted = 412, "SERVICE_NOT_TRUSTED", "the license management service's certificate is not trusted";
+    /// The service's current key is not one the application pinned: a backup does not wrap to it.
+    ServiceKeyNotPinned = 413, "SERVICE_KEY_NOT_PINNED", "the license management service's key is not pinned";
+    /// The License Management Service asked the caller to slow down; try again later.
+    RateLimited = 414, "RATE_LIMITED", "too many requests to the license management service";
+    /// The request is larger than the License Management Service accepts (too many licenses).
+    RequestTooLarge = 415, "REQUEST_TOO_LARGE", "request too large for the license management service";
     /// The operation was cancelled.
     Cancelled = 501, "CANCELLED", "operation cancelled";
     /// Another operation is already running on this store.

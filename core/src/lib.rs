@@ -54,6 +54,9 @@ mod key_id;
 pub mod license;
 mod operation;
 pub mod props;
+pub mod protocol;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod restore;
 mod restorer;
 pub mod service;
@@ -65,6 +68,8 @@ pub use event::{CallbackError, Emitted, EventKind, OperationKind, Outcome, Statu
 pub use key_id::KeyId;
 pub use license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
 pub use operation::{OperationHandle, monotonic_ns};
+#[cfg(feature = "remote")]
+pub use remote::{RemoteOptions, RemoteService};
 pub use props::{Properties, Property, PropertyValue, ValueType};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{

@@ -10,14 +10,25 @@ use std::sync::Arc;
 
 use std::path::PathBuf;
 
-use crate::archive::{self, ARCHIVE_FILE_NAME, GRANT_INFO};
+use crate::archive::{self, ARCHIVE_FILE_NAME, GRANT_INFO, ScannedArchive};
 use crate::backup::check_folder;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
 use crate::license::ConflictPolicy;
 use crate::operation::{Emitter, Progress};
 use crate::service::{LicenseService, RestoreRequest, ServiceError, grant_aad};
-use crate::store::RestoreTarget;
+use crate::store::{DeviceKeys, RestoreTarget};
+
+/// What a device sends the service for the archive `scanned` (a restore, or a quota query).
+pub(crate) fn restore_request(scanned: &ScannedArchive, device: &DeviceKeys) -> RestoreRequest {
+    RestoreRequest {
+        header: scanned.header.authenticated.clone(),
+        wrapped_key: scanned.header.wrapped_key.clone(),
+        device_id: device.id(),
+        device_public_key: device.pair.public_bytes(),
+        licenses: scanned.tally.licenses(),
+    }
+}
 
 /// What a restore needs, captured when it is started.
 pub(crate) struct RestoreJob {
@@ -38,13 +49,7 @@ impl RestoreJob {
         let target = RestoreTarget::new(&self.store_path, self.individualize)?;
 
         emitter.emit(StatusEvent::Connecting)?;
-        let request = RestoreRequest {
-            header: scanned.header.authenticated.clone(),
-            wrapped_key: scanned.header.wrapped_key.clone(),
-            device_id: target.device().id(),
-            device_public_key: target.device().pair.public_bytes(),
-            licenses: scanned.tally.licenses(),
-        };
+        let request = restore_request(&scanned, target.device());
         let mut key_ids = scanned.key_ids()?;
         let answer = self.service.authorize_restore(&request, &mut key_ids);
         emitter.emit(StatusEvent::Disconnecting)?;

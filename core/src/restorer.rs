@@ -187,8 +187,9 @@ impl BackupRestorer {
         check_folder(&folder)?;
         let scanned = archive::scan(&folder.join(ARCHIVE_FILE_NAME))?;
         let device = store::load_device(&store::open_connection(self.store.path())?)?;
+        let request = crate::restore::restore_request(&scanned, &device);
         let mut key_ids = scanned.key_ids()?;
-        let quota = self.service.quota(&scanned.header.origin_device, &device.id(), &mut key_ids)?;
+        let quota = self.service.quota(&request, &mut key_ids)?;
         scanned.check_same(key_ids.summary().1)?;
         Ok(quota)
     }

@@ -111,9 +111,9 @@ pub trait LicenseService: Send + Sync {
         key_ids: &mut KeyIdStream<'_>,
     ) -> Result<RestoreGrant, ServiceError>;
 
-    /// Reports the quota for restoring these licenses (from the archive made on
-    /// `origin_device`) onto `device_id`, without changing anything.
-    fn quota(&self, origin_device: &[u8; 16], device_id: &[u8; 16], key_ids: &mut KeyIdStream<'_>) -> Result<Quota>;
+    /// Reports the quota for restoring the licenses of the archive `request` describes onto the
+    /// requesting device, without changing anything: the same request as a restore.
+    fn quota(&self, request: &RestoreRequest, key_ids: &mut KeyIdStream<'_>) -> Result<Quota>;
 }
 
 /// Policy of the embedded service.
@@ -487,8 +487,10 @@ impl LicenseService for EmbeddedService {
         Ok(RestoreGrant { wrapped_key })
     }
 
-    fn quota(&self, origin_device: &[u8; 16], device_id: &[u8; 16], key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
+    fn quota(&self, request: &RestoreRequest, key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
         self.check_online()?;
+        let auth = archive::parse_authenticated_header(&request.header)?;
+        let (origin_device, device_id) = (&auth.origin_device, &request.device_id);
         let conn = self.lock()?;
         // One read transaction: every license is checked against the same ledger.
         let tx = conn.unchecked_transaction()?;
@@ -532,6 +534,20 @@ mod tests {
         keys.iter().copied().map(Ok)
     }
 
+    /// A quota request for an archive made on `origin`, from `device`.
+    fn ask(origin: &[u8; 16], device: &[u8; 16], licenses: u64) -> RestoreRequest {
+        let mut header = vec![0u8; 80];
+        header[..8].copy_from_slice(archive::MAGIC);
+        header[40..56].copy_from_slice(origin);
+        RestoreRequest {
+            header,
+            wrapped_key: WrappedKey { enc: vec![], ciphertext: vec![] },
+            device_id: *device,
+            device_public_key: [0; 32],
+            licenses,
+        }
+    }
+
     fn devices(conn: &Connection, key: &KeyId) -> Vec<[u8; 16]> {
         let row: Vec<u8> = conn
             .query_row("SELECT devices FROM placements WHERE key_id = ?1", [key.as_bytes().as_slice()], |r| r.get(0))
@@ -573,11 +589,11 @@ mod tests {
             assert!(!old, "the old table is dropped");
         }
         // License 1 is on four devices: a fifth is refused, one of the four is free.
-        let q = service.quota(&origin, &[9; 16], &mut stream(&[kid(1), kid(2)])).unwrap();
+        let q = service.quota(&ask(&origin, &[9; 16], 2), &mut stream(&[kid(1), kid(2)])).unwrap();
         assert_eq!((q.licenses, q.restores_remaining, q.device_already_counted), (2, 0, false));
-        let q = service.quota(&origin, &[3; 16], &mut stream(&[kid(1)])).unwrap();
+        let q = service.quota(&ask(&origin, &[3; 16], 1), &mut stream(&[kid(1)])).unwrap();
         assert!(q.device_already_counted && q.can_restore());
-        let q = service.quota(&origin, &[9; 16], &mut stream(&[kid(2)])).unwrap();
+        let q = service.quota(&ask(&origin, &[9; 16], 1), &mut stream(&[kid(2)])).unwrap();
         assert_eq!(q.restores_remaining, 2);
         drop(service);
         // Opening again finds version 2 and changes nothing.

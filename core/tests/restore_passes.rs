@@ -59,8 +59,8 @@ impl LicenseService for Wrapped {
         }
     }
 
-    fn quota(&self, origin: &[u8; 16], device: &[u8; 16], key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
-        self.inner.quota(origin, device, key_ids)
+    fn quota(&self, request: &RestoreRequest, key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
+        self.inner.quota(request, key_ids)
     }
 }
 

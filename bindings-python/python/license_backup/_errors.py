@@ -25,6 +25,12 @@ class ErrorCode(enum.IntEnum):
     WRONG_KEY = 303
     SERVICE_UNAVAILABLE = 401
     RESTORE_LIMIT_EXCEEDED = 402
+    AUTHENTICATION_FAILED = 410
+    PROTOCOL_ERROR = 411
+    SERVICE_NOT_TRUSTED = 412
+    SERVICE_KEY_NOT_PINNED = 413
+    RATE_LIMITED = 414
+    REQUEST_TOO_LARGE = 415
     CANCELLED = 501
     BUSY = 502
     CALLBACK_FAILED = 503
@@ -59,6 +65,12 @@ _DESCRIPTIONS: Dict[ErrorCode, str] = {
     ErrorCode.WRONG_KEY: "archive key does not match this service or device",
     ErrorCode.SERVICE_UNAVAILABLE: "license management service unavailable",
     ErrorCode.RESTORE_LIMIT_EXCEEDED: "restore limit exceeded",
+    ErrorCode.AUTHENTICATION_FAILED: "the license management service rejected the credentials",
+    ErrorCode.PROTOCOL_ERROR: "license management service protocol error",
+    ErrorCode.SERVICE_NOT_TRUSTED: "the license management service's certificate is not trusted",
+    ErrorCode.SERVICE_KEY_NOT_PINNED: "the license management service's key is not pinned",
+    ErrorCode.RATE_LIMITED: "too many requests to the license management service",
+    ErrorCode.REQUEST_TOO_LARGE: "request too large for the license management service",
     ErrorCode.CANCELLED: "operation cancelled",
     ErrorCode.BUSY: "another operation is already running",
     ErrorCode.CALLBACK_FAILED: "a status callback failed",
@@ -189,6 +201,42 @@ class RestoreLimitExceededError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.RESTORE_LIMIT_EXCEEDED
 
 
+class AuthenticationFailedError(LicenseBackupError):
+    """AUTHENTICATION_FAILED (410): the license management service rejected the credentials."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.AUTHENTICATION_FAILED
+
+
+class ProtocolError(LicenseBackupError):
+    """PROTOCOL_ERROR (411): license management service protocol error."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PROTOCOL_ERROR
+
+
+class ServiceNotTrustedError(LicenseBackupError):
+    """SERVICE_NOT_TRUSTED (412): the license management service's certificate is not trusted."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.SERVICE_NOT_TRUSTED
+
+
+class ServiceKeyNotPinnedError(LicenseBackupError):
+    """SERVICE_KEY_NOT_PINNED (413): the license management service's key is not pinned."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.SERVICE_KEY_NOT_PINNED
+
+
+class RateLimitedError(LicenseBackupError):
+    """RATE_LIMITED (414): too many requests to the license management service."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.RATE_LIMITED
+
+
+class RequestTooLargeError(LicenseBackupError):
+    """REQUEST_TOO_LARGE (415): request too large for the license management service."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.REQUEST_TOO_LARGE
+
+
 class CancelledError(LicenseBackupError):
     """CANCELLED (501): operation cancelled."""
 
@@ -246,6 +294,12 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
     ErrorCode.WRONG_KEY: WrongKeyError,
     ErrorCode.SERVICE_UNAVAILABLE: ServiceUnavailableError,
     ErrorCode.RESTORE_LIMIT_EXCEEDED: RestoreLimitExceededError,
+    ErrorCode.AUTHENTICATION_FAILED: AuthenticationFailedError,
+    ErrorCode.PROTOCOL_ERROR: ProtocolError,
+    ErrorCode.SERVICE_NOT_TRUSTED: ServiceNotTrustedError,
+    ErrorCode.SERVICE_KEY_NOT_PINNED: ServiceKeyNotPinnedError,
+    ErrorCode.RATE_LIMITED: RateLimitedError,
+    ErrorCode.REQUEST_TOO_LARGE: RequestTooLargeError,
     ErrorCode.CANCELLED: CancelledError,
     ErrorCode.BUSY: BusyError,
     ErrorCode.CALLBACK_FAILED: CallbackFailedError,
@@ -287,6 +341,12 @@ __all__ = [
     "WrongKeyError",
     "ServiceUnavailableError",
     "RestoreLimitExceededError",
+    "AuthenticationFailedError",
+    "ProtocolError",
+    "ServiceNotTrustedError",
+    "ServiceKeyNotPinnedError",
+    "RateLimitedError",
+    "RequestTooLargeError",
     "CancelledError",
     "BusyError",
     "CallbackFailedError",

@@ -68,12 +68,12 @@ pub use event::{CallbackError, Emitted, EventKind, OperationKind, Outcome, Statu
 pub use key_id::KeyId;
 pub use license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
 pub use operation::{OperationHandle, monotonic_ns};
+pub use props::{Properties, Property, PropertyValue, ValueType};
 #[cfg(feature = "remote")]
 pub use remote::{RemoteOptions, RemoteService};
-pub use props::{Properties, Property, PropertyValue, ValueType};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{
     EmbeddedService, KeyIdStream, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError,
-    ServicePolicy,
+    ServiceKey, ServicePolicy,
 };
 pub use store::{LicenseStore, SCHEMA_VERSION};

@@ -72,11 +72,20 @@ pub fn unhex(text: &str, len: usize, what: &str) -> Result<Vec<u8>> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     };
-    text.as_bytes().chunks_exact(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect::<Option<Vec<u8>>>().ok_or_else(bad)
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)
 }
 
 fn unhex_array<const N: usize>(text: &str, what: &str) -> Result<[u8; N]> {
     Ok(unhex(text, N, what)?.try_into().expect("unhex returns N bytes"))
+}
+
+/// A device's ID: the first 16 bytes of SHA-256 of its X25519 public key.
+pub fn device_id_of(public_key: &[u8; 32]) -> [u8; 16] {
+    crypto::fingerprint(public_key)
 }
 
 /// A fresh request ID: a random (version 4) UUID, lowercase and hyphenated.
@@ -475,7 +484,10 @@ pub struct StateAnswer {
 pub fn parse_state(body: &[u8], request_id: &str, state: &str) -> Result<()> {
     let answer: StateAnswer = parse_json(body, "state")?;
     if answer.request_id != request_id || answer.state != state {
-        return Err(malformed(format!("expected {state} for {request_id}, got {} for {}", answer.state, answer.request_id)));
+        return Err(malformed(format!(
+            "expected {state} for {request_id}, got {} for {}",
+            answer.state, answer.request_id
+        )));
     }
     Ok(())
 }

@@ -212,12 +212,53 @@ fn migrate_v1(tx: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// A License Management Service's key pair (X25519): backups wrap their data key to its
+/// public key; the service unwraps it to re-wrap it for the restoring device. A service holds
+/// several at once when keys are rotated: the current one for new backups, older ones so their
+/// archives stay restorable.
+pub struct ServiceKey(KeyPair);
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        write!(f, "ServiceKey({})", crate::protocol::hex(&self.fingerprint()))
+    }
+}
+
+impl ServiceKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        ServiceKey(KeyPair::generate())
+    }
+
+    /// The key derived from a 32-byte secret seed (what a key file holds).
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        ServiceKey(KeyPair::from_seed(seed))
+    }
+
+    /// The secret seed, for writing a key file.
+    pub fn seed(&self) -> &[u8; 32] {
+        self.0.seed()
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> [u8; PUBLIC_KEY_LEN] {
+        self.0.public_bytes()
+    }
+
+    /// The fingerprint archives record: the first 16 bytes of SHA-256 of the public key.
+    pub fn fingerprint(&self) -> [u8; 16] {
+        self.0.id()
+    }
+}
+
 /// The in-process License Management Service. Its key pair and quota ledger live in a SQLite
 /// file; several devices (stores) on one machine share it by opening the same file.
 pub struct EmbeddedService {
     path: PathBuf,
     conn: Mutex<Connection>,
-    keys: KeyPair,
+    /// The current key first, then older keys it still restores archives of.
+    keys: Vec<KeyPair>,
     policy: ServicePolicy,
     online: AtomicBool,
 }
@@ -240,10 +281,27 @@ impl EmbeddedService {
 
     /// Opens the ledger at `path` with a policy.
     pub fn open_with_policy(path: impl AsRef<Path>, policy: ServicePolicy) -> Result<Self> {
+        Self::open_inner(path.as_ref(), policy, Vec::new())
+    }
+
+    /// Opens the ledger at `path` with a policy and the service keys held elsewhere (key
+    /// files): the first is current (backups wrap to it), the others restore archives made for
+    /// them. The ledger's own key, if it has one, is not used.
+    pub fn open_with_keys(path: impl AsRef<Path>, policy: ServicePolicy, keys: Vec<ServiceKey>) -> Result<Self> {
+        if keys.is_empty() {
+            return Err(Error::invalid("at least one service key"));
+        }
+        Self::open_inner(path.as_ref(), policy, keys.into_iter().map(|k| k.0).collect())
+    }
+
+    fn open_inner(path: &Path, policy: ServicePolicy, keys: Vec<KeyPair>) -> Result<Self> {
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("the service ledger path is empty"));
+        }
         if policy.max_devices == 0 {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
-        let path = path.as_ref().to_path_buf();
+        let path = path.to_path_buf();
         let mut conn = crate::store::open_connection(&path)?;
         conn.pragma_update(None, "cache_size", -crate::store::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -262,11 +320,12 @@ impl EmbeddedService {
         let seed: Option<Vec<u8>> =
             tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
         let keys = match seed {
-            Some(seed) => KeyPair::from_seed_slice(&seed)?,
+            _ if !keys.is_empty() => keys,
+            Some(seed) => vec![KeyPair::from_seed_slice(&seed)?],
             None => {
-                let keys = KeyPair::generate();
-                tx.execute("INSERT INTO service_key (singleton, seed) VALUES (1, ?1)", [keys.seed().as_slice()])?;
-                keys
+                let key = KeyPair::generate();
+                tx.execute("INSERT INTO service_key (singleton, seed) VALUES (1, ?1)", [key.seed().as_slice()])?;
+                vec![key]
             }
         };
         tx.commit()?;
@@ -286,6 +345,16 @@ impl EmbeddedService {
         } else {
             Err(Error::new(ErrorCode::ServiceUnavailable, "the License Management Service is offline"))
         }
+    }
+
+    /// The fingerprints of the keys this service holds, the current one first.
+    pub fn key_fingerprints(&self) -> Vec<[u8; 16]> {
+        self.keys.iter().map(KeyPair::id).collect()
+    }
+
+    /// The public keys this service holds, the current one first.
+    pub fn public_keys(&self) -> Vec<[u8; PUBLIC_KEY_LEN]> {
+        self.keys.iter().map(KeyPair::public_bytes).collect()
     }
 
     /// The policy in force.
@@ -311,11 +380,10 @@ impl EmbeddedService {
         aad: &[u8],
         wrapped: &WrappedKey,
     ) -> Result<zeroize::Zeroizing<[u8; 32]>> {
-        if auth.service_key_fingerprint != self.keys.id() {
+        let Some(pair) = self.keys.iter().find(|k| k.id() == auth.service_key_fingerprint) else {
             return Err(Error::new(ErrorCode::WrongKey, "the archive was made for another License Management Service"));
-        }
-        let key = self
-            .keys
+        };
+        let key = pair
             .unwrap(wrapped, ARCHIVE_KEY_INFO, aad)
             .map_err(|_| Error::corrupt("the archive's wrapped key does not open: the header was altered"))?;
         let key: [u8; 32] =
@@ -381,7 +449,7 @@ impl EmbeddedService {
 
 impl LicenseService for EmbeddedService {
     fn public_key(&self) -> Result<[u8; PUBLIC_KEY_LEN]> {
-        Ok(self.keys.public_bytes())
+        Ok(self.keys[0].public_bytes())
     }
 
     fn authorize_restore(
@@ -599,6 +667,23 @@ mod tests {
         // Opening again finds version 2 and changes nothing.
         let service = EmbeddedService::open(&path).unwrap();
         assert_eq!(devices(&service.lock().unwrap(), &kid(1)).len(), 4);
+    }
+
+    #[test]
+    fn an_empty_path_is_refused_and_keys_from_files_are_used() {
+        assert_eq!(EmbeddedService::open("").unwrap_err().code(), ErrorCode::InvalidArgument);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let own = EmbeddedService::open(&path).unwrap().public_key().unwrap();
+        let (new, old) = (ServiceKey::generate(), ServiceKey::from_seed([7; 32]));
+        let (new_pk, old_fp) = (new.public_key(), old.fingerprint());
+        assert_eq!(ServiceKey::from_seed([7; 32]).public_key(), old.public_key(), "a seed gives one key");
+        let service = EmbeddedService::open_with_keys(&path, ServicePolicy::default(), vec![new, old]).unwrap();
+        assert_eq!(service.public_key().unwrap(), new_pk, "the first key is current");
+        assert_ne!(service.public_key().unwrap(), own, "the ledger's own key is not used");
+        assert_eq!(service.key_fingerprints()[1], old_fp);
+        let none = EmbeddedService::open_with_keys(&path, ServicePolicy::default(), vec![]);
+        assert_eq!(none.unwrap_err().code(), ErrorCode::InvalidArgument);
     }
 
     #[test]

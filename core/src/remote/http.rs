@@ -75,17 +75,12 @@ impl Endpoint {
                 .filter(|p| *p != 0)
                 .ok_or_else(|| invalid_url(url, "has a malformed port"))?,
         };
-        if host.is_empty()
-            || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+        if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
         {
             return Err(invalid_url(url, "has a malformed host"));
         }
-        let endpoint = Endpoint {
-            tls,
-            host: host.to_ascii_lowercase(),
-            port,
-            prefix: path.trim_end_matches('/').to_string(),
-        };
+        let endpoint =
+            Endpoint { tls, host: host.to_ascii_lowercase(), port, prefix: path.trim_end_matches('/').to_string() };
         if !tls && !endpoint.is_loopback() {
             return Err(invalid_url(url, "uses plain http, which is only allowed for a loopback address"));
         }
@@ -147,7 +142,10 @@ fn tls_failure(e: &rustls::Error) -> Failure {
                 format!("the License Management Service's certificate is not trusted: {e}"),
             )
         }
-        _ => Failure::fatal(ErrorCode::ServiceUnavailable, format!("TLS with the License Management Service failed: {e}")),
+        _ => Failure::fatal(
+            ErrorCode::ServiceUnavailable,
+            format!("TLS with the License Management Service failed: {e}"),
+        ),
     }
 }
 
@@ -289,7 +287,10 @@ pub struct Response {
 }
 
 fn malformed(message: impl Into<String>) -> Failure {
-    Failure::fatal(ErrorCode::ProtocolError, format!("malformed answer from the License Management Service: {}", message.into()))
+    Failure::fatal(
+        ErrorCode::ProtocolError,
+        format!("malformed answer from the License Management Service: {}", message.into()),
+    )
 }
 
 /// Reads one answer from `r`: the head (skipping informational answers), then the body by
@@ -313,7 +314,9 @@ pub(crate) fn read_response(r: &mut impl Read) -> std::result::Result<Response, 
                         return Err(malformed(format!("the answer's head is longer than {MAX_HEAD_LEN} bytes")));
                     }
                     if fill(r, &mut buf, MAX_HEAD_LEN)? == 0 {
-                        return Err(Failure::unavailable("the License Management Service closed the connection before answering"));
+                        return Err(Failure::unavailable(
+                            "the License Management Service closed the connection before answering",
+                        ));
                     }
                 }
                 Err(e) => return Err(malformed(e.to_string())),
@@ -516,9 +519,13 @@ mod tests {
 
     #[test]
     fn answers() {
-        let r = parse_response_bytes(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-            .unwrap();
-        assert_eq!((r.status, r.content_type.as_deref(), r.body.as_slice()), (200, Some("application/json"), &b"{}"[..]));
+        let r =
+            parse_response_bytes(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                .unwrap();
+        assert_eq!(
+            (r.status, r.content_type.as_deref(), r.body.as_slice()),
+            (200, Some("application/json"), &b"{}"[..])
+        );
         let r = parse_response_bytes(
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 No\r\nRetry-After: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: v\r\n\r\n",
         )
@@ -533,7 +540,10 @@ mod tests {
         // Cut short: transient (the service may not have seen the request).
         assert_eq!(code(b""), ErrorCode::ServiceUnavailable);
         assert_eq!(code(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"), ErrorCode::ServiceUnavailable);
-        assert_eq!(code(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"), ErrorCode::ServiceUnavailable);
+        assert_eq!(
+            code(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"),
+            ErrorCode::ServiceUnavailable
+        );
         // Malformed or oversized: final.
         let big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", MAX_RESPONSE_LEN + 1);
         assert_eq!(code(big.as_bytes()), ErrorCode::ProtocolError);

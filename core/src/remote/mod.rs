@@ -22,8 +22,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::{self, ServiceKeyInfo};
 use crate::service::{KeyIdStream, LicenseService, Quota, RestoreGrant, RestoreRequest, ServiceError};
 
-pub use http::{Response, parse_response_bytes};
 use http::{Connection, Endpoint, Failure};
+pub use http::{Response, parse_response_bytes};
 
 /// The read, write and connect timeout when the application gives none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -94,7 +94,8 @@ impl RemoteService {
         if let Some(t) = &options.token {
             // RFC 6750 b64token: what may follow "Bearer " without breaking the header.
             let ok = !t.is_empty()
-                && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'='));
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'='));
             if !ok || t.len() > 4096 {
                 return Err(Error::invalid("the token must be 1 to 4096 characters of A-Z a-z 0-9 - . _ ~ + / ="));
             }
@@ -156,7 +157,9 @@ impl RemoteService {
         let answer = match sent {
             Ok(()) => http::read_response(&mut conn),
             // The service may have answered (a refusal from the preamble) and closed early.
-            Err(SendError::Io(e)) => http::read_response(&mut conn).map_err(|_| http::io_failure("sending the request", &e)),
+            Err(SendError::Io(e)) => {
+                http::read_response(&mut conn).map_err(|_| http::io_failure("sending the request", &e))
+            }
             Err(SendError::Final(e)) => Err(Failure::Final(e.into())),
             Err(SendError::NoReplay) => {
                 Err(Failure::fatal(ErrorCode::ServiceUnavailable, "the request failed and cannot be sent again"))
@@ -178,7 +181,9 @@ impl RemoteService {
             match self.exchange(method, path, body) {
                 Ok(r) if r.status == 200 => {
                     if !r.content_type.as_deref().is_some_and(|t| t.starts_with(protocol::JSON_TYPE)) {
-                        return Err(Error::new(ErrorCode::ProtocolError, "the service answered 200 without JSON").into());
+                        return Err(
+                            Error::new(ErrorCode::ProtocolError, "the service answered 200 without JSON").into()
+                        );
                     }
                     return Ok(r.body);
                 }
@@ -237,7 +242,8 @@ impl LicenseService for RemoteService {
     }
 
     fn quota(&self, request: &RestoreRequest, key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
-        let body = self.call("POST", protocol::QUOTA_PATH, &mut Self::restore_body(request, key_ids)).map_err(flatten)?;
+        let body =
+            self.call("POST", protocol::QUOTA_PATH, &mut Self::restore_body(request, key_ids)).map_err(flatten)?;
         protocol::parse_quota(&body, request.licenses)
     }
 }
@@ -246,7 +252,10 @@ impl LicenseService for RemoteService {
 enum Body<'s, 'a> {
     Empty,
     /// A restore request: its head, then the key IDs (replayed on a retry), then the trailer.
-    Restore { head: Vec<u8>, keys: Replay<'s, 'a> },
+    Restore {
+        head: Vec<u8>,
+        keys: Replay<'s, 'a>,
+    },
 }
 
 enum SendError {

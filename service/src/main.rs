@@ -1,0 +1,147 @@
+//! `license-backup-service`: the License Management Service over HTTPS.
+//!
+//! ```text
+//! license-backup-service serve [--config FILE] [--listen ADDR]
+//! license-backup-service init DIR [--listen ADDR] [--host NAME]... [--plain] [--token T]
+//!                                 [--account NAME] [--max-devices N] [--refusal-url URL]
+//! license-backup-service keygen FILE
+//! ```
+//!
+//! `serve` prints one JSON line on standard output once it listens
+//! (`{"listening":"https://127.0.0.1:8443","keys":["<fingerprint>",...]}`) and logs to standard
+//! error. SIGTERM or Ctrl-C stops it gracefully.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use license_backup::protocol::hex;
+use license_backup_service::config::Config;
+use license_backup_service::init::{InitOptions, init};
+use license_backup_service::server;
+
+const USAGE: &str = "usage:
+  license-backup-service serve [--config FILE] [--listen ADDR]
+      FILE defaults to $LB_SERVICE_CONFIG, then ./service.toml
+  license-backup-service init DIR [--listen ADDR] [--host NAME]... [--plain] [--token TOKEN]
+      [--account NAME] [--max-devices N] [--refusal-url URL]
+  license-backup-service keygen FILE";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("init") => init_command(&args[1..]),
+        Some("keygen") => keygen(&args[1..]),
+        Some("--version") => {
+            println!("license-backup-service {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Some("--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("license-backup-service: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The value after a flag.
+fn value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
+    args.next().ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn serve(args: &[String]) -> Result<(), String> {
+    let (mut config_path, mut listen) = (None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" => config_path = Some(PathBuf::from(value(&mut it, a)?)),
+            "--listen" => listen = Some(value(&mut it, a)?.clone()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    let path = config_path
+        .or_else(|| std::env::var_os("LB_SERVICE_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("service.toml"));
+    let env = |name: &str| {
+        if name == "LB_SERVICE_LISTEN" && listen.is_some() {
+            return listen.clone();
+        }
+        std::env::var(name).ok()
+    };
+    let config = Config::load(&path, &env)?;
+    init_logging(&config);
+    let loaded = server::load(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("lb-service")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let grace = config.limits.shutdown_grace();
+    let result = runtime.block_on(async {
+        let (listener, addr) = server::bind(&config).await?;
+        let scheme = if loaded.tls.is_some() { "https" } else { "http" };
+        let keys: Vec<String> = loaded.fingerprints.iter().map(|f| hex(f)).collect();
+        let line = serde_json::json!({"listening": format!("{scheme}://{addr}"), "keys": keys});
+        println!("{line}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tracing::info!(%addr, scheme, "listening");
+        server::serve(listener, loaded, server::stop_signal()).await;
+        Ok::<(), String>(())
+    });
+    runtime.shutdown_timeout(grace);
+    result
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.with_ansi(false).init();
+    }
+}
+
+fn init_command(args: &[String]) -> Result<(), String> {
+    let mut options = InitOptions::default();
+    let (mut dir, mut hosts) = (None, Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--listen" => options.listen = value(&mut it, a)?.clone(),
+            "--host" => hosts.push(value(&mut it, a)?.clone()),
+            "--plain" => options.plain = true,
+            "--token" => options.token = Some(value(&mut it, a)?.clone()),
+            "--account" => options.account = value(&mut it, a)?.clone(),
+            "--max-devices" => {
+                options.max_devices = Some(value(&mut it, a)?.parse().map_err(|_| "--max-devices needs a number")?)
+            }
+            "--refusal-url" => options.refusal_url = Some(value(&mut it, a)?.clone()),
+            other if !other.starts_with("--") && dir.is_none() => dir = Some(PathBuf::from(other)),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if !hosts.is_empty() {
+        options.hosts = hosts;
+    }
+    let dir = dir.ok_or_else(|| format!("init needs a folder\n{USAGE}"))?;
+    let summary = init(&dir, &options)?;
+    println!("{}", serde_json::to_string(&summary).expect("the summary serializes"));
+    Ok(())
+}
+
+fn keygen(args: &[String]) -> Result<(), String> {
+    let [path] = args else { return Err(USAGE.to_string()) };
+    let key = license_backup_service::keys::write_new_key(std::path::Path::new(path))?;
+    println!("{}", hex(&key.fingerprint()));
+    Ok(())
+}

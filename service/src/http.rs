@@ -484,6 +484,11 @@ async fn authorize(
             tracing::info!(account = account.as_str(), request_id, device, licenses, code = r.code.name(), "refused");
             return Err(ServiceError::Refused(r).into());
         }
+        // The stream was read whole (the feed reported no failure): the ledger's only protocol
+        // error left is a request ID used for another request.
+        Err(ServiceError::Failed(e)) if e.code() == ErrorCode::ProtocolError => {
+            return Err(Failure::new(&e).status(StatusCode::CONFLICT));
+        }
         Err(e) => return Err(e.into()),
     };
     tracing::info!(account = account.as_str(), request_id, device, licenses, "authorized");

@@ -172,12 +172,15 @@ struct Inner {
     open: Mutex<HashMap<Account, Arc<EmbeddedService>>>,
 }
 
-/// The server's own tables in an account's ledger file: request IDs (so that a request ID
-/// reused for another request is refused) and registered devices.
+/// The server's own tables in an account's ledger file: the grant of each request ID (a
+/// retried request is answered from it; the same ID with another request is refused) and
+/// registered devices.
 const SERVER_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS server_requests (
     request_id TEXT PRIMARY KEY,
     digest     BLOB NOT NULL CHECK (length(digest) = 32),
+    enc        BLOB NOT NULL,
+    wrapped    BLOB NOT NULL,
     created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS server_devices (
@@ -255,26 +258,54 @@ impl Inner {
         Ok(conn)
     }
 
-    /// Records the request ID with the request's digest; `PROTOCOL_ERROR` if the ID was used for
-    /// another request.
-    fn claim_request_id(&self, account: &Account, request_id: &str, request: &RestoreRequest) -> Result<(), Error> {
-        let digest = request_digest(request);
+    /// The grant already made for this request ID, if any; `PROTOCOL_ERROR` if the ID was used
+    /// for another request.
+    fn replay(
+        &self,
+        account: &Account,
+        request_id: &str,
+        request: &RestoreRequest,
+    ) -> Result<Option<RestoreGrant>, Error> {
         let conn = self.connection(account)?;
-        conn.execute(
-            "INSERT INTO server_requests (request_id, digest, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            rusqlite::params![request_id, digest.as_slice(), now()],
-        )
-        .map_err(storage)?;
-        let stored: Option<Vec<u8>> = conn
-            .query_row("SELECT digest FROM server_requests WHERE request_id = ?1", [request_id], |r| r.get(0))
+        let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = conn
+            .query_row("SELECT digest, enc, wrapped FROM server_requests WHERE request_id = ?1", [request_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()
             .map_err(storage)?;
-        if stored.as_deref() != Some(digest.as_slice()) {
-            return Err(Error::new(
+        match row {
+            None => Ok(None),
+            Some((digest, _, _)) if digest.as_slice() != request_digest(request).as_slice() => Err(Error::new(
                 ErrorCode::ProtocolError,
                 format!("request ID {request_id} was used for another request"),
-            ));
+            )),
+            Some((_, enc, ciphertext)) => {
+                Ok(Some(RestoreGrant { wrapped_key: license_backup::WrappedKey { enc, ciphertext } }))
+            }
         }
+    }
+
+    /// Keeps the grant of a request ID, for its retries.
+    fn record(
+        &self,
+        account: &Account,
+        request_id: &str,
+        request: &RestoreRequest,
+        grant: &RestoreGrant,
+    ) -> Result<(), Error> {
+        let conn = self.connection(account)?;
+        conn.execute(
+            "INSERT INTO server_requests (request_id, digest, enc, wrapped, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
+            rusqlite::params![
+                request_id,
+                request_digest(request).as_slice(),
+                grant.wrapped_key.enc,
+                grant.wrapped_key.ciphertext,
+                now()
+            ],
+        )
+        .map_err(storage)?;
         Ok(())
     }
 }
@@ -348,13 +379,17 @@ impl Ledger for SqliteLedger {
             let (account, request_id) = (account.clone(), request_id.to_string());
             let answer = tokio::task::spawn_blocking(move || {
                 let service = this.service(&account)?;
-                this.claim_request_id(&account, &request_id, &request)?;
+                if let Some(grant) = this.replay(&account, &request_id, &request)? {
+                    tracing::info!(account = account.as_str(), request_id, "answered a retried request from the ledger");
+                    return Ok(Grant { grant, state: "reserved" });
+                }
                 let mut iter = key_ids.blocking_iter();
                 let grant = service.authorize_restore(&request, &mut iter)?;
                 // The engine's rule: a grant only for the whole stream, up to its end mark.
                 if iter.next().is_some() || !iter.done {
                     return Err(ServiceError::Failed(broken_off()));
                 }
+                this.record(&account, &request_id, &request, &grant)?;
                 tracing::debug!(account = account.as_str(), request_id, device = %hex(&request.device_id), "authorized");
                 Ok(Grant { grant, state: "reserved" })
             })

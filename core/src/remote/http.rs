@@ -101,6 +101,32 @@ impl Endpoint {
     }
 }
 
+/// A reader that fails with `TimedOut` once `limit` has passed since its first byte.
+pub(crate) struct Deadline<'a, R> {
+    inner: &'a mut R,
+    first: Option<std::time::Instant>,
+    limit: Duration,
+}
+
+impl<'a, R> Deadline<'a, R> {
+    pub(crate) fn new(inner: &'a mut R, limit: Duration) -> Self {
+        Deadline { inner, first: None, limit }
+    }
+}
+
+impl<R: Read> Read for Deadline<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.first.is_some_and(|t| t.elapsed() > self.limit) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "the answer took too long"));
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 && self.first.is_none() {
+            self.first = Some(std::time::Instant::now());
+        }
+        Ok(n)
+    }
+}
+
 /// How a request failed, for the retry logic.
 #[derive(Debug)]
 pub(crate) enum Failure {

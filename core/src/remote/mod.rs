@@ -154,11 +154,14 @@ impl RemoteService {
         let sent = body.send(&mut conn, |len, content_type| {
             http::request_head(&self.endpoint, method, path, self.token.as_deref(), content_type, len)
         });
+        // Once the answer begins, all of it must arrive within the timeout: a service that
+        // dribbles bytes cannot hold the call for longer.
+        let mut reader = http::Deadline::new(&mut conn, self.timeout);
         let answer = match sent {
-            Ok(()) => http::read_response(&mut conn),
+            Ok(()) => http::read_response(&mut reader),
             // The service may have answered (a refusal from the preamble) and closed early.
             Err(SendError::Io(e)) => {
-                http::read_response(&mut conn).map_err(|_| http::io_failure("sending the request", &e))
+                http::read_response(&mut reader).map_err(|_| http::io_failure("sending the request", &e))
             }
             Err(SendError::Final(e)) => Err(Failure::Final(e.into())),
             Err(SendError::NoReplay) => {

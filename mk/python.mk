@@ -38,7 +38,7 @@ python-wheel: python-tools
 	rm -rf $(PY_DIST)
 	cd $(PY_DIR) && $(PY_TOOLS)/bin/maturin build --quiet --profile $(PY_PROFILE) --interpreter $(PYTHON3) --out $(PY_DIST)
 
-test-python: python-wheel
+test-python: python-wheel service-binary
 	@start=$$(date +%s); \
 	rm -rf $(PY_TESTENV) $(PY_RUNDIR); mkdir -p $(PY_RUNDIR); \
 	$(PYTHON3) -m venv $(PY_TESTENV); \

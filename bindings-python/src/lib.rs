@@ -40,7 +40,7 @@ mod store;
 
 pub use operation::Operation;
 pub use restorer::BackupRestorer;
-pub use service::EmbeddedService;
+pub use service::{EmbeddedService, RemoteService};
 pub use store::LicenseStore;
 
 /// The facade module the native code builds its records, events and exceptions from.
@@ -85,6 +85,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ARCHIVE_FILE_NAME", license_backup::archive::ARCHIVE_FILE_NAME)?;
     m.add_class::<LicenseStore>()?;
     m.add_class::<EmbeddedService>()?;
+    m.add_class::<RemoteService>()?;
     m.add_class::<BackupRestorer>()?;
     m.add_class::<Operation>()?;
     let close_gate = wrap_pyfunction!(operation::_close_gate, m)?;

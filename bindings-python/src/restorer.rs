@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::operation::{Operation, PyCallback, Shared};
-use crate::service::EmbeddedService;
+use crate::service::{EmbeddedService, RemoteService};
 use crate::store::LicenseStore;
 use crate::{OrRaise, convert};
 
@@ -20,7 +20,7 @@ use crate::{OrRaise, convert};
 pub struct BackupRestorer {
     inner: license_backup::BackupRestorer,
     store: Py<LicenseStore>,
-    service: Py<EmbeddedService>,
+    service: Py<PyAny>,
 }
 
 impl BackupRestorer {
@@ -40,9 +40,18 @@ impl BackupRestorer {
 impl BackupRestorer {
     /// A restorer over `store`, authorizing restores with `service`.
     #[new]
-    fn new(store: Bound<'_, LicenseStore>, service: Bound<'_, EmbeddedService>) -> PyResult<Self> {
+    fn new(store: Bound<'_, LicenseStore>, service: Bound<'_, PyAny>) -> PyResult<Self> {
         let engine_store = store.get().get()?;
-        let engine_service: Arc<dyn LicenseService> = service.get().inner.clone();
+        let engine_service: Arc<dyn LicenseService> = if let Ok(s) = service.cast::<EmbeddedService>() {
+            s.get().inner.clone()
+        } else if let Ok(s) = service.cast::<RemoteService>() {
+            s.get().inner.clone()
+        } else {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "service must be an EmbeddedService or a RemoteService, not {}",
+                service.get_type().name()?
+            )));
+        };
         Ok(BackupRestorer {
             inner: license_backup::create_backup_restorer(engine_store, engine_service),
             store: store.unbind(),
@@ -58,7 +67,7 @@ impl BackupRestorer {
 
     /// The License Management Service this restorer uses.
     #[getter]
-    fn service(&self, py: Python<'_>) -> Py<EmbeddedService> {
+    fn service(&self, py: Python<'_>) -> Py<PyAny> {
         self.service.clone_ref(py)
     }
 

@@ -56,3 +56,67 @@ impl EmbeddedService {
         format!("EmbeddedService({:?}, max_devices={})", self.inner.path().display().to_string(), self.max_devices())
     }
 }
+
+/// A License Management Service reached over HTTPS (`docs/service-protocol.md`): `url` is
+/// `https://host[:port][/prefix]` (`http://` only for a loopback address). `token` is the
+/// bearer token the content provider gave the application; `ca_file` a PEM file of CA
+/// certificates trusted besides the system's; `cert_pins` SHA-256 fingerprints (hex) of the
+/// only server certificates accepted; `service_keys` fingerprints of the service keys a backup
+/// may wrap to; `timeout` the connect/read/write timeout in seconds (default 30); `retries`
+/// how many times a call that failed in transit is tried again (default 2).
+#[pyclass(module = "license_backup._native", frozen, weakref)]
+pub struct RemoteService {
+    pub(crate) inner: Arc<license_backup::RemoteService>,
+}
+
+#[pymethods]
+impl RemoteService {
+    /// A client of the service at `url`; nothing is sent until a call needs the service.
+    #[new]
+    #[pyo3(signature = (url, token = None, ca_file = None, cert_pins = None, service_keys = None, timeout = None, retries = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        url: &str,
+        token: Option<String>,
+        ca_file: Option<PathBuf>,
+        cert_pins: Option<Vec<String>>,
+        service_keys: Option<Vec<String>>,
+        timeout: Option<f64>,
+        retries: Option<u32>,
+    ) -> PyResult<Self> {
+        let timeout = timeout
+            .map(|t| {
+                if t.is_finite() && t > 0.0 && t <= 3600.0 {
+                    Ok(std::time::Duration::from_secs_f64(t))
+                } else {
+                    Err(license_backup::Error::new(
+                        license_backup::ErrorCode::InvalidArgument,
+                        "the timeout must be more than 0 and at most 3600 seconds",
+                    ))
+                }
+            })
+            .transpose()
+            .or_raise(py)?;
+        let options = license_backup::RemoteOptions {
+            token,
+            ca_file,
+            cert_pins: cert_pins.unwrap_or_default(),
+            service_keys: service_keys.unwrap_or_default(),
+            timeout,
+            retries,
+        };
+        let service = license_backup::RemoteService::new(url, options).or_raise(py)?;
+        Ok(RemoteService { inner: Arc::new(service) })
+    }
+
+    /// The service's URL.
+    #[getter]
+    fn url(&self) -> String {
+        self.inner.url().to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("RemoteService({:?})", self.inner.url())
+    }
+}

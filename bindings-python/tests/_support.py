@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Any, Iterable, List, Optional
 
 import license_backup as lb
 
@@ -69,3 +69,99 @@ class Recorder:
     def end(self) -> Optional[lb.End]:
         last = self.events[-1] if self.events else None
         return last if isinstance(last, lb.End) else None
+
+
+# Error codes only a networked service produces (test_remote.py reaches them).
+NETWORK_ONLY = {
+    "AUTHENTICATION_FAILED",
+    "PROTOCOL_VIOLATION",
+    "SERVICE_NOT_TRUSTED",
+    "SERVICE_KEY_NOT_PINNED",
+    "RATE_LIMITED",
+    "REQUEST_TOO_LARGE",
+}
+
+# Generous rates for tests that restore often (the defaults would throttle them).
+TEST_RATES = (
+    "\n[rate]\nper_account = { per_second = 1000.0, burst = 1000.0 }\n"
+    "per_device = { per_second = 1000.0, burst = 1000.0 }\n"
+)
+
+
+def service_binary() -> Path:
+    """The license-backup-service binary: $LICENSE_BACKUP_SERVICE (make test sets it), else the
+    workspace's debug build."""
+    path = Path(os.environ.get("LICENSE_BACKUP_SERVICE") or REPO / "target" / "debug" / "license-backup-service")
+    assert path.exists(), f"{path} is missing: cargo build -p license-backup-service"
+    return path
+
+
+# A server whose limits a test reaches on purpose: one license per request, one request per
+# device and (practically) ever.
+STRICT_CONFIG = (
+    "[limits]\nmax_licenses = 1\n"
+    "[rate]\nper_account = { per_second = 1000.0, burst = 1000.0 }\n"
+    "per_device = { per_second = 0.001, burst = 1.0 }\n"
+)
+
+
+class TestServer:
+    """A real license-backup-service process on 127.0.0.1, made with ``init`` in a temporary
+    folder (its own key, token, CA and certificate), stopped with SIGTERM, restarted on the
+    same address with the same ledger."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, folder: Path, max_devices: Optional[int] = None, refusal_url: Optional[str] = None,
+                 hosts: Iterable[str] = (), extra_config: str = "") -> None:
+        import json
+        import subprocess
+
+        args = [str(service_binary()), "init", str(folder), "--listen", "127.0.0.1:0"]
+        if max_devices is not None:
+            args += ["--max-devices", str(max_devices)]
+        if refusal_url is not None:
+            args += ["--refusal-url", refusal_url]
+        for h in hosts:
+            args += ["--host", h]
+        made = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+        self.config = Path(made["config"])
+        self.token: str = made["token"]
+        self.ca_file: str = made["ca_file"]
+        self.cert_sha256: str = made["cert_sha256"]
+        self.key_fingerprint: str = made["key_fingerprint"]
+        with self.config.open("a") as f:
+            f.write(("" if "[rate]" in extra_config else TEST_RATES) + "\n" + extra_config)
+        self.log = folder / "server.log"
+        self.listen = "127.0.0.1:0"
+        self.url = ""
+        self.process: Optional[Any] = None
+        self.start()
+
+    def start(self) -> None:
+        import json
+        import subprocess
+
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [str(service_binary()), "serve", "--config", str(self.config), "--listen", self.listen],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
+            )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(10)
+            raise AssertionError(f"the server did not start: {self.log.read_text()}")
+        self.url = json.loads(line)["listening"]
+        self.listen = self.url.split("://", 1)[1]
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
+            self.process = None
+
+    def client(self, **options: Any) -> lb.RemoteService:
+        options.setdefault("token", self.token)
+        options.setdefault("ca_file", self.ca_file)
+        return lb.RemoteService(self.url, **options)

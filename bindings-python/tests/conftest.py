@@ -33,7 +33,7 @@ class World:
         self.service = lb.EmbeddedService(root / "service.db")
         self.stores: list[lb.LicenseStore] = []
 
-    def device(self, name: str, service: lb.EmbeddedService | None = None) -> lb.BackupRestorer:
+    def device(self, name: str, service: lb.EmbeddedService | lb.RemoteService | None = None) -> lb.BackupRestorer:
         store = lb.LicenseStore(self.root / f"{name}.db")
         self.stores.append(store)
         restorer = lb.BackupRestorer(store, service or self.service)

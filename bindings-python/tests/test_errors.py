@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import pickle
 import re
+import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, Dict
@@ -14,7 +16,7 @@ from typing import Callable, Dict
 import pytest
 
 import license_backup as lb
-from _support import INTERFACE, generated_license, key_id, populate
+from _support import INTERFACE, STRICT_CONFIG, TestServer, generated_license, key_id, populate
 from conftest import World
 
 ERRORS = json.loads(INTERFACE.read_text())["errors"]
@@ -141,6 +143,47 @@ def _storage(world: World) -> None:
     lb.LicenseStore(world.root / "text.db")
 
 
+_SERVERS: Dict[str, TestServer] = {}
+
+
+def _server(kind: str) -> TestServer:
+    """A server for the network codes, started once per test session ("plain" or "strict")."""
+    if kind not in _SERVERS:
+        folder = Path(tempfile.mkdtemp(prefix="lb-server-")) / "service"
+        _SERVERS[kind] = TestServer(folder, extra_config=STRICT_CONFIG if kind == "strict" else "")
+        atexit.register(_SERVERS[kind].stop)
+    return _SERVERS[kind]
+
+
+def _remote_backup(world: World, **options: object) -> None:
+    a = world.device("A", _server("plain").client(**options))  # type: ignore[arg-type]
+    a.backup_licenses().wait()
+
+
+def _wrong_path(world: World) -> None:
+    server = _server("plain")
+    service = lb.RemoteService(server.url + "/not-a-service", token=server.token, ca_file=server.ca_file)
+    world.device("A", service).backup_licenses().wait()  # the server answers 404
+
+
+def _too_large(world: World) -> None:
+    service = _server("strict").client(retries=0)
+    a = world.device("A", service)
+    populate(a.store, 2)  # the strict server takes one license a request
+    a.backup_licenses().wait()
+    world.device("B", service).restore_licenses().wait()
+
+
+def _rate_limited(world: World) -> None:
+    service = _server("strict").client(retries=0)
+    a = world.device("A", service)
+    populate(a.store, 1)
+    a.backup_licenses().wait()
+    b = world.device("B", service)
+    b.restore_quota()  # the device's one request
+    b.restore_quota()
+
+
 REACH: Dict[str, Callable[[World], object]] = {
     "INVALID_ARGUMENT": lambda w: w.device("A").store.get_license("not-a-uuid"),
     "UNKNOWN_PROPERTY": lambda w: w.device("A").set_property("Nope", "x"),
@@ -162,6 +205,12 @@ REACH: Dict[str, Callable[[World], object]] = {
     "STORAGE": _storage,
     "LICENSE_NOT_FOUND": lambda w: w.device("A").store.content_key(key_id(1)),
     "LICENSE_EXISTS": lambda w: [w.device("A").store.add_license(generated_license(1)) for _ in range(2)],
+    "AUTHENTICATION_FAILED": lambda w: _remote_backup(w, token="not-the-token"),
+    "SERVICE_NOT_TRUSTED": lambda w: _remote_backup(w, ca_file=None),
+    "SERVICE_KEY_NOT_PINNED": lambda w: _remote_backup(w, service_keys=["00" * 16]),
+    "PROTOCOL_VIOLATION": _wrong_path,
+    "REQUEST_TOO_LARGE": _too_large,
+    "RATE_LIMITED": _rate_limited,
 }
 
 

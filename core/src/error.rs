@@ -86,7 +86,7 @@ error_codes! {
     AuthenticationFailed = 410, "AUTHENTICATION_FAILED", "the license management service rejected the credentials";
     /// A message between the device and the License Management Service broke the protocol
     /// (a malformed, oversized or unexpected answer, or a request the service could not read).
-    ProtocolError = 411, "PROTOCOL_ERROR", "license management service protocol error";
+    ProtocolViolation = 411, "PROTOCOL_VIOLATION", "license management service protocol error";
     /// The License Management Service's TLS certificate does not verify or does not match the
     /// pinned certificate.
     ServiceNotTrusted = 412, "SERVICE_NOT_TRUSTED", "the license management service's certificate is not trusted";

@@ -62,7 +62,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Decodes hex (either case) into exactly `len` bytes; `what` names the field in the error.
 pub fn unhex(text: &str, len: usize, what: &str) -> Result<Vec<u8>> {
-    let bad = || Error::new(ErrorCode::ProtocolError, format!("{what} is not {len} bytes of hex"));
+    let bad = || Error::new(ErrorCode::ProtocolViolation, format!("{what} is not {len} bytes of hex"));
     if text.len() != len * 2 {
         return Err(bad());
     }
@@ -130,7 +130,7 @@ const MAX_WRAPPED_LEN: usize = 1024;
 
 fn unhex_var(text: &str, max: usize, what: &str) -> Result<Vec<u8>> {
     if text.len() % 2 != 0 || text.len() > max * 2 {
-        return Err(Error::new(ErrorCode::ProtocolError, format!("{what} is not hex of at most {max} bytes")));
+        return Err(Error::new(ErrorCode::ProtocolViolation, format!("{what} is not hex of at most {max} bytes")));
     }
     unhex(text, text.len() / 2, what)
 }
@@ -148,7 +148,7 @@ impl Preamble {
         }
     }
 
-    /// The request this preamble describes; `PROTOCOL_ERROR` for a malformed field.
+    /// The request this preamble describes; `PROTOCOL_VIOLATION` for a malformed field.
     pub fn to_request(&self) -> Result<RestoreRequest> {
         Ok(RestoreRequest {
             header: unhex_var(&self.header, MAX_HEADER_LEN, "header")?,
@@ -216,7 +216,7 @@ pub struct RequestDecoder {
 
 /// A malformed request.
 fn malformed(message: impl Into<String>) -> Error {
-    Error::new(ErrorCode::ProtocolError, message)
+    Error::new(ErrorCode::ProtocolViolation, message)
 }
 
 impl RequestDecoder {
@@ -253,7 +253,7 @@ impl RequestDecoder {
     }
 
     /// Feeds the next bytes of the body, handing the preamble and runs of key IDs to `out` in
-    /// order. Fails with `PROTOCOL_ERROR` (or `REQUEST_TOO_LARGE`) at the first byte that
+    /// order. Fails with `PROTOCOL_VIOLATION` (or `REQUEST_TOO_LARGE`) at the first byte that
     /// breaks the format; the error of `out` is passed on.
     pub fn feed(&mut self, mut input: &[u8], out: &mut dyn FnMut(RequestItem<'_>) -> Result<()>) -> Result<()> {
         self.received += input.len() as u64;
@@ -355,7 +355,7 @@ impl RequestDecoder {
         out(RequestItem::KeyIds(kids))
     }
 
-    /// Checks that the body is complete: `PROTOCOL_ERROR` if it ended early.
+    /// Checks that the body is complete: `PROTOCOL_VIOLATION` if it ended early.
     pub fn finish(&self) -> Result<()> {
         match self.stage {
             Stage::Done => Ok(()),
@@ -567,7 +567,7 @@ impl ErrorAnswer {
 /// The HTTP status a server answers an error with.
 pub fn status_for(code: ErrorCode) -> u16 {
     match code {
-        ErrorCode::InvalidArgument | ErrorCode::ProtocolError => 400,
+        ErrorCode::InvalidArgument | ErrorCode::ProtocolViolation => 400,
         ErrorCode::AuthenticationFailed => 401,
         ErrorCode::RestoreLimitExceeded => 403,
         ErrorCode::RequestTooLarge => 413,
@@ -585,7 +585,7 @@ fn code_for_status(status: u16) -> ErrorCode {
         408 | 500..=599 => ErrorCode::ServiceUnavailable,
         413 => ErrorCode::RequestTooLarge,
         429 => ErrorCode::RateLimited,
-        _ => ErrorCode::ProtocolError,
+        _ => ErrorCode::ProtocolViolation,
     }
 }
 
@@ -594,7 +594,7 @@ fn answerable(code: ErrorCode) -> bool {
     matches!(
         code,
         ErrorCode::InvalidArgument
-            | ErrorCode::ProtocolError
+            | ErrorCode::ProtocolViolation
             | ErrorCode::AuthenticationFailed
             | ErrorCode::RestoreLimitExceeded
             | ErrorCode::RequestTooLarge
@@ -713,25 +713,25 @@ mod tests {
         let good = body(&req, &kids);
         let code = |b: &[u8], max: u64| decode(b, 5, max).unwrap_err().code();
         // Fewer key IDs than announced, then the trailer: the trailer is read as key IDs.
-        assert_eq!(code(&body(&req, &kids[..3]), 10), ErrorCode::ProtocolError);
+        assert_eq!(code(&body(&req, &kids[..3]), 10), ErrorCode::ProtocolViolation);
         // More key IDs than announced.
         let mut more = kids.clone();
         more.push([9; 16]);
-        assert_eq!(code(&body(&req, &more), 10), ErrorCode::ProtocolError);
+        assert_eq!(code(&body(&req, &more), 10), ErrorCode::ProtocolViolation);
         // Truncated anywhere.
         for cut in [0, 5, 12, 40, good.len() - 33, good.len() - 1] {
-            assert_eq!(code(&good[..cut], 10), ErrorCode::ProtocolError, "cut at {cut}");
+            assert_eq!(code(&good[..cut], 10), ErrorCode::ProtocolViolation, "cut at {cut}");
         }
         // A flipped key ID fails the trailer; so do the magic and the version.
         for at in [0, 4, 6, good.len() - 40, good.len() - 1] {
             let mut bad = good.clone();
             bad[at] ^= 1;
-            assert_eq!(code(&bad, 10), ErrorCode::ProtocolError, "flip at {at}");
+            assert_eq!(code(&bad, 10), ErrorCode::ProtocolViolation, "flip at {at}");
         }
         assert_eq!(code(&good, 3), ErrorCode::RequestTooLarge);
         let mut long = good.clone();
         long[8..12].copy_from_slice(&(MAX_PREAMBLE_LEN as u32 + 1).to_le_bytes());
-        assert_eq!(code(&long, 10), ErrorCode::ProtocolError);
+        assert_eq!(code(&long, 10), ErrorCode::ProtocolViolation);
     }
 
     #[test]
@@ -742,7 +742,7 @@ mod tests {
         assert_eq!(parsed[0].public_key, pk);
         let mut wrong = keys.clone();
         wrong.keys[1].fingerprint = wrong.keys[0].fingerprint.clone();
-        assert_eq!(parse_keys(&serde_json::to_vec(&wrong).unwrap()).unwrap_err().code(), ErrorCode::ProtocolError);
+        assert_eq!(parse_keys(&serde_json::to_vec(&wrong).unwrap()).unwrap_err().code(), ErrorCode::ProtocolViolation);
         let mut two = keys.clone();
         two.keys[1].current = true;
         assert!(parse_keys(&serde_json::to_vec(&two).unwrap()).is_err());
@@ -779,7 +779,7 @@ mod tests {
         assert_eq!(code(401, b""), ErrorCode::AuthenticationFailed);
         assert_eq!(code(503, b"<html>"), ErrorCode::ServiceUnavailable);
         assert_eq!(code(429, b"{}"), ErrorCode::RateLimited);
-        assert_eq!(code(418, b"{}"), ErrorCode::ProtocolError);
+        assert_eq!(code(418, b"{}"), ErrorCode::ProtocolViolation);
         // A body whose code disagrees with the status, or that names a code no service sends,
         // is reported by the status.
         let wrong = ErrorAnswer::from_error(&Error::new(ErrorCode::WrongKey, "x"));

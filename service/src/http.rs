@@ -136,11 +136,11 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn not_found() -> Failure {
-    Failure::code(ErrorCode::ProtocolError, "no such endpoint").status(StatusCode::NOT_FOUND)
+    Failure::code(ErrorCode::ProtocolViolation, "no such endpoint").status(StatusCode::NOT_FOUND)
 }
 
 async fn method_not_allowed() -> Failure {
-    Failure::code(ErrorCode::ProtocolError, "method not allowed on this endpoint")
+    Failure::code(ErrorCode::ProtocolViolation, "method not allowed on this endpoint")
         .status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
@@ -220,7 +220,7 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> Result<(), Failure> {
     if base.eq_ignore_ascii_case(want) {
         Ok(())
     } else {
-        Err(Failure::code(ErrorCode::ProtocolError, format!("the body must be {want}, not {got:?}"))
+        Err(Failure::code(ErrorCode::ProtocolViolation, format!("the body must be {want}, not {got:?}"))
             .status(StatusCode::UNSUPPORTED_MEDIA_TYPE))
     }
 }
@@ -244,7 +244,7 @@ async fn register_device(
         protocol::unhex(&device_id, 16, "device ID").map_err(|e| Failure::new(&e))?.try_into().expect("16 bytes");
     app.per_device.check(&device).map_err(|wait| Failure::limited(wait, "device"))?;
     let reg: Registration = serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::code(ErrorCode::ProtocolError, format!("malformed registration: {e}")))?;
+        .map_err(|e| Failure::code(ErrorCode::ProtocolViolation, format!("malformed registration: {e}")))?;
     let public_key: [u8; 32] =
         protocol::unhex(&reg.public_key, 32, "public_key").map_err(|e| Failure::new(&e))?.try_into().expect("32 bytes");
     if protocol::device_id_of(&public_key) != device {
@@ -283,7 +283,7 @@ async fn next_frame(body: &mut Body, idle: Duration) -> Result<Option<Bytes>, Fa
             Ok(None) => return Ok(None),
             Ok(Some(Err(e))) => {
                 return Err(Failure::code(
-                    ErrorCode::ProtocolError,
+                    ErrorCode::ProtocolViolation,
                     format!("the request body could not be read: {e}"),
                 ));
             }
@@ -362,7 +362,7 @@ async fn open_request(app: &App, headers: &HeaderMap, mut body: Body) -> Result<
         Err(e) => return Err((Failure::new(&e), body)),
     };
     if declared.is_some_and(|n| Some(n) != decoder.expected_len()) {
-        let f = Failure::code(ErrorCode::ProtocolError, "Content-Length does not match the announced key IDs");
+        let f = Failure::code(ErrorCode::ProtocolViolation, "Content-Length does not match the announced key IDs");
         return Err((f, body));
     }
     if let Err(wait) = app.per_device.check(&request.device_id) {
@@ -412,7 +412,7 @@ async fn feed(mut incoming: Incoming, tx: KeyIdSender, idle: Duration) -> Option
             None
         }
         Err(f) => {
-            let _ = tx.send(Chunk::Fail(Error::new(ErrorCode::ProtocolError, "the request was malformed"))).await;
+            let _ = tx.send(Chunk::Fail(Error::new(ErrorCode::ProtocolViolation, "the request was malformed"))).await;
             drain(incoming.body);
             Some(f)
         }
@@ -436,7 +436,7 @@ async fn start(
     };
     if request_id.is_some_and(|id| !protocol::is_request_id(id)) {
         drain(body);
-        return Err(Failure::code(ErrorCode::ProtocolError, "the request ID must be a lowercase hyphenated UUID"));
+        return Err(Failure::code(ErrorCode::ProtocolViolation, "the request ID must be a lowercase hyphenated UUID"));
     }
     match open_request(app, headers, body).await {
         Ok(incoming) => Ok((account, incoming)),
@@ -486,7 +486,7 @@ async fn authorize(
         }
         // The stream was read whole (the feed reported no failure): the ledger's only protocol
         // error left is a request ID used for another request.
-        Err(ServiceError::Failed(e)) if e.code() == ErrorCode::ProtocolError => {
+        Err(ServiceError::Failed(e)) if e.code() == ErrorCode::ProtocolViolation => {
             return Err(Failure::new(&e).status(StatusCode::CONFLICT));
         }
         Err(e) => return Err(e.into()),

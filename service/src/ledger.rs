@@ -51,7 +51,7 @@ pub fn key_id_channel() -> (KeyIdSender, KeyIdReceiver) {
 }
 
 fn broken_off() -> Error {
-    Error::new(ErrorCode::ProtocolError, "the request's key IDs broke off")
+    Error::new(ErrorCode::ProtocolViolation, "the request's key IDs broke off")
 }
 
 impl KeyIdReceiver {
@@ -258,7 +258,7 @@ impl Inner {
         Ok(conn)
     }
 
-    /// The grant already made for this request ID, if any; `PROTOCOL_ERROR` if the ID was used
+    /// The grant already made for this request ID, if any; `PROTOCOL_VIOLATION` if the ID was used
     /// for another request.
     fn replay(
         &self,
@@ -276,7 +276,7 @@ impl Inner {
         match row {
             None => Ok(None),
             Some((digest, _, _)) if digest.as_slice() != request_digest(request).as_slice() => Err(Error::new(
-                ErrorCode::ProtocolError,
+                ErrorCode::ProtocolViolation,
                 format!("request ID {request_id} was used for another request"),
             )),
             Some((_, enc, ciphertext)) => {

@@ -345,8 +345,8 @@ fn hostile_answers_are_refused_at_the_limits() {
     };
     let pk = [9u8; 32];
     let cases: Vec<(&str, Vec<u8>, ErrorCode)> = vec![
-        ("not JSON", json("{\"keys\": [}"), ErrorCode::ProtocolError),
-        ("JSON of another shape", json("{\"hello\": 1}"), ErrorCode::ProtocolError),
+        ("not JSON", json("{\"keys\": [}"), ErrorCode::ProtocolViolation),
+        ("JSON of another shape", json("{\"hello\": 1}"), ErrorCode::ProtocolViolation),
         (
             "a key whose fingerprint is not its own",
             json(&format!(
@@ -354,7 +354,7 @@ fn hostile_answers_are_refused_at_the_limits() {
                 "00".repeat(16),
                 license_backup::protocol::hex(&pk)
             )),
-            ErrorCode::ProtocolError,
+            ErrorCode::ProtocolViolation,
         ),
         (
             "no current key",
@@ -363,16 +363,16 @@ fn hostile_answers_are_refused_at_the_limits() {
                 fp_of(&pk),
                 license_backup::protocol::hex(&pk)
             )),
-            ErrorCode::ProtocolError,
+            ErrorCode::ProtocolViolation,
         ),
-        ("200 without JSON", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(), ErrorCode::ProtocolError),
-        ("garbage", b"\x16\x03\x01 not http at all\r\n\r\n".to_vec(), ErrorCode::ProtocolError),
+        ("200 without JSON", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(), ErrorCode::ProtocolViolation),
+        ("garbage", b"\x16\x03\x01 not http at all\r\n\r\n".to_vec(), ErrorCode::ProtocolViolation),
         (
             "a body announced at 1 GiB",
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{".to_vec(),
-            ErrorCode::ProtocolError,
+            ErrorCode::ProtocolViolation,
         ),
-        ("a 418", b"HTTP/1.1 418 Teapot\r\nContent-Length: 0\r\n\r\n".to_vec(), ErrorCode::ProtocolError),
+        ("a 418", b"HTTP/1.1 418 Teapot\r\nContent-Length: 0\r\n\r\n".to_vec(), ErrorCode::ProtocolViolation),
         (
             "a 401 claiming to be a refusal",
             answer(
@@ -415,7 +415,7 @@ fn hostile_answers_are_refused_at_the_limits() {
             }
         }
     });
-    assert_eq!(keys_of(&url).unwrap_err().code(), ErrorCode::ProtocolError);
+    assert_eq!(keys_of(&url).unwrap_err().code(), ErrorCode::ProtocolViolation);
     let (url, _) = hostile(|s| {
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
         for _ in 0..100_000 {
@@ -424,7 +424,7 @@ fn hostile_answers_are_refused_at_the_limits() {
             }
         }
     });
-    assert_eq!(keys_of(&url).unwrap_err().code(), ErrorCode::ProtocolError);
+    assert_eq!(keys_of(&url).unwrap_err().code(), ErrorCode::ProtocolViolation);
     // A server that dribbles its answer a byte at a time is cut off by the timeout.
     let (url, _) = hostile(|s| {
         for b in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{}        ".iter() {

@@ -137,20 +137,24 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
     let good = body(&w.preamble, &w.key_ids, &w.key_ids);
     let put = |ct: &str, b: &[u8]| send(&w, &head(&w, "PUT", &path, ct, Some(b.len())), b);
     let mut cases: Vec<(&str, (u16, String), (u16, &str))> = vec![
-        ("wrong content type", put("application/json", &good), (415, "PROTOCOL_ERROR")),
-        ("no content type", put("", &good), (415, "PROTOCOL_ERROR")),
+        ("wrong content type", put("application/json", &good), (415, "PROTOCOL_VIOLATION")),
+        ("no content type", put("", &good), (415, "PROTOCOL_VIOLATION")),
     ];
     // Fewer key IDs than announced (the trailer of those), more, and a wrong trailer.
     let fewer = body(&w.preamble, &w.key_ids[..99], &w.key_ids[..99]);
-    cases.push(("one key ID fewer than announced", put(RESTORE_REQUEST_TYPE, &fewer), (400, "PROTOCOL_ERROR")));
+    cases.push(("one key ID fewer than announced", put(RESTORE_REQUEST_TYPE, &fewer), (400, "PROTOCOL_VIOLATION")));
     let mut more_ids = w.key_ids.clone();
     more_ids.push([200; 16]);
     let more = body(&w.preamble, &more_ids, &more_ids);
-    cases.push(("one key ID more than announced", put(RESTORE_REQUEST_TYPE, &more), (400, "PROTOCOL_ERROR")));
+    cases.push(("one key ID more than announced", put(RESTORE_REQUEST_TYPE, &more), (400, "PROTOCOL_VIOLATION")));
     let mut reordered = w.key_ids.clone();
     reordered.swap(3, 4);
     let wrong_trailer = body(&w.preamble, &reordered, &w.key_ids);
-    cases.push(("a trailer that does not match", put(RESTORE_REQUEST_TYPE, &wrong_trailer), (400, "PROTOCOL_ERROR")));
+    cases.push((
+        "a trailer that does not match",
+        put(RESTORE_REQUEST_TYPE, &wrong_trailer),
+        (400, "PROTOCOL_VIOLATION"),
+    ));
     // A body cut short while the length says more: the server waits, then the idle timeout.
     let cut = &good[..good.len() - 40];
     cases.push((
@@ -161,7 +165,11 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
     // A Content-Length that disagrees with the preamble.
     let mut padded = good.clone();
     padded.extend_from_slice(&[0; 16]);
-    cases.push(("a Content-Length longer than announced", put(RESTORE_REQUEST_TYPE, &padded), (400, "PROTOCOL_ERROR")));
+    cases.push((
+        "a Content-Length longer than announced",
+        put(RESTORE_REQUEST_TYPE, &padded),
+        (400, "PROTOCOL_VIOLATION"),
+    ));
     cases.push((
         "a Content-Length over any request",
         send(&w, &head(&w, "PUT", &path, RESTORE_REQUEST_TYPE, Some(1 << 40)), &good[..100]),
@@ -177,35 +185,35 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
     ));
     let mut junk = good.clone();
     junk[0] = b'X';
-    cases.push(("not a restore request", put(RESTORE_REQUEST_TYPE, &junk), (400, "PROTOCOL_ERROR")));
+    cases.push(("not a restore request", put(RESTORE_REQUEST_TYPE, &junk), (400, "PROTOCOL_VIOLATION")));
     let mut bad_field = w.preamble.clone();
     bad_field.device_id = "zz".into();
     cases.push((
         "a malformed preamble field",
         put(RESTORE_REQUEST_TYPE, &body(&bad_field, &w.key_ids, &w.key_ids)),
-        (400, "PROTOCOL_ERROR"),
+        (400, "PROTOCOL_VIOLATION"),
     ));
     cases.push((
         "a request ID that is not a UUID",
         send(&w, &head(&w, "PUT", "/v1/restores/1%20OR%201", RESTORE_REQUEST_TYPE, Some(good.len())), &good),
-        (400, "PROTOCOL_ERROR"),
+        (400, "PROTOCOL_VIOLATION"),
     ));
     let no_token = head(&w, "PUT", &path, RESTORE_REQUEST_TYPE, Some(good.len())).replace("Bearer ", "Bearer x");
     cases.push(("a wrong token", send(&w, &no_token, &good), (401, "AUTHENTICATION_FAILED")));
     cases.push((
         "an empty body",
         send(&w, &head(&w, "PUT", &path, RESTORE_REQUEST_TYPE, Some(0)), b""),
-        (400, "PROTOCOL_ERROR"),
+        (400, "PROTOCOL_VIOLATION"),
     ));
     cases.push((
         "an unknown endpoint",
         send(&w, &head(&w, "GET", "/v1/secrets", "", Some(0)), b""),
-        (404, "PROTOCOL_ERROR"),
+        (404, "PROTOCOL_VIOLATION"),
     ));
     cases.push((
         "a wrong method",
         send(&w, &head(&w, "POST", &path, RESTORE_REQUEST_TYPE, Some(0)), b""),
-        (405, "PROTOCOL_ERROR"),
+        (405, "PROTOCOL_VIOLATION"),
     ));
     // A chunked body in odd pieces is fine; a chunked body with one key ID more is not.
     let chunked = |b: &[u8]| {
@@ -221,7 +229,7 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
     cases.push((
         "chunked, one key ID more",
         send(&w, &head(&w, "PUT", &path, RESTORE_REQUEST_TYPE, None), &chunked(&more)),
-        (400, "PROTOCOL_ERROR"),
+        (400, "PROTOCOL_VIOLATION"),
     ));
     for (what, got, (status, name)) in &cases {
         assert_eq!((got.0, got.1.as_str()), (*status, *name), "{what}");
@@ -238,7 +246,7 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
     other.device_public_key = protocol::hex(&[4u8; 32]);
     other.device_id = protocol::hex(&protocol::device_id_of(&[4u8; 32]));
     let (status, name) = put(RESTORE_REQUEST_TYPE, &body(&other, &w.key_ids, &w.key_ids));
-    assert_eq!((status, name.as_str()), (409, "PROTOCOL_ERROR"));
+    assert_eq!((status, name.as_str()), (409, "PROTOCOL_VIOLATION"));
     assert_eq!(restores(&w), 1);
 }
 
@@ -289,7 +297,7 @@ fn a_slow_sender_is_cut_off_and_a_huge_stream_stays_in_bounded_memory() {
     let before = peak_rss_kb(&w.server);
     let huge = body(&big, &ids, &ids[1..]);
     let (status, name) = send(&w, &head(&w, "PUT", &path, RESTORE_REQUEST_TYPE, Some(huge.len())), &huge);
-    assert_eq!((status, name.as_str()), (400, "PROTOCOL_ERROR"));
+    assert_eq!((status, name.as_str()), (400, "PROTOCOL_VIOLATION"));
     let after = peak_rss_kb(&w.server);
     assert!(after < before + 8 * 1024, "the server's peak memory grew from {before} kB to {after} kB");
     assert_eq!(restores(&w), 0);

@@ -10,6 +10,7 @@ Example::
 
     with LicenseStore("device.db") as store:
         restorer = BackupRestorer(store, EmbeddedService("service.db"))
+        # or, a content provider's service: RemoteService("https://licenses.example.com", token=...)
         restorer.backup_path = "/media/usb"
         op = restorer.backup_licenses(overwrite=True, on_status=print)
         summary = op.wait()            # or, in a coroutine: summary = await op
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 from ._errors import *  # noqa: F403 - the generated exception classes
 from ._errors import __all__ as _error_names
-from ._native import ARCHIVE_FILE_NAME, EmbeddedService, LicenseStore
+from ._native import ARCHIVE_FILE_NAME, EmbeddedService, LicenseStore, RemoteService
 from ._native import __version__ as __version__
 from ._restorer import BackupRestorer, Operation, Properties, StatusCallback
 from ._types import (
@@ -78,6 +79,7 @@ __all__ = [
     "PropertyValue",
     "Quota",
     "Refused",
+    "RemoteService",
     "RestrictedLicense",
     "Rights",
     "StatusCallback",

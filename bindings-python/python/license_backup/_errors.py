@@ -26,7 +26,7 @@ class ErrorCode(enum.IntEnum):
     SERVICE_UNAVAILABLE = 401
     RESTORE_LIMIT_EXCEEDED = 402
     AUTHENTICATION_FAILED = 410
-    PROTOCOL_ERROR = 411
+    PROTOCOL_VIOLATION = 411
     SERVICE_NOT_TRUSTED = 412
     SERVICE_KEY_NOT_PINNED = 413
     RATE_LIMITED = 414
@@ -66,7 +66,7 @@ _DESCRIPTIONS: Dict[ErrorCode, str] = {
     ErrorCode.SERVICE_UNAVAILABLE: "license management service unavailable",
     ErrorCode.RESTORE_LIMIT_EXCEEDED: "restore limit exceeded",
     ErrorCode.AUTHENTICATION_FAILED: "the license management service rejected the credentials",
-    ErrorCode.PROTOCOL_ERROR: "license management service protocol error",
+    ErrorCode.PROTOCOL_VIOLATION: "license management service protocol error",
     ErrorCode.SERVICE_NOT_TRUSTED: "the license management service's certificate is not trusted",
     ErrorCode.SERVICE_KEY_NOT_PINNED: "the license management service's key is not pinned",
     ErrorCode.RATE_LIMITED: "too many requests to the license management service",
@@ -207,10 +207,10 @@ class AuthenticationFailedError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.AUTHENTICATION_FAILED
 
 
-class ProtocolError(LicenseBackupError):
-    """PROTOCOL_ERROR (411): license management service protocol error."""
+class ProtocolViolationError(LicenseBackupError):
+    """PROTOCOL_VIOLATION (411): license management service protocol error."""
 
-    code: ClassVar[ErrorCode] = ErrorCode.PROTOCOL_ERROR
+    code: ClassVar[ErrorCode] = ErrorCode.PROTOCOL_VIOLATION
 
 
 class ServiceNotTrustedError(LicenseBackupError):
@@ -295,7 +295,7 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
     ErrorCode.SERVICE_UNAVAILABLE: ServiceUnavailableError,
     ErrorCode.RESTORE_LIMIT_EXCEEDED: RestoreLimitExceededError,
     ErrorCode.AUTHENTICATION_FAILED: AuthenticationFailedError,
-    ErrorCode.PROTOCOL_ERROR: ProtocolError,
+    ErrorCode.PROTOCOL_VIOLATION: ProtocolViolationError,
     ErrorCode.SERVICE_NOT_TRUSTED: ServiceNotTrustedError,
     ErrorCode.SERVICE_KEY_NOT_PINNED: ServiceKeyNotPinnedError,
     ErrorCode.RATE_LIMITED: RateLimitedError,
@@ -342,7 +342,7 @@ __all__ = [
     "ServiceUnavailableError",
     "RestoreLimitExceededError",
     "AuthenticationFailedError",
-    "ProtocolError",
+    "ProtocolViolationError",
     "ServiceNotTrustedError",
     "ServiceKeyNotPinnedError",
     "RateLimitedError",

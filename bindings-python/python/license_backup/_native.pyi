@@ -2,14 +2,14 @@
 # the test suite (`python -m mypy.stubtest license_backup._native`): keep the two in step.
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Optional, Union, final
 
 from ._types import CatalogEntry, License, NewLicense, OperationKind, PropertyValue, Quota, Summary
 
-__all__ = ["__version__", "ARCHIVE_FILE_NAME", "LicenseStore", "EmbeddedService", "BackupRestorer", "Operation", "_close_gate"]
+__all__ = ["__version__", "ARCHIVE_FILE_NAME", "LicenseStore", "EmbeddedService", "RemoteService", "BackupRestorer", "Operation", "_close_gate"]
 
 __version__: str
 ARCHIVE_FILE_NAME: str
@@ -58,12 +58,27 @@ class EmbeddedService:
     def refusal_url(self) -> str: ...
 
 @final
+class RemoteService:
+    def __new__(
+        cls,
+        url: str,
+        token: Optional[str] = None,
+        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        cert_pins: Optional[Sequence[str]] = None,
+        service_keys: Optional[Sequence[str]] = None,
+        timeout: Optional[float] = None,
+        retries: Optional[int] = None,
+    ) -> RemoteService: ...
+    @property
+    def url(self) -> str: ...
+
+@final
 class BackupRestorer:
-    def __new__(cls, store: LicenseStore, service: EmbeddedService) -> BackupRestorer: ...
+    def __new__(cls, store: LicenseStore, service: Union[EmbeddedService, RemoteService]) -> BackupRestorer: ...
     @property
     def store(self) -> LicenseStore: ...
     @property
-    def service(self) -> EmbeddedService: ...
+    def service(self) -> Union[EmbeddedService, RemoteService]: ...
     def set_property(self, name: str, value: PropertyValue) -> None: ...
     def get_property(self, name: str) -> Optional[PropertyValue]: ...
     def property_by_index(self, index: int) -> tuple[str, PropertyValue]: ...

@@ -18,7 +18,7 @@ from typing import (
 )
 
 from . import _native
-from ._native import EmbeddedService, LicenseStore
+from ._native import EmbeddedService, LicenseStore, RemoteService
 from ._types import OperationKind, PropertyValue, Quota, StatusEvent, Summary
 
 StatusCallback = Callable[[StatusEvent], object]
@@ -287,7 +287,7 @@ class BackupRestorer:
 
     __slots__ = ("_native", "_properties")
 
-    def __init__(self, store: LicenseStore, service: EmbeddedService) -> None:
+    def __init__(self, store: LicenseStore, service: Union[EmbeddedService, RemoteService]) -> None:
         self._native = _native.BackupRestorer(store, service)
         self._properties = Properties(self._native)
 
@@ -297,7 +297,7 @@ class BackupRestorer:
         return self._native.store
 
     @property
-    def service(self) -> EmbeddedService:
+    def service(self) -> Union[EmbeddedService, RemoteService]:
         """The License Management Service that authorizes restores."""
         return self._native.service
 

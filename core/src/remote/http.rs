@@ -314,7 +314,7 @@ pub struct Response {
 
 fn malformed(message: impl Into<String>) -> Failure {
     Failure::fatal(
-        ErrorCode::ProtocolError,
+        ErrorCode::ProtocolViolation,
         format!("malformed answer from the License Management Service: {}", message.into()),
     )
 }
@@ -572,13 +572,13 @@ mod tests {
         );
         // Malformed or oversized: final.
         let big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", MAX_RESPONSE_LEN + 1);
-        assert_eq!(code(big.as_bytes()), ErrorCode::ProtocolError);
+        assert_eq!(code(big.as_bytes()), ErrorCode::ProtocolViolation);
         let mut endless = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         endless.resize(endless.len() + MAX_RESPONSE_LEN + 10, b'x');
-        assert_eq!(code(&endless), ErrorCode::ProtocolError);
+        assert_eq!(code(&endless), ErrorCode::ProtocolViolation);
         let mut long_head = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         long_head.resize(MAX_HEAD_LEN + 10, b'a');
-        assert_eq!(code(&long_head), ErrorCode::ProtocolError);
+        assert_eq!(code(&long_head), ErrorCode::ProtocolViolation);
         for bad in [
             &b"garbage\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -591,7 +591,7 @@ mod tests {
             b"HTTP/1.1 101 Switching\r\n\r\n",
             b"HTTP/1.1 100 A\r\n\r\nHTTP/1.1 100 A\r\n\r\nHTTP/1.1 100 A\r\n\r\nHTTP/1.1 100 A\r\n\r\nHTTP/1.1 100 A\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
         ] {
-            assert_eq!(code(bad), ErrorCode::ProtocolError, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(code(bad), ErrorCode::ProtocolViolation, "{:?}", String::from_utf8_lossy(bad));
         }
     }
 }

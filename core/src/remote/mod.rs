@@ -185,7 +185,7 @@ impl RemoteService {
                 Ok(r) if r.status == 200 => {
                     if !r.content_type.as_deref().is_some_and(|t| t.starts_with(protocol::JSON_TYPE)) {
                         return Err(
-                            Error::new(ErrorCode::ProtocolError, "the service answered 200 without JSON").into()
+                            Error::new(ErrorCode::ProtocolViolation, "the service answered 200 without JSON").into()
                         );
                     }
                     return Ok(r.body);

@@ -30,6 +30,12 @@ export declare const ErrorCode: Readonly<{
   WRONG_KEY: 303
   SERVICE_UNAVAILABLE: 401
   RESTORE_LIMIT_EXCEEDED: 402
+  AUTHENTICATION_FAILED: 410
+  PROTOCOL_VIOLATION: 411
+  SERVICE_NOT_TRUSTED: 412
+  SERVICE_KEY_NOT_PINNED: 413
+  RATE_LIMITED: 414
+  REQUEST_TOO_LARGE: 415
   CANCELLED: 501
   BUSY: 502
   CALLBACK_FAILED: 503
@@ -184,6 +190,31 @@ export declare class EmbeddedService {
   close(): void
 }
 
+/** Options of RemoteService.open. */
+export interface RemoteServiceOptions {
+  /** The bearer token the content provider gave the application. */
+  token?: string
+  /** A PEM file of CA certificates trusted besides the system's (a self-hosted service). */
+  caFile?: string
+  /** SHA-256 (hex) of the only server certificates accepted; no CA or name check then. */
+  certPins?: string[]
+  /** Fingerprints (hex) of the service keys a backup may wrap to (else SERVICE_KEY_NOT_PINNED). */
+  serviceKeys?: string[]
+  /** Connect, read and write timeout, in milliseconds (default 30000). */
+  timeout?: number
+  /** How many times a call that failed in transit is tried again (default 2). */
+  retries?: number
+}
+
+/** A License Management Service over HTTPS (docs/service-protocol.md). */
+export declare class RemoteService {
+  private constructor()
+  /** A client of the service at `url` (`https://...`; `http://` only for a loopback address). */
+  static open(url: string, options?: RemoteServiceOptions): RemoteService
+  /** The service's URL. */
+  readonly url: string
+}
+
 /** Options of backupLicenses (the core's BackupFlags, plus cancellation). */
 export interface BackupOptions {
   /** Replace an archive already in the folder (else BACKUP_EXISTS, and it is left untouched). */
@@ -211,7 +242,7 @@ export type PropertyValue = string | number | boolean
  * what it threw as the error's `cause`).
  */
 export declare class BackupRestorer extends EventEmitter {
-  constructor(store: LicenseStore, service: EmbeddedService)
+  constructor(store: LicenseStore, service: EmbeddedService | RemoteService)
 
   on<E extends keyof BackupRestorerEvents>(event: E, listener: (...args: BackupRestorerEvents[E]) => void): this
   once<E extends keyof BackupRestorerEvents>(event: E, listener: (...args: BackupRestorerEvents[E]) => void): this
@@ -258,4 +289,4 @@ export declare class BackupRestorer extends EventEmitter {
 }
 
 /** WMCreateBackupRestorer: the same as `new BackupRestorer(store, service)`. */
-export declare function createBackupRestorer(store: LicenseStore, service: EmbeddedService): BackupRestorer
+export declare function createBackupRestorer(store: LicenseStore, service: EmbeddedService | RemoteService): BackupRestorer

@@ -25,6 +25,12 @@ const ErrorCode = Object.freeze({
   WRONG_KEY: 303,
   SERVICE_UNAVAILABLE: 401,
   RESTORE_LIMIT_EXCEEDED: 402,
+  AUTHENTICATION_FAILED: 410,
+  PROTOCOL_VIOLATION: 411,
+  SERVICE_NOT_TRUSTED: 412,
+  SERVICE_KEY_NOT_PINNED: 413,
+  RATE_LIMITED: 414,
+  REQUEST_TOO_LARGE: 415,
   CANCELLED: 501,
   BUSY: 502,
   CALLBACK_FAILED: 503,
@@ -208,6 +214,38 @@ class EmbeddedService {
   }
 }
 
+/**
+ * A License Management Service over HTTPS (docs/service-protocol.md): a content provider's
+ * server. Nothing is sent until a backup, a restore or a quota query needs it.
+ */
+class RemoteService {
+  /** @private Use RemoteService.open(url, options). */
+  constructor(inner) {
+    if (!(inner instanceof native.RemoteService)) {
+      throw new TypeError('use RemoteService.open(url, options) to make a remote service')
+    }
+    nativeOf.set(this, inner)
+  }
+
+  /**
+   * A client of the service at `url` (`https://host[:port][/prefix]`; `http://` only for a
+   * loopback address). Options: `token` (the bearer token), `caFile` (a PEM file of extra
+   * trusted CAs), `certPins` (SHA-256 hex of the only accepted server certificates),
+   * `serviceKeys` (fingerprints of the keys a backup may wrap to), `timeout` (milliseconds,
+   * default 30000), `retries` (default 2).
+   */
+  static open(url, { token, caFile, certPins, serviceKeys, timeout, retries } = {}) {
+    return new RemoteService(
+      call(() => native.RemoteService.open(url, token, caFile, certPins, serviceKeys, timeout, retries)),
+    )
+  }
+
+  /** The service's URL. */
+  get url() {
+    return nativeOf.get(this).url
+  }
+}
+
 // An event that is not progress or restrictedLicense (those are built straight from the columns
 // of a native batch), as its listeners get it.
 function publicEvent(ev, emittedNs) {
@@ -241,7 +279,11 @@ class BackupRestorer extends EventEmitter {
   /** A restorer over `store`, authorizing restores with `service`. */
   constructor(store, service) {
     super()
-    const inner = call(() => new native.BackupRestorer(unwrap(store, LicenseStore), unwrap(service, EmbeddedService)))
+    const inner = call(() =>
+      service instanceof RemoteService
+        ? native.BackupRestorer.withRemote(unwrap(store, LicenseStore), unwrap(service, RemoteService))
+        : new native.BackupRestorer(unwrap(store, LicenseStore), unwrap(service, EmbeddedService)),
+    )
     nativeOf.set(this, inner)
   }
 
@@ -474,6 +516,7 @@ function createBackupRestorer(store, service) {
 module.exports = {
   LicenseStore,
   EmbeddedService,
+  RemoteService,
   BackupRestorer,
   createBackupRestorer,
   LicenseBackupError,

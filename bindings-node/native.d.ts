@@ -13,6 +13,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class BackupRestorer {
   /** A restorer over `store`, authorizing restores with `service` (`WMCreateBackupRestorer`). */
   constructor(store: LicenseStore, service: EmbeddedService)
+  /** A restorer over `store`, authorizing restores with a remote `service`. */
+  static withRemote(store: LicenseStore, service: RemoteService): BackupRestorer
   /**
    * Sets a property. A string is a string value, a number a u32 (it must be an integer in
    * 0..=4294967295, else `INVALID_ARGUMENT`), a boolean a bool.
@@ -118,6 +120,17 @@ export declare class NativeOperation {
    * the batch it is emitting (END still comes).
    */
   get cancelRequested(): boolean
+}
+
+/** A License Management Service over HTTPS (native half of `RemoteService`). */
+export declare class RemoteService {
+  /**
+   * A client of the service at `url`; `timeout_ms` is the connect, read and write timeout
+   * in milliseconds. Nothing is sent until a call needs the service.
+   */
+  static open(url: string, token?: string | undefined | null, caFile?: string | undefined | null, certPins?: Array<string> | undefined | null, serviceKeys?: Array<string> | undefined | null, timeoutMs?: number | undefined | null, retries?: number | undefined | null): RemoteService
+  /** The service's URL. */
+  get url(): string
 }
 
 /** What each event of a `NativeBatch` is (its entry in the batch's `kinds` column). */

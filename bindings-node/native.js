@@ -839,5 +839,6 @@ module.exports.BackupRestorer = nativeBinding.BackupRestorer
 module.exports.EmbeddedService = nativeBinding.EmbeddedService
 module.exports.LicenseStore = nativeBinding.LicenseStore
 module.exports.NativeOperation = nativeBinding.NativeOperation
+module.exports.RemoteService = nativeBinding.RemoteService
 module.exports.BatchKind = nativeBinding.BatchKind
 module.exports.Operation = nativeBinding.Operation

@@ -50,7 +50,7 @@ node-pack: node-build
 	cp $(NODE_NAPI_OUT)/*.node $(NODE_BUILD)/package/
 	cd $(NODE_BUILD)/package && $(NPM) pack $(NPM_FLAGS) --pack-destination $(NODE_BUILD) >/dev/null
 
-test-node: node-pack
+test-node: node-pack service-binary
 	cd $(NODE_DIR) && ./node_modules/.bin/tsc -p test/tsconfig.json
 	rm -rf $(NODE_FRESH) && mkdir -p $(NODE_FRESH)
 	echo '{"name": "license-backup-fresh-install", "private": true}' > $(NODE_FRESH)/package.json

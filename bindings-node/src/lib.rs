@@ -741,6 +741,52 @@ impl EmbeddedService {
     }
 }
 
+/// A License Management Service over HTTPS (native half of `RemoteService`).
+#[napi]
+pub struct RemoteService {
+    inner: Arc<lb::RemoteService>,
+}
+
+#[napi]
+impl RemoteService {
+    /// A client of the service at `url`; `timeout_ms` is the connect, read and write timeout
+    /// in milliseconds. Nothing is sent until a call needs the service.
+    #[napi(factory)]
+    pub fn open(
+        url: String,
+        token: Option<String>,
+        ca_file: Option<String>,
+        cert_pins: Option<Vec<String>>,
+        service_keys: Option<Vec<String>>,
+        timeout_ms: Option<f64>,
+        retries: Option<u32>,
+    ) -> Result<Self> {
+        let timeout = match timeout_ms {
+            None => None,
+            Some(ms) if ms.is_finite() && ms > 0.0 && ms <= 3_600_000.0 => {
+                Some(std::time::Duration::from_secs_f64(ms / 1000.0))
+            }
+            Some(ms) => return Err(invalid(format!("timeout {ms} ms: more than 0 and at most an hour"))),
+        };
+        let options = lb::RemoteOptions {
+            token,
+            ca_file: ca_file.map(Into::into),
+            cert_pins: cert_pins.unwrap_or_default(),
+            service_keys: service_keys.unwrap_or_default(),
+            timeout,
+            retries,
+        };
+        let service = lb::RemoteService::new(&url, options).map_err(js_error)?;
+        Ok(RemoteService { inner: Arc::new(service) })
+    }
+
+    /// The service's URL.
+    #[napi(getter)]
+    pub fn url(&self) -> String {
+        self.inner.url().to_string()
+    }
+}
+
 /// Backs up and restores the licenses of one store (native half of `BackupRestorer`).
 #[napi]
 pub struct BackupRestorer {
@@ -767,6 +813,13 @@ impl BackupRestorer {
     #[napi(constructor)]
     pub fn new(store: &LicenseStore, service: &EmbeddedService) -> Result<Self> {
         let service: Arc<dyn lb::LicenseService> = Arc::clone(service.get()?) as Arc<dyn lb::LicenseService>;
+        Ok(BackupRestorer { inner: Some(Arc::new(lb::create_backup_restorer(Arc::clone(store.get()?), service))) })
+    }
+
+    /// A restorer over `store`, authorizing restores with a remote `service`.
+    #[napi(factory)]
+    pub fn with_remote(store: &LicenseStore, service: &RemoteService) -> Result<Self> {
+        let service: Arc<dyn lb::LicenseService> = Arc::clone(&service.inner) as Arc<dyn lb::LicenseService>;
         Ok(BackupRestorer { inner: Some(Arc::new(lb::create_backup_restorer(Arc::clone(store.get()?), service))) })
     }
 

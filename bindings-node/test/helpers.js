@@ -65,4 +65,117 @@ function record(restorer) {
   return seen
 }
 
-module.exports = { lb, REPO, tempDir, generatedKeyId, generatedLicense, world, record }
+// Error codes only a networked service produces (remote.test.js reaches them).
+const NETWORK_ONLY = new Set([
+  'AUTHENTICATION_FAILED',
+  'PROTOCOL_VIOLATION',
+  'SERVICE_NOT_TRUSTED',
+  'SERVICE_KEY_NOT_PINNED',
+  'RATE_LIMITED',
+  'REQUEST_TOO_LARGE',
+])
+
+// Generous rates for tests that restore often (the defaults would throttle them).
+const TEST_RATES =
+  '\n[rate]\nper_account = { per_second = 1000.0, burst = 1000.0 }\nper_device = { per_second = 1000.0, burst = 1000.0 }\n'
+
+/** A server whose limits a test reaches on purpose: one license a request, one request a device. */
+const STRICT_CONFIG =
+  '[limits]\nmax_licenses = 1\n[rate]\nper_account = { per_second = 1000.0, burst = 1000.0 }\n' +
+  'per_device = { per_second = 0.001, burst = 1.0 }\n'
+
+/** The license-backup-service binary: $LICENSE_BACKUP_SERVICE (make test sets it), else the debug build. */
+function serviceBinary() {
+  const bin = process.env.LICENSE_BACKUP_SERVICE ?? path.join(REPO, 'target', 'debug', 'license-backup-service')
+  if (!fs.existsSync(bin)) throw new Error(`${bin} is missing: cargo build -p license-backup-service`)
+  return bin
+}
+
+/**
+ * A real license-backup-service process on 127.0.0.1, made with `init` in a temporary folder
+ * (its own key, token, CA and certificate). `await TestServer.start(t, options)`; stopped at the
+ * end of the test.
+ */
+class TestServer {
+  static async start(t, { maxDevices, refusalUrl, extraConfig = '' } = {}) {
+    const { execFileSync } = require('node:child_process')
+    const folder = path.join(tempDir(t, 'lb-server-'), 'service')
+    const args = ['init', folder, '--listen', '127.0.0.1:0']
+    if (maxDevices !== undefined) args.push('--max-devices', String(maxDevices))
+    if (refusalUrl !== undefined) args.push('--refusal-url', refusalUrl)
+    const made = JSON.parse(execFileSync(serviceBinary(), args, { encoding: 'utf8' }))
+    fs.appendFileSync(made.config, (extraConfig.includes('[rate]') ? '' : TEST_RATES) + '\n' + extraConfig)
+    const server = new TestServer(made, path.join(folder, '..', 'server.log'))
+    t.after(() => server.stop())
+    await server.launch()
+    return server
+  }
+
+  constructor(made, log) {
+    this.made = made
+    this.token = made.token
+    this.caFile = made.ca_file
+    this.log = log
+    this.listen = '127.0.0.1:0'
+    this.url = ''
+    this.child = null
+  }
+
+  async launch() {
+    const { spawn } = require('node:child_process')
+    const log = fs.openSync(this.log, 'a')
+    const child = spawn(serviceBinary(), ['serve', '--config', this.made.config, '--listen', this.listen], {
+      stdio: ['ignore', 'pipe', log],
+    })
+    fs.closeSync(log)
+    this.child = child
+    const line = await new Promise((resolve, reject) => {
+      let buffered = ''
+      const onData = (chunk) => {
+        buffered += chunk
+        const end = buffered.indexOf('\n')
+        if (end < 0) return
+        child.stdout.off('data', onData)
+        child.off('exit', onExit)
+        resolve(buffered.slice(0, end))
+      }
+      const onExit = () => reject(new Error(`the server did not start: ${fs.readFileSync(this.log, 'utf8')}`))
+      child.stdout.on('data', onData)
+      child.on('exit', onExit)
+    })
+    // The rest of its standard output is not read: it prints nothing more.
+    child.stdout.resume()
+    this.url = JSON.parse(line).listening
+    this.listen = this.url.split('://')[1]
+  }
+
+  /** SIGTERM, and waits for the exit. */
+  async stop() {
+    const child = this.child
+    if (!child) return
+    this.child = null
+    if (child.exitCode !== null || child.signalCode !== null) return
+    await new Promise((resolve) => {
+      child.on('exit', resolve)
+      child.kill('SIGTERM')
+    })
+  }
+
+  /** A client that trusts this server's CA and has its token; options override. */
+  client(options = {}) {
+    return lb.RemoteService.open(this.url, { token: this.token, caFile: this.caFile, ...options })
+  }
+}
+
+module.exports = {
+  lb,
+  REPO,
+  tempDir,
+  generatedKeyId,
+  generatedLicense,
+  world,
+  record,
+  NETWORK_ONLY,
+  STRICT_CONFIG,
+  TestServer,
+}

@@ -149,10 +149,16 @@ const OPERATION_FORM = {
   'Operation.wait': 'the Promise backupLicenses()/restoreLicenses() return',
   'Operation.cancel': 'AbortSignal (options.signal) and cancelLicenseBackup()/cancelLicenseRestore()',
   'Operation.is_finished': "the 'end' event and the settled Promise",
+  'RemoteService.url': 'the read-only property url',
 }
 
 test('every operation: a method (or its documented JavaScript form)', () => {
-  const classes = { LicenseStore: lb.LicenseStore, EmbeddedService: lb.EmbeddedService, BackupRestorer: lb.BackupRestorer }
+  const classes = {
+    LicenseStore: lb.LicenseStore,
+    EmbeddedService: lb.EmbeddedService,
+    RemoteService: lb.RemoteService,
+    BackupRestorer: lb.BackupRestorer,
+  }
   for (const op of iface.operations) {
     const key = `${op.object}.${op.name}`
     if (OPERATION_FORM[key]) continue

@@ -157,6 +157,7 @@ def test_properties(prop: Dict[str, Any], tmp_path: Any) -> None:
 OBJECTS = {
     "LicenseStore": lb.LicenseStore,
     "EmbeddedService": lb.EmbeddedService,
+    "RemoteService": lb.RemoteService,
     "BackupRestorer": lb.BackupRestorer,
     "Operation": lb.Operation,
 }

@@ -44,9 +44,11 @@ bench: bench-tools
 # A make of its own, so BENCH_PYTHON sees the release venv that bench-python-env just made.
 bench-run:
 	$(CARGO) build --quiet --release -p license-backup --example bench
+	$(CARGO) build --quiet --release -p license-backup-service --bin license-backup-service
 	@echo "bench: python $(BENCH_PYTHON), node $(BENCH_NODE)"
 	NODE_PATH=$(BENCH_NODE_PATH) $(BENCH_NICE) $(CARGO) run --quiet --release -p license-backup --example bench -- \
-		--dir $(BENCH_DIR) --root $(ROOT) --python "$(BENCH_PYTHON)" --node "$(BENCH_NODE)" $(BENCH_ARGS)
+		--dir $(BENCH_DIR) --root $(ROOT) --python "$(BENCH_PYTHON)" --node "$(BENCH_NODE)" \
+		--service-bin $(ROOT)/target/release/license-backup-service $(BENCH_ARGS)
 
 # The Python package, built --release with maturin, in its own venv.
 bench-python-env: python-tools
@@ -65,13 +67,15 @@ bench-node-package: node-tools
 	cp $(BENCH_DIR)/node-napi/*.node $(BENCH_NODE_MODULES)/license-backup/
 
 # Tiny sizes in a scratch folder: checks that the harness runs end to end and prints the table.
-test-bench-smoke:
+test-bench-smoke: service-binary
 	rm -rf $(CACHE_DIR)/bench-smoke && mkdir -p $(CACHE_DIR)
 	NODE_PATH=$(BENCH_NODE_PATH) $(BENCH_RUN) --smoke --dir $(CACHE_DIR)/bench-smoke --root $(ROOT) \
 		--python "$(BENCH_PYTHON)" --node "$(BENCH_NODE)" > $(CACHE_DIR)/bench-smoke.txt
 	@cat $(CACHE_DIR)/bench-smoke.txt
 	@for row in '| figure | value | baseline (same run) | ratio | target |' '| backup 2k ' '| restore 2k ' \
-		'| peak RSS backup 2k ' '| peak RSS restore 2k ' '| backup 1k end-to-end, Rust ' '| events/s into a Rust callback '; do \
+		'| peak RSS backup 2k ' '| peak RSS restore 2k ' '| backup 1k end-to-end, Rust ' '| events/s into a Rust callback ' \
+		'| restore 2k through the server ' '| peak RSS client, restore 2k through the server ' \
+		'| peak RSS server, restore 2k through the server ' '| authorizations/s, 1,000-license archives, 8 clients '; do \
 		grep -qF -- "$$row" $(CACHE_DIR)/bench-smoke.txt || { echo "test-bench-smoke: missing row: $$row"; exit 1; }; \
 	done
 	@if command -v sqlite3 >/dev/null && command -v openssl >/dev/null; then \

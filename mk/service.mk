@@ -13,3 +13,10 @@ export LICENSE_BACKUP_SERVICE := $(SERVICE_BIN)
 
 service-binary:
 	@test -x $(SERVICE_BIN) || $(CARGO) build --quiet -p license-backup-service --bin license-backup-service
+
+# The demo's story (make demo) through a license-backup-service the demo starts on 127.0.0.1
+# (its own key, token, CA and certificate in target/demo-network/service) and stops at the end.
+demo-network:
+	$(CARGO) build --quiet --release -p license-backup-service --bin license-backup-service
+	DEMO_DIR=$(ROOT)/target/demo-network $(CARGO) run --quiet --release -p license-backup --example demo -- \
+		--network $(ROOT)/target/release/license-backup-service

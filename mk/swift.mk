@@ -59,9 +59,9 @@ swift-check-generated: swift-cdylib
 swift_link_flags = -Xlinker -L$(swift_target_dir)/debug -Xlinker -rpath -Xlinker $(swift_target_dir)/debug
 swift_binds = $(if $(filter $(ROOT)/%,$(swift_target_dir)),,-B $(swift_target_dir)/debug)
 
-swift-package-test: swift-toolchain swift-cdylib
+swift-package-test: swift-toolchain swift-cdylib service-binary
 	$(SWIFT_RUN) -C $(SWIFT_DIR) $(swift_binds) -- swift build --build-tests $(swift_link_flags)
-	$(SWIFT_RUN) -C $(SWIFT_DIR) $(swift_binds) -- swift test --skip-build $(swift_link_flags)
+	$(SWIFT_RUN) -C $(SWIFT_DIR) $(swift_binds) -e LICENSE_BACKUP_SERVICE=$(SERVICE_BIN) -- swift test --skip-build $(swift_link_flags)
 
 swift-example: swift-toolchain swift-cdylib
 	$(SWIFT_RUN) -C $(SWIFT_EXAMPLE_DIR) $(swift_binds) -- swift build $(swift_link_flags)

@@ -65,6 +65,18 @@ pub enum ErrorCode {
     ServiceUnavailable = 401,
     /// The service refused the restore: a license already lives on the maximum number of devices.
     RestoreLimitExceeded = 402,
+    /// The License Management Service rejected the application's credentials (its token).
+    AuthenticationFailed = 410,
+    /// A message between the device and the service broke the protocol.
+    ProtocolViolation = 411,
+    /// The service's TLS certificate does not verify or does not match the pinned certificate.
+    ServiceNotTrusted = 412,
+    /// The service's current key is not one the application pinned: a backup does not wrap to it.
+    ServiceKeyNotPinned = 413,
+    /// The service asked the caller to slow down; try again later.
+    RateLimited = 414,
+    /// The request is larger than the service accepts (too many licenses).
+    RequestTooLarge = 415,
     /// The operation was cancelled.
     Cancelled = 501,
     /// Another operation is already running on this store.
@@ -98,6 +110,12 @@ impl ErrorCode {
         ErrorCode::WrongKey,
         ErrorCode::ServiceUnavailable,
         ErrorCode::RestoreLimitExceeded,
+        ErrorCode::AuthenticationFailed,
+        ErrorCode::ProtocolViolation,
+        ErrorCode::ServiceNotTrusted,
+        ErrorCode::ServiceKeyNotPinned,
+        ErrorCode::RateLimited,
+        ErrorCode::RequestTooLarge,
         ErrorCode::Cancelled,
         ErrorCode::Busy,
         ErrorCode::CallbackFailed,
@@ -753,6 +771,55 @@ impl RawEmbeddedService {
     }
 }
 
+/// A License Management Service over HTTPS (`RemoteService` in Swift wraps it).
+#[derive(uniffi::Object)]
+pub struct RawRemoteService {
+    inner: Arc<core_api::RemoteService>,
+}
+
+#[uniffi::export]
+impl RawRemoteService {
+    /// A client of the service at `url`; `timeout` is the connect, read and write timeout in
+    /// seconds. Nothing is sent until a call needs the service.
+    #[uniffi::constructor]
+    pub fn open(
+        url: String,
+        token: Option<String>,
+        ca_file: Option<String>,
+        cert_pins: Vec<String>,
+        service_keys: Vec<String>,
+        timeout: Option<f64>,
+        retries: Option<u32>,
+    ) -> FfiResult<Arc<Self>> {
+        guarded(|| {
+            let timeout = match timeout {
+                None => None,
+                Some(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Some(std::time::Duration::from_secs_f64(t)),
+                Some(t) => {
+                    return Err(BindingError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("timeout {t} s: more than 0 and at most an hour"),
+                    ));
+                }
+            };
+            let options = core_api::RemoteOptions {
+                token,
+                ca_file: ca_file.map(Into::into),
+                cert_pins,
+                service_keys,
+                timeout,
+                retries,
+            };
+            Ok(Arc::new(RawRemoteService { inner: Arc::new(core_api::RemoteService::new(&url, options)?) }))
+        })
+    }
+
+    /// The service's URL.
+    pub fn url(&self) -> String {
+        self.inner.url().to_string()
+    }
+}
+
 /// A backup restorer over a store and a service (`BackupRestorer` in Swift wraps it).
 #[derive(uniffi::Object)]
 pub struct RawBackupRestorer {
@@ -764,6 +831,17 @@ impl RawBackupRestorer {
     /// `WMCreateBackupRestorer`.
     #[uniffi::constructor]
     pub fn new(store: Arc<RawLicenseStore>, service: Arc<RawEmbeddedService>) -> FfiResult<Arc<Self>> {
+        guarded(|| {
+            let service: Arc<dyn core_api::LicenseService> = service.inner.clone();
+            Ok(Arc::new(RawBackupRestorer {
+                inner: core_api::create_backup_restorer(Arc::clone(&store.inner), service),
+            }))
+        })
+    }
+
+    /// A restorer authorizing restores with a remote service.
+    #[uniffi::constructor]
+    pub fn with_remote(store: Arc<RawLicenseStore>, service: Arc<RawRemoteService>) -> FfiResult<Arc<Self>> {
         guarded(|| {
             let service: Arc<dyn core_api::LicenseService> = service.inner.clone();
             Ok(Arc::new(RawBackupRestorer {

@@ -11,7 +11,17 @@
 //!   --root DIR                     repository root, to find bindings-*/bench scripts (default .)
 //!   --python PY / --node NODE      interpreters for the binding scripts (skipped when absent)
 //!   --smoke                        tiny sizes, one run: checks the harness, not the figures
+//!   --service-bin PATH             license-backup-service, for the rows through a server
+//!                                  (default $LICENSE_BACKUP_SERVICE; skipped when absent)
+//!   --remote-sizes 10000,100000,1000000   restores through the server (the smallest and the
+//!                                  largest give the memory rows)
+//!   --auth-seconds 5               how long 8 clients authorize 1,000-license restores
 //! ```
+//!
+//! Through the server: a real `license-backup-service` on 127.0.0.1 with TLS (made with its
+//! `init`), the device in a child process using `RemoteService`; the archive is made through
+//! the server (so it is wrapped to the server's key), and the restore is compared with the
+//! embedded restore of the same size measured above.
 //!
 //! Every measured operation runs in a child process (this binary, `child ...`), so its peak
 //! resident memory (VmHWM) is its own. The baseline is what an administrator would do with
@@ -64,6 +74,9 @@ struct Opts {
     python: Option<String>,
     node: Option<String>,
     smoke: bool,
+    service_bin: Option<PathBuf>,
+    remote_sizes: Vec<u64>,
+    auth_seconds: f64,
 }
 
 fn list(s: &str) -> Res<Vec<u64>> {
@@ -81,6 +94,9 @@ fn parse_opts(args: &[String]) -> Res<Opts> {
         python: None,
         node: None,
         smoke: false,
+        service_bin: std::env::var_os("LICENSE_BACKUP_SERVICE").map(PathBuf::from),
+        remote_sizes: vec![10_000, 100_000, 1_000_000],
+        auth_seconds: 5.0,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -94,12 +110,17 @@ fn parse_opts(args: &[String]) -> Res<Opts> {
             "--root" => o.root = PathBuf::from(val()?),
             "--python" => o.python = Some(val()?).filter(|s| !s.is_empty()),
             "--node" => o.node = Some(val()?).filter(|s| !s.is_empty()),
+            "--service-bin" => o.service_bin = Some(PathBuf::from(val()?)).filter(|p| !p.as_os_str().is_empty()),
+            "--remote-sizes" => o.remote_sizes = list(&val()?)?,
+            "--auth-seconds" => o.auth_seconds = val()?.parse().map_err(err)?,
             "--smoke" => {
                 o.smoke = true;
                 o.sizes = vec![200, 2_000];
                 o.mem_sizes = vec![200, 2_000];
                 o.e2e = 1_000;
                 o.repeat = 1;
+                o.remote_sizes = vec![200, 2_000];
+                o.auth_seconds = 0.5;
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -210,6 +231,16 @@ fn cpu_seconds(children: bool) -> f64 {
 
 fn restorer(store: &Path, service: &Path, prop: &str, folder: &Path, interval: u32) -> Res<BackupRestorer> {
     let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(service).map_err(err)?);
+    restorer_with(store, service, prop, folder, interval)
+}
+
+fn restorer_with(
+    store: &Path,
+    service: Arc<dyn LicenseService>,
+    prop: &str,
+    folder: &Path,
+    interval: u32,
+) -> Res<BackupRestorer> {
     let store = Arc::new(LicenseStore::open(store).map_err(err)?);
     let r = create_backup_restorer(store, service);
     r.set_property(prop, PropertyValue::String(folder.display().to_string())).map_err(err)?;
@@ -273,6 +304,34 @@ fn child(args: &[String]) -> Res<()> {
             let wall = start.elapsed().as_secs_f64();
             json!({"wall_s": wall, "licenses": s.licenses, "peak_rss_kib": peak_rss_kib(), "cpu_s": cpu_seconds(false)})
         }
+        // remote-backup STORE URL TOKEN CA OUT: a backup through a server
+        "remote-backup" => {
+            let service = remote_service(a(2)?, a(3)?, a(4)?)?;
+            let r = restorer_with(Path::new(a(1)?), service, "BackupPath", Path::new(a(5)?), 100)?;
+            let (_seen, cb) = recorder();
+            let s = r.backup_licenses(BackupFlags { overwrite: true }, cb).map_err(err)?.wait().map_err(err)?;
+            json!({"licenses": s.licenses})
+        }
+        // remote-restore TARGET URL TOKEN CA FROM: a restore through a server (TARGET fresh)
+        "remote-restore" => {
+            let service = remote_service(a(2)?, a(3)?, a(4)?)?;
+            let r = restorer_with(Path::new(a(1)?), service, "RestorePath", Path::new(a(5)?), 100)?;
+            let (_seen, cb) = recorder();
+            let start = Instant::now();
+            let s = r.restore_licenses(RestoreFlags::default(), cb).map_err(err)?.wait().map_err(err)?;
+            let wall = start.elapsed().as_secs_f64();
+            json!({"wall_s": wall, "licenses": s.licenses, "peak_rss_kib": peak_rss_kib(), "cpu_s": cpu_seconds(false)})
+        }
+        // authorize-load URL TOKEN CA ARCHIVE SECONDS CLIENTS: CLIENTS threads, each its own
+        // client and device, authorizing the archive's restore over and over
+        "authorize-load" => authorize_load(
+            a(1)?,
+            a(2)?,
+            a(3)?,
+            Path::new(a(4)?),
+            a(5)?.parse().map_err(err)?,
+            a(6)?.parse().map_err(err)?,
+        )?,
         // events STORE SERVICE OUT: a backup with ProgressInterval=1, every delivery timed
         "events" => {
             let r = restorer(Path::new(a(1)?), Path::new(a(2)?), "BackupPath", Path::new(a(3)?), 1)?;
@@ -285,6 +344,141 @@ fn child(args: &[String]) -> Res<()> {
     };
     println!("{out}");
     Ok(())
+}
+
+fn remote_service(url: &str, token: &str, ca: &str) -> Res<Arc<dyn LicenseService>> {
+    let options =
+        RemoteOptions { token: Some(token.into()), ca_file: Some(ca.into()), retries: Some(0), ..Default::default() };
+    Ok(Arc::new(RemoteService::new(url, options).map_err(err)?))
+}
+
+/// The key IDs of an archive, read from its frames (the bench knows the format: a 176-byte
+/// header, then frames of type, key ID, length and ciphertext).
+fn archive_key_ids(path: &Path) -> Res<Vec<KeyId>> {
+    let bytes = std::fs::read(path).map_err(err)?;
+    let mut pos = archive::HEADER_LEN;
+    let mut out = vec![];
+    while pos + 21 <= bytes.len() && bytes[pos] == 1 {
+        out.push(KeyId::from_slice(&bytes[pos + 1..pos + 17]).map_err(err)?);
+        pos += 21 + u32::from_le_bytes(bytes[pos + 17..pos + 21].try_into().map_err(err)?) as usize;
+    }
+    Ok(out)
+}
+
+/// `clients` threads authorizing the restore of `archive` for `seconds`: authorizations a second.
+fn authorize_load(url: &str, token: &str, ca: &str, archive: &Path, seconds: f64, clients: usize) -> Res<Value> {
+    let header = archive::read_header_at(archive).map_err(err)?;
+    let kids = Arc::new(archive_key_ids(archive)?);
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let (kids, header) = (Arc::clone(&kids), header.clone());
+            let service = remote_service(url, token, ca);
+            std::thread::spawn(move || -> Res<(u64, u64)> {
+                let service = service?;
+                // Any 32 bytes are an X25519 public key; the device ID is its fingerprint.
+                let device_public_key = [i as u8 + 1; 32];
+                let request = RestoreRequest {
+                    header: header.authenticated.clone(),
+                    wrapped_key: header.wrapped_key.clone(),
+                    device_id: protocol::device_id_of(&device_public_key),
+                    device_public_key,
+                    licenses: kids.len() as u64,
+                };
+                let (mut ok, mut failed) = (0u64, 0u64);
+                while Instant::now() < deadline {
+                    let mut stream = kids.iter().copied().map(Ok);
+                    match service.authorize_restore(&request, &mut stream) {
+                        Ok(_) => ok += 1,
+                        Err(_) => failed += 1,
+                    }
+                }
+                Ok((ok, failed))
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let (mut ok, mut failed) = (0, 0);
+    for t in threads {
+        let (o, f) = t.join().map_err(|_| "an authorizing thread panicked".to_string())??;
+        ok += o;
+        failed += f;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    Ok(json!({"authorized": ok, "failed": failed, "wall_s": wall, "rate": ok as f64 / wall}))
+}
+
+/// A `license-backup-service` on 127.0.0.1 for the bench: TLS, made with `init`, generous
+/// limits (one ledger takes every restore of the run).
+struct BenchServer {
+    child: std::process::Child,
+    url: String,
+    token: String,
+    ca: String,
+}
+
+impl BenchServer {
+    fn start(bin: &Path, dir: &Path) -> Res<BenchServer> {
+        fresh_dir(dir)?;
+        let folder = dir.join("service");
+        let out = Command::new(bin)
+            .arg("init")
+            .arg(&folder)
+            .args(["--listen", "127.0.0.1:0", "--max-devices", "1000000"])
+            .output()
+            .map_err(err)?;
+        if !out.status.success() {
+            return Err(format!("init failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let made: Value = serde_json::from_slice(&out.stdout).map_err(err)?;
+        let config = PathBuf::from(made["config"].as_str().unwrap_or_default());
+        let mut f = std::fs::OpenOptions::new().append(true).open(&config).map_err(err)?;
+        writeln!(
+            f,
+            "\n[rate]\nper_account = {{ per_second = 1000000.0, burst = 1000000.0 }}\nper_device = {{ per_second = 1000000.0, burst = 1000000.0 }}\n[log]\nlevel = \"warn\""
+        )
+        .map_err(err)?;
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(err)?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("piped")), &mut line)
+            .map_err(err)?;
+        let listening: Value = serde_json::from_str(&line).map_err(|e| format!("the server did not start: {e}"))?;
+        Ok(BenchServer {
+            child,
+            url: listening["listening"].as_str().unwrap_or_default().to_string(),
+            token: made["token"].as_str().unwrap_or_default().to_string(),
+            ca: made["ca_file"].as_str().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// The server process's peak resident memory (VmHWM), KiB.
+    fn peak_rss_kib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            })
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the child this bench started; a graceful stop, then reaped.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
 }
 
 /// A callback that records, for every event, when the engine emitted it and when it was
@@ -454,6 +648,8 @@ fn parent(args: &[String]) -> Res<()> {
     let largest_mem = opts.mem_sizes.iter().copied().max().unwrap_or(0);
     let smallest_mem = opts.mem_sizes.iter().copied().min().unwrap_or(0);
     let mut rss: BTreeMap<(&str, u64), f64> = BTreeMap::new();
+    let mut embedded_restore: BTreeMap<u64, f64> = BTreeMap::new();
+    let mut notes_early: Vec<String> = vec![];
 
     for &n in &opts.sizes {
         let fx = fixture(&opts, n)?;
@@ -529,6 +725,7 @@ fn parent(args: &[String]) -> Res<()> {
         });
         rss.insert(("backup", n), rss_b);
         rss.insert(("restore", n), rss_r);
+        embedded_restore.insert(n, or);
     }
 
     for op in ["backup", "restore"] {
@@ -542,6 +739,92 @@ fn parent(args: &[String]) -> Res<()> {
                 baseline: if top { format!("{} at {}", mib(base), fmt_n(smallest_mem)) } else { String::new() },
                 ratio: top.then_some(v / base),
                 target: if top && n >= 1_000_000 { "< 64 MiB, <= 1.2x".into() } else { String::new() },
+            });
+        }
+    }
+
+    // Through a server on 127.0.0.1: restores against the embedded ones, memory, authorizations/s.
+    match opts.service_bin.clone().filter(|b| b.exists()) {
+        None => notes_early.push("server rows: skipped (no license-backup-service; --service-bin)".into()),
+        Some(bin) => {
+            let (mut client_rss, mut server_rss) = (BTreeMap::new(), BTreeMap::new());
+            for &n in &opts.remote_sizes {
+                let fx = fixture(&opts, n)?;
+                let server = BenchServer::start(&bin, &opts.dir.join("server"))?;
+                let (url, token, ca) = (server.url.as_str(), server.token.as_str(), server.ca.as_str());
+                fresh_dir(&scratch)?;
+                let out = scratch.join("usb");
+                std::fs::create_dir_all(&out).map_err(err)?;
+                let store = fx.join("store.db").display().to_string();
+                let outs = out.display().to_string();
+                run_child(&["remote-backup", &store, url, token, ca, &outs])?;
+                let runs = if n >= 1_000_000 { 1 } else { opts.repeat.max(1) };
+                let (mut walls, mut rss_c) = (vec![], 0f64);
+                for i in 0..runs {
+                    // A new device each time (a fresh store); the server's ledger keeps them all.
+                    let target = scratch.join(format!("remote-device-{i}.db")).display().to_string();
+                    let r = run_child(&["remote-restore", &target, url, token, ca, &outs])?;
+                    walls.push(r["wall_s"].as_f64().unwrap_or(f64::NAN));
+                    rss_c = rss_c.max(r["peak_rss_kib"].as_f64().unwrap_or(0.0));
+                }
+                let rs = server.peak_rss_kib();
+                drop(server);
+                let wall = median(walls);
+                let nn = fmt_n(n);
+                record(format!("rust.restore_remote.{nn}.wall"), wall, "s");
+                record(format!("rust.restore_remote.{nn}.client_peak_rss"), rss_c, "KiB");
+                record(format!("server.restore_remote.{nn}.peak_rss"), rs, "KiB");
+                client_rss.insert(n, rss_c);
+                server_rss.insert(n, rs);
+                let base = embedded_restore.get(&n).copied();
+                rows.push(Row {
+                    figure: format!("restore {nn} through the server (TLS, loopback)"),
+                    value: format!("{:.0} lic/s, {:.3} s", n as f64 / wall, wall),
+                    baseline: base
+                        .map(|b| format!("{b:.3} s embedded"))
+                        .unwrap_or_else(|| "(size not in --sizes)".into()),
+                    ratio: base.map(|b| wall / b),
+                    target: if n >= 100_000 { "<= 1.3x".into() } else { String::new() },
+                });
+            }
+            let (lo, hi) = (opts.remote_sizes.iter().min().copied(), opts.remote_sizes.iter().max().copied());
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                for (who, map) in [("client", &client_rss), ("server", &server_rss)] {
+                    let (l, h) = (map.get(&lo).copied().unwrap_or(f64::NAN), map.get(&hi).copied().unwrap_or(f64::NAN));
+                    rows.push(Row {
+                        figure: format!("peak RSS {who}, restore {} through the server", fmt_n(hi)),
+                        value: mib(h),
+                        baseline: format!("{} at {}", mib(l), fmt_n(lo)),
+                        ratio: Some(h / l),
+                        target: if hi >= 1_000_000 { "<= 1.2x".into() } else { String::new() },
+                    });
+                }
+            }
+            // 8 clients authorizing restores of a 1,000-license archive.
+            let fx = fixture(&opts, 1_000)?;
+            let server = BenchServer::start(&bin, &opts.dir.join("server"))?;
+            fresh_dir(&scratch)?;
+            let out = scratch.join("usb");
+            std::fs::create_dir_all(&out).map_err(err)?;
+            let (url, token, ca) = (server.url.as_str(), server.token.as_str(), server.ca.as_str());
+            let outs = out.display().to_string();
+            run_child(&["remote-backup", &fx.join("store.db").display().to_string(), url, token, ca, &outs])?;
+            let archive = out.join(archive::ARCHIVE_FILE_NAME).display().to_string();
+            let load = run_child(&["authorize-load", url, token, ca, &archive, &opts.auth_seconds.to_string(), "8"])?;
+            drop(server);
+            let rate = load["rate"].as_f64().unwrap_or(f64::NAN);
+            record("server.authorizations_1k.8_clients.rate".into(), rate, "authorizations/s");
+            rows.push(Row {
+                figure: "authorizations/s, 1,000-license archives, 8 clients".into(),
+                value: format!(
+                    "{rate:.0}/s ({} in {:.1} s, {} failed)",
+                    load["authorized"].as_u64().unwrap_or(0),
+                    load["wall_s"].as_f64().unwrap_or(f64::NAN),
+                    load["failed"].as_u64().unwrap_or(0)
+                ),
+                baseline: String::new(),
+                ratio: None,
+                target: String::new(),
             });
         }
     }
@@ -583,7 +866,7 @@ fn parent(args: &[String]) -> Res<()> {
         target: ">= 250000/s".into(),
     });
 
-    let mut notes = vec![];
+    let mut notes = notes_early;
     for (lang, interp, folder, ext) in [
         ("python", opts.python.clone(), "bindings-python/bench", "py"),
         ("node", opts.node.clone(), "bindings-node/bench", "js"),

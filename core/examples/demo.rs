@@ -1,7 +1,7 @@
 //! `make demo`: back up a device's licenses to a folder, "move" to a second device, and
 //! restore there through the embedded License Management Service, printing every event.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use license_backup::*;
@@ -51,13 +51,82 @@ fn printer(device: &'static str) -> Arc<dyn StatusCallback> {
     })
 }
 
+/// A `license-backup-service` the demo runs: made with `init`, stopped with SIGTERM at the end.
+struct Server {
+    child: std::process::Child,
+    url: String,
+    token: String,
+    ca: PathBuf,
+}
+
+impl Server {
+    fn start(bin: &Path, root: &Path) -> Result<Server> {
+        let fail = |e: String| Error::new(ErrorCode::ServiceUnavailable, e);
+        let folder = root.join("service");
+        let out = std::process::Command::new(bin)
+            .arg("init")
+            .arg(&folder)
+            .args(["--listen", "127.0.0.1:0"])
+            .output()
+            .map_err(|e| fail(format!("cannot run {}: {e}", bin.display())))?;
+        let made: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| fail(e.to_string()))?;
+        let mut child = std::process::Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(made["config"].as_str().unwrap_or_default())
+            .env("LB_SERVICE_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .map_err(|e| fail(e.to_string()))?;
+        let listening: serde_json::Value = serde_json::from_str(&line).map_err(|e| fail(e.to_string()))?;
+        Ok(Server {
+            child,
+            url: listening["listening"].as_str().unwrap_or_default().into(),
+            token: made["token"].as_str().unwrap_or_default().into(),
+            ca: made["ca_file"].as_str().unwrap_or_default().into(),
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the server this demo started: a graceful stop, then reaped.
+        #[cfg(unix)]
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        #[cfg(not(unix))]
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        println!("== License Management Service stopped");
+    }
+}
+
 fn main() -> Result<()> {
     let root = PathBuf::from(std::env::var("DEMO_DIR").unwrap_or_else(|_| "target/demo".into()));
     // Each run starts afresh, so running the demo twice works.
     let _ = std::fs::remove_dir_all(&root);
     let usb = root.join("usb-stick");
     std::fs::create_dir_all(&usb).map_err(|e| Error::new(ErrorCode::Storage, e.to_string()))?;
-    let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(root.join("license-service.db"))?);
+    // `--network BIN`: the same story through a license-backup-service it starts (and stops).
+    let args: Vec<String> = std::env::args().collect();
+    let server = match args.iter().position(|a| a == "--network") {
+        Some(i) => Some(Server::start(Path::new(args.get(i + 1).expect("--network needs the server binary")), &root)?),
+        None => None,
+    };
+    let service: Arc<dyn LicenseService> = match &server {
+        Some(s) => {
+            println!("== License Management Service: {} (a server process, TLS with its own CA)", s.url);
+            let options =
+                RemoteOptions { token: Some(s.token.clone()), ca_file: Some(s.ca.clone()), ..Default::default() };
+            Arc::new(RemoteService::new(&s.url, options)?)
+        }
+        None => Arc::new(EmbeddedService::open(root.join("license-service.db"))?),
+    };
 
     println!("== Device A: a media player with {} licenses", TITLES.len() * 3);
     let device_a = Arc::new(LicenseStore::open(root.join("device-a.db"))?);

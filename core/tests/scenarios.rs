@@ -36,7 +36,7 @@ const NETWORK_ONLY: &[ErrorCode] = &[
 /// A scenario's service, as the runner drives it.
 enum Service {
     Embedded(Arc<EmbeddedService>),
-    Remote { server: server::TestServer, client: Arc<RemoteService> },
+    Remote { server: Box<server::TestServer>, client: Arc<RemoteService> },
 }
 
 impl Service {
@@ -50,7 +50,7 @@ impl Service {
                     ..Default::default()
                 });
                 let client = Arc::new(server.client());
-                Service::Remote { server, client }
+                Service::Remote { server: Box::new(server), client }
             }
         }
     }

@@ -136,7 +136,9 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
     let path = format!("/v1/restores/{RID}");
     let good = body(&w.preamble, &w.key_ids, &w.key_ids);
     let put = |ct: &str, b: &[u8]| send(&w, &head(&w, "PUT", &path, ct, Some(b.len())), b);
-    let mut cases: Vec<(&str, (u16, String), (u16, &str))> = vec![
+    /// What was sent, what came back (status, error name), what must.
+    type Case<'a> = (&'a str, (u16, String), (u16, &'a str));
+    let mut cases: Vec<Case> = vec![
         ("wrong content type", put("application/json", &good), (415, "PROTOCOL_VIOLATION")),
         ("no content type", put("", &good), (415, "PROTOCOL_VIOLATION")),
     ];

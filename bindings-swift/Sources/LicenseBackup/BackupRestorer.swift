@@ -130,11 +130,19 @@ public final class BackupRestorer: @unchecked Sendable {
     /// The store this restorer works on.
     public let store: LicenseStore
     /// The service that authorizes its restores.
-    public let service: EmbeddedService
+    public let service: any LicenseService
 
-    /// A restorer over `store`, authorizing restores with `service`.
-    public init(store: LicenseStore, service: EmbeddedService) throws(LicenseBackupError) {
-        raw = try bridged { try RawBackupRestorer(store: store.raw, service: service.raw) }
+    /// A restorer over `store`, authorizing restores with `service` (an ``EmbeddedService`` or
+    /// a ``RemoteService``).
+    public init(store: LicenseStore, service: any LicenseService) throws(LicenseBackupError) {
+        switch service {
+        case let embedded as EmbeddedService:
+            raw = try bridged { try RawBackupRestorer(store: store.raw, service: embedded.raw) }
+        case let remote as RemoteService:
+            raw = try bridged { try RawBackupRestorer.withRemote(store: store.raw, service: remote.raw) }
+        default:
+            throw LicenseBackupError(.invalidArgument, message: "a service must be an EmbeddedService or a RemoteService")
+        }
         self.store = store
         self.service = service
     }

@@ -95,9 +95,13 @@ public final class LicenseStore: Sendable {
     }
 }
 
+/// A License Management Service a ``BackupRestorer`` works with: ``EmbeddedService`` (in
+/// process) or ``RemoteService`` (a content provider's server).
+public protocol LicenseService: AnyObject, Sendable {}
+
 /// The in-process License Management Service: authorizes restores and enforces the restore
 /// quota, its ledger in a local SQLite file. Devices on one machine share it by path.
-public final class EmbeddedService: Sendable {
+public final class EmbeddedService: LicenseService {
     let raw: RawEmbeddedService
 
     /// Opens (or creates) the ledger at `path`. `maxDevices` (default 4) is how many distinct
@@ -113,4 +117,37 @@ public final class EmbeddedService: Sendable {
         // leaves nothing for the caller to do.
         try? raw.setOnline(online: online)
     }
+}
+
+/// A License Management Service over HTTPS (docs/service-protocol.md): a content provider's
+/// server. Nothing is sent until a backup, a restore or a quota query needs it.
+public final class RemoteService: LicenseService {
+    let raw: RawRemoteService
+
+    /// A client of the service at `url` (`https://host[:port][/prefix]`; `http://` only for a
+    /// loopback address). `token` is the bearer token the content provider gave the
+    /// application; `caFile` a PEM file of CA certificates trusted besides the system's;
+    /// `certPins` SHA-256 fingerprints (hex) of the only server certificates accepted;
+    /// `serviceKeys` fingerprints of the service keys a backup may wrap to; `timeout` the
+    /// connect, read and write timeout (default 30 s); `retries` how many times a call that
+    /// failed in transit is tried again (default 2).
+    public init(
+        url: String,
+        token: String? = nil,
+        caFile: String? = nil,
+        certPins: [String] = [],
+        serviceKeys: [String] = [],
+        timeout: TimeInterval? = nil,
+        retries: UInt32? = nil
+    ) throws(LicenseBackupError) {
+        raw = try bridged {
+            try RawRemoteService.open(
+                url: url, token: token, caFile: caFile, certPins: certPins, serviceKeys: serviceKeys,
+                timeout: timeout, retries: retries
+            )
+        }
+    }
+
+    /// The service's URL.
+    public var url: String { raw.url() }
 }

@@ -519,6 +519,22 @@ fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -735,6 +751,19 @@ public convenience init(store: RawLicenseStore, service: RawEmbeddedService)thro
         try! rustCall { uniffi_license_backup_swift_fn_free_rawbackuprestorer(handle, $0) }
     }
 
+    
+    /**
+     * A restorer authorizing restores with a remote service.
+     */
+public static func withRemote(store: RawLicenseStore, service: RawRemoteService)throws  -> RawBackupRestorer  {
+    return try  FfiConverterTypeRawBackupRestorer_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_constructor_rawbackuprestorer_with_remote(
+        FfiConverterTypeRawLicenseStore_lower(store),
+        FfiConverterTypeRawRemoteService_lower(service),uniffiCallStatus
+    )
+})
+}
     
 
     
@@ -1814,6 +1843,154 @@ public func FfiConverterTypeRawOperation_lift(_ handle: UInt64) throws -> RawOpe
 #endif
 public func FfiConverterTypeRawOperation_lower(_ value: RawOperation) -> UInt64 {
     return FfiConverterTypeRawOperation.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A License Management Service over HTTPS (`RemoteService` in Swift wraps it).
+ */
+public protocol RawRemoteServiceProtocol: AnyObject, Sendable {
+    
+    /**
+     * The service's URL.
+     */
+    func url()  -> String
+    
+}
+/**
+ * A License Management Service over HTTPS (`RemoteService` in Swift wraps it).
+ */
+open class RawRemoteService: RawRemoteServiceProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_license_backup_swift_fn_clone_rawremoteservice(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_license_backup_swift_fn_free_rawremoteservice(handle, $0) }
+    }
+
+    
+    /**
+     * A client of the service at `url`; `timeout` is the connect, read and write timeout in
+     * seconds. Nothing is sent until a call needs the service.
+     */
+public static func `open`(url: String, token: String?, caFile: String?, certPins: [String], serviceKeys: [String], timeout: Double?, retries: UInt32?)throws  -> RawRemoteService  {
+    return try  FfiConverterTypeRawRemoteService_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_constructor_rawremoteservice_open(
+        FfiConverterString.lower(url),
+        FfiConverterOptionString.lower(token),
+        FfiConverterOptionString.lower(caFile),
+        FfiConverterSequenceString.lower(certPins),
+        FfiConverterSequenceString.lower(serviceKeys),
+        FfiConverterOptionDouble.lower(timeout),
+        FfiConverterOptionUInt32.lower(retries),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * The service's URL.
+     */
+open func url() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawremoteservice_url(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRawRemoteService: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = RawRemoteService
+
+    public static func lift(_ handle: UInt64) throws -> RawRemoteService {
+        return RawRemoteService(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: RawRemoteService) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RawRemoteService {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: RawRemoteService, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawRemoteService_lift(_ handle: UInt64) throws -> RawRemoteService {
+    return try FfiConverterTypeRawRemoteService.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawRemoteService_lower(_ value: RawRemoteService) -> UInt64 {
+    return FfiConverterTypeRawRemoteService.lower(value)
 }
 
 
@@ -2906,6 +3083,30 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case restoreLimitExceeded = 402
     /**
+     * The License Management Service rejected the application's credentials (its token).
+     */
+    case authenticationFailed = 410
+    /**
+     * A message between the device and the service broke the protocol.
+     */
+    case protocolViolation = 411
+    /**
+     * The service's TLS certificate does not verify or does not match the pinned certificate.
+     */
+    case serviceNotTrusted = 412
+    /**
+     * The service's current key is not one the application pinned: a backup does not wrap to it.
+     */
+    case serviceKeyNotPinned = 413
+    /**
+     * The service asked the caller to slow down; try again later.
+     */
+    case rateLimited = 414
+    /**
+     * The request is larger than the service accepts (too many licenses).
+     */
+    case requestTooLarge = 415
+    /**
      * The operation was cancelled.
      */
     case cancelled = 501
@@ -3006,19 +3207,31 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 14: return .restoreLimitExceeded
         
-        case 15: return .cancelled
+        case 15: return .authenticationFailed
         
-        case 16: return .busy
+        case 16: return .protocolViolation
         
-        case 17: return .callbackFailed
+        case 17: return .serviceNotTrusted
         
-        case 18: return .storage
+        case 18: return .serviceKeyNotPinned
         
-        case 19: return .licenseNotFound
+        case 19: return .rateLimited
         
-        case 20: return .licenseExists
+        case 20: return .requestTooLarge
         
-        case 21: return .`internal`
+        case 21: return .cancelled
+        
+        case 22: return .busy
+        
+        case 23: return .callbackFailed
+        
+        case 24: return .storage
+        
+        case 25: return .licenseNotFound
+        
+        case 26: return .licenseExists
+        
+        case 27: return .`internal`
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3084,32 +3297,56 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(14))
         
         
-        case .cancelled:
+        case .authenticationFailed:
             writeInt(&buf, Int32(15))
         
         
-        case .busy:
+        case .protocolViolation:
             writeInt(&buf, Int32(16))
         
         
-        case .callbackFailed:
+        case .serviceNotTrusted:
             writeInt(&buf, Int32(17))
         
         
-        case .storage:
+        case .serviceKeyNotPinned:
             writeInt(&buf, Int32(18))
         
         
-        case .licenseNotFound:
+        case .rateLimited:
             writeInt(&buf, Int32(19))
         
         
-        case .licenseExists:
+        case .requestTooLarge:
             writeInt(&buf, Int32(20))
         
         
-        case .`internal`:
+        case .cancelled:
             writeInt(&buf, Int32(21))
+        
+        
+        case .busy:
+            writeInt(&buf, Int32(22))
+        
+        
+        case .callbackFailed:
+            writeInt(&buf, Int32(23))
+        
+        
+        case .storage:
+            writeInt(&buf, Int32(24))
+        
+        
+        case .licenseNotFound:
+            writeInt(&buf, Int32(25))
+        
+        
+        case .licenseExists:
+            writeInt(&buf, Int32(26))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(27))
         
         }
     }
@@ -3539,6 +3776,30 @@ fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
+    typealias SwiftType = Double?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDouble.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -3677,6 +3938,31 @@ fileprivate struct FfiConverterOptionTypePropertyValue: FfiConverterRustBuffer {
         case 1: return try FfiConverterTypePropertyValue.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
     }
 }
 
@@ -3905,16 +4191,25 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawoperation_wait() != 16892) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_license_backup_swift_checksum_method_rawremoteservice_url() != 27500) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_license_backup_swift_checksum_method_rawstopsignal_is_set() != 34216) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_constructor_rawbackuprestorer_new() != 23167) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_license_backup_swift_checksum_constructor_rawbackuprestorer_with_remote() != 18914) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_license_backup_swift_checksum_constructor_rawembeddedservice_open() != 50951) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_constructor_rawlicensestore_open() != 48857) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_constructor_rawremoteservice_open() != 63) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -3,9 +3,18 @@ import XCTest
 @testable import LicenseBackup
 
 /// Runs every conformance scenario in `tests/scenarios/*.json` (format: tests/scenarios/README.md)
-/// through the Swift API: delegates, async/await, the idiomatic accessors.
+/// through the Swift API: delegates, async/await, the idiomatic accessors; with the embedded
+/// service, and again through a real license-backup-service process on 127.0.0.1.
 final class ScenarioTests: XCTestCase {
     func testEveryScenarioBehavesAsWritten() async throws {
+        try await runEveryScenario(remote: false)
+    }
+
+    func testEveryScenarioBehavesTheSameThroughAServer() async throws {
+        try await runEveryScenario(remote: true)
+    }
+
+    func runEveryScenario(remote: Bool) async throws {
         let dir = repoRoot.appendingPathComponent("tests/scenarios")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
             .filter { $0.hasSuffix(".json") }
@@ -18,7 +27,7 @@ final class ScenarioTests: XCTestCase {
             XCTAssertEqual(scenario["name"] as? String, String(file.dropLast(5)), "\(file): name")
             // A failing scenario is reported (file and step) and the others still run.
             do {
-                let runner = try ScenarioRunner(file: file, scenario: scenario)
+                let runner = try ScenarioRunner(file: file, scenario: scenario, remote: remote)
                 try await runner.run()
                 eventsSeen.formUnion(runner.eventsSeen)
             } catch {
@@ -77,20 +86,23 @@ final class ScenarioRunner {
     let file: String
     let scenario: [String: Any]
     let dir: TempDir
-    let service: EmbeddedService
-    var other: EmbeddedService?
+    let remote: Bool
+    var servers: [TestServer] = []
+    var service: (any LicenseService)!
+    var other: (any LicenseService)?
     var devices: [String: Device] = [:]
     var remembered: [String: String] = [:]
     var eventsSeen = Set<String>()
 
-    init(file: String, scenario: [String: Any]) throws {
+    init(file: String, scenario: [String: Any], remote: Bool = false) throws {
         self.file = file
         self.scenario = scenario
+        self.remote = remote
         dir = try TempDir()
         _ = try dir.makeDir("backup")
         let policy = scenario["service"] as? [String: Any] ?? [:]
-        service = try EmbeddedService(
-            path: dir.path("service.db"),
+        service = try openService(
+            "service.db",
             maxDevices: (policy["max_devices"] as? NSNumber).map { $0.uint32Value },
             refusalUrl: policy["refusal_url"] as? String
         )
@@ -101,14 +113,35 @@ final class ScenarioRunner {
         }
     }
 
+    /// The embedded service at `file`, or (remote) a client of a new server.
+    func openService(_ file: String, maxDevices: UInt32? = nil, refusalUrl: String? = nil) throws -> any LicenseService {
+        if !remote {
+            return try EmbeddedService(path: dir.path(file), maxDevices: maxDevices, refusalUrl: refusalUrl)
+        }
+        let server = try TestServer(maxDevices: maxDevices, refusalUrl: refusalUrl)
+        servers.append(server)
+        return try server.client()
+    }
+
+    /// The embedded service's switch, or stopping the server and starting it again.
+    func setOnline(_ online: Bool) throws {
+        if !remote {
+            (service as! EmbeddedService).setOnline(online)
+        } else if !online {
+            servers[0].stop()
+        } else if !servers[0].running {
+            try servers[0].start()
+        }
+    }
+
     func fail(_ at: String, _ what: String) -> ScenarioFailure {
         ScenarioFailure(description: "\(at): \(what)")
     }
 
     func addDevice(_ name: String, spec: [String: Any]) throws {
-        var deviceService = service
+        var deviceService: any LicenseService = service
         if spec["service"] as? String == "other" {
-            if other == nil { other = try EmbeddedService(path: dir.path("other-service.db")) }
+            if other == nil { other = try openService("other-service.db") }
             deviceService = other!
         }
         let store = try LicenseStore(path: dir.path("\(name).db"))
@@ -189,7 +222,7 @@ final class ScenarioRunner {
             let text = step["text"] as? String ?? "not a folder"
             try Data(text.utf8).write(to: URL(fileURLWithPath: dir.path(step["path"] as! String)))
         case "service_online":
-            service.setOnline(step["online"] as! Bool)
+            try setOnline(step["online"] as! Bool)
         case "add_license":
             let license = generatedLicense(
                 (step["index"] as! NSNumber).intValue, prefix: step["prefix"] as? String ?? "5a",

@@ -135,7 +135,7 @@ final class World {
 
     /// A device (store + restorer) with generated licenses 1...count, titled `Track i`, both
     /// paths set to the backup folder.
-    func device(_ name: String, count: Int = 0, restricted: Set<Int> = [], service: EmbeddedService? = nil) throws -> (LicenseStore, BackupRestorer) {
+    func device(_ name: String, count: Int = 0, restricted: Set<Int> = [], service: (any LicenseService)? = nil) throws -> (LicenseStore, BackupRestorer) {
         let store = try LicenseStore(path: dir.path("\(name).db"))
         if count > 0 {
             try store.addLicenses((1...count).map { generatedLicense($0, restricted: restricted.contains($0)) })
@@ -238,3 +238,115 @@ func sha256(_ message: [UInt8]) -> [UInt8] {
 }
 
 func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+/// Error codes only a networked service produces (RemoteTests reaches them).
+let networkOnlyCodes: Set<String> = [
+    "AUTHENTICATION_FAILED", "PROTOCOL_VIOLATION", "SERVICE_NOT_TRUSTED", "SERVICE_KEY_NOT_PINNED",
+    "RATE_LIMITED", "REQUEST_TOO_LARGE",
+]
+
+/// Generous rates for tests that restore often (the defaults would throttle them).
+let testRates = "\n[rate]\nper_account = { per_second = 1000.0, burst = 1000.0 }\nper_device = { per_second = 1000.0, burst = 1000.0 }\n"
+
+/// A server whose limits a test reaches on purpose: one license a request, one request a device.
+let strictConfig = "[limits]\nmax_licenses = 1\n[rate]\nper_account = { per_second = 1000.0, burst = 1000.0 }\nper_device = { per_second = 0.001, burst = 1.0 }\n"
+
+/// The license-backup-service binary: $LICENSE_BACKUP_SERVICE (make test sets it), else the
+/// workspace's debug build.
+func serviceBinary() -> String {
+    ProcessInfo.processInfo.environment["LICENSE_BACKUP_SERVICE"]
+        ?? repoRoot.appendingPathComponent("target/debug/license-backup-service").path
+}
+
+struct ServerFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// A real license-backup-service process on 127.0.0.1, made with `init` in a temporary folder
+/// (its own key, token, CA and certificate); stopped (SIGTERM) when released.
+final class TestServer {
+    let dir: TempDir
+    let config: String
+    let token: String
+    let caFile: String
+    let certSha256: String
+    let keyFingerprint: String
+    let log: String
+    private(set) var listen = "127.0.0.1:0"
+    private(set) var url = ""
+    private var process: Process?
+
+    init(maxDevices: UInt32? = nil, refusalUrl: String? = nil, extraConfig: String = "") throws {
+        dir = try TempDir()
+        var args = ["init", dir.path("service"), "--listen", "127.0.0.1:0"]
+        if let maxDevices { args += ["--max-devices", String(maxDevices)] }
+        if let refusalUrl { args += ["--refusal-url", refusalUrl] }
+        let initProcess = Process()
+        initProcess.executableURL = URL(fileURLWithPath: serviceBinary())
+        initProcess.arguments = args
+        let out = Pipe()
+        initProcess.standardOutput = out
+        try initProcess.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        initProcess.waitUntilExit()
+        guard initProcess.terminationStatus == 0,
+              let made = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ServerFailure(description: "license-backup-service init failed")
+        }
+        config = made["config"] as! String
+        token = made["token"] as! String
+        caFile = made["ca_file"] as! String
+        certSha256 = made["cert_sha256"] as! String
+        keyFingerprint = made["key_fingerprint"] as! String
+        log = dir.path("server.log")
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: config))
+        handle.seekToEndOfFile()
+        handle.write(Data(((extraConfig.contains("[rate]") ? "" : testRates) + "\n" + extraConfig).utf8))
+        try handle.close()
+        FileManager.default.createFile(atPath: log, contents: nil)
+        try start()
+    }
+
+    /// Starts the server (again, on the same address and ledger after ``stop()``).
+    func start() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: serviceBinary())
+        p.arguments = ["serve", "--config", config, "--listen", listen]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try p.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty {
+                throw ServerFailure(description: "the server did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            }
+            line.append(chunk)
+        }
+        let first = line.prefix(while: { $0 != UInt8(ascii: "\n") })
+        let listening = try JSONSerialization.jsonObject(with: Data(first)) as! [String: Any]
+        url = listening["listening"] as! String
+        listen = String(url.split(separator: "/").last!)
+        process = p
+    }
+
+    /// SIGTERM, and waits for the exit.
+    func stop() {
+        guard let p = process else { return }
+        process = nil
+        p.terminate()
+        p.waitUntilExit()
+    }
+
+    var running: Bool { process != nil }
+
+    /// A client that trusts this server's CA and has its token.
+    func client(token: String? = nil, caFile: String?? = nil, certPins: [String] = [], serviceKeys: [String] = [],
+                timeout: TimeInterval? = nil, retries: UInt32? = nil) throws -> RemoteService {
+        try RemoteService(url: url, token: token ?? self.token, caFile: caFile ?? self.caFile, certPins: certPins,
+                          serviceKeys: serviceKeys, timeout: timeout, retries: retries)
+    }
+
+    deinit { stop() }
+}

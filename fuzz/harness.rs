@@ -466,6 +466,36 @@ fn sealed_input(mode: u8, plaintexts: &[Vec<u8>]) -> Vec<u8> {
     v
 }
 
+/// Target `http_response`: arbitrary bytes as a License Management Service's answer, through
+/// the client's reader (`remote::parse_response_bytes`, every framing and limit) and, when
+/// that gives an answer, through every parser of its body. Nothing may panic; a malformed
+/// answer is `PROTOCOL_VIOLATION` (or, cut short, `SERVICE_UNAVAILABLE`), never `INTERNAL`.
+pub fn http_response(data: &[u8]) {
+    use license_backup::protocol;
+    match license_backup::remote::parse_response_bytes(data) {
+        Ok(r) => {
+            assert!(r.body.len() <= protocol::MAX_RESPONSE_LEN, "a body over the limit was accepted");
+            assert!(!(100..200).contains(&r.status), "an informational answer was returned");
+            let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+            for result in [
+                protocol::parse_keys(&r.body).map(|_| ()),
+                protocol::parse_grant(&r.body, id, 3).map(|_| ()),
+                protocol::parse_quota(&r.body, 3).map(|_| ()),
+            ] {
+                if let Err(e) = result {
+                    assert_eq!(e.code(), ErrorCode::ProtocolViolation, "{e}");
+                }
+            }
+            let code = match protocol::parse_error(r.status, &r.body) {
+                ServiceError::Failed(e) => e.code(),
+                ServiceError::Refused(refusal) => refusal.code,
+            };
+            assert_ne!(code, ErrorCode::Internal);
+        }
+        Err(code) => assert!(matches!(code, ErrorCode::ProtocolViolation | ErrorCode::ServiceUnavailable), "{code}"),
+    }
+}
+
 /// The seed inputs of every target, as (target, file name, bytes); written to
 /// `fuzz/corpus/<target>/` by `LB_WRITE_SEEDS=1 cargo test --test fuzz_corpus write_seeds`.
 pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
@@ -505,6 +535,31 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ("not-utf8", b"\x01\x02\xff\xfe\xc3\x28".to_vec()),
     ] {
         out.push(("restorer_paths", name.into(), bytes));
+    }
+    let json = |status: &str, body: &str| {
+        format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            .into_bytes()
+    };
+    for (name, bytes) in [
+        (
+            "keys",
+            json(
+                "200 OK",
+                r#"{"keys":[{"fingerprint":"5d1f0c3b9a1e2d4f6a7b8c9d0e1f2a3b","public_key":"0909090909090909090909090909090909090909090909090909090909090909","algorithm":"X25519","current":true}]}"#,
+            ),
+        ),
+        ("quota", json("200 OK", r#"{"licenses":3,"max_devices":4,"restores_remaining":2,"device_already_counted":false}"#)),
+        (
+            "refusal",
+            json("403 Forbidden", r#"{"error":{"code":402,"name":"RESTORE_LIMIT_EXCEEDED","message":"no","url":"https://x.example"}}"#),
+        ),
+        (
+            "chunked",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nRetry-After: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n".to_vec(),
+        ),
+        ("to-the-end", b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":1}".to_vec()),
+    ] {
+        out.push(("http_response", name.into(), bytes));
     }
     out
 }

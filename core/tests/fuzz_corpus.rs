@@ -44,6 +44,11 @@ fn properties_corpus() {
 }
 
 #[test]
+fn http_response_corpus() {
+    run_all("http_response", harness::http_response);
+}
+
+#[test]
 fn restorer_paths_corpus() {
     run_all("restorer_paths", harness::restorer_paths);
 }

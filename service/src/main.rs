@@ -56,7 +56,22 @@ fn value<'a>(args: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<
     args.next().ok_or_else(|| format!("{flag} needs a value"))
 }
 
+/// Unblocks the signals that stop the server: a parent may have started it with them blocked
+/// (a blocked SIGTERM would stay pending for ever and the server would never stop).
+fn unblock_stop_signals() {
+    #[cfg(unix)]
+    // SAFETY: plain libc calls on a local signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 fn serve(args: &[String]) -> Result<(), String> {
+    unblock_stop_signals();
     let (mut config_path, mut listen) = (None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {

@@ -288,7 +288,9 @@ final class TestServer {
         initProcess.standardOutput = out
         try initProcess.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
-        initProcess.waitUntilExit()
+        // Not waitUntilExit(): it spins a run loop, which never turns on a Swift concurrency
+        // thread on Linux.
+        while initProcess.isRunning { usleep(1000) }
         guard initProcess.terminationStatus == 0,
               let made = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ServerFailure(description: "license-backup-service init failed")
@@ -331,12 +333,13 @@ final class TestServer {
         process = p
     }
 
-    /// SIGTERM, and waits for the exit.
+    /// SIGTERM, and waits for the exit (polling: waitUntilExit() spins a run loop, which never
+    /// turns on a Swift concurrency thread on Linux).
     func stop() {
         guard let p = process else { return }
         process = nil
         p.terminate()
-        p.waitUntilExit()
+        while p.isRunning { usleep(1000) }
     }
 
     var running: Bool { process != nil }

@@ -244,7 +244,7 @@ impl<W: Write> ArchiveWriter<W> {
         }
         header.extend_from_slice(&archive_id);
         header.extend_from_slice(&origin_device);
-        header.extend_from_slice(&crate::store::now_secs().to_le_bytes());
+        header.extend_from_slice(&crate::clock::now_secs().to_le_bytes());
         header.extend_from_slice(&crypto::fingerprint(service_public_key));
         debug_assert_eq!(header.len(), AUTHENTICATED_LEN);
         let wrapped = crypto::wrap_to(service_public_key, data_key.as_slice(), ARCHIVE_KEY_INFO, &header)?;

@@ -46,6 +46,7 @@ pub mod archive;
 mod backup;
 #[doc(hidden)]
 pub mod bench_support;
+mod clock;
 mod crypto;
 pub mod error;
 pub mod event;

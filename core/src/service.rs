@@ -14,7 +14,7 @@ use crate::archive::{self, ARCHIVE_KEY_INFO, GRANT_INFO};
 use crate::crypto::{self, KeyPair, PUBLIC_KEY_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
-use crate::store::now_secs;
+use crate::clock::now_secs;
 
 /// The classic policy: a license may live on at most four distinct devices.
 pub const DEFAULT_MAX_DEVICES: u32 = 4;

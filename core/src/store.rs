@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use zeroize::Zeroizing;
 
 use crate::archive::LicenseFields;
+use crate::clock::now_secs;
 use crate::crypto::{KeyPair, NoncePool, SealingKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
@@ -411,10 +412,6 @@ fn insert_row(
 
 fn not_found(key_id: &KeyId) -> Error {
     Error::new(ErrorCode::LicenseNotFound, format!("no license with key ID {key_id}"))
-}
-
-pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Loads the device's keys.

@@ -18,7 +18,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::crypto::{self, DATA_KEY_LEN, ENC_LEN, SealingKey, TAG_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
-use crate::license::{CatalogEntry, License, Rights};
+use crate::license::{CatalogEntry, License, LicenseFields, Rights};
 
 /// The archive's file name inside the backup folder.
 pub const ARCHIVE_FILE_NAME: &str = "licenses.lbk";
@@ -95,40 +95,6 @@ fn record_aad(archive_id: &[u8; 16], index: u64, kind: u8, key_id: &[u8; 16]) ->
     aad[24] = kind;
     aad[25..].copy_from_slice(key_id);
     aad
-}
-
-/// What a license record holds, borrowed: a backup encodes it straight from the store's row,
-/// without building a [`License`].
-pub(crate) struct LicenseFields<'a> {
-    /// The license's key ID.
-    pub(crate) key_id: KeyId,
-    /// Its rights.
-    pub(crate) rights: Rights,
-    /// Who issued it.
-    pub(crate) issuer: &'a str,
-    /// When, in seconds since the Unix epoch.
-    pub(crate) issued_at: i64,
-    /// Catalog metadata (all `None` without a catalog entry).
-    pub(crate) title: Option<&'a str>,
-    /// See `title`.
-    pub(crate) artist: Option<&'a str>,
-    /// See `title`.
-    pub(crate) file_path: Option<&'a str>,
-}
-
-impl<'a> From<&'a License> for LicenseFields<'a> {
-    fn from(l: &'a License) -> Self {
-        let c = l.catalog.as_ref();
-        LicenseFields {
-            key_id: l.key_id,
-            rights: l.rights.clone(),
-            issuer: &l.issuer,
-            issued_at: l.issued_at,
-            title: c.and_then(|c| c.title.as_deref()),
-            artist: c.and_then(|c| c.artist.as_deref()),
-            file_path: c.and_then(|c| c.file_path.as_deref()),
-        }
-    }
 }
 
 /// An item of a [`RecordBatch`]: a license record...
@@ -467,13 +433,6 @@ pub(crate) struct LicenseView<'a> {
     pub(crate) fields: LicenseFields<'a>,
     /// The content key, in clear (in the reader's buffer, wiped before the next record).
     pub(crate) content_key: &'a [u8],
-}
-
-impl LicenseFields<'_> {
-    /// Whether the record carries catalog metadata.
-    pub(crate) fn has_catalog(&self) -> bool {
-        self.title.is_some() || self.artist.is_some() || self.file_path.is_some()
-    }
 }
 
 impl LicenseView<'_> {

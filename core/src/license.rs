@@ -119,6 +119,48 @@ pub struct License {
     pub catalog: Option<CatalogEntry>,
 }
 
+/// A license's fields without its content key, borrowed: a backup encodes them into an archive
+/// record straight from the store's row, without building a [`License`], and a restore binds
+/// them from the decrypted record straight into SQL.
+pub(crate) struct LicenseFields<'a> {
+    /// The license's key ID.
+    pub(crate) key_id: KeyId,
+    /// Its rights.
+    pub(crate) rights: Rights,
+    /// Who issued it.
+    pub(crate) issuer: &'a str,
+    /// When, in seconds since the Unix epoch.
+    pub(crate) issued_at: i64,
+    /// Catalog metadata (all `None` without a catalog entry).
+    pub(crate) title: Option<&'a str>,
+    /// See `title`.
+    pub(crate) artist: Option<&'a str>,
+    /// See `title`.
+    pub(crate) file_path: Option<&'a str>,
+}
+
+impl<'a> From<&'a License> for LicenseFields<'a> {
+    fn from(l: &'a License) -> Self {
+        let c = l.catalog.as_ref();
+        LicenseFields {
+            key_id: l.key_id,
+            rights: l.rights.clone(),
+            issuer: &l.issuer,
+            issued_at: l.issued_at,
+            title: c.and_then(|c| c.title.as_deref()),
+            artist: c.and_then(|c| c.artist.as_deref()),
+            file_path: c.and_then(|c| c.file_path.as_deref()),
+        }
+    }
+}
+
+impl LicenseFields<'_> {
+    /// Whether the record carries catalog metadata.
+    pub(crate) fn has_catalog(&self) -> bool {
+        self.title.is_some() || self.artist.is_some() || self.file_path.is_some()
+    }
+}
+
 /// What to do when a license being added or restored has a key ID the store already holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub enum ConflictPolicy {

@@ -9,12 +9,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use zeroize::Zeroizing;
 
-use crate::archive::LicenseFields;
 use crate::clock::now_secs;
 use crate::crypto::{KeyPair, NoncePool, SealingKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
-use crate::license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
+use crate::license::{CatalogEntry, ConflictPolicy, License, LicenseFields, NewLicense, Rights};
 
 /// The schema version this library writes and reads.
 pub const SCHEMA_VERSION: i64 = 1;

@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
 use crate::operation::{Emitter, Progress};
 use crate::service::LicenseService;
+use crate::sqlite;
 use crate::store;
 
 /// What a backup needs, captured when it is started.
@@ -84,7 +85,7 @@ impl BackupJob {
             _ => e,
         })?;
 
-        let conn = store::open_backup_connection(&self.store_path)?;
+        let conn = sqlite::open_backup_connection(&self.store_path)?;
         conn.execute_batch("BEGIN")?;
         let device = store::load_device(&conn)?;
         let total = store::count_licenses(&conn)?;

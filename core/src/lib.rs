@@ -58,6 +58,7 @@ pub mod props;
 mod restore;
 mod restorer;
 pub mod service;
+mod sqlite;
 mod store;
 
 pub use crypto::WrappedKey;

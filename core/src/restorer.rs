@@ -13,6 +13,7 @@ use crate::operation::{self, OperationHandle};
 use crate::props::{Properties, Property, PropertyValue};
 use crate::restore::RestoreJob;
 use crate::service::{LicenseService, Quota};
+use crate::sqlite;
 use crate::store::{self, LicenseStore};
 
 /// Flags of a backup.
@@ -186,7 +187,7 @@ impl BackupRestorer {
         let (folder, _) = self.folder(Property::RestorePath)?;
         check_folder(&folder)?;
         let scanned = archive::scan(&folder.join(ARCHIVE_FILE_NAME))?;
-        let device = store::load_device(&store::open_connection(self.store.path())?)?;
+        let device = store::load_device(&sqlite::open_connection(self.store.path())?)?;
         let mut key_ids = scanned.key_ids()?;
         let quota = self.service.quota(&scanned.header.origin_device, &device.id(), &mut key_ids)?;
         scanned.check_same(key_ids.summary().1)?;

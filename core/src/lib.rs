@@ -50,6 +50,7 @@ mod clock;
 mod crypto;
 pub mod error;
 pub mod event;
+mod folder;
 pub mod interface;
 mod key_id;
 pub mod license;

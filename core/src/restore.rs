@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::path::PathBuf;
 
 use crate::archive::{self, ARCHIVE_FILE_NAME, GRANT_INFO};
-use crate::backup::check_folder;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
+use crate::folder::check_folder;
 use crate::license::ConflictPolicy;
 use crate::operation::{Emitter, Progress};
 use crate::service::{LicenseService, RestoreRequest, ServiceError, grant_aad};

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::archive::{self, ARCHIVE_FILE_NAME};
-use crate::backup::{BackupJob, check_folder};
+use crate::backup::BackupJob;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{OperationKind, StatusCallback};
+use crate::folder::check_folder;
 use crate::license::ConflictPolicy;
 use crate::operation::{self, OperationHandle};
 use crate::props::{Properties, Property, PropertyValue};

@@ -8,12 +8,12 @@ use zeroize::Zeroizing;
 
 use crate::archive::ArchiveWriter;
 use crate::crypto::KeyPair;
+use crate::device::DeviceKeys;
 use crate::error::Result;
 use crate::event::{OperationKind, Outcome, StatusCallback, Summary};
 use crate::key_id::KeyId;
 use crate::license::License;
 use crate::operation::{Emitter, OperationHandle, Progress};
-use crate::store::DeviceKeys;
 
 /// Seals and opens content keys with a fresh device key, as the store does.
 pub struct ContentKeySealer(DeviceKeys);

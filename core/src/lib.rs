@@ -48,6 +48,7 @@ mod backup;
 pub mod bench_support;
 mod clock;
 mod crypto;
+mod device;
 pub mod error;
 pub mod event;
 mod folder;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::archive::{self, ARCHIVE_FILE_NAME};
+use crate::archive::ARCHIVE_FILE_NAME;
 use crate::backup::BackupJob;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{OperationKind, StatusCallback};
@@ -12,7 +12,7 @@ use crate::folder::check_folder;
 use crate::license::ConflictPolicy;
 use crate::operation::{self, OperationHandle};
 use crate::props::{Properties, Property, PropertyValue};
-use crate::restore::RestoreJob;
+use crate::restore::{self, RestoreJob};
 use crate::service::{LicenseService, Quota};
 use crate::sqlite;
 use crate::store::{self, LicenseStore};
@@ -187,7 +187,7 @@ impl BackupRestorer {
     pub fn restore_quota(&self) -> Result<Quota> {
         let (folder, _) = self.folder(Property::RestorePath)?;
         check_folder(&folder)?;
-        let scanned = archive::scan(&folder.join(ARCHIVE_FILE_NAME))?;
+        let scanned = restore::scan::scan(&folder.join(ARCHIVE_FILE_NAME))?;
         let device = store::load_device(&sqlite::open_connection(self.store.path())?)?;
         let mut key_ids = scanned.key_ids()?;
         let quota = self.service.quota(&scanned.header.origin_device, &device.id(), &mut key_ids)?;

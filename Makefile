@@ -42,7 +42,7 @@ test-suites: $(TEST_SUITES)
 generate: $(GENERATE)
 
 generate-interface:
-	$(CARGO) run --quiet -p license-backup --bin lb-interface -- --write
+	$(CARGO) run --quiet -p license-backup-devtools --bin lb-interface -- --write
 
 lint-rust:
 	$(CARGO) fmt --all -- --check

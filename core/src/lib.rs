@@ -11,7 +11,8 @@
 //!   [`StatusEvent`]s to a [`StatusCallback`] and end with exactly one END.
 //! * [`LicenseService`]: authorizes restores and enforces the restore quota;
 //!   [`EmbeddedService`] runs in process with its ledger in a local SQLite file.
-//! * [`interface`]: the machine-readable description every binding is checked against.
+//! * [`interface`]: the tables of the machine-readable description every binding is checked
+//!   against (`core/interface.json`, written by the `license-backup-devtools` crate).
 //!
 //! ```
 //! use std::sync::Arc;

@@ -1,7 +1,5 @@
 //! What a license is: its rights, its public description and its catalog metadata.
 
-use serde::Serialize;
-
 use crate::error::{Error, Result};
 use crate::key_id::KeyId;
 
@@ -11,7 +9,7 @@ pub const MAX_CONTENT_KEY_LEN: usize = 1024;
 pub const MAX_TEXT_LEN: usize = 4096;
 
 /// What the content owner allows the holder of a license to do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rights {
     /// The content may be played.
     pub play: bool,
@@ -36,7 +34,7 @@ impl Default for Rights {
 }
 
 /// Content metadata an application keeps about a protected file, by key ID.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CatalogEntry {
     /// The title of the song or film.
     pub title: Option<String>,
@@ -105,7 +103,7 @@ impl NewLicense {
 }
 
 /// A license as the store describes it: everything but the content key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct License {
     /// The key ID.
     pub key_id: KeyId,
@@ -162,7 +160,7 @@ impl LicenseFields<'_> {
 }
 
 /// What to do when a license being added or restored has a key ID the store already holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConflictPolicy {
     /// Keep the license already on the device (the default): adding fails with
     /// `LICENSE_EXISTS`; a restore skips the archived copy and counts it as skipped.

@@ -76,7 +76,7 @@ impl From<Error> for ServiceError {
 }
 
 /// What the quota allows for restoring an archive onto a device.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quota {
     /// Licenses in the archive.
     pub licenses: u64,

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
+mod common;
+
+use common::normalized;
 use license_backup::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -173,7 +176,7 @@ impl Runner {
         let callback: Arc<dyn StatusCallback> = Arc::new(move |e: &StatusEvent| {
             let n = {
                 let mut list = ev.lock().unwrap();
-                list.push(e.normalized());
+                list.push(normalized(e));
                 list.len()
             };
             let r = weak.upgrade().expect("restorer alive");
@@ -318,7 +321,12 @@ impl Runner {
             "backup" | "restore" => self.run_operation(step, at),
             "quota" => {
                 let got = match self.device(step).restorer.restore_quota() {
-                    Ok(q) => serde_json::to_value(q).unwrap(),
+                    Ok(q) => json!({
+                        "licenses": q.licenses,
+                        "max_devices": q.max_devices,
+                        "restores_remaining": q.restores_remaining,
+                        "device_already_counted": q.device_already_counted,
+                    }),
                     Err(e) => json!({"error": e.code().name()}),
                 };
                 if let Some(c) = got.get("error").cloned() {
@@ -382,6 +390,24 @@ impl Runner {
             "expect_store" => self.expect_store(step, at),
             other => panic!("{at}: unknown op {other}"),
         }
+    }
+}
+
+/// The normalized form of every event kind has exactly the fields the interface describes.
+#[test]
+fn normalized_form_matches_described_fields() {
+    for &kind in EventKind::ALL {
+        let event = StatusEvent::example(kind);
+        assert_eq!(event.kind(), kind);
+        let value = normalized(&event);
+        let obj = value.as_object().unwrap();
+        assert_eq!(obj["event"], kind.name());
+        let keys: Vec<&str> = obj.keys().map(String::as_str).filter(|k| *k != "event").collect();
+        let mut described: Vec<&str> = kind.fields().iter().map(|(n, _)| *n).collect();
+        let mut keys_sorted = keys.clone();
+        keys_sorted.sort();
+        described.sort();
+        assert_eq!(keys_sorted, described, "{kind:?}");
     }
 }
 

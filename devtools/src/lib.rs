@@ -1,0 +1,10 @@
+//! Development tools of license-backup, outside the shipped library: they read the core's
+//! plain tables and write the files the bindings and their tests are generated and checked
+//! from.
+//!
+//! * [`interface`]: `core/interface.json`, the machine-readable description of the interface
+//!   (`lb-interface --write`, run by `make generate`).
+
+#![warn(missing_docs)]
+
+pub mod interface;

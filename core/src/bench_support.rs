@@ -1,6 +1,8 @@
 //! Thin wrappers over crate-private hot paths, so that `core/benches` can measure them on their
 //! own: sealing and opening content keys at rest, sealing archive records, and dispatching
-//! status events. Not part of the API: hidden from the documentation, no stability promise.
+//! status events. Not part of the API: built only with the `bench-internals` feature (which the
+//! core's dev-dependency on itself turns on for its benches and tests), hidden from the
+//! documentation, no stability promise.
 
 use std::sync::Arc;
 

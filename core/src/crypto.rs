@@ -223,6 +223,7 @@ impl SealingKey {
     }
 
     /// Seals with a random nonce, which is prepended to the output (for content keys at rest).
+    #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn seal_random(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(12 + plaintext.len() + TAG_LEN);
         self.seal_into(&random_array(), plaintext, aad, &mut out);

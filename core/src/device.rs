@@ -39,6 +39,7 @@ impl DeviceKeys {
     }
 
     /// Seals a content key to this device.
+    #[cfg(feature = "bench-internals")]
     pub(crate) fn seal_content_key(&self, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
         self.storage.seal_random(content_key, &self.aad(key_id))
     }

@@ -45,6 +45,7 @@
 
 pub mod archive;
 mod backup;
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_support;
 mod clock;

@@ -148,7 +148,7 @@ impl RecordBatch {
     }
 
     /// Appends a license to back up, with its content key as sealed at rest (nonce,
-    /// ciphertext, tag: [`SealingKey::seal_random`]'s layout).
+    /// ciphertext, tag: [`SealingKey::seal_random_from`]'s layout).
     pub(crate) fn push_license(&mut self, license: &LicenseFields<'_>, sealed_key: &[u8]) -> Result<()> {
         let (key_nonce, key_ct, key_tag) = SealingKey::split_random(sealed_key).ok_or_else(|| {
             Error::new(ErrorCode::Storage, format!("the sealed content key of {} is malformed", license.key_id))

@@ -38,13 +38,13 @@ impl DeviceKeys {
         aad
     }
 
-    /// Seals a content key to this device.
+    /// [`DeviceKeys::seal_content_key_from`] with a nonce from the operating system.
     #[cfg(feature = "bench-internals")]
     pub(crate) fn seal_content_key(&self, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
         self.storage.seal_random(content_key, &self.aad(key_id))
     }
 
-    /// [`DeviceKeys::seal_content_key`] with a nonce from `nonces` (many keys in a row).
+    /// Seals a content key to this device, with a nonce from `nonces` (many keys in a row).
     pub(crate) fn seal_content_key_from(&self, nonces: &mut NoncePool, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
         self.storage.seal_random_from(nonces, content_key, &self.aad(key_id))
     }

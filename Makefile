@@ -2,7 +2,9 @@
 #
 #   make demo      back up a device, "move" to a second device, restore (embedded defaults)
 #   make test      every suite: Rust, conformance scenarios, Python, Node, Swift
-#   make generate  regenerate every generated file (interface.json, stubs, typings, Swift)
+#   make generate  regenerate every generated file (core/interface.json, Python's _errors.py,
+#                  Node's native.js and native.d.ts, the Swift bindings); the .pyi stubs and
+#                  index.d.ts are written by hand and checked by the binding suites
 #   make bench     benchmarks (not part of make test)
 
 SHELL := /bin/bash

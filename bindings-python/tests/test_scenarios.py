@@ -2,7 +2,7 @@
 
 Implements tests/scenarios/README.md. The normalized events are built from the package's own
 event objects (by pattern matching on them), so a passing run shows that the Python surface
-carries every field. Every scenario runs twice: with callbacks on the engine's worker thread
+carries every field. Every scenario runs twice: with callbacks on the engine's delivery thread
 (``wait()``), and started from a coroutine, with callbacks on the asyncio loop (``await``);
 both must give exactly the expected sequences.
 """

@@ -27,7 +27,7 @@ impl Default for ContentKeySealer {
 }
 
 impl ContentKeySealer {
-    /// Seals a content key (what adding a license or staging a restored one does).
+    /// Seals a content key (what adding a license does).
     pub fn seal(&self, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
         self.0.seal_content_key(key_id, content_key)
     }

@@ -27,8 +27,8 @@ const RESEAL_CHUNK: usize = 1024;
 /// Where a restore goes: the store, the device the restored licenses are bound to, and the
 /// single transaction that applies them. Nothing is written before [`RestoreTarget::apply`],
 /// which reads the archive once more (every record authenticated again), re-seals each content
-/// key to the device and inserts the licenses straight into the store: no copy of the archive
-/// is staged anywhere, and the store is locked for that one transaction only.
+/// key to the device and inserts the licenses straight into the store, which is locked for that
+/// one transaction only.
 pub(crate) struct RestoreTarget {
     conn: Connection,
     device: DeviceKeys,

@@ -17,11 +17,11 @@ export CARGO_TERM_COLOR ?= never
 
 # Each binding's mk/*.mk appends its suite to TEST_SUITES and its generators to GENERATE.
 TEST_SUITES := test-rust
-GENERATE := generate-interface
+GENERATE := generate-interface generate-scenarios
 
 
 .PHONY: test-suites
-.PHONY: all demo test generate bench test-rust lint-rust generate-interface
+.PHONY: all demo test generate bench test-rust lint-rust generate-interface generate-scenarios
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
@@ -45,6 +45,10 @@ generate: $(GENERATE)
 
 generate-interface:
 	$(CARGO) run --quiet -p license-backup-devtools --bin lb-interface -- --write
+
+# tests/scenarios/expanded/: every scenario's licenses and archive damage spelled out for the runners.
+generate-scenarios:
+	$(CARGO) run --quiet -p license-backup-devtools --bin lb-scenarios -- --write
 
 lint-rust:
 	$(CARGO) fmt --all -- --check

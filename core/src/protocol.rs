@@ -492,12 +492,28 @@ pub fn parse_state(body: &[u8], request_id: &str, state: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct QuotaAnswer {
-    licenses: u64,
-    max_devices: u32,
-    restores_remaining: u32,
-    device_already_counted: bool,
+/// The answer of a quota query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaAnswer {
+    /// Licenses in the archive.
+    pub licenses: u64,
+    /// Distinct devices a license may live on.
+    pub max_devices: u32,
+    /// How many more new devices could still receive every license.
+    pub restores_remaining: u32,
+    /// This device already counts for every license.
+    pub device_already_counted: bool,
+}
+
+impl From<&Quota> for QuotaAnswer {
+    fn from(q: &Quota) -> Self {
+        QuotaAnswer {
+            licenses: q.licenses,
+            max_devices: q.max_devices,
+            restores_remaining: q.restores_remaining,
+            device_already_counted: q.device_already_counted,
+        }
+    }
 }
 
 /// Parses a quota answer and checks it is about `licenses` licenses and consistent.

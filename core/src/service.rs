@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::archive::{self, ARCHIVE_KEY_INFO, GRANT_INFO};
+use crate::clock::now_secs;
 use crate::crypto::{self, KeyPair, PUBLIC_KEY_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
-use crate::store::now_secs;
 
 /// The classic policy: a license may live on at most four distinct devices.
 pub const DEFAULT_MAX_DEVICES: u32 = 4;
@@ -76,7 +76,7 @@ impl From<Error> for ServiceError {
 }
 
 /// What the quota allows for restoring an archive onto a device.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quota {
     /// Licenses in the archive.
     pub licenses: u64,
@@ -221,7 +221,9 @@ pub struct ServiceKey(KeyPair);
 impl std::fmt::Debug for ServiceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the secret.
-        write!(f, "ServiceKey({})", crate::protocol::hex(&self.fingerprint()))
+        write!(f, "ServiceKey(")?;
+        self.fingerprint().iter().try_for_each(|b| write!(f, "{b:02x}"))?;
+        write!(f, ")")
     }
 }
 
@@ -302,8 +304,8 @@ impl EmbeddedService {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
         let path = path.to_path_buf();
-        let mut conn = crate::store::open_connection(&path)?;
-        conn.pragma_update(None, "cache_size", -crate::store::STREAMING_CACHE_KIB)?;
+        let mut conn = crate::sqlite::open_connection(&path)?;
+        conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > LEDGER_VERSION {
@@ -476,7 +478,7 @@ impl LicenseService for EmbeddedService {
             let insert_sql = |rows| {
                 format!(
                     "INSERT INTO placements (key_id, devices) VALUES {} ON CONFLICT DO NOTHING",
-                    crate::store::values_placeholders(2, rows)
+                    crate::sqlite::values_placeholders(2, rows)
                 )
             };
             let mut insert_many = tx.prepare(&insert_sql(LEDGER_ROWS_PER_INSERT)).map_err(Error::from)?;

@@ -457,7 +457,7 @@ async fn quota(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> A
         return Err(f);
     }
     let q: Quota = answer?;
-    Ok(json(&q))
+    Ok(json(&protocol::QuotaAnswer::from(&q)))
 }
 
 async fn authorize(

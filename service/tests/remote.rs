@@ -45,7 +45,7 @@ fn run(start: impl FnOnce(Arc<dyn StatusCallback>) -> Result<OperationHandle>) -
     let events: Arc<Mutex<Vec<String>>> = Arc::default();
     let e = Arc::clone(&events);
     let cb: Arc<dyn StatusCallback> = Arc::new(move |ev: &StatusEvent| {
-        e.lock().unwrap().push(ev.normalized()["event"].as_str().unwrap().to_string());
+        e.lock().unwrap().push(ev.kind().name().to_string());
         Ok(())
     });
     let result = start(cb).unwrap().wait();

@@ -382,7 +382,6 @@ for (const remote of [false, true]) {
     })
   }
 }
-}
 
 test('the scenarios reach every event and every error code through this package', () => {
   for (const name of lb.EVENTS) assert.ok(seen.events.has(name), `no scenario emitted '${name}'`)

@@ -1,0 +1,575 @@
+//! The ledger in PostgreSQL: the storage interface of the service's logic
+//! ([`license_backup::service::Ledger`]) over a pool of `tokio-postgres` connections
+//! (`deadpool-postgres`), for any number of service instances on one database.
+//!
+//! **Isolation.** A transaction that writes runs at `READ COMMITTED` and, before its first
+//! statement about an account, takes that account's row lock (`SELECT ... FOR NO KEY UPDATE`
+//! on `accounts`): every check-then-write of one account (the quota of each license, the
+//! reservation of a request ID) is serialized across all instances, and every statement after
+//! the lock sees what the previous holders committed. A transaction names one account, so it
+//! takes one lock and no two authorizations deadlock. Reads (quota queries, audits) run in a
+//! `REPEATABLE READ READ ONLY` snapshot and take no lock. Serializable transactions with retry
+//! were not chosen: a request's key IDs are streamed from its body and consumed once, so a
+//! transaction cannot be replayed on a serialization failure (`docs/deploy.md`).
+//!
+//! **Faults.** A lost connection, a restarting server, a lock or statement timeout, a
+//! serialization or deadlock failure and an exhausted pool all fail with
+//! `SERVICE_UNAVAILABLE` (retryable: a device retries with the same request ID and is
+//! answered from the reservation if it was committed); an uncommitted transaction is rolled
+//! back, or its connection dropped, which PostgreSQL rolls back. Other database errors are
+//! `STORAGE`.
+//!
+//! The storage interface is synchronous: its calls block on the runtime's [`Handle`], so they
+//! run on blocking threads (`spawn_blocking`), never on the runtime's own.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use license_backup::service::ledger::{DeviceRecord, Ledger, LedgerTx, Reservation, ReservationRef, ReservationState};
+use license_backup::service::RequestId;
+use license_backup::{Error, ErrorCode, KeyId, Result};
+use tokio::runtime::Handle;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+use zeroize::Zeroizing;
+
+/// The schema's migrations, in order: (version, name, SQL). Each runs once, in a transaction,
+/// recorded in `lb_schema_migrations`.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "ledger", include_str!("../migrations/0001_ledger.sql"))];
+
+/// The advisory lock that serializes migrations when instances start together.
+const MIGRATION_LOCK: i64 = 0x6c62_6c65_6467_6572; // "lbledger"
+
+/// Placement rows read per statement by an audit's pass.
+const AUDIT_PAGE: i64 = 10_000;
+
+/// How the pool and its sessions behave.
+#[derive(Clone, Debug)]
+pub struct PgSettings {
+    /// Connections in the pool (each instance's share of the server's `max_connections`).
+    pub max_connections: usize,
+    /// How long a request waits for a free connection before it fails with
+    /// `SERVICE_UNAVAILABLE`.
+    pub acquire_timeout: Duration,
+    /// How long a transaction waits for its account's lock (`lock_timeout`).
+    pub lock_timeout: Duration,
+    /// The longest one statement may run (`statement_timeout`).
+    pub statement_timeout: Duration,
+    /// How long a session may sit idle inside a transaction before the server ends it
+    /// (`idle_in_transaction_session_timeout`): a request stalled mid-stream cannot hold its
+    /// account's lock for longer.
+    pub idle_in_transaction_timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        PgSettings {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(30),
+            statement_timeout: Duration::from_secs(60),
+            idle_in_transaction_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A ledger in a PostgreSQL database.
+pub struct PgLedger {
+    pool: Pool,
+    handle: Handle,
+    seed: Zeroizing<[u8; 32]>,
+    settings: PgSettings,
+    migrated: AtomicBool,
+}
+
+impl std::fmt::Debug for PgLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLedger").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::ServiceUnavailable, message)
+}
+
+/// The SQLSTATEs a retry can cure: connection exceptions (class 08), serialization failure and
+/// deadlock (40001, 40P01), lock not available (55P03), query canceled by a timeout (57014),
+/// the server shutting down or starting (57P01-57P03), too many connections (53300), and a
+/// unique key raced by another transaction (23505).
+fn retryable(state: &str) -> bool {
+    state.starts_with("08")
+        || matches!(state, "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "53300" | "23505")
+}
+
+/// A database error as the service reports it.
+pub fn db_error(e: tokio_postgres::Error) -> Error {
+    match e.code() {
+        Some(state) if retryable(state.code()) => {
+            unavailable(format!("the ledger database cannot complete the request now (SQLSTATE {}): {e}", state.code()))
+        }
+        Some(state) => Error::new(ErrorCode::Storage, format!("ledger database (SQLSTATE {}): {e}", state.code())),
+        None => unavailable(format!("the ledger database is unreachable: {e}")),
+    }
+}
+
+fn pool_error(e: PoolError, settings: &PgSettings) -> Error {
+    match e {
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => unavailable(format!(
+            "the ledger is busy: all {} database connections stayed in use for {:?}",
+            settings.max_connections, settings.acquire_timeout
+        )),
+        PoolError::Timeout(_) => unavailable("the ledger database did not answer in time"),
+        PoolError::Backend(e) => db_error(e),
+        other => unavailable(format!("the ledger's connection pool: {other}")),
+    }
+}
+
+fn malformed() -> Error {
+    Error::new(ErrorCode::Storage, "malformed row in the service ledger")
+}
+
+fn array16(v: Vec<u8>) -> Result<[u8; 16]> {
+    v.try_into().map_err(|_| malformed())
+}
+
+fn opt16(v: Option<Vec<u8>>) -> Result<Option<[u8; 16]>> {
+    v.map(array16).transpose()
+}
+
+impl PgLedger {
+    /// A ledger on the database at `url` (`postgres://user:password@host:port/database`), its
+    /// service key's seed `seed`, calling the database on `handle`'s runtime. Connects lazily:
+    /// an unreachable database makes calls fail with `SERVICE_UNAVAILABLE`, not this.
+    pub fn new(url: &str, seed: [u8; 32], settings: PgSettings, handle: Handle) -> Result<Self> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("the ledger URL is not a PostgreSQL URL: {e}")))?;
+        let ms = |d: Duration| d.as_millis().max(1);
+        config
+            .application_name("license-backup-service")
+            .connect_timeout(settings.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .options(format!(
+                "-c lock_timeout={} -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+                ms(settings.lock_timeout),
+                ms(settings.statement_timeout),
+                ms(settings.idle_in_transaction_timeout)
+            ));
+        let manager =
+            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections.max(1))
+            .wait_timeout(Some(settings.acquire_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::new(ErrorCode::Internal, format!("ledger pool: {e}")))?;
+        Ok(PgLedger { pool, handle, seed: Zeroizing::new(seed), settings, migrated: AtomicBool::new(false) })
+    }
+
+    /// The pool settings.
+    pub fn settings(&self) -> &PgSettings {
+        &self.settings
+    }
+
+    async fn client(&self) -> Result<Object> {
+        self.pool.get().await.map_err(|e| pool_error(e, &self.settings))
+    }
+
+    /// Applies the migrations the database lacks (each in its own transaction, under an
+    /// advisory lock so that instances starting together apply each once); returns the
+    /// versions applied. Fails with `STORAGE` when the database holds a newer schema than this
+    /// server knows.
+    pub async fn migrate(&self) -> Result<Vec<i32>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS lb_schema_migrations (
+                 version    integer PRIMARY KEY,
+                 name       text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .map_err(db_error)?;
+        let have: Option<i32> = tx
+            .query_one("SELECT max(version) FROM lb_schema_migrations", &[])
+            .await
+            .map_err(db_error)?
+            .get(0);
+        let have = have.unwrap_or(0);
+        let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if have > latest {
+            return Err(Error::new(
+                ErrorCode::Storage,
+                format!("the ledger's schema is at version {have}, newer than this server knows ({latest})"),
+            ));
+        }
+        let mut applied = Vec::new();
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
+            tx.batch_execute(sql).await.map_err(db_error)?;
+            tx.execute("INSERT INTO lb_schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
+                .await
+                .map_err(db_error)?;
+            applied.push(*version);
+        }
+        tx.commit().await.map_err(db_error)?;
+        self.migrated.store(true, Ordering::Release);
+        Ok(applied)
+    }
+
+    /// The schema version of the database (0 before the first migration).
+    pub async fn schema_version(&self) -> Result<i32> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT CASE WHEN to_regclass('lb_schema_migrations') IS NULL THEN 0 \
+                 ELSE (SELECT coalesce(max(version), 0) FROM lb_schema_migrations) END",
+                &[],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.get(0))
+    }
+
+    /// Records the keys an instance serves with (public metadata: fingerprint, public key,
+    /// role, when first and last seen).
+    pub async fn record_keys(&self, keys: &[([u8; 16], [u8; 32], bool)]) -> Result<()> {
+        let client = self.client().await?;
+        for (fingerprint, public_key, current) in keys {
+            let role = if *current { "current" } else { "previous" };
+            client
+                .execute(
+                    "INSERT INTO service_keys (fingerprint, public_key, last_role) VALUES ($1, $2, $3) \
+                     ON CONFLICT (fingerprint) DO UPDATE SET last_seen = now(), last_role = EXCLUDED.last_role",
+                    &[&fingerprint.as_slice(), &public_key.as_slice(), &role],
+                )
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the ledger can serve: migrated, and the database answers.
+    pub async fn ready(&self) -> Result<()> {
+        if !self.migrated.load(Ordering::Acquire) {
+            return Err(unavailable("the ledger database is not migrated yet (is it reachable?)"));
+        }
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Whether the migrations ran (this process).
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::Acquire)
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> Result<F::Output> {
+        if Handle::try_current().is_ok() {
+            return Err(Error::new(ErrorCode::Internal, "the PostgreSQL ledger was called on a runtime thread"));
+        }
+        Ok(self.handle.block_on(f))
+    }
+
+    fn begin(&self, write: bool) -> Result<Box<dyn LedgerTx + '_>> {
+        if !self.is_migrated() {
+            return Err(unavailable("the ledger database is not migrated yet (is it reachable?)"));
+        }
+        let sql = if write {
+            "BEGIN ISOLATION LEVEL READ COMMITTED"
+        } else {
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        };
+        let client = self.block_on(async {
+            let client = self.client().await?;
+            client.batch_execute(sql).await.map_err(db_error)?;
+            Ok::<_, Error>(client)
+        })??;
+        Ok(Box::new(PgTx { ledger: self, client: Some(client), write, open: true, account: None }))
+    }
+}
+
+impl Ledger for PgLedger {
+    fn service_seed(&self) -> Result<Zeroizing<[u8; 32]>> {
+        Ok(self.seed.clone())
+    }
+
+    fn write(&self) -> Result<Box<dyn LedgerTx + '_>> {
+        self.begin(true)
+    }
+
+    fn read(&self) -> Result<Box<dyn LedgerTx + '_>> {
+        self.begin(false)
+    }
+}
+
+/// One transaction on a pooled connection; rolled back when dropped uncommitted (its
+/// connection is discarded if the rollback fails).
+struct PgTx<'a> {
+    ledger: &'a PgLedger,
+    client: Option<Object>,
+    write: bool,
+    open: bool,
+    /// The account of this transaction: (name, row ID or `None` when it has none).
+    account: Option<(String, Option<i64>)>,
+}
+
+impl Drop for PgTx<'_> {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else { return };
+        if self.open {
+            let rolled_back = self
+                .ledger
+                .block_on(async { client.batch_execute("ROLLBACK").await.is_ok() })
+                .unwrap_or(false);
+            if !rolled_back {
+                // Out of the pool: closing the connection rolls the transaction back.
+                drop(Object::take(client));
+            }
+        }
+    }
+}
+
+const RESERVATION_COLUMNS: &str = "r.id, a.name, r.request_id, r.archive_id, r.device_id, r.counted_as, r.replaces, \
+     r.licenses, r.key_digest, r.state, r.created_at, r.settled_at";
+
+fn reservation_from_row(row: &tokio_postgres::Row) -> Result<Reservation> {
+    let digest: Vec<u8> = row.try_get(8).map_err(db_error)?;
+    let state: String = row.try_get(9).map_err(db_error)?;
+    Ok(Reservation {
+        id: row.try_get(0).map_err(db_error)?,
+        account: row.try_get(1).map_err(db_error)?,
+        request_id: opt16(row.try_get(2).map_err(db_error)?)?,
+        archive_id: array16(row.try_get(3).map_err(db_error)?)?,
+        device_id: array16(row.try_get(4).map_err(db_error)?)?,
+        counted_as: array16(row.try_get(5).map_err(db_error)?)?,
+        replaces: opt16(row.try_get(6).map_err(db_error)?)?,
+        licenses: u64::try_from(row.try_get::<_, i64>(7).map_err(db_error)?).map_err(|_| malformed())?,
+        key_digest: digest.try_into().map_err(|_| malformed())?,
+        state: ReservationState::parse(&state)?,
+        created_at: row.try_get(10).map_err(db_error)?,
+        settled_at: row.try_get(11).map_err(db_error)?,
+    })
+}
+
+impl PgTx<'_> {
+    fn client(&self) -> &Object {
+        self.client.as_ref().expect("an open transaction has its connection")
+    }
+
+    /// Runs one statement: (SQL, parameters) -> rows.
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>> {
+        let client = self.client();
+        self.ledger.block_on(async {
+            let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
+            client.query(&stmt, params).await.map_err(db_error)
+        })?
+    }
+
+    fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let client = self.client();
+        self.ledger.block_on(async {
+            let stmt = client.prepare_cached(sql).await.map_err(db_error)?;
+            client.execute(&stmt, params).await.map_err(db_error)
+        })?
+    }
+
+    /// The row ID of `account`. In a transaction that writes, the account's row is created if
+    /// missing and locked (held to the end of the transaction) before anything else about the
+    /// account is read; a transaction serves one account.
+    fn account_id(&mut self, account: &str) -> Result<Option<i64>> {
+        if let Some((name, id)) = &self.account {
+            if name == account {
+                return Ok(*id);
+            }
+            if self.write {
+                return Err(Error::new(ErrorCode::Internal, "a ledger transaction that writes serves one account"));
+            }
+        }
+        let id = if self.write {
+            self.execute("INSERT INTO accounts (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", &[&account])?;
+            let rows = self.query("SELECT id FROM accounts WHERE name = $1 FOR NO KEY UPDATE", &[&account])?;
+            Some(rows.first().ok_or_else(malformed)?.get(0))
+        } else {
+            self.query("SELECT id FROM accounts WHERE name = $1", &[&account])?.first().map(|r| r.get(0))
+        };
+        self.account = Some((account.to_string(), id));
+        Ok(id)
+    }
+
+    fn one_reservation(&self, condition: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Reservation>> {
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations r JOIN accounts a ON a.id = r.account WHERE {condition}"
+        );
+        self.query(&sql, params)?.first().map(reservation_from_row).transpose()
+    }
+}
+
+impl LedgerTx for PgTx<'_> {
+    fn device(&mut self, device_id: &[u8; 16]) -> Result<Option<DeviceRecord>> {
+        let rows = self.query(
+            "SELECT a.name, d.counts_as, d.public_key, d.since FROM devices d JOIN accounts a ON a.id = d.account \
+             WHERE d.device_id = $1",
+            &[&device_id.as_slice()],
+        )?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let public_key: Option<Vec<u8>> = row.get(2);
+        Ok(Some(DeviceRecord {
+            device_id: *device_id,
+            account: row.get(0),
+            counts_as: array16(row.get(1))?,
+            public_key: public_key.map(|k| k.try_into().map_err(|_| malformed())).transpose()?,
+            since: row.get(3),
+        }))
+    }
+
+    fn insert_device(&mut self, device: &DeviceRecord) -> Result<bool> {
+        let account = self.account_id(&device.account)?.ok_or_else(malformed)?;
+        let n = self.execute(
+            "INSERT INTO devices (device_id, account, counts_as, public_key, since) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING",
+            &[
+                &device.device_id.as_slice(),
+                &account,
+                &device.counts_as.as_slice(),
+                &device.public_key.as_ref().map(|k| k.as_slice()),
+                &device.since,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn device_count(&mut self, account: &str) -> Result<u64> {
+        let Some(account) = self.account_id(account)? else { return Ok(0) };
+        let n: i64 = self.query("SELECT count(*) FROM devices WHERE account = $1", &[&account])?[0].get(0);
+        Ok(n as u64)
+    }
+
+    fn reservation(&mut self, id: ReservationRef) -> Result<Option<Reservation>> {
+        self.one_reservation("r.id = $1", &[&id])
+    }
+
+    fn reservation_by_request(&mut self, account: &str, request_id: &RequestId) -> Result<Option<Reservation>> {
+        let Some(account) = self.account_id(account)? else { return Ok(None) };
+        self.one_reservation("r.account = $1 AND r.request_id = $2", &[&account, &request_id.as_slice()])
+    }
+
+    fn insert_reservation(&mut self, r: &Reservation) -> Result<ReservationRef> {
+        let account = self.account_id(&r.account)?.ok_or_else(malformed)?;
+        let licenses = i64::try_from(r.licenses).map_err(|_| Error::new(ErrorCode::InvalidArgument, "too many licenses"))?;
+        let rows = self.query(
+            "INSERT INTO reservations (account, request_id, archive_id, device_id, counted_as, replaces, licenses, \
+             key_digest, state, created_at, settled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             RETURNING id",
+            &[
+                &account,
+                &r.request_id.as_ref().map(|x| x.as_slice()),
+                &r.archive_id.as_slice(),
+                &r.device_id.as_slice(),
+                &r.counted_as.as_slice(),
+                &r.replaces.as_ref().map(|x| x.as_slice()),
+                &licenses,
+                &r.key_digest.as_slice(),
+                &r.state.as_str(),
+                &r.created_at,
+                &r.settled_at,
+            ],
+        )?;
+        Ok(rows[0].get(0))
+    }
+
+    fn set_reservation_state(&mut self, id: ReservationRef, state: ReservationState, at: i64) -> Result<()> {
+        self.execute("UPDATE reservations SET state = $2, settled_at = $3 WHERE id = $1", &[&id, &state.as_str(), &at])?;
+        Ok(())
+    }
+
+    fn set_reservation_digest(&mut self, id: ReservationRef, key_digest: &[u8; 32]) -> Result<()> {
+        self.execute("UPDATE reservations SET key_digest = $2 WHERE id = $1", &[&id, &key_digest.as_slice()])?;
+        Ok(())
+    }
+
+    fn reservations(&mut self, account: &str) -> Result<Vec<Reservation>> {
+        let Some(account) = self.account_id(account)? else { return Ok(Vec::new()) };
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations r JOIN accounts a ON a.id = r.account \
+             WHERE r.account = $1 ORDER BY r.id"
+        );
+        self.query(&sql, &[&account])?.iter().map(reservation_from_row).collect()
+    }
+
+    fn pending_before(&mut self, account: &str, before: i64) -> Result<Vec<ReservationRef>> {
+        let Some(account) = self.account_id(account)? else { return Ok(Vec::new()) };
+        let rows = self.query(
+            "SELECT id FROM reservations WHERE account = $1 AND state = 'pending' AND created_at <= $2 ORDER BY id",
+            &[&account, &before],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn placements(&mut self, account: &str, key_id: &KeyId) -> Result<Option<Vec<u8>>> {
+        let Some(account) = self.account_id(account)? else { return Ok(None) };
+        let rows = self.query(
+            "SELECT entries FROM placements WHERE account = $1 AND key_id = $2",
+            &[&account, &key_id.as_bytes().as_slice()],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn insert_placements(&mut self, account: &str, key_ids: &[KeyId], entries: &[u8]) -> Result<usize> {
+        let account = self.account_id(account)?.ok_or_else(malformed)?;
+        // One statement for the whole slice: the key IDs as one array parameter.
+        let keys: Vec<&[u8]> = key_ids.iter().map(|k| k.as_bytes().as_slice()).collect();
+        let n = self.execute(
+            "INSERT INTO placements (account, key_id, entries) SELECT $1, k, $3 FROM unnest($2::bytea[]) AS k \
+             ON CONFLICT DO NOTHING",
+            &[&account, &keys, &entries],
+        )?;
+        Ok(n as usize)
+    }
+
+    fn put_placements(&mut self, account: &str, key_id: &KeyId, entries: &[u8]) -> Result<()> {
+        let account = self.account_id(account)?.ok_or_else(malformed)?;
+        self.execute(
+            "INSERT INTO placements (account, key_id, entries) VALUES ($1, $2, $3) \
+             ON CONFLICT (account, key_id) DO UPDATE SET entries = EXCLUDED.entries",
+            &[&account, &key_id.as_bytes().as_slice(), &entries],
+        )?;
+        Ok(())
+    }
+
+    fn for_each_placement(&mut self, account: &str, visit: &mut dyn FnMut(&KeyId, &[u8]) -> Result<()>) -> Result<()> {
+        let Some(account) = self.account_id(account)? else { return Ok(()) };
+        // Pages in key-ID order (memory stays flat over millions of rows).
+        let mut after: Vec<u8> = Vec::new();
+        loop {
+            let rows = self.query(
+                "SELECT key_id, entries FROM placements WHERE account = $1 AND key_id > $2 ORDER BY key_id LIMIT $3",
+                &[&account, &after, &AUDIT_PAGE],
+            )?;
+            for row in &rows {
+                let kid: Vec<u8> = row.get(0);
+                let entries: Vec<u8> = row.get(1);
+                let key = KeyId::from_slice(&kid).map_err(|_| malformed())?;
+                visit(&key, &entries)?;
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == AUDIT_PAGE => after = last.get(0),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let client = self.client();
+        self.ledger.block_on(async { client.batch_execute("COMMIT").await.map_err(db_error) })??;
+        self.open = false;
+        Ok(())
+    }
+}

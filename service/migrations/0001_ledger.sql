@@ -47,12 +47,25 @@ CREATE TABLE placements (
     PRIMARY KEY (account, key_id)
 );
 
--- The service keys the instances have served with: public metadata only (the private seeds
--- stay in each instance's key files).
-CREATE TABLE service_keys (
-    fingerprint bytea PRIMARY KEY CHECK (length(fingerprint) = 16),
-    public_key  bytea NOT NULL CHECK (length(public_key) = 32),
-    first_seen  timestamptz NOT NULL DEFAULT now(),
-    last_seen   timestamptz NOT NULL DEFAULT now(),
-    last_role   text NOT NULL CHECK (last_role IN ('current', 'previous'))
+-- The ledger's ID: protectors bind the keys they wrap to it (ProtectedFile, kind "ledger").
+CREATE TABLE ledger_file (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    file_id    bytea NOT NULL CHECK (length(file_id) = 16),
+    created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The service keys: the current one (backups wrap their data key to it) and the ones it
+-- replaced (archives made for them stay restorable). The seed is in clear only with the
+-- "unprotected" protector; otherwise it is what the protector wrapped. The public key and
+-- fingerprint are filled in by the first instance that opens the key.
+CREATE TABLE service_keys (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    state       text NOT NULL CHECK (state IN ('current', 'retired')),
+    protector   text NOT NULL,
+    seed        bytea NOT NULL,
+    public_key  bytea CHECK (public_key IS NULL OR length(public_key) = 32),
+    fingerprint bytea CHECK (fingerprint IS NULL OR length(fingerprint) = 16),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    retired_at  timestamptz
+);
+CREATE UNIQUE INDEX service_keys_one_current ON service_keys ((state)) WHERE state = 'current';

@@ -22,13 +22,14 @@
 //! The storage interface is synchronous: its calls block on the runtime's [`Handle`], so they
 //! run on blocking threads (`spawn_blocking`), never on the runtime's own.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use license_backup::service::ledger::{DeviceRecord, Ledger, LedgerTx, Reservation, ReservationRef, ReservationState};
 use license_backup::service::RequestId;
-use license_backup::{Error, ErrorCode, KeyId, Result};
+use license_backup::{Error, ErrorCode, FileKind, KeyId, ProtectedFile, Protector, Result};
 use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
@@ -81,8 +82,10 @@ impl Default for PgSettings {
 pub struct PgLedger {
     pool: Pool,
     handle: Handle,
-    seed: Zeroizing<[u8; 32]>,
     settings: PgSettings,
+    protector: Protector,
+    /// The service keys' seeds, the current one first; empty until [`PgLedger::prepare`].
+    seeds: Mutex<Vec<Zeroizing<[u8; 32]>>>,
     migrated: AtomicBool,
 }
 
@@ -141,10 +144,10 @@ fn opt16(v: Option<Vec<u8>>) -> Result<Option<[u8; 16]>> {
 }
 
 impl PgLedger {
-    /// A ledger on the database at `url` (`postgres://user:password@host:port/database`), its
-    /// service key's seed `seed`, calling the database on `handle`'s runtime. Connects lazily:
-    /// an unreachable database makes calls fail with `SERVICE_UNAVAILABLE`, not this.
-    pub fn new(url: &str, seed: [u8; 32], settings: PgSettings, handle: Handle) -> Result<Self> {
+    /// A ledger on the database at `url` (`postgres://user:password@host:port/database`), the
+    /// service keys in it wrapped by `protector`, calling the database on `handle`'s runtime.
+    /// Connects lazily: nothing is read until [`PgLedger::prepare`].
+    pub fn new(url: &str, settings: PgSettings, protector: Protector, handle: Handle) -> Result<Self> {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("the ledger URL is not a PostgreSQL URL: {e}")))?;
         let ms = |d: Duration| d.as_millis().max(1);
@@ -169,7 +172,14 @@ impl PgLedger {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| Error::new(ErrorCode::Internal, format!("ledger pool: {e}")))?;
-        Ok(PgLedger { pool, handle, seed: Zeroizing::new(seed), settings, migrated: AtomicBool::new(false) })
+        Ok(PgLedger {
+            pool,
+            handle,
+            settings,
+            protector,
+            seeds: Mutex::new(Vec::new()),
+            migrated: AtomicBool::new(false),
+        })
     }
 
     /// The pool settings.
@@ -181,47 +191,66 @@ impl PgLedger {
         self.pool.get().await.map_err(|e| pool_error(e, &self.settings))
     }
 
-    /// Applies the migrations the database lacks (each in its own transaction, under an
-    /// advisory lock so that instances starting together apply each once); returns the
-    /// versions applied. Fails with `STORAGE` when the database holds a newer schema than this
-    /// server knows.
-    pub async fn migrate(&self) -> Result<Vec<i32>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db_error)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS lb_schema_migrations (
-                 version    integer PRIMARY KEY,
-                 name       text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now()
-             )",
-        )
-        .await
-        .map_err(db_error)?;
-        let have: Option<i32> = tx
-            .query_one("SELECT max(version) FROM lb_schema_migrations", &[])
-            .await
-            .map_err(db_error)?
-            .get(0);
-        let have = have.unwrap_or(0);
-        let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-        if have > latest {
-            return Err(Error::new(
-                ErrorCode::Storage,
-                format!("the ledger's schema is at version {have}, newer than this server knows ({latest})"),
-            ));
-        }
-        let mut applied = Vec::new();
-        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
-            tx.batch_execute(sql).await.map_err(db_error)?;
-            tx.execute("INSERT INTO lb_schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
-                .await
-                .map_err(db_error)?;
-            applied.push(*version);
-        }
-        tx.commit().await.map_err(db_error)?;
+    /// Applies the migrations the database lacks and opens the service keys (making the first
+    /// one on a new ledger, and wrapping clear seeds in place when a protector is configured),
+    /// all in one transaction under an advisory lock, so that instances starting together agree;
+    /// returns the versions applied. Blocks: call it off the runtime. Fails with `STORAGE` when
+    /// the database holds a newer schema than this server knows, with the protector codes when
+    /// the keys do not open, with `SERVICE_UNAVAILABLE` when the database cannot be reached.
+    pub fn prepare(&self) -> Result<Vec<i32>> {
+        let (applied, keys) = self.block_on(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(db_error)?;
+            let applied = migrate(&tx).await?;
+            let file = ledger_file(&tx).await?;
+            let keys = open_keys(&tx, &file, &self.protector).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok::<_, Error>((applied, keys))
+        })??;
+        *self.seeds.lock().unwrap_or_else(|p| p.into_inner()) = keys;
         self.migrated.store(true, Ordering::Release);
         Ok(applied)
+    }
+
+    /// Makes a fresh current service key (wrapped by the configured protector); the key it
+    /// replaces is kept, retired, so archives made for it stay restorable. Instances use the new
+    /// key once restarted. Blocks: call it off the runtime.
+    pub fn rotate_key(&self) -> Result<()> {
+        self.block_on(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(db_error)?;
+            migrate(&tx).await?;
+            let file = ledger_file(&tx).await?;
+            // The configured protector must open the keys as stored before a new one is made.
+            open_keys(&tx, &file, &self.protector).await?;
+            tx.execute("UPDATE service_keys SET state = 'retired', retired_at = now() WHERE state = 'current'", &[])
+                .await
+                .map_err(db_error)?;
+            insert_fresh_key(&tx, &file, &self.protector).await?;
+            tx.commit().await.map_err(db_error)
+        })?
+    }
+
+    /// Records the public key and fingerprint of each service key (in the order of
+    /// [`Ledger::service_seeds`]) where the ledger does not have them yet.
+    pub async fn record_public_keys(&self, public_keys: &[[u8; 32]]) -> Result<()> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id FROM service_keys ORDER BY (state = 'current') DESC, retired_at DESC NULLS LAST, id DESC", &[])
+            .await
+            .map_err(db_error)?;
+        for (row, public_key) in rows.iter().zip(public_keys) {
+            let id: i64 = row.get(0);
+            let fingerprint = license_backup::protocol::device_id_of(public_key);
+            client
+                .execute(
+                    "UPDATE service_keys SET public_key = $2, fingerprint = $3 WHERE id = $1 AND public_key IS NULL",
+                    &[&id, &public_key.as_slice(), &fingerprint.as_slice()],
+                )
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
     }
 
     /// The schema version of the database (0 before the first migration).
@@ -236,24 +265,6 @@ impl PgLedger {
             .await
             .map_err(db_error)?;
         Ok(row.get(0))
-    }
-
-    /// Records the keys an instance serves with (public metadata: fingerprint, public key,
-    /// role, when first and last seen).
-    pub async fn record_keys(&self, keys: &[([u8; 16], [u8; 32], bool)]) -> Result<()> {
-        let client = self.client().await?;
-        for (fingerprint, public_key, current) in keys {
-            let role = if *current { "current" } else { "previous" };
-            client
-                .execute(
-                    "INSERT INTO service_keys (fingerprint, public_key, last_role) VALUES ($1, $2, $3) \
-                     ON CONFLICT (fingerprint) DO UPDATE SET last_seen = now(), last_role = EXCLUDED.last_role",
-                    &[&fingerprint.as_slice(), &public_key.as_slice(), &role],
-                )
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
     }
 
     /// Whether the ledger can serve: migrated, and the database answers.
@@ -296,9 +307,145 @@ impl PgLedger {
     }
 }
 
+/// Applies the migrations the database lacks, in the caller's transaction, under the
+/// migrations' advisory lock; returns the versions applied.
+async fn migrate(tx: &deadpool_postgres::Transaction<'_>) -> Result<Vec<i32>> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS lb_schema_migrations (
+             version    integer PRIMARY KEY,
+             name       text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .map_err(db_error)?;
+    let have: Option<i32> =
+        tx.query_one("SELECT max(version) FROM lb_schema_migrations", &[]).await.map_err(db_error)?.get(0);
+    let have = have.unwrap_or(0);
+    let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if have > latest {
+        return Err(Error::new(
+            ErrorCode::Storage,
+            format!("the ledger's schema is at version {have}, newer than this server knows ({latest})"),
+        ));
+    }
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
+        tx.batch_execute(sql).await.map_err(db_error)?;
+        tx.execute("INSERT INTO lb_schema_migrations (version, name) VALUES ($1, $2)", &[version, name])
+            .await
+            .map_err(db_error)?;
+        applied.push(*version);
+    }
+    Ok(applied)
+}
+
+/// The ledger's identity for protectors (made on first use).
+async fn ledger_file(tx: &deadpool_postgres::Transaction<'_>) -> Result<ProtectedFile> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| Error::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
+    tx.execute("INSERT INTO ledger_file (file_id) VALUES ($1) ON CONFLICT DO NOTHING", &[&id.as_slice()])
+        .await
+        .map_err(db_error)?;
+    let row = tx.query_one("SELECT file_id FROM ledger_file", &[]).await.map_err(db_error)?;
+    Ok(ProtectedFile { kind: FileKind::Ledger, file_id: array16(row.get(0))? })
+}
+
+/// A protector's failure as one of the protector codes.
+fn protector_error(protector: &Protector, what: &str, e: Error) -> Error {
+    match e.code() {
+        ErrorCode::ProtectorMismatch | ErrorCode::ProtectorFailed => e,
+        _ => Error::new(
+            ErrorCode::ProtectorFailed,
+            format!("the {} protector failed to {what}: {}", protector.label(), e.message()),
+        ),
+    }
+}
+
+/// A seed as stored: in clear without a protector, else wrapped by it (checked to open again).
+fn wrap_seed(seed: &[u8; 32], file: &ProtectedFile, protector: &Protector) -> Result<Vec<u8>> {
+    let Some(p) = protector.get() else { return Ok(seed.to_vec()) };
+    let wrapped = p.wrap(seed, file).map_err(|e| protector_error(protector, "wrap", e))?;
+    if unwrap_seed(&wrapped, file, protector)?.as_slice() != seed.as_slice() {
+        return Err(Error::new(
+            ErrorCode::ProtectorMismatch,
+            format!("the {} protector does not give back what it wrapped", protector.label()),
+        ));
+    }
+    Ok(wrapped)
+}
+
+fn unwrap_seed(stored: &[u8], file: &ProtectedFile, protector: &Protector) -> Result<Zeroizing<[u8; 32]>> {
+    let Some(p) = protector.get() else {
+        return Err(Error::new(
+            ErrorCode::ProtectorRequired,
+            "the ledger's service keys are protected by a key protector; configure that protector",
+        ));
+    };
+    let seed = p.unwrap(stored, file).map_err(|e| protector_error(protector, "unwrap", e))?;
+    let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
+        Error::new(ErrorCode::ProtectorMismatch, format!("the {} protector cannot unwrap the ledger's keys", protector.label()))
+    })?;
+    Ok(Zeroizing::new(seed))
+}
+
+async fn insert_fresh_key(tx: &deadpool_postgres::Transaction<'_>, file: &ProtectedFile, protector: &Protector) -> Result<()> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    getrandom::fill(seed.as_mut_slice()).map_err(|e| Error::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
+    let stored = wrap_seed(&seed, file, protector)?;
+    tx.execute(
+        "INSERT INTO service_keys (state, protector, seed) VALUES ('current', $1, $2)",
+        &[&protector.label(), &stored],
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The service keys' seeds, the current one first, then the retired ones, newest first; a
+/// fresh current key when there is none; clear seeds wrapped in place when a protector is given.
+async fn open_keys(
+    tx: &deadpool_postgres::Transaction<'_>,
+    file: &ProtectedFile,
+    protector: &Protector,
+) -> Result<Vec<Zeroizing<[u8; 32]>>> {
+    let sql = "SELECT id, protector, seed FROM service_keys \
+               ORDER BY (state = 'current') DESC, retired_at DESC NULLS LAST, id DESC";
+    let mut rows = tx.query(sql, &[]).await.map_err(db_error)?;
+    if rows.is_empty() {
+        insert_fresh_key(tx, file, protector).await?;
+        rows = tx.query(sql, &[]).await.map_err(db_error)?;
+    }
+    let mut seeds = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let (id, label, stored): (i64, String, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
+        let stored = Zeroizing::new(stored);
+        let seed = if label == "unprotected" {
+            let seed: [u8; 32] = stored.as_slice().try_into().map_err(|_| malformed())?;
+            let seed = Zeroizing::new(seed);
+            if !protector.is_unprotected() {
+                let wrapped = wrap_seed(&seed, file, protector)?;
+                tx.execute("UPDATE service_keys SET protector = $2, seed = $3 WHERE id = $1", &[&id, &protector.label(), &wrapped])
+                    .await
+                    .map_err(db_error)?;
+            }
+            seed
+        } else {
+            unwrap_seed(&stored, file, protector)?
+        };
+        seeds.push(seed);
+    }
+    Ok(seeds)
+}
+
 impl Ledger for PgLedger {
-    fn service_seed(&self) -> Result<Zeroizing<[u8; 32]>> {
-        Ok(self.seed.clone())
+    fn service_seeds(&self) -> Result<Vec<Zeroizing<[u8; 32]>>> {
+        let seeds = self.seeds.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if seeds.is_empty() {
+            return Err(unavailable("the ledger database has not been opened yet (is it reachable?)"));
+        }
+        Ok(seeds)
     }
 
     fn write(&self) -> Result<Box<dyn LedgerTx + '_>> {

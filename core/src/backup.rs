@@ -11,6 +11,7 @@ use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
 use crate::operation::{Emitter, Progress};
+use crate::registration;
 use crate::service::LicenseService;
 use crate::store;
 
@@ -87,6 +88,9 @@ impl BackupJob {
         let conn = store::open_backup_connection(&self.store_path)?;
         conn.execute_batch("BEGIN")?;
         let device = store::load_device(&conn)?;
+        // Once per service: the device proves its key and joins the account, so the service
+        // can tell who made the archive and refuse it to anyone else's account.
+        registration::ensure_registered(&self.store_path, self.service.as_ref(), &service_key, &device)?;
         let total = store::count_licenses(&conn)?;
 
         let suffix: String = crypto::random_array::<8>().iter().map(|b| format!("{b:02x}")).collect();
@@ -98,7 +102,7 @@ impl BackupJob {
             _ => write_error(&e),
         })?;
         // Records are written in batches of about 128 KiB, straight to the file.
-        let writer = ArchiveWriter::new(file, &service_key, device.id())?;
+        let writer = ArchiveWriter::new(file, &service_key, &device.pair)?;
         let progress = Progress::new(total, self.progress_interval);
         // This thread reads the store; the sealing thread opens each content key, seals the
         // records, writes them, and reports every license (RESTRICTED_LICENSE, PROGRESS) in

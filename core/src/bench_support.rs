@@ -36,22 +36,24 @@ impl ContentKeySealer {
     }
 }
 
-/// Seals archive records into `W`, as a backup does (the data key is wrapped to
-/// `service_public_key`).
+/// Seals archive records into `W`, as a backup does, as a fresh device (the data key is
+/// wrapped to `service_public_key`).
 pub struct RecordSealer<W: std::io::Write>(ArchiveWriter<W>);
 
 impl<W: std::io::Write> RecordSealer<W> {
-    /// Writes an archive header to `out`.
-    pub fn new(out: W, service_public_key: &[u8]) -> Result<Self> {
-        Ok(RecordSealer(ArchiveWriter::new(out, service_public_key, [0; 16])?))
+    /// Writes a placeholder archive header to `out`.
+    pub fn new(out: W, service_public_key: &[u8; 32]) -> Result<Self> {
+        Ok(RecordSealer(ArchiveWriter::new(out, service_public_key, &KeyPair::generate())?))
     }
 
     /// Seals and writes one license record.
     pub fn seal(&mut self, license: &License, content_key: &[u8]) -> Result<()> {
         self.0.write_license(license, content_key)
     }
+}
 
-    /// Writes the end record and returns the output.
+impl<W: std::io::Write + std::io::Seek> RecordSealer<W> {
+    /// Writes the end record and the header, and returns the output.
     pub fn finish(self) -> Result<W> {
         Ok(self.0.finish(0)?.0)
     }

@@ -59,6 +59,19 @@ pub const RECORDS: &[(&str, &[(&str, &str)])] = &[
             ("max_devices", "u32"),
             ("restores_remaining", "u32"),
             ("device_already_counted", "bool"),
+            ("allowed", "bool"),
+        ],
+    ),
+    (
+        "LedgerAudit",
+        &[
+            ("pending", "u64"),
+            ("confirmed", "u64"),
+            ("released", "u64"),
+            ("expired", "u64"),
+            ("licenses", "u64"),
+            ("placements", "u64"),
+            ("devices", "u64"),
         ],
     ),
     ("BackupFlags", &[("overwrite", "bool")]),
@@ -100,6 +113,7 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
         "EmbeddedService",
     ),
     ("EmbeddedService", "set_online", &[("online", "bool")], "void"),
+    ("EmbeddedService", "audit", &[], "LedgerAudit"),
     ("BackupRestorer", "create", &[("store", "LicenseStore"), ("service", "EmbeddedService")], "BackupRestorer"),
     ("BackupRestorer", "set_property", &[("name", "string"), ("value", "property_value")], "void"),
     ("BackupRestorer", "get_property", &[("name", "string")], "property_value?"),
@@ -111,7 +125,7 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
     ("BackupRestorer", "restore_licenses", &[("flags", "RestoreFlags"), ("callback", "status_callback")], "Operation"),
     ("BackupRestorer", "cancel_license_backup", &[], "void"),
     ("BackupRestorer", "cancel_license_restore", &[], "void"),
-    ("BackupRestorer", "restore_quota", &[], "Quota"),
+    ("BackupRestorer", "restore_quota", &[("individualize", "bool?")], "Quota"),
     ("Operation", "wait", &[("timeout", "duration?")], "Summary"),
     ("Operation", "cancel", &[], "void"),
     ("Operation", "is_finished", &[], "bool"),
@@ -190,8 +204,10 @@ mod tests {
         assert_eq!(keys(serde_json::to_value(Rights::default()).unwrap()), described("Rights"));
         assert_eq!(keys(serde_json::to_value(CatalogEntry::default()).unwrap()), described("CatalogEntry"));
         assert_eq!(keys(serde_json::to_value(Summary::default()).unwrap()), described("Summary"));
-        let quota = Quota { licenses: 0, max_devices: 4, restores_remaining: 3, device_already_counted: false };
+        let quota =
+            Quota { licenses: 0, max_devices: 4, restores_remaining: 3, device_already_counted: false, allowed: true };
         assert_eq!(keys(serde_json::to_value(quota).unwrap()), described("Quota"));
+        assert_eq!(keys(serde_json::to_value(LedgerAudit::default()).unwrap()), described("LedgerAudit"));
         let license = License {
             key_id: KeyId::from_bytes([0; 16]),
             rights: Rights::default(),

@@ -9,8 +9,10 @@
 //! * [`BackupRestorer`]: properties (`BackupPath`, `RestorePath`, ...) and the asynchronous
 //!   [`BackupRestorer::backup_licenses`] / [`BackupRestorer::restore_licenses`], which report
 //!   [`StatusEvent`]s to a [`StatusCallback`] and end with exactly one END.
-//! * [`LicenseService`]: authorizes restores and enforces the restore quota;
-//!   [`EmbeddedService`] runs in process with its ledger in a local SQLite file.
+//! * [`LicenseService`]: registers devices, authorizes restores and enforces the restore quota
+//!   (a grant is a reservation, confirmed once the restore landed); [`EmbeddedService`] runs
+//!   in process with its ledger in a local SQLite file; [`Authority`] is the service's logic
+//!   over any [`Ledger`], for a networked service to run per account.
 //! * [`interface`]: the machine-readable description every binding is checked against.
 //!
 //! ```
@@ -50,10 +52,12 @@ mod crypto;
 pub mod error;
 pub mod event;
 pub mod interface;
+mod journal;
 mod key_id;
 pub mod license;
 mod operation;
 pub mod props;
+mod registration;
 mod restore;
 mod restorer;
 pub mod service;
@@ -68,7 +72,8 @@ pub use operation::{OperationHandle, monotonic_ns};
 pub use props::{Properties, Property, PropertyValue, ValueType};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{
-    EmbeddedService, KeyIdStream, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError,
-    ServicePolicy,
+    Authority, DeviceRegistration, EMBEDDED_ACCOUNT, EmbeddedService, IdentityProof, KeyIdStream, Ledger, LedgerAudit,
+    LedgerTx, LicenseService, Quota, Refusal, RequestId, RestoreGrant, RestoreRequest, ServiceError, ServicePolicy,
+    Settlement, SqliteLedger,
 };
 pub use store::{LicenseStore, SCHEMA_VERSION};

@@ -15,8 +15,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
 
-/// The schema version this library writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this library writes and reads. Version 2 added the registrations and the
+/// restore journal; opening a version-1 store adds them.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS device (
@@ -42,6 +43,19 @@ CREATE TABLE IF NOT EXISTS catalog (
     title      TEXT,
     artist     TEXT,
     file_path  TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS registrations (
+    service_key   BLOB NOT NULL CHECK (length(service_key) = 16),
+    device_id     BLOB NOT NULL CHECK (length(device_id) = 16),
+    registered_at INTEGER NOT NULL,
+    PRIMARY KEY (service_key, device_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS restore_journal (
+    request_id  BLOB PRIMARY KEY CHECK (length(request_id) = 16),
+    service_key BLOB NOT NULL CHECK (length(service_key) = 16),
+    archive_id  BLOB NOT NULL CHECK (length(archive_id) = 16),
+    state       TEXT NOT NULL CHECK (state IN ('requested', 'committed', 'releasing')),
+    created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
 
@@ -651,6 +665,8 @@ const RESEAL_CHUNK: usize = 1024;
 pub(crate) struct RestoreTarget {
     conn: Connection,
     device: DeviceKeys,
+    /// The device's identity when the restore started (replaced at commit when individualizing).
+    current: DeviceKeys,
     individualized: bool,
 }
 
@@ -690,8 +706,9 @@ impl RestoreTarget {
     pub(crate) fn new(path: &Path, individualize: bool) -> Result<Self> {
         let conn = open_connection(path)?;
         conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
+        let current = load_device(&conn)?;
         let device = if individualize { DeviceKeys::new(KeyPair::generate()) } else { load_device(&conn)? };
-        Ok(RestoreTarget { conn, device, individualized: individualize })
+        Ok(RestoreTarget { conn, device, current, individualized: individualize })
     }
 
     /// The device the restored licenses are bound to.
@@ -699,32 +716,40 @@ impl RestoreTarget {
         &self.device
     }
 
+    /// The identity an individualizing restore replaces (`None` for a plain restore).
+    pub(crate) fn replaced(&self) -> Option<&DeviceKeys> {
+        self.individualized.then_some(&self.current)
+    }
+
     /// Applies the licenses of `records` to the store in one transaction: re-binds existing
     /// licenses when individualizing, inserts the restored ones under `policy` (a thread reads
     /// and re-seals while this one writes), and adds catalog entries the device does not have.
     /// `expected` is what the earlier passes saw (count, key-ID digest): anything else rolls
     /// back with `ARCHIVE_CORRUPT`, as does any damaged record, and `stop()` (checked between
-    /// batches) rolls back with its error. Returns (restored, skipped).
+    /// batches) rolls back with its error. The same transaction marks the restore's journal
+    /// entry `request` committed. Returns (restored, skipped).
     pub(crate) fn apply<R: std::io::Read + Send>(
         mut self,
         policy: ConflictPolicy,
         records: crate::archive::RecordReader<R>,
         expected: &crate::archive::ScannedArchive,
+        request: &crate::service::RequestId,
         stop: &dyn Fn() -> Result<()>,
     ) -> Result<(u64, u64)> {
         let individualized = self.individualized;
         let device = &self.device;
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if !individualized && load_device(&tx)?.id() != device.id() {
+        if load_device(&tx)?.id() != self.current.id() {
             // An individualizing restore (through another store object on this file) replaced
             // the device key since this restore started: the archive was authorized for, and
-            // would be sealed to, the old identity. Nothing is applied.
+            // would be sealed to (or would replace), the old identity. Nothing is applied.
             return Err(Error::new(
                 ErrorCode::Busy,
                 "another restore gave this device a new identity while this one ran; nothing was restored, \
                  try again",
             ));
         }
+        crate::journal::mark_committed(&tx, request)?;
         if individualized {
             rebind_all(&tx, device)?;
         }

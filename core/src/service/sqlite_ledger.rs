@@ -1,0 +1,503 @@
+//! The ledger in a SQLite file: what the embedded service keeps on the device, and the layout a
+//! networked service keeps in its own database (the same tables, in PostgreSQL types).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+use super::ledger::{
+    DeviceRecord, ENTRY_LEN, Entry, Ledger, LedgerTx, PERMANENT, Reservation, ReservationRef, ReservationState,
+};
+use crate::crypto;
+use crate::error::{Error, ErrorCode, Result};
+use crate::key_id::KeyId;
+use crate::service::{EMBEDDED_ACCOUNT, RequestId};
+
+/// The ledger layout this library writes (`PRAGMA user_version` of the ledger file). Version 1
+/// had a row per license and device, version 2 a row per license with its devices packed and an
+/// audit row per restore; version 3 adds accounts, devices, reservations, and tags each device
+/// of a license with the reservation that placed it.
+const LEDGER_VERSION: i64 = 3;
+
+/// Rows per multi-row `INSERT` into the placements.
+const ROWS_PER_INSERT: usize = 64;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS service_key (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    seed      BLOB NOT NULL CHECK (length(seed) = 32)
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id  BLOB PRIMARY KEY CHECK (length(device_id) = 16),
+    account    INTEGER NOT NULL,
+    counts_as  BLOB NOT NULL CHECK (length(counts_as) = 16),
+    public_key BLOB CHECK (public_key IS NULL OR length(public_key) = 32),
+    since      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS devices_by_account ON devices (account);
+CREATE TABLE IF NOT EXISTS reservations (
+    id         INTEGER PRIMARY KEY,
+    account    INTEGER NOT NULL,
+    request_id BLOB CHECK (request_id IS NULL OR length(request_id) = 16),
+    archive_id BLOB NOT NULL CHECK (length(archive_id) = 16),
+    device_id  BLOB NOT NULL CHECK (length(device_id) = 16),
+    counted_as BLOB NOT NULL CHECK (length(counted_as) = 16),
+    replaces   BLOB CHECK (replaces IS NULL OR length(replaces) = 16),
+    licenses   INTEGER NOT NULL,
+    key_digest BLOB NOT NULL CHECK (length(key_digest) = 32),
+    state      TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'released', 'expired')),
+    created_at INTEGER NOT NULL,
+    settled_at INTEGER,
+    UNIQUE (account, request_id)
+);
+CREATE INDEX IF NOT EXISTS reservations_by_state ON reservations (account, state, created_at);
+CREATE TABLE IF NOT EXISTS placements (
+    account INTEGER NOT NULL,
+    key_id  BLOB NOT NULL CHECK (length(key_id) = 16),
+    entries BLOB NOT NULL CHECK (length(entries) > 0 AND length(entries) % 24 = 0),
+    PRIMARY KEY (account, key_id)
+) WITHOUT ROWID;
+";
+
+/// A ledger in a SQLite file. One connection, used by one transaction at a time.
+pub struct SqliteLedger {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLedger").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn table_has_column(tx: &Connection, table: &str, column: &str) -> Result<bool> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+        params![table, column],
+        |r| r.get(0),
+    )?)
+}
+
+fn malformed() -> Error {
+    Error::new(ErrorCode::Storage, "malformed row in the service ledger")
+}
+
+/// Moves an earlier ledger layout (version 1 or 2, told apart by their columns) to version 3,
+/// in the caller's transaction: every device a license lived on becomes a permanent entry of
+/// the embedded account, and every recorded restore a confirmed reservation.
+fn migrate(tx: &Connection) -> Result<()> {
+    let v1 = table_has_column(tx, "placements", "device_id")?;
+    let v2 = table_has_column(tx, "placements", "devices")?;
+    if !v1 && !v2 {
+        return Ok(());
+    }
+    tx.execute_batch("ALTER TABLE placements RENAME TO placements_old;")?;
+    let restores = table_has_column(tx, "restores", "archive_id")?;
+    if restores {
+        tx.execute_batch("ALTER TABLE restores RENAME TO restores_old;")?;
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.execute("INSERT OR IGNORE INTO accounts (name) VALUES (?1)", [EMBEDDED_ACCOUNT])?;
+    let account: i64 = tx.query_row("SELECT id FROM accounts WHERE name = ?1", [EMBEDDED_ACCOUNT], |r| r.get(0))?;
+    {
+        let sql = if v1 {
+            "SELECT key_id, device_id FROM placements_old ORDER BY key_id, device_id"
+        } else {
+            "SELECT key_id, devices FROM placements_old ORDER BY key_id"
+        };
+        let mut read = tx.prepare(sql)?;
+        let mut write = tx.prepare("INSERT INTO placements (account, key_id, entries) VALUES (?1, ?2, ?3)")?;
+        let mut rows = read.query([])?;
+        let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
+        let mut flush = |row: Option<(Vec<u8>, Vec<u8>)>| -> Result<()> {
+            if let Some((key_id, entries)) = row {
+                write.execute(params![account, key_id, entries])?;
+            }
+            Ok(())
+        };
+        while let Some(row) = rows.next()? {
+            let (kid, devices): (Vec<u8>, Vec<u8>) = (row.get(0)?, row.get(1)?);
+            if kid.len() != 16 || devices.is_empty() || devices.len() % 16 != 0 {
+                return Err(malformed());
+            }
+            let mut entries = Vec::with_capacity(devices.len() / 16 * ENTRY_LEN);
+            for d in devices.chunks_exact(16) {
+                Entry { device: d.try_into().expect("16 bytes"), reservation: PERMANENT }.encode(&mut entries);
+            }
+            match &mut current {
+                Some((k, e)) if *k == kid => e.extend_from_slice(&entries),
+                _ => flush(current.replace((kid, entries)))?,
+            }
+        }
+        flush(current)?;
+    }
+    if restores {
+        tx.execute(
+            "INSERT INTO reservations (account, request_id, archive_id, device_id, counted_as, replaces, licenses, \
+             key_digest, state, created_at, settled_at) \
+             SELECT ?1, NULL, archive_id, device_id, device_id, NULL, licenses, zeroblob(32), 'confirmed', at, at \
+             FROM restores_old",
+            [account],
+        )?;
+        tx.execute_batch("DROP TABLE restores_old;")?;
+    }
+    tx.execute_batch("DROP TABLE placements_old;")?;
+    Ok(())
+}
+
+impl SqliteLedger {
+    /// Opens (or creates) the ledger at `path`, moving an earlier layout to the current one;
+    /// the service's key seed is made on first use.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = crate::store::open_connection(&path)?;
+        conn.pragma_update(None, "cache_size", -crate::store::STREAMING_CACHE_KIB)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > LEDGER_VERSION {
+            return Err(Error::new(
+                ErrorCode::Storage,
+                format!("service ledger version {version} is newer than this library supports ({LEDGER_VERSION})"),
+            ));
+        }
+        if version < LEDGER_VERSION {
+            migrate(&tx)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", LEDGER_VERSION)?;
+        }
+        let seed: Option<Vec<u8>> =
+            tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
+        if seed.is_none() {
+            let seed: Zeroizing<[u8; 32]> = Zeroizing::new(crypto::random_array());
+            tx.execute("INSERT INTO service_key (singleton, seed) VALUES (1, ?1)", [seed.as_slice()])?;
+        }
+        tx.commit()?;
+        Ok(SqliteLedger { path, conn: Mutex::new(conn) })
+    }
+
+    /// The path of the ledger file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.conn.lock().map_err(|_| Error::internal("service ledger lock poisoned"))
+    }
+
+    fn begin(&self, sql: &str) -> Result<Box<dyn LedgerTx + '_>> {
+        let conn = self.lock()?;
+        conn.execute_batch(sql)?;
+        Ok(Box::new(SqliteTx { conn, open: true, account: None }))
+    }
+}
+
+impl Ledger for SqliteLedger {
+    fn service_seed(&self) -> Result<Zeroizing<[u8; 32]>> {
+        let conn = self.lock()?;
+        let seed: Zeroizing<Vec<u8>> =
+            Zeroizing::new(conn.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0))?);
+        let seed: [u8; 32] = seed
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::new(ErrorCode::Storage, "stored key seed has the wrong length"))?;
+        Ok(Zeroizing::new(seed))
+    }
+
+    fn write(&self) -> Result<Box<dyn LedgerTx + '_>> {
+        self.begin("BEGIN IMMEDIATE")
+    }
+
+    fn read(&self) -> Result<Box<dyn LedgerTx + '_>> {
+        self.begin("BEGIN")
+    }
+}
+
+/// A transaction on the ledger's connection (rolled back when dropped uncommitted).
+struct SqliteTx<'a> {
+    conn: MutexGuard<'a, Connection>,
+    open: bool,
+    /// The last account looked up: (name, row id or `None` when it has none yet).
+    account: Option<(String, Option<i64>)>,
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+fn blob16(v: Vec<u8>) -> Result<[u8; 16]> {
+    v.try_into().map_err(|_| malformed())
+}
+
+fn reservation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Reservation, String)> {
+    let array16 = |i: usize| -> rusqlite::Result<[u8; 16]> {
+        let v: Vec<u8> = r.get(i)?;
+        v.try_into()
+            .map_err(|_| rusqlite::Error::InvalidColumnType(i, "16-byte blob".into(), rusqlite::types::Type::Blob))
+    };
+    let opt16 = |i: usize| -> rusqlite::Result<Option<[u8; 16]>> {
+        let v: Option<Vec<u8>> = r.get(i)?;
+        v.map(|v| {
+            v.try_into()
+                .map_err(|_| rusqlite::Error::InvalidColumnType(i, "16-byte blob".into(), rusqlite::types::Type::Blob))
+        })
+        .transpose()
+    };
+    let digest: Vec<u8> = r.get(8)?;
+    let state: String = r.get(9)?;
+    Ok((
+        Reservation {
+            id: r.get(0)?,
+            account: r.get(1)?,
+            request_id: opt16(2)?,
+            archive_id: array16(3)?,
+            device_id: array16(4)?,
+            counted_as: array16(5)?,
+            replaces: opt16(6)?,
+            licenses: r.get::<_, i64>(7)? as u64,
+            key_digest: digest.try_into().map_err(|_| {
+                rusqlite::Error::InvalidColumnType(8, "32-byte blob".into(), rusqlite::types::Type::Blob)
+            })?,
+            state: ReservationState::Pending,
+            created_at: r.get(10)?,
+            settled_at: r.get(11)?,
+        },
+        state,
+    ))
+}
+
+const RESERVATION_COLUMNS: &str = "r.id, a.name, r.request_id, r.archive_id, r.device_id, r.counted_as, r.replaces, \
+     r.licenses, r.key_digest, r.state, r.created_at, r.settled_at";
+
+impl SqliteTx<'_> {
+    /// The row ID of `account`; created when `create` (in a write transaction).
+    fn account_id(&mut self, account: &str, create: bool) -> Result<Option<i64>> {
+        if let Some((name, id)) = &self.account {
+            if name == account && (id.is_some() || !create) {
+                return Ok(*id);
+            }
+        }
+        let mut id: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM accounts WHERE name = ?1")?
+            .query_row([account], |r| r.get(0))
+            .optional()?;
+        if id.is_none() && create {
+            self.conn.prepare_cached("INSERT INTO accounts (name) VALUES (?1)")?.execute([account])?;
+            id = Some(self.conn.last_insert_rowid());
+        }
+        self.account = Some((account.to_string(), id));
+        Ok(id)
+    }
+
+    fn one_reservation(&self, condition: &str, bind: &[&dyn rusqlite::ToSql]) -> Result<Option<Reservation>> {
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations r JOIN accounts a ON a.id = r.account WHERE {condition}"
+        );
+        let row = self.conn.prepare_cached(&sql)?.query_row(bind, reservation_from_row).optional()?;
+        row.map(|(mut r, state)| {
+            r.state = ReservationState::parse(&state)?;
+            Ok(r)
+        })
+        .transpose()
+    }
+}
+
+impl LedgerTx for SqliteTx<'_> {
+    fn device(&mut self, device_id: &[u8; 16]) -> Result<Option<DeviceRecord>> {
+        let row: Option<(String, Vec<u8>, Option<Vec<u8>>, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT a.name, d.counts_as, d.public_key, d.since FROM devices d JOIN accounts a ON a.id = d.account \
+                 WHERE d.device_id = ?1",
+            )?
+            .query_row([device_id.as_slice()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        row.map(|(account, counts_as, public_key, since)| {
+            Ok(DeviceRecord {
+                device_id: *device_id,
+                account,
+                counts_as: blob16(counts_as)?,
+                public_key: public_key.map(|k| k.try_into().map_err(|_| malformed())).transpose()?,
+                since,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_device(&mut self, device: &DeviceRecord) -> Result<bool> {
+        let account = self.account_id(&device.account, true)?.expect("created");
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO devices (device_id, account, counts_as, public_key, since) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                device.device_id.as_slice(),
+                account,
+                device.counts_as.as_slice(),
+                device.public_key.as_ref().map(|k| k.as_slice()),
+                device.since
+            ])?;
+        Ok(n == 1)
+    }
+
+    fn device_count(&mut self, account: &str) -> Result<u64> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(0) };
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM devices WHERE account = ?1")?
+            .query_row([account], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn reservation(&mut self, id: ReservationRef) -> Result<Option<Reservation>> {
+        self.one_reservation("r.id = ?1", &[&id])
+    }
+
+    fn reservation_by_request(&mut self, account: &str, request_id: &RequestId) -> Result<Option<Reservation>> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(None) };
+        self.one_reservation("r.account = ?1 AND r.request_id = ?2", &[&account, &request_id.as_slice()])
+    }
+
+    fn insert_reservation(&mut self, r: &Reservation) -> Result<ReservationRef> {
+        let account = self.account_id(&r.account, true)?.expect("created");
+        self.conn
+            .prepare_cached(
+                "INSERT INTO reservations (account, request_id, archive_id, device_id, counted_as, replaces, licenses, \
+                 key_digest, state, created_at, settled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                account,
+                r.request_id.as_ref().map(|x| x.as_slice()),
+                r.archive_id.as_slice(),
+                r.device_id.as_slice(),
+                r.counted_as.as_slice(),
+                r.replaces.as_ref().map(|x| x.as_slice()),
+                r.licenses as i64,
+                r.key_digest.as_slice(),
+                r.state.as_str(),
+                r.created_at,
+                r.settled_at
+            ])?;
+        let id = self.conn.last_insert_rowid();
+        debug_assert_ne!(id, PERMANENT, "SQLite row IDs start at 1");
+        Ok(id)
+    }
+
+    fn set_reservation_state(&mut self, id: ReservationRef, state: ReservationState, at: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE reservations SET state = ?2, settled_at = ?3 WHERE id = ?1")?
+            .execute(params![id, state.as_str(), at])?;
+        Ok(())
+    }
+
+    fn set_reservation_digest(&mut self, id: ReservationRef, key_digest: &[u8; 32]) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE reservations SET key_digest = ?2 WHERE id = ?1")?
+            .execute(params![id, key_digest.as_slice()])?;
+        Ok(())
+    }
+
+    fn reservations(&mut self, account: &str) -> Result<Vec<Reservation>> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(Vec::new()) };
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations r JOIN accounts a ON a.id = r.account WHERE r.account = ?1 \
+             ORDER BY r.id"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([account], reservation_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(mut r, state)| {
+                r.state = ReservationState::parse(&state)?;
+                Ok(r)
+            })
+            .collect()
+    }
+
+    fn pending_before(&mut self, account: &str, before: i64) -> Result<Vec<ReservationRef>> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(Vec::new()) };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM reservations WHERE account = ?1 AND state = 'pending' AND created_at <= ?2 ORDER BY id",
+        )?;
+        let ids = stmt.query_map(params![account, before], |r| r.get(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
+    fn placements(&mut self, account: &str, key_id: &KeyId) -> Result<Option<Vec<u8>>> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(None) };
+        Ok(self
+            .conn
+            .prepare_cached("SELECT entries FROM placements WHERE account = ?1 AND key_id = ?2")?
+            .query_row(params![account, key_id.as_bytes().as_slice()], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn insert_placements(&mut self, account: &str, key_ids: &[KeyId], entries: &[u8]) -> Result<usize> {
+        let account = self.account_id(account, true)?.expect("created");
+        let sql = |rows| {
+            format!(
+                "INSERT INTO placements (account, key_id, entries) VALUES {} ON CONFLICT DO NOTHING",
+                crate::store::values_placeholders(3, rows)
+            )
+        };
+        let mut inserted = 0;
+        let mut chunks = key_ids.chunks_exact(ROWS_PER_INSERT);
+        for chunk in &mut chunks {
+            let mut stmt = self.conn.prepare_cached(&sql(ROWS_PER_INSERT))?;
+            for (i, kid) in chunk.iter().enumerate() {
+                stmt.raw_bind_parameter(1 + 3 * i, account)?;
+                stmt.raw_bind_parameter(2 + 3 * i, kid.as_bytes().as_slice())?;
+                stmt.raw_bind_parameter(3 + 3 * i, entries)?;
+            }
+            inserted += stmt.raw_execute()?;
+        }
+        let mut one = self.conn.prepare_cached(&sql(1))?;
+        for kid in chunks.remainder() {
+            inserted += one.execute(params![account, kid.as_bytes().as_slice(), entries])?;
+        }
+        Ok(inserted)
+    }
+
+    fn put_placements(&mut self, account: &str, key_id: &KeyId, entries: &[u8]) -> Result<()> {
+        let account = self.account_id(account, true)?.expect("created");
+        self.conn
+            .prepare_cached(
+                "INSERT INTO placements (account, key_id, entries) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (account, key_id) DO UPDATE SET entries = excluded.entries",
+            )?
+            .execute(params![account, key_id.as_bytes().as_slice(), entries])?;
+        Ok(())
+    }
+
+    fn for_each_placement(&mut self, account: &str, visit: &mut dyn FnMut(&KeyId, &[u8]) -> Result<()>) -> Result<()> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(()) };
+        let mut stmt =
+            self.conn.prepare("SELECT key_id, entries FROM placements WHERE account = ?1 ORDER BY key_id")?;
+        let mut rows = stmt.query([account])?;
+        while let Some(row) = rows.next()? {
+            let key_id = KeyId::from_slice(row.get_ref(0)?.as_blob().map_err(|_| malformed())?)?;
+            visit(&key_id, row.get_ref(1)?.as_blob().map_err(|_| malformed())?)?;
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        // A commit that fails leaves the transaction open: dropping it rolls back.
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}

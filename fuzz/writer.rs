@@ -100,6 +100,20 @@ pub fn hpke_seal(recipient: &[u8; 32], sender: Option<&DeviceKey>, info: &[u8], 
     out
 }
 
+/// Opens what HPKE base mode sealed to `key` (`enc ‖ ciphertext` split in `wrapped`).
+pub fn hpke_open(key: &DeviceKey, enc: &[u8], ciphertext: &[u8], info: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(enc).ok()?;
+    hpke::single_shot_open::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+        &hpke::OpModeR::Base,
+        &key.private,
+        &enc,
+        info,
+        ciphertext,
+        aad,
+    )
+    .ok()
+}
+
 /// A record to seal: its type (1 license, 2 end), frame key ID and plaintext.
 pub struct Record {
     pub kind: u8,

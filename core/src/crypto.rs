@@ -452,6 +452,67 @@ mod tests {
     }
 
     #[test]
+    fn auth_mode_opens_only_as_sealed_by_the_named_sender() {
+        let (service, device, mallory) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+        let sealed = device.wrap_as(&service.public_bytes(), b"data key", b"info", b"aad").unwrap();
+        assert_eq!(
+            service.unwrap_from(&device.public_bytes(), &sealed, b"info", b"aad").unwrap().as_slice(),
+            b"data key"
+        );
+        // Another sender's key, other associated data or info, base mode: none opens it.
+        assert!(service.unwrap_from(&mallory.public_bytes(), &sealed, b"info", b"aad").is_err());
+        assert!(service.unwrap_from(&device.public_bytes(), &sealed, b"info", b"other").is_err());
+        assert!(service.unwrap_from(&device.public_bytes(), &sealed, b"other", b"aad").is_err());
+        assert!(service.unwrap(&sealed, b"info", b"aad").is_err());
+        // Mallory cannot make what opens as the device's.
+        let forged = mallory.wrap_as(&service.public_bytes(), b"data key", b"info", b"aad").unwrap();
+        assert!(service.unwrap_from(&device.public_bytes(), &forged, b"info", b"aad").is_err());
+        let proof = device.prove(&service.public_bytes(), b"register", b"statement").unwrap();
+        service.check_proof(&device.public_bytes(), &proof, b"register", b"statement").unwrap();
+        assert!(service.check_proof(&device.public_bytes(), &proof, b"register", b"another").is_err());
+        assert!(service.check_proof(&device.public_bytes(), &sealed, b"info", b"aad").is_err(), "not empty");
+    }
+
+    /// Every key of small order is refused by this library before any work, and the `hpke`
+    /// crate refuses each too (an all-zero Diffie-Hellman result, RFC 9180 section 7.1.4):
+    /// with the check removed, sealing to them or opening from them would still fail.
+    #[test]
+    fn small_order_keys_are_refused_here_and_by_hpke() {
+        let device = KeyPair::generate();
+        for key in SMALL_ORDER_KEYS {
+            for top in [0u8, 0x80] {
+                let mut key = key;
+                key[31] |= top;
+                assert!(!is_usable_public_key(&key), "{key:02x?}");
+                assert!(wrap_to(&key, b"s", b"i", b"a").is_err());
+                assert!(device.wrap_as(&key, b"s", b"i", b"a").is_err());
+                let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(&key).unwrap();
+                let base = hpke::single_shot_seal::<HpkeChaCha, HkdfSha256, X25519HkdfSha256, _>(
+                    &OpModeS::Base,
+                    &pk,
+                    b"i",
+                    b"s",
+                    b"a",
+                    &mut SysRng,
+                );
+                assert!(base.is_err(), "hpke seals to {key:02x?}");
+                let sealed = device.wrap_as(&device.public_bytes(), b"s", b"i", b"a").unwrap();
+                let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&sealed.enc).unwrap();
+                let opened = hpke::single_shot_open::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+                    &OpModeR::Auth(pk),
+                    &device.private,
+                    &enc,
+                    b"i",
+                    &sealed.ciphertext,
+                    b"a",
+                );
+                assert!(opened.is_err(), "hpke opens as sent by {key:02x?}");
+            }
+        }
+        assert!(is_usable_public_key(&device.public_bytes()));
+    }
+
+    #[test]
     fn seeds_derive_the_same_pair() {
         let a = KeyPair::generate();
         let b = KeyPair::from_seed(*a.seed());

@@ -410,12 +410,14 @@ impl<L: Ledger> Authority<L> {
                 tally.add(kid.as_bytes());
                 chunk.push(kid);
             }
-            // The common case, licenses the ledger has not seen: one statement for many.
-            if fresh_allowed && over == 0 && chunk.len() == CHUNK {
-                if tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len() {
-                    continue;
-                }
-                // Some were known: check each (the rows just written check out as they are).
+            // The common case, licenses the ledger has not seen: one statement for many. When
+            // some were known, each is checked (the rows just written check out as they are).
+            if fresh_allowed
+                && over == 0
+                && chunk.len() == CHUNK
+                && tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len()
+            {
+                continue;
             }
             for kid in &chunk {
                 let row = tx.placements(account, kid)?;

@@ -316,7 +316,8 @@ impl SqliteTx<'_> {
 
 impl LedgerTx for SqliteTx<'_> {
     fn device(&mut self, device_id: &[u8; 16]) -> Result<Option<DeviceRecord>> {
-        let row: Option<(String, Vec<u8>, Option<Vec<u8>>, i64)> = self
+        type Row = (String, Vec<u8>, Option<Vec<u8>>, i64);
+        let row: Option<Row> = self
             .conn
             .prepare_cached(
                 "SELECT a.name, d.counts_as, d.public_key, d.since FROM devices d JOIN accounts a ON a.id = d.account \
@@ -499,5 +500,118 @@ impl LedgerTx for SqliteTx<'_> {
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{Authority, ServicePolicy};
+
+    fn kid(n: u8) -> KeyId {
+        KeyId::from_bytes([n; 16])
+    }
+
+    /// The layouts earlier releases wrote: version 1 (a row per license and device) and version
+    /// 2 (devices packed per license, an audit row per restore).
+    fn old_ledger(path: &Path, version: i64) {
+        let conn = Connection::open(path).unwrap();
+        let rows = [(1u8, 1u8), (1, 2), (1, 3), (1, 4), (2, 1), (2, 5)];
+        if version == 1 {
+            conn.execute_batch(
+                "CREATE TABLE placements (key_id BLOB NOT NULL, device_id BLOB NOT NULL, first_seen INTEGER NOT NULL,
+                     PRIMARY KEY (key_id, device_id)) WITHOUT ROWID;",
+            )
+            .unwrap();
+            for (k, dev) in rows {
+                conn.execute(
+                    "INSERT INTO placements VALUES (?1, ?2, 0)",
+                    params![kid(k).as_bytes().as_slice(), [dev; 16].as_slice()],
+                )
+                .unwrap();
+            }
+        } else {
+            conn.execute_batch(
+                "CREATE TABLE service_key (singleton INTEGER PRIMARY KEY, seed BLOB NOT NULL);
+                 CREATE TABLE placements (key_id BLOB PRIMARY KEY, devices BLOB NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE restores (id INTEGER PRIMARY KEY, archive_id BLOB NOT NULL, device_id BLOB NOT NULL,
+                     licenses INTEGER NOT NULL, at INTEGER NOT NULL);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+            conn.execute("INSERT INTO service_key VALUES (1, ?1)", [[7u8; 32].as_slice()]).unwrap();
+            conn.execute(
+                "INSERT INTO placements VALUES (?1, ?2)",
+                params![kid(1).as_bytes().as_slice(), [[1u8; 16], [2; 16], [3; 16], [4; 16]].concat()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO placements VALUES (?1, ?2)",
+                params![kid(2).as_bytes().as_slice(), [[1u8; 16], [5; 16]].concat()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO restores (archive_id, device_id, licenses, at) VALUES (?1, ?2, 2, 5)",
+                params![[9u8; 16].as_slice(), [5u8; 16].as_slice()],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn earlier_ledgers_are_migrated_and_keep_their_counts() {
+        for version in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ledger.db");
+            old_ledger(&path, version);
+            let authority = Authority::new(SqliteLedger::open(&path).unwrap(), ServicePolicy::default()).unwrap();
+            assert_eq!(authority.devices_of(EMBEDDED_ACCOUNT, &kid(1)).unwrap(), [[1; 16], [2; 16], [3; 16], [4; 16]]);
+            assert_eq!(authority.devices_of(EMBEDDED_ACCOUNT, &kid(2)).unwrap(), [[1; 16], [5; 16]]);
+            assert!(authority.devices_of("someone else", &kid(1)).unwrap().is_empty(), "another account");
+            let audit = authority.audit(EMBEDDED_ACCOUNT).unwrap();
+            assert_eq!((audit.licenses, audit.placements), (2, 6), "version {version}");
+            assert_eq!(audit.confirmed, u64::from(version == 2), "the restore rows became confirmed reservations");
+            if version == 2 {
+                assert_eq!(*authority.ledger().service_seed().unwrap(), [7; 32], "the service key is kept");
+            }
+            let conn = authority.ledger().lock().unwrap();
+            let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, LEDGER_VERSION);
+            let old: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name IN ('placements_old', 'restores_old', 'restores'))",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(!old, "the old tables are dropped");
+            drop(conn);
+            drop(authority);
+            // Opening again finds the current layout and changes nothing.
+            let again = Authority::new(SqliteLedger::open(&path).unwrap(), ServicePolicy::default()).unwrap();
+            assert_eq!(again.devices_of(EMBEDDED_ACCOUNT, &kid(1)).unwrap().len(), 4);
+        }
+    }
+
+    #[test]
+    fn a_newer_ledger_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", LEDGER_VERSION + 1).unwrap();
+        assert_eq!(SqliteLedger::open(&path).unwrap_err().code(), ErrorCode::Storage);
+    }
+
+    #[test]
+    fn a_transaction_dropped_uncommitted_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SqliteLedger::open(dir.path().join("ledger.db")).unwrap();
+        {
+            let mut tx = ledger.write().unwrap();
+            tx.put_placements("a", &kid(1), &[0; ENTRY_LEN]).unwrap();
+            assert_eq!(tx.insert_placements("a", &[kid(1), kid(2)], &[1; ENTRY_LEN]).unwrap(), 1);
+        }
+        let mut tx = ledger.read().unwrap();
+        assert_eq!(tx.placements("a", &kid(1)).unwrap(), None);
+        assert_eq!(tx.placements("a", &kid(2)).unwrap(), None);
     }
 }

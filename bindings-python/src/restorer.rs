@@ -146,10 +146,13 @@ impl BackupRestorer {
         self.inner.cancel_license_restore()
     }
 
-    /// What the restore quota allows for the archive in `RestorePath` onto this device.
-    fn restore_quota<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+    /// new identity of it with `individualize`).
+    #[pyo3(signature = (*, individualize = false))]
+    fn restore_quota<'py>(&self, py: Python<'py>, individualize: bool) -> PyResult<Bound<'py, PyAny>> {
         let inner = &self.inner;
-        let quota = py.detach(|| inner.restore_quota()).or_raise(py)?;
+        let flags = license_backup::RestoreFlags { individualize, replace_existing: false };
+        let quota = py.detach(|| inner.restore_quota_with(flags)).or_raise(py)?;
         convert::quota(py, &quota)
     }
 }

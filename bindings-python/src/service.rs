@@ -34,6 +34,14 @@ impl EmbeddedService {
         self.inner.set_online(online);
     }
 
+    /// What the ledger holds: reservations by state, licenses and devices counted
+    /// (a `LedgerAudit`).
+    fn audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = &self.inner;
+        let audit = py.detach(|| inner.audit()).or_raise(py)?;
+        crate::convert::ledger_audit(py, &audit)
+    }
+
     /// The path of the ledger file.
     #[getter]
     fn path(&self) -> PathBuf {

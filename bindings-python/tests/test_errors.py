@@ -71,10 +71,15 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
+def _header_len(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[10:12], "little")
+
+
 def _set_version(path: Path, version: int) -> None:
     data = bytearray(path.read_bytes())
+    n = _header_len(path)
     data[8:10] = version.to_bytes(2, "little")
-    data[160:176] = hashlib.sha256(bytes(data[:160])).digest()[:16]
+    data[n - 16 : n] = hashlib.sha256(bytes(data[: n - 16])).digest()[:16]
     path.write_bytes(bytes(data))
 
 
@@ -151,7 +156,11 @@ REACH: Dict[str, Callable[[World], object]] = {
     "NOT_WRITABLE": lambda w: _set(w.device("A"), "BackupPath", _not_writable_folder(w)).backup_licenses().wait(),
     "BACKUP_EXISTS": lambda w: _backed_up(w).backup_licenses().wait(),
     "ARCHIVE_MISSING": lambda w: w.device("A").restore_quota(),
-    "ARCHIVE_CORRUPT": lambda w: (_backed_up(w), _flip(_archive(w), 176 + 25), w.device("B").restore_licenses().wait()),
+    "ARCHIVE_CORRUPT": lambda w: (
+        _backed_up(w),
+        _flip(_archive(w), _header_len(_archive(w)) + 25),
+        w.device("B").restore_licenses().wait(),
+    ),
     "UNSUPPORTED_VERSION": lambda w: (_backed_up(w), _set_version(_archive(w), 99), w.device("B").restore_quota()),
     "WRONG_KEY": _wrong_key,
     "SERVICE_UNAVAILABLE": lambda w: (_backed_up(w), w.service.set_online(False), w.device("B").restore_quota()),
@@ -171,7 +180,9 @@ def _set(r: lb.BackupRestorer, name: str, value: lb.PropertyValue) -> lb.BackupR
 
 
 def test_every_reachable_code_has_a_case() -> None:
-    assert set(REACH) == {e["name"] for e in ERRORS} - {"INTERNAL"}
+    # INTERNAL is a bug; FOREIGN_DEVICE needs a service with several accounts (the embedded
+    # service has one).
+    assert set(REACH) == {e["name"] for e in ERRORS} - {"INTERNAL", "FOREIGN_DEVICE"}
 
 
 @pytest.mark.parametrize("name", sorted(REACH))

@@ -115,6 +115,7 @@ def test_no_extra_events() -> None:
 
 RECORD_CLASSES = {
     "CatalogEntry": lb.CatalogEntry,
+    "LedgerAudit": lb.LedgerAudit,
     "License": lb.License,
     "NewLicense": lb.NewLicense,
     "Quota": lb.Quota,

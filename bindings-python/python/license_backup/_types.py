@@ -109,11 +109,33 @@ class Quota:
     """How many more new devices could still receive every license of the archive."""
     device_already_counted: bool
     """This device already counts for every license: restoring onto it again is free."""
+    allowed: bool
+    """Whether the service would authorize this restore now."""
 
     @property
     def can_restore(self) -> bool:
-        """Whether a restore onto this device would be authorized now."""
-        return self.device_already_counted or self.restores_remaining > 0
+        """Whether a restore onto this device would be authorized now (``allowed``)."""
+        return self.allowed
+
+
+@dataclass(frozen=True)
+class LedgerAudit:
+    """What an embedded service's ledger holds (``EmbeddedService.audit()``)."""
+
+    pending: int
+    """Reservations granted and not yet confirmed or released (they count)."""
+    confirmed: int
+    """Reservations confirmed by their device (they count)."""
+    released: int
+    """Reservations released by their device (they do not count)."""
+    expired: int
+    """Reservations left pending past the service's limit (they count, for good)."""
+    licenses: int
+    """Licenses with at least one device counted."""
+    placements: int
+    """(license, device) pairs that count."""
+    devices: int
+    """Devices known to belong to the account."""
 
 
 @dataclass(frozen=True)

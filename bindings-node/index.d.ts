@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events'
 import type {
   CatalogEntry,
+  LedgerAudit,
   License,
   NewLicense,
   PropertyEntry,
@@ -12,7 +13,7 @@ import type {
   Summary,
 } from './native'
 
-export type { CatalogEntry, License, NewLicense, PropertyEntry, Quota, Rights, Summary }
+export type { CatalogEntry, LedgerAudit, License, NewLicense, PropertyEntry, Quota, Rights, Summary }
 
 /** Every error code: symbolic name → stable number. */
 export declare const ErrorCode: Readonly<{
@@ -30,6 +31,7 @@ export declare const ErrorCode: Readonly<{
   WRONG_KEY: 303
   SERVICE_UNAVAILABLE: 401
   RESTORE_LIMIT_EXCEEDED: 402
+  FOREIGN_DEVICE: 403
   CANCELLED: 501
   BUSY: 502
   CALLBACK_FAILED: 503
@@ -178,6 +180,8 @@ export declare class EmbeddedService {
   static open(path: string, options?: ServiceOptions): EmbeddedService
   /** Takes the service offline (SERVICE_UNAVAILABLE) or back online. */
   setOnline(online: boolean): void
+  /** What the ledger holds: reservations by state, licenses and devices counted. */
+  audit(): LedgerAudit
   /** Whether close() was called. */
   readonly closed: boolean
   /** Releases the native handle now. */
@@ -249,8 +253,9 @@ export declare class BackupRestorer extends EventEmitter {
   cancelLicenseBackup(): void
   /** Cancels the running restore, if any. */
   cancelLicenseRestore(): void
-  /** What the restore quota allows for the archive in restorePath onto this device. */
-  restoreQuota(): Quota
+  /** What the restore quota allows for the archive in restorePath onto this device (onto a new
+   * identity of it, which counts as this device, with `individualize`). */
+  restoreQuota(options?: { individualize?: boolean }): Quota
   /** Whether close() was called. */
   readonly closed: boolean
   /** Cancels any running operation and releases native resources. */

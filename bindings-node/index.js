@@ -25,6 +25,7 @@ const ErrorCode = Object.freeze({
   WRONG_KEY: 303,
   SERVICE_UNAVAILABLE: 401,
   RESTORE_LIMIT_EXCEEDED: 402,
+  FOREIGN_DEVICE: 403,
   CANCELLED: 501,
   BUSY: 502,
   CALLBACK_FAILED: 503,
@@ -197,6 +198,11 @@ class EmbeddedService {
     call(() => nativeOf.get(this).setOnline(online))
   }
 
+  /** What the ledger holds: reservations by state, licenses and devices counted. */
+  audit() {
+    return call(() => nativeOf.get(this).audit())
+  }
+
   /** Whether close() was called. */
   get closed() {
     return nativeOf.get(this).closed
@@ -344,8 +350,8 @@ class BackupRestorer extends EventEmitter {
   }
 
   /** What the restore quota allows for the archive in restorePath onto this device. */
-  restoreQuota() {
-    return call(() => nativeOf.get(this).restoreQuota())
+  restoreQuota(options = {}) {
+    return call(() => nativeOf.get(this).restoreQuota(options.individualize ?? false))
   }
 
   /** Whether close() was called. */

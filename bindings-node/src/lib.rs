@@ -236,6 +236,28 @@ pub struct Quota {
     pub restores_remaining: u32,
     /// This device already counts for every license, so restoring onto it again is free.
     pub device_already_counted: bool,
+    /// Whether the service would authorize this restore now.
+    pub allowed: bool,
+}
+
+/// What an embedded service's ledger holds (`EmbeddedService.audit()`).
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct LedgerAudit {
+    /// Reservations granted and not yet confirmed or released (they count).
+    pub pending: i64,
+    /// Reservations confirmed by their device (they count).
+    pub confirmed: i64,
+    /// Reservations released by their device (they do not count).
+    pub released: i64,
+    /// Reservations left pending past the service's limit (they count, for good).
+    pub expired: i64,
+    /// Licenses with at least one device counted.
+    pub licenses: i64,
+    /// (license, device) pairs that count.
+    pub placements: i64,
+    /// Devices known to belong to the account.
+    pub devices: i64,
 }
 
 /// A property and its value, as `propertyByIndex` returns it.
@@ -728,6 +750,21 @@ impl EmbeddedService {
         Ok(())
     }
 
+    /// What the ledger holds: reservations by state, licenses and devices counted.
+    #[napi]
+    pub fn audit(&self) -> Result<LedgerAudit> {
+        let a = self.get()?.audit().map_err(js_error)?;
+        Ok(LedgerAudit {
+            pending: count(a.pending),
+            confirmed: count(a.confirmed),
+            released: count(a.released),
+            expired: count(a.expired),
+            licenses: count(a.licenses),
+            placements: count(a.placements),
+            devices: count(a.devices),
+        })
+    }
+
     /// Whether `close` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
@@ -863,15 +900,18 @@ impl BackupRestorer {
         Ok(())
     }
 
-    /// What the restore quota allows for the archive in `RestorePath` onto this device.
+    /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+    /// new identity of it with `individualize`).
     #[napi]
-    pub fn restore_quota(&self) -> Result<Quota> {
-        let q = self.get()?.restore_quota().map_err(js_error)?;
+    pub fn restore_quota(&self, individualize: Option<bool>) -> Result<Quota> {
+        let flags = lb::RestoreFlags { individualize: individualize.unwrap_or(false), replace_existing: false };
+        let q = self.get()?.restore_quota_with(flags).map_err(js_error)?;
         Ok(Quota {
             licenses: count(q.licenses),
             max_devices: q.max_devices,
             restores_remaining: q.restores_remaining,
             device_already_counted: q.device_already_counted,
+            allowed: q.allowed,
         })
     }
 

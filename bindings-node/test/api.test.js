@@ -175,7 +175,7 @@ test('backupLicenses and restoreLicenses resolve with the summary, after their e
   t.after(() => (b.close(), store.close()))
   b.restorePath = a.backup
   const quota = b.restoreQuota()
-  assert.deepEqual({ ...quota }, { licenses: 4, maxDevices: 4, restoresRemaining: 3, deviceAlreadyCounted: false })
+  assert.deepEqual({ ...quota }, { licenses: 4, maxDevices: 4, restoresRemaining: 3, deviceAlreadyCounted: false, allowed: true })
   const idBefore = store.deviceId()
   const seenB = record(b)
   const restored = await b.restoreLicenses({ individualize: true })
@@ -246,7 +246,7 @@ test('restore errors: refused (with URL), offline service, missing archive, path
 
 test('every error code has a constant, and LicenseBackupError carries code and errno', () => {
   const codes = Object.entries(lb.ErrorCode)
-  assert.equal(codes.length, 21)
+  assert.equal(codes.length, 22)
   assert.ok(Object.isFrozen(lb.ErrorCode))
   for (const [code, errno] of codes) {
     const err = new lb.LicenseBackupError(code, 'message', { cause: 'why' })

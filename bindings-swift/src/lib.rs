@@ -65,6 +65,8 @@ pub enum ErrorCode {
     ServiceUnavailable = 401,
     /// The service refused the restore: a license already lives on the maximum number of devices.
     RestoreLimitExceeded = 402,
+    /// The archive was made on (or the device is registered with) another account of the service.
+    ForeignDevice = 403,
     /// The operation was cancelled.
     Cancelled = 501,
     /// Another operation is already running on this store.
@@ -98,6 +100,7 @@ impl ErrorCode {
         ErrorCode::WrongKey,
         ErrorCode::ServiceUnavailable,
         ErrorCode::RestoreLimitExceeded,
+        ErrorCode::ForeignDevice,
         ErrorCode::Cancelled,
         ErrorCode::Busy,
         ErrorCode::CallbackFailed,
@@ -365,6 +368,8 @@ pub struct Quota {
     pub restores_remaining: u32,
     /// This device already counts for every license, so restoring onto it again is free.
     pub device_already_counted: bool,
+    /// Whether the service would authorize this restore now.
+    pub allowed: bool,
 }
 
 impl From<core_api::Quota> for Quota {
@@ -374,7 +379,34 @@ impl From<core_api::Quota> for Quota {
             max_devices: q.max_devices,
             restores_remaining: q.restores_remaining,
             device_already_counted: q.device_already_counted,
+            allowed: q.allowed,
         }
+    }
+}
+
+/// What an embedded service's ledger holds (`EmbeddedService.audit()`).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct LedgerAudit {
+    /// Reservations granted and not yet confirmed or released (they count).
+    pub pending: u64,
+    /// Reservations confirmed by their device (they count).
+    pub confirmed: u64,
+    /// Reservations released by their device (they do not count).
+    pub released: u64,
+    /// Reservations left pending past the service's limit (they count, for good).
+    pub expired: u64,
+    /// Licenses with at least one device counted.
+    pub licenses: u64,
+    /// (license, device) pairs that count.
+    pub placements: u64,
+    /// Devices known to belong to the account.
+    pub devices: u64,
+}
+
+impl From<core_api::LedgerAudit> for LedgerAudit {
+    fn from(a: core_api::LedgerAudit) -> Self {
+        let core_api::LedgerAudit { pending, confirmed, released, expired, licenses, placements, devices } = a;
+        LedgerAudit { pending, confirmed, released, expired, licenses, placements, devices }
     }
 }
 
@@ -751,6 +783,11 @@ impl RawEmbeddedService {
             Ok(())
         })
     }
+
+    /// What the ledger holds: reservations by state, licenses and devices counted.
+    pub fn audit(&self) -> FfiResult<LedgerAudit> {
+        guarded(|| Ok(self.inner.audit()?.into()))
+    }
 }
 
 /// A backup restorer over a store and a service (`BackupRestorer` in Swift wraps it).
@@ -856,9 +893,12 @@ impl RawBackupRestorer {
         })
     }
 
-    /// What the restore quota allows for the archive in `RestorePath` onto this device.
-    pub fn restore_quota(&self) -> FfiResult<Quota> {
-        guarded(|| Ok(self.inner.restore_quota()?.into()))
+    /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+    /// new identity of it with `individualize`).
+    #[uniffi::method(default(individualize = false))]
+    pub fn restore_quota(&self, individualize: bool) -> FfiResult<Quota> {
+        let flags = core_api::RestoreFlags { individualize, replace_existing: false };
+        guarded(|| Ok(self.inner.restore_quota_with(flags)?.into()))
     }
 }
 

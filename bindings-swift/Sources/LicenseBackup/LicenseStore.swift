@@ -13,6 +13,8 @@ public typealias License = LicenseBackupBindings.License
 public typealias Summary = LicenseBackupBindings.Summary
 /// What the restore quota allows for an archive on this device.
 public typealias Quota = LicenseBackupBindings.Quota
+/// What an embedded service's ledger holds (``EmbeddedService/audit()``).
+public typealias LedgerAudit = LicenseBackupBindings.LedgerAudit
 /// A property value: `.string`, `.u32` or `.bool`.
 public typealias PropertyValue = LicenseBackupBindings.PropertyValue
 /// `.backup` or `.restore`.
@@ -112,5 +114,10 @@ public final class EmbeddedService: Sendable {
         // The Rust side only flips a flag; the call cannot fail short of a caught panic, which
         // leaves nothing for the caller to do.
         try? raw.setOnline(online: online)
+    }
+
+    /// What the ledger holds: reservations by state, licenses and devices counted.
+    public func audit() throws(LicenseBackupError) -> LedgerAudit {
+        try bridged { try raw.audit() }
     }
 }

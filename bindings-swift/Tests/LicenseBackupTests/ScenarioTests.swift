@@ -159,9 +159,9 @@ final class ScenarioRunner {
         case "quota":
             let got: [String: Any]
             do {
-                let q = try device(step, at).restorer.restoreQuota()
+                let q = try device(step, at).restorer.restoreQuota(individualize: step["individualize"] as? Bool ?? false)
                 got = ["licenses": Int(q.licenses), "max_devices": Int(q.maxDevices), "restores_remaining": Int(q.restoresRemaining),
-                       "device_already_counted": q.deviceAlreadyCounted]
+                       "device_already_counted": q.deviceAlreadyCounted, "allowed": q.allowed]
             } catch let error as LicenseBackupError {
                 got = ["error": error.name]
             }
@@ -190,6 +190,16 @@ final class ScenarioRunner {
             try Data(text.utf8).write(to: URL(fileURLWithPath: dir.path(step["path"] as! String)))
         case "service_online":
             service.setOnline(step["online"] as! Bool)
+        case "audit":
+            let a = try service.audit()
+            let got: [String: Any] = [
+                "pending": Int(a.pending), "confirmed": Int(a.confirmed), "released": Int(a.released),
+                "expired": Int(a.expired), "licenses": Int(a.licenses), "placements": Int(a.placements),
+                "devices": Int(a.devices),
+            ]
+            if !jsonEqual(step["expect"], got) {
+                throw fail(at, "audit: expected \(render(step["expect"])), got \(render(got))")
+            }
         case "add_license":
             let license = generatedLicense(
                 (step["index"] as! NSNumber).intValue, prefix: step["prefix"] as? String ?? "5a",
@@ -289,7 +299,8 @@ final class ScenarioRunner {
             return
         }
         var bytes = [UInt8](try Data(contentsOf: url))
-        let headerLen = 176
+        // The header's length is in the header (version 1: 176 bytes, version 2: 280).
+        let headerLen = bytes.count >= 12 ? Int(bytes[10]) | Int(bytes[11]) << 8 : 0
         var frames: [Int] = []
         var pos = headerLen
         while pos + 21 <= bytes.count {
@@ -327,7 +338,7 @@ final class ScenarioRunner {
             let v = (step["version"] as! NSNumber).uint16Value
             bytes[8] = UInt8(v & 0xff)
             bytes[9] = UInt8(v >> 8)
-            bytes.replaceSubrange(160..<176, with: sha256(Array(bytes[0..<160])).prefix(16))
+            bytes.replaceSubrange(headerLen - 16..<headerLen, with: sha256(Array(bytes[0..<headerLen - 16])).prefix(16))
         default:
             throw fail(at, "unknown damage \(step["action"] ?? "nil")")
         }

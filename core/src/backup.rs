@@ -1,8 +1,8 @@
 //! The backup job: stream every license that may be backed up into a new archive, then put it
 //! in place atomically.
 
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::fs::OpenOptions;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -10,9 +10,11 @@ use crate::archive::{ARCHIVE_FILE_NAME, ArchiveWriter, BatchItem, RecordBatch, w
 use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
+use crate::folder::{TempFile, check_folder, sync_folder};
 use crate::operation::{Emitter, Progress};
 use crate::registration;
 use crate::service::LicenseService;
+use crate::sqlite;
 use crate::store;
 
 /// What a backup needs, captured when it is started.
@@ -22,42 +24,6 @@ pub(crate) struct BackupJob {
     pub(crate) folder: PathBuf,
     pub(crate) overwrite: bool,
     pub(crate) progress_interval: u64,
-}
-
-/// Checks that `folder` exists and is a folder.
-pub(crate) fn check_folder(folder: &Path) -> Result<()> {
-    match std::fs::metadata(folder) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Error::new(ErrorCode::NotAFolder, format!("{} is not a folder", folder.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(Error::new(ErrorCode::PathNotFound, format!("the folder {} does not exist", folder.display())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            Err(Error::new(ErrorCode::NotAFolder, format!("{} is not a folder", folder.display())))
-        }
-        Err(e) => Err(Error::io(&format!("cannot read {}", folder.display()), &e)),
-    }
-}
-
-/// A temporary file that is removed unless it is put in place.
-struct TempFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-fn sync_folder(folder: &Path) {
-    // Makes the rename durable; not every platform can open a folder, so this is best effort.
-    if let Ok(dir) = File::open(folder) {
-        let _ = dir.sync_all();
-    }
 }
 
 impl BackupJob {
@@ -85,7 +51,7 @@ impl BackupJob {
             _ => e,
         })?;
 
-        let conn = store::open_backup_connection(&self.store_path)?;
+        let conn = sqlite::open_backup_connection(&self.store_path)?;
         conn.execute_batch("BEGIN")?;
         let device = store::load_device(&conn)?;
         // Once per service: the device proves its key and joins the account, so the service

@@ -20,10 +20,11 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::clock::now_secs;
 use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::{LicenseService, RequestId};
-use crate::store::{now_secs, open_connection};
+use crate::sqlite::open_connection;
 
 /// The request IDs of the restores running in this process: their entries are theirs to settle.
 static IN_FLIGHT: Mutex<Vec<RequestId>> = Mutex::new(Vec::new());

@@ -13,7 +13,8 @@
 //!   (a grant is a reservation, confirmed once the restore landed); [`EmbeddedService`] runs
 //!   in process with its ledger in a local SQLite file; [`Authority`] is the service's logic
 //!   over any [`Ledger`], for a networked service to run per account.
-//! * [`interface`]: the machine-readable description every binding is checked against.
+//! * [`interface`]: the tables of the machine-readable description every binding is checked
+//!   against (`core/interface.json`, written by the `license-backup-devtools` crate).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -46,11 +47,15 @@
 
 pub mod archive;
 mod backup;
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_support;
+mod clock;
 mod crypto;
+mod device;
 pub mod error;
 pub mod event;
+mod folder;
 pub mod interface;
 mod journal;
 mod key_id;
@@ -61,6 +66,7 @@ mod registration;
 mod restore;
 mod restorer;
 pub mod service;
+mod sqlite;
 mod store;
 
 pub use crypto::WrappedKey;

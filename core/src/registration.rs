@@ -6,10 +6,12 @@ use std::path::Path;
 
 use rusqlite::params;
 
+use crate::clock::now_secs;
 use crate::crypto;
+use crate::device::DeviceKeys;
 use crate::error::Result;
 use crate::service::{DeviceRegistration, LicenseService, REGISTRATION_INFO, registration_aad};
-use crate::store::{DeviceKeys, now_secs, open_connection};
+use crate::sqlite::open_connection;
 
 /// Registers `device` with the service whose key is `service_key`, unless the store at
 /// `store_path` remembers having done so; then remembers it. A service error (unreachable,

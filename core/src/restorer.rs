@@ -4,18 +4,19 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::archive::{self, ARCHIVE_FILE_NAME};
-use crate::backup::{BackupJob, check_folder};
+use crate::archive::ARCHIVE_FILE_NAME;
+use crate::backup::BackupJob;
 use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{OperationKind, StatusCallback};
+use crate::folder::check_folder;
 use crate::journal;
 use crate::license::ConflictPolicy;
 use crate::operation::{self, OperationHandle};
 use crate::props::{Properties, Property, PropertyValue};
-use crate::restore::{RestoreJob, restore_request};
+use crate::restore::{self, RestoreJob, RestoreTarget, restore_request};
 use crate::service::{LicenseService, Quota};
-use crate::store::{LicenseStore, RestoreTarget};
+use crate::store::LicenseStore;
 
 /// Flags of a backup.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -200,7 +201,7 @@ impl BackupRestorer {
     pub fn restore_quota_with(&self, flags: RestoreFlags) -> Result<Quota> {
         let (folder, _) = self.folder(Property::RestorePath)?;
         check_folder(&folder)?;
-        let scanned = archive::scan(&folder.join(ARCHIVE_FILE_NAME))?;
+        let scanned = restore::scan::scan(&folder.join(ARCHIVE_FILE_NAME))?;
         let _ = journal::settle(self.store.path(), self.service.as_ref());
         let target = RestoreTarget::new(self.store.path(), flags.individualize)?;
         let service_key = self.service.public_key()?;

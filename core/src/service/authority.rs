@@ -14,10 +14,10 @@ use super::{
     succession_aad,
 };
 use crate::archive::{self, ARCHIVE_KEY_INFO, AuthenticatedHeader, GRANT_INFO, KeyTally, V1_ARCHIVE_KEY_INFO};
+use crate::clock::now_secs;
 use crate::crypto::{self, KeyPair, PUBLIC_KEY_LEN};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
-use crate::store::now_secs;
 
 /// Key IDs handled together (one multi-row insert for licenses the ledger has not seen).
 const CHUNK: usize = 64;

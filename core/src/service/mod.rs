@@ -141,8 +141,7 @@ pub(crate) fn grant_aad(archive_id: &[u8; 16], device_id: &[u8; 16], request_id:
 }
 
 /// How a reservation ended, as the service's ledger has it after a confirm or a release.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settlement {
     /// The restore counts (confirmed, or pending for longer than the service keeps
     /// reservations open).
@@ -192,7 +191,7 @@ impl ServiceError {
 
 /// What the quota allows for restoring an archive onto a device, as the service would decide
 /// it now (pending reservations of other restores count).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quota {
     /// Licenses in the archive.
     pub licenses: u64,
@@ -217,7 +216,7 @@ impl Quota {
 }
 
 /// What a ledger holds for one account: reservations by state, live placements, devices.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LedgerAudit {
     /// Reservations granted and not yet confirmed or released (they count).
     pub pending: u64,

@@ -157,8 +157,8 @@ impl SqliteLedger {
     /// the service's key seed is made on first use.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut conn = crate::store::open_connection(&path)?;
-        conn.pragma_update(None, "cache_size", -crate::store::STREAMING_CACHE_KIB)?;
+        let mut conn = crate::sqlite::open_connection(&path)?;
+        conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(32);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -451,7 +451,7 @@ impl LedgerTx for SqliteTx<'_> {
         let sql = |rows| {
             format!(
                 "INSERT INTO placements (account, key_id, entries) VALUES {} ON CONFLICT DO NOTHING",
-                crate::store::values_placeholders(3, rows)
+                crate::sqlite::values_placeholders(3, rows)
             )
         };
         let mut inserted = 0;

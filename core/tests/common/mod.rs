@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use license_backup::*;
+use serde_json::{Value, json};
 
 #[path = "../../../fuzz/writer.rs"]
 pub mod writer;
@@ -161,4 +162,33 @@ impl Rng {
 /// A device ID as `LicenseStore::device_id` shows it (32 hex digits), as bytes.
 pub fn hex16(hex: &str) -> [u8; 16] {
     std::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+}
+
+/// The normalized JSON form of an event that the conformance scenarios compare
+/// (`tests/scenarios/README.md`): no times, byte counts, messages or random IDs, so the same
+/// scenario gives the same sequence in every language.
+///
+/// `{"event": <kind name>, <fields of EventKind::fields, in order>}`; an `end` has
+/// `"error": null` or the symbolic code, and the summary's counts (zero when it failed).
+pub fn normalized(event: &StatusEvent) -> Value {
+    match event {
+        StatusEvent::Begin { operation } => json!({"event": "begin", "operation": operation.name()}),
+        StatusEvent::Progress { operation, done, total } => {
+            json!({"event": "progress", "operation": operation.name(), "done": done, "total": total})
+        }
+        StatusEvent::RestrictedLicense { key_id, title } => {
+            json!({"event": "restricted_license", "key_id": key_id.to_string(), "title": title})
+        }
+        StatusEvent::Connecting => json!({"event": "connecting"}),
+        StatusEvent::Disconnecting => json!({"event": "disconnecting"}),
+        StatusEvent::Refused { code, url, .. } => json!({"event": "refused", "code": code.name(), "url": url}),
+        StatusEvent::End { operation, outcome } => {
+            let (error, s) = match outcome {
+                Outcome::Completed(s) => (Value::Null, s.clone()),
+                Outcome::Failed(e) => (Value::from(e.code().name()), Summary::default()),
+            };
+            json!({"event": "end", "operation": operation.name(), "error": error,
+                   "licenses": s.licenses, "restricted": s.restricted, "skipped": s.skipped})
+        }
+    }
 }

@@ -5,24 +5,30 @@
 //!
 //! Memory stays flat however many licenses the archive holds: nothing is kept per license. The
 //! archive file is read in passes, each checked against the first by the count and a digest of
-//! the key IDs: the scan (framing only), the key IDs streamed to the service, the verifying pass
-//! that reports PROGRESS, and the pass that writes the store.
+//! the key IDs: the scan (every byte, checked against the header's commitments, [`scan`]), the
+//! key IDs streamed to the service, the
+//! verifying pass that reports PROGRESS ([`verify`]), and the pass that writes the store
+//! ([`apply`]).
 
-use std::sync::Arc;
+mod apply;
+pub(crate) mod scan;
+mod verify;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::archive::{self, ARCHIVE_FILE_NAME, GRANT_INFO};
-use crate::backup::check_folder;
+pub(crate) use apply::RestoreTarget;
+
+use crate::archive::{ARCHIVE_FILE_NAME, GRANT_INFO};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
+use crate::folder::check_folder;
 use crate::journal::{self, PendingRestore};
 use crate::license::ConflictPolicy;
 use crate::operation::{Emitter, Progress};
 use crate::service::{
     IdentityProof, LicenseService, RequestId, RestoreRequest, SUCCESSION_INFO, ServiceError, grant_aad, succession_aad,
 };
-use crate::store::RestoreTarget;
 
 /// What a restore needs, captured when it is started.
 pub(crate) struct RestoreJob {
@@ -40,7 +46,7 @@ impl RestoreJob {
         let path = self.folder.join(ARCHIVE_FILE_NAME);
         // Every byte is read and, for a version-2 archive, checked against the header's
         // commitments: a damaged archive ends here, before the service is asked anything.
-        let scanned = archive::scan(&path)?;
+        let scanned = scan::scan(&path)?;
         emitter.check_cancelled()?;
         let target = RestoreTarget::new(&self.store_path, self.individualize)?;
         // Reservations an earlier restore left unsettled (a crash, the service unreachable).
@@ -104,7 +110,7 @@ impl RestoreJob {
 /// header and wrapped key, the device the licenses will be bound to and, when it is a new
 /// identity, the proof that the device holds the identity it replaces.
 pub(crate) fn restore_request(
-    scanned: &archive::ScannedArchive,
+    scanned: &scan::ScannedArchive,
     target: &RestoreTarget,
     request_id: RequestId,
     service_key: &[u8; 32],

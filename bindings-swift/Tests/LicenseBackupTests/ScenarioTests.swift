@@ -323,7 +323,6 @@ final class ScenarioRunner {
         }
         // The header's length is in the header (version 1: 176 bytes, version 2: 280).
         let headerLen = bytes.count >= 12 ? Int(bytes[10]) | Int(bytes[11]) << 8 : 0
-        }
         func int(_ key: String) throws -> Int {
             guard let n = step[key] as? NSNumber else { throw fail(at, "no \(key)") }
             return n.intValue

@@ -331,7 +331,7 @@ impl<L: Ledger> Authority<L> {
                 }
             }
             if allowed && (dropped || !add.is_empty()) {
-                let mut out = Vec::with_capacity((kept.len() + add.len()) * super::ledger::ENTRY_LEN);
+                let mut out = Vec::with_capacity((kept.len() + add.len()) * super::ledger::MAX_ENTRY_LEN);
                 for e in &kept {
                     e.encode(&mut out);
                 }
@@ -602,6 +602,7 @@ impl<L: Ledger> Authority<L> {
 /// liveness of every reservation the row names (a missing one counts).
 fn live_devices(known: &HashMap<ReservationRef, Live>, row: &[u8]) -> Result<Vec<[u8; 16]>> {
     let mut devices: Vec<[u8; 16]> = super::ledger::entries(row)?
+        .into_iter()
         .filter(|e| {
             e.reservation == PERMANENT || known.get(&e.reservation).copied().unwrap_or(Live::Settled) != Live::Dead
         })

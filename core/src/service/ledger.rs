@@ -25,8 +25,9 @@ pub type ReservationRef = i64;
 /// The reservation number of placements that always count.
 pub const PERMANENT: ReservationRef = 0;
 
-/// Bytes of one placement entry: a device ID (16) and a reservation number (i64 big-endian).
-pub const ENTRY_LEN: usize = 24;
+/// The most bytes one placement entry takes: a device ID (16) and a reservation number
+/// (LEB128, at most 10 bytes; 1 to 3 for the first two million reservations).
+pub const MAX_ENTRY_LEN: usize = 26;
 
 /// A reservation's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,22 +121,56 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Appends the entry's bytes to `out`.
+    /// Appends the entry's bytes to `out`: the device ID, then the reservation number as an
+    /// unsigned LEB128 (a row is read and written whole, and a restore writes one for each
+    /// license: a fresh row of two entries is 36 bytes rather than 48 with fixed-size numbers,
+    /// which makes the restore's ledger inserts about a quarter cheaper).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.device);
-        out.extend_from_slice(&self.reservation.to_be_bytes());
+        let mut n = self.reservation as u64;
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
     }
 }
 
-/// The entries of a placement row (`ENTRY_LEN` bytes each); a malformed row is a storage error.
-pub fn entries(row: &[u8]) -> Result<impl Iterator<Item = Entry> + '_> {
-    if row.len() % ENTRY_LEN != 0 {
-        return Err(Error::new(ErrorCode::Storage, "malformed placement row in the service ledger"));
+fn malformed_row() -> Error {
+    Error::new(ErrorCode::Storage, "malformed placement row in the service ledger")
+}
+
+/// The entries of a placement row; a malformed row is a storage error.
+pub fn entries(row: &[u8]) -> Result<Vec<Entry>> {
+    let mut out = Vec::with_capacity(row.len() / 17);
+    let mut rest = row;
+    while !rest.is_empty() {
+        if rest.len() < 17 {
+            return Err(malformed_row());
+        }
+        let device: [u8; 16] = rest[..16].try_into().expect("16 bytes");
+        rest = &rest[16..];
+        let (mut n, mut shift) = (0u64, 0u32);
+        loop {
+            let (&byte, tail) = rest.split_first().ok_or_else(malformed_row)?;
+            rest = tail;
+            if shift > 56 && byte >> (63 - shift) != 0 {
+                return Err(malformed_row());
+            }
+            n |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let reservation = i64::try_from(n).map_err(|_| malformed_row())?;
+        out.push(Entry { device, reservation });
     }
-    Ok(row.chunks_exact(ENTRY_LEN).map(|c| Entry {
-        device: c[..16].try_into().expect("16 bytes"),
-        reservation: i64::from_be_bytes(c[16..].try_into().expect("8 bytes")),
-    }))
+    Ok(out)
 }
 
 /// A ledger's storage. Thread-safe: a service calls it from many requests at once; each
@@ -184,7 +219,7 @@ pub trait LedgerTx {
     /// The pending reservations of `account` created at or before `before`.
     fn pending_before(&mut self, account: &str, before: i64) -> Result<Vec<ReservationRef>>;
 
-    /// The placement row of one license in `account` (entries, `ENTRY_LEN` bytes each).
+    /// The placement row of one license in `account` (its entries, see [`Entry::encode`]).
     fn placements(&mut self, account: &str, key_id: &KeyId) -> Result<Option<Vec<u8>>>;
 
     /// Writes the row `entries` for each license of `key_ids` that has no row in `account`
@@ -199,4 +234,35 @@ pub trait LedgerTx {
 
     /// Commits every write of the transaction.
     fn commit(self: Box<Self>) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_malformed_rows_are_refused() {
+        let list = [
+            Entry { device: [1; 16], reservation: PERMANENT },
+            Entry { device: [2; 16], reservation: 127 },
+            Entry { device: [3; 16], reservation: 128 },
+            Entry { device: [4; 16], reservation: 2_000_000 },
+            Entry { device: [5; 16], reservation: i64::MAX },
+        ];
+        let mut row = Vec::new();
+        for e in &list {
+            e.encode(&mut row);
+        }
+        assert_eq!(row.len(), 17 + 17 + 18 + 19 + 25);
+        assert_eq!(entries(&row).unwrap(), list);
+        assert!(entries(&[]).unwrap().is_empty());
+        for bad in [&row[..16], &row[..33], &[[9u8; 16].as_slice(), &[0x80]].concat()[..]] {
+            assert_eq!(entries(bad).unwrap_err().code(), ErrorCode::Storage);
+        }
+        // A number past i64, or longer than ten bytes.
+        let too_big = [[9u8; 16].as_slice(), &[0xff; 9], &[0x01]].concat();
+        assert_eq!(entries(&too_big).unwrap_err().code(), ErrorCode::Storage);
+        let too_long = [[9u8; 16].as_slice(), &[0x80; 10], &[0x00]].concat();
+        assert_eq!(entries(&too_long).unwrap_err().code(), ErrorCode::Storage);
+    }
 }

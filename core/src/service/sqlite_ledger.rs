@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use super::ledger::{
-    DeviceRecord, ENTRY_LEN, Entry, Ledger, LedgerTx, PERMANENT, Reservation, ReservationRef, ReservationState,
+    DeviceRecord, Entry, Ledger, LedgerTx, MAX_ENTRY_LEN, PERMANENT, Reservation, ReservationRef, ReservationState,
 };
 use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
@@ -60,7 +60,7 @@ CREATE INDEX IF NOT EXISTS reservations_by_state ON reservations (account, state
 CREATE TABLE IF NOT EXISTS placements (
     account INTEGER NOT NULL,
     key_id  BLOB NOT NULL CHECK (length(key_id) = 16),
-    entries BLOB NOT NULL CHECK (length(entries) > 0 AND length(entries) % 24 = 0),
+    entries BLOB NOT NULL CHECK (length(entries) >= 17),
     PRIMARY KEY (account, key_id)
 ) WITHOUT ROWID;
 ";
@@ -127,7 +127,7 @@ fn migrate(tx: &Connection) -> Result<()> {
             if kid.len() != 16 || devices.is_empty() || devices.len() % 16 != 0 {
                 return Err(malformed());
             }
-            let mut entries = Vec::with_capacity(devices.len() / 16 * ENTRY_LEN);
+            let mut entries = Vec::with_capacity(devices.len() / 16 * MAX_ENTRY_LEN);
             for d in devices.chunks_exact(16) {
                 Entry { device: d.try_into().expect("16 bytes"), reservation: PERMANENT }.encode(&mut entries);
             }
@@ -454,10 +454,13 @@ impl LedgerTx for SqliteTx<'_> {
                 crate::sqlite::values_placeholders(3, rows)
             )
         };
+        // The many-row statement's text, made once (a restore runs it for every 64 licenses).
+        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let many = MANY.get_or_init(|| sql(ROWS_PER_INSERT));
         let mut inserted = 0;
         let mut chunks = key_ids.chunks_exact(ROWS_PER_INSERT);
         for chunk in &mut chunks {
-            let mut stmt = self.conn.prepare_cached(&sql(ROWS_PER_INSERT))?;
+            let mut stmt = self.conn.prepare_cached(many)?;
             for (i, kid) in chunk.iter().enumerate() {
                 stmt.raw_bind_parameter(1 + 3 * i, account)?;
                 stmt.raw_bind_parameter(2 + 3 * i, kid.as_bytes().as_slice())?;
@@ -607,8 +610,8 @@ mod tests {
         let ledger = SqliteLedger::open(dir.path().join("ledger.db")).unwrap();
         {
             let mut tx = ledger.write().unwrap();
-            tx.put_placements("a", &kid(1), &[0; ENTRY_LEN]).unwrap();
-            assert_eq!(tx.insert_placements("a", &[kid(1), kid(2)], &[1; ENTRY_LEN]).unwrap(), 1);
+            tx.put_placements("a", &kid(1), &[0; 17]).unwrap();
+            assert_eq!(tx.insert_placements("a", &[kid(1), kid(2)], &[1; 17]).unwrap(), 1);
         }
         let mut tx = ledger.read().unwrap();
         assert_eq!(tx.placements("a", &kid(1)).unwrap(), None);

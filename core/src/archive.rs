@@ -369,12 +369,12 @@ impl<W: Write> ArchiveWriter<W> {
 
 /// Maps a write failure to a clear error (a full disk is the common one).
 pub(crate) fn write_error(e: &std::io::Error) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-            Error::new(ErrorCode::NotWritable, format!("cannot write the archive: {e}"))
-        }
-        _ => Error::io("cannot write the archive", e),
-    }
+    crate::media::io_error(crate::media::Doing::Write, e)
+}
+
+/// Maps a read failure to a clear error (a pulled stick, a failing medium).
+pub(crate) fn read_error(e: &std::io::Error) -> Error {
+    crate::media::io_error(crate::media::Doing::Read, e)
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -539,16 +539,38 @@ pub struct ArchivedLicense {
 fn read_exact_or_corrupt(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<()> {
     r.read_exact(buf).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!("archive truncated in {what}")),
-        _ => Error::io("cannot read the archive", &e),
+        _ => read_error(&e),
     })
+}
+
+/// Reads into `buf` until it is full or the input ends; returns how many bytes were read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(&e)),
+        }
+    }
+    Ok(got)
 }
 
 /// Reads and checks an archive's header.
 pub fn read_header(r: &mut impl Read) -> Result<ArchiveHeader> {
     let mut prefix = [0u8; 12];
-    read_exact_or_corrupt(r, &mut prefix, "the header")?;
-    if &prefix[..8] != MAGIC {
-        return Err(Error::corrupt("not a license backup archive (bad magic)"));
+    let got = read_up_to(r, &mut prefix)?;
+    // A file that does not start like an archive is another kind of file, not a damaged one.
+    let magic = got.min(MAGIC.len());
+    if got == 0 {
+        return Err(Error::corrupt("archive truncated in the header"));
+    }
+    if prefix[..magic] != MAGIC[..magic] {
+        return Err(Error::new(ErrorCode::WrongFileKind, "not a license backup archive (no LICBAKUP magic)"));
+    }
+    if got < prefix.len() {
+        return Err(Error::corrupt("archive truncated in the header"));
     }
     let version = u16::from_le_bytes([prefix[8], prefix[9]]);
     let header_len = u16::from_le_bytes([prefix[10], prefix[11]]) as usize;
@@ -614,7 +636,7 @@ fn expect_eof(r: &mut impl Read) -> Result<()> {
     match r.read(&mut one) {
         Ok(0) => Ok(()),
         Ok(_) => Err(Error::corrupt("unexpected bytes after the end record")),
-        Err(e) => Err(Error::io("cannot read the archive", &e)),
+        Err(e) => Err(read_error(&e)),
     }
 }
 
@@ -654,17 +676,32 @@ pub(crate) struct ScannedArchive {
     pub(crate) size: u64,
 }
 
+/// Opens the archive at `path` for reading. A missing file and an empty one (what a backup
+/// that died while putting its archive in place can leave, see `crate::media`) are
+/// `ARCHIVE_MISSING`; a folder is `WRONG_FILE_KIND`.
+fn open_archive(path: &Path) -> Result<File> {
+    let missing =
+        |why: &str| Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}{why}", path.display()));
+    let file = File::open(path).map_err(|e| match read_error(&e) {
+        e if e.code() == ErrorCode::ArchiveMissing => missing(""),
+        e => e,
+    })?;
+    let meta = file.metadata().map_err(|e| read_error(&e))?;
+    if meta.is_dir() {
+        return Err(Error::new(ErrorCode::WrongFileKind, format!("{} is a folder, not an archive", path.display())));
+    }
+    if crate::media::is_placeholder(&meta) {
+        return Err(missing(": the file is empty (a backup into this folder did not finish)"));
+    }
+    Ok(file)
+}
+
 /// Opens `path`, checks its header and framing up to a single end record followed by the end of
 /// the file, and counts its licenses, without decrypting anything. Memory stays flat: the key
 /// IDs are hashed, not kept.
 pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}", path.display()))
-        }
-        _ => Error::io("cannot open the archive", &e),
-    })?;
-    let size = file.metadata().map_err(|e| Error::io("cannot read the archive", &e))?.len();
+    let file = open_archive(path)?;
+    let size = file.metadata().map_err(|e| read_error(&e))?.len();
     let mut r = BufReader::with_capacity(64 * 1024, &file);
     let header = read_header(&mut r)?;
     let mut walker = KeyIds { r, tally: KeyTally::default(), finished: false };
@@ -672,7 +709,7 @@ pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
         key_id?;
     }
     let KeyIds { mut r, tally, .. } = walker;
-    let pos = r.stream_position().map_err(|e| Error::io("cannot read the archive", &e))?;
+    let pos = r.stream_position().map_err(|e| read_error(&e))?;
     if pos > size {
         return Err(Error::corrupt("archive truncated in the end record"));
     }
@@ -684,7 +721,7 @@ pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
 impl ScannedArchive {
     fn rewind(&self) -> Result<BufReader<&File>> {
         let mut f = &self.file;
-        f.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(|e| Error::io("cannot read the archive", &e))?;
+        f.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(|e| read_error(&e))?;
         Ok(BufReader::with_capacity(256 * 1024, f))
     }
 
@@ -732,7 +769,7 @@ impl<R: Read + Seek> Iterator for KeyIds<R> {
             return None;
         }
         let step = read_frame(&mut self.r).and_then(|frame| {
-            self.r.seek_relative(i64::from(frame.len)).map_err(|e| Error::io("cannot read the archive", &e))?;
+            self.r.seek_relative(i64::from(frame.len)).map_err(|e| read_error(&e))?;
             Ok(frame)
         });
         match step {
@@ -927,7 +964,7 @@ impl RecordReader<BufReader<File>> {
     /// Opens the archive at `path` with its data key (which only the service, or a device it
     /// granted the key to, can recover). The header is read and checked again.
     pub fn open(path: &Path, data_key: &[u8; 32]) -> Result<(ArchiveHeader, Self)> {
-        let file = File::open(path).map_err(|e| Error::io("cannot open the archive", &e))?;
+        let file = open_archive(path)?;
         let mut r = BufReader::with_capacity(64 * 1024, file);
         let header = read_header(&mut r)?;
         let reader = RecordReader::new(r, header.archive_id, data_key);
@@ -991,12 +1028,7 @@ impl<R: Read> RecordReader<R> {
 
 /// Reads the header of the archive at `path` (for tools and services).
 pub fn read_header_at(path: &Path) -> Result<ArchiveHeader> {
-    let mut f = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(ErrorCode::ArchiveMissing, format!("no archive at {}", path.display()))
-        }
-        _ => Error::io("cannot open the archive", &e),
-    })?;
-    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot read the archive", &e))?;
+    let mut f = open_archive(path)?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| read_error(&e))?;
     read_header(&mut BufReader::new(f))
 }

@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::archive::{self, ARCHIVE_KEY_INFO, GRANT_INFO};
 use crate::crypto::{self, KeyPair, PUBLIC_KEY_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
 use crate::store::now_secs;
 
@@ -244,6 +245,10 @@ impl EmbeddedService {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
         let path = path.as_ref().to_path_buf();
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("the service ledger path is empty"));
+        }
+        file_kind::check(&path, FileKind::Ledger)?;
         let mut conn = crate::store::open_connection(&path)?;
         conn.pragma_update(None, "cache_size", -crate::store::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -254,10 +259,13 @@ impl EmbeddedService {
                 format!("service ledger version {version} is newer than this library supports ({LEDGER_VERSION})"),
             ));
         }
+        // Migrations run only on a ledger (checked again with SQLite's whole view).
+        file_kind::check_tables(&path, FileKind::Ledger, &file_kind::tables(&tx)?)?;
         if version < LEDGER_VERSION {
             migrate_v1(&tx)?;
         }
         tx.execute_batch(LEDGER_SCHEMA)?;
+        FileKind::Ledger.mark(&tx)?;
         tx.pragma_update(None, "user_version", LEDGER_VERSION)?;
         let seed: Option<Vec<u8>> =
             tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;

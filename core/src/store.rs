@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use crate::archive::LicenseFields;
 use crate::crypto::{KeyPair, NoncePool, SealingKey};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
 
@@ -165,6 +166,7 @@ impl LicenseStore {
         if path.is_dir() {
             return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not a store file", path.display())));
         }
+        file_kind::check(&path, FileKind::Store)?;
         let mut conn = open_connection(&path)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
@@ -174,7 +176,10 @@ impl LicenseStore {
             ));
         }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Again with SQLite's whole view (a WAL included), before the schema is touched.
+        file_kind::check_tables(&path, FileKind::Store, &file_kind::tables(&tx)?)?;
         tx.execute_batch(SCHEMA)?;
+        FileKind::Store.mark(&tx)?;
         let has_device: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM device)", [], |r| r.get(0))?;
         if !has_device {
             let pair = KeyPair::generate();
@@ -457,6 +462,7 @@ fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
 /// by side), so a large cache holds nothing it reads again and only makes memory grow with
 /// the store.
 pub(crate) fn open_backup_connection(path: &Path) -> Result<Connection> {
+    file_kind::check(path, FileKind::Store)?;
     let conn = open_connection(path)?;
     conn.pragma_update(None, "cache_size", BACKUP_CACHE_KIB)?;
     Ok(conn)
@@ -688,6 +694,7 @@ impl RestoreTarget {
     /// Opens the store at `path` for a restore. With `individualize`, a fresh device identity is
     /// made now and applied at commit.
     pub(crate) fn new(path: &Path, individualize: bool) -> Result<Self> {
+        file_kind::check(path, FileKind::Store)?;
         let conn = open_connection(path)?;
         conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
         let device = if individualize { DeviceKeys::new(KeyPair::generate()) } else { load_device(&conn)? };
@@ -1036,7 +1043,8 @@ mod tests {
         assert_eq!(LicenseStore::open(dir.path()).unwrap_err().code(), ErrorCode::NotAFolder);
         let junk = dir.path().join("junk.db");
         std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
-        assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::Storage);
+        assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::WrongFileKind);
+        assert_eq!(std::fs::read(&junk).unwrap(), vec![0x42u8; 8192]);
     }
 
     #[test]

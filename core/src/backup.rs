@@ -94,12 +94,21 @@ impl BackupJob {
     pub(crate) fn run(self, emitter: &Emitter) -> Result<Summary> {
         emitter.emit(StatusEvent::Begin { operation: emitter.kind() })?;
         check_folder(&self.folder)?;
+        // What backups that died left here goes first (never a live writer's file).
+        media::remove_dead_temporaries(&self.folder);
         let target = self.folder.join(ARCHIVE_FILE_NAME);
         check_target(&target, self.overwrite)?;
         // The temporary file comes first: a folder that cannot take it (a read-only stick, a
         // missing one) fails the backup before the store is read.
-        let (mut temp, file) = TempArchive::create(&self.folder)?;
-        media::remove_dead_temporaries(&self.folder);
+        let (temp, file) = TempArchive::create(&self.folder)?;
+        let written = self.write(emitter, &target, temp, file);
+        // Some drivers (fusefat) report a full medium as "not permitted"; the temporary file
+        // still takes its space here, so the free space tells.
+        written.map_err(|e| media::full_or(e, &self.folder))
+    }
+
+    /// Writes the archive into `temp` and puts it in place.
+    fn write(&self, emitter: &Emitter, target: &Path, mut temp: TempArchive, file: File) -> Result<Summary> {
         let service_key = self.service.public_key().map_err(|e| match e.code() {
             ErrorCode::Internal => Error::new(ErrorCode::ServiceUnavailable, e.message()),
             _ => e,
@@ -151,9 +160,9 @@ impl BackupJob {
         drop(file);
         emitter.check_cancelled()?;
         if self.overwrite {
-            media::place_replacing(&temp.path, &target)?;
+            media::place_replacing(&temp.path, target)?;
         } else {
-            media::place_new(&temp.path, &target, &self.folder)?;
+            media::place_new(&temp.path, target, &self.folder)?;
         }
         temp.keep();
         sync_folder(&self.folder);

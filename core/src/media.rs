@@ -79,7 +79,13 @@ fn cause(e: &io::Error) -> Cause {
         libc::ENOSPC | libc::EDQUOT => Cause::Full,
         libc::EFBIG => Cause::TooLarge,
         libc::EIO => Cause::Io,
-        libc::ENOTCONN | libc::ENODEV | libc::ENXIO | libc::ESTALE | libc::ESHUTDOWN | libc::EHOSTDOWN => Cause::Gone,
+        libc::ENOTCONN
+        | libc::ECONNABORTED
+        | libc::ENODEV
+        | libc::ENXIO
+        | libc::ESTALE
+        | libc::ESHUTDOWN
+        | libc::EHOSTDOWN => Cause::Gone,
         #[cfg(any(target_os = "linux", target_os = "android"))]
         libc::ENOMEDIUM => Cause::Gone,
         _ => Cause::Other,
@@ -133,7 +139,7 @@ fn cause_of_kind(kind: io::ErrorKind) -> Cause {
 /// | `EACCES`, `EPERM`, `EROFS` | `NOT_WRITABLE` when writing; `NOT_READABLE` when reading |
 /// | `ENOSPC`, `EDQUOT`, `EFBIG` | `NO_SPACE` |
 /// | `EIO`, and anything else | `MEDIA_ERROR` |
-/// | `ENOTCONN`, `ENODEV`, `ENXIO`, `ESTALE`, `ESHUTDOWN`, `EHOSTDOWN`, `ENOMEDIUM` | `DEVICE_GONE` |
+/// | `ENOTCONN`, `ECONNABORTED`, `ENODEV`, `ENXIO`, `ESTALE`, `ESHUTDOWN`, `EHOSTDOWN`, `ENOMEDIUM` | `DEVICE_GONE` |
 pub(crate) fn io_error(doing: Doing<'_>, e: &io::Error) -> Error {
     let what = doing.what();
     let code = match (cause(e), doing) {
@@ -162,6 +168,38 @@ pub(crate) fn io_error(doing: Doing<'_>, e: &io::Error) -> Error {
         (Cause::Io | Cause::Other, _) => ErrorCode::MediaError,
     };
     Error::new(code, format!("{what}: {e}"))
+}
+
+/// `NO_SPACE` for a write that was refused (`NOT_WRITABLE`) in a folder whose file system
+/// has no room left: drivers such as fusefat answer `EPERM` when a FAT image is full.
+pub(crate) fn full_or(err: Error, folder: &Path) -> Error {
+    if err.code() == ErrorCode::NotWritable && free_bytes(folder).is_some_and(|free| free < 64 * 1024) {
+        return Error::new(ErrorCode::NoSpace, format!("the device is full ({})", err.message()));
+    }
+    err
+}
+
+/// The bytes an unprivileged writer could still use on `folder`'s file system.
+#[cfg(unix)]
+fn free_bytes(folder: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(folder.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `st` is writable memory of the right type.
+    if unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs succeeded, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    if st.f_flag & libc::ST_RDONLY != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_folder: &Path) -> Option<u64> {
+    None
 }
 
 /// How [`place_new`] put the archive in place (reported by tests and the docs' table).

@@ -194,7 +194,7 @@ fn free_bytes(folder: &Path) -> Option<u64> {
     if st.f_flag & libc::ST_RDONLY != 0 {
         return None;
     }
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
 #[cfg(not(unix))]

@@ -194,7 +194,10 @@ fn free_bytes(folder: &Path) -> Option<u64> {
     if st.f_flag & libc::ST_RDONLY != 0 {
         return None;
     }
-    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+    // The field types differ between platforms (u32 or u64).
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize));
+    Some(free)
 }
 
 #[cfg(not(unix))]

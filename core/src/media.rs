@@ -170,10 +170,15 @@ pub(crate) fn io_error(doing: Doing<'_>, e: &io::Error) -> Error {
     Error::new(code, format!("{what}: {e}"))
 }
 
+/// Free space under which a refused write is taken for a full medium: more than the archive
+/// writer writes at once (a batch of about 128 KiB), which a driver refuses whole.
+const NEARLY_FULL: u64 = 1024 * 1024;
+
 /// `NO_SPACE` for a write that was refused (`NOT_WRITABLE`) in a folder whose file system
-/// has no room left: drivers such as fusefat answer `EPERM` when a FAT image is full.
+/// has (nearly) no room left: drivers such as fusefat answer `EPERM` instead of `ENOSPC` when
+/// a FAT image cannot take a write.
 pub(crate) fn full_or(err: Error, folder: &Path) -> Error {
-    if err.code() == ErrorCode::NotWritable && free_bytes(folder).is_some_and(|free| free < 64 * 1024) {
+    if err.code() == ErrorCode::NotWritable && free_bytes(folder).is_some_and(|free| free < NEARLY_FULL) {
         return Error::new(ErrorCode::NoSpace, format!("the device is full ({})", err.message()));
     }
     err

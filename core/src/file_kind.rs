@@ -13,7 +13,7 @@
 //! changes. Migrations run only on files that passed.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -128,11 +128,16 @@ pub(crate) fn check(path: &Path, kind: FileKind) -> Result<()> {
 /// (which cannot write the file; a WAL left by a crash is read with it when SQLite can).
 fn legacy_tables(path: &Path) -> Result<Vec<String>> {
     let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, read_only).or_else(|_| {
-        // Without permission to the -shm file a WAL database opens only as immutable.
-        let uri = format!("file:{}?immutable=1", uri_path(path));
-        Connection::open_with_flags(uri, read_only)
-    });
+    let immutable = || Connection::open_with_flags(format!("file:{}?immutable=1", uri_path(path)), read_only);
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let conn = if wal.exists() {
+        // Part of the database may be in the WAL: a read-only connection reads it too (and may
+        // touch the -shm index, never the database or the WAL).
+        Connection::open_with_flags(path, read_only).or_else(|_| immutable())
+    } else {
+        // The file is the whole database: read as immutable, nothing is created beside it.
+        immutable()
+    };
     let tables = conn.and_then(|c| tables(&c));
     tables.map_err(|e| {
         Error::new(ErrorCode::WrongFileKind, format!("{} cannot be read as a database: {e}", path.display()))
@@ -150,6 +155,12 @@ fn uri_path(path: &Path) -> String {
         }
     }
     out
+}
+
+/// Copies what the WAL holds into the main file (best effort: a reader elsewhere may hold it
+/// back), so the header shows the application ID to plain file reads.
+pub(crate) fn checkpoint(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
 /// The names of the tables in `conn`'s main database.

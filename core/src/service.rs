@@ -278,6 +278,8 @@ impl EmbeddedService {
             }
         };
         tx.commit()?;
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
         Ok(EmbeddedService { path, conn: Mutex::new(conn), keys, policy, online: AtomicBool::new(true) })
     }
 

@@ -190,6 +190,8 @@ impl LicenseStore {
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
         Ok(LicenseStore { path, conn: Mutex::new(conn), busy: AtomicBool::new(false) })
     }
 

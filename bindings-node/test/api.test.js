@@ -133,7 +133,7 @@ test('path and media errors carry their codes: PATH_INVALID, NOT_WRITABLE', asyn
   await assert.rejects(a.restorer.backupLicenses(), isCode('PATH_INVALID'))
   a.restorer.backupPath = '/proc'
   await assert.rejects(a.restorer.backupLicenses(), isCode('NOT_WRITABLE'))
-  for (const [name, errno] of Object.entries({ NO_SPACE: 206, MEDIA_ERROR: 207, DEVICE_GONE: 208, PATH_INVALID: 209, NOT_READABLE: 210, WRONG_FILE_KIND: 604 })) {
+  for (const [name, errno] of Object.entries({ NO_SPACE: 206, MEDIA_FAILURE: 207, DEVICE_GONE: 208, PATH_INVALID: 209, NOT_READABLE: 210, WRONG_FILE_KIND: 604 })) {
     assert.equal(lb.ErrorCode[name], errno, name)
     assert.equal(new lb.LicenseBackupError(name, 'm').errno, errno)
   }
@@ -279,7 +279,7 @@ test('restore errors: refused (with URL), offline service, missing archive, path
 
 test('every error code has a constant, and LicenseBackupError carries code and errno', () => {
   const codes = Object.entries(lb.ErrorCode)
-  assert.equal(codes.length, 21)
+  assert.equal(codes.length, 27)
   assert.ok(Object.isFrozen(lb.ErrorCode))
   for (const [code, errno] of codes) {
     const err = new lb.LicenseBackupError(code, 'message', { cause: 'why' })

@@ -197,7 +197,7 @@ def _set(r: lb.BackupRestorer, name: str, value: lb.PropertyValue) -> lb.BackupR
 
 # A bug; and the media codes, which need a failing device or a user without permission (the
 # suite runs as root): core/tests/media.rs reaches them on real mounted images.
-NOT_REACHED_HERE = {"INTERNAL", "MEDIA_ERROR", "DEVICE_GONE", "NOT_READABLE"}
+NOT_REACHED_HERE = {"INTERNAL", "MEDIA_FAILURE", "DEVICE_GONE", "NOT_READABLE"}
 
 
 def test_every_reachable_code_has_a_case() -> None:

@@ -58,7 +58,7 @@ pub enum ErrorCode {
     /// The device holding the folder is full (or the file outgrew its file system).
     NoSpace = 206,
     /// The device reported an I/O error (failing or removed media).
-    MediaError = 207,
+    MediaFailure = 207,
     /// The device or network share is no longer connected.
     DeviceGone = 208,
     /// The path is too long, or has too many levels of symbolic links.
@@ -106,7 +106,7 @@ impl ErrorCode {
         ErrorCode::BackupExists,
         ErrorCode::ArchiveMissing,
         ErrorCode::NoSpace,
-        ErrorCode::MediaError,
+        ErrorCode::MediaFailure,
         ErrorCode::DeviceGone,
         ErrorCode::PathInvalid,
         ErrorCode::NotReadable,

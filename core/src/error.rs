@@ -77,7 +77,7 @@ error_codes! {
     /// file and leaves the previous archive as it was.
     NoSpace = 206, "NO_SPACE", "not enough space on the device";
     /// The device reported an input/output error: failing media, or media removed while in use.
-    MediaError = 207, "MEDIA_ERROR", "the device reported an I/O error";
+    MediaFailure = 207, "MEDIA_FAILURE", "the device reported an I/O error";
     /// The device or network share holding the folder is no longer connected (a USB stick
     /// pulled out, a file-system driver that stopped, a share that went away).
     DeviceGone = 208, "DEVICE_GONE", "the device is no longer connected";

@@ -138,7 +138,7 @@ fn cause_of_kind(kind: io::ErrorKind) -> Cause {
 /// | `ENAMETOOLONG`, `ELOOP` | `PATH_INVALID` |
 /// | `EACCES`, `EPERM`, `EROFS` | `NOT_WRITABLE` when writing; `NOT_READABLE` when reading |
 /// | `ENOSPC`, `EDQUOT`, `EFBIG` | `NO_SPACE` |
-/// | `EIO`, and anything else | `MEDIA_ERROR` |
+/// | `EIO`, and anything else | `MEDIA_FAILURE` |
 /// | `ENOTCONN`, `ECONNABORTED`, `ENODEV`, `ENXIO`, `ESTALE`, `ESHUTDOWN`, `EHOSTDOWN`, `ENOMEDIUM` | `DEVICE_GONE` |
 pub(crate) fn io_error(doing: Doing<'_>, e: &io::Error) -> Error {
     let what = doing.what();
@@ -165,7 +165,7 @@ pub(crate) fn io_error(doing: Doing<'_>, e: &io::Error) -> Error {
             );
         }
         (Cause::Gone, _) => ErrorCode::DeviceGone,
-        (Cause::Io | Cause::Other, _) => ErrorCode::MediaError,
+        (Cause::Io | Cause::Other, _) => ErrorCode::MediaFailure,
     };
     Error::new(code, format!("{what}: {e}"))
 }

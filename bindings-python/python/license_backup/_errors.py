@@ -21,7 +21,7 @@ class ErrorCode(enum.IntEnum):
     BACKUP_EXISTS = 204
     ARCHIVE_MISSING = 205
     NO_SPACE = 206
-    MEDIA_ERROR = 207
+    MEDIA_FAILURE = 207
     DEVICE_GONE = 208
     PATH_INVALID = 209
     NOT_READABLE = 210
@@ -61,7 +61,7 @@ _DESCRIPTIONS: Dict[ErrorCode, str] = {
     ErrorCode.BACKUP_EXISTS: "a backup already exists in the folder",
     ErrorCode.ARCHIVE_MISSING: "no backup archive in the folder",
     ErrorCode.NO_SPACE: "not enough space on the device",
-    ErrorCode.MEDIA_ERROR: "the device reported an I/O error",
+    ErrorCode.MEDIA_FAILURE: "the device reported an I/O error",
     ErrorCode.DEVICE_GONE: "the device is no longer connected",
     ErrorCode.PATH_INVALID: "the path is too long or cannot be resolved",
     ErrorCode.NOT_READABLE: "the folder or archive cannot be read",
@@ -177,10 +177,10 @@ class NoSpaceError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.NO_SPACE
 
 
-class MediaError(LicenseBackupError):
-    """MEDIA_ERROR (207): the device reported an I/O error."""
+class MediaFailureError(LicenseBackupError):
+    """MEDIA_FAILURE (207): the device reported an I/O error."""
 
-    code: ClassVar[ErrorCode] = ErrorCode.MEDIA_ERROR
+    code: ClassVar[ErrorCode] = ErrorCode.MEDIA_FAILURE
 
 
 class DeviceGoneError(LicenseBackupError):
@@ -290,7 +290,7 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
     ErrorCode.BACKUP_EXISTS: BackupExistsError,
     ErrorCode.ARCHIVE_MISSING: ArchiveMissingError,
     ErrorCode.NO_SPACE: NoSpaceError,
-    ErrorCode.MEDIA_ERROR: MediaError,
+    ErrorCode.MEDIA_FAILURE: MediaFailureError,
     ErrorCode.DEVICE_GONE: DeviceGoneError,
     ErrorCode.PATH_INVALID: PathInvalidError,
     ErrorCode.NOT_READABLE: NotReadableError,
@@ -337,7 +337,7 @@ __all__ = [
     "BackupExistsError",
     "ArchiveMissingError",
     "NoSpaceError",
-    "MediaError",
+    "MediaFailureError",
     "DeviceGoneError",
     "PathInvalidError",
     "NotReadableError",

@@ -562,3 +562,76 @@ pub(crate) fn remove_dead_temporaries(folder: &Path) -> usize {
     }
     removed
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// The table of `docs/reliability.md`, errno by errno, for each thing being done.
+    #[test]
+    fn every_errno_maps_to_its_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path();
+        let gone = folder.join("gone");
+        let os = |errno| io::Error::from_raw_os_error(errno);
+        let all = [Doing::Folder(folder), Doing::Create(folder), Doing::Write, Doing::Read];
+        let cases: &[(i32, [ErrorCode; 4])] = &[
+            (
+                libc::ENOENT,
+                [ErrorCode::PathNotFound, ErrorCode::NotWritable, ErrorCode::PathNotFound, ErrorCode::ArchiveMissing],
+            ),
+            (libc::ENOTDIR, [ErrorCode::NotAFolder; 4]),
+            (libc::ENAMETOOLONG, [ErrorCode::PathInvalid; 4]),
+            (libc::ELOOP, [ErrorCode::PathInvalid; 4]),
+            (
+                libc::EACCES,
+                [ErrorCode::NotReadable, ErrorCode::NotWritable, ErrorCode::NotWritable, ErrorCode::NotReadable],
+            ),
+            (
+                libc::EPERM,
+                [ErrorCode::NotReadable, ErrorCode::NotWritable, ErrorCode::NotWritable, ErrorCode::NotReadable],
+            ),
+            (
+                libc::EROFS,
+                [ErrorCode::NotReadable, ErrorCode::NotWritable, ErrorCode::NotWritable, ErrorCode::NotReadable],
+            ),
+            (libc::ENOSPC, [ErrorCode::NoSpace; 4]),
+            (libc::EDQUOT, [ErrorCode::NoSpace; 4]),
+            (libc::EFBIG, [ErrorCode::NoSpace; 4]),
+            (libc::EIO, [ErrorCode::MediaFailure; 4]),
+            (libc::ENOTCONN, [ErrorCode::DeviceGone; 4]),
+            (libc::ECONNABORTED, [ErrorCode::DeviceGone; 4]),
+            (libc::ENODEV, [ErrorCode::DeviceGone; 4]),
+            (libc::ENXIO, [ErrorCode::DeviceGone; 4]),
+            (libc::ESTALE, [ErrorCode::DeviceGone; 4]),
+            (libc::ENOMEDIUM, [ErrorCode::DeviceGone; 4]),
+            (libc::EXDEV, [ErrorCode::MediaFailure; 4]),
+        ];
+        for (errno, codes) in cases {
+            for (doing, want) in all.iter().zip(codes) {
+                let err = io_error(*doing, &os(*errno));
+                assert_eq!(err.code(), *want, "{doing:?} errno {errno}: {err}");
+                assert_ne!(err.code(), ErrorCode::Storage);
+                assert!(err.message().contains(&os(*errno).to_string()), "{err}");
+            }
+        }
+        // Creating a file in a folder that is gone is PATH_NOT_FOUND, not NOT_WRITABLE.
+        assert_eq!(io_error(Doing::Create(&gone), &os(libc::ENOENT)).code(), ErrorCode::PathNotFound);
+    }
+
+    #[test]
+    fn a_dead_writers_temporary_file_goes_a_live_ones_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, mut file) = TempArchive::create(dir.path()).unwrap();
+        std::io::Write::write_all(&mut file, b"LICBAKUP").unwrap();
+        let dead = dir.path().join(".licenses.lbk.0000000000000000.tmp");
+        std::fs::write(&dead, b"left by a crash").unwrap();
+        let unrelated = dir.path().join(".licenses.lbk.notes");
+        std::fs::write(&unrelated, b"a user's file").unwrap();
+        assert_eq!(remove_dead_temporaries(dir.path()), 1);
+        assert!(live.path.exists() && !dead.exists() && unrelated.exists());
+        let path = live.path.clone();
+        drop((live, file));
+        assert!(!path.exists(), "an unused temporary file is removed with its writer");
+    }
+}

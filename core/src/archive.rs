@@ -682,6 +682,10 @@ pub(crate) struct ScannedArchive {
 fn open_archive(path: &Path) -> Result<File> {
     let missing =
         |why: &str| Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}{why}", path.display()));
+    // Only a regular file is opened: opening a FIFO would block.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(Error::new(ErrorCode::WrongFileKind, format!("{} is not a regular file", path.display())));
+    }
     let file = File::open(path).map_err(|e| match read_error(&e) {
         e if e.code() == ErrorCode::ArchiveMissing => missing(""),
         e => e,

@@ -67,7 +67,14 @@ fn check_target(target: &Path, overwrite: bool) -> Result<()> {
             format!("{} already exists; pass the overwrite flag to replace it", target.display()),
         ));
     }
-    // The overwrite flag replaces an archive, never a file of another kind under its name.
+    // The overwrite flag replaces an archive, never a file of another kind under its name
+    // (nor a link, a FIFO or a device, which are not opened here).
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorCode::WrongFileKind,
+            format!("{} is not a regular file; it was left as it is", target.display()),
+        ));
+    }
     let mut magic = [0u8; 8];
     let read = File::open(target).and_then(|mut f| {
         use std::io::Read;

@@ -84,6 +84,10 @@ fn refuse(path: &Path, kind: FileKind, what: &str) -> Error {
 /// made there), without writing anything.
 pub(crate) fn check(path: &Path, kind: FileKind) -> Result<()> {
     let mut head = Vec::with_capacity(100);
+    // Only a regular file is opened: opening a FIFO would block.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(refuse(path, kind, "not a regular file"));
+    }
     match std::fs::File::open(path) {
         Ok(f) => {
             if f.metadata().is_ok_and(|m| m.is_dir()) {

@@ -90,6 +90,13 @@ fn a_file_of_another_kind_is_refused_and_unchanged() {
         refused(name, &p, open_ledger);
         assert_eq!(std::fs::read(&p).unwrap(), bytes);
     }
+    // A FIFO is refused without being opened (opening it would block).
+    let fifo = w.path("fifo.db");
+    let c = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_eq!(LicenseStore::open(&fifo).unwrap_err().code(), ErrorCode::WrongFileKind);
+    assert_eq!(EmbeddedService::open(&fifo).unwrap_err().code(), ErrorCode::WrongFileKind);
     // Another application's SQLite database (its own application ID, or none and its tables).
     let other = w.path("other-app.db");
     {
@@ -120,6 +127,14 @@ fn a_file_of_another_kind_is_refused_and_unchanged() {
     assert_eq!(res.unwrap_err().code(), ErrorCode::WrongFileKind, "overwrite replaces archives only");
     assert_eq!(fingerprint(&archive), before);
     assert_eq!(b.license_count().unwrap(), 0);
+    // A FIFO under the archive's name: neither a restore nor an overwriting backup opens it.
+    std::fs::remove_file(&archive).unwrap();
+    let c = std::ffi::CString::new(archive.display().to_string()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_eq!(restore(&rb, RestoreFlags::default()).0.unwrap_err().code(), ErrorCode::WrongFileKind);
+    assert_eq!(backup(&ra, true).0.unwrap_err().code(), ErrorCode::WrongFileKind);
+    assert_eq!(backup(&ra, false).0.unwrap_err().code(), ErrorCode::BackupExists);
 }
 
 #[test]

@@ -328,14 +328,25 @@ fn put(path: &Path, bytes: &[u8]) {
 }
 
 /// The names in `folder` other than the archive (temporary files, lock files).
+///
+/// libfuse hides a file removed while the kernel has not yet told it the file was closed (a
+/// killed writer's descriptors are released asynchronously) as `.fuse_hidden*`, and removes
+/// it once the release arrives: those must be gone within a few seconds, and are then no
+/// litter.
 fn litter(folder: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(folder)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != ARCHIVE_FILE_NAME)
-        .collect();
-    names.sort();
-    names
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut names: Vec<String> = std::fs::read_dir(folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != ARCHIVE_FILE_NAME)
+            .collect();
+        names.sort();
+        if !names.iter().any(|n| n.starts_with(".fuse_hidden")) || Instant::now() >= deadline {
+            return names;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The archive's key IDs if it is complete and valid, else `None`.
@@ -808,7 +819,11 @@ fn crash_points() -> usize {
 
 fn remove_all_in(folder: &Path) {
     for e in std::fs::read_dir(folder).unwrap() {
-        std::fs::remove_file(e.unwrap().path()).unwrap();
+        // A `.fuse_hidden*` file may go by itself meanwhile.
+        match std::fs::remove_file(e.unwrap().path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{e}"),
+            _ => {}
+        }
     }
 }
 

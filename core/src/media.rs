@@ -619,6 +619,26 @@ mod tests {
         assert_eq!(io_error(Doing::Create(&gone), &os(libc::ENOENT)).code(), ErrorCode::PathNotFound);
     }
 
+    /// On the local file system (whatever mechanism it has): an existing archive is never
+    /// replaced, a stale placeholder is, and the lock file does not stay.
+    #[test]
+    fn place_new_never_replaces_an_archive_but_replaces_a_placeholder() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join(ARCHIVE_FILE_NAME);
+        let temp = dir.path().join(".licenses.lbk.00000000000000aa.tmp");
+        std::fs::write(&temp, b"LICBAKUP new").unwrap();
+        std::fs::write(&target, b"LICBAKUP old").unwrap();
+        let err = place_new(&temp, &target, dir.path()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BackupExists);
+        assert_eq!(std::fs::read(&target).unwrap(), b"LICBAKUP old");
+        std::fs::write(&target, b"").unwrap();
+        place_new(&temp, &target, dir.path()).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"LICBAKUP new");
+        let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.retain(|n| n != ARCHIVE_FILE_NAME);
+        assert!(left.is_empty(), "{left:?}");
+    }
+
     #[test]
     fn a_dead_writers_temporary_file_goes_a_live_ones_stays() {
         let dir = tempfile::tempdir().unwrap();

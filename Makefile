@@ -2,7 +2,9 @@
 #
 #   make demo      back up a device, "move" to a second device, restore (embedded defaults)
 #   make test      every suite: Rust, conformance scenarios, Python, Node, Swift
-#   make generate  regenerate every generated file (interface.json, stubs, typings, Swift)
+#   make generate  regenerate every generated file (core/interface.json, Python's _errors.py,
+#                  Node's native.js and native.d.ts, the Swift bindings); the .pyi stubs and
+#                  index.d.ts are written by hand and checked by the binding suites
 #   make bench     benchmarks (not part of make test)
 
 SHELL := /bin/bash
@@ -15,11 +17,11 @@ export CARGO_TERM_COLOR ?= never
 
 # Each binding's mk/*.mk appends its suite to TEST_SUITES and its generators to GENERATE.
 TEST_SUITES := test-rust
-GENERATE := generate-interface
+GENERATE := generate-interface generate-scenarios
 
 
 .PHONY: test-suites
-.PHONY: all demo test generate bench test-rust lint-rust generate-interface fs-tools
+.PHONY: all demo test generate bench test-rust lint-rust generate-interface generate-scenarios fs-tools
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
@@ -42,7 +44,11 @@ test-suites: $(TEST_SUITES)
 generate: $(GENERATE)
 
 generate-interface:
-	$(CARGO) run --quiet -p license-backup --bin lb-interface -- --write
+	$(CARGO) run --quiet -p license-backup-devtools --bin lb-interface -- --write
+
+# tests/scenarios/expanded/: every scenario's licenses and archive damage spelled out for the runners.
+generate-scenarios:
+	$(CARGO) run --quiet -p license-backup-devtools --bin lb-scenarios -- --write
 
 lint-rust:
 	$(CARGO) fmt --all -- --check

@@ -80,7 +80,7 @@ pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> 
 }
 
 std::thread_local! {
-    /// The pin this worker thread holds on its Python thread state (see [`attach_worker`]).
+    /// The pin this delivery thread holds on its Python thread state (see [`attach_worker`]).
     static PINNED: Cell<Option<ffi::PyGILState_STATE>> = const { Cell::new(None) };
 }
 
@@ -143,7 +143,7 @@ pub(crate) fn _close_gate(py: Python<'_>, timeout: f64) -> bool {
 pub(crate) struct Shared {
     /// The first exception a callback raised: the `__cause__` of `CallbackFailedError`.
     failure: Mutex<Option<PyErr>>,
-    /// The worker thread that delivers the events (to refuse a `wait()` from a callback).
+    /// The thread that delivers the events (to refuse a `wait()` from a callback).
     worker: OnceLock<ThreadId>,
 }
 

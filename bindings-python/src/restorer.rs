@@ -15,7 +15,7 @@ use crate::{OrRaise, convert};
 
 /// Backs up and restores the licenses of one store (`WMCreateBackupRestorer`), with named
 /// properties (`IWMBackupRestoreProps`) and asynchronous operations that report status events
-/// to a callable on the operation's worker thread.
+/// to a callable on the operation's delivery thread.
 #[pyclass(module = "license_backup._native", frozen, weakref)]
 pub struct BackupRestorer {
     inner: license_backup::BackupRestorer,

@@ -9,9 +9,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use crate::archive::{self, ARCHIVE_FILE_NAME, ArchiveWriter, BatchItem, RecordBatch, write_error};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
-use crate::media::{self, Doing, TempArchive};
+use crate::folder::{self, Doing, TempArchive, check_folder, sync_folder};
 use crate::operation::{Emitter, Progress};
 use crate::service::LicenseService;
+use crate::sqlite;
 use crate::store;
 
 /// What a backup needs, captured when it is started.
@@ -23,42 +24,18 @@ pub(crate) struct BackupJob {
     pub(crate) progress_interval: u64,
 }
 
-/// Checks that `folder` exists and is a folder.
-pub(crate) fn check_folder(folder: &Path) -> Result<()> {
-    match std::fs::metadata(folder) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Error::new(ErrorCode::NotAFolder, format!("{} is not a folder", folder.display()))),
-        Err(e) => Err(match media::io_error(Doing::Folder(folder), &e) {
-            e if e.code() == ErrorCode::PathNotFound => {
-                Error::new(ErrorCode::PathNotFound, format!("the folder {} does not exist", folder.display()))
-            }
-            e if e.code() == ErrorCode::NotAFolder => {
-                Error::new(ErrorCode::NotAFolder, format!("{} is not a folder", folder.display()))
-            }
-            e => e,
-        }),
-    }
-}
-
-fn sync_folder(folder: &Path) {
-    // Makes the rename durable; not every platform can open a folder, so this is best effort.
-    if let Ok(dir) = File::open(folder) {
-        let _ = dir.sync_all();
-    }
-}
-
 /// Checks what is at the archive's name before a backup starts: nothing, or an archive that may
 /// be replaced. An empty file is a placeholder a backup left when it died: no archive.
 fn check_target(target: &Path, overwrite: bool) -> Result<()> {
     let meta = match std::fs::symlink_metadata(target) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(media::io_error(Doing::Write, &e)),
+        Err(e) => return Err(folder::io_error(Doing::Write, &e)),
     };
     if meta.is_dir() {
         return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not an archive", target.display())));
     }
-    if media::is_placeholder(&meta) {
+    if folder::is_placeholder(&meta) {
         return Ok(());
     }
     if !overwrite {
@@ -93,7 +70,7 @@ fn check_target(target: &Path, overwrite: bool) -> Result<()> {
             ErrorCode::WrongFileKind,
             format!("{} is not a license backup archive; it was left as it is", target.display()),
         )),
-        Err(e) => Err(media::io_error(Doing::Read, &e)),
+        Err(e) => Err(folder::io_error(Doing::Read, &e)),
     }
 }
 
@@ -102,7 +79,7 @@ impl BackupJob {
         emitter.emit(StatusEvent::Begin { operation: emitter.kind() })?;
         check_folder(&self.folder)?;
         // What backups that died left here goes first (never a live writer's file).
-        media::remove_dead_temporaries(&self.folder);
+        folder::remove_dead_temporaries(&self.folder);
         let target = self.folder.join(ARCHIVE_FILE_NAME);
         check_target(&target, self.overwrite)?;
         // The temporary file comes first: a folder that cannot take it (a read-only stick, a
@@ -111,7 +88,7 @@ impl BackupJob {
         let written = self.write(emitter, &target, temp, file);
         // Some drivers (fusefat) report a full medium as "not permitted"; the temporary file
         // still takes its space here, so the free space tells.
-        written.map_err(|e| media::full_or(e, &self.folder))
+        written.map_err(|e| folder::full_or(e, &self.folder))
     }
 
     /// Writes the archive into `temp` and puts it in place.
@@ -121,7 +98,7 @@ impl BackupJob {
             _ => e,
         })?;
 
-        let conn = store::open_backup_connection(&self.store_path)?;
+        let conn = sqlite::open_backup_connection(&self.store_path)?;
         conn.execute_batch("BEGIN")?;
         let device = store::load_device(&conn)?;
         let total = store::count_licenses(&conn)?;
@@ -167,9 +144,9 @@ impl BackupJob {
         drop(file);
         emitter.check_cancelled()?;
         if self.overwrite {
-            media::place_replacing(&temp.path, target)?;
+            folder::place_replacing(&temp.path, target)?;
         } else {
-            media::place_new(&temp.path, target, &self.folder)?;
+            folder::place_new(&temp.path, target, &self.folder)?;
         }
         temp.keep();
         sync_folder(&self.folder);

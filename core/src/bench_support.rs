@@ -1,6 +1,8 @@
 //! Thin wrappers over crate-private hot paths, so that `core/benches` can measure them on their
 //! own: sealing and opening content keys at rest, sealing archive records, and dispatching
-//! status events. Not part of the API: hidden from the documentation, no stability promise.
+//! status events. Not part of the API: built only with the `bench-internals` feature (which the
+//! core's dev-dependency on itself turns on for its benches and tests), hidden from the
+//! documentation, no stability promise.
 
 use std::sync::Arc;
 
@@ -8,12 +10,12 @@ use zeroize::Zeroizing;
 
 use crate::archive::ArchiveWriter;
 use crate::crypto::KeyPair;
+use crate::device::DeviceKeys;
 use crate::error::Result;
 use crate::event::{OperationKind, Outcome, StatusCallback, Summary};
 use crate::key_id::KeyId;
 use crate::license::License;
 use crate::operation::{Emitter, OperationHandle, Progress};
-use crate::store::DeviceKeys;
 
 /// Seals and opens content keys with a fresh device key, as the store does.
 pub struct ContentKeySealer(DeviceKeys);
@@ -25,7 +27,7 @@ impl Default for ContentKeySealer {
 }
 
 impl ContentKeySealer {
-    /// Seals a content key (what adding a license or staging a restored one does).
+    /// Seals a content key (what adding a license does).
     pub fn seal(&self, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
         self.0.seal_content_key(key_id, content_key)
     }

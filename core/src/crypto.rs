@@ -211,7 +211,7 @@ impl SealingKey {
         self.open_detached(nonce, buf, aad, &tag)
     }
 
-    /// Opens a ciphertext sealed with [`SealingKey::seal_with_nonce`].
+    /// Opens a ciphertext (the sealed bytes with their 16-byte tag appended) sealed with `nonce`.
     pub(crate) fn open_with_nonce(&self, nonce: &[u8; 12], ciphertext: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
         let mut buf = ciphertext.to_vec();
         if self.open_in_place(nonce, &mut buf, aad) {
@@ -222,22 +222,23 @@ impl SealingKey {
         }
     }
 
-    /// Seals with a random nonce, which is prepended to the output (for content keys at rest).
+    /// [`SealingKey::seal_random_from`] with a nonce from the operating system.
+    #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn seal_random(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(12 + plaintext.len() + TAG_LEN);
         self.seal_into(&random_array(), plaintext, aad, &mut out);
         out
     }
 
-    /// [`SealingKey::seal_random`] with a nonce drawn from `nonces`: for sealing many keys in a
-    /// row without a system call for each.
+    /// Seals with a random nonce drawn from `nonces`, which is prepended to the output (for
+    /// content keys at rest): many keys in a row without a system call for each.
     pub(crate) fn seal_random_from(&self, nonces: &mut NoncePool, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(12 + plaintext.len() + TAG_LEN);
         self.seal_into(&nonces.next(), plaintext, aad, &mut out);
         out
     }
 
-    /// Appends to `out` what [`SealingKey::seal_random`] returns, with a nonce from `nonces`
+    /// Appends to `out` what [`SealingKey::seal_random_from`] returns
     /// (for filling one buffer with many sealed keys).
     pub(crate) fn seal_random_into(&self, nonces: &mut NoncePool, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) {
         self.seal_into(&nonces.next(), plaintext, aad, out);
@@ -252,7 +253,7 @@ impl SealingKey {
         out.extend_from_slice(&tag);
     }
 
-    /// Splits the output of [`SealingKey::seal_random`] into its nonce, ciphertext and tag;
+    /// Splits the output of [`SealingKey::seal_random_from`] into its nonce, ciphertext and tag;
     /// `None` if it is too short to be one.
     pub(crate) fn split_random(sealed: &[u8]) -> Option<(&[u8; 12], &[u8], &[u8; TAG_LEN])> {
         if sealed.len() < 12 + TAG_LEN {
@@ -263,7 +264,7 @@ impl SealingKey {
         Some((nonce.try_into().ok()?, ct, tag.try_into().ok()?))
     }
 
-    /// Opens the output of [`SealingKey::seal_random`].
+    /// Opens the output of [`SealingKey::seal_random_from`].
     pub(crate) fn open_random(&self, sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         if sealed.len() < 12 + TAG_LEN {
             return None;

@@ -11,7 +11,8 @@
 //!   [`StatusEvent`]s to a [`StatusCallback`] and end with exactly one END.
 //! * [`LicenseService`]: authorizes restores and enforces the restore quota;
 //!   [`EmbeddedService`] runs in process with its ledger in a local SQLite file.
-//! * [`interface`]: the machine-readable description every binding is checked against.
+//! * [`interface`]: the tables of the machine-readable description every binding is checked
+//!   against (`core/interface.json`, written by the `license-backup-devtools` crate).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -44,21 +45,25 @@
 
 pub mod archive;
 mod backup;
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_support;
+mod clock;
 mod crypto;
+mod device;
 pub mod error;
 pub mod event;
 mod file_kind;
+mod folder;
 pub mod interface;
 mod key_id;
 pub mod license;
-mod media;
 mod operation;
 pub mod props;
 mod restore;
 mod restorer;
 pub mod service;
+mod sqlite;
 mod store;
 
 pub use crypto::WrappedKey;

@@ -1,7 +1,5 @@
 //! What a license is: its rights, its public description and its catalog metadata.
 
-use serde::Serialize;
-
 use crate::error::{Error, Result};
 use crate::key_id::KeyId;
 
@@ -11,7 +9,7 @@ pub const MAX_CONTENT_KEY_LEN: usize = 1024;
 pub const MAX_TEXT_LEN: usize = 4096;
 
 /// What the content owner allows the holder of a license to do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rights {
     /// The content may be played.
     pub play: bool,
@@ -36,7 +34,7 @@ impl Default for Rights {
 }
 
 /// Content metadata an application keeps about a protected file, by key ID.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CatalogEntry {
     /// The title of the song or film.
     pub title: Option<String>,
@@ -105,7 +103,7 @@ impl NewLicense {
 }
 
 /// A license as the store describes it: everything but the content key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct License {
     /// The key ID.
     pub key_id: KeyId,
@@ -119,8 +117,50 @@ pub struct License {
     pub catalog: Option<CatalogEntry>,
 }
 
+/// A license's fields without its content key, borrowed: a backup encodes them into an archive
+/// record straight from the store's row, without building a [`License`], and a restore binds
+/// them from the decrypted record straight into SQL.
+pub(crate) struct LicenseFields<'a> {
+    /// The license's key ID.
+    pub(crate) key_id: KeyId,
+    /// Its rights.
+    pub(crate) rights: Rights,
+    /// Who issued it.
+    pub(crate) issuer: &'a str,
+    /// When, in seconds since the Unix epoch.
+    pub(crate) issued_at: i64,
+    /// Catalog metadata (all `None` without a catalog entry).
+    pub(crate) title: Option<&'a str>,
+    /// See `title`.
+    pub(crate) artist: Option<&'a str>,
+    /// See `title`.
+    pub(crate) file_path: Option<&'a str>,
+}
+
+impl<'a> From<&'a License> for LicenseFields<'a> {
+    fn from(l: &'a License) -> Self {
+        let c = l.catalog.as_ref();
+        LicenseFields {
+            key_id: l.key_id,
+            rights: l.rights.clone(),
+            issuer: &l.issuer,
+            issued_at: l.issued_at,
+            title: c.and_then(|c| c.title.as_deref()),
+            artist: c.and_then(|c| c.artist.as_deref()),
+            file_path: c.and_then(|c| c.file_path.as_deref()),
+        }
+    }
+}
+
+impl LicenseFields<'_> {
+    /// Whether the record carries catalog metadata.
+    pub(crate) fn has_catalog(&self) -> bool {
+        self.title.is_some() || self.artist.is_some() || self.file_path.is_some()
+    }
+}
+
 /// What to do when a license being added or restored has a key ID the store already holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConflictPolicy {
     /// Keep the license already on the device (the default): adding fails with
     /// `LICENSE_EXISTS`; a restore skips the archived copy and counts it as skipped.

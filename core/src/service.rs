@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::archive::{self, ARCHIVE_KEY_INFO, GRANT_INFO};
+use crate::clock::now_secs;
 use crate::crypto::{self, KeyPair, PUBLIC_KEY_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
-use crate::store::now_secs;
 
 /// The classic policy: a license may live on at most four distinct devices.
 pub const DEFAULT_MAX_DEVICES: u32 = 4;
@@ -77,7 +77,7 @@ impl From<Error> for ServiceError {
 }
 
 /// What the quota allows for restoring an archive onto a device.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quota {
     /// Licenses in the archive.
     pub licenses: u64,
@@ -249,8 +249,8 @@ impl EmbeddedService {
             return Err(Error::invalid("the service ledger path is empty"));
         }
         file_kind::check(&path, FileKind::Ledger)?;
-        let mut conn = crate::store::open_connection(&path)?;
-        conn.pragma_update(None, "cache_size", -crate::store::STREAMING_CACHE_KIB)?;
+        let mut conn = crate::sqlite::open_connection(&path)?;
+        conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > LEDGER_VERSION {
@@ -418,7 +418,7 @@ impl LicenseService for EmbeddedService {
             let insert_sql = |rows| {
                 format!(
                     "INSERT INTO placements (key_id, devices) VALUES {} ON CONFLICT DO NOTHING",
-                    crate::store::values_placeholders(2, rows)
+                    crate::sqlite::values_placeholders(2, rows)
                 )
             };
             let mut insert_many = tx.prepare(&insert_sql(LEDGER_ROWS_PER_INSERT)).map_err(Error::from)?;

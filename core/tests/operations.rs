@@ -213,7 +213,7 @@ fn cancelling_a_backup_midway_keeps_the_previous_archive() {
     assert_eq!(res.unwrap_err().code(), ErrorCode::Cancelled);
     let ev = rec.events();
     assert_eq!(names(&ev), ["begin", "progress", "progress", "progress", "end"]);
-    assert_eq!(ev.last().unwrap().normalized()["error"], "CANCELLED");
+    assert_eq!(normalized(ev.last().unwrap())["error"], "CANCELLED");
     assert_eq!(read_all(&archive_path(&w)), before);
     assert_eq!(std::fs::read_dir(w.path("backup")).unwrap().count(), 1, "no temporary file left");
 }

@@ -4,7 +4,7 @@ import LicenseBackupBindings
 /// Receives the status events of the operations of a ``BackupRestorer``
 /// (`IWMStatusCallback::OnStatus`).
 ///
-/// Methods are called on the operation's worker thread (not the main thread), one at a time and
+/// Methods are called on the operation's delivery thread (not the main thread), one at a time and
 /// in order; hop to the main actor for UI work. Every operation ends with exactly one
 /// ``end(_:result:)``, last. Every method has an empty default implementation.
 ///

@@ -24,8 +24,8 @@ final class RestorerTests: XCTestCase {
         ])
         // The summary the delegate got is the one `await` returned.
         XCTAssertEqual(try recorder.endResults.get().first?.get(), summary)
-        // Events arrive on the operation's worker thread, not the caller's.
-        XCTAssertEqual(recorder.threads.get(), ["worker"])
+        // Events arrive on the operation's delivery thread, not the caller's (main) thread.
+        XCTAssertEqual(recorder.threads.get(), ["other"])
 
         let (storeB, b) = try world.device("B")
         let restoreRecorder = Recorder()

@@ -78,7 +78,7 @@ final class Recorder: BackupRestoreDelegate, @unchecked Sendable {
             list.append(e)
             return list.count
         }
-        threads.update { _ = $0.insert(Thread.isMainThread ? "main" : "worker") }
+        threads.update { _ = $0.insert(Thread.isMainThread ? "main" : "other") }
         try onEvent.get()?(n)
     }
 

@@ -1,7 +1,9 @@
-//! Files on the media a user backs up to (USB sticks with FAT32 or exFAT, NTFS disks, network
-//! shares): what an operating-system error means to the user, how a finished archive is put in
-//! place without replacing one that exists, and the temporary files of backups that died.
+//! Folder checks and file placement, shared by the backup and the restore, on the media a user
+//! backs up to (USB sticks with FAT32 or exFAT, NTFS disks, network shares): what an
+//! operating-system error means to the user, how a finished archive is put in place without
+//! replacing one that exists, and the temporary files of backups that died.
 //!
+//! * [`check_folder`] checks a `BackupPath` or `RestorePath`.
 //! * [`io_error`] is the one mapping of OS errors to the path and media codes (see the table in
 //!   `docs/reliability.md`); `STORAGE` is never one of them: it is for the license store.
 //! * [`place_new`] puts an archive in place without replacing anything, with the best mechanism
@@ -20,6 +22,31 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::ARCHIVE_FILE_NAME;
 use crate::error::{Error, ErrorCode, Result};
+
+/// Checks that `folder` exists and is a folder.
+pub(crate) fn check_folder(folder: &Path) -> Result<()> {
+    match std::fs::metadata(folder) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::new(ErrorCode::NotAFolder, format!("{} is not a folder", folder.display()))),
+        Err(e) => Err(match io_error(Doing::Folder(folder), &e) {
+            e if e.code() == ErrorCode::PathNotFound => {
+                Error::new(ErrorCode::PathNotFound, format!("the folder {} does not exist", folder.display()))
+            }
+            e if e.code() == ErrorCode::NotAFolder => {
+                Error::new(ErrorCode::NotAFolder, format!("{} is not a folder", folder.display()))
+            }
+            e => e,
+        }),
+    }
+}
+
+/// Flushes a folder's entries to disk (after a file was renamed or linked into it).
+pub(crate) fn sync_folder(folder: &Path) {
+    // Makes the rename durable; not every platform can open a folder, so this is best effort.
+    if let Ok(dir) = File::open(folder) {
+        let _ = dir.sync_all();
+    }
+}
 
 /// What was being done when an OS error happened: the same error means different things to
 /// the user for the folder, a file created in it, or the archive.

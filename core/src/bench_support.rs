@@ -106,7 +106,7 @@ pub fn scan_costs(path: &std::path::Path) -> Result<(f64, f64, f64, f64, u64)> {
         std::hint::black_box(id?);
     }
     let key_id_pass = thread_cpu_s() - t;
-    let bytes = std::fs::read(path).map_err(|e| crate::error::Error::io("cannot read the archive", &e))?;
+    let bytes = std::fs::read(path).map_err(|e| crate::archive::read_error(&e))?;
     let t = thread_cpu_s();
     std::hint::black_box(sha2::Sha256::digest(&bytes));
     let sha2 = thread_cpu_s() - t;

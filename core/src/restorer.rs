@@ -202,6 +202,7 @@ impl BackupRestorer {
         let (folder, _) = self.folder(Property::RestorePath)?;
         check_folder(&folder)?;
         let scanned = restore::scan::scan(&folder.join(ARCHIVE_FILE_NAME))?;
+        crate::file_kind::check(self.store.path(), crate::file_kind::FileKind::Store)?;
         let _ = journal::settle(self.store.path(), self.service.as_ref());
         let target = RestoreTarget::new(self.store.path(), flags.individualize)?;
         let service_key = self.service.public_key()?;

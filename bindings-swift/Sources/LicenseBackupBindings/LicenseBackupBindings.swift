@@ -648,10 +648,9 @@ public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
     func removeProperty(name: String) throws  -> Bool
     
     /**
-     * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
-     * new identity of it with `individualize`).
+     * What the restore quota allows for the archive in `RestorePath` onto this device.
      */
-    func restoreQuota(individualize: Bool) throws  -> Quota
+    func restoreQuota() throws  -> Quota
     
     /**
      * Sets a property by name.
@@ -824,15 +823,13 @@ open func removeProperty(name: String)throws  -> Bool  {
 }
     
     /**
-     * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
-     * new identity of it with `individualize`).
+     * What the restore quota allows for the archive in `RestorePath` onto this device.
      */
-open func restoreQuota(individualize: Bool = false)throws  -> Quota  {
+open func restoreQuota()throws  -> Quota  {
     return try  FfiConverterTypeQuota_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_method_rawbackuprestorer_restore_quota(
-            self.uniffiCloneHandle(),
-        FfiConverterBool.lower(individualize),uniffiCallStatus
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -936,11 +933,6 @@ public func FfiConverterTypeRawBackupRestorer_lower(_ value: RawBackupRestorer) 
 public protocol RawEmbeddedServiceProtocol: AnyObject, Sendable {
     
     /**
-     * What the ledger holds: reservations by state, licenses and devices counted.
-     */
-    func audit() throws  -> LedgerAudit
-    
-    /**
      * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
      * or back online.
      */
@@ -1017,18 +1009,6 @@ public static func `open`(path: String, maxDevices: UInt32? = nil, refusalUrl: S
 }
     
 
-    
-    /**
-     * What the ledger holds: reservations by state, licenses and devices counted.
-     */
-open func audit()throws  -> LedgerAudit  {
-    return try  FfiConverterTypeLedgerAudit_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawembeddedservice_audit(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
     
     /**
      * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
@@ -2052,125 +2032,6 @@ public func FfiConverterTypeCatalogEntry_lower(_ value: CatalogEntry) -> RustBuf
 
 
 /**
- * What an embedded service's ledger holds (`EmbeddedService.audit()`).
- */
-public struct LedgerAudit: Equatable, Hashable {
-    /**
-     * Reservations granted and not yet confirmed or released (they count).
-     */
-    public var pending: UInt64
-    /**
-     * Reservations confirmed by their device (they count).
-     */
-    public var confirmed: UInt64
-    /**
-     * Reservations released by their device (they do not count).
-     */
-    public var released: UInt64
-    /**
-     * Reservations left pending past the service's limit (they count, for good).
-     */
-    public var expired: UInt64
-    /**
-     * Licenses with at least one device counted.
-     */
-    public var licenses: UInt64
-    /**
-     * (license, device) pairs that count.
-     */
-    public var placements: UInt64
-    /**
-     * Devices known to belong to the account.
-     */
-    public var devices: UInt64
-
-    // Default memberwise initializers are never public by default, so we
-    // declare one manually.
-    public init(
-        /**
-         * Reservations granted and not yet confirmed or released (they count).
-         */pending: UInt64, 
-        /**
-         * Reservations confirmed by their device (they count).
-         */confirmed: UInt64, 
-        /**
-         * Reservations released by their device (they do not count).
-         */released: UInt64, 
-        /**
-         * Reservations left pending past the service's limit (they count, for good).
-         */expired: UInt64, 
-        /**
-         * Licenses with at least one device counted.
-         */licenses: UInt64, 
-        /**
-         * (license, device) pairs that count.
-         */placements: UInt64, 
-        /**
-         * Devices known to belong to the account.
-         */devices: UInt64) {
-        self.pending = pending
-        self.confirmed = confirmed
-        self.released = released
-        self.expired = expired
-        self.licenses = licenses
-        self.placements = placements
-        self.devices = devices
-    }
-
-    
-
-    
-}
-
-#if compiler(>=6)
-extension LedgerAudit: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeLedgerAudit: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LedgerAudit {
-        return
-            try LedgerAudit(
-                pending: FfiConverterUInt64.read(from: &buf), 
-                confirmed: FfiConverterUInt64.read(from: &buf), 
-                released: FfiConverterUInt64.read(from: &buf), 
-                expired: FfiConverterUInt64.read(from: &buf), 
-                licenses: FfiConverterUInt64.read(from: &buf), 
-                placements: FfiConverterUInt64.read(from: &buf), 
-                devices: FfiConverterUInt64.read(from: &buf)
-        )
-    }
-
-    public static func write(_ value: LedgerAudit, into buf: inout [UInt8]) {
-        FfiConverterUInt64.write(value.pending, into: &buf)
-        FfiConverterUInt64.write(value.confirmed, into: &buf)
-        FfiConverterUInt64.write(value.released, into: &buf)
-        FfiConverterUInt64.write(value.expired, into: &buf)
-        FfiConverterUInt64.write(value.licenses, into: &buf)
-        FfiConverterUInt64.write(value.placements, into: &buf)
-        FfiConverterUInt64.write(value.devices, into: &buf)
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeLedgerAudit_lift(_ buf: RustBuffer) throws -> LedgerAudit {
-    return try FfiConverterTypeLedgerAudit.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeLedgerAudit_lower(_ value: LedgerAudit) -> RustBuffer {
-    return FfiConverterTypeLedgerAudit.lower(value)
-}
-
-
-/**
  * A license as the store describes it: everything but the content key.
  */
 public struct License: Equatable, Hashable {
@@ -2457,10 +2318,6 @@ public struct Quota: Equatable, Hashable {
      * This device already counts for every license, so restoring onto it again is free.
      */
     public var deviceAlreadyCounted: Bool
-    /**
-     * Whether the service would authorize this restore now.
-     */
-    public var allowed: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2476,15 +2333,11 @@ public struct Quota: Equatable, Hashable {
          */restoresRemaining: UInt32, 
         /**
          * This device already counts for every license, so restoring onto it again is free.
-         */deviceAlreadyCounted: Bool, 
-        /**
-         * Whether the service would authorize this restore now.
-         */allowed: Bool) {
+         */deviceAlreadyCounted: Bool) {
         self.licenses = licenses
         self.maxDevices = maxDevices
         self.restoresRemaining = restoresRemaining
         self.deviceAlreadyCounted = deviceAlreadyCounted
-        self.allowed = allowed
     }
 
     
@@ -2506,8 +2359,7 @@ public struct FfiConverterTypeQuota: FfiConverterRustBuffer {
                 licenses: FfiConverterUInt64.read(from: &buf), 
                 maxDevices: FfiConverterUInt32.read(from: &buf), 
                 restoresRemaining: FfiConverterUInt32.read(from: &buf), 
-                deviceAlreadyCounted: FfiConverterBool.read(from: &buf), 
-                allowed: FfiConverterBool.read(from: &buf)
+                deviceAlreadyCounted: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2516,7 +2368,6 @@ public struct FfiConverterTypeQuota: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.maxDevices, into: &buf)
         FfiConverterUInt32.write(value.restoresRemaining, into: &buf)
         FfiConverterBool.write(value.deviceAlreadyCounted, into: &buf)
-        FfiConverterBool.write(value.allowed, into: &buf)
     }
 }
 
@@ -3035,6 +2886,26 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case archiveMissing = 205
     /**
+     * The device holding the folder is full (or the file outgrew its file system).
+     */
+    case noSpace = 206
+    /**
+     * The device reported an I/O error (failing or removed media).
+     */
+    case mediaFailure = 207
+    /**
+     * The device or network share is no longer connected.
+     */
+    case deviceGone = 208
+    /**
+     * The path is too long, or has too many levels of symbolic links.
+     */
+    case pathInvalid = 209
+    /**
+     * The folder or the archive cannot be read (permission denied).
+     */
+    case notReadable = 210
+    /**
      * The archive is damaged, truncated or was tampered with.
      */
     case archiveCorrupt = 301
@@ -3054,10 +2925,6 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      * The service refused the restore: a license already lives on the maximum number of devices.
      */
     case restoreLimitExceeded = 402
-    /**
-     * The archive was made on (or the device is registered with) another account of the service.
-     */
-    case foreignDevice = 403
     /**
      * The operation was cancelled.
      */
@@ -3082,6 +2949,10 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      * A license with that key ID is already in the store.
      */
     case licenseExists = 603
+    /**
+     * The file is not of the expected kind (a ledger or an archive opened as a store, ...).
+     */
+    case wrongFileKind = 604
     /**
      * An internal error (a bug): the engine panicked or an invariant broke.
      */
@@ -3149,31 +3020,41 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 9: return .archiveMissing
         
-        case 10: return .archiveCorrupt
+        case 10: return .noSpace
         
-        case 11: return .unsupportedVersion
+        case 11: return .mediaFailure
         
-        case 12: return .wrongKey
+        case 12: return .deviceGone
         
-        case 13: return .serviceUnavailable
+        case 13: return .pathInvalid
         
-        case 14: return .restoreLimitExceeded
+        case 14: return .notReadable
         
-        case 15: return .foreignDevice
+        case 15: return .archiveCorrupt
         
-        case 16: return .cancelled
+        case 16: return .unsupportedVersion
         
-        case 17: return .busy
+        case 17: return .wrongKey
         
-        case 18: return .callbackFailed
+        case 18: return .serviceUnavailable
         
-        case 19: return .storage
+        case 19: return .restoreLimitExceeded
         
-        case 20: return .licenseNotFound
+        case 20: return .cancelled
         
-        case 21: return .licenseExists
+        case 21: return .busy
         
-        case 22: return .`internal`
+        case 22: return .callbackFailed
+        
+        case 23: return .storage
+        
+        case 24: return .licenseNotFound
+        
+        case 25: return .licenseExists
+        
+        case 26: return .wrongFileKind
+        
+        case 27: return .`internal`
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3219,56 +3100,76 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(9))
         
         
-        case .archiveCorrupt:
+        case .noSpace:
             writeInt(&buf, Int32(10))
         
         
-        case .unsupportedVersion:
+        case .mediaFailure:
             writeInt(&buf, Int32(11))
         
         
-        case .wrongKey:
+        case .deviceGone:
             writeInt(&buf, Int32(12))
         
         
-        case .serviceUnavailable:
+        case .pathInvalid:
             writeInt(&buf, Int32(13))
         
         
-        case .restoreLimitExceeded:
+        case .notReadable:
             writeInt(&buf, Int32(14))
         
         
-        case .foreignDevice:
+        case .archiveCorrupt:
             writeInt(&buf, Int32(15))
         
         
-        case .cancelled:
+        case .unsupportedVersion:
             writeInt(&buf, Int32(16))
         
         
-        case .busy:
+        case .wrongKey:
             writeInt(&buf, Int32(17))
         
         
-        case .callbackFailed:
+        case .serviceUnavailable:
             writeInt(&buf, Int32(18))
         
         
-        case .storage:
+        case .restoreLimitExceeded:
             writeInt(&buf, Int32(19))
         
         
-        case .licenseNotFound:
+        case .cancelled:
             writeInt(&buf, Int32(20))
         
         
-        case .licenseExists:
+        case .busy:
             writeInt(&buf, Int32(21))
         
         
-        case .`internal`:
+        case .callbackFailed:
             writeInt(&buf, Int32(22))
+        
+        
+        case .storage:
+            writeInt(&buf, Int32(23))
+        
+        
+        case .licenseNotFound:
+            writeInt(&buf, Int32(24))
+        
+        
+        case .licenseExists:
+            writeInt(&buf, Int32(25))
+        
+        
+        case .wrongFileKind:
+            writeInt(&buf, Int32(26))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(27))
         
         }
     }
@@ -3998,7 +3899,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_property() != 49528) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 19041) {
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 55415) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_set_property() != 23610) {
@@ -4008,9 +3909,6 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_start_restore() != 4915) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 1240) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 11046) {

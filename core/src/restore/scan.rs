@@ -10,8 +10,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub(crate) use crate::archive::KeyTally;
-use crate::archive::{ArchiveHeader, RECORD_END, RECORDS_DOMAIN, RecordReader, expect_eof, read_frame, read_header};
-use crate::error::{Error, ErrorCode, Result};
+use crate::archive::{
+    self, ArchiveHeader, RECORD_END, RECORDS_DOMAIN, RecordReader, expect_eof, read_frame, read_header,
+};
+use crate::error::{Error, Result};
 use crate::key_id::KeyId;
 
 /// An archive opened for a restore: its header, how many licenses it holds, the digest of their
@@ -42,7 +44,7 @@ impl<R: Read> Read for Digesting<R> {
 /// Skips `n` bytes of `r` (reading them: a digesting reader sees them).
 fn skip(r: &mut impl BufRead, mut n: usize) -> Result<()> {
     while n > 0 {
-        let buf = r.fill_buf().map_err(|e| Error::io("cannot read the archive", &e))?;
+        let buf = r.fill_buf().map_err(|e| archive::read_error(&e))?;
         if buf.is_empty() {
             return Err(Error::corrupt("archive truncated in a record"));
         }
@@ -59,13 +61,8 @@ fn skip(r: &mut impl BufRead, mut n: usize) -> Result<()> {
 /// the header commits to. A damaged version-2 archive is therefore refused here, before the
 /// service is asked for anything. Memory stays flat: nothing is kept per license.
 pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}", path.display()))
-        }
-        _ => Error::io("cannot open the archive", &e),
-    })?;
-    let size = file.metadata().map_err(|e| Error::io("cannot read the archive", &e))?.len();
+    let file = archive::open_archive(path)?;
+    let size = file.metadata().map_err(|e| archive::read_error(&e))?.len();
     // The header unbuffered, so that the digesting reader starts at the first record.
     let header = read_header(&mut &file)?;
     let mut digest = Sha256::new();
@@ -97,7 +94,7 @@ impl ScannedArchive {
     /// A reader of the archive's records from the first one (for every pass after the scan).
     pub(super) fn rewind(&self) -> Result<BufReader<&File>> {
         let mut f = &self.file;
-        f.seek(SeekFrom::Start(self.header.len() as u64)).map_err(|e| Error::io("cannot read the archive", &e))?;
+        f.seek(SeekFrom::Start(self.header.len() as u64)).map_err(|e| archive::read_error(&e))?;
         Ok(BufReader::with_capacity(256 * 1024, f))
     }
 
@@ -145,7 +142,7 @@ impl<R: Read + Seek> Iterator for KeyIds<R> {
             return None;
         }
         let step = read_frame(&mut self.r).and_then(|frame| {
-            self.r.seek_relative(i64::from(frame.len)).map_err(|e| Error::io("cannot read the archive", &e))?;
+            self.r.seek_relative(i64::from(frame.len)).map_err(|e| archive::read_error(&e))?;
             Ok(frame)
         });
         match step {

@@ -12,6 +12,7 @@ use super::ledger::{
 };
 use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
 use crate::service::{EMBEDDED_ACCOUNT, RequestId};
 
@@ -157,6 +158,10 @@ impl SqliteLedger {
     /// the service's key seed is made on first use.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("the service ledger path is empty"));
+        }
+        file_kind::check(&path, FileKind::Ledger)?;
         let mut conn = crate::sqlite::open_connection(&path)?;
         conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;
         conn.set_prepared_statement_cache_capacity(32);
@@ -168,10 +173,16 @@ impl SqliteLedger {
                 format!("service ledger version {version} is newer than this library supports ({LEDGER_VERSION})"),
             ));
         }
+        // Migrations run only on a ledger (checked again with SQLite's whole view).
+        file_kind::check_tables(&path, FileKind::Ledger, &file_kind::tables(&tx)?)?;
         if version < LEDGER_VERSION {
             migrate(&tx)?;
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", LEDGER_VERSION)?;
+        }
+        let application_id: i32 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        if application_id != crate::file_kind::LEDGER_APPLICATION_ID {
+            FileKind::Ledger.mark(&tx)?;
         }
         let seed: Option<Vec<u8>> =
             tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
@@ -180,6 +191,8 @@ impl SqliteLedger {
             tx.execute("INSERT INTO service_key (singleton, seed) VALUES (1, ?1)", [seed.as_slice()])?;
         }
         tx.commit()?;
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
         Ok(SqliteLedger { path, conn: Mutex::new(conn) })
     }
 

@@ -22,7 +22,7 @@ pub struct Reporter {
 /// from the last few updates when PROGRESS comes every N licenses.
 fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
     let secs = state.elapsed().as_secs_f64();
-    if secs > 0.05 && state.pos() > 0 {
+    if secs > 0.0 && state.pos() > 0 {
         let _ = write!(w, "{} licenses/s", grouped((state.pos() as f64 / secs) as u64));
     }
 }
@@ -109,7 +109,8 @@ impl Reporter {
             match event {
                 StatusEvent::Connecting => bar.set_message("connecting to the License Management Service"),
                 StatusEvent::Disconnecting => bar.set_message("the service answered"),
-                StatusEvent::Begin { operation } => bar.set_message(format!("{}ing", operation.name())),
+                StatusEvent::Begin { operation: OperationKind::Backup } => bar.set_message("backing up"),
+                StatusEvent::Begin { operation: OperationKind::Restore } => bar.set_message("restoring"),
                 StatusEvent::Progress { done, total, .. } => {
                     self.switch_to_bar(bar, *total);
                     bar.set_position(*done);

@@ -68,7 +68,9 @@ fn operate(
     if signals::pressed() {
         handle.cancel();
     }
-    handle.wait().map_err(|e| {
+    let outcome = handle.wait();
+    signals::settle();
+    outcome.map_err(|e| {
         let mut failure = Failure::from(e);
         failure.refused = reporter.refused();
         failure

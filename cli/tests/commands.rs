@@ -482,3 +482,29 @@ fn a_closed_output_stops_the_backup_before_it_replaces_anything() {
     assert_eq!(std::fs::read(usb.join(ARCHIVE_FILE_NAME)).unwrap(), archive, "the old archive is untouched");
     assert_eq!(files_in(&usb), [ARCHIVE_FILE_NAME], "no temporary file left");
 }
+
+#[test]
+fn the_exit_codes_in_docs_are_those_of_help() {
+    let help = World::new().run(&["--help"]).stdout();
+    let from_help: Vec<(String, String)> = help
+        .split("Exit codes:\n")
+        .nth(1)
+        .expect("an exit-code table in --help")
+        .lines()
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next().unwrap().to_string(), words.next().unwrap().to_string())
+        })
+        .collect();
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cli.md")).unwrap();
+    let table = docs.split("## Exit codes").nth(1).unwrap().split("\n## ").next().unwrap();
+    let from_docs: Vec<(String, String)> = table
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells.len() > 3 && cells[1].parse::<u8>().is_ok()).then(|| (cells[1].to_string(), cells[2].to_string()))
+        })
+        .collect();
+    assert_eq!(from_docs, from_help);
+    assert_eq!(from_help.len(), 10);
+}

@@ -244,6 +244,7 @@ impl EmbeddedService {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
         let path = path.as_ref().to_path_buf();
+        crate::sqlite::refuse_foreign_database(&path, &["service_key", "placements"], "service ledger")?;
         let mut conn = crate::sqlite::open_connection(&path)?;
         conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -77,6 +77,7 @@ impl LicenseStore {
         if path.is_dir() {
             return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not a store file", path.display())));
         }
+        crate::sqlite::refuse_foreign_database(&path, &["device"], "license store")?;
         let mut conn = open_connection(&path)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {

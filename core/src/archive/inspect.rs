@@ -74,16 +74,21 @@ pub struct FramingDamage {
 /// the header's fields and what was read before it.
 pub fn inspect(path: &Path) -> Result<ArchiveInfo> {
     let path = if path.is_dir() { path.join(ARCHIVE_FILE_NAME) } else { path.to_path_buf() };
-    let file = File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}", path.display()))
+    let missing = || Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}", path.display()));
+    // Checked before opening: opening a FIFO or a device could block or have effects.
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(Error::new(ErrorCode::ArchiveMissing, format!("{} is not an archive file", path.display())));
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(Error::io(&format!("cannot read {}", path.display()), &e)),
+    }
+    let file = File::open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => missing(),
         _ => Error::io(&format!("cannot open {}", path.display()), &e),
     })?;
     let meta = file.metadata().map_err(|e| Error::io("cannot read the archive", &e))?;
-    if !meta.is_file() {
-        return Err(Error::new(ErrorCode::ArchiveMissing, format!("{} is not an archive file", path.display())));
-    }
     let size = meta.len();
     let mut r = BufReader::with_capacity(64 * 1024, file);
     let header = read_header(&mut r)?;

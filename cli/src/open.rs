@@ -54,6 +54,15 @@ impl Drop for CreatedStore {
 /// guard removes a created store unless it is kept.
 pub fn store_or_create(args: &StoreArgs) -> Result<(Arc<LicenseStore>, CreatedStore), Failure> {
     let path = &args.store;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !path.exists()) {
+        if !parent.is_dir() {
+            return Err(Failure::new(
+                ErrorCode::PathNotFound,
+                format!("the folder {} does not exist", parent.display()),
+            )
+            .with_hint("--create-store creates the store file, not its folder"));
+        }
+    }
     let created = CreatedStore { path: (!path.exists()).then(|| path.clone()) };
     Ok((Arc::new(LicenseStore::open(path)?), created))
 }

@@ -434,6 +434,21 @@ fn missing_stores_and_services_are_errors_and_nothing_is_created_by_mistake() {
     run.expect(5);
     assert!(run.stderr().starts_with("error: WRONG_KEY: "), "{}", run.stderr());
 
+    // The store given as the service, the service as the store: refused, neither changed.
+    let before = snapshot(&w.path("a.db"));
+    let run = w.run(&["backup", "--store", "a.db", "--to", "usb", "--overwrite", "--service", "a.db"]);
+    run.expect(7);
+    assert!(run.stderr().contains("is not a service ledger: it is another database"), "{}", run.stderr());
+    let run = w.run(&["list", "--store", "service.db"]);
+    run.expect(8);
+    assert!(run.stderr().contains("is not a license store: it is another database"), "{}", run.stderr());
+    assert_eq!(snapshot(&w.path("a.db")), before);
+    w.run(&["verify", "--store", "a.db"]).expect(0);
+
+    let run = w.run(&["restore", "--store", "nowhere/b.db", "--create-store", "--from", "usb"]);
+    run.expect(3);
+    assert!(run.stderr().starts_with("error: PATH_NOT_FOUND: the folder nowhere does not exist"), "{}", run.stderr());
+
     let run = w.run(&["backup", "--store", "a.db", "--to", "missing", "--overwrite"]);
     run.expect(3);
     assert!(run.stderr().starts_with("error: PATH_NOT_FOUND: "), "{}", run.stderr());

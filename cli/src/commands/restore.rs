@@ -40,13 +40,18 @@ pub fn run(args: &RestoreArgs, ui: &Ui, fields: &mut Fields) -> Result<(), Failu
     let flags = RestoreFlags { individualize: args.individualize, replace_existing: args.replace_existing };
     let status = "connecting to the License Management Service";
     let cancelled = "the store stays as it was";
-    let summary = operate(ui, &restorer, OperationKind::Restore, status, cancelled, |callback| {
+    let outcome = operate(ui, &restorer, OperationKind::Restore, status, cancelled, |callback| {
         restorer.restore_licenses(flags, callback)
-    })?;
-    summary_fields(fields, &summary);
+    });
+    // A store this run created goes again unless licenses landed in it (a restore that failed
+    // only in reporting its end, for example).
     if let Some(created) = &mut created {
-        created.keep();
+        if outcome.is_ok() || store.license_count().map_or(true, |n| n > 0) {
+            created.keep();
+        }
     }
+    let summary = outcome?;
+    summary_fields(fields, &summary);
     let device_after = store.device_id()?;
     fields.insert("device_id".into(), json!(device_after));
     fields.insert("previous_device_id".into(), json!(device_before));

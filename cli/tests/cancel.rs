@@ -33,7 +33,18 @@ struct Session {
 
 impl Session {
     fn start(w: &World, args: &[&str]) -> Session {
-        let mut child = w.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        Session::spawn(w.cmd(args))
+    }
+
+    /// [`Session::start`] with `LICENSE_BACKUP_SIGNAL_GRACE_MS` set.
+    fn start_env(w: &World, args: &[&str], grace_ms: &str) -> Session {
+        let mut cmd = w.cmd(args);
+        cmd.env("LICENSE_BACKUP_SIGNAL_GRACE_MS", grace_ms);
+        Session::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: std::process::Command) -> Session {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
         let stderr = child.stderr.take().unwrap();
         let (tx, err) = channel();
@@ -151,7 +162,8 @@ fn a_second_sigint_exits_at_once_and_the_old_archive_is_still_intact() {
     let old = std::fs::read(usb.join(ARCHIVE_FILE_NAME)).unwrap();
 
     let args = ["backup", "--store", "a.db", "--to", "usb", "--overwrite", "--json", "--progress-interval", "1"];
-    let mut s = Session::start(&w, &args);
+    // No grace: every signal after the first quits at once.
+    let mut s = Session::start_env(&w, &args, "0");
     s.read_until("progress");
     s.signal(libc::SIGINT);
     s.wait_stderr("cancelling");
@@ -164,4 +176,29 @@ fn a_second_sigint_exits_at_once_and_the_old_archive_is_still_intact() {
     for name in files_in(&usb) {
         assert!(name == ARCHIVE_FILE_NAME || (name.starts_with(".licenses.lbk.") && name.ends_with(".tmp")), "{name}");
     }
+}
+
+#[test]
+fn a_signal_delivered_twice_at_once_is_one_clean_cancel() {
+    // timeout(1) signals the command, then its whole process group: the tool gets SIGTERM twice.
+    let w = World::new();
+    w.store("a", LICENSES, 0, false);
+    let usb = w.folder("usb");
+    w.run(&["backup", "--store", "a.db", "--to", "usb"]).expect(0);
+    let old = std::fs::read(usb.join(ARCHIVE_FILE_NAME)).unwrap();
+
+    let args = ["backup", "--store", "a.db", "--to", "usb", "--overwrite", "--json", "--progress-interval", "1"];
+    // A grace far longer than the test, so that the second signal falls in it however slow
+    // the machine.
+    let mut s = Session::start_env(&w, &args, "600000");
+    s.read_until("progress");
+    s.signal(libc::SIGTERM);
+    // Handled (so the second is not merged with it by the kernel), then the duplicate.
+    s.wait_stderr("cancelling");
+    s.signal(libc::SIGTERM);
+    let (code, lines, _) = s.finish();
+    assert_eq!(code, 130);
+    assert_eq!(lines.last().unwrap()["error"], "CANCELLED", "the operation ended, cancelled");
+    assert_eq!(std::fs::read(usb.join(ARCHIVE_FILE_NAME)).unwrap(), old);
+    assert_eq!(files_in(&usb), [ARCHIVE_FILE_NAME], "no temporary file left");
 }

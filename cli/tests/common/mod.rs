@@ -56,6 +56,7 @@ impl World {
             .env_remove("LICENSE_BACKUP_STORE")
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
+            .env_remove("LICENSE_BACKUP_SIGNAL_GRACE_MS")
             .env("LICENSE_BACKUP_SERVICE", self.service())
             .stdin(Stdio::null());
         cmd

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod exit;
+mod json;
 mod open;
 mod reporter;
 mod signals;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use license_backup::{CallbackError, Emitted, OperationKind, Outcome, StatusCallback, StatusEvent, monotonic_ns};
-use serde_json::{Value, json};
 
 use crate::ui::{Paint, Ui, printable, quoted};
 
@@ -150,7 +149,7 @@ impl Reporter {
         }
         let written = if self.ui.json {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", json_event(event, emitted_ns)).and_then(|()| out.flush())
+            writeln!(out, "{}", crate::json::event(event, emitted_ns)).and_then(|()| out.flush())
         } else {
             self.human(event)
         };
@@ -180,28 +179,6 @@ fn verbose_line(event: &StatusEvent) -> String {
         // Printed by `human` in every mode.
         StatusEvent::RestrictedLicense { .. } | StatusEvent::Refused { .. } => String::new(),
     }
-}
-
-/// An event as a JSON line: its normalized form (what the conformance scenarios compare), the
-/// time it was emitted, and what the normalized form leaves out for people (messages, bytes,
-/// duration).
-pub fn json_event(event: &StatusEvent, emitted_ns: u64) -> Value {
-    let mut value = event.normalized();
-    value["emitted_ns"] = json!(emitted_ns);
-    match event {
-        StatusEvent::Refused { message, .. } => value["message"] = json!(message),
-        StatusEvent::End { outcome, .. } => {
-            let (message, bytes, duration_ms) = match outcome {
-                Outcome::Completed(s) => (Value::Null, s.bytes, s.duration_ms),
-                Outcome::Failed(e) => (json!(e.message()), 0, 0),
-            };
-            value["message"] = message;
-            value["bytes"] = json!(bytes);
-            value["duration_ms"] = json!(duration_ms);
-        }
-        _ => {}
-    }
-    value
 }
 
 impl StatusCallback for Reporter {

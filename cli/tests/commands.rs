@@ -19,7 +19,7 @@ fn library_backup_events(w: &World, store: &std::path::Path, folder: &std::path:
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
     let callback = Arc::new(move |e: &StatusEvent| {
-        sink.lock().unwrap().push(e.normalized());
+        sink.lock().unwrap().push(library_normalized(e));
         Ok(())
     });
     restorer.backup_licenses(BackupFlags::default(), callback).unwrap().wait().unwrap();

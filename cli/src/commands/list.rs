@@ -50,11 +50,7 @@ pub fn run(args: &StoreArgs, ui: &Ui, fields: &mut Fields) -> Result<(), Failure
 
     ui.line(&format!("{} {device}", ui.out("device", Paint::Bold)));
     for license in &licenses {
-        let mut value = serde_json::to_value(license).map_err(|e| {
-            Failure::new(license_backup::ErrorCode::Internal, format!("cannot describe a license: {e}"))
-        })?;
-        value["event"] = json!("license");
-        ui.json_line(&value);
+        ui.json_line(&crate::json::license(license));
         ui.line(&format!(
             "{}  {}  {}",
             license.key_id,
@@ -64,11 +60,7 @@ pub fn run(args: &StoreArgs, ui: &Ui, fields: &mut Fields) -> Result<(), Failure
     }
     let orphans: Vec<_> = catalog.iter().filter(|(k, _)| !licensed.contains(k)).collect();
     for (key_id, entry) in &catalog {
-        let mut value = serde_json::to_value(entry).unwrap_or_default();
-        value["event"] = json!("catalog_entry");
-        value["key_id"] = json!(key_id.to_string());
-        value["licensed"] = json!(licensed.contains(key_id));
-        ui.json_line(&value);
+        ui.json_line(&crate::json::catalog_entry(key_id, entry, licensed.contains(key_id)));
     }
     if !orphans.is_empty() {
         ui.line(&ui.out("catalog entries without a license on this device:", Paint::Bold));

@@ -175,3 +175,30 @@ pub fn normalized(event: &Value) -> Value {
     }
     v
 }
+
+/// The normalized form of an event delivered by the library, as `tests/scenarios/README.md`
+/// specifies it (the same as `core/tests/common::normalized`): what the tool's JSON events are
+/// compared with.
+pub fn library_normalized(event: &StatusEvent) -> Value {
+    use serde_json::json;
+    match event {
+        StatusEvent::Begin { operation } => json!({"event": "begin", "operation": operation.name()}),
+        StatusEvent::Progress { operation, done, total } => {
+            json!({"event": "progress", "operation": operation.name(), "done": done, "total": total})
+        }
+        StatusEvent::RestrictedLicense { key_id, title } => {
+            json!({"event": "restricted_license", "key_id": key_id.to_string(), "title": title})
+        }
+        StatusEvent::Connecting => json!({"event": "connecting"}),
+        StatusEvent::Disconnecting => json!({"event": "disconnecting"}),
+        StatusEvent::Refused { code, url, .. } => json!({"event": "refused", "code": code.name(), "url": url}),
+        StatusEvent::End { operation, outcome } => {
+            let (error, s) = match outcome {
+                Outcome::Completed(s) => (Value::Null, s.clone()),
+                Outcome::Failed(e) => (Value::from(e.code().name()), Summary::default()),
+            };
+            json!({"event": "end", "operation": operation.name(), "error": error,
+                   "licenses": s.licenses, "restricted": s.restricted, "skipped": s.skipped})
+        }
+    }
+}

@@ -245,3 +245,31 @@ fn ctrl_c_typed_on_the_terminal_cancels_the_backup_cleanly() {
     assert_eq!(std::fs::read(usb.join(ARCHIVE_FILE_NAME)).unwrap(), old, "the old archive is intact");
     assert_eq!(files_in(&usb), [ARCHIVE_FILE_NAME], "no temporary file left");
 }
+
+/// The text a terminal shows: escape sequences removed, line ends as `\n`.
+fn visible(screen: &str) -> String {
+    let mut out = String::new();
+    let mut rest = screen;
+    while let Some(at) = rest.find('\x1b') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 1..];
+        let end = tail.find(|c: char| c.is_ascii_alphabetic()).map_or(tail.len(), |i| i + 1);
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out.replace("\r\n", "\n")
+}
+
+#[test]
+fn labels_in_colour_stay_aligned() {
+    let w = world(10);
+    w.run(&["backup", "--store", "a.db", "--to", "usb"]).expect(0);
+    let (pty, slave) = Pty::open();
+    let mut child = pty.spawn(w.cmd(&["inspect", "usb"]), slave, true);
+    let screen = pty.wait_closed();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{screen}");
+    assert!(screen.contains("\x1b[1marchive       \x1b[0m"), "labels in bold: {screen:?}");
+    let text = visible(&screen);
+    assert!(text.contains("\narchive       usb/licenses.lbk (") || text.starts_with("archive       usb/"), "{text}");
+    assert!(text.contains("\nframing       10 license records, then the end record: intact\n"), "{text}");
+}

@@ -31,7 +31,7 @@ pub fn run(args: &InspectArgs, ui: &Ui, fields: &mut Fields) -> Result<(), Failu
         },
     );
 
-    let row = |label: &str, value: String| ui.line(&format!("{:<14}{value}", ui.out(label, Paint::Bold)));
+    let row = |label: &str, value: String| ui.line(&format!("{}{value}", ui.out(&format!("{label:<14}"), Paint::Bold)));
     row("archive", format!("{} ({})", info.path.display(), bytes(info.size)));
     row("format", format!("version {}", info.format_version));
     row("archive id", hex(&h.archive_id));

@@ -32,7 +32,7 @@ pub fn run(args: &QuotaArgs, ui: &Ui, fields: &mut Fields) -> Result<(), Failure
     fields.insert("device_already_counted".into(), json!(quota.device_already_counted));
     fields.insert("allowed".into(), json!(allowed));
 
-    let row = |label: &str, value: String| ui.line(&format!("{:<14}{value}", ui.out(label, Paint::Bold)));
+    let row = |label: &str, value: String| ui.line(&format!("{}{value}", ui.out(&format!("{label:<14}"), Paint::Bold)));
     row("archive", format!("{} ({} licenses)", archive.display(), quota.licenses));
     row("device", device);
     row("policy", format!("a license may live on at most {} devices", quota.max_devices));

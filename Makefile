@@ -22,7 +22,7 @@ GENERATE := generate-interface generate-scenarios
 
 
 .PHONY: test-suites
-.PHONY: all demo demo-library test generate bench test-rust lint-rust generate-interface generate-scenarios
+.PHONY: all demo demo-library test generate bench test-rust lint-rust generate-interface generate-scenarios fs-tools
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
@@ -60,5 +60,10 @@ lint-rust:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
-test-rust: lint-rust
+# The removable-media tests (core/tests/media.rs) mount FAT, exFAT and NTFS images and an sshfs
+# share through FUSE: their drivers come from Debian's packages, installed when missing.
+fs-tools:
+	$(ROOT)/scripts/fs-tools.sh
+
+test-rust: lint-rust fs-tools
 	$(CARGO) test --workspace --quiet

@@ -33,7 +33,7 @@ pub const TABLE: &[(u8, &str, &str)] = &[
     (OK, "ok", "done (quota: a restore would be allowed)"),
     (INTERNAL, "internal", "a bug or unexpected failure: INTERNAL, CALLBACK_FAILED, BUSY"),
     (USAGE, "usage", "bad command line or argument: INVALID_ARGUMENT, other 1xx"),
-    (PATH, "path", "a path is missing, not a folder, not writable: 2xx codes"),
+    (PATH, "path", "missing or unusable path: 2xx codes, WRONG_FILE_KIND"),
     (BACKUP_EXISTS, "backup-exists", "BACKUP_EXISTS: the folder holds a backup (use --overwrite)"),
     (ARCHIVE, "archive", "ARCHIVE_MISSING, ARCHIVE_CORRUPT, WRONG_KEY, ...: 3xx codes"),
     (REFUSED, "refused", "the service refused the restore (quota: it would refuse)"),
@@ -52,6 +52,8 @@ pub fn for_code(code: ErrorCode, refused: bool) -> u8 {
         ErrorCode::Cancelled => CANCELLED,
         ErrorCode::BackupExists => BACKUP_EXISTS,
         ErrorCode::ArchiveMissing => ARCHIVE,
+        // A file named on the command line (store, ledger, archive) is not of its kind.
+        ErrorCode::WrongFileKind => PATH,
         ErrorCode::RestoreLimitExceeded => REFUSED,
         _ => match code.number() / 100 {
             1 => USAGE,

@@ -332,8 +332,8 @@ fn inspect_shows_the_header_and_locates_damage_without_any_key() {
     w.run(&["inspect", "usb"]).expect(5);
     std::fs::write(&archive, b"not an archive at all").unwrap();
     let run = w.run(&["inspect", "usb"]);
-    run.expect(5);
-    assert!(run.stderr().contains("ARCHIVE_CORRUPT"), "{}", run.stderr());
+    run.expect(3);
+    assert!(run.stderr().contains("WRONG_FILE_KIND"), "{}", run.stderr());
     let run = w.run(&["inspect", "nowhere"]);
     run.expect(5);
     assert!(run.stderr().starts_with("error: ARCHIVE_MISSING: "), "{}", run.stderr());
@@ -438,10 +438,14 @@ fn missing_stores_and_services_are_errors_and_nothing_is_created_by_mistake() {
     let before = snapshot(&w.path("a.db"));
     let run = w.run(&["backup", "--store", "a.db", "--to", "usb", "--overwrite", "--service", "a.db"]);
     run.expect(7);
-    assert!(run.stderr().contains("is not a service ledger: it is another database"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("is a license store, not a service ledger; it was left unchanged"),
+        "{}",
+        run.stderr()
+    );
     let run = w.run(&["list", "--store", "service.db"]);
-    run.expect(8);
-    assert!(run.stderr().contains("is not a license store: it is another database"), "{}", run.stderr());
+    run.expect(3);
+    assert!(run.stderr().starts_with("error: WRONG_FILE_KIND: "), "{}", run.stderr());
     assert_eq!(snapshot(&w.path("a.db")), before);
     w.run(&["verify", "--store", "a.db"]).expect(0);
 

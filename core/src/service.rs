@@ -14,6 +14,7 @@ use crate::archive::{self, ARCHIVE_KEY_INFO, GRANT_INFO};
 use crate::clock::now_secs;
 use crate::crypto::{self, KeyPair, PUBLIC_KEY_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
 
 /// The classic policy: a license may live on at most four distinct devices.
@@ -244,7 +245,10 @@ impl EmbeddedService {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
         let path = path.as_ref().to_path_buf();
-        crate::sqlite::refuse_foreign_database(&path, &["service_key", "placements"], "service ledger")?;
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("the service ledger path is empty"));
+        }
+        file_kind::check(&path, FileKind::Ledger)?;
         let mut conn = crate::sqlite::open_connection(&path)?;
         conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -255,10 +259,13 @@ impl EmbeddedService {
                 format!("service ledger version {version} is newer than this library supports ({LEDGER_VERSION})"),
             ));
         }
+        // Migrations run only on a ledger (checked again with SQLite's whole view).
+        file_kind::check_tables(&path, FileKind::Ledger, &file_kind::tables(&tx)?)?;
         if version < LEDGER_VERSION {
             migrate_v1(&tx)?;
         }
         tx.execute_batch(LEDGER_SCHEMA)?;
+        FileKind::Ledger.mark(&tx)?;
         tx.pragma_update(None, "user_version", LEDGER_VERSION)?;
         let seed: Option<Vec<u8>> =
             tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
@@ -271,6 +278,8 @@ impl EmbeddedService {
             }
         };
         tx.commit()?;
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
         Ok(EmbeddedService { path, conn: Mutex::new(conn), keys, policy, online: AtomicBool::new(true) })
     }
 

@@ -8,30 +8,6 @@ use rusqlite::Connection;
 
 use crate::error::{Error, ErrorCode, Result};
 
-/// Refuses an existing database that is not one of ours before anything is written to it (the
-/// WAL switch alone rewrites its header): a database with tables but none of `markers`, the
-/// tables a file of `what` has (`device` for a store; `service_key` or `placements` for a
-/// service ledger). Another application's database, or a store given as a ledger, is left
-/// byte for byte as it was. A missing or empty file passes: opening creates it.
-pub(crate) fn refuse_foreign_database(path: &Path, markers: &[&str], what: &str) -> Result<()> {
-    if !std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0) {
-        return Ok(());
-    }
-    let not_ours =
-        |detail: String| Error::new(ErrorCode::Storage, format!("{} is not a {what}: {detail}", path.display()));
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| not_ours(e.to_string()))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    let mut stmt =
-        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").map_err(|e| not_ours(e.to_string()))?;
-    let tables: Vec<String> =
-        stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| not_ours(e.to_string()))?;
-    if !tables.is_empty() && !tables.iter().any(|t| markers.contains(&t.as_str())) {
-        return Err(not_ours("it is another database".into()));
-    }
-    Ok(())
-}
-
 /// Opens a SQLite database (a store or a ledger) the way every connection of this library is
 /// opened: WAL journal, full synchronous commits, a 10-second busy timeout.
 pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
@@ -49,6 +25,7 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
 /// by side), so a large cache holds nothing it reads again and only makes memory grow with
 /// the store.
 pub(crate) fn open_backup_connection(path: &Path) -> Result<Connection> {
+    crate::file_kind::check(path, crate::file_kind::FileKind::Store)?;
     let conn = open_connection(path)?;
     conn.pragma_update(None, "cache_size", BACKUP_CACHE_KIB)?;
     Ok(conn)

@@ -12,6 +12,7 @@ use crate::clock::now_secs;
 use crate::crypto::{KeyPair, NoncePool};
 use crate::device::{DeviceKeys, device_id_hex};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, ConflictPolicy, License, LicenseFields, NewLicense, Rights};
 use crate::sqlite::{RawRows, open_connection};
@@ -77,7 +78,7 @@ impl LicenseStore {
         if path.is_dir() {
             return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not a store file", path.display())));
         }
-        crate::sqlite::refuse_foreign_database(&path, &["device"], "license store")?;
+        file_kind::check(&path, FileKind::Store)?;
         let mut conn = open_connection(&path)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
@@ -87,7 +88,10 @@ impl LicenseStore {
             ));
         }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Again with SQLite's whole view (a WAL included), before the schema is touched.
+        file_kind::check_tables(&path, FileKind::Store, &file_kind::tables(&tx)?)?;
         tx.execute_batch(SCHEMA)?;
+        FileKind::Store.mark(&tx)?;
         let has_device: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM device)", [], |r| r.get(0))?;
         if !has_device {
             let pair = KeyPair::generate();
@@ -98,6 +102,8 @@ impl LicenseStore {
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
         Ok(LicenseStore { path, conn: Mutex::new(conn), busy: AtomicBool::new(false) })
     }
 
@@ -582,7 +588,8 @@ mod tests {
         assert_eq!(LicenseStore::open(dir.path()).unwrap_err().code(), ErrorCode::NotAFolder);
         let junk = dir.path().join("junk.db");
         std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
-        assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::Storage);
+        assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::WrongFileKind);
+        assert_eq!(std::fs::read(&junk).unwrap(), vec![0x42u8; 8192]);
     }
 
     #[test]

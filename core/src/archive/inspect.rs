@@ -8,14 +8,14 @@
 //! `inspect` finds is therefore a statement about the file's structure, not a proof that the
 //! service would accept it.
 
-use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::{
-    ARCHIVE_FILE_NAME, ArchiveHeader, FORMAT_VERSION, FRAME_LEN, HEADER_LEN, RECORD_END, read_frame, read_header,
+    ARCHIVE_FILE_NAME, ArchiveHeader, FORMAT_VERSION, FRAME_LEN, HEADER_LEN, RECORD_END, open_archive, read_error,
+    read_frame, read_header,
 };
 use crate::error::{Error, ErrorCode, Result};
 
@@ -69,26 +69,16 @@ pub struct FramingDamage {
 ///
 /// Errors: `ARCHIVE_MISSING` when there is no archive, `ARCHIVE_CORRUPT` when the header cannot
 /// be read (no magic, a checksum mismatch, a malformed version-1 header),
-/// `UNSUPPORTED_VERSION` for another format version, `STORAGE` when the file cannot be read.
+/// `UNSUPPORTED_VERSION` for another format version, `WRONG_FILE_KIND` for a file that is not an
+/// archive, and the path and media codes when the file cannot be read.
 /// Damage after the header is not an error: it is reported in [`ArchiveInfo::damage`], with
 /// the header's fields and what was read before it.
 pub fn inspect(path: &Path) -> Result<ArchiveInfo> {
     let path = if path.is_dir() { path.join(ARCHIVE_FILE_NAME) } else { path.to_path_buf() };
-    let missing = || Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}", path.display()));
-    // Checked before opening: opening a FIFO or a device could block or have effects.
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => {
-            return Err(Error::new(ErrorCode::ArchiveMissing, format!("{} is not an archive file", path.display())));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
-        Err(e) => return Err(Error::io(&format!("cannot read {}", path.display()), &e)),
-    }
-    let file = File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => missing(),
-        _ => Error::io(&format!("cannot open {}", path.display()), &e),
-    })?;
-    let meta = file.metadata().map_err(|e| Error::io("cannot read the archive", &e))?;
+    // The same checks as a restore's scan: a FIFO is not opened, an empty placeholder is no
+    // archive, a folder or another kind of file is refused.
+    let file = open_archive(&path)?;
+    let meta = file.metadata().map_err(|e| read_error(&e))?;
     let size = meta.len();
     let mut r = BufReader::with_capacity(64 * 1024, file);
     let header = read_header(&mut r)?;
@@ -120,7 +110,7 @@ pub fn inspect(path: &Path) -> Result<ArchiveInfo> {
             }
             break None;
         }
-        r.seek_relative(i64::from(frame.len)).map_err(|e| Error::io("cannot read the archive", &e))?;
+        r.seek_relative(i64::from(frame.len)).map_err(|e| read_error(&e))?;
         digest.update(frame.key_id);
         licenses += 1;
         record += 1;

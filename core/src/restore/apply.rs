@@ -69,6 +69,7 @@ impl RestoreTarget {
     /// Opens the store at `path` for a restore. With `individualize`, a fresh device identity is
     /// made now and applied at commit.
     pub(crate) fn new(path: &Path, individualize: bool) -> Result<Self> {
+        crate::file_kind::check(path, crate::file_kind::FileKind::Store)?;
         let conn = open_connection(path)?;
         conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
         let device = if individualize { DeviceKeys::new(KeyPair::generate()) } else { load_device(&conn)? };

@@ -9,7 +9,7 @@
 //! (about 128 KiB each, sealed in place).
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -19,6 +19,9 @@ use crate::crypto::{self, DATA_KEY_LEN, ENC_LEN, KeyPair, PUBLIC_KEY_LEN, Sealin
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, License, LicenseFields, Rights};
+
+mod inspect;
+pub use inspect::{ArchiveInfo, FramingDamage, inspect};
 
 /// The archive's file name inside the backup folder.
 pub const ARCHIVE_FILE_NAME: &str = "licenses.lbk";
@@ -832,6 +835,34 @@ impl KeyTally {
     pub(crate) fn matches(&self, other: &KeyTally) -> bool {
         self.licenses == other.licenses && self.digest() == other.digest()
     }
+}
+
+/// A reader that hashes every byte read through it (for the record digest).
+pub(crate) struct Digesting<R> {
+    pub(crate) inner: R,
+    pub(crate) digest: Sha256,
+}
+
+impl<R: Read> Read for Digesting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digest.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Skips `n` bytes of `r` (reading them: a digesting reader sees them).
+pub(crate) fn skip(r: &mut impl BufRead, mut n: usize) -> Result<()> {
+    while n > 0 {
+        let buf = r.fill_buf().map_err(|e| read_error(&e))?;
+        if buf.is_empty() {
+            return Err(Error::corrupt("archive truncated in a record"));
+        }
+        let k = n.min(buf.len());
+        r.consume(k);
+        n -= k;
+    }
+    Ok(())
 }
 
 /// A record opened and checked by [`open_record`].

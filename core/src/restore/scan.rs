@@ -4,14 +4,14 @@
 //! pass is checked against.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 pub(crate) use crate::archive::KeyTally;
 use crate::archive::{
-    self, ArchiveHeader, RECORD_END, RECORDS_DOMAIN, RecordReader, expect_eof, read_frame, read_header,
+    self, ArchiveHeader, Digesting, RECORD_END, RECORDS_DOMAIN, RecordReader, expect_eof, read_frame, read_header, skip,
 };
 use crate::error::{Error, Result};
 use crate::key_id::KeyId;
@@ -25,34 +25,6 @@ pub(crate) struct ScannedArchive {
     pub(crate) tally: KeyTally,
     file: File,
     pub(crate) size: u64,
-}
-
-/// A reader that hashes every byte read through it (for the record digest).
-struct Digesting<R> {
-    inner: R,
-    digest: Sha256,
-}
-
-impl<R: Read> Read for Digesting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.digest.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
-/// Skips `n` bytes of `r` (reading them: a digesting reader sees them).
-fn skip(r: &mut impl BufRead, mut n: usize) -> Result<()> {
-    while n > 0 {
-        let buf = r.fill_buf().map_err(|e| archive::read_error(&e))?;
-        if buf.is_empty() {
-            return Err(Error::corrupt("archive truncated in a record"));
-        }
-        let k = n.min(buf.len());
-        r.consume(k);
-        n -= k;
-    }
-    Ok(())
 }
 
 /// Opens `path` and reads all of it once, without decrypting anything: the header, the framing

@@ -54,5 +54,8 @@ lint-rust:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
+# The Secret Service protector's test (core/tests/keyring_secret_service.rs) starts its own D-Bus
+# session and GNOME Keyring daemon: keystore-tools.sh installs them (Debian packages, once).
 test-rust: lint-rust
+	bash $(ROOT)/scripts/keystore-tools.sh
 	$(CARGO) test --workspace --quiet

@@ -25,7 +25,10 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// The migration steps, in order: step `n` moves a store from version `n - 1` to `n`. Each is
 /// idempotent (it checks what is there) and runs, like all of them, in the one transaction that
 /// opens the store: a store is migrated entirely or not at all.
-const MIGRATIONS: &[(i64, fn(&Connection) -> Result<()>)] = &[(1, migrate_to_1), (2, migrate_to_2)];
+const MIGRATIONS: &[(i64, MigrationStep)] = &[(1, migrate_to_1), (2, migrate_to_2)];
+
+/// One migration step, run in the opening transaction.
+type MigrationStep = fn(&Connection) -> Result<()>;
 
 /// Version 1: the device (with its seed in clear), the licenses (content keys sealed to the
 /// device, bound to the device ID and the key ID only) and the catalog.

@@ -1212,7 +1212,7 @@ mod tests {
         ));
         std::fs::create_dir_all(dir.join("backup")).unwrap();
         let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
-        let store = RawLicenseStore::open(path("store.db")).unwrap();
+        let store = RawLicenseStore::open(path("store.db"), ProtectorKind::Unprotected, None, None).unwrap();
         let licenses = (1..=n)
             .map(|i| NewLicense {
                 key_id: format!("5a000000-0000-0000-0000-{i:012x}"),
@@ -1230,7 +1230,8 @@ mod tests {
             })
             .collect();
         store.add_licenses(licenses, false).unwrap();
-        let service = RawEmbeddedService::open(path("service.db"), None, None).unwrap();
+        let service =
+            RawEmbeddedService::open(path("service.db"), None, None, ProtectorKind::Unprotected, None, None).unwrap();
         let restorer = RawBackupRestorer::new(store, service).unwrap();
         restorer.set_property("BackupPath".into(), PropertyValue::String(path("backup"))).unwrap();
         restorer.set_property("ProgressInterval".into(), PropertyValue::U32(1)).unwrap();

@@ -21,7 +21,7 @@ GENERATE := generate-interface generate-scenarios
 
 
 .PHONY: test-suites
-.PHONY: all demo test generate bench test-rust lint-rust generate-interface generate-scenarios
+.PHONY: all demo test generate bench test-rust lint-rust generate-interface generate-scenarios fs-tools
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
@@ -54,8 +54,13 @@ lint-rust:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
-# The Secret Service protector's test (core/tests/keyring_secret_service.rs) starts its own D-Bus
+# The removable-media tests (core/tests/media.rs) mount FAT, exFAT and NTFS images and an sshfs
+# share through FUSE: their drivers come from Debian's packages, installed when missing. The
+# Secret Service protector's test (core/tests/keyring_secret_service.rs) starts its own D-Bus
 # session and GNOME Keyring daemon: keystore-tools.sh installs them (Debian packages, once).
-test-rust: lint-rust
+fs-tools:
+	$(ROOT)/scripts/fs-tools.sh
+
+test-rust: lint-rust fs-tools
 	bash $(ROOT)/scripts/keystore-tools.sh
 	$(CARGO) test --workspace --quiet

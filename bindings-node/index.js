@@ -20,6 +20,11 @@ const ErrorCode = Object.freeze({
   NOT_WRITABLE: 203,
   BACKUP_EXISTS: 204,
   ARCHIVE_MISSING: 205,
+  NO_SPACE: 206,
+  MEDIA_FAILURE: 207,
+  DEVICE_GONE: 208,
+  PATH_INVALID: 209,
+  NOT_READABLE: 210,
   ARCHIVE_CORRUPT: 301,
   UNSUPPORTED_VERSION: 302,
   WRONG_KEY: 303,
@@ -31,6 +36,7 @@ const ErrorCode = Object.freeze({
   STORAGE: 601,
   LICENSE_NOT_FOUND: 602,
   LICENSE_EXISTS: 603,
+  WRONG_FILE_KIND: 604,
   PROTECTOR_REQUIRED: 610,
   PROTECTOR_MISMATCH: 611,
   PROTECTOR_FAILED: 612,
@@ -86,6 +92,25 @@ function call(fn) {
     return fn()
   } catch (err) {
     throw fromNative(err)
+  }
+}
+
+// Operations still running. When the process exits (`process.exit()`, an Electron app quitting)
+// the event loop stops for good: each is cancelled and its work waited for (up to
+// EXIT_GRACE_MS), so a backup leaves the previous archive and no temporary file, and a restore
+// leaves the store as it was. Their `end` events are not delivered: nothing runs them any more.
+const live = new Set()
+const EXIT_GRACE_MS = 10000
+let exitHookInstalled = false
+
+function track(op) {
+  live.add(op)
+  if (!exitHookInstalled) {
+    exitHookInstalled = true
+    process.on('exit', () => {
+      for (const running of live) running.cancelAndWait(EXIT_GRACE_MS)
+      live.clear()
+    })
   }
 }
 
@@ -526,6 +551,7 @@ class BackupRestorer extends EventEmitter {
         else this.cancelLicenseRestore()
       }
       const onEnd = (ev, emittedNs) => {
+        live.delete(op)
         signal?.removeEventListener('abort', onAbort)
         let error = null
         if (ev.error) {
@@ -601,6 +627,7 @@ class BackupRestorer extends EventEmitter {
         reject(fromNative(err))
         return
       }
+      track(op)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
   }

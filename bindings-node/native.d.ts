@@ -127,6 +127,12 @@ export declare class NativeOperation {
    * the batch it is emitting (END still comes).
    */
   get cancelRequested(): boolean
+  /**
+   * Cancels the operation and blocks up to `timeoutMs` until its work has stopped (files
+   * closed, temporary files removed), without waiting for its events: what the wrapper does
+   * when the process exits and the event loop will not run again. Returns whether it stopped.
+   */
+  cancelAndWait(timeoutMs: number): boolean
 }
 
 /** What each event of a `NativeBatch` is (its entry in the batch's `kinds` column). */

@@ -574,6 +574,15 @@ impl NativeOperation {
     pub fn cancel_requested(&self) -> bool {
         self.handle.is_cancel_requested()
     }
+
+    /// Cancels the operation and blocks up to `timeoutMs` until its work has stopped (files
+    /// closed, temporary files removed), without waiting for its events: what the wrapper does
+    /// when the process exits and the event loop will not run again. Returns whether it stopped.
+    #[napi]
+    pub fn cancel_and_wait(&self, timeout_ms: u32) -> bool {
+        self.handle.cancel();
+        self.handle.wait_stopped(std::time::Duration::from_millis(u64::from(timeout_ms)))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

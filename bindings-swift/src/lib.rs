@@ -55,6 +55,16 @@ pub enum ErrorCode {
     BackupExists = 204,
     /// There is no backup archive in the restore folder.
     ArchiveMissing = 205,
+    /// The device holding the folder is full (or the file outgrew its file system).
+    NoSpace = 206,
+    /// The device reported an I/O error (failing or removed media).
+    MediaFailure = 207,
+    /// The device or network share is no longer connected.
+    DeviceGone = 208,
+    /// The path is too long, or has too many levels of symbolic links.
+    PathInvalid = 209,
+    /// The folder or the archive cannot be read (permission denied).
+    NotReadable = 210,
     /// The archive is damaged, truncated or was tampered with.
     ArchiveCorrupt = 301,
     /// The archive was written by an unknown format version.
@@ -77,6 +87,8 @@ pub enum ErrorCode {
     LicenseNotFound = 602,
     /// A license with that key ID is already in the store.
     LicenseExists = 603,
+    /// The file is not of the expected kind (a ledger or an archive opened as a store, ...).
+    WrongFileKind = 604,
     /// The file is protected and no protector was given.
     ProtectorRequired = 610,
     /// The protector cannot unwrap the file's secret.
@@ -107,6 +119,11 @@ impl ErrorCode {
         ErrorCode::NotWritable,
         ErrorCode::BackupExists,
         ErrorCode::ArchiveMissing,
+        ErrorCode::NoSpace,
+        ErrorCode::MediaFailure,
+        ErrorCode::DeviceGone,
+        ErrorCode::PathInvalid,
+        ErrorCode::NotReadable,
         ErrorCode::ArchiveCorrupt,
         ErrorCode::UnsupportedVersion,
         ErrorCode::WrongKey,
@@ -118,6 +135,7 @@ impl ErrorCode {
         ErrorCode::Storage,
         ErrorCode::LicenseNotFound,
         ErrorCode::LicenseExists,
+        ErrorCode::WrongFileKind,
         ErrorCode::ProtectorRequired,
         ErrorCode::ProtectorMismatch,
         ErrorCode::ProtectorFailed,

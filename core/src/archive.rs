@@ -350,12 +350,12 @@ impl<W: Write> ArchiveWriter<W> {
 
 /// Maps a write failure to a clear error (a full disk is the common one).
 pub(crate) fn write_error(e: &std::io::Error) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-            Error::new(ErrorCode::NotWritable, format!("cannot write the archive: {e}"))
-        }
-        _ => Error::io("cannot write the archive", e),
-    }
+    crate::folder::io_error(crate::folder::Doing::Write, e)
+}
+
+/// Maps a read failure to a clear error (a pulled stick, a failing medium).
+pub(crate) fn read_error(e: &std::io::Error) -> Error {
+    crate::folder::io_error(crate::folder::Doing::Read, e)
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -514,16 +514,38 @@ pub struct ArchivedLicense {
 pub(crate) fn read_exact_or_corrupt(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<()> {
     r.read_exact(buf).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!("archive truncated in {what}")),
-        _ => Error::io("cannot read the archive", &e),
+        _ => read_error(&e),
     })
+}
+
+/// Reads into `buf` until it is full or the input ends; returns how many bytes were read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(&e)),
+        }
+    }
+    Ok(got)
 }
 
 /// Reads and checks an archive's header.
 pub fn read_header(r: &mut impl Read) -> Result<ArchiveHeader> {
     let mut prefix = [0u8; 12];
-    read_exact_or_corrupt(r, &mut prefix, "the header")?;
-    if &prefix[..8] != MAGIC {
-        return Err(Error::corrupt("not a license backup archive (bad magic)"));
+    let got = read_up_to(r, &mut prefix)?;
+    // A file that does not start like an archive is another kind of file, not a damaged one.
+    let magic = got.min(MAGIC.len());
+    if got == 0 {
+        return Err(Error::corrupt("archive truncated in the header"));
+    }
+    if prefix[..magic] != MAGIC[..magic] {
+        return Err(Error::new(ErrorCode::WrongFileKind, "not a license backup archive (no LICBAKUP magic)"));
+    }
+    if got < prefix.len() {
+        return Err(Error::corrupt("archive truncated in the header"));
     }
     let version = u16::from_le_bytes([prefix[8], prefix[9]]);
     let header_len = u16::from_le_bytes([prefix[10], prefix[11]]) as usize;
@@ -592,10 +614,33 @@ pub(crate) fn expect_eof(r: &mut impl Read) -> Result<()> {
     match r.read(&mut one) {
         Ok(0) => Ok(()),
         Ok(_) => Err(Error::corrupt("unexpected bytes after the end record")),
-        Err(e) => Err(Error::io("cannot read the archive", &e)),
+        Err(e) => Err(read_error(&e)),
     }
 }
 
+/// Opens the archive at `path` for reading. A missing file and an empty one (what a backup
+/// that died while putting its archive in place can leave, see `crate::folder`) are
+/// `ARCHIVE_MISSING`; a folder is `WRONG_FILE_KIND`.
+pub(crate) fn open_archive(path: &Path) -> Result<File> {
+    let missing =
+        |why: &str| Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}{why}", path.display()));
+    // Only a regular file is opened: opening a FIFO would block.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(Error::new(ErrorCode::WrongFileKind, format!("{} is not a regular file", path.display())));
+    }
+    let file = File::open(path).map_err(|e| match read_error(&e) {
+        e if e.code() == ErrorCode::ArchiveMissing => missing(""),
+        e => e,
+    })?;
+    let meta = file.metadata().map_err(|e| read_error(&e))?;
+    if meta.is_dir() {
+        return Err(Error::new(ErrorCode::WrongFileKind, format!("{} is a folder, not an archive", path.display())));
+    }
+    if crate::folder::is_placeholder(&meta) {
+        return Err(missing(": the file is empty (a backup into this folder did not finish)"));
+    }
+    Ok(file)
+}
 /// A record opened and checked by [`open_record`].
 pub(crate) enum Opened<'a> {
     License(LicenseView<'a>),
@@ -648,7 +693,7 @@ impl RecordReader<BufReader<File>> {
     /// Opens the archive at `path` with its data key (which only the service, or a device it
     /// granted the key to, can recover). The header is read and checked again.
     pub fn open(path: &Path, data_key: &[u8; 32]) -> Result<(ArchiveHeader, Self)> {
-        let file = File::open(path).map_err(|e| Error::io("cannot open the archive", &e))?;
+        let file = open_archive(path)?;
         let mut r = BufReader::with_capacity(64 * 1024, file);
         let header = read_header(&mut r)?;
         let reader = RecordReader::new(r, header.archive_id, data_key);
@@ -703,12 +748,7 @@ impl<R: Read> RecordReader<R> {
 
 /// Reads the header of the archive at `path` (for tools and services).
 pub fn read_header_at(path: &Path) -> Result<ArchiveHeader> {
-    let mut f = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(ErrorCode::ArchiveMissing, format!("no archive at {}", path.display()))
-        }
-        _ => Error::io("cannot open the archive", &e),
-    })?;
-    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot read the archive", &e))?;
+    let mut f = open_archive(path)?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| read_error(&e))?;
     read_header(&mut BufReader::new(f))
 }

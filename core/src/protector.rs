@@ -13,25 +13,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorCode, Result};
-
-/// Which kind of file a protected secret belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
-    /// A license store (the device's seed).
-    Store,
-    /// An embedded License Management Service's ledger (the service's seed).
-    Ledger,
-}
-
-impl FileKind {
-    /// `"store"` or `"ledger"`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            FileKind::Store => "store",
-            FileKind::Ledger => "ledger",
-        }
-    }
-}
+pub use crate::file_kind::FileKind;
 
 /// The file whose secret a protector wraps or unwraps: its kind and a random 16-byte ID made
 /// when the file was created (it moves with the file). A protector that keeps a key per file

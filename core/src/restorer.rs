@@ -190,6 +190,7 @@ impl BackupRestorer {
         let (folder, _) = self.folder(Property::RestorePath)?;
         check_folder(&folder)?;
         let scanned = restore::scan::scan(&folder.join(ARCHIVE_FILE_NAME))?;
+        crate::file_kind::check(self.store.path(), crate::file_kind::FileKind::Store)?;
         let device = self.store.keys().load(&sqlite::open_connection(self.store.path())?)?;
         let mut key_ids = scanned.key_ids()?;
         let quota = self.service.quota(&scanned.header.origin_device, &device.id(), &mut key_ids)?;

@@ -6,7 +6,8 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{self, KeyPair};
 use crate::error::{Error, ErrorCode, Result};
-use crate::protector::{FileKind, ProtectedFile, Protector};
+use crate::file_kind::FileKind;
+use crate::protector::{ProtectedFile, Protector};
 
 /// The table, the same in a store and in a ledger. `protector` is NULL when `seed` is the seed
 /// in clear, else the label of the protector that wrapped it (for messages); `key_fingerprint`

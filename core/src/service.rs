@@ -14,8 +14,9 @@ use crate::archive::{self, ARCHIVE_KEY_INFO, GRANT_INFO};
 use crate::clock::now_secs;
 use crate::crypto::{self, KeyPair, PUBLIC_KEY_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
-use crate::protector::{FileKind, ProtectedFile, Protector};
+use crate::protector::{ProtectedFile, Protector};
 
 /// The classic policy: a license may live on at most four distinct devices.
 pub const DEFAULT_MAX_DEVICES: u32 = 4;
@@ -304,6 +305,10 @@ impl EmbeddedService {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
         let path = path.as_ref().to_path_buf();
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("the service ledger path is empty"));
+        }
+        file_kind::check(&path, FileKind::Ledger)?;
         let mut conn = crate::sqlite::open_connection(&path)?;
         conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -314,6 +319,8 @@ impl EmbeddedService {
                 format!("service ledger version {version} is newer than this library supports ({LEDGER_VERSION})"),
             ));
         }
+        // Migrations run only on a ledger (checked again with SQLite's whole view).
+        file_kind::check_tables(&path, FileKind::Ledger, &file_kind::tables(&tx)?)?;
         if version < 2 {
             migrate_v1(&tx)?;
         }
@@ -322,9 +329,12 @@ impl EmbeddedService {
         }
         tx.execute_batch(LEDGER_SCHEMA)?;
         tx.execute_batch(crate::secret::SECRET_SCHEMA)?;
+        FileKind::Ledger.mark(&tx)?;
         tx.pragma_update(None, "user_version", LEDGER_VERSION)?;
         let (keys, _) = crate::secret::open_or_create(&tx, FileKind::Ledger, &protector, KeyPair::generate)?;
         tx.commit()?;
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
         Ok(EmbeddedService { path, conn: Mutex::new(conn), keys, policy, online: AtomicBool::new(true) })
     }
 

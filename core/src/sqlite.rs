@@ -41,6 +41,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// by side), so a large cache holds nothing it reads again and only makes memory grow with
 /// the store.
 pub(crate) fn open_backup_connection(path: &Path) -> Result<Connection> {
+    crate::file_kind::check(path, crate::file_kind::FileKind::Store)?;
     let conn = open_connection(path)?;
     conn.pragma_update(None, "cache_size", BACKUP_CACHE_KIB)?;
     Ok(conn)

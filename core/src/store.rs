@@ -13,9 +13,10 @@ use crate::clock::now_secs;
 use crate::crypto::{KeyPair, NoncePool};
 use crate::device::{DeviceKeys, RowFields, device_id_hex};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, ConflictPolicy, ContentKey, License, LicenseFields, NewLicense, Rights};
-use crate::protector::{FileKind, Protector};
+use crate::protector::Protector;
 use crate::secret;
 use crate::sqlite::{RawRows, open_connection, truncate_wal};
 
@@ -346,6 +347,7 @@ impl LicenseStore {
         if path.is_dir() {
             return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not a store file", path.display())));
         }
+        file_kind::check(&path, FileKind::Store)?;
         let mut conn = open_connection(&path)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
@@ -355,12 +357,15 @@ impl LicenseStore {
             ));
         }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Again with SQLite's whole view (a WAL included), before the schema is touched.
+        file_kind::check_tables(&path, FileKind::Store, &file_kind::tables(&tx)?)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (to, step) in MIGRATIONS {
             if version < *to {
                 step(&tx)?;
             }
         }
+        FileKind::Store.mark(&tx)?;
         let (pair, _) = secret::open_or_create(&tx, FileKind::Store, &options.protector, KeyPair::generate)?;
         let device_id: Option<Vec<u8>> =
             tx.query_row("SELECT device_id FROM device WHERE singleton = 1", [], |r| r.get(0)).optional()?;
@@ -378,6 +383,8 @@ impl LicenseStore {
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
         let keys =
             StoreKeys { protector: options.protector, cached: Mutex::new(Some(Arc::new(DeviceKeys::new(pair)))) };
         Ok(LicenseStore { path, conn: Mutex::new(conn), keys: Arc::new(keys), busy: AtomicBool::new(false) })
@@ -984,7 +991,8 @@ mod tests {
         assert_eq!(LicenseStore::open(dir.path()).unwrap_err().code(), ErrorCode::NotAFolder);
         let junk = dir.path().join("junk.db");
         std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
-        assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::Storage);
+        assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::WrongFileKind);
+        assert_eq!(std::fs::read(&junk).unwrap(), vec![0x42u8; 8192]);
     }
 
     #[test]

@@ -3204,6 +3204,26 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case archiveMissing = 205
     /**
+     * The device holding the folder is full (or the file outgrew its file system).
+     */
+    case noSpace = 206
+    /**
+     * The device reported an I/O error (failing or removed media).
+     */
+    case mediaFailure = 207
+    /**
+     * The device or network share is no longer connected.
+     */
+    case deviceGone = 208
+    /**
+     * The path is too long, or has too many levels of symbolic links.
+     */
+    case pathInvalid = 209
+    /**
+     * The folder or the archive cannot be read (permission denied).
+     */
+    case notReadable = 210
+    /**
      * The archive is damaged, truncated or was tampered with.
      */
     case archiveCorrupt = 301
@@ -3247,6 +3267,10 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      * A license with that key ID is already in the store.
      */
     case licenseExists = 603
+    /**
+     * The file is not of the expected kind (a ledger or an archive opened as a store, ...).
+     */
+    case wrongFileKind = 604
     /**
      * The file is protected and no protector was given.
      */
@@ -3342,43 +3366,55 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 9: return .archiveMissing
         
-        case 10: return .archiveCorrupt
+        case 10: return .noSpace
         
-        case 11: return .unsupportedVersion
+        case 11: return .mediaFailure
         
-        case 12: return .wrongKey
+        case 12: return .deviceGone
         
-        case 13: return .serviceUnavailable
+        case 13: return .pathInvalid
         
-        case 14: return .restoreLimitExceeded
+        case 14: return .notReadable
         
-        case 15: return .cancelled
+        case 15: return .archiveCorrupt
         
-        case 16: return .busy
+        case 16: return .unsupportedVersion
         
-        case 17: return .callbackFailed
+        case 17: return .wrongKey
         
-        case 18: return .storage
+        case 18: return .serviceUnavailable
         
-        case 19: return .licenseNotFound
+        case 19: return .restoreLimitExceeded
         
-        case 20: return .licenseExists
+        case 20: return .cancelled
         
-        case 21: return .protectorRequired
+        case 21: return .busy
         
-        case 22: return .protectorMismatch
+        case 22: return .callbackFailed
         
-        case 23: return .protectorFailed
+        case 23: return .storage
         
-        case 24: return .licenseTampered
+        case 24: return .licenseNotFound
         
-        case 25: return .playsExhausted
+        case 25: return .licenseExists
         
-        case 26: return .licenseExpired
+        case 26: return .wrongFileKind
         
-        case 27: return .playNotAllowed
+        case 27: return .protectorRequired
         
-        case 28: return .`internal`
+        case 28: return .protectorMismatch
+        
+        case 29: return .protectorFailed
+        
+        case 30: return .licenseTampered
+        
+        case 31: return .playsExhausted
+        
+        case 32: return .licenseExpired
+        
+        case 33: return .playNotAllowed
+        
+        case 34: return .`internal`
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3424,80 +3460,104 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(9))
         
         
-        case .archiveCorrupt:
+        case .noSpace:
             writeInt(&buf, Int32(10))
         
         
-        case .unsupportedVersion:
+        case .mediaFailure:
             writeInt(&buf, Int32(11))
         
         
-        case .wrongKey:
+        case .deviceGone:
             writeInt(&buf, Int32(12))
         
         
-        case .serviceUnavailable:
+        case .pathInvalid:
             writeInt(&buf, Int32(13))
         
         
-        case .restoreLimitExceeded:
+        case .notReadable:
             writeInt(&buf, Int32(14))
         
         
-        case .cancelled:
+        case .archiveCorrupt:
             writeInt(&buf, Int32(15))
         
         
-        case .busy:
+        case .unsupportedVersion:
             writeInt(&buf, Int32(16))
         
         
-        case .callbackFailed:
+        case .wrongKey:
             writeInt(&buf, Int32(17))
         
         
-        case .storage:
+        case .serviceUnavailable:
             writeInt(&buf, Int32(18))
         
         
-        case .licenseNotFound:
+        case .restoreLimitExceeded:
             writeInt(&buf, Int32(19))
         
         
-        case .licenseExists:
+        case .cancelled:
             writeInt(&buf, Int32(20))
         
         
-        case .protectorRequired:
+        case .busy:
             writeInt(&buf, Int32(21))
         
         
-        case .protectorMismatch:
+        case .callbackFailed:
             writeInt(&buf, Int32(22))
         
         
-        case .protectorFailed:
+        case .storage:
             writeInt(&buf, Int32(23))
         
         
-        case .licenseTampered:
+        case .licenseNotFound:
             writeInt(&buf, Int32(24))
         
         
-        case .playsExhausted:
+        case .licenseExists:
             writeInt(&buf, Int32(25))
         
         
-        case .licenseExpired:
+        case .wrongFileKind:
             writeInt(&buf, Int32(26))
         
         
-        case .playNotAllowed:
+        case .protectorRequired:
             writeInt(&buf, Int32(27))
         
         
-        case .`internal`:
+        case .protectorMismatch:
             writeInt(&buf, Int32(28))
+        
+        
+        case .protectorFailed:
+            writeInt(&buf, Int32(29))
+        
+        
+        case .licenseTampered:
+            writeInt(&buf, Int32(30))
+        
+        
+        case .playsExhausted:
+            writeInt(&buf, Int32(31))
+        
+        
+        case .licenseExpired:
+            writeInt(&buf, Int32(32))
+        
+        
+        case .playNotAllowed:
+            writeInt(&buf, Int32(33))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(34))
         
         }
     }

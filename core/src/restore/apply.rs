@@ -13,9 +13,9 @@ use crate::clock::now_secs;
 use crate::crypto::{KeyPair, NoncePool};
 use crate::device::{DeviceKeys, RowFields};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::FileKind;
 use crate::key_id::KeyId;
 use crate::license::{ConflictPolicy, Rights};
-use crate::protector::FileKind;
 use crate::secret::{self, Replacement};
 use crate::sqlite::{ROWS_PER_INSERT, STREAMING_CACHE_KIB, insert_chunked, open_connection, values_placeholders};
 use crate::store::{
@@ -79,6 +79,7 @@ impl RestoreTarget {
     /// made now (its seed wrapped by the store's protector now, so no protector is called while
     /// the store is locked) and applied at commit.
     pub(crate) fn new(path: &Path, keys: &Arc<StoreKeys>, individualize: bool) -> Result<Self> {
+        crate::file_kind::check(path, FileKind::Store)?;
         let conn = open_connection(path)?;
         conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
         let (device, replacement) = if individualize {

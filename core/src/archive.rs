@@ -20,6 +20,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, License, LicenseFields, Rights};
 
+mod inspect;
+pub use inspect::{ArchiveInfo, FramingDamage, inspect};
+
 /// The archive's file name inside the backup folder.
 pub const ARCHIVE_FILE_NAME: &str = "licenses.lbk";
 /// The magic bytes every archive starts with.

@@ -654,6 +654,21 @@ impl LicenseStore {
         self.with_conn(|c| Ok(c.execute("DELETE FROM catalog WHERE key_id = ?1", [key_id.as_bytes().as_slice()])? > 0))
     }
 
+    /// Every catalog entry, ordered by key ID, whether or not a license for it is on the device.
+    pub fn list_catalog(&self) -> Result<Vec<(KeyId, CatalogEntry)>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare("SELECT key_id, title, artist, file_path FROM catalog ORDER BY key_id")?;
+            let mut rows = stmt.query([])?;
+            let mut entries = Vec::new();
+            while let Some(row) = rows.next()? {
+                let key_id = KeyId::from_slice(&row.get::<_, Vec<u8>>(0)?)?;
+                entries
+                    .push((key_id, CatalogEntry { title: row.get(1)?, artist: row.get(2)?, file_path: row.get(3)? }));
+            }
+            Ok(entries)
+        })
+    }
+
     /// Checks the database's integrity (`PRAGMA integrity_check`), that every license row
     /// matches its seal and every tombstone its own (`LICENSE_TAMPERED`, naming the key ID).
     /// Returns the number of licenses checked.

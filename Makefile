@@ -61,9 +61,12 @@ lint-rust:
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
 # The removable-media tests (core/tests/media.rs) mount FAT, exFAT and NTFS images and an sshfs
-# share through FUSE: their drivers come from Debian's packages, installed when missing.
+# share through FUSE: their drivers come from Debian's packages, installed when missing. The
+# Secret Service protector's test (core/tests/keyring_secret_service.rs) starts its own D-Bus
+# session and GNOME Keyring daemon: keystore-tools.sh installs them (Debian packages, once).
 fs-tools:
 	$(ROOT)/scripts/fs-tools.sh
 
 test-rust: lint-rust fs-tools
+	bash $(ROOT)/scripts/keystore-tools.sh
 	$(CARGO) test --workspace --quiet

@@ -279,7 +279,7 @@ test('restore errors: refused (with URL), offline service, missing archive, path
 
 test('every error code has a constant, and LicenseBackupError carries code and errno', () => {
   const codes = Object.entries(lb.ErrorCode)
-  assert.equal(codes.length, 28)
+  assert.equal(codes.length, 35)
   assert.ok(Object.isFrozen(lb.ErrorCode))
   for (const [code, errno] of codes) {
     const err = new lb.LicenseBackupError(code, 'message', { cause: 'why' })

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import re
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Callable, Dict
@@ -14,7 +15,7 @@ from typing import Callable, Dict
 import pytest
 
 import license_backup as lb
-from _support import INTERFACE, generated_license, key_id, populate
+from _support import INTERFACE, FailingProtector, HmacProtector, generated_license, key_id, populate
 from conftest import World
 
 ERRORS = json.loads(INTERFACE.read_text())["errors"]
@@ -150,6 +151,24 @@ def _wrong_file_kind(world: World) -> None:
     lb.LicenseStore(world.root / "text.db")
 
 
+def _tampered(world: World) -> None:
+    store = world.device("A").store
+    store.add_license(generated_license(1))
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE licenses SET backup_allowed = 1 - backup_allowed")
+    store.list_licenses()
+
+
+def _protected(world: World, protector: object) -> None:
+    lb.LicenseStore(world.root / "protected.db", protector=HmacProtector(b"k" * 32)).close()
+    lb.LicenseStore(world.root / "protected.db", protector=protector)
+
+
+def _play(world: World, rights: lb.Rights) -> None:
+    store = world.device("A").store
+    store.add_license(generated_license(1))
+    store.update_rights(key_id(1), rights)
+    store.use_play(key_id(1))
 def _no_space(world: World) -> None:
     """A file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) smaller than the archive: EFBIG."""
     import resource
@@ -199,6 +218,13 @@ REACH: Dict[str, Callable[[World], object]] = {
     "PATH_INVALID": lambda w: _set(w.device("A"), "BackupPath", str(w.root / ("n" * 300))).backup_licenses().wait(),
     "LICENSE_NOT_FOUND": lambda w: w.device("A").store.content_key(key_id(1)),
     "LICENSE_EXISTS": lambda w: [w.device("A").store.add_license(generated_license(1)) for _ in range(2)],
+    "PROTECTOR_REQUIRED": lambda w: _protected(w, None),
+    "PROTECTOR_MISMATCH": lambda w: _protected(w, HmacProtector(b"x" * 32)),
+    "PROTECTOR_FAILED": lambda w: _protected(w, FailingProtector()),
+    "LICENSE_TAMPERED": _tampered,
+    "PLAYS_EXHAUSTED": lambda w: _play(w, lb.Rights(plays_remaining=0)),
+    "LICENSE_EXPIRED": lambda w: _play(w, lb.Rights(expires_at=1000)),
+    "PLAY_NOT_ALLOWED": lambda w: _play(w, lb.Rights(play=False)),
 }
 
 

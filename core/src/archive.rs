@@ -201,7 +201,8 @@ const ITEM_LICENSE: u8 = 1;
 /// ...or a license that may not be backed up, which is reported and never written.
 const ITEM_RESTRICTED: u8 = 2;
 /// What precedes the record of a license item: the nonce and the tag of its content key as
-/// sealed at rest (its ciphertext is in the record, where it is opened).
+/// sealed at rest (its ciphertext is in the record, where it is opened), then the length (4
+/// bytes) and the bytes of the associated data of its row, which the key opens with.
 const KEY_SEAL_LEN: usize = 12 + TAG_LEN;
 /// Where the content key starts in a license record's plaintext (after the encoding version,
 /// the key ID and the key's length).
@@ -248,14 +249,20 @@ impl RecordBatch {
 
     /// Appends a license to back up, with its content key as sealed at rest (nonce,
     /// ciphertext, tag: [`SealingKey::seal_random_from`]'s layout).
-    pub(crate) fn push_license(&mut self, license: &LicenseFields<'_>, sealed_key: &[u8]) -> Result<()> {
-        let (key_nonce, key_ct, key_tag) = SealingKey::split_random(sealed_key).ok_or_else(|| {
-            Error::new(ErrorCode::Storage, format!("the sealed content key of {} is malformed", license.key_id))
-        })?;
+    pub(crate) fn push_license(
+        &mut self,
+        license: &LicenseFields<'_>,
+        sealed_key: &[u8],
+        key_aad: &[u8],
+    ) -> Result<()> {
+        let (key_nonce, key_ct, key_tag) =
+            SealingKey::split_random(sealed_key).ok_or_else(|| crate::device::tampered(&license.key_id))?;
         let buf: &mut Vec<u8> = &mut self.buf;
         buf.push(ITEM_LICENSE);
         buf.extend_from_slice(key_nonce);
         buf.extend_from_slice(key_tag);
+        buf.extend_from_slice(&(key_aad.len() as u32).to_le_bytes());
+        buf.extend_from_slice(key_aad);
         let start = buf.len();
         buf.push(RECORD_LICENSE);
         buf.extend_from_slice(license.key_id.as_bytes());
@@ -365,7 +372,7 @@ impl<W: Write> ArchiveWriter<W> {
     pub(crate) fn write_batch(
         &mut self,
         batch: &mut RecordBatch,
-        mut open_key: impl FnMut(&KeyId, &[u8; 12], &mut [u8], &[u8; 16]) -> Result<()>,
+        mut open_key: impl FnMut(&KeyId, &[u8], &[u8; 12], &mut [u8], &[u8; 16]) -> Result<()>,
         mut on_item: impl FnMut(BatchItem<'_>) -> Result<()>,
     ) -> Result<()> {
         let buf: &mut [u8] = &mut batch.buf;
@@ -376,13 +383,17 @@ impl<W: Write> ArchiveWriter<W> {
                 ITEM_LICENSE => {
                     let key_nonce: [u8; 12] = buf[pos + 1..pos + 13].try_into().expect("12 bytes");
                     let key_tag: [u8; 16] = buf[pos + 13..pos + 1 + KEY_SEAL_LEN].try_into().expect("16 bytes");
-                    let start = pos + 1 + KEY_SEAL_LEN;
+                    let aad_at = pos + 1 + KEY_SEAL_LEN;
+                    let aad_len = u32::from_le_bytes(buf[aad_at..aad_at + 4].try_into().expect("4 bytes")) as usize;
+                    let start = aad_at + 4 + aad_len;
                     let len = u32::from_le_bytes(buf[start + 17..start + FRAME_LEN].try_into().expect("4 bytes"));
-                    let record = &mut buf[start..start + FRAME_LEN + len as usize];
+                    let (before, rest) = buf.split_at_mut(start);
+                    let aad = &before[aad_at + 4..];
+                    let record = &mut rest[..FRAME_LEN + len as usize];
                     let key_id = KeyId::from_bytes(record[1..17].try_into().expect("16 bytes"));
                     let plain = &mut record[FRAME_LEN..];
                     let key_len = u16::from_le_bytes([plain[CONTENT_KEY_AT - 2], plain[CONTENT_KEY_AT - 1]]) as usize;
-                    open_key(&key_id, &key_nonce, &mut plain[CONTENT_KEY_AT..CONTENT_KEY_AT + key_len], &key_tag)?;
+                    open_key(&key_id, aad, &key_nonce, &mut plain[CONTENT_KEY_AT..CONTENT_KEY_AT + key_len], &key_tag)?;
                     self.seal_record(record);
                     let record_len = record.len();
                     buf.copy_within(start..start + record_len, end);

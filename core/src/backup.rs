@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use crate::archive::{self, ARCHIVE_FILE_NAME, ArchiveWriter, BatchItem, RecordBatch, write_error};
+use crate::device::RowFields;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
 use crate::folder::{self, Doing, TempArchive, check_folder, sync_folder};
@@ -19,6 +20,7 @@ use crate::store;
 /// What a backup needs, captured when it is started.
 pub(crate) struct BackupJob {
     pub(crate) store_path: PathBuf,
+    pub(crate) keys: Arc<store::StoreKeys>,
     pub(crate) service: Arc<dyn LicenseService>,
     pub(crate) folder: PathBuf,
     pub(crate) overwrite: bool,
@@ -101,7 +103,7 @@ impl BackupJob {
 
         let conn = sqlite::open_backup_connection(&self.store_path)?;
         conn.execute_batch("BEGIN")?;
-        let device = store::load_device(&conn)?;
+        let device = self.keys.load(&conn)?;
         // Once per service: the device proves its key and joins the account, so the service
         // can tell who made the archive and refuse it to anyone else's account.
         registration::ensure_registered(&self.store_path, self.service.as_ref(), &service_key, &device)?;
@@ -117,18 +119,31 @@ impl BackupJob {
             writer,
             (progress, 0u64),
             |batches| {
+                let (mut aad, mut scratch) = (Vec::new(), Vec::new());
                 store::scan_licenses(&conn, |license, sealed_key| {
+                    let row = RowFields {
+                        key_id: &license.key_id,
+                        rights: &license.rights,
+                        issuer: license.issuer,
+                        issued_at: license.issued_at,
+                    };
                     if license.rights.backup_allowed {
-                        batches.current.push_license(license, sealed_key)?;
+                        // The sealing thread opens the key with its row's associated data: a row
+                        // edited outside the library fails there, before it is written.
+                        device.license_aad_into(&row, &mut aad);
+                        batches.current.push_license(license, sealed_key, &aad)?;
                     } else {
+                        // Never opened for the archive, but checked all the same: a restricted
+                        // row that was edited is reported, not silently left behind.
+                        device.check_row(&row, sealed_key, &mut aad, &mut scratch)?;
                         batches.current.push_restricted(&license.key_id, license.title);
                     }
                     batches.send_if_full()
                 })
             },
             |writer, (progress, restricted), batch| {
-                let open_key = |key_id: &_, nonce: &_, key: &mut _, tag: &_| {
-                    device.open_content_key_in_place(key_id, nonce, key, tag)
+                let open_key = |key_id: &_, aad: &_, nonce: &_, key: &mut _, tag: &_| {
+                    device.open_in_place(key_id, aad, nonce, key, tag)
                 };
                 writer.write_batch(batch, open_key, |item| {
                     if let BatchItem::Restricted { key_id, title } = item {

@@ -114,6 +114,24 @@ error_codes! {
     /// license store, a store opened as a ledger, or a file that is not this library's at all.
     /// Nothing in it was changed.
     WrongFileKind = 604, "WRONG_FILE_KIND", "the file is not of the expected kind";
+    /// The file's secret is wrapped by a key protector and none was given: open it with the
+    /// protector it was protected with. Nothing was changed.
+    ProtectorRequired = 610, "PROTECTOR_REQUIRED", "the file is protected: a key protector is required";
+    /// The key protector given cannot unwrap the file's secret (another keystore, another key, a
+    /// file copied from another device, or a protected file opened with another protector).
+    ProtectorMismatch = 611, "PROTECTOR_MISMATCH", "the key protector cannot unwrap this file's secret";
+    /// The key protector failed (the keystore is unavailable or locked, or a host protector
+    /// raised an error, which is attached as the cause). Nothing was changed.
+    ProtectorFailed = 612, "PROTECTOR_FAILED", "the key protector failed";
+    /// A license row (rights, expiry, plays, issuer, issue time, key) or a tombstone was
+    /// changed outside this library: its seal does not match. The message names the key ID.
+    LicenseTampered = 613, "LICENSE_TAMPERED", "a license was changed outside the library";
+    /// No plays remain on the license.
+    PlaysExhausted = 614, "PLAYS_EXHAUSTED", "no plays remain on the license";
+    /// The license has expired.
+    LicenseExpired = 615, "LICENSE_EXPIRED", "the license has expired";
+    /// The license does not grant the right to play.
+    PlayNotAllowed = 616, "PLAY_NOT_ALLOWED", "the license does not allow playing";
     /// An internal error (a bug): the engine panicked or an invariant broke.
     Internal = 900, "INTERNAL", "internal error";
 }

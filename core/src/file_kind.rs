@@ -27,17 +27,26 @@ pub const LEDGER_APPLICATION_ID: i32 = i32::from_be_bytes(*b"LBlg");
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// The kinds of SQLite file this library opens.
+/// The kinds of SQLite file this library opens (and whose secret a key protector wraps).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FileKind {
-    /// A device's license store.
+pub enum FileKind {
+    /// A device's license store (its secret: the device's seed).
     Store,
-    /// The embedded service's ledger.
+    /// An embedded License Management Service's ledger (its secret: the service's seed).
     Ledger,
 }
 
 impl FileKind {
-    fn name(self) -> &'static str {
+    /// `"store"` or `"ledger"`: the short name keystore entries and wrapped secrets are bound to.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FileKind::Store => "store",
+            FileKind::Ledger => "ledger",
+        }
+    }
+
+    /// `"license store"` or `"service ledger"`, for messages.
+    fn description(self) -> &'static str {
         match self {
             FileKind::Store => "license store",
             FileKind::Ledger => "service ledger",
@@ -76,7 +85,7 @@ impl FileKind {
 fn refuse(path: &Path, kind: FileKind, what: &str) -> Error {
     Error::new(
         ErrorCode::WrongFileKind,
-        format!("{} is {what}, not a {}; it was left unchanged", path.display(), kind.name()),
+        format!("{} is {what}, not a {}; it was left unchanged", path.display(), kind.description()),
     )
 }
 
@@ -93,11 +102,14 @@ pub(crate) fn check(path: &Path, kind: FileKind) -> Result<()> {
             if f.metadata().is_ok_and(|m| m.is_dir()) {
                 return Err(Error::new(
                     ErrorCode::NotAFolder,
-                    format!("{} is a folder, not a {} file", path.display(), kind.name()),
+                    format!("{} is a folder, not a {} file", path.display(), kind.description()),
                 ));
             }
             f.take(100).read_to_end(&mut head).map_err(|e| {
-                Error::new(ErrorCode::Storage, format!("cannot read the {} {}: {e}", kind.name(), path.display()))
+                Error::new(
+                    ErrorCode::Storage,
+                    format!("cannot read the {} {}: {e}", kind.description(), path.display()),
+                )
             })?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -121,7 +133,9 @@ pub(crate) fn check(path: &Path, kind: FileKind) -> Result<()> {
     let application_id = i32::from_be_bytes(head[68..72].try_into().expect("4 bytes"));
     match application_id {
         id if id == kind.application_id() => Ok(()),
-        id if id == kind.other().application_id() => Err(refuse(path, kind, &format!("a {}", kind.other().name()))),
+        id if id == kind.other().application_id() => {
+            Err(refuse(path, kind, &format!("a {}", kind.other().description())))
+        }
         // Files from earlier releases (and a new file SQLite has just created) carry no ID.
         0 => check_tables(path, kind, &legacy_tables(path)?),
         id => Err(refuse(path, kind, &format!("a database of another application (application_id {id:#010x})"))),
@@ -180,7 +194,7 @@ pub(crate) fn check_tables(path: &Path, kind: FileKind, tables: &[String]) -> Re
     }
     let has = |k: FileKind| k.signature_tables().iter().any(|t| tables.iter().any(|n| n == t));
     if has(kind.other()) {
-        return Err(refuse(path, kind, &format!("a {}", kind.other().name())));
+        return Err(refuse(path, kind, &format!("a {}", kind.other().description())));
     }
     if !has(kind) {
         return Err(refuse(path, kind, "a database of another program"));

@@ -87,7 +87,8 @@ pub type Fields = &'static [(&'static str, &'static str)];
 
 /// Every operation of the interface: (object, name, parameters, result).
 pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
-    ("LicenseStore", "open", &[("path", "string")], "LicenseStore"),
+    ("LicenseStore", "open", &[("path", "string"), ("protector", "protector")], "LicenseStore"),
+    ("LicenseStore", "protector_label", &[], "string"),
     ("LicenseStore", "device_id", &[], "string"),
     ("LicenseStore", "add_license", &[("license", "NewLicense"), ("replace", "bool")], "void"),
     ("LicenseStore", "add_licenses", &[("licenses", "NewLicense[]"), ("replace", "bool")], "void"),
@@ -96,6 +97,8 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
     ("LicenseStore", "remove_license", &[("key_id", "key_id")], "bool"),
     ("LicenseStore", "license_count", &[], "u64"),
     ("LicenseStore", "content_key", &[("key_id", "key_id")], "bytes"),
+    ("LicenseStore", "update_rights", &[("key_id", "key_id"), ("rights", "Rights")], "void"),
+    ("LicenseStore", "use_play", &[("key_id", "key_id")], "Rights"),
     ("LicenseStore", "set_catalog_entry", &[("key_id", "key_id"), ("entry", "CatalogEntry")], "void"),
     ("LicenseStore", "catalog_entry", &[("key_id", "key_id")], "CatalogEntry?"),
     ("LicenseStore", "remove_catalog_entry", &[("key_id", "key_id")], "bool"),
@@ -103,7 +106,7 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
     (
         "EmbeddedService",
         "open",
-        &[("path", "string"), ("max_devices", "u32?"), ("refusal_url", "string?")],
+        &[("path", "string"), ("max_devices", "u32?"), ("refusal_url", "string?"), ("protector", "protector")],
         "EmbeddedService",
     ),
     ("EmbeddedService", "set_online", &[("online", "bool")], "void"),
@@ -121,6 +124,9 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
     ("BackupRestorer", "cancel_license_restore", &[], "void"),
     ("BackupRestorer", "restore_quota", &[("individualize", "bool?")], "Quota"),
     ("Operation", "wait", &[("timeout", "duration?")], "Summary"),
+    ("Protector", "unprotected", &[], "protector"),
+    ("Protector", "keyring", &[("service", "string?")], "protector"),
+    ("Protector", "host", &[("wrap", "bytes -> bytes"), ("unwrap", "bytes -> bytes?")], "protector"),
     ("Operation", "cancel", &[], "void"),
     ("Operation", "is_finished", &[], "bool"),
 ];

@@ -129,6 +129,7 @@ impl BackupRestorer {
         let (folder, progress_interval) = self.folder(Property::BackupPath)?;
         let job = BackupJob {
             store_path: self.store.path().to_path_buf(),
+            keys: self.store.keys(),
             service: Arc::clone(&self.service),
             folder,
             overwrite: flags.overwrite,
@@ -143,6 +144,7 @@ impl BackupRestorer {
         let (folder, progress_interval) = self.folder(Property::RestorePath)?;
         let job = RestoreJob {
             store_path: self.store.path().to_path_buf(),
+            keys: self.store.keys(),
             service: Arc::clone(&self.service),
             folder,
             individualize: flags.individualize,
@@ -204,7 +206,7 @@ impl BackupRestorer {
         let scanned = restore::scan::scan(&folder.join(ARCHIVE_FILE_NAME))?;
         crate::file_kind::check(self.store.path(), crate::file_kind::FileKind::Store)?;
         let _ = journal::settle(self.store.path(), self.service.as_ref());
-        let target = RestoreTarget::new(self.store.path(), flags.individualize)?;
+        let target = RestoreTarget::new(self.store.path(), &self.store.keys(), flags.individualize)?;
         let service_key = self.service.public_key()?;
         let request = restore_request(&scanned, &target, crypto::random_array(), &service_key)?;
         let mut key_ids = scanned.key_ids()?;

@@ -38,6 +38,13 @@ class ErrorCode(enum.IntEnum):
     LICENSE_NOT_FOUND = 602
     LICENSE_EXISTS = 603
     WRONG_FILE_KIND = 604
+    PROTECTOR_REQUIRED = 610
+    PROTECTOR_MISMATCH = 611
+    PROTECTOR_FAILED = 612
+    LICENSE_TAMPERED = 613
+    PLAYS_EXHAUSTED = 614
+    LICENSE_EXPIRED = 615
+    PLAY_NOT_ALLOWED = 616
     INTERNAL = 900
 
     @property
@@ -79,6 +86,13 @@ _DESCRIPTIONS: Dict[ErrorCode, str] = {
     ErrorCode.LICENSE_NOT_FOUND: "license not found",
     ErrorCode.LICENSE_EXISTS: "a license with this key ID already exists",
     ErrorCode.WRONG_FILE_KIND: "the file is not of the expected kind",
+    ErrorCode.PROTECTOR_REQUIRED: "the file is protected: a key protector is required",
+    ErrorCode.PROTECTOR_MISMATCH: "the key protector cannot unwrap this file's secret",
+    ErrorCode.PROTECTOR_FAILED: "the key protector failed",
+    ErrorCode.LICENSE_TAMPERED: "a license was changed outside the library",
+    ErrorCode.PLAYS_EXHAUSTED: "no plays remain on the license",
+    ErrorCode.LICENSE_EXPIRED: "the license has expired",
+    ErrorCode.PLAY_NOT_ALLOWED: "the license does not allow playing",
     ErrorCode.INTERNAL: "internal error",
 }
 
@@ -281,6 +295,48 @@ class WrongFileKindError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.WRONG_FILE_KIND
 
 
+class ProtectorRequiredError(LicenseBackupError):
+    """PROTECTOR_REQUIRED (610): the file is protected: a key protector is required."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PROTECTOR_REQUIRED
+
+
+class ProtectorMismatchError(LicenseBackupError):
+    """PROTECTOR_MISMATCH (611): the key protector cannot unwrap this file's secret."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PROTECTOR_MISMATCH
+
+
+class ProtectorFailedError(LicenseBackupError):
+    """PROTECTOR_FAILED (612): the key protector failed."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PROTECTOR_FAILED
+
+
+class LicenseTamperedError(LicenseBackupError):
+    """LICENSE_TAMPERED (613): a license was changed outside the library."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.LICENSE_TAMPERED
+
+
+class PlaysExhaustedError(LicenseBackupError):
+    """PLAYS_EXHAUSTED (614): no plays remain on the license."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PLAYS_EXHAUSTED
+
+
+class LicenseExpiredError(LicenseBackupError):
+    """LICENSE_EXPIRED (615): the license has expired."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.LICENSE_EXPIRED
+
+
+class PlayNotAllowedError(LicenseBackupError):
+    """PLAY_NOT_ALLOWED (616): the license does not allow playing."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PLAY_NOT_ALLOWED
+
+
 class InternalError(LicenseBackupError):
     """INTERNAL (900): internal error."""
 
@@ -315,6 +371,13 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
     ErrorCode.LICENSE_NOT_FOUND: LicenseNotFoundError,
     ErrorCode.LICENSE_EXISTS: LicenseExistsError,
     ErrorCode.WRONG_FILE_KIND: WrongFileKindError,
+    ErrorCode.PROTECTOR_REQUIRED: ProtectorRequiredError,
+    ErrorCode.PROTECTOR_MISMATCH: ProtectorMismatchError,
+    ErrorCode.PROTECTOR_FAILED: ProtectorFailedError,
+    ErrorCode.LICENSE_TAMPERED: LicenseTamperedError,
+    ErrorCode.PLAYS_EXHAUSTED: PlaysExhaustedError,
+    ErrorCode.LICENSE_EXPIRED: LicenseExpiredError,
+    ErrorCode.PLAY_NOT_ALLOWED: PlayNotAllowedError,
     ErrorCode.INTERNAL: InternalError,
 }
 
@@ -363,5 +426,12 @@ __all__ = [
     "LicenseNotFoundError",
     "LicenseExistsError",
     "WrongFileKindError",
+    "ProtectorRequiredError",
+    "ProtectorMismatchError",
+    "ProtectorFailedError",
+    "LicenseTamperedError",
+    "PlaysExhaustedError",
+    "LicenseExpiredError",
+    "PlayNotAllowedError",
     "InternalError",
 ]

@@ -648,10 +648,9 @@ public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
     func removeProperty(name: String) throws  -> Bool
     
     /**
-     * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
-     * new identity of it with `individualize`).
+     * What the restore quota allows for the archive in `RestorePath` onto this device.
      */
-    func restoreQuota(individualize: Bool) throws  -> Quota
+    func restoreQuota() throws  -> Quota
     
     /**
      * Sets a property by name.
@@ -824,15 +823,13 @@ open func removeProperty(name: String)throws  -> Bool  {
 }
     
     /**
-     * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
-     * new identity of it with `individualize`).
+     * What the restore quota allows for the archive in `RestorePath` onto this device.
      */
-open func restoreQuota(individualize: Bool = false)throws  -> Quota  {
+open func restoreQuota()throws  -> Quota  {
     return try  FfiConverterTypeQuota_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_method_rawbackuprestorer_restore_quota(
-            self.uniffiCloneHandle(),
-        FfiConverterBool.lower(individualize),uniffiCallStatus
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -936,11 +933,6 @@ public func FfiConverterTypeRawBackupRestorer_lower(_ value: RawBackupRestorer) 
 public protocol RawEmbeddedServiceProtocol: AnyObject, Sendable {
     
     /**
-     * What the ledger holds: reservations by state, licenses and devices counted.
-     */
-    func audit() throws  -> LedgerAudit
-    
-    /**
      * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
      * or back online.
      */
@@ -1005,30 +997,21 @@ open class RawEmbeddedService: RawEmbeddedServiceProtocol, @unchecked Sendable {
      * Opens (or creates) the ledger at `path`; `max_devices` and `refusal_url` default to the
      * core's policy.
      */
-public static func `open`(path: String, maxDevices: UInt32? = nil, refusalUrl: String? = nil)throws  -> RawEmbeddedService  {
+public static func `open`(path: String, maxDevices: UInt32? = nil, refusalUrl: String? = nil, kind: ProtectorKind, service: String?, host: RawKeyProtector?)throws  -> RawEmbeddedService  {
     return try  FfiConverterTypeRawEmbeddedService_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_constructor_rawembeddedservice_open(
         FfiConverterString.lower(path),
         FfiConverterOptionUInt32.lower(maxDevices),
-        FfiConverterOptionString.lower(refusalUrl),uniffiCallStatus
+        FfiConverterOptionString.lower(refusalUrl),
+        FfiConverterTypeProtectorKind_lower(kind),
+        FfiConverterOptionString.lower(service),
+        FfiConverterOptionTypeRawKeyProtector.lower(host),uniffiCallStatus
     )
 })
 }
     
 
-    
-    /**
-     * What the ledger holds: reservations by state, licenses and devices counted.
-     */
-open func audit()throws  -> LedgerAudit  {
-    return try  FfiConverterTypeLedgerAudit_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawembeddedservice_audit(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
     
     /**
      * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
@@ -1318,6 +1301,265 @@ public func FfiConverterTypeRawEventSink_lower(_ value: RawEventSink) -> UInt64 
 
 
 /**
+ * A host protector: the Swift overlay implements it over the application's `KeyProtector`
+ * (for example one built on the Keychain). Called when a store or a service is opened (on the
+ * calling thread) and when a restore individualizes (on the operation's thread).
+ */
+public protocol RawKeyProtector: AnyObject, Sendable {
+    
+    /**
+     * Wraps the 32-byte seed.
+     */
+    func wrap(seed: Data) throws  -> Data
+    
+    /**
+     * The seed, or `None` when `wrapped` was not wrapped by this protector.
+     */
+    func unwrap(wrapped: Data) throws  -> Data?
+    
+}
+/**
+ * A host protector: the Swift overlay implements it over the application's `KeyProtector`
+ * (for example one built on the Keychain). Called when a store or a service is opened (on the
+ * calling thread) and when a restore individualizes (on the operation's thread).
+ */
+open class RawKeyProtectorImpl: RawKeyProtector, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_license_backup_swift_fn_clone_rawkeyprotector(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_license_backup_swift_fn_free_rawkeyprotector(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Wraps the 32-byte seed.
+     */
+open func wrap(seed: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeProtectorFailure_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawkeyprotector_wrap(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(seed),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The seed, or `None` when `wrapped` was not wrapped by this protector.
+     */
+open func unwrap(wrapped: Data)throws  -> Data?  {
+    return try  FfiConverterOptionData.lift(try rustCallWithError(FfiConverterTypeProtectorFailure_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawkeyprotector_unwrap(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(wrapped),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceRawKeyProtector {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceRawKeyProtector = UniffiVTableCallbackInterfaceRawKeyProtector(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeRawKeyProtector.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface RawKeyProtector: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeRawKeyProtector.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface RawKeyProtector: handle missing in uniffiClone")
+            }
+        },
+        wrap: { (
+            uniffiHandle: UInt64,
+            seed: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeRawKeyProtector.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.wrap(
+                     seed: try FfiConverterData.lift(seed)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeProtectorFailure_lower
+            )
+        },
+        unwrap: { (
+            uniffiHandle: UInt64,
+            wrapped: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data? in
+                guard let uniffiObj = try? FfiConverterTypeRawKeyProtector.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.unwrap(
+                     wrapped: try FfiConverterData.lift(wrapped)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterOptionData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeProtectorFailure_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceRawKeyProtector> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceRawKeyProtector>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitRawKeyProtector() {
+    uniffi_license_backup_swift_fn_init_callback_vtable_rawkeyprotector(UniffiCallbackInterfaceRawKeyProtector.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRawKeyProtector: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<RawKeyProtector>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = RawKeyProtector
+
+    public static func lift(_ handle: UInt64) throws -> RawKeyProtector {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return RawKeyProtectorImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: RawKeyProtector) -> UInt64 {
+         if let rustImpl = value as? RawKeyProtectorImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RawKeyProtector {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: RawKeyProtector, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawKeyProtector_lift(_ handle: UInt64) throws -> RawKeyProtector {
+    return try FfiConverterTypeRawKeyProtector.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawKeyProtector_lower(_ value: RawKeyProtector) -> UInt64 {
+    return FfiConverterTypeRawKeyProtector.lower(value)
+}
+
+
+
+
+
+
+/**
  * The device's license store (`LicenseStore` in Swift wraps it).
  */
 public protocol RawLicenseStoreProtocol: AnyObject, Sendable {
@@ -1363,6 +1605,11 @@ public protocol RawLicenseStoreProtocol: AnyObject, Sendable {
     func listLicenses() throws  -> [License]
     
     /**
+     * The label of the protector the store was opened with.
+     */
+    func protectorLabel()  -> String
+    
+    /**
      * Removes the catalog entry of a key ID; returns whether there was one.
      */
     func removeCatalogEntry(keyId: String) throws  -> Bool
@@ -1376,6 +1623,16 @@ public protocol RawLicenseStoreProtocol: AnyObject, Sendable {
      * Sets (replaces) the catalog entry of a key ID.
      */
     func setCatalogEntry(keyId: String, entry: CatalogEntry) throws 
+    
+    /**
+     * Replaces the rights of a license and seals its row again.
+     */
+    func updateRights(keyId: String, rights: Rights) throws 
+    
+    /**
+     * Records one play; returns the rights after it.
+     */
+    func usePlay(keyId: String) throws  -> Rights
     
     /**
      * Checks the store's integrity; returns the number of licenses checked.
@@ -1438,13 +1695,16 @@ open class RawLicenseStore: RawLicenseStoreProtocol, @unchecked Sendable {
 
     
     /**
-     * Opens (or creates) the store at `path`.
+     * Opens (or creates) the store at `path`, its seed held by the protector `kind` names.
      */
-public static func `open`(path: String)throws  -> RawLicenseStore  {
+public static func `open`(path: String, kind: ProtectorKind, service: String?, host: RawKeyProtector?)throws  -> RawLicenseStore  {
     return try  FfiConverterTypeRawLicenseStore_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_constructor_rawlicensestore_open(
-        FfiConverterString.lower(path),uniffiCallStatus
+        FfiConverterString.lower(path),
+        FfiConverterTypeProtectorKind_lower(kind),
+        FfiConverterOptionString.lower(service),
+        FfiConverterOptionTypeRawKeyProtector.lower(host),uniffiCallStatus
     )
 })
 }
@@ -1553,6 +1813,18 @@ open func listLicenses()throws  -> [License]  {
 }
     
     /**
+     * The label of the protector the store was opened with.
+     */
+open func protectorLabel() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawlicensestore_protector_label(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Removes the catalog entry of a key ID; returns whether there was one.
      */
 open func removeCatalogEntry(keyId: String)throws  -> Bool  {
@@ -1589,6 +1861,32 @@ open func setCatalogEntry(keyId: String, entry: CatalogEntry)throws   {try rustC
         FfiConverterTypeCatalogEntry_lower(entry),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Replaces the rights of a license and seals its row again.
+     */
+open func updateRights(keyId: String, rights: Rights)throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawlicensestore_update_rights(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(keyId),
+        FfiConverterTypeRights_lower(rights),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Records one play; returns the rights after it.
+     */
+open func usePlay(keyId: String)throws  -> Rights  {
+    return try  FfiConverterTypeRights_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawlicensestore_use_play(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(keyId),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -2052,125 +2350,6 @@ public func FfiConverterTypeCatalogEntry_lower(_ value: CatalogEntry) -> RustBuf
 
 
 /**
- * What an embedded service's ledger holds (`EmbeddedService.audit()`).
- */
-public struct LedgerAudit: Equatable, Hashable {
-    /**
-     * Reservations granted and not yet confirmed or released (they count).
-     */
-    public var pending: UInt64
-    /**
-     * Reservations confirmed by their device (they count).
-     */
-    public var confirmed: UInt64
-    /**
-     * Reservations released by their device (they do not count).
-     */
-    public var released: UInt64
-    /**
-     * Reservations left pending past the service's limit (they count, for good).
-     */
-    public var expired: UInt64
-    /**
-     * Licenses with at least one device counted.
-     */
-    public var licenses: UInt64
-    /**
-     * (license, device) pairs that count.
-     */
-    public var placements: UInt64
-    /**
-     * Devices known to belong to the account.
-     */
-    public var devices: UInt64
-
-    // Default memberwise initializers are never public by default, so we
-    // declare one manually.
-    public init(
-        /**
-         * Reservations granted and not yet confirmed or released (they count).
-         */pending: UInt64, 
-        /**
-         * Reservations confirmed by their device (they count).
-         */confirmed: UInt64, 
-        /**
-         * Reservations released by their device (they do not count).
-         */released: UInt64, 
-        /**
-         * Reservations left pending past the service's limit (they count, for good).
-         */expired: UInt64, 
-        /**
-         * Licenses with at least one device counted.
-         */licenses: UInt64, 
-        /**
-         * (license, device) pairs that count.
-         */placements: UInt64, 
-        /**
-         * Devices known to belong to the account.
-         */devices: UInt64) {
-        self.pending = pending
-        self.confirmed = confirmed
-        self.released = released
-        self.expired = expired
-        self.licenses = licenses
-        self.placements = placements
-        self.devices = devices
-    }
-
-    
-
-    
-}
-
-#if compiler(>=6)
-extension LedgerAudit: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeLedgerAudit: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LedgerAudit {
-        return
-            try LedgerAudit(
-                pending: FfiConverterUInt64.read(from: &buf), 
-                confirmed: FfiConverterUInt64.read(from: &buf), 
-                released: FfiConverterUInt64.read(from: &buf), 
-                expired: FfiConverterUInt64.read(from: &buf), 
-                licenses: FfiConverterUInt64.read(from: &buf), 
-                placements: FfiConverterUInt64.read(from: &buf), 
-                devices: FfiConverterUInt64.read(from: &buf)
-        )
-    }
-
-    public static func write(_ value: LedgerAudit, into buf: inout [UInt8]) {
-        FfiConverterUInt64.write(value.pending, into: &buf)
-        FfiConverterUInt64.write(value.confirmed, into: &buf)
-        FfiConverterUInt64.write(value.released, into: &buf)
-        FfiConverterUInt64.write(value.expired, into: &buf)
-        FfiConverterUInt64.write(value.licenses, into: &buf)
-        FfiConverterUInt64.write(value.placements, into: &buf)
-        FfiConverterUInt64.write(value.devices, into: &buf)
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeLedgerAudit_lift(_ buf: RustBuffer) throws -> LedgerAudit {
-    return try FfiConverterTypeLedgerAudit.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeLedgerAudit_lower(_ value: LedgerAudit) -> RustBuffer {
-    return FfiConverterTypeLedgerAudit.lower(value)
-}
-
-
-/**
  * A license as the store describes it: everything but the content key.
  */
 public struct License: Equatable, Hashable {
@@ -2457,10 +2636,6 @@ public struct Quota: Equatable, Hashable {
      * This device already counts for every license, so restoring onto it again is free.
      */
     public var deviceAlreadyCounted: Bool
-    /**
-     * Whether the service would authorize this restore now.
-     */
-    public var allowed: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2476,15 +2651,11 @@ public struct Quota: Equatable, Hashable {
          */restoresRemaining: UInt32, 
         /**
          * This device already counts for every license, so restoring onto it again is free.
-         */deviceAlreadyCounted: Bool, 
-        /**
-         * Whether the service would authorize this restore now.
-         */allowed: Bool) {
+         */deviceAlreadyCounted: Bool) {
         self.licenses = licenses
         self.maxDevices = maxDevices
         self.restoresRemaining = restoresRemaining
         self.deviceAlreadyCounted = deviceAlreadyCounted
-        self.allowed = allowed
     }
 
     
@@ -2506,8 +2677,7 @@ public struct FfiConverterTypeQuota: FfiConverterRustBuffer {
                 licenses: FfiConverterUInt64.read(from: &buf), 
                 maxDevices: FfiConverterUInt32.read(from: &buf), 
                 restoresRemaining: FfiConverterUInt32.read(from: &buf), 
-                deviceAlreadyCounted: FfiConverterBool.read(from: &buf), 
-                allowed: FfiConverterBool.read(from: &buf)
+                deviceAlreadyCounted: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2516,7 +2686,6 @@ public struct FfiConverterTypeQuota: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.maxDevices, into: &buf)
         FfiConverterUInt32.write(value.restoresRemaining, into: &buf)
         FfiConverterBool.write(value.deviceAlreadyCounted, into: &buf)
-        FfiConverterBool.write(value.allowed, into: &buf)
     }
 }
 
@@ -3075,10 +3244,6 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case restoreLimitExceeded = 402
     /**
-     * The archive was made on (or the device is registered with) another account of the service.
-     */
-    case foreignDevice = 403
-    /**
      * The operation was cancelled.
      */
     case cancelled = 501
@@ -3106,6 +3271,34 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      * The file is not of the expected kind (a ledger or an archive opened as a store, ...).
      */
     case wrongFileKind = 604
+    /**
+     * The file is protected and no protector was given.
+     */
+    case protectorRequired = 610
+    /**
+     * The protector cannot unwrap the file's secret.
+     */
+    case protectorMismatch = 611
+    /**
+     * The protector failed (its error is attached).
+     */
+    case protectorFailed = 612
+    /**
+     * A license row was changed outside the library.
+     */
+    case licenseTampered = 613
+    /**
+     * No plays remain on the license.
+     */
+    case playsExhausted = 614
+    /**
+     * The license has expired.
+     */
+    case licenseExpired = 615
+    /**
+     * The license does not allow playing.
+     */
+    case playNotAllowed = 616
     /**
      * An internal error (a bug): the engine panicked or an invariant broke.
      */
@@ -3193,23 +3386,35 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 19: return .restoreLimitExceeded
         
-        case 20: return .foreignDevice
+        case 20: return .cancelled
         
-        case 21: return .cancelled
+        case 21: return .busy
         
-        case 22: return .busy
+        case 22: return .callbackFailed
         
-        case 23: return .callbackFailed
+        case 23: return .storage
         
-        case 24: return .storage
+        case 24: return .licenseNotFound
         
-        case 25: return .licenseNotFound
+        case 25: return .licenseExists
         
-        case 26: return .licenseExists
+        case 26: return .wrongFileKind
         
-        case 27: return .wrongFileKind
+        case 27: return .protectorRequired
         
-        case 28: return .`internal`
+        case 28: return .protectorMismatch
+        
+        case 29: return .protectorFailed
+        
+        case 30: return .licenseTampered
+        
+        case 31: return .playsExhausted
+        
+        case 32: return .licenseExpired
+        
+        case 33: return .playNotAllowed
+        
+        case 34: return .`internal`
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3295,40 +3500,64 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(19))
         
         
-        case .foreignDevice:
+        case .cancelled:
             writeInt(&buf, Int32(20))
         
         
-        case .cancelled:
+        case .busy:
             writeInt(&buf, Int32(21))
         
         
-        case .busy:
+        case .callbackFailed:
             writeInt(&buf, Int32(22))
         
         
-        case .callbackFailed:
+        case .storage:
             writeInt(&buf, Int32(23))
         
         
-        case .storage:
+        case .licenseNotFound:
             writeInt(&buf, Int32(24))
         
         
-        case .licenseNotFound:
+        case .licenseExists:
             writeInt(&buf, Int32(25))
         
         
-        case .licenseExists:
+        case .wrongFileKind:
             writeInt(&buf, Int32(26))
         
         
-        case .wrongFileKind:
+        case .protectorRequired:
             writeInt(&buf, Int32(27))
         
         
-        case .`internal`:
+        case .protectorMismatch:
             writeInt(&buf, Int32(28))
+        
+        
+        case .protectorFailed:
+            writeInt(&buf, Int32(29))
+        
+        
+        case .licenseTampered:
+            writeInt(&buf, Int32(30))
+        
+        
+        case .playsExhausted:
+            writeInt(&buf, Int32(31))
+        
+        
+        case .licenseExpired:
+            writeInt(&buf, Int32(32))
+        
+        
+        case .playNotAllowed:
+            writeInt(&buf, Int32(33))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(34))
         
         }
     }
@@ -3516,6 +3745,176 @@ public func FfiConverterTypePropertyValue_lift(_ buf: RustBuffer) throws -> Prop
 #endif
 public func FfiConverterTypePropertyValue_lower(_ value: PropertyValue) -> RustBuffer {
     return FfiConverterTypePropertyValue.lower(value)
+}
+
+
+
+/**
+ * What a host protector's call threw (the Swift overlay keeps the error itself and attaches it
+ * to the `PROTECTOR_FAILED` error).
+ */
+public 
+enum ProtectorFailure: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The protector threw.
+     */
+    case Thrown(
+        /**
+         * A description of what it threw.
+         */message: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension ProtectorFailure: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProtectorFailure: FfiConverterRustBuffer {
+    typealias SwiftType = ProtectorFailure
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProtectorFailure {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Thrown(
+            message: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ProtectorFailure, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Thrown(message):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(message, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProtectorFailure_lift(_ buf: RustBuffer) throws -> ProtectorFailure {
+    return try FfiConverterTypeProtectorFailure.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProtectorFailure_lower(_ value: ProtectorFailure) -> RustBuffer {
+    return FfiConverterTypeProtectorFailure.lower(value)
+}
+
+
+/**
+ * Which protector holds a file's seed.
+ */
+
+public enum ProtectorKind: Equatable, Hashable, CaseIterable {
+    
+    /**
+     * The seed in clear in the file.
+     */
+    case unprotected
+    /**
+     * The platform keystore.
+     */
+    case keyring
+    /**
+     * The application's `KeyProtector`.
+     */
+    case host
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ProtectorKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProtectorKind: FfiConverterRustBuffer {
+    typealias SwiftType = ProtectorKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProtectorKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .unprotected
+        
+        case 2: return .keyring
+        
+        case 3: return .host
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ProtectorKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .unprotected:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .keyring:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .host:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProtectorKind_lift(_ buf: RustBuffer) throws -> ProtectorKind {
+    return try FfiConverterTypeProtectorKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProtectorKind_lower(_ value: ProtectorKind) -> RustBuffer {
+    return FfiConverterTypeProtectorKind.lower(value)
 }
 
 
@@ -3774,6 +4173,54 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeRawKeyProtector: FfiConverterRustBuffer {
+    typealias SwiftType = RawKeyProtector?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRawKeyProtector.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRawKeyProtector.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4058,7 +4505,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_property() != 49528) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 19041) {
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 55415) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_set_property() != 23610) {
@@ -4070,13 +4517,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_start_restore() != 4915) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 1240) {
-        return InitializationResult.apiChecksumMismatch
-    }
     if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 11046) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_raweventsink_on_events() != 14244) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawkeyprotector_wrap() != 50599) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawkeyprotector_unwrap() != 50487) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license() != 23593) {
@@ -4103,6 +4553,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_list_licenses() != 27006) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_protector_label() != 5147) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_catalog_entry() != 27624) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4110,6 +4563,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_set_catalog_entry() != 55602) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_update_rights() != 65258) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_use_play() != 33866) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_verify() != 47543) {
@@ -4133,14 +4592,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_constructor_rawbackuprestorer_new() != 23167) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_constructor_rawembeddedservice_open() != 50951) {
+    if (uniffi_license_backup_swift_checksum_constructor_rawembeddedservice_open() != 24801) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_constructor_rawlicensestore_open() != 48857) {
+    if (uniffi_license_backup_swift_checksum_constructor_rawlicensestore_open() != 1162) {
         return InitializationResult.apiChecksumMismatch
     }
 
     uniffiCallbackInitRawEventSink()
+    uniffiCallbackInitRawKeyProtector()
     return InitializationResult.ok
 }()
 

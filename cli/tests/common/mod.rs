@@ -109,7 +109,12 @@ pub fn fill(store: &LicenseStore, n: u32, restricted_every: u32, titled: bool) {
 /// Every license of a store with its content key, for before/after comparisons.
 pub fn snapshot(path: &Path) -> Vec<(License, Vec<u8>)> {
     let store = LicenseStore::open(path).unwrap();
-    store.list_licenses().unwrap().into_iter().map(|l| (l.clone(), store.content_key(&l.key_id).unwrap())).collect()
+    store
+        .list_licenses()
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.clone(), store.content_key(&l.key_id).unwrap().to_vec()))
+        .collect()
 }
 
 /// Files in a folder, sorted.

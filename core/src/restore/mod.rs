@@ -33,6 +33,7 @@ use crate::service::{
 /// What a restore needs, captured when it is started.
 pub(crate) struct RestoreJob {
     pub(crate) store_path: PathBuf,
+    pub(crate) keys: Arc<crate::store::StoreKeys>,
     pub(crate) service: Arc<dyn LicenseService>,
     pub(crate) folder: PathBuf,
     pub(crate) individualize: bool,
@@ -48,7 +49,7 @@ impl RestoreJob {
         // commitments: a damaged archive ends here, before the service is asked anything.
         let scanned = scan::scan(&path)?;
         emitter.check_cancelled()?;
-        let target = RestoreTarget::new(&self.store_path, self.individualize)?;
+        let target = RestoreTarget::new(&self.store_path, &self.keys, self.individualize)?;
         // Reservations an earlier restore left unsettled (a crash, the service unreachable).
         let _ = journal::settle(&self.store_path, self.service.as_ref());
         let service_key = self.service.public_key()?;

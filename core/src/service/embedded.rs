@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
     Authority, DeviceRegistration, KeyIdStream, LedgerAudit, LicenseService, Quota, RequestId, RestoreGrant,
-    RestoreRequest, ServiceError, ServicePolicy, Settlement, SqliteLedger,
+    RestoreRequest, ServiceError, ServiceOptions, ServicePolicy, Settlement, SqliteLedger,
 };
 use crate::archive;
 use crate::crypto::PUBLIC_KEY_LEN;
@@ -36,17 +36,27 @@ impl std::fmt::Debug for EmbeddedService {
 
 impl EmbeddedService {
     /// Opens (or creates, with a fresh key pair) the service ledger at `path`, with the default
-    /// policy.
+    /// policy, unprotected ([`ServiceOptions::unprotected`]: the service's seed in clear in the
+    /// ledger).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with_policy(path, ServicePolicy::default())
+        Self::open_with(path, ServiceOptions::unprotected(ServicePolicy::default()))
     }
 
-    /// Opens the ledger at `path` with a policy.
+    /// Opens the ledger at `path` with a policy, unprotected.
     pub fn open_with_policy(path: impl AsRef<Path>, policy: ServicePolicy) -> Result<Self> {
+        Self::open_with(path, ServiceOptions::unprotected(policy))
+    }
+
+    /// Opens the ledger at `path` with `options`. With a protector, a new ledger keeps its seed
+    /// only wrapped by it and an unprotected ledger is protected in place (one transaction); a
+    /// protected ledger opened without its protector fails with `PROTECTOR_REQUIRED`, with one
+    /// that cannot unwrap it with `PROTECTOR_MISMATCH` or `PROTECTOR_FAILED`, changing nothing.
+    pub fn open_with(path: impl AsRef<Path>, options: ServiceOptions) -> Result<Self> {
+        let ServiceOptions { policy, protector } = options;
         if policy.max_devices == 0 {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
-        let authority = Authority::new(SqliteLedger::open(path)?, policy)?;
+        let authority = Authority::new(SqliteLedger::open_with(path, &protector)?, policy)?;
         Ok(EmbeddedService { authority, online: AtomicBool::new(true) })
     }
 

@@ -23,6 +23,7 @@ pub use sqlite_ledger::SqliteLedger;
 use crate::crypto::{PUBLIC_KEY_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
+use crate::protector::Protector;
 
 /// The classic policy: a license may live on at most four distinct devices.
 pub const DEFAULT_MAX_DEVICES: u32 = 4;
@@ -297,6 +298,29 @@ impl ServicePolicy {
             refusal_url: refusal_url.unwrap_or(default.refusal_url),
             ..default
         }
+    }
+}
+
+/// How an embedded service is opened: its policy, and which [`Protector`] holds the service's
+/// secret seed (which unwraps every archive's data key). There is no default protector: the
+/// choice is named.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    /// The quota policy.
+    pub policy: ServicePolicy,
+    /// The protector of the service's seed.
+    pub protector: Protector,
+}
+
+impl ServiceOptions {
+    /// `policy`, the seed in clear in the ledger ([`Protector::unprotected`]).
+    pub fn unprotected(policy: ServicePolicy) -> Self {
+        ServiceOptions { policy, protector: Protector::unprotected() }
+    }
+
+    /// `policy`, the seed wrapped by `protector`.
+    pub fn protected(policy: ServicePolicy, protector: Protector) -> Self {
+        ServiceOptions { policy, protector }
     }
 }
 

@@ -10,26 +10,25 @@ use zeroize::Zeroizing;
 use super::ledger::{
     DeviceRecord, Entry, Ledger, LedgerTx, MAX_ENTRY_LEN, PERMANENT, Reservation, ReservationRef, ReservationState,
 };
-use crate::crypto;
+use crate::crypto::{self, KeyPair};
 use crate::error::{Error, ErrorCode, Result};
 use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
+use crate::protector::{ProtectedFile, Protector};
 use crate::service::{EMBEDDED_ACCOUNT, RequestId};
 
 /// The ledger layout this library writes (`PRAGMA user_version` of the ledger file). Version 1
 /// had a row per license and device, version 2 a row per license with its devices packed and an
-/// audit row per restore; version 3 adds accounts, devices, reservations, and tags each device
+/// audit row per restore, version 3 kept the service's seed in the `secret` table (in clear or
+/// wrapped by a protector); version 4 adds accounts, devices, reservations, and tags each device
 /// of a license with the reservation that placed it.
-const LEDGER_VERSION: i64 = 3;
+const LEDGER_VERSION: i64 = 4;
 
 /// Rows per multi-row `INSERT` into the placements.
 const ROWS_PER_INSERT: usize = 64;
 
+/// The tables (besides `secret`, `crate::secret::SECRET_SCHEMA`, which holds the service's seed).
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS service_key (
-    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-    seed      BLOB NOT NULL CHECK (length(seed) = 32)
-);
 CREATE TABLE IF NOT EXISTS accounts (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
@@ -66,10 +65,22 @@ CREATE TABLE IF NOT EXISTS placements (
 ) WITHOUT ROWID;
 ";
 
-/// A ledger in a SQLite file. One connection, used by one transaction at a time.
+/// A ledger in a SQLite file. One connection, used by one transaction at a time. The service's
+/// seed is in the file's `secret` table, in clear or wrapped by the [`Protector`] the ledger is
+/// opened with; once opened it is held here.
 pub struct SqliteLedger {
     path: PathBuf,
     conn: Mutex<Connection>,
+    keys: KeyPair,
+}
+
+impl Drop for SqliteLedger {
+    fn drop(&mut self) {
+        // Old page images (a seed replaced by its wrapped form) do not linger in the WAL.
+        if let Ok(conn) = self.conn.lock() {
+            crate::sqlite::truncate_wal(&conn);
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteLedger {
@@ -90,7 +101,28 @@ fn malformed() -> Error {
     Error::new(ErrorCode::Storage, "malformed row in the service ledger")
 }
 
-/// Moves an earlier ledger layout (version 1 or 2, told apart by their columns) to version 3,
+/// Moves the seed of a ledger of version 1 or 2 (`service_key (singleton, seed)`) to the
+/// `secret` table, in clear, in the caller's transaction.
+fn migrate_seed(tx: &Connection) -> Result<()> {
+    tx.execute_batch(crate::secret::SECRET_SCHEMA)?;
+    let has_table: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'service_key')", [], |r| r.get(0))?;
+    if !has_table {
+        return Ok(());
+    }
+    let seed: Option<Vec<u8>> =
+        tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
+    if let Some(seed) = seed {
+        let seed = Zeroizing::new(seed);
+        let pair = KeyPair::from_seed_slice(&seed)?;
+        let file = ProtectedFile { kind: FileKind::Ledger, file_id: crypto::random_array() };
+        crate::secret::insert(tx, &file, &pair, &Protector::unprotected())?;
+    }
+    tx.execute_batch("DROP TABLE service_key;")?;
+    Ok(())
+}
+
+/// Moves an earlier ledger layout (versions 1 to 3, told apart by their columns) to version 4,
 /// in the caller's transaction: every device a license lived on becomes a permanent entry of
 /// the embedded account, and every recorded restore a confirmed reservation.
 fn migrate(tx: &Connection) -> Result<()> {
@@ -154,9 +186,18 @@ fn migrate(tx: &Connection) -> Result<()> {
 }
 
 impl SqliteLedger {
-    /// Opens (or creates) the ledger at `path`, moving an earlier layout to the current one;
-    /// the service's key seed is made on first use.
+    /// Opens (or creates) the ledger at `path`, unprotected (the service's seed in clear in the
+    /// file): [`SqliteLedger::open_with`] with [`Protector::unprotected`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, &Protector::unprotected())
+    }
+
+    /// Opens (or creates) the ledger at `path`, moving an earlier layout to the current one; the
+    /// service's seed is made on first use and kept wrapped by `protector` (an unprotected
+    /// ledger is protected in place); a protected ledger opened without its protector fails
+    /// with `PROTECTOR_REQUIRED`, with one that cannot unwrap it with `PROTECTOR_MISMATCH` or
+    /// `PROTECTOR_FAILED`, changing nothing.
+    pub fn open_with(path: impl AsRef<Path>, protector: &Protector) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if path.as_os_str().is_empty() {
             return Err(Error::invalid("the service ledger path is empty"));
@@ -176,24 +217,21 @@ impl SqliteLedger {
         // Migrations run only on a ledger (checked again with SQLite's whole view).
         file_kind::check_tables(&path, FileKind::Ledger, &file_kind::tables(&tx)?)?;
         if version < LEDGER_VERSION {
+            migrate_seed(&tx)?;
             migrate(&tx)?;
             tx.execute_batch(SCHEMA)?;
+            tx.execute_batch(crate::secret::SECRET_SCHEMA)?;
             tx.pragma_update(None, "user_version", LEDGER_VERSION)?;
         }
         let application_id: i32 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
         if application_id != crate::file_kind::LEDGER_APPLICATION_ID {
             FileKind::Ledger.mark(&tx)?;
         }
-        let seed: Option<Vec<u8>> =
-            tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
-        if seed.is_none() {
-            let seed: Zeroizing<[u8; 32]> = Zeroizing::new(crypto::random_array());
-            tx.execute("INSERT INTO service_key (singleton, seed) VALUES (1, ?1)", [seed.as_slice()])?;
-        }
+        let (keys, _) = crate::secret::open_or_create(&tx, FileKind::Ledger, protector, KeyPair::generate)?;
         tx.commit()?;
         // Into the main file now, so the kind is in its header for every later open.
         file_kind::checkpoint(&conn);
-        Ok(SqliteLedger { path, conn: Mutex::new(conn) })
+        Ok(SqliteLedger { path, conn: Mutex::new(conn), keys })
     }
 
     /// The path of the ledger file.
@@ -214,14 +252,7 @@ impl SqliteLedger {
 
 impl Ledger for SqliteLedger {
     fn service_seed(&self) -> Result<Zeroizing<[u8; 32]>> {
-        let conn = self.lock()?;
-        let seed: Zeroizing<Vec<u8>> =
-            Zeroizing::new(conn.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0))?);
-        let seed: [u8; 32] = seed
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::new(ErrorCode::Storage, "stored key seed has the wrong length"))?;
-        Ok(Zeroizing::new(seed))
+        Ok(Zeroizing::new(*self.keys.seed()))
     }
 
     fn write(&self) -> Result<Box<dyn LedgerTx + '_>> {

@@ -20,7 +20,10 @@ use sha2::{Digest, Sha256};
 use crate::crypto::PUBLIC_KEY_LEN;
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::{self, ServiceKeyInfo};
-use crate::service::{KeyIdStream, LicenseService, Quota, RestoreGrant, RestoreRequest, ServiceError};
+use crate::service::{
+    DeviceRegistration, KeyIdStream, LicenseService, Quota, RequestId, RestoreGrant, RestoreRequest, ServiceError,
+    Settlement,
+};
 
 use http::{Connection, Endpoint, Failure};
 pub use http::{Response, parse_response_bytes};
@@ -204,6 +207,13 @@ impl RemoteService {
         }
     }
 
+    /// `POST /v1/restores/{id}/confirm` or `/release`: how the reservation stands afterwards.
+    fn settle(&self, request_id: &RequestId, action: &str) -> Result<Settlement> {
+        let path = format!("{}/{}/{action}", protocol::RESTORES_PATH, protocol::request_id_text(request_id));
+        let body = self.call("POST", &path, &mut Body::Empty).map_err(flatten)?;
+        protocol::parse_state(&body, request_id)
+    }
+
     fn restore_body<'s, 'a>(request: &RestoreRequest, key_ids: &'s mut KeyIdStream<'a>) -> Body<'s, 'a> {
         Body::Restore { head: protocol::request_head(request), keys: Replay::new(key_ids, request.licenses) }
     }
@@ -232,16 +242,32 @@ impl LicenseService for RemoteService {
         Ok(current.public_key)
     }
 
+    fn register_device(&self, registration: &DeviceRegistration) -> Result<()> {
+        let path = format!("{}/{}", protocol::DEVICES_PATH, protocol::hex(&registration.device_id));
+        let json = serde_json::to_vec(&protocol::ProofJson::from_registration(registration))
+            .expect("a registration always serializes");
+        let body = self.call("PUT", &path, &mut Body::Json(json)).map_err(flatten)?;
+        protocol::parse_registered(&body, &registration.device_id)
+    }
+
     fn authorize_restore(
         &self,
         request: &RestoreRequest,
         key_ids: &mut KeyIdStream<'_>,
     ) -> Result<RestoreGrant, ServiceError> {
-        let request_id = protocol::new_request_id();
-        let path = format!("{}/{request_id}", protocol::RESTORES_PATH);
+        // The engine's request ID: every retry, and the confirm or release, name it.
+        let path = format!("{}/{}", protocol::RESTORES_PATH, protocol::request_id_text(&request.request_id));
         let body = self.call("PUT", &path, &mut Self::restore_body(request, key_ids))?;
-        let wrapped_key = protocol::parse_grant(&body, &request_id, request.licenses)?;
+        let wrapped_key = protocol::parse_grant(&body, &request.request_id, request.licenses)?;
         Ok(RestoreGrant { wrapped_key })
+    }
+
+    fn confirm_restore(&self, request_id: &RequestId) -> Result<Settlement> {
+        self.settle(request_id, "confirm")
+    }
+
+    fn release_restore(&self, request_id: &RequestId) -> Result<Settlement> {
+        self.settle(request_id, "release")
     }
 
     fn quota(&self, request: &RestoreRequest, key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
@@ -254,6 +280,8 @@ impl LicenseService for RemoteService {
 /// A request body.
 enum Body<'s, 'a> {
     Empty,
+    /// A JSON object.
+    Json(Vec<u8>),
     /// A restore request: its head, then the key IDs (replayed on a retry), then the trailer.
     Restore {
         head: Vec<u8>,
@@ -273,7 +301,7 @@ enum SendError {
 impl Body<'_, '_> {
     fn can_resend(&self) -> bool {
         match self {
-            Body::Empty => true,
+            Body::Empty | Body::Json(_) => true,
             Body::Restore { keys, .. } => keys.can_replay(),
         }
     }
@@ -286,6 +314,11 @@ impl Body<'_, '_> {
     ) -> std::result::Result<(), SendError> {
         match self {
             Body::Empty => conn.write_all(&head(0, None)).and_then(|()| conn.flush()).map_err(SendError::Io),
+            Body::Json(json) => {
+                let mut out = head(json.len() as u64, Some(protocol::JSON_TYPE));
+                out.extend_from_slice(json);
+                conn.write_all(&out).and_then(|()| conn.flush()).map_err(SendError::Io)
+            }
             Body::Restore { head: body_head, keys } => {
                 let len = protocol::request_body_len(body_head.len(), keys.limit);
                 let mut out = head(len, Some(protocol::RESTORE_REQUEST_TYPE));

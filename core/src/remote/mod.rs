@@ -12,8 +12,8 @@ mod tls;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -34,6 +34,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_RETRIES: u32 = 2;
 /// The longest wait between two attempts, whatever the service asks for.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long the service's published keys are used before they are fetched again.
+const KEYS_FRESH: Duration = Duration::from_secs(300);
 
 /// How to reach and trust a License Management Service; every field is optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,6 +69,8 @@ pub struct RemoteService {
     timeout: Duration,
     retries: u32,
     tls: OnceLock<std::result::Result<Arc<rustls::ClientConfig>, Error>>,
+    /// The keys last fetched, and when.
+    keys: Mutex<Option<(Instant, Vec<ServiceKeyInfo>)>>,
 }
 
 impl std::fmt::Debug for RemoteService {
@@ -125,6 +129,7 @@ impl RemoteService {
             timeout,
             retries,
             tls: OnceLock::new(),
+            keys: Mutex::new(None),
         })
     }
 
@@ -137,7 +142,26 @@ impl RemoteService {
     /// current. For an application that shows or pins them.
     pub fn keys(&self) -> Result<Vec<ServiceKeyInfo>> {
         let body = self.call("GET", protocol::KEYS_PATH, &mut Body::Empty).map_err(flatten)?;
-        protocol::parse_keys(&body)
+        let keys = protocol::parse_keys(&body)?;
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), keys.clone()));
+        Ok(keys)
+    }
+
+    /// The keys to back up with: fetched at most every five minutes; when the service cannot
+    /// be reached, the ones fetched last (a backup then needs the service only to register a
+    /// device, as with the embedded service; a key the service rotated away from still
+    /// restores, see `docs/service-protocol.md`).
+    fn current_keys(&self) -> Result<Vec<ServiceKeyInfo>> {
+        let cached = self.keys.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((at, keys)) = &cached {
+            if at.elapsed() < KEYS_FRESH {
+                return Ok(keys.clone());
+            }
+        }
+        match (self.keys(), cached) {
+            (Err(e), Some((_, keys))) if e.code() == ErrorCode::ServiceUnavailable => Ok(keys),
+            (answer, _) => answer,
+        }
     }
 
     fn tls(&self) -> std::result::Result<Option<&Arc<rustls::ClientConfig>>, Failure> {
@@ -228,7 +252,7 @@ fn flatten(e: ServiceError) -> Error {
 
 impl LicenseService for RemoteService {
     fn public_key(&self) -> Result<[u8; PUBLIC_KEY_LEN]> {
-        let keys = self.keys()?;
+        let keys = self.current_keys()?;
         let current = keys.iter().find(|k| k.current).expect("parse_keys checks there is one");
         if !self.service_keys.is_empty() && !self.service_keys.contains(&current.fingerprint) {
             return Err(Error::new(

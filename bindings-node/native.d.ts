@@ -44,8 +44,11 @@ export declare class BackupRestorer {
   cancelLicenseBackup(): void
   /** Cancels the running restore, if any; it ends with `CANCELLED`. */
   cancelLicenseRestore(): void
-  /** What the restore quota allows for the archive in `RestorePath` onto this device. */
-  restoreQuota(): Quota
+  /**
+   * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+   * new identity of it with `individualize`).
+   */
+  restoreQuota(individualize?: boolean | undefined | null): Quota
   /** Whether `close` was called. */
   get closed(): boolean
   /**
@@ -61,12 +64,14 @@ export declare class EmbeddedService {
    * Opens (or creates) the service ledger at `path`; absent policy values take the core's
    * defaults (4 devices, the library's refusal URL).
    */
-  static open(path: string, maxDevices?: number | undefined | null, refusalUrl?: string | undefined | null): EmbeddedService
+  static open(path: string, maxDevices: number | undefined | null, refusalUrl: string | undefined | null, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null): EmbeddedService
   /**
    * Takes the service offline (every call then fails with `SERVICE_UNAVAILABLE`) or back
    * online.
    */
   setOnline(online: boolean): void
+  /** What the ledger holds: reservations by state, licenses and devices counted. */
+  audit(): LedgerAudit
   /** Whether `close` was called. */
   get closed(): boolean
   /** Releases this handle on the service ledger. Closing twice does nothing. */
@@ -75,8 +80,17 @@ export declare class EmbeddedService {
 
 /** The licenses on this device (native half of `LicenseStore`). */
 export declare class LicenseStore {
-  /** Opens the store at `path`, creating it with a fresh device identity if it does not exist. */
-  static open(path: string): LicenseStore
+  /**
+   * Opens the store at `path`, creating it with a fresh device identity if it does not
+   * exist, its seed held by the protector `kind` names (see `with_protector`).
+   */
+  static open(path: string, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null): LicenseStore
+  /** The label of the protector the store was opened with. */
+  protectorLabel(): string
+  /** Replaces the rights of a license and seals its row again. */
+  updateRights(keyId: string, rights: Rights): void
+  /** Records one play; returns the rights after it. */
+  usePlay(keyId: string): Rights
   /** This device's identity: 32 lowercase hex digits. */
   deviceId(): string
   /**
@@ -120,6 +134,12 @@ export declare class NativeOperation {
    * the batch it is emitting (END still comes).
    */
   get cancelRequested(): boolean
+  /**
+   * Cancels the operation and blocks up to `timeoutMs` until its work has stopped (files
+   * closed, temporary files removed), without waiting for its events: what the wrapper does
+   * when the process exits and the event loop will not run again. Returns whether it stopped.
+   */
+  cancelAndWait(timeoutMs: number): boolean
 }
 
 /** A License Management Service over HTTPS (native half of `RemoteService`). */
@@ -172,6 +192,24 @@ export interface ErrorInfo {
   errno: number
   /** A human-readable message. */
   message: string
+}
+
+/** What an embedded service's ledger holds (`EmbeddedService.audit()`). */
+export interface LedgerAudit {
+  /** Reservations granted and not yet confirmed or released (they count). */
+  pending: number
+  /** Reservations confirmed by their device (they count). */
+  confirmed: number
+  /** Reservations released by their device (they do not count). */
+  released: number
+  /** Reservations left pending past the service's limit (they count, for good). */
+  expired: number
+  /** Licenses with at least one device counted. */
+  licenses: number
+  /** (license, device) pairs that count. */
+  placements: number
+  /** Devices known to belong to the account. */
+  devices: number
 }
 
 /** A license as the store describes it: everything but the content key. */
@@ -279,6 +317,8 @@ export interface Quota {
   restoresRemaining: number
   /** This device already counts for every license, so restoring onto it again is free. */
   deviceAlreadyCounted: boolean
+  /** Whether the service would authorize this restore now. */
+  allowed: boolean
 }
 
 /** What the content owner allows the holder of a license to do. */

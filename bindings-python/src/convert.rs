@@ -3,8 +3,8 @@
 //! order; events, the hot path, field by field without a call (see [`event`]).
 
 use license_backup::{
-    CatalogEntry, KeyId, License, NewLicense, OperationKind, Outcome, PropertyValue, Quota, Rights, StatusEvent,
-    Summary,
+    CatalogEntry, KeyId, LedgerAudit, License, NewLicense, OperationKind, Outcome, PropertyValue, Quota, Rights,
+    StatusEvent, Summary,
 };
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
@@ -100,7 +100,19 @@ pub(crate) fn license<'py>(py: Python<'py>, l: &License) -> PyResult<Bound<'py, 
 }
 
 pub(crate) fn quota<'py>(py: Python<'py>, q: &Quota) -> PyResult<Bound<'py, PyAny>> {
-    class(py, "Quota")?.call1((q.licenses, q.max_devices, q.restores_remaining, q.device_already_counted))
+    class(py, "Quota")?.call1((q.licenses, q.max_devices, q.restores_remaining, q.device_already_counted, q.allowed))
+}
+
+pub(crate) fn ledger_audit<'py>(py: Python<'py>, a: &LedgerAudit) -> PyResult<Bound<'py, PyAny>> {
+    class(py, "LedgerAudit")?.call1((
+        a.pending,
+        a.confirmed,
+        a.released,
+        a.expired,
+        a.licenses,
+        a.placements,
+        a.devices,
+    ))
 }
 
 pub(crate) fn summary<'py>(py: Python<'py>, s: &Summary) -> PyResult<Bound<'py, PyAny>> {

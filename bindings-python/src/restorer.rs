@@ -26,11 +26,13 @@ pub struct BackupRestorer {
 impl BackupRestorer {
     /// Starts an operation with a callback bridge to `callback` (given lists of events when
     /// `batched`).
-    fn start<F>(py: Python<'_>, callback: Option<Py<PyAny>>, batched: bool, start: F) -> PyResult<Operation>
+    fn start<F>(&self, py: Python<'_>, callback: Option<Py<PyAny>>, batched: bool, start: F) -> PyResult<Operation>
     where
         F: FnOnce(Arc<dyn StatusCallback>) -> license_backup::Result<OperationHandle>,
     {
-        let shared = Arc::new(Shared::default());
+        // A restore that individualizes wraps the new seed with the store's protector: its
+        // exception becomes the cause of ProtectorFailedError.
+        let shared = Arc::new(Shared::with_protector(self.store.get().protector.host.clone()));
         let handle = start(Arc::new(PyCallback::new(callback, batched, Arc::clone(&shared)))).or_raise(py)?;
         Ok(Operation::new(handle, shared))
     }
@@ -128,7 +130,7 @@ impl BackupRestorer {
         callback: Option<Py<PyAny>>,
         batched: bool,
     ) -> PyResult<Operation> {
-        Self::start(py, callback, batched, |cb| self.inner.backup_licenses(BackupFlags { overwrite }, cb))
+        self.start(py, callback, batched, |cb| self.inner.backup_licenses(BackupFlags { overwrite }, cb))
     }
 
     /// Starts restoring from the folder in `RestorePath`; see `backup_licenses`.
@@ -142,7 +144,7 @@ impl BackupRestorer {
         batched: bool,
     ) -> PyResult<Operation> {
         let flags = RestoreFlags { individualize, replace_existing };
-        Self::start(py, callback, batched, |cb| self.inner.restore_licenses(flags, cb))
+        self.start(py, callback, batched, |cb| self.inner.restore_licenses(flags, cb))
     }
 
     /// Cancels the running backup, if any.
@@ -155,10 +157,13 @@ impl BackupRestorer {
         self.inner.cancel_license_restore()
     }
 
-    /// What the restore quota allows for the archive in `RestorePath` onto this device.
-    fn restore_quota<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+    /// new identity of it with `individualize`).
+    #[pyo3(signature = (*, individualize = false))]
+    fn restore_quota<'py>(&self, py: Python<'py>, individualize: bool) -> PyResult<Bound<'py, PyAny>> {
         let inner = &self.inner;
-        let quota = py.detach(|| inner.restore_quota()).or_raise(py)?;
+        let flags = license_backup::RestoreFlags { individualize, replace_existing: false };
+        let quota = py.detach(|| inner.restore_quota_with(flags)).or_raise(py)?;
         convert::quota(py, &quota)
     }
 }

@@ -21,10 +21,22 @@ pub struct EmbeddedService {
 impl EmbeddedService {
     /// Opens (or creates, with a fresh key pair) the service ledger at `path`.
     #[new]
-    #[pyo3(signature = (path, max_devices = None, refusal_url = None))]
-    fn new(py: Python<'_>, path: PathBuf, max_devices: Option<u32>, refusal_url: Option<String>) -> PyResult<Self> {
+    /// `protector` holds the service's seed, as for `LicenseStore` (default
+    /// `Protector.unprotected()`).
+    #[pyo3(signature = (path, max_devices = None, refusal_url = None, *, protector = None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        max_devices: Option<u32>,
+        refusal_url: Option<String>,
+        protector: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let protector = crate::protector::from_arg(protector)?;
         let policy = ServicePolicy::with_overrides(max_devices, refusal_url);
-        let service = py.detach(|| license_backup::EmbeddedService::open_with_policy(&path, policy)).or_raise(py)?;
+        let options = license_backup::ServiceOptions::protected(policy, protector.inner.clone());
+        let service = py
+            .detach(|| license_backup::EmbeddedService::open_with(&path, options))
+            .map_err(|e| crate::protector::raise(py, &e, &protector))?;
         Ok(EmbeddedService { inner: Arc::new(service) })
     }
 
@@ -32,6 +44,14 @@ impl EmbeddedService {
     /// fail with `ServiceUnavailableError`.
     fn set_online(&self, online: bool) {
         self.inner.set_online(online);
+    }
+
+    /// What the ledger holds: reservations by state, licenses and devices counted
+    /// (a `LedgerAudit`).
+    fn audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = &self.inner;
+        let audit = py.detach(|| inner.audit()).or_raise(py)?;
+        crate::convert::ledger_audit(py, &audit)
     }
 
     /// The path of the ledger file.

@@ -115,6 +115,7 @@ def test_no_extra_events() -> None:
 
 RECORD_CLASSES = {
     "CatalogEntry": lb.CatalogEntry,
+    "LedgerAudit": lb.LedgerAudit,
     "License": lb.License,
     "NewLicense": lb.NewLicense,
     "Quota": lb.Quota,
@@ -160,9 +161,19 @@ OBJECTS = {
     "RemoteService": lb.RemoteService,
     "BackupRestorer": lb.BackupRestorer,
     "Operation": lb.Operation,
+    "Protector": lb.Protector,
 }
-RENAMED = {("Operation", "is_finished"): "done"}
-PARAM_RENAMES = {"callback": "on_status", "flags": None, "license": "license", "licenses": "licenses"}
+# The protector's label is `store.protector.label`.
+RENAMED = {("Operation", "is_finished"): "done", ("LicenseStore", "protector_label"): "protector"}
+# A host protector is one object with the wrap and unwrap methods (`Protector.host(obj)`).
+PARAM_RENAMES = {
+    "callback": "on_status",
+    "flags": None,
+    "license": "license",
+    "licenses": "licenses",
+    "wrap": "obj",
+    "unwrap": "obj",
+}
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,16 @@ pub enum ErrorCode {
     BackupExists = 204,
     /// There is no backup archive in the restore folder.
     ArchiveMissing = 205,
+    /// The device holding the folder is full (or the file outgrew its file system).
+    NoSpace = 206,
+    /// The device reported an I/O error (failing or removed media).
+    MediaFailure = 207,
+    /// The device or network share is no longer connected.
+    DeviceGone = 208,
+    /// The path is too long, or has too many levels of symbolic links.
+    PathInvalid = 209,
+    /// The folder or the archive cannot be read (permission denied).
+    NotReadable = 210,
     /// The archive is damaged, truncated or was tampered with.
     ArchiveCorrupt = 301,
     /// The archive was written by an unknown format version.
@@ -65,6 +75,8 @@ pub enum ErrorCode {
     ServiceUnavailable = 401,
     /// The service refused the restore: a license already lives on the maximum number of devices.
     RestoreLimitExceeded = 402,
+    /// The archive was made on (or the device is registered with) another account of the service.
+    ForeignDevice = 403,
     /// The License Management Service rejected the application's credentials (its token).
     AuthenticationFailed = 410,
     /// A message between the device and the service broke the protocol.
@@ -89,6 +101,22 @@ pub enum ErrorCode {
     LicenseNotFound = 602,
     /// A license with that key ID is already in the store.
     LicenseExists = 603,
+    /// The file is not of the expected kind (a ledger or an archive opened as a store, ...).
+    WrongFileKind = 604,
+    /// The file is protected and no protector was given.
+    ProtectorRequired = 610,
+    /// The protector cannot unwrap the file's secret.
+    ProtectorMismatch = 611,
+    /// The protector failed (its error is attached).
+    ProtectorFailed = 612,
+    /// A license row was changed outside the library.
+    LicenseTampered = 613,
+    /// No plays remain on the license.
+    PlaysExhausted = 614,
+    /// The license has expired.
+    LicenseExpired = 615,
+    /// The license does not allow playing.
+    PlayNotAllowed = 616,
     /// An internal error (a bug): the engine panicked or an invariant broke.
     Internal = 900,
 }
@@ -105,11 +133,17 @@ impl ErrorCode {
         ErrorCode::NotWritable,
         ErrorCode::BackupExists,
         ErrorCode::ArchiveMissing,
+        ErrorCode::NoSpace,
+        ErrorCode::MediaFailure,
+        ErrorCode::DeviceGone,
+        ErrorCode::PathInvalid,
+        ErrorCode::NotReadable,
         ErrorCode::ArchiveCorrupt,
         ErrorCode::UnsupportedVersion,
         ErrorCode::WrongKey,
         ErrorCode::ServiceUnavailable,
         ErrorCode::RestoreLimitExceeded,
+        ErrorCode::ForeignDevice,
         ErrorCode::AuthenticationFailed,
         ErrorCode::ProtocolViolation,
         ErrorCode::ServiceNotTrusted,
@@ -122,6 +156,14 @@ impl ErrorCode {
         ErrorCode::Storage,
         ErrorCode::LicenseNotFound,
         ErrorCode::LicenseExists,
+        ErrorCode::WrongFileKind,
+        ErrorCode::ProtectorRequired,
+        ErrorCode::ProtectorMismatch,
+        ErrorCode::ProtectorFailed,
+        ErrorCode::LicenseTampered,
+        ErrorCode::PlaysExhausted,
+        ErrorCode::LicenseExpired,
+        ErrorCode::PlayNotAllowed,
         ErrorCode::Internal,
     ];
 
@@ -383,6 +425,8 @@ pub struct Quota {
     pub restores_remaining: u32,
     /// This device already counts for every license, so restoring onto it again is free.
     pub device_already_counted: bool,
+    /// Whether the service would authorize this restore now.
+    pub allowed: bool,
 }
 
 impl From<core_api::Quota> for Quota {
@@ -392,7 +436,34 @@ impl From<core_api::Quota> for Quota {
             max_devices: q.max_devices,
             restores_remaining: q.restores_remaining,
             device_already_counted: q.device_already_counted,
+            allowed: q.allowed,
         }
+    }
+}
+
+/// What an embedded service's ledger holds (`EmbeddedService.audit()`).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct LedgerAudit {
+    /// Reservations granted and not yet confirmed or released (they count).
+    pub pending: u64,
+    /// Reservations confirmed by their device (they count).
+    pub confirmed: u64,
+    /// Reservations released by their device (they do not count).
+    pub released: u64,
+    /// Reservations left pending past the service's limit (they count, for good).
+    pub expired: u64,
+    /// Licenses with at least one device counted.
+    pub licenses: u64,
+    /// (license, device) pairs that count.
+    pub placements: u64,
+    /// Devices known to belong to the account.
+    pub devices: u64,
+}
+
+impl From<core_api::LedgerAudit> for LedgerAudit {
+    fn from(a: core_api::LedgerAudit) -> Self {
+        let core_api::LedgerAudit { pending, confirmed, released, expired, licenses, placements, devices } = a;
+        LedgerAudit { pending, confirmed, released, expired, licenses, placements, devices }
     }
 }
 
@@ -661,6 +732,99 @@ impl core_api::StatusCallback for SinkCallback {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Key protectors
+// ---------------------------------------------------------------------------------------------
+
+/// What a host protector's call threw (the Swift overlay keeps the error itself and attaches it
+/// to the `PROTECTOR_FAILED` error).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum ProtectorFailure {
+    /// The protector threw.
+    #[error("{message}")]
+    Thrown {
+        /// A description of what it threw.
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for ProtectorFailure {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        ProtectorFailure::Thrown { message: e.reason }
+    }
+}
+
+/// A host protector: the Swift overlay implements it over the application's `KeyProtector`
+/// (for example one built on the Keychain). Called when a store or a service is opened (on the
+/// calling thread) and when a restore individualizes (on the operation's thread).
+#[uniffi::export(foreign)]
+pub trait RawKeyProtector: Send + Sync {
+    /// Wraps the 32-byte seed.
+    fn wrap(&self, seed: Vec<u8>) -> Result<Vec<u8>, ProtectorFailure>;
+    /// The seed, or `None` when `wrapped` was not wrapped by this protector.
+    fn unwrap(&self, wrapped: Vec<u8>) -> Result<Option<Vec<u8>>, ProtectorFailure>;
+}
+
+/// Which protector holds a file's seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum ProtectorKind {
+    /// The seed in clear in the file.
+    Unprotected,
+    /// The platform keystore.
+    Keyring,
+    /// The application's `KeyProtector`.
+    Host,
+}
+
+struct HostProtector(Arc<dyn RawKeyProtector>);
+
+impl core_api::KeyProtector for HostProtector {
+    fn label(&self) -> String {
+        "host (Swift)".into()
+    }
+
+    fn wrap(&self, secret: &[u8], _file: &core_api::ProtectedFile) -> core_api::Result<Vec<u8>> {
+        self.0.wrap(secret.to_vec()).map_err(|ProtectorFailure::Thrown { message }| {
+            core_api::Error::new(
+                core_api::ErrorCode::ProtectorFailed,
+                format!("the host protector's wrap threw: {message}"),
+            )
+        })
+    }
+
+    fn unwrap(&self, wrapped: &[u8], _file: &core_api::ProtectedFile) -> core_api::Result<zeroize::Zeroizing<Vec<u8>>> {
+        match self.0.unwrap(wrapped.to_vec()) {
+            Ok(Some(seed)) => Ok(zeroize::Zeroizing::new(seed)),
+            Ok(None) => Err(core_api::Error::new(
+                core_api::ErrorCode::ProtectorMismatch,
+                "the host protector cannot unwrap this file's secret",
+            )),
+            Err(ProtectorFailure::Thrown { message }) => Err(core_api::Error::new(
+                core_api::ErrorCode::ProtectorFailed,
+                format!("the host protector's unwrap threw: {message}"),
+            )),
+        }
+    }
+}
+
+fn protector(
+    kind: ProtectorKind,
+    service: Option<String>,
+    host: Option<Arc<dyn RawKeyProtector>>,
+) -> FfiResult<core_api::Protector> {
+    match (kind, host) {
+        (ProtectorKind::Unprotected, None) => Ok(core_api::Protector::unprotected()),
+        (ProtectorKind::Keyring, None) => Ok(core_api::Protector::new(Arc::new(core_api::KeyringProtector::new(
+            service.unwrap_or_else(|| core_api::KeyringProtector::DEFAULT_SERVICE.into()),
+        )))),
+        (ProtectorKind::Host, Some(host)) => Ok(core_api::Protector::new(Arc::new(HostProtector(host)))),
+        _ => {
+            Err(core_api::Error::new(core_api::ErrorCode::InvalidArgument, "a host protector needs a KeyProtector")
+                .into())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Objects
 // ---------------------------------------------------------------------------------------------
 
@@ -672,10 +836,33 @@ pub struct RawLicenseStore {
 
 #[uniffi::export]
 impl RawLicenseStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, its seed held by the protector `kind` names.
     #[uniffi::constructor]
-    pub fn open(path: String) -> FfiResult<Arc<Self>> {
-        guarded(|| Ok(Arc::new(RawLicenseStore { inner: Arc::new(core_api::LicenseStore::open(path)?) })))
+    pub fn open(
+        path: String,
+        kind: ProtectorKind,
+        service: Option<String>,
+        host: Option<Arc<dyn RawKeyProtector>>,
+    ) -> FfiResult<Arc<Self>> {
+        guarded(|| {
+            let options = core_api::StoreOptions::protected(protector(kind, service, host)?);
+            Ok(Arc::new(RawLicenseStore { inner: Arc::new(core_api::LicenseStore::open_with(path, options)?) }))
+        })
+    }
+
+    /// The label of the protector the store was opened with.
+    pub fn protector_label(&self) -> String {
+        self.inner.protector_label()
+    }
+
+    /// Replaces the rights of a license and seals its row again.
+    pub fn update_rights(&self, key_id: String, rights: Rights) -> FfiResult<()> {
+        guarded(|| Ok(self.inner.update_rights(&parse_key_id(&key_id)?, &rights.into())?))
+    }
+
+    /// Records one play; returns the rights after it.
+    pub fn use_play(&self, key_id: String) -> FfiResult<Rights> {
+        guarded(|| Ok(self.inner.use_play(&parse_key_id(&key_id)?)?.into()))
     }
 
     /// This device's identity (32 hex digits).
@@ -718,7 +905,8 @@ impl RawLicenseStore {
 
     /// The content key of a license, opened with this device's key.
     pub fn content_key(&self, key_id: String) -> FfiResult<Vec<u8>> {
-        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id)?)?))
+        // The core's buffer is wiped when it drops; the copy handed to Swift is the host's.
+        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id)?)?.to_vec()))
     }
 
     /// Checks the store's integrity; returns the number of licenses checked.
@@ -753,10 +941,18 @@ impl RawEmbeddedService {
     /// Opens (or creates) the ledger at `path`; `max_devices` and `refusal_url` default to the
     /// core's policy.
     #[uniffi::constructor(default(max_devices = None, refusal_url = None))]
-    pub fn open(path: String, max_devices: Option<u32>, refusal_url: Option<String>) -> FfiResult<Arc<Self>> {
+    pub fn open(
+        path: String,
+        max_devices: Option<u32>,
+        refusal_url: Option<String>,
+        kind: ProtectorKind,
+        service: Option<String>,
+        host: Option<Arc<dyn RawKeyProtector>>,
+    ) -> FfiResult<Arc<Self>> {
         guarded(|| {
             let policy = core_api::ServicePolicy::with_overrides(max_devices, refusal_url);
-            let inner = core_api::EmbeddedService::open_with_policy(path, policy)?;
+            let options = core_api::ServiceOptions::protected(policy, protector(kind, service, host)?);
+            let inner = core_api::EmbeddedService::open_with(path, options)?;
             Ok(Arc::new(RawEmbeddedService { inner: Arc::new(inner) }))
         })
     }
@@ -768,6 +964,11 @@ impl RawEmbeddedService {
             self.inner.set_online(online);
             Ok(())
         })
+    }
+
+    /// What the ledger holds: reservations by state, licenses and devices counted.
+    pub fn audit(&self) -> FfiResult<LedgerAudit> {
+        guarded(|| Ok(self.inner.audit()?.into()))
     }
 }
 
@@ -934,9 +1135,12 @@ impl RawBackupRestorer {
         })
     }
 
-    /// What the restore quota allows for the archive in `RestorePath` onto this device.
-    pub fn restore_quota(&self) -> FfiResult<Quota> {
-        guarded(|| Ok(self.inner.restore_quota()?.into()))
+    /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+    /// new identity of it with `individualize`).
+    #[uniffi::method(default(individualize = false))]
+    pub fn restore_quota(&self, individualize: bool) -> FfiResult<Quota> {
+        let flags = core_api::RestoreFlags { individualize, replace_existing: false };
+        guarded(|| Ok(self.inner.restore_quota_with(flags)?.into()))
     }
 }
 
@@ -1144,7 +1348,7 @@ mod tests {
         ));
         std::fs::create_dir_all(dir.join("backup")).unwrap();
         let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
-        let store = RawLicenseStore::open(path("store.db")).unwrap();
+        let store = RawLicenseStore::open(path("store.db"), ProtectorKind::Unprotected, None, None).unwrap();
         let licenses = (1..=n)
             .map(|i| NewLicense {
                 key_id: format!("5a000000-0000-0000-0000-{i:012x}"),
@@ -1162,7 +1366,8 @@ mod tests {
             })
             .collect();
         store.add_licenses(licenses, false).unwrap();
-        let service = RawEmbeddedService::open(path("service.db"), None, None).unwrap();
+        let service =
+            RawEmbeddedService::open(path("service.db"), None, None, ProtectorKind::Unprotected, None, None).unwrap();
         let restorer = RawBackupRestorer::new(store, service).unwrap();
         restorer.set_property("BackupPath".into(), PropertyValue::String(path("backup"))).unwrap();
         restorer.set_property("ProgressInterval".into(), PropertyValue::U32(1)).unwrap();

@@ -44,7 +44,7 @@ use license_backup::*;
 use serde_json::{Value, json};
 
 /// Bump when the fixture shape changes, so cached fixtures are rebuilt.
-const FIXTURE_VERSION: u32 = 1;
+const FIXTURE_VERSION: u32 = 2;
 const PASSWORD: &str = "pass:license-backup-bench";
 
 fn main() {
@@ -332,6 +332,12 @@ fn child(args: &[String]) -> Res<()> {
             a(5)?.parse().map_err(err)?,
             a(6)?.parse().map_err(err)?,
         )?,
+        // scan ARCHIVE: what reading the archive costs before the service is asked
+        "scan" => {
+            let (scan, key_ids, sha2, ring, bytes) =
+                license_backup::bench_support::scan_costs(Path::new(a(1)?)).map_err(err)?;
+            json!({"scan_s": scan, "key_id_pass_s": key_ids, "sha2_s": sha2, "ring_s": ring, "bytes": bytes})
+        }
         // events STORE SERVICE OUT: a backup with ProgressInterval=1, every delivery timed
         "events" => {
             let r = restorer(Path::new(a(1)?), Path::new(a(2)?), "BackupPath", Path::new(a(3)?), 1)?;
@@ -352,11 +358,11 @@ fn remote_service(url: &str, token: &str, ca: &str) -> Res<Arc<dyn LicenseServic
     Ok(Arc::new(RemoteService::new(url, options).map_err(err)?))
 }
 
-/// The key IDs of an archive, read from its frames (the bench knows the format: a 176-byte
-/// header, then frames of type, key ID, length and ciphertext).
+/// The key IDs of an archive, read from its frames (the bench knows the format: the header,
+/// then frames of type, key ID, length and ciphertext).
 fn archive_key_ids(path: &Path) -> Res<Vec<KeyId>> {
     let bytes = std::fs::read(path).map_err(err)?;
-    let mut pos = archive::HEADER_LEN;
+    let mut pos = archive::read_header_at(path).map_err(err)?.len();
     let mut out = vec![];
     while pos + 21 <= bytes.len() && bytes[pos] == 1 {
         out.push(KeyId::from_slice(&bytes[pos + 1..pos + 17]).map_err(err)?);
@@ -365,7 +371,8 @@ fn archive_key_ids(path: &Path) -> Res<Vec<KeyId>> {
     Ok(out)
 }
 
-/// `clients` threads authorizing the restore of `archive` for `seconds`: authorizations a second.
+/// `clients` threads authorizing the restore of `archive` for `seconds`, each authorization
+/// under a fresh request ID and confirmed at once: authorizations a second.
 fn authorize_load(url: &str, token: &str, ca: &str, archive: &Path, seconds: f64, clients: usize) -> Res<Value> {
     let header = archive::read_header_at(archive).map_err(err)?;
     let kids = Arc::new(archive_key_ids(archive)?);
@@ -378,19 +385,22 @@ fn authorize_load(url: &str, token: &str, ca: &str, archive: &Path, seconds: f64
                 let service = service?;
                 // Any 32 bytes are an X25519 public key; the device ID is its fingerprint.
                 let device_public_key = [i as u8 + 1; 32];
-                let request = RestoreRequest {
+                let mut request = RestoreRequest {
+                    request_id: [0; 16],
                     header: header.authenticated.clone(),
                     wrapped_key: header.wrapped_key.clone(),
                     device_id: protocol::device_id_of(&device_public_key),
                     device_public_key,
                     licenses: kids.len() as u64,
+                    replaces: None,
                 };
                 let (mut ok, mut failed) = (0u64, 0u64);
                 while Instant::now() < deadline {
+                    request.request_id = *KeyId::random().as_bytes();
                     let mut stream = kids.iter().copied().map(Ok);
                     match service.authorize_restore(&request, &mut stream) {
-                        Ok(_) => ok += 1,
-                        Err(_) => failed += 1,
+                        Ok(_) if service.confirm_restore(&request.request_id).is_ok() => ok += 1,
+                        _ => failed += 1,
                     }
                 }
                 Ok((ok, failed))

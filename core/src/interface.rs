@@ -53,6 +53,19 @@ pub const RECORDS: &[(&str, &[(&str, &str)])] = &[
             ("max_devices", "u32"),
             ("restores_remaining", "u32"),
             ("device_already_counted", "bool"),
+            ("allowed", "bool"),
+        ],
+    ),
+    (
+        "LedgerAudit",
+        &[
+            ("pending", "u64"),
+            ("confirmed", "u64"),
+            ("released", "u64"),
+            ("expired", "u64"),
+            ("licenses", "u64"),
+            ("placements", "u64"),
+            ("devices", "u64"),
         ],
     ),
     ("BackupFlags", &[("overwrite", "bool")]),
@@ -74,7 +87,8 @@ pub type Fields = &'static [(&'static str, &'static str)];
 
 /// Every operation of the interface: (object, name, parameters, result).
 pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
-    ("LicenseStore", "open", &[("path", "string")], "LicenseStore"),
+    ("LicenseStore", "open", &[("path", "string"), ("protector", "protector")], "LicenseStore"),
+    ("LicenseStore", "protector_label", &[], "string"),
     ("LicenseStore", "device_id", &[], "string"),
     ("LicenseStore", "add_license", &[("license", "NewLicense"), ("replace", "bool")], "void"),
     ("LicenseStore", "add_licenses", &[("licenses", "NewLicense[]"), ("replace", "bool")], "void"),
@@ -83,6 +97,8 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
     ("LicenseStore", "remove_license", &[("key_id", "key_id")], "bool"),
     ("LicenseStore", "license_count", &[], "u64"),
     ("LicenseStore", "content_key", &[("key_id", "key_id")], "bytes"),
+    ("LicenseStore", "update_rights", &[("key_id", "key_id"), ("rights", "Rights")], "void"),
+    ("LicenseStore", "use_play", &[("key_id", "key_id")], "Rights"),
     ("LicenseStore", "set_catalog_entry", &[("key_id", "key_id"), ("entry", "CatalogEntry")], "void"),
     ("LicenseStore", "catalog_entry", &[("key_id", "key_id")], "CatalogEntry?"),
     ("LicenseStore", "remove_catalog_entry", &[("key_id", "key_id")], "bool"),
@@ -90,7 +106,7 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
     (
         "EmbeddedService",
         "open",
-        &[("path", "string"), ("max_devices", "u32?"), ("refusal_url", "string?")],
+        &[("path", "string"), ("max_devices", "u32?"), ("refusal_url", "string?"), ("protector", "protector")],
         "EmbeddedService",
     ),
     ("EmbeddedService", "set_online", &[("online", "bool")], "void"),
@@ -109,6 +125,7 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
         "RemoteService",
     ),
     ("RemoteService", "url", &[], "string"),
+    ("EmbeddedService", "audit", &[], "LedgerAudit"),
     (
         "BackupRestorer",
         "create",
@@ -125,8 +142,11 @@ pub const OPERATIONS: &[(&str, &str, Fields, &str)] = &[
     ("BackupRestorer", "restore_licenses", &[("flags", "RestoreFlags"), ("callback", "status_callback")], "Operation"),
     ("BackupRestorer", "cancel_license_backup", &[], "void"),
     ("BackupRestorer", "cancel_license_restore", &[], "void"),
-    ("BackupRestorer", "restore_quota", &[], "Quota"),
+    ("BackupRestorer", "restore_quota", &[("individualize", "bool?")], "Quota"),
     ("Operation", "wait", &[("timeout", "duration?")], "Summary"),
+    ("Protector", "unprotected", &[], "protector"),
+    ("Protector", "keyring", &[("service", "string?")], "protector"),
+    ("Protector", "host", &[("wrap", "bytes -> bytes"), ("unwrap", "bytes -> bytes?")], "protector"),
     ("Operation", "cancel", &[], "void"),
     ("Operation", "is_finished", &[], "bool"),
 ];

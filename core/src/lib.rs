@@ -5,12 +5,16 @@
 //! backup and restore feature of the Windows Media Format SDK (`WMCreateBackupRestorer`,
 //! `IWMBackupRestoreProps`, `IWMLicenseBackup`, `IWMLicenseRestore`, `IWMStatusCallback`).
 //!
-//! * [`LicenseStore`]: the device's licenses, in SQLite, content keys sealed to the device key.
+//! * [`LicenseStore`]: the device's licenses, in SQLite, content keys sealed to the device key
+//!   and bound to their rows; the device's seed held by a [`Protector`] (the platform keystore,
+//!   a host function) or, [`Protector::unprotected`], in clear in the file.
 //! * [`BackupRestorer`]: properties (`BackupPath`, `RestorePath`, ...) and the asynchronous
 //!   [`BackupRestorer::backup_licenses`] / [`BackupRestorer::restore_licenses`], which report
 //!   [`StatusEvent`]s to a [`StatusCallback`] and end with exactly one END.
-//! * [`LicenseService`]: authorizes restores and enforces the restore quota;
-//!   [`EmbeddedService`] runs in process with its ledger in a local SQLite file.
+//! * [`LicenseService`]: registers devices, authorizes restores and enforces the restore quota
+//!   (a grant is a reservation, confirmed once the restore landed); [`EmbeddedService`] runs
+//!   in process with its ledger in a local SQLite file; [`Authority`] is the service's logic
+//!   over any [`Ledger`], for a networked service to run per account.
 //! * [`interface`]: the tables of the machine-readable description every binding is checked
 //!   against (`core/interface.json`, written by the `license-backup-devtools` crate).
 //!
@@ -53,18 +57,23 @@ mod crypto;
 mod device;
 pub mod error;
 pub mod event;
+mod file_kind;
 mod folder;
 pub mod interface;
+mod journal;
 mod key_id;
 pub mod license;
 mod operation;
 pub mod props;
+pub mod protector;
 #[cfg(feature = "protocol")]
 pub mod protocol;
+mod registration;
 #[cfg(feature = "remote")]
 pub mod remote;
 mod restore;
 mod restorer;
+mod secret;
 pub mod service;
 mod sqlite;
 mod store;
@@ -72,15 +81,20 @@ mod store;
 pub use crypto::WrappedKey;
 pub use error::{Error, ErrorCode, Result};
 pub use event::{CallbackError, Emitted, EventKind, OperationKind, Outcome, StatusCallback, StatusEvent, Summary};
+pub use file_kind::{LEDGER_APPLICATION_ID, STORE_APPLICATION_ID};
 pub use key_id::KeyId;
-pub use license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
+pub use license::{CatalogEntry, ConflictPolicy, ContentKey, License, NewLicense, Rights};
 pub use operation::{OperationHandle, monotonic_ns};
 pub use props::{Properties, Property, PropertyValue, ValueType};
+#[cfg(feature = "keyring")]
+pub use protector::KeyringProtector;
+pub use protector::{FileKind, KeyProtector, ProtectedFile, Protector};
 #[cfg(feature = "remote")]
 pub use remote::{RemoteOptions, RemoteService};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{
-    EmbeddedService, KeyIdStream, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError,
-    ServiceKey, ServicePolicy,
+    Authority, DeviceRegistration, EMBEDDED_ACCOUNT, EmbeddedService, IdentityProof, KeyIdStream, Ledger, LedgerAudit,
+    LedgerTx, LicenseService, Quota, Refusal, RequestId, RestoreGrant, RestoreRequest, ServiceError, ServiceOptions,
+    ServicePolicy, Settlement, SqliteLedger,
 };
-pub use store::{LicenseStore, SCHEMA_VERSION};
+pub use store::{LicenseStore, SCHEMA_VERSION, StoreOptions};

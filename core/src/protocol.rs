@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use crate::crypto::{self, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
-use crate::service::{Quota, Refusal, RestoreRequest, ServiceError};
+use crate::service::{
+    DeviceRegistration, IdentityProof, Quota, Refusal, RequestId, RestoreRequest, ServiceError, Settlement,
+};
 
 /// The path prefix of the protocol's version 1.
 pub const API_PREFIX: &str = "/v1";
@@ -88,12 +90,19 @@ pub fn device_id_of(public_key: &[u8; 32]) -> [u8; 16] {
     crypto::fingerprint(public_key)
 }
 
-/// A fresh request ID: a random (version 4) UUID, lowercase and hyphenated.
-pub fn new_request_id() -> String {
-    let mut b: [u8; 16] = crypto::random_array();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    KeyId::from_bytes(b).to_string()
+/// A request ID as the protocol writes it: its 16 bytes as a lowercase hyphenated UUID.
+pub fn request_id_text(id: &RequestId) -> String {
+    KeyId::from_bytes(*id).to_string()
+}
+
+/// The request ID a path or preamble names; `PROTOCOL_VIOLATION` unless it is in the form
+/// [`is_request_id`] requires.
+pub fn parse_request_id(text: &str) -> Result<RequestId> {
+    if !is_request_id(text) {
+        return Err(malformed("the request ID must be a lowercase hyphenated UUID"));
+    }
+    let digits: String = text.chars().filter(|c| *c != '-').collect();
+    unhex_array(&digits, "request ID")
 }
 
 /// Whether `text` is a request ID in the form the protocol requires (a lowercase hyphenated
@@ -121,6 +130,83 @@ pub struct Preamble {
     pub device_public_key: String,
     /// How many key IDs follow.
     pub licenses: u64,
+    /// The request ID the device chose (the same in every retry, and in the path of an
+    /// authorization).
+    pub request_id: String,
+    /// When individualizing: the identity the restore replaces, with its proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<ProofJson>,
+}
+
+/// A proof of possession of a device key, as JSON: the identity being replaced in a restore
+/// request, or the body of a device registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofJson {
+    /// The device ID, hex (a registration carries it in its path and may leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// The device's X25519 public key, hex.
+    pub public_key: String,
+    /// The HPKE encapsulated key of the proof, hex.
+    pub enc: String,
+    /// The proof's ciphertext (an empty plaintext sealed with its tag), hex.
+    pub proof: String,
+}
+
+impl ProofJson {
+    fn from_parts(device_id: Option<&[u8; 16]>, public_key: &[u8; 32], proof: &WrappedKey) -> Self {
+        ProofJson {
+            device_id: device_id.map(|d| hex(d)),
+            public_key: hex(public_key),
+            enc: hex(&proof.enc),
+            proof: hex(&proof.ciphertext),
+        }
+    }
+
+    fn wrapped(&self) -> Result<WrappedKey> {
+        Ok(WrappedKey {
+            enc: unhex_var(&self.enc, MAX_WRAPPED_LEN, "enc")?,
+            ciphertext: unhex_var(&self.proof, MAX_WRAPPED_LEN, "proof")?,
+        })
+    }
+
+    /// The JSON of a registration (`PUT /v1/devices/{device_id}`).
+    pub fn from_registration(registration: &DeviceRegistration) -> Self {
+        Self::from_parts(Some(&registration.device_id), &registration.public_key, &registration.proof)
+    }
+
+    /// The registration this body describes for the device of the path; `PROTOCOL_VIOLATION`
+    /// for a malformed field or a device ID other than the path's.
+    pub fn to_registration(&self, device_id: &[u8; 16]) -> Result<DeviceRegistration> {
+        if let Some(d) = &self.device_id {
+            if unhex_array::<16>(d, "device_id")? != *device_id {
+                return Err(malformed("the registration names another device than its path"));
+            }
+        }
+        Ok(DeviceRegistration {
+            device_id: *device_id,
+            public_key: unhex_array(&self.public_key, "public_key")?,
+            proof: self.wrapped()?,
+        })
+    }
+}
+
+/// The answer of a registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredAnswer {
+    /// The device ID, hex.
+    pub device_id: String,
+    /// Always `true`.
+    pub registered: bool,
+}
+
+/// Parses a registration answer and checks it is about `device_id`.
+pub fn parse_registered(body: &[u8], device_id: &[u8; 16]) -> Result<()> {
+    let answer: RegisteredAnswer = parse_json(body, "registration")?;
+    if answer.device_id != hex(device_id) || !answer.registered {
+        return Err(malformed("the registration answer is about another device"));
+    }
+    Ok(())
 }
 
 /// The largest archive header the preamble may carry (bytes).
@@ -145,6 +231,11 @@ impl Preamble {
             device_id: hex(&request.device_id),
             device_public_key: hex(&request.device_public_key),
             licenses: request.licenses,
+            request_id: request_id_text(&request.request_id),
+            replaces: request
+                .replaces
+                .as_ref()
+                .map(|r| ProofJson::from_parts(Some(&r.device_id), &r.public_key, &r.proof)),
         }
     }
 
@@ -159,6 +250,18 @@ impl Preamble {
             device_id: unhex_array(&self.device_id, "device_id")?,
             device_public_key: unhex_array(&self.device_public_key, "device_public_key")?,
             licenses: self.licenses,
+            request_id: parse_request_id(&self.request_id)?,
+            replaces: match &self.replaces {
+                None => None,
+                Some(r) => Some(IdentityProof {
+                    device_id: unhex_array(
+                        r.device_id.as_deref().ok_or_else(|| malformed("replaces needs its device_id"))?,
+                        "replaces.device_id",
+                    )?,
+                    public_key: unhex_array(&r.public_key, "replaces.public_key")?,
+                    proof: r.wrapped()?,
+                }),
+            },
         })
     }
 }
@@ -454,15 +557,15 @@ pub struct GrantAnswer {
 }
 
 /// Parses a grant and checks that it answers `request_id` for `licenses` licenses.
-pub fn parse_grant(body: &[u8], request_id: &str, licenses: u64) -> Result<WrappedKey> {
+pub fn parse_grant(body: &[u8], request_id: &RequestId, licenses: u64) -> Result<WrappedKey> {
     let answer: GrantAnswer = parse_json(body, "grant")?;
-    if answer.request_id != request_id {
+    if answer.request_id != request_id_text(request_id) {
         return Err(malformed("the grant answers another request"));
     }
     if answer.licenses != licenses {
         return Err(malformed(format!("the grant covers {} licenses, not {licenses}", answer.licenses)));
     }
-    if answer.state != "reserved" && answer.state != "confirmed" {
+    if answer.state != "reserved" {
         return Err(malformed(format!("a grant in state {:?}", answer.state)));
     }
     Ok(WrappedKey {
@@ -471,25 +574,43 @@ pub fn parse_grant(body: &[u8], request_id: &str, licenses: u64) -> Result<Wrapp
     })
 }
 
-/// The answer of a confirm or a release.
+/// The answer of a confirm or a release: how the reservation stands in the ledger.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateAnswer {
     /// The request ID.
     pub request_id: String,
-    /// `"confirmed"` or `"released"`.
+    /// `"confirmed"`, `"released"` or `"unknown"` (see [`Settlement`]).
     pub state: String,
 }
 
-/// Parses a confirm or release answer, checking the request ID and the state.
-pub fn parse_state(body: &[u8], request_id: &str, state: &str) -> Result<()> {
-    let answer: StateAnswer = parse_json(body, "state")?;
-    if answer.request_id != request_id || answer.state != state {
-        return Err(malformed(format!(
-            "expected {state} for {request_id}, got {} for {}",
-            answer.state, answer.request_id
-        )));
+/// The protocol's name of a settlement.
+pub fn settlement_name(s: Settlement) -> &'static str {
+    match s {
+        Settlement::Confirmed => "confirmed",
+        Settlement::Released => "released",
+        Settlement::Unknown => "unknown",
     }
-    Ok(())
+}
+
+impl StateAnswer {
+    /// The answer for a settlement.
+    pub fn new(request_id: &RequestId, s: Settlement) -> Self {
+        StateAnswer { request_id: request_id_text(request_id), state: settlement_name(s).into() }
+    }
+}
+
+/// Parses a confirm or release answer, checking the request ID.
+pub fn parse_state(body: &[u8], request_id: &RequestId) -> Result<Settlement> {
+    let answer: StateAnswer = parse_json(body, "state")?;
+    if answer.request_id != request_id_text(request_id) {
+        return Err(malformed(format!("the answer is about request {}", clip(&answer.request_id))));
+    }
+    Ok(match answer.state.as_str() {
+        "confirmed" => Settlement::Confirmed,
+        "released" => Settlement::Released,
+        "unknown" => Settlement::Unknown,
+        other => return Err(malformed(format!("unknown reservation state {:?}", clip(other)))),
+    })
 }
 
 /// The answer of a quota query.
@@ -503,6 +624,8 @@ pub struct QuotaAnswer {
     pub restores_remaining: u32,
     /// This device already counts for every license.
     pub device_already_counted: bool,
+    /// Whether the service would authorize this restore now.
+    pub allowed: bool,
 }
 
 impl From<&Quota> for QuotaAnswer {
@@ -512,6 +635,7 @@ impl From<&Quota> for QuotaAnswer {
             max_devices: q.max_devices,
             restores_remaining: q.restores_remaining,
             device_already_counted: q.device_already_counted,
+            allowed: q.allowed,
         }
     }
 }
@@ -530,6 +654,7 @@ pub fn parse_quota(body: &[u8], licenses: u64) -> Result<Quota> {
         max_devices: q.max_devices,
         restores_remaining: q.restores_remaining,
         device_already_counted: q.device_already_counted,
+        allowed: q.allowed,
     })
 }
 
@@ -585,7 +710,7 @@ pub fn status_for(code: ErrorCode) -> u16 {
     match code {
         ErrorCode::InvalidArgument | ErrorCode::ProtocolViolation => 400,
         ErrorCode::AuthenticationFailed => 401,
-        ErrorCode::RestoreLimitExceeded => 403,
+        ErrorCode::RestoreLimitExceeded | ErrorCode::ForeignDevice => 403,
         ErrorCode::RequestTooLarge => 413,
         ErrorCode::WrongKey | ErrorCode::ArchiveCorrupt | ErrorCode::UnsupportedVersion => 422,
         ErrorCode::RateLimited => 429,
@@ -613,6 +738,7 @@ fn answerable(code: ErrorCode) -> bool {
             | ErrorCode::ProtocolViolation
             | ErrorCode::AuthenticationFailed
             | ErrorCode::RestoreLimitExceeded
+            | ErrorCode::ForeignDevice
             | ErrorCode::RequestTooLarge
             | ErrorCode::WrongKey
             | ErrorCode::ArchiveCorrupt
@@ -637,7 +763,12 @@ pub fn parse_error(status: u16, body: &[u8]) -> ServiceError {
         None => format!("the License Management Service answered {status}"),
     };
     match detail.and_then(|d| d.url) {
-        Some(url) if code == ErrorCode::RestoreLimitExceeded => {
+        Some(url)
+            if matches!(
+                code,
+                ErrorCode::RestoreLimitExceeded | ErrorCode::ForeignDevice | ErrorCode::UnsupportedVersion
+            ) =>
+        {
             ServiceError::Refused(Refusal { code, message: clip(&message), url: clip(&url) })
         }
         _ => ServiceError::Failed(Error::new(code, message)),
@@ -676,6 +807,12 @@ mod tests {
             device_id: [3; 16],
             device_public_key: [4; 32],
             licenses,
+            request_id: [8; 16],
+            replaces: Some(IdentityProof {
+                device_id: [5; 16],
+                public_key: [6; 32],
+                proof: WrappedKey { enc: vec![9; 32], ciphertext: vec![10; 16] },
+            }),
         }
     }
 
@@ -715,7 +852,7 @@ mod tests {
         assert_eq!(b.len() as u64, request_body_len(request_head(&req).len(), 37));
         for piece in [1, 3, 7, 16, 17, 100, 4096] {
             let (pre, got) = decode(&b, piece, 100).unwrap();
-            assert_eq!(pre.unwrap().to_request().unwrap().device_id, req.device_id);
+            assert_eq!(pre.unwrap().to_request().unwrap(), req, "every field round-trips");
             assert_eq!(got, kids, "piece {piece}");
         }
         let empty = body(&request(0), &[]);
@@ -763,9 +900,12 @@ mod tests {
         two.keys[1].current = true;
         assert!(parse_keys(&serde_json::to_vec(&two).unwrap()).is_err());
 
-        let id = new_request_id();
+        let rid: RequestId = [0xab; 16];
+        let id = request_id_text(&rid);
         assert!(is_request_id(&id), "{id}");
+        assert_eq!(parse_request_id(&id).unwrap(), rid);
         assert!(!is_request_id(&id.to_uppercase()));
+        assert_eq!(parse_request_id(&id.to_uppercase()).unwrap_err().code(), ErrorCode::ProtocolViolation);
         let grant = GrantAnswer {
             request_id: id.clone(),
             state: "reserved".into(),
@@ -774,9 +914,25 @@ mod tests {
             wrapped_key: hex(&[2; 48]),
         };
         let bytes = serde_json::to_vec(&grant).unwrap();
-        assert_eq!(parse_grant(&bytes, &id, 3).unwrap().ciphertext, vec![2; 48]);
-        assert!(parse_grant(&bytes, &new_request_id(), 3).is_err());
-        assert!(parse_grant(&bytes, &id, 4).is_err());
+        assert_eq!(parse_grant(&bytes, &rid, 3).unwrap().ciphertext, vec![2; 48]);
+        assert!(parse_grant(&bytes, &[0xac; 16], 3).is_err());
+        assert!(parse_grant(&bytes, &rid, 4).is_err());
+        // Settlements, for this request only.
+        for s in [Settlement::Confirmed, Settlement::Released, Settlement::Unknown] {
+            let bytes = serde_json::to_vec(&StateAnswer::new(&rid, s)).unwrap();
+            assert_eq!(parse_state(&bytes, &rid).unwrap(), s);
+            assert!(parse_state(&bytes, &[1; 16]).is_err());
+        }
+        assert!(parse_state(br#"{"request_id":"x","state":"pending"}"#, &rid).is_err());
+        // A registration round-trips and must name its path's device.
+        let reg = DeviceRegistration {
+            device_id: [1; 16],
+            public_key: [2; 32],
+            proof: WrappedKey { enc: vec![3; 32], ciphertext: vec![4; 16] },
+        };
+        let json = ProofJson::from_registration(&reg);
+        assert_eq!(json.to_registration(&[1; 16]).unwrap(), reg);
+        assert_eq!(json.to_registration(&[9; 16]).unwrap_err().code(), ErrorCode::ProtocolViolation);
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //!   else; the store opens and passes `verify()`;
 //! * restore: the store opens, passes `verify()` and holds exactly the pre-restore or the
 //!   post-restore licenses (content keys included); with `individualize`, the device identity
-//!   changed if and only if the licenses were restored.
+//!   changed if and only if the licenses were restored. Then a restorer is created for the
+//!   store (which settles what the killed restore left in its journal) and the service's ledger
+//!   is compared with a model: no reservation pending; a restore that landed is confirmed and
+//!   places every license on the origin and the restoring device (an individualized device
+//!   counts as the identity it replaced); one that did not is charged nothing.
 //!
 //! Kill points: the child prints a line per event (`ProgressInterval` = 1) and waits for the
 //! parent's go-ahead, so "kill at the k-th event" is exact; timed kills, spread over the window
@@ -29,10 +33,17 @@ use license_backup::*;
 const CHILD: &str = "LB_CRASH_CHILD";
 const CHILD_DIR: &str = "LB_CRASH_DIR";
 const LOCKSTEP: &str = "LB_CRASH_LOCKSTEP";
+/// The ledger file the child uses, when not `service.db`.
+const LEDGER: &str = "LB_CRASH_LEDGER";
 
 fn open_service(dir: &Path) -> EmbeddedService {
+    let name = std::env::var(LEDGER).unwrap_or_else(|_| "service.db".into());
+    open_ledger(&dir.join(name))
+}
+
+fn open_ledger(path: &Path) -> EmbeddedService {
     let policy = ServicePolicy { max_devices: u32::MAX, ..ServicePolicy::default() };
-    EmbeddedService::open_with_policy(dir.join("service.db"), policy).unwrap()
+    EmbeddedService::open_with_policy(path, policy).unwrap()
 }
 
 /// The child's side: runs one operation, printing `EV <kind> [<done> <total>]` per event, and in
@@ -103,6 +114,9 @@ impl Running {
             }
         };
         cmd.env(CHILD, op).env(CHILD_DIR, dir).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        if op != "backup" && dir.join(SWEEP_LEDGER).exists() {
+            cmd.env(LEDGER, SWEEP_LEDGER);
+        }
         if lockstep {
             cmd.env(LOCKSTEP, "1");
         }
@@ -352,11 +366,53 @@ fn restore_setup(w: &World, licenses: u32) -> (Snapshot, Snapshot, String) {
 
 type Snapshot = Vec<(License, Vec<u8>)>;
 
+/// The ledger the restore sweep runs against: a copy of the pristine one for each kill point.
+const SWEEP_LEDGER: &str = "sweep-ledger.db";
+
 fn reset_store(w: &World) {
     for ext in ["db-wal", "db-shm"] {
         let _ = std::fs::remove_file(w.path("b.db").with_extension(ext));
+        let _ = std::fs::remove_file(w.path(SWEEP_LEDGER).with_extension(ext));
     }
     std::fs::copy(w.path("b0.db"), w.path("b.db")).unwrap();
+    std::fs::copy(w.path("ledger0.db"), w.path(SWEEP_LEDGER)).unwrap();
+}
+
+/// Reopens the store the child used, creates a restorer for it (which settles its journal),
+/// and checks the ledger against the model: nothing pending; if `landed`, one confirmed
+/// reservation placing every license on exactly `origin` and `device`, else nothing placed.
+/// Returns the journal states found on reopening.
+fn settle_and_check_ledger(w: &World, landed: bool, origin: [u8; 16], device: [u8; 16], ids: &[KeyId]) -> Vec<String> {
+    let journal: Vec<String> = {
+        let conn = rusqlite::Connection::open(w.path("b.db")).unwrap();
+        let mut stmt = conn.prepare("SELECT state FROM restore_journal").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+    };
+    let service = Arc::new(open_ledger(&w.path(SWEEP_LEDGER)));
+    let store = Arc::new(LicenseStore::open(w.path("b.db")).unwrap());
+    let restorer = create_backup_restorer(Arc::clone(&store), service.clone());
+    assert_eq!(restorer.settle_reservations().unwrap(), 0, "settled when the restorer was created");
+    let left: i64 = rusqlite::Connection::open(w.path("b.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM restore_journal", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the journal is empty once settled");
+    let audit = service.audit().unwrap();
+    assert_eq!(audit.pending, 0, "no reservation left pending: {audit:?} (journal was {journal:?})");
+    let mut model = vec![origin, device];
+    model.sort();
+    for id in ids {
+        let devices = service.devices_of(id).unwrap();
+        if landed {
+            assert_eq!(devices, model, "{id}: the origin and the restoring device");
+        } else {
+            assert!(devices.is_empty(), "{id}: a restore that did not land placed {devices:02x?}");
+        }
+    }
+    let n = ids.len() as u64;
+    let expected = if landed { (1, n, 2 * n) } else { (0, 0, 0) };
+    assert_eq!((audit.confirmed, audit.licenses, audit.placements), expected, "{audit:?} (journal was {journal:?})");
+    journal
 }
 
 #[test]
@@ -365,10 +421,19 @@ fn restore_killed_anywhere_leaves_the_store_before_or_after() {
     let licenses = (total * 3 / 8).max(10) as u32;
     let w = World::new();
     let (pre, post, device) = restore_setup(&w, licenses);
+    // The pristine ledger (A registered by its backup, nothing restored yet), copied whole.
+    rusqlite::Connection::open(w.path("service.db"))
+        .unwrap()
+        .execute("VACUUM INTO ?1", [w.path("ledger0.db").display().to_string()])
+        .unwrap();
+    let origin = hex16(&LicenseStore::open(w.path("a.db")).unwrap().device_id().unwrap());
+    let ids: Vec<KeyId> =
+        post.iter().map(|(l, _)| l.key_id).filter(|k| pre.iter().all(|(p, _)| p.key_id != *k)).collect();
     let dir = w.dir.path();
     let reset = || reset_store(&w);
     let started = Instant::now();
     let (mut before, mut after, mut n) = (0, 0, 0);
+    let mut journal_states: std::collections::BTreeMap<String, usize> = Default::default();
     for op in ["restore", "restore-individualize"] {
         let window = final_window(op, dir, licenses as usize, &reset);
         let plan = schedule(licenses as usize + 4, window, total / 2);
@@ -379,13 +444,20 @@ fn restore_killed_anywhere_leaves_the_store_before_or_after() {
             store.verify().expect("the store passes verify() after a crash");
             let now = snapshot(&store);
             let rebound = store.device_id().unwrap() != device;
-            if now == pre {
+            drop(store);
+            let landed = if now == pre {
                 assert!(!rebound, "{op}: the device changed but no license was restored");
                 before += 1;
+                false
             } else {
                 assert_eq!(now, post, "{op}: neither the pre- nor the post-restore license set");
                 assert_eq!(rebound, op == "restore-individualize", "{op}: device identity after the restore");
                 after += 1;
+                true
+            };
+            // An individualized device counts as the identity it replaced.
+            for state in settle_and_check_ledger(&w, landed, origin, hex16(&device), &ids) {
+                *journal_states.entry(state).or_default() += 1;
             }
             n += 1;
         }
@@ -393,7 +465,8 @@ fn restore_killed_anywhere_leaves_the_store_before_or_after() {
     assert!(before > 0 && after > 0, "both outcomes are reached ({before} before, {after} after)");
     println!(
         "crash sweep (restore, {licenses} licenses, plain and individualize): {n} kill points: {before} left the \
-         store as it was, {after} fully restored; {:?}",
+         store as it was, {after} fully restored; the ledger matched the model after each; journal entries \
+         settled on reopening, by state: {journal_states:?}; {:?}",
         started.elapsed()
     );
 }
@@ -410,11 +483,7 @@ fn a_full_disk_midway_is_a_clear_error_and_loses_nothing() {
     drop((a, ra));
     let dir = w.dir.path();
     let result = Running::start("backup", dir, false, Some(64)).finish();
-    assert!(
-        result.starts_with("RESULT err STORAGE cannot write the archive")
-            || result.starts_with("RESULT err NOT_WRITABLE"),
-        "backup on a full disk: {result}"
-    );
+    assert!(result.starts_with("RESULT err NO_SPACE cannot write the archive"), "backup on a full disk: {result}");
     assert_eq!(read_all(&archive_path(&w)), old, "the previous archive is intact");
     assert_eq!(sweep_temp_files(&w.path("backup")), 0, "the temporary file is removed");
     println!("full disk, backup: {result}");

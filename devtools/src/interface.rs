@@ -95,8 +95,12 @@ mod tests {
         assert_eq!(fields_of!(License { key_id, rights, issuer, issued_at, catalog }), described("License"));
         assert_eq!(fields_of!(Summary { licenses, restricted, skipped, bytes, duration_ms }), described("Summary"));
         assert_eq!(
-            fields_of!(Quota { licenses, max_devices, restores_remaining, device_already_counted }),
+            fields_of!(Quota { licenses, max_devices, restores_remaining, device_already_counted, allowed }),
             described("Quota")
+        );
+        assert_eq!(
+            fields_of!(LedgerAudit { pending, confirmed, released, expired, licenses, placements, devices }),
+            described("LedgerAudit")
         );
         assert_eq!(fields_of!(BackupFlags { overwrite }), described("BackupFlags"));
         assert_eq!(fields_of!(RestoreFlags { individualize, replace_existing }), described("RestoreFlags"));
@@ -107,7 +111,17 @@ mod tests {
         let records: Vec<&str> = RECORDS.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             records,
-            ["Rights", "CatalogEntry", "NewLicense", "License", "Summary", "Quota", "BackupFlags", "RestoreFlags"]
+            [
+                "Rights",
+                "CatalogEntry",
+                "NewLicense",
+                "License",
+                "Summary",
+                "Quota",
+                "LedgerAudit",
+                "BackupFlags",
+                "RestoreFlags"
+            ]
         );
     }
 

@@ -22,8 +22,6 @@ pub struct Config {
     /// TLS; required unless `listen` is a loopback address.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
-    /// The service's key files.
-    pub keys: KeysConfig,
     /// The restore policy.
     #[serde(default)]
     pub policy: PolicyConfig,
@@ -52,18 +50,6 @@ pub struct TlsConfig {
     pub private_key: PathBuf,
 }
 
-/// The service's key files (each a 32-byte X25519 seed in hex): the current key, which
-/// backups wrap to, and older ones whose archives stay restorable.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeysConfig {
-    /// The current key.
-    pub current: PathBuf,
-    /// Older keys, still accepted for restores.
-    #[serde(default)]
-    pub previous: Vec<PathBuf>,
-}
-
 /// The restore policy.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +60,34 @@ pub struct PolicyConfig {
     /// The page a refusal points to.
     #[serde(default = "default_refusal_url")]
     pub refusal_url: String,
+    /// Seconds a reservation may stay pending (neither confirmed nor released) before it
+    /// counts for good.
+    #[serde(default = "default_reservation_ttl")]
+    pub reservation_ttl_secs: u64,
+    /// Whether version-1 archives (not attributable to a device, not committed to their
+    /// licenses) are restored; see `docs/security.md`.
+    #[serde(default = "default_accept_v1")]
+    pub accept_v1_archives: bool,
+}
+
+fn default_reservation_ttl() -> u64 {
+    license_backup::service::DEFAULT_RESERVATION_TTL_SECS
+}
+
+fn default_accept_v1() -> bool {
+    true
+}
+
+impl PolicyConfig {
+    /// The library's policy with these values.
+    pub fn to_policy(&self) -> license_backup::ServicePolicy {
+        license_backup::ServicePolicy {
+            max_devices: self.max_devices,
+            refusal_url: self.refusal_url.clone(),
+            reservation_ttl_secs: self.reservation_ttl_secs,
+            accept_v1_archives: self.accept_v1_archives,
+        }
+    }
 }
 
 fn default_max_devices() -> u32 {
@@ -86,19 +100,61 @@ fn default_refusal_url() -> String {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        PolicyConfig { max_devices: default_max_devices(), refusal_url: default_refusal_url() }
+        PolicyConfig {
+            max_devices: default_max_devices(),
+            refusal_url: default_refusal_url(),
+            reservation_ttl_secs: default_reservation_ttl(),
+            accept_v1_archives: default_accept_v1(),
+        }
     }
 }
 
-/// The ledger.
+/// The ledger: where it is, and what protects the service keys it holds.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub enum LedgerConfig {
-    /// SQLite files in a folder (`LB_SERVICE_LEDGER`), one per account.
+    /// One SQLite file for every account (`LB_SERVICE_LEDGER`), the library's ledger layout.
     Sqlite {
-        /// The folder.
+        /// The file (made on first start, with a fresh service key).
         path: PathBuf,
+        /// What protects the service keys in it.
+        keys: KeyProtection,
     },
+}
+
+/// What protects the service keys (their seeds) in the ledger. There is no default: the
+/// configuration names its choice.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, tag = "protector", rename_all = "kebab-case")]
+pub enum KeyProtection {
+    /// Sealed (AES-256-GCM) by a key-encryption key in a file of its own
+    /// (`LB_SERVICE_KEK_FILE`): 64 hex digits, made by `init`.
+    KekFile {
+        /// The key file.
+        kek_file: PathBuf,
+    },
+    /// In clear in the ledger: whoever reads the ledger file can unwrap every archive's data
+    /// key. For tests.
+    Unprotected,
+}
+
+impl LedgerConfig {
+    /// The ledger file.
+    pub fn path(&self) -> &Path {
+        let LedgerConfig::Sqlite { path, .. } = self;
+        path
+    }
+
+    /// The protector of the service keys, loaded (the key file is read here).
+    pub fn protector(&self) -> Result<license_backup::Protector, String> {
+        let LedgerConfig::Sqlite { keys, .. } = self;
+        Ok(match keys {
+            KeyProtection::KekFile { kek_file } => {
+                license_backup::Protector::new(std::sync::Arc::new(crate::protector::KekFile::load(kek_file)?))
+            }
+            KeyProtection::Unprotected => license_backup::Protector::unprotected(),
+        })
+    }
 }
 
 /// How callers authenticate.
@@ -231,8 +287,12 @@ impl Config {
             (None, None) => {}
             _ => return Err(bad("set both LB_SERVICE_TLS_CERT and LB_SERVICE_TLS_KEY, or neither")),
         }
+        let LedgerConfig::Sqlite { path, keys } = &mut self.ledger;
         if let Some(v) = env("LB_SERVICE_LEDGER") {
-            self.ledger = LedgerConfig::Sqlite { path: v.into() };
+            *path = v.into();
+        }
+        if let Some(v) = env("LB_SERVICE_KEK_FILE") {
+            *keys = KeyProtection::KekFile { kek_file: v.into() };
         }
         if let Some(v) = env("LB_SERVICE_TOKENS") {
             self.auth = AuthConfig::Static { tokens_file: v.into() };
@@ -256,10 +316,11 @@ impl Config {
             fix(&mut tls.certificate);
             fix(&mut tls.private_key);
         }
-        fix(&mut self.keys.current);
-        self.keys.previous.iter_mut().for_each(fix);
-        let LedgerConfig::Sqlite { path } = &mut self.ledger;
+        let LedgerConfig::Sqlite { path, keys } = &mut self.ledger;
         fix(path);
+        if let KeyProtection::KekFile { kek_file } = keys {
+            fix(kek_file);
+        }
         let AuthConfig::Static { tokens_file } = &mut self.auth;
         fix(tokens_file);
     }
@@ -306,11 +367,10 @@ mod tests {
 
     const MINIMAL: &str = r#"
 listen = "127.0.0.1:0"
-[keys]
-current = "keys/current.key"
 [ledger]
 kind = "sqlite"
-path = "ledger"
+path = "ledger.db"
+keys = { protector = "kek-file", kek_file = "ledger.kek" }
 [auth]
 kind = "static"
 tokens_file = "tokens.txt"
@@ -328,7 +388,14 @@ tokens_file = "tokens.txt"
     fn defaults_paths_and_overrides() {
         let c = load(MINIMAL, &[]).unwrap();
         assert_eq!(c.policy.max_devices, 4);
-        assert!(c.keys.current.is_absolute() && c.keys.current.ends_with("keys/current.key"));
+        assert!(c.ledger.path().is_absolute() && c.ledger.path().ends_with("ledger.db"));
+        let LedgerConfig::Sqlite { keys: KeyProtection::KekFile { kek_file }, .. } = &c.ledger else { panic!() };
+        assert!(kek_file.is_absolute() && kek_file.ends_with("ledger.kek"));
+        assert_eq!(c.policy.to_policy().reservation_ttl_secs, 30 * 24 * 3600);
+        let c =
+            load(MINIMAL, &[("LB_SERVICE_LEDGER", "/srv/l.db"), ("LB_SERVICE_KEK_FILE", "/run/secrets/kek")]).unwrap();
+        assert_eq!(c.ledger.path(), Path::new("/srv/l.db"));
+        assert!(c.ledger.protector().is_err(), "the key file is read when the protector is made");
         assert_eq!(c.limits.max_licenses, 10_000_000);
         let c = load(MINIMAL, &[("LB_SERVICE_LISTEN", "127.0.0.1:9000"), ("LB_SERVICE_LOG", "debug")]).unwrap();
         assert_eq!((c.listen.port(), c.log.level.as_str()), (9000, "debug"));
@@ -343,5 +410,11 @@ tokens_file = "tokens.txt"
         assert!(load(&format!("{MINIMAL}\n[policy]\nmax_devices = 0\n"), &[]).is_err());
         assert!(load(&format!("{MINIMAL}\nunknown = 1\n"), &[]).unwrap_err().contains("unknown"));
         assert!(load(&format!("{MINIMAL}\n[limits]\nrequest_timeout_secs = -1\n"), &[]).is_err());
+        // The key protection is named, never defaulted.
+        let unnamed = MINIMAL.replace("keys = { protector = \"kek-file\", kek_file = \"ledger.kek\" }\n", "");
+        assert!(load(&unnamed, &[]).unwrap_err().contains("keys"));
+        let clear =
+            MINIMAL.replace("protector = \"kek-file\", kek_file = \"ledger.kek\"", "protector = \"unprotected\"");
+        assert!(load(&clear, &[]).unwrap().ledger.protector().unwrap().is_unprotected());
     }
 }

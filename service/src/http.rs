@@ -13,9 +13,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use http_body_util::BodyExt;
-use license_backup::protocol::{self, ErrorAnswer, GrantAnswer, KeysAnswer, RequestDecoder, RequestItem, hex};
+use license_backup::protocol::{
+    self, ErrorAnswer, GrantAnswer, KeysAnswer, ProofJson, RequestDecoder, RequestItem, StateAnswer, hex,
+};
 use license_backup::{Error, ErrorCode, Quota, RestoreRequest, ServiceError};
-use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::auth::{Account, TokenVerifier};
 use crate::config::LimitsConfig;
@@ -128,6 +130,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/devices/{device_id}", put(register_device))
         .route(protocol::QUOTA_PATH, post(quota))
         .route("/v1/restores/{request_id}", put(authorize))
+        .route("/v1/restores/{request_id}/confirm", post(confirm))
+        .route("/v1/restores/{request_id}/release", post(release))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), deadline))
@@ -209,11 +213,6 @@ async fn keys(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     Ok(json(&KeysAnswer { keys: app.ledger.keys() }))
 }
 
-#[derive(Deserialize)]
-struct Registration {
-    public_key: String,
-}
-
 fn content_type_is(headers: &HeaderMap, want: &str) -> Result<(), Failure> {
     let got = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let base = got.split(';').next().unwrap_or("").trim();
@@ -243,14 +242,10 @@ async fn register_device(
     let device: [u8; 16] =
         protocol::unhex(&device_id, 16, "device ID").map_err(|e| Failure::new(&e))?.try_into().expect("16 bytes");
     app.per_device.check(&device).map_err(|wait| Failure::limited(wait, "device"))?;
-    let reg: Registration = serde_json::from_slice(&bytes)
+    let body: ProofJson = serde_json::from_slice(&bytes)
         .map_err(|e| Failure::code(ErrorCode::ProtocolViolation, format!("malformed registration: {e}")))?;
-    let public_key: [u8; 32] =
-        protocol::unhex(&reg.public_key, 32, "public_key").map_err(|e| Failure::new(&e))?.try_into().expect("32 bytes");
-    if protocol::device_id_of(&public_key) != device {
-        return Err(Failure::code(ErrorCode::InvalidArgument, "the device ID is not the fingerprint of its key"));
-    }
-    app.ledger.register_device(&account, device, public_key).await?;
+    let registration = body.to_registration(&device).map_err(|e| Failure::new(&e))?;
+    app.ledger.register_device(&account, registration).await?;
     tracing::info!(account = account.as_str(), device = %hex(&device), "device registered");
     Ok(json(&serde_json::json!({"device_id": hex(&device), "registered": true})))
 }
@@ -371,18 +366,31 @@ async fn open_request(app: &App, headers: &HeaderMap, mut body: Body) -> Result<
     Ok(Incoming { request, decoder, body, first })
 }
 
-/// Feeds the rest of the body's key IDs to the ledger; ends the stream with its end mark, or
-/// with a failure the ledger must not record anything for. Returns the failure, if any.
-async fn feed(mut incoming: Incoming, tx: KeyIdSender, idle: Duration) -> Option<Failure> {
+/// The key IDs of a whole, well-formed request body, in an unnamed temporary file.
+struct Spooled {
+    file: tokio::fs::File,
+    len: u64,
+}
+
+fn spool_failed(e: std::io::Error) -> Failure {
+    tracing::error!(error = %e, "cannot spool a request's key IDs");
+    Failure::code(ErrorCode::ServiceUnavailable, "the service cannot take the request now; try again later")
+}
+
+/// Reads the rest of the body into a temporary file (16 bytes a license, never in memory),
+/// checking it to its trailer. The ledger is asked only once the request is complete and
+/// well formed: a slow or broken sender never holds a ledger transaction open.
+async fn spool(mut incoming: Incoming, idle: Duration) -> Result<Spooled, Failure> {
+    let std_file = tempfile::tempfile().map_err(spool_failed)?;
+    let mut file = tokio::fs::File::from_std(std_file);
     let mut pending = std::mem::take(&mut incoming.first);
+    let mut len = 0u64;
     let outcome: Result<(), Failure> = async {
         loop {
-            while pending.len() >= CHUNK_BYTES {
-                let rest = pending.split_off(CHUNK_BYTES);
-                let chunk = std::mem::replace(&mut pending, rest);
-                if tx.send(Chunk::KeyIds(chunk)).await.is_err() {
-                    return Ok(()); // The ledger stopped reading: it answers.
-                }
+            if pending.len() >= CHUNK_BYTES {
+                file.write_all(&pending).await.map_err(spool_failed)?;
+                len += pending.len() as u64;
+                pending.clear();
             }
             match next_frame(&mut incoming.body, idle).await? {
                 Some(data) => incoming
@@ -396,27 +404,39 @@ async fn feed(mut incoming: Incoming, tx: KeyIdSender, idle: Duration) -> Option
                     .map_err(|e| Failure::new(&e))?,
                 None => {
                     incoming.decoder.finish().map_err(|e| Failure::new(&e))?;
-                    if !pending.is_empty() && tx.send(Chunk::KeyIds(std::mem::take(&mut pending))).await.is_err() {
-                        return Ok(());
-                    }
-                    let _ = tx.send(Chunk::End).await;
+                    file.write_all(&pending).await.map_err(spool_failed)?;
+                    len += pending.len() as u64;
+                    file.flush().await.map_err(spool_failed)?;
                     return Ok(());
                 }
             }
         }
     }
     .await;
-    match outcome {
-        Ok(()) => {
-            drain(incoming.body);
-            None
+    drain(incoming.body);
+    outcome.map(|()| Spooled { file, len })
+}
+
+/// Hands the spooled key IDs to the ledger in chunks, then the end mark.
+async fn feed(mut spooled: Spooled, tx: KeyIdSender) {
+    let failed = |e: std::io::Error| Chunk::Fail(Error::new(ErrorCode::Storage, format!("the spooled key IDs: {e}")));
+    if let Err(e) = spooled.file.seek(std::io::SeekFrom::Start(0)).await {
+        let _ = tx.send(failed(e)).await;
+        return;
+    }
+    let mut left = spooled.len;
+    while left > 0 {
+        let mut chunk = vec![0u8; left.min(CHUNK_BYTES as u64) as usize];
+        if let Err(e) = spooled.file.read_exact(&mut chunk).await {
+            let _ = tx.send(failed(e)).await;
+            return;
         }
-        Err(f) => {
-            let _ = tx.send(Chunk::Fail(Error::new(ErrorCode::ProtocolViolation, "the request was malformed"))).await;
-            drain(incoming.body);
-            Some(f)
+        left -= chunk.len() as u64;
+        if tx.send(Chunk::KeyIds(chunk)).await.is_err() {
+            return; // The ledger stopped reading: it answers.
         }
     }
+    let _ = tx.send(Chunk::End).await;
 }
 
 /// Authenticates the caller and reads a restore request up to its preamble; on failure the
@@ -438,24 +458,29 @@ async fn start(
         drain(body);
         return Err(Failure::code(ErrorCode::ProtocolViolation, "the request ID must be a lowercase hyphenated UUID"));
     }
-    match open_request(app, headers, body).await {
-        Ok(incoming) => Ok((account, incoming)),
+    let incoming = match open_request(app, headers, body).await {
+        Ok(incoming) => incoming,
         Err((f, body)) => {
             drain(body);
-            Err(f)
+            return Err(f);
         }
+    };
+    if request_id.is_some_and(|id| protocol::request_id_text(&incoming.request.request_id) != id) {
+        drain(incoming.body);
+        return Err(Failure::code(
+            ErrorCode::ProtocolViolation,
+            "the path and the preamble name different request IDs",
+        ));
     }
+    Ok((account, incoming))
 }
 
 async fn quota(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Answer {
     let (account, incoming) = start(&app, &headers, body, None).await?;
     let request = incoming.request.clone();
+    let spooled = spool(incoming, app.limits.body_idle_timeout()).await?;
     let (tx, rx) = key_id_channel();
-    let (fed, answer) =
-        tokio::join!(feed(incoming, tx, app.limits.body_idle_timeout()), app.ledger.quota(&account, request, rx));
-    if let Some(f) = fed {
-        return Err(f);
-    }
+    let ((), answer) = tokio::join!(feed(spooled, tx), app.ledger.quota(&account, request, rx));
     let q: Quota = answer?;
     Ok(json(&protocol::QuotaAnswer::from(&q)))
 }
@@ -470,33 +495,66 @@ async fn authorize(
     let request = incoming.request.clone();
     let licenses = request.licenses;
     let device = hex(&request.device_id);
+    let spooled = spool(incoming, app.limits.body_idle_timeout()).await?;
     let (tx, rx) = key_id_channel();
-    let (fed, answer) = tokio::join!(
-        feed(incoming, tx, app.limits.body_idle_timeout()),
-        app.ledger.authorize(&account, &request_id, request, rx)
-    );
-    if let Some(f) = fed {
-        return Err(f);
-    }
+    let ((), answer) = tokio::join!(feed(spooled, tx), app.ledger.authorize(&account, request, rx));
     let grant = match answer {
         Ok(g) => g,
-        Err(ServiceError::Refused(r)) => {
-            tracing::info!(account = account.as_str(), request_id, device, licenses, code = r.code.name(), "refused");
-            return Err(ServiceError::Refused(r).into());
+        Err(e) => {
+            let code = match &e {
+                ServiceError::Refused(r) => r.code,
+                ServiceError::Failed(e) => e.code(),
+            };
+            tracing::info!(account = account.as_str(), request_id, device, licenses, code = code.name(), "not granted");
+            return Err(e.into());
         }
-        // The stream was read whole (the feed reported no failure): the ledger's only protocol
-        // error left is a request ID used for another request.
-        Err(ServiceError::Failed(e)) if e.code() == ErrorCode::ProtocolViolation => {
-            return Err(Failure::new(&e).status(StatusCode::CONFLICT));
-        }
-        Err(e) => return Err(e.into()),
     };
-    tracing::info!(account = account.as_str(), request_id, device, licenses, "authorized");
+    tracing::info!(account = account.as_str(), request_id, device, licenses, "reserved");
     Ok(json(&GrantAnswer {
         request_id,
-        state: grant.state.into(),
+        state: "reserved".into(),
         licenses,
-        enc: hex(&grant.grant.wrapped_key.enc),
-        wrapped_key: hex(&grant.grant.wrapped_key.ciphertext),
+        enc: hex(&grant.wrapped_key.enc),
+        wrapped_key: hex(&grant.wrapped_key.ciphertext),
     }))
+}
+
+/// `confirm` or `release` of the caller's reservation `request_id`.
+async fn settle(app: &App, headers: HeaderMap, body: Body, request_id: &str, confirm: bool) -> Answer {
+    let account = match caller(app, &headers).await {
+        Ok(a) => a,
+        Err(f) => {
+            drain(body);
+            return Err(f);
+        }
+    };
+    let bytes = read_small(body, protocol::MAX_JSON_REQUEST_LEN, app.limits.body_idle_timeout()).await?;
+    if !bytes.is_empty() {
+        return Err(Failure::code(ErrorCode::ProtocolViolation, "a confirm or release has no body"));
+    }
+    let id = protocol::parse_request_id(request_id).map_err(|e| Failure::new(&e))?;
+    let settled =
+        if confirm { app.ledger.confirm(&account, id).await? } else { app.ledger.release(&account, id).await? };
+    let answer = StateAnswer::new(&id, settled);
+    let action = if confirm { "confirm" } else { "release" };
+    tracing::info!(account = account.as_str(), request_id, action, state = answer.state.as_str(), "settled");
+    Ok(json(&answer))
+}
+
+async fn confirm(
+    State(app): State<Arc<App>>,
+    Path(request_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    settle(&app, headers, body, &request_id, true).await
+}
+
+async fn release(
+    State(app): State<Arc<App>>,
+    Path(request_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    settle(&app, headers, body, &request_id, false).await
 }

@@ -1,6 +1,7 @@
-//! `license-backup-service init DIR`: a ready-to-run self-hosted service in a new folder: a
-//! service key, a token file, a CA and a server certificate (unless `--plain`), a ledger folder
-//! and `service.toml`. What the README's quick start and the tests use.
+//! `license-backup-service init DIR`: a ready-to-run self-hosted service in a new folder: the
+//! ledger with a fresh service key sealed by a key-encryption key file, a token file, a CA and
+//! a server certificate (unless `--plain`), and `service.toml`. What the README's quick start
+//! and the tests use.
 
 use std::path::{Path, PathBuf};
 
@@ -87,9 +88,8 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitSummary, String> {
     }
     let account = Account::new(&options.account)?;
     std::fs::create_dir_all(dir.join("keys")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    std::fs::create_dir_all(dir.join("ledger")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-    let key = crate::keys::write_new_key(&dir.join("keys/current.key"))?;
+    crate::protector::KekFile::create(&dir.join("keys/ledger.kek"))?;
     let token = match &options.token {
         Some(t) => t.clone(),
         None => hex(&{
@@ -115,7 +115,6 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitSummary, String> {
         ca_file = Some(dir.join("tls/ca.pem"));
         cert_sha256 = Some(hex(&Sha256::digest(&made.cert_der)));
     }
-    config.push_str("\n[keys]\ncurrent = \"keys/current.key\"\nprevious = []\n");
     config.push_str("\n[policy]\n");
     if let Some(n) = options.max_devices {
         config.push_str(&format!("max_devices = {n}\n"));
@@ -123,15 +122,22 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<InitSummary, String> {
     if let Some(u) = &options.refusal_url {
         config.push_str(&format!("refusal_url = {}\n", toml_string(u)));
     }
-    config.push_str("\n[ledger]\nkind = \"sqlite\"\npath = \"ledger\"\n");
+    config.push_str(
+        "\n[ledger]\nkind = \"sqlite\"\npath = \"ledger.db\"\n\
+         keys = { protector = \"kek-file\", kek_file = \"keys/ledger.kek\" }\n",
+    );
     config.push_str("\n[auth]\nkind = \"static\"\ntokens_file = \"tokens.txt\"\n");
     write(&dir.join("service.toml"), &config, false)?;
+    // The ledger and its first service key, made now: the fingerprint can be pinned at once.
+    let loaded = crate::config::Config::load(&dir.join("service.toml"), &|_| None)?;
+    let ledger = crate::server::open_ledger(&loaded)?;
+    let key = crate::ledger::Ledger::keys(&ledger).remove(0);
     Ok(InitSummary {
         config: dir.join("service.toml"),
         token,
         account: account.as_str().to_string(),
         ca_file,
         cert_sha256,
-        key_fingerprint: hex(&key.fingerprint()),
+        key_fingerprint: key.fingerprint,
     })
 }

@@ -1,6 +1,15 @@
-//! The ledger behind the server: the [`Ledger`] trait the HTTP layer calls, and [`SqliteLedger`],
-//! which runs the embedded service's quota logic on SQLite files, one per account, on
-//! blocking threads.
+//! The ledger behind the server: the [`Ledger`] trait the HTTP layer calls (every
+//! [`LicenseService`](license_backup::LicenseService) operation, for the caller's account), and
+//! [`AuthorityLedger`], which implements it with the library's own service logic
+//! ([`Authority`]) over any storage that implements the core's [`license_backup::Ledger`]: the
+//! quota rules are the embedded service's, to the byte. [`SqliteLedger`] is that over the
+//! core's SQLite ledger (one file, every account in it, the service keys wrapped by a
+//! protector).
+//!
+//! A new storage (PostgreSQL) implements the core's storage traits
+//! ([`license_backup::Ledger`], [`license_backup::LedgerTx`]) and is served by
+//! [`AuthorityLedger`]; a storage with logic of its own may implement [`Ledger`] directly, and
+//! must then keep exactly the rules `docs/service-protocol.md` states.
 //!
 //! The trait is asynchronous and takes the key IDs as a stream of chunks ([`KeyIdReceiver`]),
 //! so an asynchronous ledger (PostgreSQL) consumes them as they arrive, and a blocking one turns
@@ -8,17 +17,14 @@
 //! end mark (the client went away, the body was malformed) yields an error, never a short
 //! stream: nothing is recorded for it.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use license_backup::protocol::{PublishedKey, hex};
 use license_backup::{
-    EmbeddedService, Error, ErrorCode, KeyId, LicenseService, Quota, RestoreGrant, RestoreRequest, ServiceError,
-    ServiceKey, ServicePolicy,
+    Authority, DeviceRegistration, Error, ErrorCode, KeyId, LedgerAudit, Protector, Quota, RequestId, RestoreGrant,
+    RestoreRequest, ServiceError, ServicePolicy, Settlement,
 };
-use rusqlite::OptionalExtension;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::BoxFuture;
@@ -114,33 +120,32 @@ impl Iterator for BlockingKeyIds {
     }
 }
 
-/// A grant, as the ledger answers it.
-#[derive(Clone, Debug)]
-pub struct Grant {
-    /// The data key, sealed to the device.
-    pub grant: RestoreGrant,
-    /// `"reserved"` or `"confirmed"`.
-    pub state: &'static str,
-}
-
-/// The quota logic and its storage, as the HTTP layer uses them. Every call is scoped to the
-/// caller's account.
+/// The service's operations, as the HTTP layer calls them, each scoped to the caller's account.
+/// Every method is all-or-nothing: a failed or refused call changes nothing in the ledger.
+///
+/// This is the trait a ledger for `license-backup-service` implements. The rules it must keep
+/// are those of the library's [`Authority`] (and of `docs/service-protocol.md`):
+/// [`AuthorityLedger`] runs that logic over any storage implementing the core's
+/// [`license_backup::Ledger`] and [`license_backup::LedgerTx`], which is how the SQLite ledger
+/// (and, next, a PostgreSQL one) gets them.
 pub trait Ledger: Send + Sync + 'static {
-    /// The public keys, the current one first.
+    /// The service's public keys, the current one first (archives made for the others are
+    /// still restored).
     fn keys(&self) -> Vec<PublishedKey>;
 
     /// Whether the ledger can serve requests now.
     fn ready(&self) -> BoxFuture<'_, Result<(), Error>>;
 
-    /// Records a device's public key (idempotent).
+    /// Registers a device with `account` after checking its proof of possession (idempotent;
+    /// `FOREIGN_DEVICE` when it is registered with another account).
     fn register_device<'a>(
         &'a self,
         account: &'a Account,
-        device_id: [u8; 16],
-        public_key: [u8; 32],
+        registration: DeviceRegistration,
     ) -> BoxFuture<'a, Result<(), Error>>;
 
-    /// The quota for the request's archive onto its device; changes nothing.
+    /// Whether this restore would be authorized now, and the quota behind the answer; changes
+    /// nothing.
     fn quota<'a>(
         &'a self,
         account: &'a Account,
@@ -148,205 +153,85 @@ pub trait Ledger: Send + Sync + 'static {
         key_ids: KeyIdReceiver,
     ) -> BoxFuture<'a, Result<Quota, Error>>;
 
-    /// Authorizes a restore, idempotently per request ID.
+    /// Authorizes a restore: a reservation under the request's ID. A retry of the same request
+    /// (same ID, same request, same key IDs) is answered from the ledger with the same
+    /// reservation; the ID with another request is refused.
     fn authorize<'a>(
         &'a self,
         account: &'a Account,
-        request_id: &'a str,
         request: RestoreRequest,
         key_ids: KeyIdReceiver,
-    ) -> BoxFuture<'a, Result<Grant, ServiceError>>;
+    ) -> BoxFuture<'a, Result<RestoreGrant, ServiceError>>;
+
+    /// Confirms the reservation of `request_id` in `account` (idempotent).
+    fn confirm<'a>(&'a self, account: &'a Account, request_id: RequestId) -> BoxFuture<'a, Result<Settlement, Error>>;
+
+    /// Releases the reservation of `request_id` in `account` (idempotent).
+    fn release<'a>(&'a self, account: &'a Account, request_id: RequestId) -> BoxFuture<'a, Result<Settlement, Error>>;
+
+    /// What the ledger holds for `account` (for operators and tests; not on the network).
+    fn audit<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<LedgerAudit, Error>>;
 }
 
-/// The quota logic of [`EmbeddedService`] over SQLite files in a folder, one per account
-/// (`<account>.db`), all with the key files' keys. SQLite has one writer at a time: a file's
-/// authorizations run one after the other.
-pub struct SqliteLedger {
-    inner: Arc<Inner>,
+/// [`Ledger`] by the library's service logic, [`Authority`], over a storage `L`, on blocking
+/// threads (the logic is synchronous; the key IDs reach it through [`KeyIdReceiver::blocking_iter`]).
+pub struct AuthorityLedger<L: license_backup::Ledger + 'static> {
+    authority: Arc<Authority<L>>,
 }
 
-struct Inner {
-    dir: PathBuf,
-    seeds: Vec<[u8; 32]>,
-    policy: ServicePolicy,
-    open: Mutex<HashMap<Account, Arc<EmbeddedService>>>,
-}
-
-/// The server's own tables in an account's ledger file: the grant of each request ID (a
-/// retried request is answered from it; the same ID with another request is refused) and
-/// registered devices.
-const SERVER_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS server_requests (
-    request_id TEXT PRIMARY KEY,
-    digest     BLOB NOT NULL CHECK (length(digest) = 32),
-    enc        BLOB NOT NULL,
-    wrapped    BLOB NOT NULL,
-    created_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS server_devices (
-    device_id  BLOB PRIMARY KEY CHECK (length(device_id) = 16),
-    public_key BLOB NOT NULL CHECK (length(public_key) = 32),
-    first_seen INTEGER NOT NULL
-) WITHOUT ROWID;
-";
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-fn storage(e: rusqlite::Error) -> Error {
-    Error::new(ErrorCode::Storage, format!("ledger: {e}"))
-}
-
-/// What identifies a request apart from its ID: everything in its preamble.
-fn request_digest(request: &RestoreRequest) -> [u8; 32] {
-    let mut d = Sha256::new();
-    for part in [
-        &request.header[..],
-        &request.wrapped_key.enc,
-        &request.wrapped_key.ciphertext,
-        &request.device_id,
-        &request.device_public_key,
-    ] {
-        d.update((part.len() as u64).to_le_bytes());
-        d.update(part);
-    }
-    d.update(request.licenses.to_le_bytes());
-    d.finalize().into()
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(Error::new(ErrorCode::Internal, format!("ledger task: {e}"))))
-}
+/// The SQLite ledger: the library's [`license_backup::SqliteLedger`] (one file for every
+/// account, the service keys in it, wrapped by the configured protector) under the library's
+/// logic.
+pub type SqliteLedger = AuthorityLedger<license_backup::SqliteLedger>;
 
 impl SqliteLedger {
-    /// A ledger in `dir` (created if missing) with these keys (the current one first).
-    pub fn new(dir: PathBuf, keys: &[ServiceKey], policy: ServicePolicy) -> Result<Self, String> {
-        if keys.is_empty() {
-            return Err("at least one service key".into());
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the ledger folder {}: {e}", dir.display()))?;
-        let seeds = keys.iter().map(|k| *k.seed()).collect();
-        Ok(SqliteLedger { inner: Arc::new(Inner { dir, seeds, policy, open: Mutex::new(HashMap::new()) }) })
+    /// Opens (or creates, with a fresh service key) the ledger file at `path`, its keys wrapped
+    /// by `protector`.
+    pub fn open(path: &Path, protector: &Protector, policy: ServicePolicy) -> Result<Self, Error> {
+        let storage = license_backup::SqliteLedger::open_with(path, protector)?;
+        Ok(AuthorityLedger::new(Authority::new(storage, policy)?))
     }
 }
 
-impl Inner {
-    fn path(&self, account: &Account) -> PathBuf {
-        self.dir.join(format!("{}.db", account.as_str()))
+impl<L: license_backup::Ledger + 'static> AuthorityLedger<L> {
+    /// The logic and storage of `authority`, served.
+    pub fn new(authority: Authority<L>) -> Self {
+        AuthorityLedger { authority: Arc::new(authority) }
     }
 
-    /// The account's service (opened on first use), on a blocking thread.
-    fn service(&self, account: &Account) -> Result<Arc<EmbeddedService>, Error> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = open.get(account) {
-            return Ok(Arc::clone(s));
-        }
-        let keys = self.seeds.iter().map(|s| ServiceKey::from_seed(*s)).collect();
-        let service = Arc::new(EmbeddedService::open_with_keys(self.path(account), self.policy.clone(), keys)?);
-        let conn = self.connection(account)?;
-        conn.execute_batch(SERVER_SCHEMA).map_err(storage)?;
-        open.insert(account.clone(), Arc::clone(&service));
-        Ok(service)
+    /// The logic and its storage.
+    pub fn authority(&self) -> &Authority<L> {
+        &self.authority
     }
 
-    fn connection(&self, account: &Account) -> Result<rusqlite::Connection, Error> {
-        let conn = rusqlite::Connection::open(self.path(account)).map_err(storage)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(storage)?;
-        Ok(conn)
-    }
-
-    /// The grant already made for this request ID, if any; `PROTOCOL_VIOLATION` if the ID was used
-    /// for another request.
-    fn replay(
+    /// Runs `f` with the logic on a blocking thread.
+    async fn run<T: Send + 'static, E: From<Error> + Send + 'static>(
         &self,
-        account: &Account,
-        request_id: &str,
-        request: &RestoreRequest,
-    ) -> Result<Option<RestoreGrant>, Error> {
-        let conn = self.connection(account)?;
-        let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = conn
-            .query_row("SELECT digest, enc, wrapped FROM server_requests WHERE request_id = ?1", [request_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()
-            .map_err(storage)?;
-        match row {
-            None => Ok(None),
-            Some((digest, _, _)) if digest.as_slice() != request_digest(request).as_slice() => Err(Error::new(
-                ErrorCode::ProtocolViolation,
-                format!("request ID {request_id} was used for another request"),
-            )),
-            Some((_, enc, ciphertext)) => {
-                Ok(Some(RestoreGrant { wrapped_key: license_backup::WrappedKey { enc, ciphertext } }))
-            }
-        }
-    }
-
-    /// Keeps the grant of a request ID, for its retries.
-    fn record(
-        &self,
-        account: &Account,
-        request_id: &str,
-        request: &RestoreRequest,
-        grant: &RestoreGrant,
-    ) -> Result<(), Error> {
-        let conn = self.connection(account)?;
-        conn.execute(
-            "INSERT INTO server_requests (request_id, digest, enc, wrapped, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT DO NOTHING",
-            rusqlite::params![
-                request_id,
-                request_digest(request).as_slice(),
-                grant.wrapped_key.enc,
-                grant.wrapped_key.ciphertext,
-                now()
-            ],
-        )
-        .map_err(storage)?;
-        Ok(())
+        f: impl FnOnce(&Authority<L>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        let authority = Arc::clone(&self.authority);
+        tokio::task::spawn_blocking(move || f(&authority))
+            .await
+            .unwrap_or_else(|e| Err(Error::new(ErrorCode::Internal, format!("ledger task: {e}")).into()))
     }
 }
 
-impl Ledger for SqliteLedger {
+impl<L: license_backup::Ledger + 'static> Ledger for AuthorityLedger<L> {
     fn keys(&self) -> Vec<PublishedKey> {
-        let keys: Vec<ServiceKey> = self.inner.seeds.iter().map(|s| ServiceKey::from_seed(*s)).collect();
-        crate::keys::published(&keys)
+        self.authority.public_keys().iter().enumerate().map(|(i, k)| PublishedKey::new(k, i == 0)).collect()
     }
 
     fn ready(&self) -> BoxFuture<'_, Result<(), Error>> {
-        let dir = self.inner.dir.clone();
-        Box::pin(blocking(move || {
-            let probe = dir.join(".ready-probe");
-            std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)).map_err(|e| {
-                Error::new(ErrorCode::ServiceUnavailable, format!("the ledger folder is not writable: {e}"))
-            })
-        }))
+        Box::pin(self.run(|a| a.ledger().read().map(drop)))
     }
 
     fn register_device<'a>(
         &'a self,
         account: &'a Account,
-        device_id: [u8; 16],
-        public_key: [u8; 32],
+        registration: DeviceRegistration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let this = Arc::clone(&self.inner);
-            let account = account.clone();
-            blocking(move || {
-                this.service(&account)?;
-                let conn = this.connection(&account)?;
-                conn.execute(
-                    "INSERT INTO server_devices (device_id, public_key, first_seen) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                    rusqlite::params![device_id.as_slice(), public_key.as_slice(), now()],
-                )
-                .map_err(storage)?;
-                Ok(())
-            })
-            .await
-        })
+        let account = account.clone();
+        Box::pin(self.run(move |a| a.register_device(account.as_str(), &registration)))
     }
 
     fn quota<'a>(
@@ -355,46 +240,40 @@ impl Ledger for SqliteLedger {
         request: RestoreRequest,
         key_ids: KeyIdReceiver,
     ) -> BoxFuture<'a, Result<Quota, Error>> {
-        Box::pin(async move {
-            let this = Arc::clone(&self.inner);
-            let account = account.clone();
-            blocking(move || {
-                let service = this.service(&account)?;
-                let mut iter = key_ids.blocking_iter();
-                service.quota(&request, &mut iter)
-            })
-            .await
-        })
+        let account = account.clone();
+        Box::pin(self.run(move |a| {
+            let mut iter = key_ids.blocking_iter();
+            a.quota(account.as_str(), &request, &mut iter)
+        }))
     }
 
     fn authorize<'a>(
         &'a self,
         account: &'a Account,
-        request_id: &'a str,
         request: RestoreRequest,
         key_ids: KeyIdReceiver,
-    ) -> BoxFuture<'a, Result<Grant, ServiceError>> {
-        Box::pin(async move {
-            let this = Arc::clone(&self.inner);
-            let (account, request_id) = (account.clone(), request_id.to_string());
-            let answer = tokio::task::spawn_blocking(move || {
-                let service = this.service(&account)?;
-                if let Some(grant) = this.replay(&account, &request_id, &request)? {
-                    tracing::info!(account = account.as_str(), request_id, "answered a retried request from the ledger");
-                    return Ok(Grant { grant, state: "reserved" });
-                }
-                let mut iter = key_ids.blocking_iter();
-                let grant = service.authorize_restore(&request, &mut iter)?;
-                // The engine's rule: a grant only for the whole stream, up to its end mark.
-                if iter.next().is_some() || !iter.done {
-                    return Err(ServiceError::Failed(broken_off()));
-                }
-                this.record(&account, &request_id, &request, &grant)?;
-                tracing::debug!(account = account.as_str(), request_id, device = %hex(&request.device_id), "authorized");
-                Ok(Grant { grant, state: "reserved" })
-            })
-            .await;
-            answer.unwrap_or_else(|e| Err(Error::new(ErrorCode::Internal, format!("ledger task: {e}")).into()))
-        })
+    ) -> BoxFuture<'a, Result<RestoreGrant, ServiceError>> {
+        let account = account.clone();
+        Box::pin(self.run(move |a| {
+            let mut iter = key_ids.blocking_iter();
+            let grant = a.authorize_restore(account.as_str(), &request, &mut iter)?;
+            tracing::debug!(account = account.as_str(), device = %hex(&request.device_id), "reserved");
+            Ok(grant)
+        }))
+    }
+
+    fn confirm<'a>(&'a self, account: &'a Account, request_id: RequestId) -> BoxFuture<'a, Result<Settlement, Error>> {
+        let account = account.clone();
+        Box::pin(self.run(move |a| a.confirm_restore(account.as_str(), &request_id)))
+    }
+
+    fn release<'a>(&'a self, account: &'a Account, request_id: RequestId) -> BoxFuture<'a, Result<Settlement, Error>> {
+        let account = account.clone();
+        Box::pin(self.run(move |a| a.release_restore(account.as_str(), &request_id)))
+    }
+
+    fn audit<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<LedgerAudit, Error>> {
+        let account = account.clone();
+        Box::pin(self.run(move |a| a.audit(account.as_str())))
     }
 }

@@ -1,15 +1,16 @@
 //! `license-backup-service`: the License Management Service of license-backup over HTTPS, as
 //! `docs/service-protocol.md` specifies it. A tokio + hyper/axum server with rustls, configured
 //! by a file and environment variables ([`config`]), whose ledger sits behind a trait
-//! ([`ledger::Ledger`]; SQLite here) and whose callers authenticate with bearer tokens mapped
+//! ([`ledger::Ledger`]: the library's service logic over SQLite here, the service keys sealed
+//! by [`protector::KekFile`]) and whose callers authenticate with bearer tokens mapped
 //! to accounts by a pluggable verifier ([`auth::TokenVerifier`]).
 
 pub mod auth;
 pub mod config;
 pub mod http;
 pub mod init;
-pub mod keys;
 pub mod ledger;
+pub mod protector;
 pub mod ratelimit;
 pub mod server;
 pub mod tls;

@@ -4,12 +4,16 @@
 //! license-backup-service serve [--config FILE] [--listen ADDR]
 //! license-backup-service init DIR [--listen ADDR] [--host NAME]... [--plain] [--token T]
 //!                                 [--account NAME] [--max-devices N] [--refusal-url URL]
-//! license-backup-service keygen FILE
+//! license-backup-service rotate-key [--config FILE]
+//! license-backup-service audit --account NAME [--config FILE]
 //! ```
 //!
 //! `serve` prints one JSON line on standard output once it listens
 //! (`{"listening":"https://127.0.0.1:8443","keys":["<fingerprint>",...]}`) and logs to standard
-//! error. SIGTERM or Ctrl-C stops it gracefully.
+//! error. SIGTERM or Ctrl-C stops it gracefully. `rotate-key` makes a new current service key in
+//! the ledger (the old one stays, for the archives made for it; a running server uses the new
+//! key once restarted) and prints its fingerprint; `audit` prints what the ledger holds for an
+//! account, as JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,14 +28,16 @@ const USAGE: &str = "usage:
       FILE defaults to $LB_SERVICE_CONFIG, then ./service.toml
   license-backup-service init DIR [--listen ADDR] [--host NAME]... [--plain] [--token TOKEN]
       [--account NAME] [--max-devices N] [--refusal-url URL]
-  license-backup-service keygen FILE";
+  license-backup-service rotate-key [--config FILE]
+  license-backup-service audit --account NAME [--config FILE]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("init") => init_command(&args[1..]),
-        Some("keygen") => keygen(&args[1..]),
+        Some("rotate-key") => rotate_key(&args[1..]),
+        Some("audit") => audit(&args[1..]),
         Some("--version") => {
             println!("license-backup-service {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -154,9 +160,58 @@ fn init_command(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn keygen(args: &[String]) -> Result<(), String> {
-    let [path] = args else { return Err(USAGE.to_string()) };
-    let key = license_backup_service::keys::write_new_key(std::path::Path::new(path))?;
-    println!("{}", hex(&key.fingerprint()));
+/// The configuration a command names (`--config`, else `$LB_SERVICE_CONFIG`, else
+/// `./service.toml`), with the environment's overrides, and the command's other flags.
+fn command_config(args: &[String], flags: &[&str]) -> Result<(Config, Vec<(String, String)>), String> {
+    let mut config_path = None;
+    let mut other = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" => config_path = Some(PathBuf::from(value(&mut it, a)?)),
+            f if flags.contains(&f) => other.push((f.to_string(), value(&mut it, a)?.clone())),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    let path = config_path
+        .or_else(|| std::env::var_os("LB_SERVICE_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("service.toml"));
+    Ok((Config::load(&path, &|name| std::env::var(name).ok())?, other))
+}
+
+fn rotate_key(args: &[String]) -> Result<(), String> {
+    let (config, _) = command_config(args, &[])?;
+    let path = config.ledger.path();
+    let protector = config.ledger.protector()?;
+    let ledger = license_backup::SqliteLedger::open_with(path, &protector)
+        .map_err(|e| format!("cannot open the ledger {}: {e}", path.display()))?;
+    let public_key = ledger.rotate_key(&protector).map_err(|e| format!("cannot rotate the key: {e}"))?;
+    let keys = license_backup_service::ledger::Ledger::keys(&server::open_ledger(&config)?);
+    let line = serde_json::json!({
+        "current": license_backup::protocol::PublishedKey::new(&public_key, true).fingerprint,
+        "keys": keys.iter().map(|k| k.fingerprint.clone()).collect::<Vec<_>>(),
+    });
+    println!("{line}");
+    Ok(())
+}
+
+fn audit(args: &[String]) -> Result<(), String> {
+    let (config, flags) = command_config(args, &["--account"])?;
+    let account = flags.iter().find(|(f, _)| f == "--account").map(|(_, v)| v.clone());
+    let account = account.ok_or_else(|| format!("audit needs --account\n{USAGE}"))?;
+    let account = license_backup_service::auth::Account::new(&account)?;
+    let ledger = server::open_ledger(&config)?;
+    let a = ledger.authority().audit(account.as_str()).map_err(|e| format!("cannot audit: {e}"))?;
+    let line = serde_json::json!({
+        "account": account.as_str(),
+        "pending": a.pending,
+        "confirmed": a.confirmed,
+        "released": a.released,
+        "expired": a.expired,
+        "licenses": a.licenses,
+        "placements": a.placements,
+        "devices": a.devices,
+    });
+    println!("{line}");
     Ok(())
 }

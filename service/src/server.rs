@@ -10,12 +10,12 @@ use std::time::Duration;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use license_backup::{ServiceKey, ServicePolicy};
+use license_backup::protocol::unhex;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::auth::{StaticTokens, TokenVerifier};
-use crate::config::{AuthConfig, Config, LedgerConfig};
+use crate::config::{AuthConfig, Config};
 use crate::http::{App, router};
 use crate::ledger::{Ledger, SqliteLedger};
 use crate::ratelimit::RateLimiter;
@@ -33,22 +33,24 @@ pub struct Loaded {
     pub fingerprints: Vec<[u8; 16]>,
 }
 
+/// Opens the configured ledger (created, with a fresh service key, on first use), its keys
+/// unwrapped by the configured protector.
+pub fn open_ledger(config: &Config) -> Result<SqliteLedger, String> {
+    let path = config.ledger.path();
+    let protector = config.ledger.protector()?;
+    SqliteLedger::open(path, &protector, config.policy.to_policy())
+        .map_err(|e| format!("cannot open the ledger {}: {e}", path.display()))
+}
+
 /// Loads everything the configuration names (files are read here, so a mistake shows at start).
 pub fn load(config: &Config) -> Result<Loaded, String> {
-    let mut keys: Vec<ServiceKey> = vec![crate::keys::read_key(&config.keys.current)?];
-    for path in &config.keys.previous {
-        keys.push(crate::keys::read_key(path)?);
-    }
-    let fingerprints: Vec<[u8; 16]> = keys.iter().map(ServiceKey::fingerprint).collect();
-    for (i, f) in fingerprints.iter().enumerate() {
-        if fingerprints[..i].contains(f) {
-            return Err("the same key is configured twice".into());
-        }
-    }
-    let policy =
-        ServicePolicy { max_devices: config.policy.max_devices, refusal_url: config.policy.refusal_url.clone() };
-    let LedgerConfig::Sqlite { path } = &config.ledger;
-    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::new(path.clone(), &keys, policy)?);
+    let ledger: Arc<dyn Ledger> = Arc::new(open_ledger(config)?);
+    let fingerprints: Vec<[u8; 16]> = ledger
+        .keys()
+        .iter()
+        .map(|k| unhex(&k.fingerprint, 16, "fingerprint").map(|v| v.try_into().expect("16 bytes")))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     let AuthConfig::Static { tokens_file } = &config.auth;
     let verifier: Arc<dyn TokenVerifier> = Arc::new(StaticTokens::load(tokens_file)?);
     let tls = match &config.tls {

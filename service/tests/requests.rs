@@ -56,6 +56,8 @@ fn world() -> World {
         device_id: protocol::hex(&protocol::device_id_of(&device_key)),
         device_public_key: protocol::hex(&device_key),
         licenses: 100,
+        request_id: RID.into(),
+        replaces: None,
     };
     World { server, _dir: dir, preamble, key_ids: (0..100u32).map(|i| [i as u8; 16]).collect() }
 }
@@ -114,13 +116,9 @@ fn head(w: &World, method: &str, path: &str, content_type: &str, length: Option<
 
 const RID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
+/// Reservations the ledger holds for the default account, in any state (its audit).
 fn restores(w: &World) -> i64 {
-    let path = w.server.ledger_dir().join("default.db");
-    if !path.exists() {
-        return 0;
-    }
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row("SELECT count(*) FROM restores", [], |r| r.get(0)).unwrap_or(0)
+    w.server.reservations() as i64
 }
 
 /// The server's peak resident memory (kB), from /proc.

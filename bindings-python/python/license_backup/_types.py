@@ -24,7 +24,7 @@ made in Python has ``emitted_ns == 0``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Protocol, Union
 
 if TYPE_CHECKING:
     from ._errors import ErrorCode, LicenseBackupError
@@ -34,6 +34,24 @@ OperationKind = Literal["backup", "restore"]
 
 PropertyValue = Union[str, int, bool]
 """A property value: ``str`` (paths), ``int`` (an unsigned 32-bit count) or ``bool``."""
+
+
+class HostProtector(Protocol):
+    """What ``protector=`` accepts besides a :class:`Protector`: an object that wraps and unwraps
+    the 32-byte secret seed of a store or a ledger with a key the host keeps (a keystore, a
+    hardware token, a key derived from the user's password).
+
+    ``wrap(seed)`` returns bytes only ``unwrap`` of the same protector turns back into the seed;
+    ``unwrap(wrapped)`` returns the seed, or ``None`` when the bytes were not wrapped by it
+    (``ProtectorMismatchError``). An exception raised by either becomes
+    ``ProtectorFailedError`` with it as ``__cause__``, and nothing is changed. They are called
+    when a store or a service is opened (on the calling thread) and when a restore
+    individualizes the device (on the operation's thread).
+    """
+
+    def wrap(self, seed: bytes) -> bytes: ...
+
+    def unwrap(self, wrapped: bytes) -> Optional[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -109,11 +127,33 @@ class Quota:
     """How many more new devices could still receive every license of the archive."""
     device_already_counted: bool
     """This device already counts for every license: restoring onto it again is free."""
+    allowed: bool
+    """Whether the service would authorize this restore now."""
 
     @property
     def can_restore(self) -> bool:
-        """Whether a restore onto this device would be authorized now."""
-        return self.device_already_counted or self.restores_remaining > 0
+        """Whether a restore onto this device would be authorized now (``allowed``)."""
+        return self.allowed
+
+
+@dataclass(frozen=True)
+class LedgerAudit:
+    """What an embedded service's ledger holds (``EmbeddedService.audit()``)."""
+
+    pending: int
+    """Reservations granted and not yet confirmed or released (they count)."""
+    confirmed: int
+    """Reservations confirmed by their device (they count)."""
+    released: int
+    """Reservations released by their device (they do not count)."""
+    expired: int
+    """Reservations left pending past the service's limit (they count, for good)."""
+    licenses: int
+    """Licenses with at least one device counted."""
+    placements: int
+    """(license, device) pairs that count."""
+    devices: int
+    """Devices known to belong to the account."""
 
 
 @dataclass(frozen=True)

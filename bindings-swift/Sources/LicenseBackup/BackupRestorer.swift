@@ -283,8 +283,8 @@ public final class BackupRestorer: @unchecked Sendable {
 
     /// What the restore quota allows for the archive in `RestorePath` onto this device, asked
     /// of the service without changing anything.
-    public func restoreQuota() throws(LicenseBackupError) -> Quota {
-        try bridged { try raw.restoreQuota() }
+    public func restoreQuota(individualize: Bool = false) throws(LicenseBackupError) -> Quota {
+        try bridged { try raw.restoreQuota(individualize: individualize) }
     }
 
     fileprivate func delegateForEvent() -> (any BackupRestoreDelegate)? { delegate }
@@ -384,7 +384,10 @@ final class DelegateBridge: RawEventSink, @unchecked Sendable {
         case .end(let operation, let summary, let errorCode, let errorMessage):
             let result: Result<Summary, LicenseBackupError>
             if let errorCode {
-                let underlying = errorCode == .callbackFailed ? thrownError : nil
+                // What the delegate threw, or what the store's key protector threw (an
+                // individualizing restore wraps the new seed with it).
+                let underlying = errorCode == .callbackFailed ? thrownError
+                    : errorCode == .protectorFailed ? lock.withLock({ restorer })?.store.protectorBridge?.take() : nil
                 result = .failure(LicenseBackupError(errorCode, message: errorMessage, underlyingError: underlying))
             } else {
                 result = .success(summary ?? Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0))

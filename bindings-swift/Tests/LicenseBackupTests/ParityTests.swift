@@ -118,7 +118,9 @@ final class ParityTests: XCTestCase {
             "NewLicense": generatedLicense(1),
             "License": License(keyId: "k", rights: Rights(), issuer: "i", issuedAt: 0, catalog: nil),
             "Summary": Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0),
-            "Quota": Quota(licenses: 0, maxDevices: 0, restoresRemaining: 0, deviceAlreadyCounted: false),
+            "Quota": Quota(licenses: 0, maxDevices: 0, restoresRemaining: 0, deviceAlreadyCounted: false, allowed: false),
+            "LedgerAudit": LedgerAudit(
+                pending: 0, confirmed: 0, released: 0, expired: 0, licenses: 0, placements: 0, devices: 0),
         ]
         for (record, fields) in records {
             let want = fields.map { lowerCamel($0["name"] as! String) }

@@ -159,6 +159,11 @@ final class ScenarioRunner {
         }
     }
 
+    /// What the ledger holds: the embedded service's audit, or the server's (its admin command).
+    func audit() throws -> LedgerAudit {
+        remote ? try servers[0].audit() : try (service as! EmbeddedService).audit()
+    }
+
     func fail(_ at: String, _ what: String) -> ScenarioFailure {
         ScenarioFailure(description: "\(at): \(what)")
     }
@@ -214,9 +219,9 @@ final class ScenarioRunner {
         case "quota":
             let got: [String: Any]
             do {
-                let q = try device(step, at).restorer.restoreQuota()
+                let q = try device(step, at).restorer.restoreQuota(individualize: step["individualize"] as? Bool ?? false)
                 got = ["licenses": Int(q.licenses), "max_devices": Int(q.maxDevices), "restores_remaining": Int(q.restoresRemaining),
-                       "device_already_counted": q.deviceAlreadyCounted]
+                       "device_already_counted": q.deviceAlreadyCounted, "allowed": q.allowed]
             } catch let error as LicenseBackupError {
                 got = ["error": error.name]
             }
@@ -245,6 +250,16 @@ final class ScenarioRunner {
             try Data(text.utf8).write(to: URL(fileURLWithPath: dir.path(step["path"] as! String)))
         case "service_online":
             try setOnline(step["online"] as! Bool)
+        case "audit":
+            let a = try audit()
+            let got: [String: Any] = [
+                "pending": Int(a.pending), "confirmed": Int(a.confirmed), "released": Int(a.released),
+                "expired": Int(a.expired), "licenses": Int(a.licenses), "placements": Int(a.placements),
+                "devices": Int(a.devices),
+            ]
+            if !jsonEqual(step["expect"], got) {
+                throw fail(at, "audit: expected \(render(step["expect"])), got \(render(got))")
+            }
         case "add_license":
             let license = try licenseOf(step["license"] as? [String: Any] ?? [:], at)
             var got: LicenseBackupError?
@@ -256,7 +271,27 @@ final class ScenarioRunner {
             try checkError(step, got, at)
         case "open_store":
             var got: LicenseBackupError?
-            do { _ = try LicenseStore(path: dir.path(step["path"] as! String)) } catch { got = error }
+            let protector = scenarioProtector(step["protector"] as? String)
+            do { _ = try LicenseStore(path: dir.path(step["path"] as! String), protector: protector) } catch { got = error }
+            try checkError(step, got, at)
+        case "use_play":
+            var got: LicenseBackupError?
+            var rights: Rights?
+            do { rights = try device(step, at).store.usePlay(keyId: step["key_id"] as! String) } catch let e as LicenseBackupError { got = e }
+            try checkError(step, got, at)
+            if let rights {
+                let want = (step["expect"] as? [String: Any])?["plays_remaining"]
+                let wantPlays = (want as? NSNumber)?.uint32Value
+                if rights.playsRemaining != wantPlays { throw fail(at, "plays remaining \(String(describing: rights.playsRemaining))") }
+            }
+        case "update_rights":
+            let r = step["rights"] as! [String: Any]
+            let rights = Rights(
+                play: r["play"] as! Bool, burn: r["burn"] as! Bool, transfer: r["transfer"] as! Bool,
+                backupAllowed: r["backup_allowed"] as! Bool, expiresAt: (r["expires_at"] as? NSNumber)?.int64Value,
+                playsRemaining: (r["plays_remaining"] as? NSNumber)?.uint32Value)
+            var got: LicenseBackupError?
+            do { try device(step, at).store.updateRights(keyId: step["key_id"] as! String, rights: rights) } catch let e as LicenseBackupError { got = e }
             try checkError(step, got, at)
         case "remember_device_id":
             remembered[step["device"] as! String] = try device(step, at).store.deviceId()
@@ -345,6 +380,8 @@ final class ScenarioRunner {
         if let len = step["archive_len"] as? NSNumber, len.intValue != bytes.count {
             throw fail(at, "the archive has \(bytes.count) bytes, not \(len)")
         }
+        // The header's length is in the header (version 1: 176 bytes, version 2: 280).
+        let headerLen = bytes.count >= 12 ? Int(bytes[10]) | Int(bytes[11]) << 8 : 0
         func int(_ key: String) throws -> Int {
             guard let n = step[key] as? NSNumber else { throw fail(at, "no \(key)") }
             return n.intValue
@@ -367,7 +404,7 @@ final class ScenarioRunner {
             let v = (step["version"] as! NSNumber).uint16Value
             bytes[8] = UInt8(v & 0xff)
             bytes[9] = UInt8(v >> 8)
-            bytes.replaceSubrange(160..<176, with: sha256(Array(bytes[0..<160])).prefix(16))
+            bytes.replaceSubrange(headerLen - 16..<headerLen, with: sha256(Array(bytes[0..<headerLen - 16])).prefix(16))
         default:
             throw fail(at, "unknown damage \(step["action"] ?? "nil")")
         }

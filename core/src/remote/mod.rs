@@ -12,15 +12,18 @@ mod tls;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use crate::crypto::PUBLIC_KEY_LEN;
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::{self, ServiceKeyInfo};
-use crate::service::{KeyIdStream, LicenseService, Quota, RestoreGrant, RestoreRequest, ServiceError};
+use crate::service::{
+    DeviceRegistration, KeyIdStream, LicenseService, Quota, RequestId, RestoreGrant, RestoreRequest, ServiceError,
+    Settlement,
+};
 
 use http::{Connection, Endpoint, Failure};
 pub use http::{Response, parse_response_bytes};
@@ -31,6 +34,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_RETRIES: u32 = 2;
 /// The longest wait between two attempts, whatever the service asks for.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long the service's published keys are used before they are fetched again.
+const KEYS_FRESH: Duration = Duration::from_secs(300);
 
 /// How to reach and trust a License Management Service; every field is optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -64,6 +69,8 @@ pub struct RemoteService {
     timeout: Duration,
     retries: u32,
     tls: OnceLock<std::result::Result<Arc<rustls::ClientConfig>, Error>>,
+    /// The keys last fetched, and when.
+    keys: Mutex<Option<(Instant, Vec<ServiceKeyInfo>)>>,
 }
 
 impl std::fmt::Debug for RemoteService {
@@ -122,6 +129,7 @@ impl RemoteService {
             timeout,
             retries,
             tls: OnceLock::new(),
+            keys: Mutex::new(None),
         })
     }
 
@@ -134,7 +142,26 @@ impl RemoteService {
     /// current. For an application that shows or pins them.
     pub fn keys(&self) -> Result<Vec<ServiceKeyInfo>> {
         let body = self.call("GET", protocol::KEYS_PATH, &mut Body::Empty).map_err(flatten)?;
-        protocol::parse_keys(&body)
+        let keys = protocol::parse_keys(&body)?;
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), keys.clone()));
+        Ok(keys)
+    }
+
+    /// The keys to back up with: fetched at most every five minutes; when the service cannot
+    /// be reached, the ones fetched last (a backup then needs the service only to register a
+    /// device, as with the embedded service; a key the service rotated away from still
+    /// restores, see `docs/service-protocol.md`).
+    fn current_keys(&self) -> Result<Vec<ServiceKeyInfo>> {
+        let cached = self.keys.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((at, keys)) = &cached {
+            if at.elapsed() < KEYS_FRESH {
+                return Ok(keys.clone());
+            }
+        }
+        match (self.keys(), cached) {
+            (Err(e), Some((_, keys))) if e.code() == ErrorCode::ServiceUnavailable => Ok(keys),
+            (answer, _) => answer,
+        }
     }
 
     fn tls(&self) -> std::result::Result<Option<&Arc<rustls::ClientConfig>>, Failure> {
@@ -204,6 +231,13 @@ impl RemoteService {
         }
     }
 
+    /// `POST /v1/restores/{id}/confirm` or `/release`: how the reservation stands afterwards.
+    fn settle(&self, request_id: &RequestId, action: &str) -> Result<Settlement> {
+        let path = format!("{}/{}/{action}", protocol::RESTORES_PATH, protocol::request_id_text(request_id));
+        let body = self.call("POST", &path, &mut Body::Empty).map_err(flatten)?;
+        protocol::parse_state(&body, request_id)
+    }
+
     fn restore_body<'s, 'a>(request: &RestoreRequest, key_ids: &'s mut KeyIdStream<'a>) -> Body<'s, 'a> {
         Body::Restore { head: protocol::request_head(request), keys: Replay::new(key_ids, request.licenses) }
     }
@@ -218,7 +252,7 @@ fn flatten(e: ServiceError) -> Error {
 
 impl LicenseService for RemoteService {
     fn public_key(&self) -> Result<[u8; PUBLIC_KEY_LEN]> {
-        let keys = self.keys()?;
+        let keys = self.current_keys()?;
         let current = keys.iter().find(|k| k.current).expect("parse_keys checks there is one");
         if !self.service_keys.is_empty() && !self.service_keys.contains(&current.fingerprint) {
             return Err(Error::new(
@@ -232,16 +266,32 @@ impl LicenseService for RemoteService {
         Ok(current.public_key)
     }
 
+    fn register_device(&self, registration: &DeviceRegistration) -> Result<()> {
+        let path = format!("{}/{}", protocol::DEVICES_PATH, protocol::hex(&registration.device_id));
+        let json = serde_json::to_vec(&protocol::ProofJson::from_registration(registration))
+            .expect("a registration always serializes");
+        let body = self.call("PUT", &path, &mut Body::Json(json)).map_err(flatten)?;
+        protocol::parse_registered(&body, &registration.device_id)
+    }
+
     fn authorize_restore(
         &self,
         request: &RestoreRequest,
         key_ids: &mut KeyIdStream<'_>,
     ) -> Result<RestoreGrant, ServiceError> {
-        let request_id = protocol::new_request_id();
-        let path = format!("{}/{request_id}", protocol::RESTORES_PATH);
+        // The engine's request ID: every retry, and the confirm or release, name it.
+        let path = format!("{}/{}", protocol::RESTORES_PATH, protocol::request_id_text(&request.request_id));
         let body = self.call("PUT", &path, &mut Self::restore_body(request, key_ids))?;
-        let wrapped_key = protocol::parse_grant(&body, &request_id, request.licenses)?;
+        let wrapped_key = protocol::parse_grant(&body, &request.request_id, request.licenses)?;
         Ok(RestoreGrant { wrapped_key })
+    }
+
+    fn confirm_restore(&self, request_id: &RequestId) -> Result<Settlement> {
+        self.settle(request_id, "confirm")
+    }
+
+    fn release_restore(&self, request_id: &RequestId) -> Result<Settlement> {
+        self.settle(request_id, "release")
     }
 
     fn quota(&self, request: &RestoreRequest, key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
@@ -254,6 +304,8 @@ impl LicenseService for RemoteService {
 /// A request body.
 enum Body<'s, 'a> {
     Empty,
+    /// A JSON object.
+    Json(Vec<u8>),
     /// A restore request: its head, then the key IDs (replayed on a retry), then the trailer.
     Restore {
         head: Vec<u8>,
@@ -273,7 +325,7 @@ enum SendError {
 impl Body<'_, '_> {
     fn can_resend(&self) -> bool {
         match self {
-            Body::Empty => true,
+            Body::Empty | Body::Json(_) => true,
             Body::Restore { keys, .. } => keys.can_replay(),
         }
     }
@@ -286,6 +338,11 @@ impl Body<'_, '_> {
     ) -> std::result::Result<(), SendError> {
         match self {
             Body::Empty => conn.write_all(&head(0, None)).and_then(|()| conn.flush()).map_err(SendError::Io),
+            Body::Json(json) => {
+                let mut out = head(json.len() as u64, Some(protocol::JSON_TYPE));
+                out.extend_from_slice(json);
+                conn.write_all(&out).and_then(|()| conn.flush()).map_err(SendError::Io)
+            }
             Body::Restore { head: body_head, keys } => {
                 let len = protocol::request_body_len(body_head.len(), keys.limit);
                 let mut out = head(len, Some(protocol::RESTORE_REQUEST_TYPE));

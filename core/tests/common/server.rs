@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use license_backup::{RemoteOptions, RemoteService};
+use license_backup::{LedgerAudit, RemoteOptions, RemoteService};
 
 /// The server binary: `$LICENSE_BACKUP_SERVICE`, else the workspace's debug build, which
 /// `cargo test --workspace` (and so `make test`) builds before it runs any test. When it is
@@ -167,8 +167,47 @@ impl TestServer {
         RemoteService::new(&self.url, self.options()).unwrap()
     }
 
-    pub fn ledger_dir(&self) -> PathBuf {
-        self.dir.path().join("service/ledger")
+    /// The ledger file.
+    pub fn ledger_path(&self) -> PathBuf {
+        self.dir.path().join("service/ledger.db")
+    }
+
+    /// Runs one of the server's admin commands on this server's configuration; its JSON line.
+    pub fn admin(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(service_binary())
+            .args(args)
+            .arg("--config")
+            .arg(&self.made.config)
+            .output()
+            .expect("license-backup-service runs");
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// What the ledger holds for `account` (`license-backup-service audit`).
+    pub fn audit_account(&self, account: &str) -> LedgerAudit {
+        let v = self.admin(&["audit", "--account", account]);
+        let n = |k: &str| v[k].as_u64().unwrap();
+        LedgerAudit {
+            pending: n("pending"),
+            confirmed: n("confirmed"),
+            released: n("released"),
+            expired: n("expired"),
+            licenses: n("licenses"),
+            placements: n("placements"),
+            devices: n("devices"),
+        }
+    }
+
+    /// What the ledger holds for the token's account (`default`).
+    pub fn audit(&self) -> LedgerAudit {
+        self.audit_account("default")
+    }
+
+    /// Reservations the ledger holds for the default account, in any state.
+    pub fn reservations(&self) -> u64 {
+        let a = self.audit();
+        a.pending + a.confirmed + a.released + a.expired
     }
 
     fn signal(&self, sig: i32) {

@@ -120,6 +120,72 @@ pub enum LedgerConfig {
         /// What protects the service keys in it.
         keys: KeyProtection,
     },
+    /// A PostgreSQL database shared by any number of instances (`LB_SERVICE_LEDGER` set to a
+    /// `postgres://` URL chooses it); see `docs/deploy.md`.
+    Postgres {
+        /// `postgres://user:password@host:port/database` (prefer setting it through the
+        /// environment: it may hold a password).
+        url: String,
+        /// What protects the service keys in it.
+        keys: KeyProtection,
+        /// The connection pool and the sessions' timeouts.
+        #[serde(default)]
+        pool: PgPoolConfig,
+    },
+}
+
+/// The PostgreSQL connection pool of one instance, and its sessions' timeouts.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PgPoolConfig {
+    /// Connections this instance keeps at most (instances x this must stay below the
+    /// server's `max_connections`).
+    pub max_connections: usize,
+    /// How long a request waits for a free connection before `SERVICE_UNAVAILABLE`.
+    pub acquire_timeout_ms: u64,
+    /// How long a transaction waits for its account's lock.
+    pub lock_timeout_ms: u64,
+    /// The longest one statement may run.
+    pub statement_timeout_ms: u64,
+    /// How long a session may stay idle inside a transaction.
+    pub idle_in_transaction_timeout_ms: u64,
+    /// How long connecting may take.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for PgPoolConfig {
+    fn default() -> Self {
+        let d = crate::pg_ledger::PgSettings::default();
+        let ms = |d: Duration| d.as_millis() as u64;
+        PgPoolConfig {
+            max_connections: d.max_connections,
+            acquire_timeout_ms: ms(d.acquire_timeout),
+            lock_timeout_ms: ms(d.lock_timeout),
+            statement_timeout_ms: ms(d.statement_timeout),
+            idle_in_transaction_timeout_ms: ms(d.idle_in_transaction_timeout),
+            connect_timeout_ms: ms(d.connect_timeout),
+        }
+    }
+}
+
+impl PgPoolConfig {
+    /// As the ledger takes them.
+    pub fn settings(&self) -> crate::pg_ledger::PgSettings {
+        let ms = Duration::from_millis;
+        crate::pg_ledger::PgSettings {
+            max_connections: self.max_connections,
+            acquire_timeout: ms(self.acquire_timeout_ms),
+            lock_timeout: ms(self.lock_timeout_ms),
+            statement_timeout: ms(self.statement_timeout_ms),
+            idle_in_transaction_timeout: ms(self.idle_in_transaction_timeout_ms),
+            connect_timeout: ms(self.connect_timeout_ms),
+        }
+    }
+}
+
+/// Whether a ledger setting is a PostgreSQL URL.
+pub fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
 /// What protects the service keys (their seeds) in the ledger. There is no default: the
@@ -139,16 +205,30 @@ pub enum KeyProtection {
 }
 
 impl LedgerConfig {
-    /// The ledger file.
-    pub fn path(&self) -> &Path {
-        let LedgerConfig::Sqlite { path, .. } = self;
-        path
+    /// The ledger file (`None` for PostgreSQL).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            LedgerConfig::Sqlite { path, .. } => Some(path),
+            LedgerConfig::Postgres { .. } => None,
+        }
+    }
+
+    /// What protects the service keys.
+    pub fn keys(&self) -> &KeyProtection {
+        match self {
+            LedgerConfig::Sqlite { keys, .. } | LedgerConfig::Postgres { keys, .. } => keys,
+        }
+    }
+
+    fn keys_mut(&mut self) -> &mut KeyProtection {
+        match self {
+            LedgerConfig::Sqlite { keys, .. } | LedgerConfig::Postgres { keys, .. } => keys,
+        }
     }
 
     /// The protector of the service keys, loaded (the key file is read here).
     pub fn protector(&self) -> Result<license_backup::Protector, String> {
-        let LedgerConfig::Sqlite { keys, .. } = self;
-        Ok(match keys {
+        Ok(match self.keys() {
             KeyProtection::KekFile { kek_file } => {
                 license_backup::Protector::new(std::sync::Arc::new(crate::protector::KekFile::load(kek_file)?))
             }
@@ -287,12 +367,20 @@ impl Config {
             (None, None) => {}
             _ => return Err(bad("set both LB_SERVICE_TLS_CERT and LB_SERVICE_TLS_KEY, or neither")),
         }
-        let LedgerConfig::Sqlite { path, keys } = &mut self.ledger;
         if let Some(v) = env("LB_SERVICE_LEDGER") {
-            *path = v.into();
+            let keys = self.ledger.keys().clone();
+            let pool = match &self.ledger {
+                LedgerConfig::Postgres { pool, .. } => pool.clone(),
+                LedgerConfig::Sqlite { .. } => PgPoolConfig::default(),
+            };
+            self.ledger = if is_postgres_url(&v) {
+                LedgerConfig::Postgres { url: v, keys, pool }
+            } else {
+                LedgerConfig::Sqlite { path: v.into(), keys }
+            };
         }
         if let Some(v) = env("LB_SERVICE_KEK_FILE") {
-            *keys = KeyProtection::KekFile { kek_file: v.into() };
+            *self.ledger.keys_mut() = KeyProtection::KekFile { kek_file: v.into() };
         }
         if let Some(v) = env("LB_SERVICE_TOKENS") {
             self.auth = AuthConfig::Static { tokens_file: v.into() };
@@ -316,9 +404,10 @@ impl Config {
             fix(&mut tls.certificate);
             fix(&mut tls.private_key);
         }
-        let LedgerConfig::Sqlite { path, keys } = &mut self.ledger;
-        fix(path);
-        if let KeyProtection::KekFile { kek_file } = keys {
+        if let LedgerConfig::Sqlite { path, .. } = &mut self.ledger {
+            fix(path);
+        }
+        if let KeyProtection::KekFile { kek_file } = self.ledger.keys_mut() {
             fix(kek_file);
         }
         let AuthConfig::Static { tokens_file } = &mut self.auth;
@@ -334,6 +423,11 @@ impl Config {
         }
         if self.policy.max_devices == 0 {
             return Err(bad("policy.max_devices must be at least 1"));
+        }
+        if let LedgerConfig::Postgres { pool, .. } = &self.ledger {
+            if pool.max_connections == 0 || pool.acquire_timeout_ms == 0 {
+                return Err(bad("ledger.pool.max_connections and ledger.pool.acquire_timeout_ms must be at least 1"));
+            }
         }
         let l = &self.limits;
         if l.max_licenses == 0 || l.max_connections == 0 {
@@ -388,17 +482,40 @@ tokens_file = "tokens.txt"
     fn defaults_paths_and_overrides() {
         let c = load(MINIMAL, &[]).unwrap();
         assert_eq!(c.policy.max_devices, 4);
-        assert!(c.ledger.path().is_absolute() && c.ledger.path().ends_with("ledger.db"));
+        let path = c.ledger.path().unwrap();
+        assert!(path.is_absolute() && path.ends_with("ledger.db"));
         let LedgerConfig::Sqlite { keys: KeyProtection::KekFile { kek_file }, .. } = &c.ledger else { panic!() };
         assert!(kek_file.is_absolute() && kek_file.ends_with("ledger.kek"));
         assert_eq!(c.policy.to_policy().reservation_ttl_secs, 30 * 24 * 3600);
         let c =
             load(MINIMAL, &[("LB_SERVICE_LEDGER", "/srv/l.db"), ("LB_SERVICE_KEK_FILE", "/run/secrets/kek")]).unwrap();
-        assert_eq!(c.ledger.path(), Path::new("/srv/l.db"));
+        assert_eq!(c.ledger.path(), Some(Path::new("/srv/l.db")));
         assert!(c.ledger.protector().is_err(), "the key file is read when the protector is made");
         assert_eq!(c.limits.max_licenses, 10_000_000);
         let c = load(MINIMAL, &[("LB_SERVICE_LISTEN", "127.0.0.1:9000"), ("LB_SERVICE_LOG", "debug")]).unwrap();
         assert_eq!((c.listen.port(), c.log.level.as_str()), (9000, "debug"));
+    }
+
+    #[test]
+    fn a_postgres_url_chooses_the_postgres_ledger() {
+        let url = "postgres://lb:secret@db.internal:5432/ledger";
+        let c = load(MINIMAL, &[("LB_SERVICE_LEDGER", url)]).unwrap();
+        let LedgerConfig::Postgres { url: u, keys: KeyProtection::KekFile { kek_file }, pool } = &c.ledger else {
+            panic!("{:?}", c.ledger)
+        };
+        assert_eq!(u, url);
+        assert!(kek_file.is_absolute() && kek_file.ends_with("ledger.kek"), "the protector is kept");
+        assert_eq!(pool, &PgPoolConfig::default());
+        assert_eq!(c.ledger.path(), None);
+        let text = MINIMAL
+            .replace("kind = \"sqlite\"\npath = \"ledger.db\"", "kind = \"postgres\"\nurl = \"postgresql://h/db\"")
+            + "\n[ledger.pool]\nmax_connections = 3\nacquire_timeout_ms = 250\n";
+        let c = load(&text, &[]).unwrap();
+        let LedgerConfig::Postgres { pool, .. } = &c.ledger else { panic!("{:?}", c.ledger) };
+        assert_eq!((pool.max_connections, pool.settings().acquire_timeout), (3, Duration::from_millis(250)));
+        assert_eq!(pool.lock_timeout_ms, PgPoolConfig::default().lock_timeout_ms);
+        let zero = text.replace("max_connections = 3", "max_connections = 0");
+        assert!(load(&zero, &[]).unwrap_err().contains("max_connections"));
     }
 
     #[test]

@@ -210,7 +210,12 @@ fn json<T: serde::Serialize>(value: &T) -> Response {
 
 async fn keys(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     caller(&app, &headers).await?;
-    Ok(json(&KeysAnswer { keys: app.ledger.keys() }))
+    let keys = app.ledger.keys();
+    if keys.is_empty() {
+        // A ledger whose database has not been reached yet has no keys to publish.
+        return Err(Error::new(ErrorCode::ServiceUnavailable, "the service's keys are not available yet").into());
+    }
+    Ok(json(&KeysAnswer { keys }))
 }
 
 fn content_type_is(headers: &HeaderMap, want: &str) -> Result<(), Failure> {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod init;
 pub mod ledger;
+pub mod pg_ledger;
 pub mod protector;
 pub mod ratelimit;
 pub mod server;

@@ -4,6 +4,7 @@
 //! license-backup-service serve [--config FILE] [--listen ADDR]
 //! license-backup-service init DIR [--listen ADDR] [--host NAME]... [--plain] [--token T]
 //!                                 [--account NAME] [--max-devices N] [--refusal-url URL]
+//! license-backup-service serve --migrate-only [--config FILE]
 //! license-backup-service rotate-key [--config FILE]
 //! license-backup-service audit --account NAME [--config FILE]
 //! ```
@@ -24,8 +25,9 @@ use license_backup_service::init::{InitOptions, init};
 use license_backup_service::server;
 
 const USAGE: &str = "usage:
-  license-backup-service serve [--config FILE] [--listen ADDR]
-      FILE defaults to $LB_SERVICE_CONFIG, then ./service.toml
+  license-backup-service serve [--config FILE] [--listen ADDR] [--migrate-only]
+      FILE defaults to $LB_SERVICE_CONFIG, then ./service.toml; --migrate-only brings the
+      ledger's schema up to date, opens its keys and exits
   license-backup-service init DIR [--listen ADDR] [--host NAME]... [--plain] [--token TOKEN]
       [--account NAME] [--max-devices N] [--refusal-url URL]
   license-backup-service rotate-key [--config FILE]
@@ -78,12 +80,13 @@ fn unblock_stop_signals() {
 
 fn serve(args: &[String]) -> Result<(), String> {
     unblock_stop_signals();
-    let (mut config_path, mut listen) = (None, None);
+    let (mut config_path, mut listen, mut migrate_only) = (None, None, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--config" => config_path = Some(PathBuf::from(value(&mut it, a)?)),
             "--listen" => listen = Some(value(&mut it, a)?.clone()),
+            "--migrate-only" => migrate_only = true,
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -98,12 +101,11 @@ fn serve(args: &[String]) -> Result<(), String> {
     };
     let config = Config::load(&path, &env)?;
     init_logging(&config);
-    let loaded = server::load(&config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("lb-service")
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime = runtime()?;
+    if migrate_only {
+        return migrate(&config, &runtime);
+    }
+    let loaded = server::load(&config, runtime.handle())?;
     let grace = config.limits.shutdown_grace();
     let result = runtime.block_on(async {
         let (listener, addr) = server::bind(&config).await?;
@@ -119,6 +121,32 @@ fn serve(args: &[String]) -> Result<(), String> {
     });
     runtime.shutdown_timeout(grace);
     result
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("lb-service")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// `serve --migrate-only`: brings the ledger's schema up to date and opens its keys (making the
+/// first one on a new ledger), prints `{"migrated":[versions],"schema_version":N,"keys":[...]}`
+/// and exits; fails when the database cannot be reached.
+fn migrate(config: &Config, runtime: &tokio::runtime::Runtime) -> Result<(), String> {
+    use license_backup_service::ledger::Ledger;
+    let (applied, version, keys) = match server::postgres_ledger(config, runtime.handle())? {
+        Some(pg) => {
+            let applied = pg.open_now().map_err(|e| format!("cannot migrate the ledger database: {e}"))?;
+            let version = runtime.block_on(pg.storage().schema_version()).map_err(|e| e.to_string())?;
+            (applied, version, pg.keys())
+        }
+        None => (Vec::new(), 0, server::open_ledger(config)?.keys()),
+    };
+    let keys: Vec<String> = keys.into_iter().map(|k| k.fingerprint).collect();
+    println!("{}", serde_json::json!({"migrated": applied, "schema_version": version, "keys": keys}));
+    Ok(())
 }
 
 fn init_logging(config: &Config) {
@@ -181,7 +209,20 @@ fn command_config(args: &[String], flags: &[&str]) -> Result<(Config, Vec<(Strin
 
 fn rotate_key(args: &[String]) -> Result<(), String> {
     let (config, _) = command_config(args, &[])?;
-    let path = config.ledger.path();
+    let runtime = runtime()?;
+    if let Some(pg) = server::postgres_ledger(&config, runtime.handle())? {
+        use license_backup_service::ledger::Ledger;
+        pg.storage().rotate_key().map_err(|e| format!("cannot rotate the key: {e}"))?;
+        pg.open_now().map_err(|e| format!("cannot open the ledger database: {e}"))?;
+        let keys = pg.keys();
+        let line = serde_json::json!({
+            "current": keys.first().map(|k| k.fingerprint.clone()),
+            "keys": keys.iter().map(|k| k.fingerprint.clone()).collect::<Vec<_>>(),
+        });
+        println!("{line}");
+        return Ok(());
+    }
+    let path = config.ledger.path().ok_or("no ledger file")?;
     let protector = config.ledger.protector()?;
     let ledger = license_backup::SqliteLedger::open_with(path, &protector)
         .map_err(|e| format!("cannot open the ledger {}: {e}", path.display()))?;
@@ -200,8 +241,15 @@ fn audit(args: &[String]) -> Result<(), String> {
     let account = flags.iter().find(|(f, _)| f == "--account").map(|(_, v)| v.clone());
     let account = account.ok_or_else(|| format!("audit needs --account\n{USAGE}"))?;
     let account = license_backup_service::auth::Account::new(&account)?;
-    let ledger = server::open_ledger(&config)?;
-    let a = ledger.authority().audit(account.as_str()).map_err(|e| format!("cannot audit: {e}"))?;
+    let runtime = runtime()?;
+    let a = match server::postgres_ledger(&config, runtime.handle())? {
+        Some(pg) => {
+            pg.open_now().map_err(|e| format!("cannot open the ledger database: {e}"))?;
+            pg.served().map_err(|e| e.to_string())?.authority().audit(account.as_str())
+        }
+        None => server::open_ledger(&config)?.authority().audit(account.as_str()),
+    };
+    let a = a.map_err(|e| format!("cannot audit: {e}"))?;
     let line = serde_json::json!({
         "account": account.as_str(),
         "pending": a.pending,

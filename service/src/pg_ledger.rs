@@ -22,18 +22,25 @@
 //! The storage interface is synchronous: its calls block on the runtime's [`Handle`], so they
 //! run on blocking threads (`spawn_blocking`), never on the runtime's own.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use license_backup::protocol::PublishedKey;
 use license_backup::service::ledger::{DeviceRecord, Ledger, LedgerTx, Reservation, ReservationRef, ReservationState};
-use license_backup::service::RequestId;
-use license_backup::{Error, ErrorCode, FileKind, KeyId, ProtectedFile, Protector, Result};
+use license_backup::{
+    Authority, DeviceRegistration, Error, ErrorCode, FileKind, KeyId, LedgerAudit, ProtectedFile, Protector, Quota,
+    RequestId, RestoreGrant, RestoreRequest, Result, ServiceError, ServicePolicy, Settlement,
+};
 use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 use zeroize::Zeroizing;
+
+use crate::BoxFuture;
+use crate::auth::Account;
+use crate::ledger::{AuthorityLedger, KeyIdReceiver, Ledger as ServedLedger};
 
 /// The schema's migrations, in order: (version, name, SQL). Each runs once, in a transaction,
 /// recorded in `lb_schema_migrations`.
@@ -148,8 +155,9 @@ impl PgLedger {
     /// service keys in it wrapped by `protector`, calling the database on `handle`'s runtime.
     /// Connects lazily: nothing is read until [`PgLedger::prepare`].
     pub fn new(url: &str, settings: PgSettings, protector: Protector, handle: Handle) -> Result<Self> {
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("the ledger URL is not a PostgreSQL URL: {e}")))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            Error::new(ErrorCode::InvalidArgument, format!("the ledger URL is not a PostgreSQL URL: {e}"))
+        })?;
         let ms = |d: Duration| d.as_millis().max(1);
         config
             .application_name("license-backup-service")
@@ -162,8 +170,7 @@ impl PgLedger {
                 ms(settings.statement_timeout),
                 ms(settings.idle_in_transaction_timeout)
             ));
-        let manager =
-            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(settings.max_connections.max(1))
             .wait_timeout(Some(settings.acquire_timeout))
@@ -236,7 +243,10 @@ impl PgLedger {
     pub async fn record_public_keys(&self, public_keys: &[[u8; 32]]) -> Result<()> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT id FROM service_keys ORDER BY (state = 'current') DESC, retired_at DESC NULLS LAST, id DESC", &[])
+            .query(
+                "SELECT id FROM service_keys ORDER BY (state = 'current') DESC, retired_at DESC NULLS LAST, id DESC",
+                &[],
+            )
             .await
             .map_err(db_error)?;
         for (row, public_key) in rows.iter().zip(public_keys) {
@@ -282,10 +292,9 @@ impl PgLedger {
         self.migrated.load(Ordering::Acquire)
     }
 
-    fn block_on<F: std::future::Future>(&self, f: F) -> Result<F::Output> {
-        if Handle::try_current().is_ok() {
-            return Err(Error::new(ErrorCode::Internal, "the PostgreSQL ledger was called on a runtime thread"));
-        }
+    /// Runs `f` on the ledger's runtime from a thread that is not one of its workers (a
+    /// blocking-pool thread, or one outside the runtime); on a worker thread it panics.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> Result<F::Output> {
         Ok(self.handle.block_on(f))
     }
 
@@ -385,12 +394,19 @@ fn unwrap_seed(stored: &[u8], file: &ProtectedFile, protector: &Protector) -> Re
     };
     let seed = p.unwrap(stored, file).map_err(|e| protector_error(protector, "unwrap", e))?;
     let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
-        Error::new(ErrorCode::ProtectorMismatch, format!("the {} protector cannot unwrap the ledger's keys", protector.label()))
+        Error::new(
+            ErrorCode::ProtectorMismatch,
+            format!("the {} protector cannot unwrap the ledger's keys", protector.label()),
+        )
     })?;
     Ok(Zeroizing::new(seed))
 }
 
-async fn insert_fresh_key(tx: &deadpool_postgres::Transaction<'_>, file: &ProtectedFile, protector: &Protector) -> Result<()> {
+async fn insert_fresh_key(
+    tx: &deadpool_postgres::Transaction<'_>,
+    file: &ProtectedFile,
+    protector: &Protector,
+) -> Result<()> {
     let mut seed = Zeroizing::new([0u8; 32]);
     getrandom::fill(seed.as_mut_slice()).map_err(|e| Error::new(ErrorCode::Internal, format!("no randomness: {e}")))?;
     let stored = wrap_seed(&seed, file, protector)?;
@@ -426,9 +442,12 @@ async fn open_keys(
             let seed = Zeroizing::new(seed);
             if !protector.is_unprotected() {
                 let wrapped = wrap_seed(&seed, file, protector)?;
-                tx.execute("UPDATE service_keys SET protector = $2, seed = $3 WHERE id = $1", &[&id, &protector.label(), &wrapped])
-                    .await
-                    .map_err(db_error)?;
+                tx.execute(
+                    "UPDATE service_keys SET protector = $2, seed = $3 WHERE id = $1",
+                    &[&id, &protector.label(), &wrapped],
+                )
+                .await
+                .map_err(db_error)?;
             }
             seed
         } else {
@@ -472,10 +491,8 @@ impl Drop for PgTx<'_> {
     fn drop(&mut self) {
         let Some(client) = self.client.take() else { return };
         if self.open {
-            let rolled_back = self
-                .ledger
-                .block_on(async { client.batch_execute("ROLLBACK").await.is_ok() })
-                .unwrap_or(false);
+            let rolled_back =
+                self.ledger.block_on(async { client.batch_execute("ROLLBACK").await.is_ok() }).unwrap_or(false);
             if !rolled_back {
                 // Out of the pool: closing the connection rolls the transaction back.
                 drop(Object::take(client));
@@ -610,7 +627,8 @@ impl LedgerTx for PgTx<'_> {
 
     fn insert_reservation(&mut self, r: &Reservation) -> Result<ReservationRef> {
         let account = self.account_id(&r.account)?.ok_or_else(malformed)?;
-        let licenses = i64::try_from(r.licenses).map_err(|_| Error::new(ErrorCode::InvalidArgument, "too many licenses"))?;
+        let licenses =
+            i64::try_from(r.licenses).map_err(|_| Error::new(ErrorCode::InvalidArgument, "too many licenses"))?;
         let rows = self.query(
             "INSERT INTO reservations (account, request_id, archive_id, device_id, counted_as, replaces, licenses, \
              key_digest, state, created_at, settled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -633,7 +651,10 @@ impl LedgerTx for PgTx<'_> {
     }
 
     fn set_reservation_state(&mut self, id: ReservationRef, state: ReservationState, at: i64) -> Result<()> {
-        self.execute("UPDATE reservations SET state = $2, settled_at = $3 WHERE id = $1", &[&id, &state.as_str(), &at])?;
+        self.execute(
+            "UPDATE reservations SET state = $2, settled_at = $3 WHERE id = $1",
+            &[&id, &state.as_str(), &at],
+        )?;
         Ok(())
     }
 
@@ -718,5 +739,161 @@ impl LedgerTx for PgTx<'_> {
         self.ledger.block_on(async { client.batch_execute("COMMIT").await.map_err(db_error) })??;
         self.open = false;
         Ok(())
+    }
+}
+
+/// [`PgLedger`] shared between the server's logic and its start-up task.
+pub struct SharedPg(Arc<PgLedger>);
+
+impl Ledger for SharedPg {
+    fn service_seeds(&self) -> Result<Vec<Zeroizing<[u8; 32]>>> {
+        self.0.service_seeds()
+    }
+
+    fn write(&self) -> Result<Box<dyn LedgerTx + '_>> {
+        self.0.write()
+    }
+
+    fn read(&self) -> Result<Box<dyn LedgerTx + '_>> {
+        self.0.read()
+    }
+}
+
+/// The PostgreSQL ledger as the server serves it: the library's logic over [`PgLedger`]
+/// ([`AuthorityLedger`]) once the database was reached, migrated and its keys opened; until
+/// then every call fails with `SERVICE_UNAVAILABLE` and readiness says not ready, while a task
+/// retries every second ([`PostgresLedger::open_in_background`]).
+pub struct PostgresLedger {
+    storage: Arc<PgLedger>,
+    policy: ServicePolicy,
+    served: OnceLock<AuthorityLedger<SharedPg>>,
+}
+
+impl PostgresLedger {
+    /// The ledger at `url`; nothing is read yet.
+    pub fn new(
+        url: &str,
+        settings: PgSettings,
+        protector: Protector,
+        policy: ServicePolicy,
+        handle: Handle,
+    ) -> Result<Self> {
+        let storage = Arc::new(PgLedger::new(url, settings, protector, handle)?);
+        Ok(PostgresLedger { storage, policy, served: OnceLock::new() })
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &PgLedger {
+        &self.storage
+    }
+
+    /// Migrates, opens the keys and starts serving; returns the migrations applied. Blocks:
+    /// call it off the runtime.
+    pub fn open_now(&self) -> Result<Vec<i32>> {
+        if self.served.get().is_some() {
+            return Ok(Vec::new());
+        }
+        let applied = self.storage.prepare()?;
+        let authority = Authority::new(SharedPg(Arc::clone(&self.storage)), self.policy.clone())?;
+        self.storage.block_on(self.storage.record_public_keys(&authority.public_keys()))??;
+        let _ = self.served.set(AuthorityLedger::new(authority));
+        Ok(applied)
+    }
+
+    /// Retries [`PostgresLedger::open_now`] every second on `handle` until it succeeds.
+    pub fn open_in_background(self: &Arc<Self>, handle: &Handle) {
+        let this = Arc::clone(self);
+        handle.spawn(async move {
+            loop {
+                let attempt = Arc::clone(&this);
+                match tokio::task::spawn_blocking(move || attempt.open_now()).await {
+                    Ok(Ok(applied)) => {
+                        tracing::info!(?applied, "the ledger database is open: ready");
+                        return;
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "the ledger database cannot be opened yet; retrying"),
+                    Err(e) => tracing::error!(error = %e, "the ledger's start-up task failed; retrying"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    /// The served logic, once open.
+    pub fn served(&self) -> Result<&AuthorityLedger<SharedPg>> {
+        self.served.get().ok_or_else(|| unavailable("the ledger database is not reachable yet: not ready"))
+    }
+}
+
+fn failed<'a, T: Send + 'a, E: From<Error> + Send + 'a>(e: Error) -> BoxFuture<'a, std::result::Result<T, E>> {
+    Box::pin(async move { Err(e.into()) })
+}
+
+impl ServedLedger for PostgresLedger {
+    fn keys(&self) -> Vec<PublishedKey> {
+        self.served().map(|l| l.keys()).unwrap_or_default()
+    }
+
+    fn ready(&self) -> BoxFuture<'_, Result<()>> {
+        match self.served() {
+            Ok(l) => l.ready(),
+            Err(e) => failed(e),
+        }
+    }
+
+    fn register_device<'a>(
+        &'a self,
+        account: &'a Account,
+        registration: DeviceRegistration,
+    ) -> BoxFuture<'a, Result<()>> {
+        match self.served() {
+            Ok(l) => l.register_device(account, registration),
+            Err(e) => failed(e),
+        }
+    }
+
+    fn quota<'a>(
+        &'a self,
+        account: &'a Account,
+        request: RestoreRequest,
+        key_ids: KeyIdReceiver,
+    ) -> BoxFuture<'a, Result<Quota>> {
+        match self.served() {
+            Ok(l) => l.quota(account, request, key_ids),
+            Err(e) => failed(e),
+        }
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        account: &'a Account,
+        request: RestoreRequest,
+        key_ids: KeyIdReceiver,
+    ) -> BoxFuture<'a, std::result::Result<RestoreGrant, ServiceError>> {
+        match self.served() {
+            Ok(l) => l.authorize(account, request, key_ids),
+            Err(e) => failed(e),
+        }
+    }
+
+    fn confirm<'a>(&'a self, account: &'a Account, request_id: RequestId) -> BoxFuture<'a, Result<Settlement>> {
+        match self.served() {
+            Ok(l) => l.confirm(account, request_id),
+            Err(e) => failed(e),
+        }
+    }
+
+    fn release<'a>(&'a self, account: &'a Account, request_id: RequestId) -> BoxFuture<'a, Result<Settlement>> {
+        match self.served() {
+            Ok(l) => l.release(account, request_id),
+            Err(e) => failed(e),
+        }
+    }
+
+    fn audit<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<LedgerAudit>> {
+        match self.served() {
+            Ok(l) => l.audit(account),
+            Err(e) => failed(e),
+        }
     }
 }

@@ -10,14 +10,17 @@ use std::time::Duration;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use license_backup::ErrorCode;
 use license_backup::protocol::unhex;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
 use crate::auth::{StaticTokens, TokenVerifier};
-use crate::config::{AuthConfig, Config};
+use crate::config::{AuthConfig, Config, LedgerConfig};
 use crate::http::{App, router};
 use crate::ledger::{Ledger, SqliteLedger};
+use crate::pg_ledger::PostgresLedger;
 use crate::ratelimit::RateLimiter;
 
 /// The largest buffer a connection reads into (request head and body pieces).
@@ -33,18 +36,46 @@ pub struct Loaded {
     pub fingerprints: Vec<[u8; 16]>,
 }
 
-/// Opens the configured ledger (created, with a fresh service key, on first use), its keys
-/// unwrapped by the configured protector.
+/// Opens the configured SQLite ledger (created, with a fresh service key, on first use), its
+/// keys unwrapped by the configured protector.
 pub fn open_ledger(config: &Config) -> Result<SqliteLedger, String> {
-    let path = config.ledger.path();
+    let path = config.ledger.path().ok_or("the configured ledger is a PostgreSQL database, not a file")?;
     let protector = config.ledger.protector()?;
     SqliteLedger::open(path, &protector, config.policy.to_policy())
         .map_err(|e| format!("cannot open the ledger {}: {e}", path.display()))
 }
 
-/// Loads everything the configuration names (files are read here, so a mistake shows at start).
-pub fn load(config: &Config) -> Result<Loaded, String> {
-    let ledger: Arc<dyn Ledger> = Arc::new(open_ledger(config)?);
+/// The configured PostgreSQL ledger (`None` for SQLite), calling the database on `handle`'s
+/// runtime; nothing is read yet.
+pub fn postgres_ledger(config: &Config, handle: &Handle) -> Result<Option<Arc<PostgresLedger>>, String> {
+    let LedgerConfig::Postgres { url, pool, .. } = &config.ledger else { return Ok(None) };
+    let protector = config.ledger.protector()?;
+    let ledger = PostgresLedger::new(url, pool.settings(), protector, config.policy.to_policy(), handle.clone())
+        .map_err(|e| format!("the ledger: {e}"))?;
+    Ok(Some(Arc::new(ledger)))
+}
+
+/// Opens the configured ledger for serving. PostgreSQL: one attempt now, so that a mistake (a
+/// protector that does not open the keys, a schema newer than this server) stops the start; a
+/// database that cannot be reached is retried in the background, the server answering "not
+/// ready" meanwhile. Call it outside `handle`'s runtime.
+pub fn open_served_ledger(config: &Config, handle: &Handle) -> Result<Arc<dyn Ledger>, String> {
+    let Some(pg) = postgres_ledger(config, handle)? else { return Ok(Arc::new(open_ledger(config)?)) };
+    match pg.open_now() {
+        Ok(applied) => tracing::info!(?applied, "the ledger database is open"),
+        Err(e) if e.code() == ErrorCode::ServiceUnavailable => {
+            tracing::warn!(error = %e, "the ledger database cannot be reached: not ready until it can");
+            pg.open_in_background(handle);
+        }
+        Err(e) => return Err(format!("cannot open the ledger database: {e}")),
+    }
+    Ok(pg)
+}
+
+/// Loads everything the configuration names (files are read here, so a mistake shows at start);
+/// the ledger's database calls run on `handle`'s runtime. Call it outside that runtime.
+pub fn load(config: &Config, handle: &Handle) -> Result<Loaded, String> {
+    let ledger = open_served_ledger(config, handle)?;
     let fingerprints: Vec<[u8; 16]> = ledger
         .keys()
         .iter()

@@ -52,6 +52,10 @@ pub struct ServerOptions {
     pub extra_config: String,
     /// Names the certificate is for (default localhost, 127.0.0.1, ::1).
     pub hosts: Vec<String>,
+    /// Environment of the server and its admin commands (`LB_SERVICE_LEDGER=postgres://...`).
+    pub env: Vec<(String, String)>,
+    /// A `[ledger]` section (and its subtables) in place of the one `init` wrote.
+    pub ledger: Option<String>,
 }
 
 /// What `init` printed.
@@ -66,12 +70,14 @@ pub struct Made {
 
 /// A running (or stopped) server.
 pub struct TestServer {
-    pub dir: tempfile::TempDir,
+    /// The folder `init` made (shared by every instance of [`TestServer::another_instance`]).
+    pub dir: std::sync::Arc<tempfile::TempDir>,
     pub made: Made,
     pub url: String,
     pub listen: String,
     child: Option<Child>,
     stderr_log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 /// Generous rates for scenario runs (the defaults would throttle a test that restores often).
@@ -106,6 +112,11 @@ impl TestServer {
             key_fingerprint: v["key_fingerprint"].as_str().unwrap().into(),
         };
         let mut config = std::fs::read_to_string(&made.config).unwrap();
+        if let Some(ledger) = &options.ledger {
+            let start = config.find("\n[ledger]\n").expect("init writes a [ledger] section") + 1;
+            let end = config[start + 1..].find("\n[").map_or(config.len(), |i| start + 2 + i);
+            config.replace_range(start..end, ledger);
+        }
         if !options.extra_config.contains("[rate]") {
             config.push_str(TEST_RATES);
         }
@@ -113,8 +124,32 @@ impl TestServer {
         config.push_str(&options.extra_config);
         std::fs::write(&made.config, config).unwrap();
         let stderr_log = dir.path().join("server.log");
-        let mut server =
-            TestServer { dir, made, url: String::new(), listen: "127.0.0.1:0".into(), child: None, stderr_log };
+        let mut server = TestServer {
+            dir: std::sync::Arc::new(dir),
+            made,
+            url: String::new(),
+            listen: "127.0.0.1:0".into(),
+            child: None,
+            stderr_log,
+            env: options.env.clone(),
+        };
+        server.launch();
+        server
+    }
+
+    /// Another process with this server's configuration (its keys, tokens and ledger) on a port
+    /// of its own: a second instance behind the same load balancer.
+    pub fn another_instance(&self) -> TestServer {
+        let n = std::fs::read_dir(self.dir.path()).unwrap().count();
+        let mut server = TestServer {
+            dir: std::sync::Arc::clone(&self.dir),
+            made: self.made.clone(),
+            url: String::new(),
+            listen: "127.0.0.1:0".into(),
+            child: None,
+            stderr_log: self.dir.path().join(format!("server-{n}.log")),
+            env: self.env.clone(),
+        };
         server.launch();
         server
     }
@@ -127,6 +162,7 @@ impl TestServer {
             .arg(&self.made.config)
             .args(["--listen", &self.listen])
             .env("LB_SERVICE_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -178,6 +214,7 @@ impl TestServer {
             .args(args)
             .arg("--config")
             .arg(&self.made.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("license-backup-service runs");
         assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -100,7 +100,12 @@ impl PgCluster {
         if is_root() {
             for d in [&data, &sock] {
                 let out = Command::new("chown").arg("postgres:postgres").arg(d).output().expect("chown runs");
-                assert!(out.status.success(), "chown postgres {}: {}", d.display(), String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "chown postgres {}: {}",
+                    d.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
         let mut settings = vec![
@@ -162,7 +167,13 @@ impl PgCluster {
             "pg_ctl",
             &["-D", path_str(&data), "-o", &opts, "-l", path_str(&log), "-w", "-t", "60", "start"],
         );
-        assert!(out.status.success(), "pg_ctl start failed:\n{}{}\n{}", lossy(&out.stdout), lossy(&out.stderr), self.log());
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed:\n{}{}\n{}",
+            lossy(&out.stdout),
+            lossy(&out.stderr),
+            self.log()
+        );
         self.running = true;
     }
 

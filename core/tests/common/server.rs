@@ -52,6 +52,8 @@ pub struct ServerOptions {
     pub extra_config: String,
     /// Names the certificate is for (default localhost, 127.0.0.1, ::1).
     pub hosts: Vec<String>,
+    /// More (token, account) pairs for the token file, beside `init`'s token of `default`.
+    pub extra_tokens: Vec<(String, String)>,
 }
 
 /// What `init` printed.
@@ -112,6 +114,12 @@ impl TestServer {
         config.push('\n');
         config.push_str(&options.extra_config);
         std::fs::write(&made.config, config).unwrap();
+        let tokens = folder.join("tokens.txt");
+        let mut lines = std::fs::read_to_string(&tokens).unwrap();
+        for (token, account) in &options.extra_tokens {
+            lines.push_str(&format!("{token} {account}\n"));
+        }
+        std::fs::write(&tokens, lines).unwrap();
         let stderr_log = dir.path().join("server.log");
         let mut server =
             TestServer { dir, made, url: String::new(), listen: "127.0.0.1:0".into(), child: None, stderr_log };

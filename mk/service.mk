@@ -4,7 +4,7 @@
 #
 # The binding suites start real server processes (tests/scenarios in "server" mode, the
 # RemoteService tests): they find the binary through LICENSE_BACKUP_SERVICE. `cargo test
-# --workspace` (test-rust) builds it; service-binary builds it when a suite runs alone.
+# --workspace` (test-rust) builds it; service-binary builds it (if stale) when a suite runs alone.
 
 SERVICE_BIN := $(ROOT)/target/debug/license-backup-service
 export LICENSE_BACKUP_SERVICE := $(SERVICE_BIN)
@@ -12,7 +12,7 @@ export LICENSE_BACKUP_SERVICE := $(SERVICE_BIN)
 .PHONY: service-binary demo-network
 
 service-binary:
-	@test -x $(SERVICE_BIN) || $(CARGO) build --quiet -p license-backup-service --bin license-backup-service
+	$(CARGO) build --quiet -p license-backup-service --bin license-backup-service
 
 # The demo's story (make demo) through a license-backup-service the demo starts on 127.0.0.1
 # (its own key, token, CA and certificate in target/demo-network/service) and stops at the end.

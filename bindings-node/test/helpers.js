@@ -210,6 +210,16 @@ class TestServer {
     })
   }
 
+  /** What the server's ledger holds for `account` (its `audit` admin command). */
+  audit(account = 'default') {
+    const { execFileSync } = require('node:child_process')
+    const out = execFileSync(serviceBinary(), ['audit', '--account', account, '--config', this.made.config], {
+      encoding: 'utf8',
+    })
+    const { pending, confirmed, released, expired, licenses, placements, devices } = JSON.parse(out)
+    return { pending, confirmed, released, expired, licenses, placements, devices }
+  }
+
   /** A client that trusts this server's CA and has its token; options override. */
   client(options = {}) {
     return lb.RemoteService.open(this.url, { token: this.token, caFile: this.caFile, ...options })

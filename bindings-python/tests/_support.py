@@ -161,6 +161,21 @@ class TestServer:
             self.process.wait(30)
             self.process = None
 
+    def audit(self, account: str = "default") -> lb.LedgerAudit:
+        """What the server's ledger holds for ``account`` (its ``audit`` admin command)."""
+        import json
+        import subprocess
+
+        out = subprocess.run(
+            [str(service_binary()), "audit", "--account", account, "--config", str(self.config)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        v = json.loads(out)
+        return lb.LedgerAudit(
+            pending=v["pending"], confirmed=v["confirmed"], released=v["released"], expired=v["expired"],
+            licenses=v["licenses"], placements=v["placements"], devices=v["devices"],
+        )
+
     def client(self, **options: Any) -> lb.RemoteService:
         options.setdefault("token", self.token)
         options.setdefault("ca_file", self.ca_file)

@@ -288,7 +288,7 @@ pub fn request_body_len(head_len: usize, licenses: u64) -> u64 {
 #[derive(Debug)]
 pub enum RequestItem<'a> {
     /// The preamble, parsed (once, first).
-    Preamble(Preamble),
+    Preamble(Box<Preamble>),
     /// A run of key IDs (16 bytes each).
     KeyIds(&'a [u8]),
 }
@@ -406,7 +406,7 @@ impl RequestDecoder {
                         self.head_len = (REQUEST_HEAD_LEN + len) as u64;
                         self.buf.clear();
                         self.stage = if self.licenses == 0 { Stage::Trailer } else { Stage::KeyIds };
-                        out(RequestItem::Preamble(preamble))?;
+                        out(RequestItem::Preamble(Box::new(preamble)))?;
                     }
                 }
                 Stage::KeyIds => {
@@ -833,7 +833,7 @@ mod tests {
         for chunk in bytes.chunks(piece.max(1)) {
             dec.feed(chunk, &mut |item| {
                 match item {
-                    RequestItem::Preamble(p) => pre = Some(p),
+                    RequestItem::Preamble(p) => pre = Some(*p),
                     RequestItem::KeyIds(k) => kids.extend(k.chunks_exact(16).map(|c| <[u8; 16]>::try_from(c).unwrap())),
                 }
                 Ok(())

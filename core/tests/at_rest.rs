@@ -610,3 +610,63 @@ fn hpke_public(ikm: &[u8]) -> [u8; 32] {
     hk.expand(&info, &mut sk).unwrap();
     x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(sk)).to_bytes()
 }
+
+/// Service key rotation (what `license-backup-service rotate-key` runs): the new key is current,
+/// the old one is kept among the retired keys, wrapped by the same protector (also when the
+/// ledger is protected after the rotation), and the archives made for it still restore. A
+/// protector that cannot open the ledger's key rotates nothing.
+#[test]
+fn a_rotated_service_key_is_kept_sealed_and_still_restores_its_archives() {
+    let w = World::new();
+    let ledger = w.path("rotating.db");
+    let policy = ServicePolicy::default;
+    // Unprotected first: rotate, then protect in place; both seeds leave the file.
+    let old_key = EmbeddedService::open(&ledger).unwrap().public_key().unwrap();
+    let old_seed: Vec<u8> = sql(&ledger).query_row("SELECT seed FROM secret", [], |r| r.get(0)).unwrap();
+    let new_key = SqliteLedger::open(&ledger).unwrap().rotate_key(&Protector::unprotected()).unwrap();
+    assert_ne!(new_key, old_key);
+    let new_seed: Vec<u8> = sql(&ledger).query_row("SELECT seed FROM secret", [], |r| r.get(0)).unwrap();
+    let retired: Vec<u8> = sql(&ledger).query_row("SELECT seed FROM retired_secrets", [], |r| r.get(0)).unwrap();
+    assert_eq!(retired, old_seed, "the old key is kept as it was stored");
+    let p = HostProtector::new(4);
+    let protector = Protector::new(Arc::clone(&p) as Arc<dyn KeyProtector>);
+    let service = EmbeddedService::open_with(&ledger, ServiceOptions::protected(policy(), protector.clone())).unwrap();
+    assert_eq!(service.public_key().unwrap(), new_key);
+    assert_eq!(service.authority().public_keys(), [new_key, old_key]);
+    drop(service);
+    for seed in [&old_seed, &new_seed] {
+        assert!(files_holding(w.dir.path(), seed).is_empty(), "no seed in clear in any file");
+    }
+
+    // An archive made for the current key, then a rotation under the protector: it restores.
+    let service =
+        Arc::new(EmbeddedService::open_with(&ledger, ServiceOptions::protected(policy(), protector.clone())).unwrap());
+    let (a, ra) = device_with(&w, "a", Arc::clone(&service) as Arc<dyn LicenseService>);
+    fill(&a, 5, 0);
+    backup(&ra, false).0.unwrap();
+    drop((ra, service));
+    let other = Protector::new(HostProtector::new(5) as Arc<dyn KeyProtector>);
+    let storage = SqliteLedger::open_with(&ledger, &protector).unwrap();
+    assert_eq!(storage.rotate_key(&other).unwrap_err().code(), ErrorCode::ProtectorMismatch);
+    assert_eq!(storage.service_seeds().unwrap().len(), 2, "a refused rotation changes nothing");
+    let newest = storage.rotate_key(&protector).unwrap();
+    drop(storage);
+    let service =
+        Arc::new(EmbeddedService::open_with(&ledger, ServiceOptions::protected(policy(), protector)).unwrap());
+    assert_eq!(service.authority().public_keys(), [newest, new_key, old_key]);
+    let (b, rb) = device_with(&w, "b", Arc::clone(&service) as Arc<dyn LicenseService>);
+    restore(&rb, RestoreFlags::default()).0.unwrap();
+    assert_eq!(b.license_count().unwrap(), 5);
+    drop((rb, service));
+    assert_eq!(EmbeddedService::open(&ledger).unwrap_err().code(), ErrorCode::ProtectorRequired);
+}
+
+/// A device of `w` using `service`, backing up to and restoring from `w`'s backup folder.
+fn device_with(w: &World, name: &str, service: Arc<dyn LicenseService>) -> (Arc<LicenseStore>, BackupRestorer) {
+    let store = Arc::new(LicenseStore::open(w.path(&format!("{name}.db"))).unwrap());
+    let restorer = create_backup_restorer(Arc::clone(&store), service);
+    let folder = PropertyValue::String(w.folder("backup").display().to_string());
+    restorer.set_property("BackupPath", folder.clone()).unwrap();
+    restorer.set_property("RestorePath", folder).unwrap();
+    (store, restorer)
+}

@@ -348,7 +348,7 @@ async fn open_request(app: &App, headers: &HeaderMap, mut body: Body) -> Result<
         };
         let fed = decoder.feed(&data, &mut |item| {
             match item {
-                RequestItem::Preamble(p) => preamble = Some(p),
+                RequestItem::Preamble(p) => preamble = Some(*p),
                 RequestItem::KeyIds(k) => first.extend_from_slice(k),
             }
             Ok(())

@@ -255,9 +255,20 @@ impl<L: license_backup::Ledger + 'static> Ledger for AuthorityLedger<L> {
     ) -> BoxFuture<'a, Result<RestoreGrant, ServiceError>> {
         let account = account.clone();
         Box::pin(self.run(move |a| {
+            // For the log only: whether this request ID already has its reservation (a retry).
+            let retried = a
+                .ledger()
+                .read()
+                .and_then(|mut tx| tx.reservation_by_request(account.as_str(), &request.request_id))
+                .is_ok_and(|r| r.is_some());
             let mut iter = key_ids.blocking_iter();
             let grant = a.authorize_restore(account.as_str(), &request, &mut iter)?;
-            tracing::debug!(account = account.as_str(), device = %hex(&request.device_id), "reserved");
+            let device = hex(&request.device_id);
+            if retried {
+                tracing::info!(account = account.as_str(), device, "answered a retried request from its reservation");
+            } else {
+                tracing::debug!(account = account.as_str(), device, "reservation made");
+            }
             Ok(grant)
         }))
     }

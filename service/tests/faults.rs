@@ -20,9 +20,10 @@ use server::{ServerOptions, TestServer};
 enum Twist {
     /// Forwards the client's bytes at most `bytes_per_ms` a millisecond.
     Slow { bytes_per_ms: usize },
-    /// Drops the first `times` connections whose server starts answering `200` (plain HTTP):
-    /// the server has read the request and committed, the client never reads the answer.
-    DropAnswer { times: usize },
+    /// Lets the first `skip` answers `200` through, then drops the next `times` connections
+    /// whose server starts answering `200` (plain HTTP): the server has read the request and
+    /// committed, the client never reads the answer.
+    DropAnswer { skip: usize, times: usize },
 }
 
 /// A TCP proxy on 127.0.0.1 in front of a server: a network that misbehaves.
@@ -111,10 +112,10 @@ fn pipe(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Twist::DropAnswer { times } = twist {
+        if let Twist::DropAnswer { skip, times } = twist {
             if !judged && buf[..n].starts_with(b"HTTP/1.1 200") {
                 judged = true;
-                if judged_count.fetch_add(1, Ordering::AcqRel) < times {
+                if (skip..skip + times).contains(&judged_count.fetch_add(1, Ordering::AcqRel)) {
                     dropped.fetch_add(1, Ordering::AcqRel);
                     // The answer is lost: both sides see the connection end.
                     let _ = c_write.shutdown(Shutdown::Both);
@@ -197,7 +198,7 @@ fn the_server_killed_during_an_authorization_changes_nothing() {
     fill(&a, 20_000);
     backup(&ra);
     // The restore's request crawls through the proxy (320 KB of key IDs at 16 KB/s): the
-    // server is inside its ledger transaction when it dies.
+    // server is receiving it (spooling its key IDs) when it dies.
     let proxy = Proxy::start(&server.listen, Twist::Slow { bytes_per_ms: 16 });
     let (b, rb) = device(dir.path(), "b", client(&proxy.url("https"), &server, Duration::from_secs(5), 1));
     let running = std::thread::spawn(move || restore(&rb));
@@ -229,21 +230,25 @@ fn a_dropped_answer_is_retried_and_never_counts_twice() {
     let (a, ra) = device(dir.path(), "a", Arc::new(server.client()));
     fill(&a, 1000);
     backup(&ra);
-    // The first answer to the authorization is lost after the server committed it.
-    let proxy = Proxy::start(&server.listen, Twist::DropAnswer { times: 1 });
+    // The first answer to the authorization is lost after the server committed it (the answer
+    // before it is the service's keys).
+    let proxy = Proxy::start(&server.listen, Twist::DropAnswer { skip: 1, times: 1 });
     let (b, rb) = device(dir.path(), "b", client(&proxy.url("http"), &server, Duration::from_secs(10), 2));
     let (events, result) = restore(&rb);
     assert_eq!(result.unwrap().licenses, 1000);
     assert_eq!(events[..3], ["connecting", "disconnecting", "begin"]);
     assert_eq!(proxy.dropped.load(Ordering::Relaxed), 1, "the first answer was lost");
-    assert_eq!(proxy.judged.load(Ordering::Relaxed), 2, "then the retry's answer passed");
+    // The keys, the lost answer, the retry's answer, the confirmation.
+    assert_eq!(proxy.judged.load(Ordering::Relaxed), 4, "then the retry's answer passed");
     assert_eq!(b.license_count().unwrap(), 1000);
     // Two requests with one request ID reached the server; the ledger authorized the first and
     // answered the retry from what it recorded.
     let log = server.log();
-    assert_eq!(log.matches("DEBUG authorized").count(), 1, "{log}");
-    assert_eq!(log.matches("answered a retried request from the ledger").count(), 1, "{log}");
+    assert_eq!(log.matches("reservation made").count(), 1, "{log}");
+    assert_eq!(log.matches("answered a retried request from its reservation").count(), 1, "{log}");
     assert_eq!(authorizations(&server), 1);
+    let audit = server.audit();
+    assert_eq!((audit.confirmed, audit.pending, audit.placements), (1, 0, 2000), "confirmed once: a and b");
     // And the quota agrees: b counts once, a third device is refused.
     let (_, rc) = device(dir.path(), "c", Arc::new(server.client()));
     assert_eq!(rc.restore_quota().unwrap().restores_remaining, 0);

@@ -200,6 +200,13 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
     ));
     let no_token = head(&w, "PUT", &path, RESTORE_REQUEST_TYPE, Some(good.len())).replace("Bearer ", "Bearer x");
     cases.push(("a wrong token", send(&w, &no_token, &good), (401, "AUTHENTICATION_FAILED")));
+    let mut elsewhere = w.preamble.clone();
+    elsewhere.request_id = "0f8fad5b-d9cb-469f-a165-70867728950f".into();
+    cases.push((
+        "a preamble naming another request ID than the path",
+        put(RESTORE_REQUEST_TYPE, &body(&elsewhere, &w.key_ids, &w.key_ids)),
+        (400, "PROTOCOL_VIOLATION"),
+    ));
     cases.push((
         "an empty body",
         send(&w, &head(&w, "PUT", &path, RESTORE_REQUEST_TYPE, Some(0)), b""),
@@ -241,13 +248,19 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
     let (status, name) = send(&w, &head(&w, "PUT", &path, RESTORE_REQUEST_TYPE, None), &chunked(&good));
     assert_eq!((status, name.as_str()), (200, ""));
     assert_eq!(restores(&w), 1);
-    // The same request ID for another request: refused.
+    // The same request ID for another request (another device): refused with the library's
+    // code, as the embedded service refuses it; the ledger keeps its one reservation.
     let mut other = w.preamble.clone();
     other.device_public_key = protocol::hex(&[4u8; 32]);
     other.device_id = protocol::hex(&protocol::device_id_of(&[4u8; 32]));
     let (status, name) = put(RESTORE_REQUEST_TYPE, &body(&other, &w.key_ids, &w.key_ids));
-    assert_eq!((status, name.as_str()), (409, "PROTOCOL_VIOLATION"));
+    assert_eq!((status, name.as_str()), (400, "INVALID_ARGUMENT"));
     assert_eq!(restores(&w), 1);
+    // The same request again: answered from its reservation, nothing new recorded.
+    let (status, name) = put(RESTORE_REQUEST_TYPE, &good);
+    assert_eq!((status, name.as_str()), (200, ""));
+    assert_eq!(restores(&w), 1);
+    assert_eq!(w.server.audit().pending, 1);
 }
 
 #[test]

@@ -30,6 +30,12 @@ class ErrorCode(enum.IntEnum):
     WRONG_KEY = 303
     SERVICE_UNAVAILABLE = 401
     RESTORE_LIMIT_EXCEEDED = 402
+    AUTHENTICATION_FAILED = 410
+    PROTOCOL_VIOLATION = 411
+    SERVICE_NOT_TRUSTED = 412
+    SERVICE_KEY_NOT_PINNED = 413
+    RATE_LIMITED = 414
+    REQUEST_TOO_LARGE = 415
     FOREIGN_DEVICE = 403
     CANCELLED = 501
     BUSY = 502
@@ -78,6 +84,12 @@ _DESCRIPTIONS: Dict[ErrorCode, str] = {
     ErrorCode.WRONG_KEY: "archive key does not match this service or device",
     ErrorCode.SERVICE_UNAVAILABLE: "license management service unavailable",
     ErrorCode.RESTORE_LIMIT_EXCEEDED: "restore limit exceeded",
+    ErrorCode.AUTHENTICATION_FAILED: "the license management service rejected the credentials",
+    ErrorCode.PROTOCOL_VIOLATION: "license management service protocol error",
+    ErrorCode.SERVICE_NOT_TRUSTED: "the license management service's certificate is not trusted",
+    ErrorCode.SERVICE_KEY_NOT_PINNED: "the license management service's key is not pinned",
+    ErrorCode.RATE_LIMITED: "too many requests to the license management service",
+    ErrorCode.REQUEST_TOO_LARGE: "request too large for the license management service",
     ErrorCode.FOREIGN_DEVICE: "the device belongs to another account",
     ErrorCode.CANCELLED: "operation cancelled",
     ErrorCode.BUSY: "another operation is already running",
@@ -247,6 +259,42 @@ class RestoreLimitExceededError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.RESTORE_LIMIT_EXCEEDED
 
 
+class AuthenticationFailedError(LicenseBackupError):
+    """AUTHENTICATION_FAILED (410): the license management service rejected the credentials."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.AUTHENTICATION_FAILED
+
+
+class ProtocolViolationError(LicenseBackupError):
+    """PROTOCOL_VIOLATION (411): license management service protocol error."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PROTOCOL_VIOLATION
+
+
+class ServiceNotTrustedError(LicenseBackupError):
+    """SERVICE_NOT_TRUSTED (412): the license management service's certificate is not trusted."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.SERVICE_NOT_TRUSTED
+
+
+class ServiceKeyNotPinnedError(LicenseBackupError):
+    """SERVICE_KEY_NOT_PINNED (413): the license management service's key is not pinned."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.SERVICE_KEY_NOT_PINNED
+
+
+class RateLimitedError(LicenseBackupError):
+    """RATE_LIMITED (414): too many requests to the license management service."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.RATE_LIMITED
+
+
+class RequestTooLargeError(LicenseBackupError):
+    """REQUEST_TOO_LARGE (415): request too large for the license management service."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.REQUEST_TOO_LARGE
+
+
 class ForeignDeviceError(LicenseBackupError):
     """FOREIGN_DEVICE (403): the device belongs to another account."""
 
@@ -363,6 +411,12 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
     ErrorCode.WRONG_KEY: WrongKeyError,
     ErrorCode.SERVICE_UNAVAILABLE: ServiceUnavailableError,
     ErrorCode.RESTORE_LIMIT_EXCEEDED: RestoreLimitExceededError,
+    ErrorCode.AUTHENTICATION_FAILED: AuthenticationFailedError,
+    ErrorCode.PROTOCOL_VIOLATION: ProtocolViolationError,
+    ErrorCode.SERVICE_NOT_TRUSTED: ServiceNotTrustedError,
+    ErrorCode.SERVICE_KEY_NOT_PINNED: ServiceKeyNotPinnedError,
+    ErrorCode.RATE_LIMITED: RateLimitedError,
+    ErrorCode.REQUEST_TOO_LARGE: RequestTooLargeError,
     ErrorCode.FOREIGN_DEVICE: ForeignDeviceError,
     ErrorCode.CANCELLED: CancelledError,
     ErrorCode.BUSY: BusyError,
@@ -418,6 +472,12 @@ __all__ = [
     "WrongKeyError",
     "ServiceUnavailableError",
     "RestoreLimitExceededError",
+    "AuthenticationFailedError",
+    "ProtocolViolationError",
+    "ServiceNotTrustedError",
+    "ServiceKeyNotPinnedError",
+    "RateLimitedError",
+    "RequestTooLargeError",
     "ForeignDeviceError",
     "CancelledError",
     "BusyError",

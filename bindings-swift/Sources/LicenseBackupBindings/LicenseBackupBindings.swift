@@ -519,6 +519,22 @@ fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -648,9 +664,10 @@ public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
     func removeProperty(name: String) throws  -> Bool
     
     /**
-     * What the restore quota allows for the archive in `RestorePath` onto this device.
+     * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+     * new identity of it with `individualize`).
      */
-    func restoreQuota() throws  -> Quota
+    func restoreQuota(individualize: Bool) throws  -> Quota
     
     /**
      * Sets a property by name.
@@ -735,6 +752,19 @@ public convenience init(store: RawLicenseStore, service: RawEmbeddedService)thro
         try! rustCall { uniffi_license_backup_swift_fn_free_rawbackuprestorer(handle, $0) }
     }
 
+    
+    /**
+     * A restorer authorizing restores with a remote service.
+     */
+public static func withRemote(store: RawLicenseStore, service: RawRemoteService)throws  -> RawBackupRestorer  {
+    return try  FfiConverterTypeRawBackupRestorer_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_constructor_rawbackuprestorer_with_remote(
+        FfiConverterTypeRawLicenseStore_lower(store),
+        FfiConverterTypeRawRemoteService_lower(service),uniffiCallStatus
+    )
+})
+}
     
 
     
@@ -823,13 +853,15 @@ open func removeProperty(name: String)throws  -> Bool  {
 }
     
     /**
-     * What the restore quota allows for the archive in `RestorePath` onto this device.
+     * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+     * new identity of it with `individualize`).
      */
-open func restoreQuota()throws  -> Quota  {
+open func restoreQuota(individualize: Bool = false)throws  -> Quota  {
     return try  FfiConverterTypeQuota_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_method_rawbackuprestorer_restore_quota(
-            self.uniffiCloneHandle(),uniffiCallStatus
+            self.uniffiCloneHandle(),
+        FfiConverterBool.lower(individualize),uniffiCallStatus
     )
 })
 }
@@ -933,6 +965,11 @@ public func FfiConverterTypeRawBackupRestorer_lower(_ value: RawBackupRestorer) 
 public protocol RawEmbeddedServiceProtocol: AnyObject, Sendable {
     
     /**
+     * What the ledger holds: reservations by state, licenses and devices counted.
+     */
+    func audit() throws  -> LedgerAudit
+    
+    /**
      * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
      * or back online.
      */
@@ -1012,6 +1049,18 @@ public static func `open`(path: String, maxDevices: UInt32? = nil, refusalUrl: S
 }
     
 
+    
+    /**
+     * What the ledger holds: reservations by state, licenses and devices counted.
+     */
+open func audit()throws  -> LedgerAudit  {
+    return try  FfiConverterTypeLedgerAudit_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawembeddedservice_audit(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
@@ -2140,6 +2189,154 @@ public func FfiConverterTypeRawOperation_lower(_ value: RawOperation) -> UInt64 
 
 
 /**
+ * A License Management Service over HTTPS (`RemoteService` in Swift wraps it).
+ */
+public protocol RawRemoteServiceProtocol: AnyObject, Sendable {
+    
+    /**
+     * The service's URL.
+     */
+    func url()  -> String
+    
+}
+/**
+ * A License Management Service over HTTPS (`RemoteService` in Swift wraps it).
+ */
+open class RawRemoteService: RawRemoteServiceProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_license_backup_swift_fn_clone_rawremoteservice(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_license_backup_swift_fn_free_rawremoteservice(handle, $0) }
+    }
+
+    
+    /**
+     * A client of the service at `url`; `timeout` is the connect, read and write timeout in
+     * seconds. Nothing is sent until a call needs the service.
+     */
+public static func `open`(url: String, token: String?, caFile: String?, certPins: [String], serviceKeys: [String], timeout: Double?, retries: UInt32?)throws  -> RawRemoteService  {
+    return try  FfiConverterTypeRawRemoteService_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_constructor_rawremoteservice_open(
+        FfiConverterString.lower(url),
+        FfiConverterOptionString.lower(token),
+        FfiConverterOptionString.lower(caFile),
+        FfiConverterSequenceString.lower(certPins),
+        FfiConverterSequenceString.lower(serviceKeys),
+        FfiConverterOptionDouble.lower(timeout),
+        FfiConverterOptionUInt32.lower(retries),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * The service's URL.
+     */
+open func url() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawremoteservice_url(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRawRemoteService: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = RawRemoteService
+
+    public static func lift(_ handle: UInt64) throws -> RawRemoteService {
+        return RawRemoteService(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: RawRemoteService) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RawRemoteService {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: RawRemoteService, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawRemoteService_lift(_ handle: UInt64) throws -> RawRemoteService {
+    return try FfiConverterTypeRawRemoteService.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawRemoteService_lower(_ value: RawRemoteService) -> UInt64 {
+    return FfiConverterTypeRawRemoteService.lower(value)
+}
+
+
+
+
+
+
+/**
  * Tells the Swift sink, between the events of a batch, whether to drop the rest of it: true
  * once the operation's cancellation has been requested (from anywhere, a delegate method
  * included). A delegate method that throws stops the batch on the Swift side by itself.
@@ -2346,6 +2543,125 @@ public func FfiConverterTypeCatalogEntry_lift(_ buf: RustBuffer) throws -> Catal
 #endif
 public func FfiConverterTypeCatalogEntry_lower(_ value: CatalogEntry) -> RustBuffer {
     return FfiConverterTypeCatalogEntry.lower(value)
+}
+
+
+/**
+ * What an embedded service's ledger holds (`EmbeddedService.audit()`).
+ */
+public struct LedgerAudit: Equatable, Hashable {
+    /**
+     * Reservations granted and not yet confirmed or released (they count).
+     */
+    public var pending: UInt64
+    /**
+     * Reservations confirmed by their device (they count).
+     */
+    public var confirmed: UInt64
+    /**
+     * Reservations released by their device (they do not count).
+     */
+    public var released: UInt64
+    /**
+     * Reservations left pending past the service's limit (they count, for good).
+     */
+    public var expired: UInt64
+    /**
+     * Licenses with at least one device counted.
+     */
+    public var licenses: UInt64
+    /**
+     * (license, device) pairs that count.
+     */
+    public var placements: UInt64
+    /**
+     * Devices known to belong to the account.
+     */
+    public var devices: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Reservations granted and not yet confirmed or released (they count).
+         */pending: UInt64, 
+        /**
+         * Reservations confirmed by their device (they count).
+         */confirmed: UInt64, 
+        /**
+         * Reservations released by their device (they do not count).
+         */released: UInt64, 
+        /**
+         * Reservations left pending past the service's limit (they count, for good).
+         */expired: UInt64, 
+        /**
+         * Licenses with at least one device counted.
+         */licenses: UInt64, 
+        /**
+         * (license, device) pairs that count.
+         */placements: UInt64, 
+        /**
+         * Devices known to belong to the account.
+         */devices: UInt64) {
+        self.pending = pending
+        self.confirmed = confirmed
+        self.released = released
+        self.expired = expired
+        self.licenses = licenses
+        self.placements = placements
+        self.devices = devices
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LedgerAudit: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLedgerAudit: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LedgerAudit {
+        return
+            try LedgerAudit(
+                pending: FfiConverterUInt64.read(from: &buf), 
+                confirmed: FfiConverterUInt64.read(from: &buf), 
+                released: FfiConverterUInt64.read(from: &buf), 
+                expired: FfiConverterUInt64.read(from: &buf), 
+                licenses: FfiConverterUInt64.read(from: &buf), 
+                placements: FfiConverterUInt64.read(from: &buf), 
+                devices: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LedgerAudit, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.pending, into: &buf)
+        FfiConverterUInt64.write(value.confirmed, into: &buf)
+        FfiConverterUInt64.write(value.released, into: &buf)
+        FfiConverterUInt64.write(value.expired, into: &buf)
+        FfiConverterUInt64.write(value.licenses, into: &buf)
+        FfiConverterUInt64.write(value.placements, into: &buf)
+        FfiConverterUInt64.write(value.devices, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLedgerAudit_lift(_ buf: RustBuffer) throws -> LedgerAudit {
+    return try FfiConverterTypeLedgerAudit.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLedgerAudit_lower(_ value: LedgerAudit) -> RustBuffer {
+    return FfiConverterTypeLedgerAudit.lower(value)
 }
 
 
@@ -2636,6 +2952,10 @@ public struct Quota: Equatable, Hashable {
      * This device already counts for every license, so restoring onto it again is free.
      */
     public var deviceAlreadyCounted: Bool
+    /**
+     * Whether the service would authorize this restore now.
+     */
+    public var allowed: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2651,11 +2971,15 @@ public struct Quota: Equatable, Hashable {
          */restoresRemaining: UInt32, 
         /**
          * This device already counts for every license, so restoring onto it again is free.
-         */deviceAlreadyCounted: Bool) {
+         */deviceAlreadyCounted: Bool, 
+        /**
+         * Whether the service would authorize this restore now.
+         */allowed: Bool) {
         self.licenses = licenses
         self.maxDevices = maxDevices
         self.restoresRemaining = restoresRemaining
         self.deviceAlreadyCounted = deviceAlreadyCounted
+        self.allowed = allowed
     }
 
     
@@ -2677,7 +3001,8 @@ public struct FfiConverterTypeQuota: FfiConverterRustBuffer {
                 licenses: FfiConverterUInt64.read(from: &buf), 
                 maxDevices: FfiConverterUInt32.read(from: &buf), 
                 restoresRemaining: FfiConverterUInt32.read(from: &buf), 
-                deviceAlreadyCounted: FfiConverterBool.read(from: &buf)
+                deviceAlreadyCounted: FfiConverterBool.read(from: &buf), 
+                allowed: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2686,6 +3011,7 @@ public struct FfiConverterTypeQuota: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.maxDevices, into: &buf)
         FfiConverterUInt32.write(value.restoresRemaining, into: &buf)
         FfiConverterBool.write(value.deviceAlreadyCounted, into: &buf)
+        FfiConverterBool.write(value.allowed, into: &buf)
     }
 }
 
@@ -3244,6 +3570,34 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case restoreLimitExceeded = 402
     /**
+     * The archive was made on (or the device is registered with) another account of the service.
+     */
+    case foreignDevice = 403
+    /**
+     * The License Management Service rejected the application's credentials (its token).
+     */
+    case authenticationFailed = 410
+    /**
+     * A message between the device and the service broke the protocol.
+     */
+    case protocolViolation = 411
+    /**
+     * The service's TLS certificate does not verify or does not match the pinned certificate.
+     */
+    case serviceNotTrusted = 412
+    /**
+     * The service's current key is not one the application pinned: a backup does not wrap to it.
+     */
+    case serviceKeyNotPinned = 413
+    /**
+     * The service asked the caller to slow down; try again later.
+     */
+    case rateLimited = 414
+    /**
+     * The request is larger than the service accepts (too many licenses).
+     */
+    case requestTooLarge = 415
+    /**
      * The operation was cancelled.
      */
     case cancelled = 501
@@ -3386,35 +3740,49 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 19: return .restoreLimitExceeded
         
-        case 20: return .cancelled
+        case 20: return .foreignDevice
         
-        case 21: return .busy
+        case 21: return .authenticationFailed
         
-        case 22: return .callbackFailed
+        case 22: return .protocolViolation
         
-        case 23: return .storage
+        case 23: return .serviceNotTrusted
         
-        case 24: return .licenseNotFound
+        case 24: return .serviceKeyNotPinned
         
-        case 25: return .licenseExists
+        case 25: return .rateLimited
         
-        case 26: return .wrongFileKind
+        case 26: return .requestTooLarge
         
-        case 27: return .protectorRequired
+        case 27: return .cancelled
         
-        case 28: return .protectorMismatch
+        case 28: return .busy
         
-        case 29: return .protectorFailed
+        case 29: return .callbackFailed
         
-        case 30: return .licenseTampered
+        case 30: return .storage
         
-        case 31: return .playsExhausted
+        case 31: return .licenseNotFound
         
-        case 32: return .licenseExpired
+        case 32: return .licenseExists
         
-        case 33: return .playNotAllowed
+        case 33: return .wrongFileKind
         
-        case 34: return .`internal`
+        case 34: return .protectorRequired
+        
+        case 35: return .protectorMismatch
+        
+        case 36: return .protectorFailed
+        
+        case 37: return .licenseTampered
+        
+        case 38: return .playsExhausted
+        
+        case 39: return .licenseExpired
+        
+        case 40: return .playNotAllowed
+        
+        case 41: return .`internal`
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3500,64 +3868,92 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(19))
         
         
-        case .cancelled:
+        case .foreignDevice:
             writeInt(&buf, Int32(20))
         
         
-        case .busy:
+        case .authenticationFailed:
             writeInt(&buf, Int32(21))
         
         
-        case .callbackFailed:
+        case .protocolViolation:
             writeInt(&buf, Int32(22))
         
         
-        case .storage:
+        case .serviceNotTrusted:
             writeInt(&buf, Int32(23))
         
         
-        case .licenseNotFound:
+        case .serviceKeyNotPinned:
             writeInt(&buf, Int32(24))
         
         
-        case .licenseExists:
+        case .rateLimited:
             writeInt(&buf, Int32(25))
         
         
-        case .wrongFileKind:
+        case .requestTooLarge:
             writeInt(&buf, Int32(26))
         
         
-        case .protectorRequired:
+        case .cancelled:
             writeInt(&buf, Int32(27))
         
         
-        case .protectorMismatch:
+        case .busy:
             writeInt(&buf, Int32(28))
         
         
-        case .protectorFailed:
+        case .callbackFailed:
             writeInt(&buf, Int32(29))
         
         
-        case .licenseTampered:
+        case .storage:
             writeInt(&buf, Int32(30))
         
         
-        case .playsExhausted:
+        case .licenseNotFound:
             writeInt(&buf, Int32(31))
         
         
-        case .licenseExpired:
+        case .licenseExists:
             writeInt(&buf, Int32(32))
         
         
-        case .playNotAllowed:
+        case .wrongFileKind:
             writeInt(&buf, Int32(33))
         
         
-        case .`internal`:
+        case .protectorRequired:
             writeInt(&buf, Int32(34))
+        
+        
+        case .protectorMismatch:
+            writeInt(&buf, Int32(35))
+        
+        
+        case .protectorFailed:
+            writeInt(&buf, Int32(36))
+        
+        
+        case .licenseTampered:
+            writeInt(&buf, Int32(37))
+        
+        
+        case .playsExhausted:
+            writeInt(&buf, Int32(38))
+        
+        
+        case .licenseExpired:
+            writeInt(&buf, Int32(39))
+        
+        
+        case .playNotAllowed:
+            writeInt(&buf, Int32(40))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(41))
         
         }
     }
@@ -4157,6 +4553,30 @@ fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
+    typealias SwiftType = Double?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDouble.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -4349,6 +4769,31 @@ fileprivate struct FfiConverterOptionTypePropertyValue: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeLicense: FfiConverterRustBuffer {
     typealias SwiftType = [License]
 
@@ -4505,7 +4950,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_property() != 49528) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 55415) {
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 19041) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_set_property() != 23610) {
@@ -4515,6 +4960,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_start_restore() != 4915) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 1240) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 11046) {
@@ -4586,16 +5034,25 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawoperation_wait() != 16892) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_license_backup_swift_checksum_method_rawremoteservice_url() != 27500) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_license_backup_swift_checksum_method_rawstopsignal_is_set() != 34216) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_constructor_rawbackuprestorer_new() != 23167) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_license_backup_swift_checksum_constructor_rawbackuprestorer_with_remote() != 18914) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_license_backup_swift_checksum_constructor_rawembeddedservice_open() != 24801) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_constructor_rawlicensestore_open() != 1162) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_constructor_rawremoteservice_open() != 63) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -344,6 +344,26 @@ final class TestServer {
 
     var running: Bool { process != nil }
 
+    /// What the server's ledger holds for `account` (its `audit` admin command).
+    func audit(account: String = "default") throws -> LedgerAudit {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: serviceBinary())
+        p.arguments = ["audit", "--account", account, "--config", config]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        // Polling, as in stop(): waitUntilExit() never returns on a Swift concurrency thread.
+        while p.isRunning { usleep(1000) }
+        guard p.terminationStatus == 0, let v = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ServerFailure(description: "license-backup-service audit failed")
+        }
+        func n(_ key: String) -> UInt64 { (v[key] as? NSNumber)?.uint64Value ?? UInt64.max }
+        return LedgerAudit(pending: n("pending"), confirmed: n("confirmed"), released: n("released"),
+                           expired: n("expired"), licenses: n("licenses"), placements: n("placements"),
+                           devices: n("devices"))
+    }
+
     /// A client that trusts this server's CA and has its token.
     func client(token: String? = nil, caFile: String?? = nil, certPins: [String] = [], serviceKeys: [String] = [],
                 timeout: TimeInterval? = nil, retries: UInt32? = nil) throws -> RemoteService {

@@ -50,18 +50,30 @@ impl RestoreJob {
         let scanned = scan::scan(&path)?;
         emitter.check_cancelled()?;
         let target = RestoreTarget::new(&self.store_path, &self.keys, self.individualize)?;
-        // Reservations an earlier restore left unsettled (a crash, the service unreachable).
-        let _ = journal::settle(&self.store_path, self.service.as_ref());
-        let service_key = self.service.public_key()?;
-        let mut pending = PendingRestore::begin(
-            &self.store_path,
-            Arc::clone(&self.service),
-            &service_key,
-            &scanned.header.archive_id,
-        )?;
-        let request = restore_request(&scanned, &target, *pending.request_id(), &service_key)?;
 
+        // CONNECTING before the first call that may reach the service (a networked service's
+        // keys, the journal's settlements), DISCONNECTING once it answered or failed.
         emitter.emit(StatusEvent::Connecting)?;
+        let prepared = (|| {
+            // Reservations an earlier restore left unsettled (a crash, the service unreachable).
+            let _ = journal::settle(&self.store_path, self.service.as_ref());
+            let service_key = self.service.public_key()?;
+            let pending = PendingRestore::begin(
+                &self.store_path,
+                Arc::clone(&self.service),
+                &service_key,
+                &scanned.header.archive_id,
+            )?;
+            let request = restore_request(&scanned, &target, *pending.request_id(), &service_key)?;
+            Ok::<_, Error>((pending, request))
+        })();
+        let (mut pending, request) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                emitter.emit(StatusEvent::Disconnecting)?;
+                return Err(e);
+            }
+        };
         let mut key_ids = scanned.key_ids()?;
         pending.asking();
         let answer = self.service.authorize_restore(&request, &mut key_ids);

@@ -52,6 +52,8 @@ pub struct ServerOptions {
     pub extra_config: String,
     /// Names the certificate is for (default localhost, 127.0.0.1, ::1).
     pub hosts: Vec<String>,
+    /// More (token, account) pairs for the token file, beside `init`'s token of `default`.
+    pub extra_tokens: Vec<(String, String)>,
     /// Environment of the server and its admin commands (`LB_SERVICE_LEDGER=postgres://...`).
     pub env: Vec<(String, String)>,
     /// A `[ledger]` section (and its subtables) in place of the one `init` wrote.
@@ -123,6 +125,12 @@ impl TestServer {
         config.push('\n');
         config.push_str(&options.extra_config);
         std::fs::write(&made.config, config).unwrap();
+        let tokens = folder.join("tokens.txt");
+        let mut lines = std::fs::read_to_string(&tokens).unwrap();
+        for (token, account) in &options.extra_tokens {
+            lines.push_str(&format!("{token} {account}\n"));
+        }
+        std::fs::write(&tokens, lines).unwrap();
         let stderr_log = dir.path().join("server.log");
         let mut server = TestServer {
             dir: std::sync::Arc::new(dir),

@@ -61,19 +61,13 @@ pub struct PgCluster {
 }
 
 /// How to start a cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PgOptions {
     /// `fsync` (off for the tests: a killed server process loses nothing the kernel holds; on
     /// for the bench, so it compares with a SQLite ledger that syncs).
     pub fsync: bool,
     /// Extra `-c name=value` settings.
     pub settings: Vec<String>,
-}
-
-impl Default for PgOptions {
-    fn default() -> Self {
-        PgOptions { fsync: false, settings: Vec::new() }
-    }
 }
 
 fn free_port() -> u16 {

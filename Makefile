@@ -22,7 +22,7 @@ GENERATE := generate-interface generate-scenarios
 
 
 .PHONY: test-suites
-.PHONY: all demo demo-library test generate bench test-rust lint-rust generate-interface generate-scenarios fs-tools
+.PHONY: all demo demo-library test generate bench test-rust lint-rust generate-interface generate-scenarios fs-tools pg-tools
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
@@ -67,6 +67,11 @@ lint-rust:
 fs-tools:
 	$(ROOT)/scripts/fs-tools.sh
 
-test-rust: lint-rust fs-tools
+# The service's PostgreSQL tests (service/tests/postgres.rs) start a throw-away cluster of their
+# own; pg-tools.sh installs the server (Debian's postgresql) when it is missing.
+pg-tools:
+	$(ROOT)/scripts/pg-tools.sh
+
+test-rust: lint-rust fs-tools pg-tools
 	bash $(ROOT)/scripts/keystore-tools.sh
 	$(CARGO) test --workspace --quiet

@@ -11,6 +11,9 @@
 
 BENCH_DIR ?= $(CACHE_DIR)/bench
 BENCH_ARGS ?=
+# postgres: also the PostgreSQL ledger's rows (a throw-away cluster the bench starts), each
+# beside the SQLite ledger's in the same run; sqlite: without them.
+BENCH_SERVICE ?= postgres
 BENCH_NICE ?= nice -n 10
 # 1: build release builds of the Python wheel and the Node addon for the binding rows (the
 # test suites build them unoptimized); 0: use whatever BENCH_PYTHON / BENCH_NODE find.
@@ -34,7 +37,7 @@ bench-tools:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 openssl; \
 	fi
 
-bench: bench-tools
+bench: bench-tools pg-tools
 	if [ "$(BENCH_BINDINGS)" = 1 ]; then \
 		$(MAKE) --no-print-directory bench-python-env || echo "bench: no release Python package; its rows may be skipped"; \
 		$(MAKE) --no-print-directory bench-node-package || echo "bench: no release Node package; its rows may be skipped"; \
@@ -48,7 +51,7 @@ bench-run:
 	@echo "bench: python $(BENCH_PYTHON), node $(BENCH_NODE)"
 	NODE_PATH=$(BENCH_NODE_PATH) $(BENCH_NICE) $(CARGO) run --quiet --release -p license-backup --example bench -- \
 		--dir $(BENCH_DIR) --root $(ROOT) --python "$(BENCH_PYTHON)" --node "$(BENCH_NODE)" \
-		--service-bin $(ROOT)/target/release/license-backup-service $(BENCH_ARGS)
+		--service-bin $(ROOT)/target/release/license-backup-service --service $(BENCH_SERVICE) $(BENCH_ARGS)
 	@echo "bench: what authenticated rows cost (list_licenses checked vs the same SQL unchecked, backup, verify)"
 	$(BENCH_NICE) $(CARGO) run --quiet --release -p license-backup --example row_auth_cost -- 100000,1000000 $(BENCH_DIR)/row-auth
 
@@ -69,15 +72,18 @@ bench-node-package: node-tools
 	cp $(BENCH_DIR)/node-napi/*.node $(BENCH_NODE_MODULES)/license-backup/
 
 # Tiny sizes in a scratch folder: checks that the harness runs end to end and prints the table.
-test-bench-smoke: service-binary
+test-bench-smoke: service-binary pg-tools
 	rm -rf $(CACHE_DIR)/bench-smoke && mkdir -p $(CACHE_DIR)
-	NODE_PATH=$(BENCH_NODE_PATH) $(BENCH_RUN) --smoke --dir $(CACHE_DIR)/bench-smoke --root $(ROOT) \
+	NODE_PATH=$(BENCH_NODE_PATH) $(BENCH_RUN) --smoke --service postgres --dir $(CACHE_DIR)/bench-smoke --root $(ROOT) \
 		--python "$(BENCH_PYTHON)" --node "$(BENCH_NODE)" > $(CACHE_DIR)/bench-smoke.txt
 	@cat $(CACHE_DIR)/bench-smoke.txt
 	@for row in '| figure | value | baseline (same run) | ratio | target |' '| backup 2k ' '| restore 2k ' \
 		'| peak RSS backup 2k ' '| peak RSS restore 2k ' '| backup 1k end-to-end, Rust ' '| events/s into a Rust callback ' \
 		'| restore 2k through the server ' '| peak RSS client, restore 2k through the server ' \
-		'| peak RSS server, restore 2k through the server ' '| authorizations/s, 1,000-license archives, 8 clients '; do \
+		'| peak RSS server, restore 2k through the server ' '| authorizations/s, 1,000-license archives, 8 clients ' \
+		'| authorizations/s, 1,000-license archives, 8 clients, PostgreSQL (2 instances) ' \
+		'| authorizations/s, 1,000-license archives, 32 clients, PostgreSQL (2 instances) ' \
+		'| one 2k-license authorization, PostgreSQL '; do \
 		grep -qF -- "$$row" $(CACHE_DIR)/bench-smoke.txt || { echo "test-bench-smoke: missing row: $$row"; exit 1; }; \
 	done
 	@if command -v sqlite3 >/dev/null && command -v openssl >/dev/null; then \

@@ -16,6 +16,11 @@
 //!   --remote-sizes 10000,100000,1000000   restores through the server (the smallest and the
 //!                                  largest give the memory rows)
 //!   --auth-seconds 5               how long 8 clients authorize 1,000-license restores
+//!   --service postgres             also the PostgreSQL ledger (a throw-away cluster started
+//!                                  here, fsync on): authorizations/s and latency with 8 and 32
+//!                                  clients over 2 instances, and single large authorizations,
+//!                                  each against the SQLite ledger in the same run
+//!   --pg-auth-sizes 100000,1000000 licenses of the single authorizations (--service postgres)
 //! ```
 //!
 //! Through the server: a real `license-backup-service` on 127.0.0.1 with TLS (made with its
@@ -42,6 +47,9 @@ use std::time::Instant;
 
 use license_backup::*;
 use serde_json::{Value, json};
+
+#[path = "../../service/tests/support/pg.rs"]
+mod pg;
 
 /// Bump when the fixture shape changes, so cached fixtures are rebuilt.
 const FIXTURE_VERSION: u32 = 2;
@@ -77,6 +85,8 @@ struct Opts {
     service_bin: Option<PathBuf>,
     remote_sizes: Vec<u64>,
     auth_seconds: f64,
+    postgres: bool,
+    pg_auth_sizes: Vec<u64>,
 }
 
 fn list(s: &str) -> Res<Vec<u64>> {
@@ -97,6 +107,8 @@ fn parse_opts(args: &[String]) -> Res<Opts> {
         service_bin: std::env::var_os("LICENSE_BACKUP_SERVICE").map(PathBuf::from),
         remote_sizes: vec![10_000, 100_000, 1_000_000],
         auth_seconds: 5.0,
+        postgres: false,
+        pg_auth_sizes: vec![100_000, 1_000_000],
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -113,6 +125,12 @@ fn parse_opts(args: &[String]) -> Res<Opts> {
             "--service-bin" => o.service_bin = Some(PathBuf::from(val()?)).filter(|p| !p.as_os_str().is_empty()),
             "--remote-sizes" => o.remote_sizes = list(&val()?)?,
             "--auth-seconds" => o.auth_seconds = val()?.parse().map_err(err)?,
+            "--service" => match val()?.as_str() {
+                "postgres" => o.postgres = true,
+                "sqlite" => o.postgres = false,
+                other => return Err(format!("--service {other}: sqlite or postgres")),
+            },
+            "--pg-auth-sizes" => o.pg_auth_sizes = list(&val()?)?,
             "--smoke" => {
                 o.smoke = true;
                 o.sizes = vec![200, 2_000];
@@ -121,6 +139,7 @@ fn parse_opts(args: &[String]) -> Res<Opts> {
                 o.repeat = 1;
                 o.remote_sizes = vec![200, 2_000];
                 o.auth_seconds = 0.5;
+                o.pg_auth_sizes = vec![2_000];
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -332,6 +351,8 @@ fn child(args: &[String]) -> Res<()> {
             a(5)?.parse().map_err(err)?,
             a(6)?.parse().map_err(err)?,
         )?,
+        // authorize-once URL TOKEN CA ARCHIVE: one authorization, timed
+        "authorize-once" => authorize_once(a(1)?, a(2)?, a(3)?, Path::new(a(4)?))?,
         // scan ARCHIVE: what reading the archive costs before the service is asked
         "scan" => {
             let (scan, key_ids, sha2, ring, bytes) =
@@ -372,19 +393,22 @@ fn archive_key_ids(path: &Path) -> Res<Vec<KeyId>> {
 }
 
 /// `clients` threads authorizing the restore of `archive` for `seconds`, each authorization
-/// under a fresh request ID and confirmed at once: authorizations a second.
-fn authorize_load(url: &str, token: &str, ca: &str, archive: &Path, seconds: f64, clients: usize) -> Res<Value> {
+/// under a fresh request ID and confirmed at once, client `i` through `urls[i % urls.len()]`
+/// (comma-separated): authorizations a second, and the authorizations' latency.
+fn authorize_load(urls: &str, token: &str, ca: &str, archive: &Path, seconds: f64, clients: usize) -> Res<Value> {
     let header = archive::read_header_at(archive).map_err(err)?;
     let kids = Arc::new(archive_key_ids(archive)?);
+    let urls: Vec<&str> = urls.split(',').collect();
     let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
     let threads: Vec<_> = (0..clients)
         .map(|i| {
             let (kids, header) = (Arc::clone(&kids), header.clone());
-            let service = remote_service(url, token, ca);
-            std::thread::spawn(move || -> Res<(u64, u64)> {
+            let service = remote_service(urls[i % urls.len()], token, ca);
+            std::thread::spawn(move || -> Res<(u64, u64, Vec<f64>)> {
                 let service = service?;
                 // Any 32 bytes are an X25519 public key; the device ID is its fingerprint.
-                let device_public_key = [i as u8 + 1; 32];
+                let mut device_public_key = [0x42; 32];
+                device_public_key[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
                 let mut request = RestoreRequest {
                     request_id: [0; 16],
                     header: header.authenticated.clone(),
@@ -394,28 +418,58 @@ fn authorize_load(url: &str, token: &str, ca: &str, archive: &Path, seconds: f64
                     licenses: kids.len() as u64,
                     replaces: None,
                 };
-                let (mut ok, mut failed) = (0u64, 0u64);
+                let (mut ok, mut failed, mut latencies) = (0u64, 0u64, Vec::new());
                 while Instant::now() < deadline {
                     request.request_id = *KeyId::random().as_bytes();
                     let mut stream = kids.iter().copied().map(Ok);
-                    match service.authorize_restore(&request, &mut stream) {
+                    let started = Instant::now();
+                    let granted = service.authorize_restore(&request, &mut stream);
+                    latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    match granted {
                         Ok(_) if service.confirm_restore(&request.request_id).is_ok() => ok += 1,
                         _ => failed += 1,
                     }
                 }
-                Ok((ok, failed))
+                Ok((ok, failed, latencies))
             })
         })
         .collect();
     let started = Instant::now();
-    let (mut ok, mut failed) = (0, 0);
+    let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
     for t in threads {
-        let (o, f) = t.join().map_err(|_| "an authorizing thread panicked".to_string())??;
+        let (o, f, l) = t.join().map_err(|_| "an authorizing thread panicked".to_string())??;
         ok += o;
         failed += f;
+        lat.extend(l);
     }
     let wall = started.elapsed().as_secs_f64();
-    Ok(json!({"authorized": ok, "failed": failed, "wall_s": wall, "rate": ok as f64 / wall}))
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| if lat.is_empty() { f64::NAN } else { lat[((lat.len() - 1) as f64 * p).round() as usize] };
+    Ok(json!({"authorized": ok, "failed": failed, "wall_s": wall, "rate": ok as f64 / wall,
+              "latency_p50_ms": pct(0.5), "latency_p99_ms": pct(0.99)}))
+}
+
+/// One authorization of `archive` (and its confirmation), timed.
+fn authorize_once(url: &str, token: &str, ca: &str, archive: &Path) -> Res<Value> {
+    let header = archive::read_header_at(archive).map_err(err)?;
+    let kids = archive_key_ids(archive)?;
+    let service = remote_service(url, token, ca)?;
+    let device_public_key = [0x99; 32];
+    let request = RestoreRequest {
+        request_id: *KeyId::random().as_bytes(),
+        header: header.authenticated.clone(),
+        wrapped_key: header.wrapped_key.clone(),
+        device_id: protocol::device_id_of(&device_public_key),
+        device_public_key,
+        licenses: kids.len() as u64,
+        replaces: None,
+    };
+    let started = Instant::now();
+    let mut stream = kids.iter().copied().map(Ok);
+    service.authorize_restore(&request, &mut stream).map_err(|e| e.into_error().to_string())?;
+    let wall = started.elapsed().as_secs_f64();
+    service.confirm_restore(&request.request_id).map_err(err)?;
+    Ok(json!({"wall_s": wall, "licenses": kids.len()}))
 }
 
 /// A `license-backup-service` on 127.0.0.1 for the bench: TLS, made with `init`, generous
@@ -425,10 +479,18 @@ struct BenchServer {
     url: String,
     token: String,
     ca: String,
+    bin: PathBuf,
+    config: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl BenchServer {
     fn start(bin: &Path, dir: &Path) -> Res<BenchServer> {
+        Self::start_with(bin, dir, &[])
+    }
+
+    /// A server whose ledger the environment may name (`LB_SERVICE_LEDGER=postgres://...`).
+    fn start_with(bin: &Path, dir: &Path, env: &[(String, String)]) -> Res<BenchServer> {
         fresh_dir(dir)?;
         let folder = dir.join("service");
         let out = Command::new(bin)
@@ -448,10 +510,17 @@ impl BenchServer {
             "\n[rate]\nper_account = {{ per_second = 1000000.0, burst = 1000000.0 }}\nper_device = {{ per_second = 1000000.0, burst = 1000000.0 }}\n[log]\nlevel = \"warn\""
         )
         .map_err(err)?;
+        let token = made["token"].as_str().unwrap_or_default().to_string();
+        let ca = made["ca_file"].as_str().unwrap_or_default().to_string();
+        Self::launch(bin, &config, env, token, ca)
+    }
+
+    fn launch(bin: &Path, config: &Path, env: &[(String, String)], token: String, ca: String) -> Res<BenchServer> {
         let mut child = Command::new(bin)
             .arg("serve")
             .arg("--config")
-            .arg(&config)
+            .arg(config)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -463,9 +532,31 @@ impl BenchServer {
         Ok(BenchServer {
             child,
             url: listening["listening"].as_str().unwrap_or_default().to_string(),
-            token: made["token"].as_str().unwrap_or_default().to_string(),
-            ca: made["ca_file"].as_str().unwrap_or_default().to_string(),
+            token,
+            ca,
+            bin: bin.to_path_buf(),
+            config: config.to_path_buf(),
+            env: env.to_vec(),
         })
+    }
+
+    /// A second instance on the same configuration and ledger.
+    fn another(&self) -> Res<BenchServer> {
+        Self::launch(&self.bin, &self.config, &self.env, self.token.clone(), self.ca.clone())
+    }
+
+    /// What the ledger holds for the token's account (`license-backup-service audit`).
+    fn audit(&self) -> Res<Value> {
+        let out = Command::new(&self.bin)
+            .args(["audit", "--account", "default", "--config"])
+            .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .map_err(err)?;
+        if !out.status.success() {
+            return Err(format!("audit failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        serde_json::from_slice(&out.stdout).map_err(err)
     }
 
     /// The server process's peak resident memory (VmHWM), KiB.
@@ -836,6 +927,117 @@ fn parent(args: &[String]) -> Res<()> {
                 ratio: None,
                 target: String::new(),
             });
+            if opts.postgres {
+                // The same loads against the PostgreSQL ledger (2 instances on one database) and
+                // the SQLite ledger (1 instance: its file has one writer), in this run; every
+                // load ends with an audit: the ledger's confirmed restores equal the grants.
+                let cluster = pg::PgCluster::start_with(&pg::PgOptions { fsync: true, ..Default::default() });
+                let fx = fixture(&opts, 1_000)?;
+                let mut loads: BTreeMap<(&str, usize), Value> = BTreeMap::new();
+                for ledger in ["sqlite", "postgres"] {
+                    for clients in [8usize, 32] {
+                        let env = if ledger == "postgres" {
+                            let url = cluster.create_database(&format!("load{clients}"));
+                            vec![("LB_SERVICE_LEDGER".to_string(), url)]
+                        } else {
+                            vec![]
+                        };
+                        let server = BenchServer::start_with(&bin, &opts.dir.join("server"), &env)?;
+                        let second = if ledger == "postgres" { Some(server.another()?) } else { None };
+                        fresh_dir(&scratch)?;
+                        let out = scratch.join("usb");
+                        std::fs::create_dir_all(&out).map_err(err)?;
+                        let (token, ca) = (server.token.as_str(), server.ca.as_str());
+                        let outs = out.display().to_string();
+                        let store = fx.join("store.db").display().to_string();
+                        run_child(&["remote-backup", &store, &server.url, token, ca, &outs])?;
+                        let archive = out.join(archive::ARCHIVE_FILE_NAME).display().to_string();
+                        let urls = match &second {
+                            Some(b) => format!("{},{}", server.url, b.url),
+                            None => server.url.clone(),
+                        };
+                        let secs = opts.auth_seconds.to_string();
+                        let load =
+                            run_child(&["authorize-load", &urls, token, ca, &archive, &secs, &clients.to_string()])?;
+                        let audit = server.audit()?;
+                        let granted = load["authorized"].as_u64().unwrap_or(0);
+                        if audit["confirmed"].as_u64() != Some(granted) || audit["pending"].as_u64() != Some(0) {
+                            return Err(format!("{ledger} audit after the load: {audit} for {granted} grants"));
+                        }
+                        loads.insert((ledger, clients), load);
+                    }
+                }
+                for clients in [8usize, 32] {
+                    let (sq, pg) = (&loads[&("sqlite", clients)], &loads[&("postgres", clients)]);
+                    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+                    record(
+                        format!("server.pg.authorizations_1k.{clients}_clients.rate"),
+                        f(pg, "rate"),
+                        "authorizations/s",
+                    );
+                    record(format!("server.pg.authorizations_1k.{clients}_clients.p50"), f(pg, "latency_p50_ms"), "ms");
+                    record(format!("server.pg.authorizations_1k.{clients}_clients.p99"), f(pg, "latency_p99_ms"), "ms");
+                    record(
+                        format!("server.sqlite.authorizations_1k.{clients}_clients.rate"),
+                        f(sq, "rate"),
+                        "authorizations/s",
+                    );
+                    rows.push(Row {
+                        figure: format!(
+                            "authorizations/s, 1,000-license archives, {clients} clients, PostgreSQL (2 instances)"
+                        ),
+                        value: format!(
+                            "{:.0}/s, p50 {:.1} ms, p99 {:.1} ms ({} failed; audit = grants)",
+                            f(pg, "rate"),
+                            f(pg, "latency_p50_ms"),
+                            f(pg, "latency_p99_ms"),
+                            pg["failed"].as_u64().unwrap_or(0)
+                        ),
+                        baseline: format!(
+                            "{:.0}/s, p50 {:.1} ms, p99 {:.1} ms SQLite (1 instance)",
+                            f(sq, "rate"),
+                            f(sq, "latency_p50_ms"),
+                            f(sq, "latency_p99_ms")
+                        ),
+                        ratio: Some(f(pg, "rate") / f(sq, "rate")),
+                        target: String::new(),
+                    });
+                }
+                // One large authorization onto a fresh device, each ledger; the server's peak RSS.
+                for &n in &opts.pg_auth_sizes {
+                    let fx = fixture(&opts, n)?;
+                    let mut walls: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+                    for ledger in ["sqlite", "postgres"] {
+                        let env = if ledger == "postgres" {
+                            vec![("LB_SERVICE_LEDGER".to_string(), cluster.create_database(&format!("single{n}")))]
+                        } else {
+                            vec![]
+                        };
+                        let server = BenchServer::start_with(&bin, &opts.dir.join("server"), &env)?;
+                        fresh_dir(&scratch)?;
+                        let out = scratch.join("usb");
+                        std::fs::create_dir_all(&out).map_err(err)?;
+                        let (token, ca) = (server.token.as_str(), server.ca.as_str());
+                        let store = fx.join("store.db").display().to_string();
+                        run_child(&["remote-backup", &store, &server.url, token, ca, &out.display().to_string()])?;
+                        let archive = out.join(archive::ARCHIVE_FILE_NAME).display().to_string();
+                        let one = run_child(&["authorize-once", &server.url, token, ca, &archive])?;
+                        walls.insert(ledger, (one["wall_s"].as_f64().unwrap_or(f64::NAN), server.peak_rss_kib()));
+                    }
+                    let ((sq, _), (pgw, pg_rss)) = (walls["sqlite"], walls["postgres"]);
+                    let nn = fmt_n(n);
+                    record(format!("server.pg.authorize_once.{nn}.wall"), pgw, "s");
+                    record(format!("server.pg.authorize_once.{nn}.peak_rss"), pg_rss, "KiB");
+                    record(format!("server.sqlite.authorize_once.{nn}.wall"), sq, "s");
+                    rows.push(Row {
+                        figure: format!("one {nn}-license authorization, PostgreSQL"),
+                        value: format!("{pgw:.3} s ({:.0} lic/s), server peak RSS {}", n as f64 / pgw, mib(pg_rss)),
+                        baseline: format!("{sq:.3} s SQLite"),
+                        ratio: Some(pgw / sq),
+                        target: String::new(),
+                    });
+                }
+            }
         }
     }
 

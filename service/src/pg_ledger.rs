@@ -22,13 +22,16 @@
 //! The storage interface is synchronous: its calls block on the runtime's [`Handle`], so they
 //! run on blocking threads (`spawn_blocking`), never on the runtime's own.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use license_backup::protocol::PublishedKey;
-use license_backup::service::ledger::{DeviceRecord, Ledger, LedgerTx, Reservation, ReservationRef, ReservationState};
+use license_backup::service::ledger::{
+    DeviceRecord, Ledger, LedgerTx, PERMANENT, Reservation, ReservationRef, ReservationState,
+};
 use license_backup::{
     Authority, DeviceRegistration, Error, ErrorCode, FileKind, KeyId, LedgerAudit, ProtectedFile, Protector, Quota,
     RequestId, RestoreGrant, RestoreRequest, Result, ServiceError, ServicePolicy, Settlement,
@@ -51,6 +54,9 @@ const MIGRATION_LOCK: i64 = 0x6c62_6c65_6467_6572; // "lbledger"
 
 /// Placement rows read per statement by an audit's pass.
 const AUDIT_PAGE: i64 = 10_000;
+
+/// Rewritten placement rows kept before they are sent in one statement.
+const UNSENT_ROWS: usize = 4096;
 
 /// How the pool and its sessions behave.
 #[derive(Clone, Debug)]
@@ -312,7 +318,17 @@ impl PgLedger {
             client.batch_execute(sql).await.map_err(db_error)?;
             Ok::<_, Error>(client)
         })??;
-        Ok(Box::new(PgTx { ledger: self, client: Some(client), write, open: true, account: None }))
+        Ok(Box::new(PgTx {
+            ledger: self,
+            client: Some(client),
+            write,
+            open: true,
+            account: None,
+            chunk: Vec::new(),
+            read_ahead: HashMap::new(),
+            unsent: BTreeMap::new(),
+            reservations_ahead: HashMap::new(),
+        }))
     }
 }
 
@@ -485,6 +501,17 @@ struct PgTx<'a> {
     open: bool,
     /// The account of this transaction: (name, row ID or `None` when it has none).
     account: Option<(String, Option<i64>)>,
+    /// The key IDs of the last [`LedgerTx::insert_placements`]: the logic reads the rows of
+    /// those it did not insert next, so they are read in one statement.
+    chunk: Vec<[u8; 16]>,
+    /// Rows read ahead (`None`: the license has no row).
+    read_ahead: HashMap<[u8; 16], Option<Vec<u8>>>,
+    /// Rows written by [`LedgerTx::put_placements`] and not yet sent: sent in one statement
+    /// (in key-ID order) before the next insert, a full pass, or the commit.
+    unsent: BTreeMap<[u8; 16], Vec<u8>>,
+    /// Reservations read ahead: those named by the rows read ahead (the logic asks for each
+    /// one's state next). Dropped when this transaction changes a reservation.
+    reservations_ahead: HashMap<ReservationRef, Option<Reservation>>,
 }
 
 impl Drop for PgTx<'_> {
@@ -568,6 +595,47 @@ impl PgTx<'_> {
         Ok(id)
     }
 
+    /// Sends the rows written and not yet sent, in one statement.
+    fn send_unsent(&mut self) -> Result<()> {
+        if self.unsent.is_empty() {
+            return Ok(());
+        }
+        let account = self.account.as_ref().and_then(|(_, id)| *id).ok_or_else(malformed)?;
+        let unsent = std::mem::take(&mut self.unsent);
+        let keys: Vec<&[u8]> = unsent.keys().map(|k| k.as_slice()).collect();
+        let rows: Vec<&[u8]> = unsent.values().map(|v| v.as_slice()).collect();
+        self.execute(
+            "INSERT INTO placements (account, key_id, entries) \
+             SELECT $1, k, e FROM unnest($2::bytea[], $3::bytea[]) AS t(k, e) \
+             ON CONFLICT (account, key_id) DO UPDATE SET entries = EXCLUDED.entries",
+            &[&account, &keys, &rows],
+        )?;
+        // What was read ahead may predate these rows.
+        self.read_ahead.clear();
+        Ok(())
+    }
+
+    /// Reads the reservations `ids` (deduplicated) in one statement, for the lookups that follow.
+    fn read_reservations_ahead(&mut self, mut ids: Vec<ReservationRef>) -> Result<()> {
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations r JOIN accounts a ON a.id = r.account \
+             WHERE r.id = ANY($1::bigint[])"
+        );
+        for id in &ids {
+            self.reservations_ahead.insert(*id, None);
+        }
+        for row in self.query(&sql, &[&ids])? {
+            let r = reservation_from_row(&row)?;
+            self.reservations_ahead.insert(r.id, Some(r));
+        }
+        Ok(())
+    }
+
     fn one_reservation(&self, condition: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Reservation>> {
         let sql = format!(
             "SELECT {RESERVATION_COLUMNS} FROM reservations r JOIN accounts a ON a.id = r.account WHERE {condition}"
@@ -617,6 +685,9 @@ impl LedgerTx for PgTx<'_> {
     }
 
     fn reservation(&mut self, id: ReservationRef) -> Result<Option<Reservation>> {
+        if let Some(r) = self.reservations_ahead.get(&id) {
+            return Ok(r.clone());
+        }
         self.one_reservation("r.id = $1", &[&id])
     }
 
@@ -626,6 +697,7 @@ impl LedgerTx for PgTx<'_> {
     }
 
     fn insert_reservation(&mut self, r: &Reservation) -> Result<ReservationRef> {
+        self.reservations_ahead.clear();
         let account = self.account_id(&r.account)?.ok_or_else(malformed)?;
         let licenses =
             i64::try_from(r.licenses).map_err(|_| Error::new(ErrorCode::InvalidArgument, "too many licenses"))?;
@@ -651,6 +723,7 @@ impl LedgerTx for PgTx<'_> {
     }
 
     fn set_reservation_state(&mut self, id: ReservationRef, state: ReservationState, at: i64) -> Result<()> {
+        self.reservations_ahead.clear();
         self.execute(
             "UPDATE reservations SET state = $2, settled_at = $3 WHERE id = $1",
             &[&id, &state.as_str(), &at],
@@ -659,6 +732,7 @@ impl LedgerTx for PgTx<'_> {
     }
 
     fn set_reservation_digest(&mut self, id: ReservationRef, key_digest: &[u8; 32]) -> Result<()> {
+        self.reservations_ahead.clear();
         self.execute("UPDATE reservations SET key_digest = $2 WHERE id = $1", &[&id, &key_digest.as_slice()])?;
         Ok(())
     }
@@ -683,15 +757,51 @@ impl LedgerTx for PgTx<'_> {
 
     fn placements(&mut self, account: &str, key_id: &KeyId) -> Result<Option<Vec<u8>>> {
         let Some(account) = self.account_id(account)? else { return Ok(None) };
-        let rows = self.query(
-            "SELECT entries FROM placements WHERE account = $1 AND key_id = $2",
-            &[&account, &key_id.as_bytes().as_slice()],
-        )?;
+        let kid = *key_id.as_bytes();
+        if let Some(row) = self.unsent.get(&kid) {
+            return Ok(Some(row.clone()));
+        }
+        if let Some(row) = self.read_ahead.get(&kid) {
+            return Ok(row.clone());
+        }
+        if self.chunk.contains(&kid) {
+            // The rest of the last chunk's rows, in one statement.
+            let wanted: Vec<&[u8]> = self
+                .chunk
+                .iter()
+                .filter(|k| !self.unsent.contains_key(*k) && !self.read_ahead.contains_key(*k))
+                .map(|k| k.as_slice())
+                .collect();
+            let rows = self.query(
+                "SELECT key_id, entries FROM placements WHERE account = $1 AND key_id = ANY($2::bytea[])",
+                &[&account, &wanted],
+            )?;
+            let mut found: HashMap<[u8; 16], Option<Vec<u8>>> =
+                wanted.iter().map(|k| (<[u8; 16]>::try_from(*k).expect("16 bytes"), None)).collect();
+            let mut named: Vec<ReservationRef> = Vec::new();
+            for row in &rows {
+                let entries: Vec<u8> = row.get(1);
+                for e in license_backup::service::ledger::entries(&entries)? {
+                    if e.reservation != PERMANENT && !self.reservations_ahead.contains_key(&e.reservation) {
+                        named.push(e.reservation);
+                    }
+                }
+                found.insert(array16(row.get(0))?, Some(entries));
+            }
+            self.read_ahead.extend(found);
+            self.read_reservations_ahead(named)?;
+            return Ok(self.read_ahead.get(&kid).cloned().flatten());
+        }
+        let rows = self
+            .query("SELECT entries FROM placements WHERE account = $1 AND key_id = $2", &[&account, &kid.as_slice()])?;
         Ok(rows.first().map(|r| r.get(0)))
     }
 
     fn insert_placements(&mut self, account: &str, key_ids: &[KeyId], entries: &[u8]) -> Result<usize> {
         let account = self.account_id(account)?.ok_or_else(malformed)?;
+        self.send_unsent()?;
+        self.read_ahead.clear();
+        self.chunk = key_ids.iter().map(|k| *k.as_bytes()).collect();
         // One statement for the whole slice: the key IDs as one array parameter.
         let keys: Vec<&[u8]> = key_ids.iter().map(|k| k.as_bytes().as_slice()).collect();
         let n = self.execute(
@@ -703,17 +813,17 @@ impl LedgerTx for PgTx<'_> {
     }
 
     fn put_placements(&mut self, account: &str, key_id: &KeyId, entries: &[u8]) -> Result<()> {
-        let account = self.account_id(account)?.ok_or_else(malformed)?;
-        self.execute(
-            "INSERT INTO placements (account, key_id, entries) VALUES ($1, $2, $3) \
-             ON CONFLICT (account, key_id) DO UPDATE SET entries = EXCLUDED.entries",
-            &[&account, &key_id.as_bytes().as_slice(), &entries],
-        )?;
+        self.account_id(account)?.ok_or_else(malformed)?;
+        self.unsent.insert(*key_id.as_bytes(), entries.to_vec());
+        if self.unsent.len() >= UNSENT_ROWS {
+            self.send_unsent()?;
+        }
         Ok(())
     }
 
     fn for_each_placement(&mut self, account: &str, visit: &mut dyn FnMut(&KeyId, &[u8]) -> Result<()>) -> Result<()> {
         let Some(account) = self.account_id(account)? else { return Ok(()) };
+        self.send_unsent()?;
         // Pages in key-ID order (memory stays flat over millions of rows).
         let mut after: Vec<u8> = Vec::new();
         loop {
@@ -735,6 +845,7 @@ impl LedgerTx for PgTx<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
+        self.send_unsent()?;
         let client = self.client();
         self.ledger.block_on(async { client.batch_execute("COMMIT").await.map_err(db_error) })??;
         self.open = false;

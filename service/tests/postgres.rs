@@ -168,7 +168,7 @@ fn fifty_devices_restoring_one_archive_through_two_instances_get_exactly_three_g
     let b = a.another_instance();
     let dir = tempfile::tempdir().unwrap();
     let (origin, r) = device(dir.path(), "origin", Arc::new(client(&a, 2)));
-    fill(&origin, 0x5a, 0, 40);
+    fill(&origin, 0x5a, 0, 150);
     r.backup_licenses(BackupFlags { overwrite: true }, noop()).unwrap().wait().unwrap();
     // Every device's store and restorer first, then all 50 restores at once.
     let devices: Vec<_> = (0..50)
@@ -199,12 +199,12 @@ fn fifty_devices_restoring_one_archive_through_two_instances_get_exactly_three_g
     }
     assert_eq!(granted.len(), 3, "the origin and three restores: {granted:?}");
     for (i, (store, _)) in devices.iter().enumerate() {
-        let expected = if granted.contains(&i) { 40 } else { 0 };
+        let expected = if granted.contains(&i) { 150 } else { 0 };
         assert_eq!(store.list_licenses().unwrap().len(), expected, "device {i}");
     }
     let audit = a.audit();
     assert_eq!((audit.pending, audit.confirmed, audit.released), (0, 3, 0), "{audit:?}");
-    assert_eq!((audit.licenses, audit.placements), (40, 40 * 4), "{audit:?}");
+    assert_eq!((audit.licenses, audit.placements), (150, 150 * 4), "{audit:?}");
     assert_eq!(sql(&cluster, "ledger", "SELECT count(*) FROM reservations"), "3");
 }
 
@@ -242,7 +242,7 @@ fn randomized_authorize_confirm_release_retry_match_the_model_and_the_final_audi
     let b = a.another_instance();
     let dir = tempfile::tempdir().unwrap();
     let archives: Vec<Archive> =
-        (0..3u8).map(|t| make_archive(&a, dir.path(), 0x10 + t, 25 + u32::from(t) * 10)).collect();
+        (0..3u8).map(|t| make_archive(&a, dir.path(), 0x10 + t, 70 + u32::from(t) * 30)).collect();
     let clients = [client(&a, 0), client(&b, 0)];
     let mut rng = Rng::new();
     let mut model = Model { max, ..Default::default() };

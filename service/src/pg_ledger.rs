@@ -55,6 +55,9 @@ const MIGRATION_LOCK: i64 = 0x6c62_6c65_6467_6572; // "lbledger"
 /// Placement rows read per statement by an audit's pass.
 const AUDIT_PAGE: i64 = 10_000;
 
+/// Placement rows read ahead in key-ID order by one lookup.
+const RANGE_ROWS: i64 = 256;
+
 /// Rewritten placement rows kept before they are sent in one statement.
 const UNSENT_ROWS: usize = 4096;
 
@@ -326,6 +329,7 @@ impl PgLedger {
             account: None,
             chunk: Vec::new(),
             read_ahead: HashMap::new(),
+            range: None,
             unsent: BTreeMap::new(),
             reservations_ahead: HashMap::new(),
         }))
@@ -506,6 +510,10 @@ struct PgTx<'a> {
     chunk: Vec<[u8; 16]>,
     /// Rows read ahead (`None`: the license has no row).
     read_ahead: HashMap<[u8; 16], Option<Vec<u8>>>,
+    /// The key-ID range (inclusive; `None`: to the end) whose every row is in `read_ahead`:
+    /// archives list their licenses in key-ID order, so a lookup outside a chunk reads the rows
+    /// that follow it in one statement.
+    range: Option<([u8; 16], Option<[u8; 16]>)>,
     /// Rows written by [`LedgerTx::put_placements`] and not yet sent: sent in one statement
     /// (in key-ID order) before the next insert, a full pass, or the commit.
     unsent: BTreeMap<[u8; 16], Vec<u8>>,
@@ -612,6 +620,7 @@ impl PgTx<'_> {
         )?;
         // What was read ahead may predate these rows.
         self.read_ahead.clear();
+        self.range = None;
         Ok(())
     }
 
@@ -792,15 +801,39 @@ impl LedgerTx for PgTx<'_> {
             self.read_reservations_ahead(named)?;
             return Ok(self.read_ahead.get(&kid).cloned().flatten());
         }
-        let rows = self
-            .query("SELECT entries FROM placements WHERE account = $1 AND key_id = $2", &[&account, &kid.as_slice()])?;
-        Ok(rows.first().map(|r| r.get(0)))
+        if let Some((lo, hi)) = &self.range {
+            if kid >= *lo && hi.is_none_or(|h| kid <= h) {
+                return Ok(None);
+            }
+        }
+        // This row and the ones after it in key-ID order, in one statement.
+        let rows = self.query(
+            "SELECT key_id, entries FROM placements WHERE account = $1 AND key_id >= $2 ORDER BY key_id LIMIT $3",
+            &[&account, &kid.as_slice(), &RANGE_ROWS],
+        )?;
+        self.read_ahead.clear();
+        let mut named: Vec<ReservationRef> = Vec::new();
+        let mut last = None;
+        for row in &rows {
+            let (key, entries): ([u8; 16], Vec<u8>) = (array16(row.get(0))?, row.get(1));
+            for e in license_backup::service::ledger::entries(&entries)? {
+                if e.reservation != PERMANENT && !self.reservations_ahead.contains_key(&e.reservation) {
+                    named.push(e.reservation);
+                }
+            }
+            self.read_ahead.insert(key, Some(entries));
+            last = Some(key);
+        }
+        self.range = Some((kid, if (rows.len() as i64) < RANGE_ROWS { None } else { last }));
+        self.read_reservations_ahead(named)?;
+        Ok(self.read_ahead.get(&kid).cloned().flatten())
     }
 
     fn insert_placements(&mut self, account: &str, key_ids: &[KeyId], entries: &[u8]) -> Result<usize> {
         let account = self.account_id(account)?.ok_or_else(malformed)?;
         self.send_unsent()?;
         self.read_ahead.clear();
+        self.range = None;
         self.chunk = key_ids.iter().map(|k| *k.as_bytes()).collect();
         // One statement for the whole slice: the key IDs as one array parameter.
         let keys: Vec<&[u8]> = key_ids.iter().map(|k| k.as_bytes().as_slice()).collect();

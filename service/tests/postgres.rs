@@ -251,7 +251,7 @@ fn randomized_authorize_confirm_release_retry_match_the_model_and_the_final_audi
     // Sequential steps, each checked against the model; the serving instance chosen at random.
     for step in 0..160 {
         let service = &clients[rng.below(2) as usize];
-        match rng.below(10) {
+        match rng.below(12) {
             0..=3 => {
                 let x = rng.below(archives.len() as u64) as usize;
                 let d = rng.below(6) as u32;
@@ -324,6 +324,19 @@ fn randomized_authorize_confirm_release_retry_match_the_model_and_the_final_audi
                     if confirm { "confirm" } else { "release" },
                     request.request_id
                 );
+            }
+            10 | 11 => {
+                // The bound quota query: what the model says, nothing written.
+                let x = rng.below(archives.len() as u64) as usize;
+                let d = rng.below(6) as u32;
+                let request = archives[x].request(d);
+                let mut stream = archives[x].key_ids.iter().copied().map(Ok);
+                let q = service.quota(&request, &mut stream).unwrap();
+                let live = model.live_devices(x);
+                assert_eq!(q.allowed, model.allows(x, d), "step {step}: quota of archive {x} onto {d}");
+                assert_eq!(q.device_already_counted, live.contains(&d), "step {step}");
+                assert_eq!(q.restores_remaining as usize, max.saturating_sub(live.len() + 1), "step {step}");
+                assert_eq!(q.licenses, archives[x].key_ids.len() as u64);
             }
             _ => {}
         }

@@ -515,7 +515,8 @@ struct PgTx<'a> {
     /// that follow it in one statement.
     range: Option<([u8; 16], Option<[u8; 16]>)>,
     /// Rows written by [`LedgerTx::put_placements`] and not yet sent: sent in one statement
-    /// (in key-ID order) before the next insert, a full pass, or the commit.
+    /// (in key-ID order) every 4,096 rows, before an insert that names one of them, a full
+    /// pass, or the commit.
     unsent: BTreeMap<[u8; 16], Vec<u8>>,
     /// Reservations read ahead: those named by the rows read ahead (the logic asks for each
     /// one's state next). Dropped when this transaction changes a reservation.
@@ -831,7 +832,10 @@ impl LedgerTx for PgTx<'_> {
 
     fn insert_placements(&mut self, account: &str, key_ids: &[KeyId], entries: &[u8]) -> Result<usize> {
         let account = self.account_id(account)?.ok_or_else(malformed)?;
-        self.send_unsent()?;
+        // Rows not yet sent stay unsent unless this insert could meet them (a key ID repeated).
+        if key_ids.iter().any(|k| self.unsent.contains_key(k.as_bytes())) {
+            self.send_unsent()?;
+        }
         self.read_ahead.clear();
         self.range = None;
         self.chunk = key_ids.iter().map(|k| *k.as_bytes()).collect();

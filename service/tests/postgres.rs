@@ -674,3 +674,44 @@ fn migrate_only_prepares_the_schema_and_keys_and_instances_share_them() {
     assert_eq!(rotated["keys"].as_array().unwrap().len(), 2, "{rotated}");
     assert_eq!(sql(&cluster, "ledger", "SELECT count(*) FROM service_keys WHERE state = 'retired'"), "1");
 }
+
+#[test]
+fn large_authorizations_and_quota_queries_use_statements_per_chunk_not_per_license() {
+    let cluster = PgCluster::start_with(&pg::PgOptions {
+        settings: vec!["shared_preload_libraries=pg_stat_statements".into()],
+        ..Default::default()
+    });
+    let (_, env) = database(&cluster, "ledger");
+    sql(&cluster, "ledger", "CREATE EXTENSION pg_stat_statements");
+    let a = pg_server(&env, 4, "");
+    let dir = tempfile::tempdir().unwrap();
+    let n = 6_000u64;
+    let arch = make_archive(&a, dir.path(), 0x61, n as u32);
+    let placement_calls = || -> u64 {
+        sql(
+            &cluster,
+            "ledger",
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query ILIKE '%placements%' \
+             AND query NOT ILIKE '%pg_stat_statements%'",
+        )
+        .parse()
+        .unwrap()
+    };
+    let service = client(&a, 0);
+    // Fresh licenses, then the same licenses onto a second device (every row known and
+    // rewritten), then a quota query onto a third: each in bulk.
+    for d in [1u32, 2] {
+        let before = placement_calls();
+        assert_eq!(arch.authorize(&service, &arch.request(d)), Ok(()));
+        let used = placement_calls() - before;
+        assert!(used <= n / 25, "device {d}: {used} placement statements for {n} licenses");
+    }
+    let before = placement_calls();
+    let mut stream = arch.key_ids.iter().copied().map(Ok);
+    let q = service.quota(&arch.request(3), &mut stream).unwrap();
+    assert_eq!((q.allowed, q.restores_remaining), (true, 1));
+    let used = placement_calls() - before;
+    assert!(used <= n / 25, "quota: {used} placement statements for {n} licenses");
+    let audit = a.audit();
+    assert_eq!((audit.pending, audit.placements), (2, n * 3), "{audit:?}");
+}

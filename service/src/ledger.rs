@@ -6,9 +6,10 @@
 //! core's SQLite ledger (one file, every account in it, the service keys wrapped by a
 //! protector).
 //!
-//! A new storage (PostgreSQL) implements the core's storage traits
+//! The PostgreSQL storage ([`crate::pg_ledger::PgLedger`]) implements the core's storage traits
 //! ([`license_backup::Ledger`], [`license_backup::LedgerTx`]) and is served by
-//! [`AuthorityLedger`]; a storage with logic of its own may implement [`Ledger`] directly, and
+//! [`AuthorityLedger`] (through [`crate::pg_ledger::PostgresLedger`], which waits for its
+//! database); a storage with logic of its own may implement [`Ledger`] directly, and
 //! must then keep exactly the rules `docs/service-protocol.md` states.
 //!
 //! The trait is asynchronous and takes the key IDs as a stream of chunks ([`KeyIdReceiver`]),
@@ -127,7 +128,7 @@ impl Iterator for BlockingKeyIds {
 /// are those of the library's [`Authority`] (and of `docs/service-protocol.md`):
 /// [`AuthorityLedger`] runs that logic over any storage implementing the core's
 /// [`license_backup::Ledger`] and [`license_backup::LedgerTx`], which is how the SQLite ledger
-/// (and, next, a PostgreSQL one) gets them.
+/// (and the PostgreSQL one, [`crate::pg_ledger::PostgresLedger`]) gets them.
 pub trait Ledger: Send + Sync + 'static {
     /// The service's public keys, the current one first (archives made for the others are
     /// still restored).

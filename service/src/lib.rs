@@ -1,8 +1,9 @@
 //! `license-backup-service`: the License Management Service of license-backup over HTTPS, as
 //! `docs/service-protocol.md` specifies it. A tokio + hyper/axum server with rustls, configured
 //! by a file and environment variables ([`config`]), whose ledger sits behind a trait
-//! ([`ledger::Ledger`]: the library's service logic over SQLite here, the service keys sealed
-//! by [`protector::KekFile`]) and whose callers authenticate with bearer tokens mapped
+//! ([`ledger::Ledger`]: the library's service logic over a SQLite file, or over PostgreSQL
+//! for several instances ([`pg_ledger`]), the service keys sealed by [`protector::KekFile`])
+//! and whose callers authenticate with bearer tokens mapped
 //! to accounts by a pluggable verifier ([`auth::TokenVerifier`]).
 
 pub mod auth;

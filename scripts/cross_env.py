@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""The C toolchain of every release target: zig (through cargo-zigbuild's argument filter) for
+Linux and Apple, Debian's mingw-w64 for Windows, with the compatibility floors pinned.
+
+    cross_env.py exec TRIPLE -- CMD ARGS...    run CMD with the target's environment
+    cross_env.py env TRIPLE                    print it (shell syntax)
+
+The environment sets CC_<triple>, AR_<triple> and CARGO_TARGET_<TRIPLE>_LINKER to wrappers
+with a fixed path, so maturin, the napi CLI and cargo see the same compiler and share one
+build of the core per target and profile. The floors:
+
+    Linux glibc      2.17 (manylinux2014; Node 18 itself needs 2.28)
+    Linux musl       1.2 (zig's musl, linked statically into nothing: the addon links libc.so)
+    macOS            11.0 (arm64 and x86_64)
+    iOS              15.0 (static library only: zig has no iOS SDK, nothing is linked)
+
+Tools come from scripts/build-tools.sh (venv with ziglang and cargo-zigbuild).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+MACOS_MIN = "11.0"
+IOS_MIN = "15.0"
+GLIBC_MIN = "2.17"
+
+ZIG_TARGETS = {
+    "x86_64-unknown-linux-gnu": f"x86_64-linux-gnu.{GLIBC_MIN}",
+    "aarch64-unknown-linux-gnu": f"aarch64-linux-gnu.{GLIBC_MIN}",
+    "x86_64-unknown-linux-musl": "x86_64-linux-musl",
+    "aarch64-apple-darwin": f"aarch64-macos.{MACOS_MIN}",
+    "x86_64-apple-darwin": f"x86_64-macos.{MACOS_MIN}",
+    "aarch64-apple-ios": f"aarch64-ios.{IOS_MIN}",
+}
+MINGW = {"x86_64-pc-windows-gnu": "x86_64-w64-mingw32"}
+
+
+def tools_bin() -> pathlib.Path:
+    out = subprocess.run([str(HERE / "build-tools.sh"), "python"], check=True, capture_output=True, text=True)
+    return pathlib.Path(out.stdout.strip().splitlines()[-1])
+
+
+def write_if_changed(path: pathlib.Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755)
+
+
+def target_env(triple: str) -> dict[str, str]:
+    """The variables to add for building `triple` (PATH first gets the tools' bin)."""
+    bindir = tools_bin()
+    env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}"}
+    key = triple.replace("-", "_")
+    if triple in MINGW:
+        prefix = MINGW[triple]
+        env[f"CC_{key}"] = f"{prefix}-gcc-posix"
+        env[f"AR_{key}"] = f"{prefix}-ar"
+        env[f"CARGO_TARGET_{key.upper()}_LINKER"] = f"{prefix}-gcc-posix"
+        return env
+    if triple not in ZIG_TARGETS:
+        sys.exit(f"cross_env: no toolchain for {triple}")
+    zig_target = ZIG_TARGETS[triple]
+    wrappers = bindir.parent / "cross" / triple
+    extra = ""
+    if triple.endswith("-apple-ios"):
+        # zig ships no iOS SDK: the C sources (SQLite, ring) only need libc headers, which the
+        # generic Darwin ones provide; an empty SDKROOT keeps cc-rs from asking xcrun.
+        libc = subprocess.run([str(bindir / "python"), "-c", "import ziglang, os; print(os.path.dirname(ziglang.__file__))"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        extra = f" -isystem {libc}/lib/libc/include/any-darwin-any"
+        sdk = wrappers / "empty-sdk"
+        sdk.mkdir(parents=True, exist_ok=True)
+        env["SDKROOT"] = str(sdk)
+    # cargo-zigbuild's `zig cc` drops the flags zig does not take (--target=, -arch, ...).
+    write_if_changed(wrappers / "cc", (
+        "#!/bin/sh\n"
+        f"export CARGO_ZIGBUILD_ZIG_COMMAND={bindir}/python CARGO_ZIGBUILD_ZIG_COMMAND_ARGS='-m ziglang'\n"
+        f'exec "{bindir}/cargo-zigbuild" zig cc -- -fno-sanitize=all -target {zig_target}{extra} "$@"\n'
+    ))
+    write_if_changed(wrappers / "ar", f'#!/bin/sh\nexec "{bindir}/zig" ar "$@"\n')
+    env[f"CC_{key}"] = str(wrappers / "cc")
+    env[f"AR_{key}"] = str(wrappers / "ar")
+    env[f"CARGO_TARGET_{key.upper()}_LINKER"] = str(wrappers / "cc")
+    if "apple-darwin" in triple:
+        env["MACOSX_DEPLOYMENT_TARGET"] = MACOS_MIN
+    if triple.endswith("-apple-ios"):
+        env["IPHONEOS_DEPLOYMENT_TARGET"] = IOS_MIN
+    return env
+
+
+def main() -> int:
+    if len(sys.argv) >= 3 and sys.argv[1] == "env":
+        for k, v in target_env(sys.argv[2]).items():
+            print(f"export {k}={shlex.quote(v)}")
+        return 0
+    if len(sys.argv) >= 5 and sys.argv[1] == "exec" and sys.argv[3] == "--":
+        env = dict(os.environ)
+        env.update(target_env(sys.argv[2]))
+        os.execvpe(sys.argv[4], sys.argv[4:], env)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,8 @@
 
     release_meta.py check          fail when a crate, pyproject.toml, package.json or
                                    CHANGELOG.md disagrees with [workspace.package]
-    release_meta.py write          rewrite package.json's version and metadata from it
+    release_meta.py write          rewrite package.json's version and metadata, and
+                                   Package.swift's releaseVersion, from it
     release_meta.py version        print the version
 
 Every workspace member (found with `cargo metadata`, so new crates are covered) must inherit
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tomllib
@@ -24,6 +26,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE_JSON = ROOT / "bindings-node" / "package.json"
 PYPROJECT = ROOT / "bindings-python" / "pyproject.toml"
 CHANGELOG = ROOT / "CHANGELOG.md"
+PACKAGE_SWIFT = ROOT / "bindings-swift" / "Package.swift"
+SWIFT_VERSION = re.compile(r'^let releaseVersion = "([^"]*)"$', re.M)
 
 
 def workspace() -> dict:
@@ -99,6 +103,10 @@ def check() -> list[str]:
         link = ROOT / "bindings-python" / name
         if not (link.is_symlink() and link.resolve() == (ROOT / name).resolve()):
             errors.append(f"bindings-python/{name} must be a symlink to ../{name} (the wheel and sdist ship it)")
+    m = SWIFT_VERSION.search(PACKAGE_SWIFT.read_text())
+    if not m or m.group(1) != ws["version"]:
+        errors.append("bindings-swift/Package.swift: releaseVersion differs from the workspace's version; "
+                      "run `make generate`")
     if f"## [{ws['version']}]" not in CHANGELOG.read_text():
         errors.append(f"CHANGELOG.md has no `## [{ws['version']}]` section")
     return errors
@@ -114,6 +122,11 @@ def main() -> int:
         if new != text:
             PACKAGE_JSON.write_text(new)
             print("release_meta: wrote bindings-node/package.json")
+        swift = PACKAGE_SWIFT.read_text()
+        new = SWIFT_VERSION.sub(f'let releaseVersion = "{version()}"', swift)
+        if new != swift:
+            PACKAGE_SWIFT.write_text(new)
+            print("release_meta: wrote bindings-swift/Package.swift")
     elif cmd == "check":
         errors = check()
         for e in errors:

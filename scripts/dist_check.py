@@ -41,6 +41,14 @@ LICENSES = ["LICENSE-MIT", "LICENSE-APACHE", "THIRD-PARTY-NOTICES.md"]
 SIZE_LIMITS = {"wheel": 2_000_000, "node": 4_000_000, "npm-main": 50_000}
 HEADER = ROOT / "bindings-swift/Sources/LicenseBackupFFI/LicenseBackupFFI.h"
 MACOS_MIN, IOS_MIN, GLIBC_MAX = "11.0", "15.0", (2, 17)
+# Tests that need Python 3.10+ (left out on Debian 11's Python 3.9; see python_suite).
+PY39_IGNORE = ["test_api.py", "test_scenarios.py"]
+PY39_DESELECT = [
+    "test_package.py::test_mypy_strict_on_the_package_and_the_examples",
+    "test_package.py::test_example_backs_up_and_restores",
+    "test_parity.py::test_events", "test_parity.py::test_event_metadata",
+    "test_parity.py::test_operations[LicenseStore.open]", "test_parity.py::test_operations[EmbeddedService.open]",
+]
 
 # Expected wheel platform tag -> (Rust target, format, architecture).
 WHEELS = {
@@ -293,8 +301,12 @@ class Checker:
         (work / "run").mkdir(parents=True)
         ignore = ""
         if where == "bullseye-amd64":
-            # These two files use `match` (Python 3.10+); the package itself supports 3.9.
-            ignore = f"--ignore {ROOT}/bindings-python/tests/test_api.py --ignore {ROOT}/bindings-python/tests/test_scenarios.py"
+            # The package supports 3.9; these tests use what only 3.10+ has: `match` statements
+            # (two files, and the example), dataclasses' __match_args__, inspect.signature() of
+            # native classes. The rest of the suite runs.
+            tests = f"{ROOT}/bindings-python/tests"
+            ignore = " ".join([f"--ignore {tests}/{f}" for f in PY39_IGNORE]
+                              + [f"--deselect {t}" for t in PY39_DESELECT])
         script = (
             f"python3 -m venv {work}/venv\n"
             f"{work}/venv/bin/python -m pip install --quiet --disable-pip-version-check --no-index "
@@ -313,7 +325,8 @@ class Checker:
         label = {"host": f"host (Python {sys.version_info[0]}.{sys.version_info[1]})",
                  "bullseye-amd64": "Debian 11 (glibc 2.31, Python 3.9)",
                  "bookworm-arm64": "Debian 12 arm64 under qemu (Python 3.11)"}[where]
-        r["ran"].append(f"{label}: pytest {summary[-1].strip('= ')} ({time.monotonic() - start:.0f} s)")
+        note = " (left out, as they need Python 3.10+: 2 files and 12 cases)" if where == "bullseye-amd64" else ""
+        r["ran"].append(f"{label}: pytest {summary[-1].strip('= ')}{note} ({time.monotonic() - start:.0f} s)")
 
     def check_sdist(self, sdist: pathlib.Path) -> None:
         r = self.row(sdist, "source", "sdist")

@@ -17,8 +17,10 @@ DIST_CHECK_ARGS ?=
 # The host's build of the Python wheel and the npm addon that the suites test goes through the
 # same C toolchain and compatibility floor as its `make dist` counterpart (glibc 2.17 through
 # zig): `$(CROSS_HOST) cmd` runs cmd with that environment.
+# They build in a target folder of their own (scripts/cross_env.py says why).
 HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
-CROSS_HOST = python3 $(ROOT)/scripts/cross_env.py exec $(HOST_TRIPLE) --
+HOST_DIST_TARGET_DIR := $(ROOT)/target/host-dist
+CROSS_HOST = CARGO_TARGET_DIR=$(HOST_DIST_TARGET_DIR) python3 $(ROOT)/scripts/cross_env.py exec $(HOST_TRIPLE) --
 # What the host's wheel says it is compatible with, as in `make dist`.
 PY_HOST_COMPAT := --target $(HOST_TRIPLE) --compatibility manylinux2014
 BUILD_TOOLS_DIR = $(shell $(ROOT)/scripts/build-tools.sh python)

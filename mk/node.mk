@@ -7,9 +7,9 @@
 #
 # The napi CLI (and TypeScript for the declaration check) are devDependencies installed with
 # `npm ci` into bindings-node/node_modules (ignored), only when package-lock.json changed.
-# `napi build` always passes --target, so its artifacts live in target/<triple>/debug (beside
-# cargo's own target/debug): the first build compiles the core once more, later ones only the
-# addon crate.
+# `napi build` runs with the C toolchain of `make dist` (CROSS_HOST) in target/host-dist, shared
+# with the Python wheel's build: the first build compiles the core once more, later ones only
+# the addon crate.
 
 TEST_SUITES += test-node
 GENERATE += generate-node
@@ -39,7 +39,7 @@ node-tools: $(NODE_STAMP)
 node-build: node-tools
 	rm -rf $(NODE_NAPI_OUT) && mkdir -p $(NODE_NAPI_OUT)
 	cd $(NODE_DIR) && $(CROSS_HOST) ./node_modules/.bin/napi build --platform --no-const-enum \
-		--target-dir $(ROOT)/target --output-dir $(NODE_NAPI_OUT) \
+		--target-dir $(HOST_DIST_TARGET_DIR) --output-dir $(NODE_NAPI_OUT) \
 		--js native.js --dts native.d.ts
 
 generate-node: node-build

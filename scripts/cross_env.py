@@ -7,7 +7,9 @@ Linux and Apple, Debian's mingw-w64 for Windows, with the compatibility floors p
 
 The environment sets CC_<triple>, AR_<triple> and CARGO_TARGET_<TRIPLE>_LINKER to wrappers
 with a fixed path, so maturin, the napi CLI and cargo see the same compiler and share one
-build of the core per target and profile. The floors:
+build of the core per target and profile. Build with it in a target folder of its own (make
+dist: target/dist; make test's host packages: target/host-dist): the host's linker differs
+from a plain `cargo build`'s, and sharing a folder would rebuild everything at each switch. The floors:
 
     Linux glibc      2.17 (manylinux2014; Node 18 itself needs 2.28)
     Linux musl       1.2 (zig's musl, linked statically into nothing: the addon links libc.so)
@@ -21,9 +23,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shlex
 import subprocess
 import sys
+import tomllib
 
 HERE = pathlib.Path(__file__).resolve().parent
 MACOS_MIN = "11.0"
@@ -53,8 +57,25 @@ def write_if_changed(path: pathlib.Path, text: str) -> None:
         path.chmod(0o755)
 
 
+def host_triple() -> str:
+    out = subprocess.run(["rustc", "-vV"], check=True, capture_output=True, text=True).stdout
+    return re.search(r"^host: (\S+)$", out, re.M).group(1)
+
+
 def target_env(triple: str) -> dict[str, str]:
-    """The variables to add for building `triple` (PATH first gets the tools' bin)."""
+    """The variables to add for building `triple` (PATH first gets the tools' bin).
+
+    The host's variables are set too, whatever the target: cargo links build scripts and proc
+    macros with the host target's linker when that is configured, and a linker that differs
+    from one build to the next rebuilds everything in the target folder."""
+    env = _target_env(triple)
+    host = host_triple()
+    if host != triple and host in ZIG_TARGETS:
+        env.update({k: v for k, v in _target_env(host).items() if k != "PATH"})
+    return env
+
+
+def _target_env(triple: str) -> dict[str, str]:
     bindir = tools_bin()
     env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}"}
     key = triple.replace("-", "_")
@@ -88,6 +109,13 @@ def target_env(triple: str) -> dict[str, str]:
     env[f"CC_{key}"] = str(wrappers / "cc")
     env[f"AR_{key}"] = str(wrappers / "ar")
     env[f"CARGO_TARGET_{key.upper()}_LINKER"] = str(wrappers / "cc")
+    if triple.endswith("-musl"):
+        # A cdylib on musl links libc dynamically. The napi CLI adds this flag through RUSTFLAGS
+        # unless it is there already, and RUSTFLAGS replaces .cargo/config.toml's rustflags: so
+        # both go here, and maturin and napi build with the same flags.
+        with open(HERE.parent / ".cargo" / "config.toml", "rb") as f:
+            flags = tomllib.load(f).get("build", {}).get("rustflags", [])
+        env["RUSTFLAGS"] = " ".join([*flags, "-C", "target-feature=-crt-static"])
     if "apple-darwin" in triple:
         env["MACOSX_DEPLOYMENT_TARGET"] = MACOS_MIN
     if triple.endswith("-apple-ios"):

@@ -152,8 +152,12 @@ def inspect_binary(path: pathlib.Path, fmt: str, arch: str, entry: str, *, musl:
 
 
 def header_functions() -> list[str]:
+    """Every function the uniffi header declares (each has an UNIFFI_FFIDEF_ guard)."""
     text = HEADER.read_text()
-    return sorted(set(re.findall(r"^\S.*?\b((?:uniffi|ffi)_\w+)\s*\(", text, re.M)))
+    names = sorted(set(re.findall(r"^\S.*?\b((?:uniffi|ffi)_\w+)\s*\(", text, re.M)))
+    guards = re.findall(r"^#define UNIFFI_FFIDEF_(?:UNIFFI|FFI)_\w+$", text, re.M)
+    need(len(names) == len(guards), f"parsed {len(names)} functions from the header, it guards {len(guards)}")
+    return names
 
 
 def thin_archives(data: bytes) -> dict[str, bytes]:
@@ -474,6 +478,11 @@ class Checker:
                 need("module LicenseBackupFFI" in (d / lib["HeadersPath"] / "module.modulemap").read_text(), f"{ident}: module map")
                 thin = thin_archives((d / lib["LibraryPath"]).read_bytes())
                 need(sorted(thin) == sorted(lib["SupportedArchitectures"]), f"{ident}: architectures {sorted(thin)}")
+                if len(thin) > 1:  # the universal header, read by llvm's tools too
+                    fat = sh(["llvm-objdump", "--macho", "--universal-headers", str(d / lib["LibraryPath"])])
+                    for arch in thin:
+                        need(re.search(rf"cputype CPU_TYPE_{'ARM64' if arch == 'arm64' else 'X86_64'}\b", fat) is not None,
+                             f"{ident}: llvm-objdump sees no {arch} in the universal archive")
                 platform = lib["SupportedPlatform"]
                 for arch, data in thin.items():
                     r["inspected"].append(inspect_staticlib(data, arch, platform, MACOS_MIN if platform == "macos" else IOS_MIN, tmp))

@@ -27,7 +27,6 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import cross_env  # noqa: E402
-import npm_packages  # noqa: E402
 import release_meta  # noqa: E402
 
 TARGET_DIR = ROOT / "target" / "dist"

@@ -45,10 +45,10 @@ def fat_archive(thin: dict[str, bytes]) -> bytes:
         offsets.append(offset)
         offset = (offset + len(thin[arch]) + align - 1) // align * align
     out = bytearray(struct.pack(">II", 0xCAFEBABE, len(archs)))
-    for arch, off in zip(archs, offsets):
+    for arch, off in zip(archs, offsets, strict=True):
         cputype, subtype = CPU[arch]
         out += struct.pack(">iiIII", cputype, subtype, off, len(thin[arch]), ALIGN)
-    for arch, off in zip(archs, offsets):
+    for arch, off in zip(archs, offsets, strict=True):
         out += b"\0" * (off - len(out))
         out += thin[arch]
     return bytes(out)

@@ -67,7 +67,10 @@ cargo_tool() {  # cargo_tool NAME VERSION
   if [[ ! -x $TOOLS/bin/$1 ]] || ! "$TOOLS/bin/$1" --version 2>/dev/null | grep -qF "$2"; then
     exec 7>"$TOOLS/cargo-install.lock"; flock 7
     say "cargo install $1 $2 (compiles for several minutes, once)"
-    nice -n 19 cargo install --quiet --locked --root "$TOOLS" "$1" --version "$2" >&2
+    # A build folder of its own, kept until the install succeeds (an interrupted one resumes).
+    nice -n 19 cargo install --quiet --locked --root "$TOOLS" --target-dir "$TOOLS/cargo-build" \
+      "$1" --version "$2" >&2
+    rm -rf "$TOOLS/cargo-build"
   fi
 }
 

@@ -43,9 +43,10 @@ dist-check: node-tools python-tools
 notices:
 	python3 $(ROOT)/scripts/notices.py write
 
+# The notices are regenerated (a few minutes) only when their inputs changed.
 generate-release:
 	python3 $(ROOT)/scripts/release_meta.py write
-	python3 $(ROOT)/scripts/notices.py write
+	python3 $(ROOT)/scripts/notices.py check >/dev/null 2>&1 || python3 $(ROOT)/scripts/notices.py write
 
 # cargo-deny: licenses, bans and sources (deny.toml). Advisories are not checked: the RustSec
 # database is a git clone from a host only the registries are reachable from here.

@@ -95,6 +95,7 @@ case "$cmd" in
     # shellcheck disable=SC2016  # expanded by the inner bash
     exec unshare --mount --propagation private -- bash -euc '
       root=$1 wd=$2; shift 2
+      mount -t tmpfs tmpfs "$root/tmp"   # first: binds below /tmp go on top of it
       while [[ $1 != --env ]]; do
         mkdir -p "$root$1"; mount --rbind "$1" "$root$1"; mount --make-rslave "$root$1"; shift
       done
@@ -102,8 +103,7 @@ case "$cmd" in
       while [[ $1 != -- ]]; do envs+=("$1"); shift; done
       shift
       mount -t proc proc "$root/proc"
-      mount --rbind /dev "$root/dev"; mount --make-rslave "$root/dev"
-      mount -t tmpfs tmpfs "$root/tmp"
+      for d in dev sys; do mount --rbind "/$d" "$root/$d"; mount --make-rslave "$root/$d"; done
       exec env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 ${envs[@]+"${envs[@]}"} \
         "$(command -v chroot)" "$root" /bin/sh -c '\''cd -- "$1" || exit 125; shift; exec "$@"'\'' \
         test-chroot "$wd" "$@"

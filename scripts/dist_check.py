@@ -429,7 +429,9 @@ class Checker:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         (work / "package.json").write_text('{"name": "license-backup-fresh-install", "private": true}\n')
-        flags = ["--cpu=arm64", "--os=linux", "--libc=glibc"] if where == "bookworm-arm64" else []
+        # npm runs on the host: it installs for arm64 as told, --force past its own platform check
+        # (EBADPLATFORM); node then runs inside the arm64 chroot.
+        flags = ["--force", "--cpu=arm64", "--os=linux", "--libc=glibc"] if where == "bookworm-arm64" else []
         run_logged(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--offline", *flags,
                     str(main_tgz), str(plat_tgz)], self.work / f"node-{where}-install.log", cwd=work)
         shutil.copytree(ROOT / "bindings-node/test", work / "test")

@@ -121,10 +121,14 @@ def main() -> int:
         sys.exit("dist: " + "\n".join(errors))
     subprocess.run([str(HERE / "build-tools.sh"), "dist"], check=True, stdout=subprocess.DEVNULL)
 
-    for group in only:
-        shutil.rmtree(out / group, ignore_errors=True)
-        (out / group).mkdir(parents=True)
     work = TARGET_DIR / "work"
+    full = set(targets) == set(TARGETS)
+    for group in only:
+        if full:  # a partial run (--targets) keeps the other targets' artifacts
+            shutil.rmtree(out / group, ignore_errors=True)
+        (out / group).mkdir(parents=True, exist_ok=True)
+    if full:
+        shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     addons: dict[str, pathlib.Path] = {}
     staticlibs: dict[str, pathlib.Path] = {}
@@ -147,7 +151,18 @@ def main() -> int:
         timings[triple] = time.monotonic() - t
         say(f"{triple}: built in {timings[triple]:.0f} s")
 
+    # Every target's addon and static library built so far (this run's, and a partial run's
+    # predecessors'), so the packages always cover every target that has been built.
+    for triple in TARGETS:
+        found = list((work / "napi" / triple).glob("*.node"))
+        if found and triple not in addons:
+            addons[triple] = found[0]
+        lib = TARGET_DIR / triple / "release" / "liblicense_backup_swift.a"
+        if TARGETS[triple].get("swift") and lib.exists() and triple not in staticlibs:
+            staticlibs[triple] = lib
     if "node" in only:
+        for old in (out / "node").glob("*.tgz"):
+            old.unlink()
         subprocess.run([sys.executable, str(HERE / "npm_packages.py"), "--out", str(out / "node")]
                        + [f"--addon={t}={p}" for t, p in addons.items()], check=True)
     if "swift" in only:

@@ -4,7 +4,7 @@
     npm_packages.py --out DIR [--addon TRIPLE=FILE]...
 
 The main package `license-backup` (bindings-node's JavaScript, the generated native.js /
-native.d.ts, the licenses; no addon) lists one platform package per target of package.json's
+native.d.ts, the two licenses; no addon) lists one platform package per target of package.json's
 `napi.targets` as an optional dependency, at the same version; npm installs the one whose
 `os` / `cpu` / `libc` match. Each --addon makes that platform's package (its `.node`, the
 licenses) and packs it. `make test-node` and `make dist` both pack through here, so the
@@ -29,6 +29,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "bindings-node"
 MAIN_FILES = ["index.js", "index.d.ts", "native.js", "native.d.ts", "README.md"]
 LICENSE_FILES = ["LICENSE-MIT", "LICENSE-APACHE", "THIRD-PARTY-NOTICES.md"]
+# The main package holds only our JavaScript: the third-party notices go with the addons.
+MAIN_LICENSE_FILES = LICENSE_FILES[:2]
 
 # Rust target -> (napi platform suffix, os, cpu, libc). The suffix is what native.js requires.
 PLATFORMS = {
@@ -61,8 +63,8 @@ def npm_pack(folder: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
     return out / json.loads(result.stdout)[0]["filename"]
 
 
-def copy_licenses(dest: pathlib.Path) -> None:
-    for name in LICENSE_FILES:
+def copy_licenses(dest: pathlib.Path, names: list[str] = LICENSE_FILES) -> None:
+    for name in names:
         shutil.copy(ROOT / name, dest / name)
 
 
@@ -74,12 +76,12 @@ def stage_main(dest: pathlib.Path) -> None:
         sys.exit(f"npm_packages: no platform package defined for napi.targets {unknown}")
     pkg.pop("scripts", None)
     pkg.pop("devDependencies", None)
-    pkg["files"] = MAIN_FILES[:-1] + LICENSE_FILES
+    pkg["files"] = MAIN_FILES[:-1] + MAIN_LICENSE_FILES
     pkg["optionalDependencies"] = {platform_name(t): pkg["version"] for t in targets}
     dest.mkdir(parents=True)
     for name in MAIN_FILES:
         shutil.copy(NODE_DIR / name, dest / name)
-    copy_licenses(dest)
+    copy_licenses(dest, MAIN_LICENSE_FILES)
     (dest / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")
 
 

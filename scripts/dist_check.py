@@ -385,7 +385,7 @@ class Checker:
             need("devDependencies" not in pkg and "scripts" not in pkg, "devDependencies/scripts shipped")
             r["inspected"].append(f"contents; optionalDependencies: {len(want)} platform packages at {self.version}")
         self.guarded(r, "contents", main_contents)
-        platform_tgz = {}
+        platform_tgz, platform_rows = {}, {}
         for triple in targets:
             name = npm_packages.platform_name(triple)
             tgz = node_dir / f"{name}-{self.version}.tgz"
@@ -393,14 +393,16 @@ class Checker:
                 self.fail(None, f"{tgz.name} is missing")
                 continue
             platform_tgz[triple] = tgz
-            pr = self.row(tgz, triple, "npm-platform")
+            pr = platform_rows[triple] = self.row(tgz, triple, "npm-platform")
             self.guarded(pr, "inspection", lambda tgz=tgz, triple=triple, pr=pr: self.inspect_platform(tgz, triple, pr))
         host = "x86_64-unknown-linux-gnu"
         if "host" not in self.skip and host in platform_tgz:
-            self.guarded(r, "host suite", lambda: self.node_suite(r, main_tgz, platform_tgz[host], "host"))
+            self.guarded(r, "host suite", lambda: self.node_suite(r, main_tgz, platform_tgz[host], "host",
+                                                                   platform_rows[host]))
         arm = "aarch64-unknown-linux-gnu"
         if "arm64" not in self.skip and arm in platform_tgz:
-            self.guarded(r, "arm64 suite", lambda: self.node_suite(r, main_tgz, platform_tgz[arm], "bookworm-arm64"))
+            self.guarded(r, "arm64 suite", lambda: self.node_suite(r, main_tgz, platform_tgz[arm], "bookworm-arm64",
+                                                                    platform_rows[arm]))
 
     def inspect_platform(self, tgz: pathlib.Path, triple: str, r: dict) -> None:
         pkg, names = self.npm_manifest(tgz)
@@ -424,7 +426,7 @@ class Checker:
         r["inspected"].append(f"package.json (os {os_name}, cpu {cpu}{', libc ' + libc if libc else ''})")
         r["inspected"].append(inspect_binary(addon, fmt, arch, "napi_register_module_v1", musl="musl" in triple, node=True))
 
-    def node_suite(self, r: dict, main_tgz: pathlib.Path, plat_tgz: pathlib.Path, where: str) -> None:
+    def node_suite(self, r: dict, main_tgz: pathlib.Path, plat_tgz: pathlib.Path, where: str, pr: dict) -> None:
         work = self.work / f"node-{where}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -456,8 +458,10 @@ class Checker:
         need(passed is not None and failed is not None and failed.group(1) == "0", "node --test summary")
         label = {"host": f"host (Node {sh(['node', '--version']).strip()})",
                  "bookworm-arm64": "Debian 12 arm64 under qemu (Node 18)"}[where]
-        r["ran"].append(f"{label}: require() loaded {plat_name}; node --test {passed.group(1)} passed, 0 failed; "
-                        f"example ran ({time.monotonic() - start:.0f} s)")
+        ran = (f"{label}: require() loaded {plat_name}; node --test {passed.group(1)} passed, 0 failed; "
+               f"example ran ({time.monotonic() - start:.0f} s)")
+        r["ran"].append(ran)
+        pr["ran"].append(ran)
 
     # ---- Swift
 

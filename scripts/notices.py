@@ -2,7 +2,8 @@
 """THIRD-PARTY-NOTICES.md: the licenses of everything the shipped libraries contain.
 
     notices.py write    regenerate it (cargo-about, from Cargo.lock; a few minutes)
-    notices.py check    fail when Cargo.lock or the generator changed since it was generated
+    notices.py check    fail when Cargo.lock, a Cargo.toml or the generator changed since it was
+                        generated
                         (a second: what `make test` runs)
     notices.py verify   regenerate into memory and compare with the committed file (make dist)
 
@@ -31,10 +32,13 @@ STAMP = re.compile(r"^<!-- inputs: ([0-9a-f]{64}) -->$", re.M)
 
 
 def inputs_digest() -> str:
-    """What the file is generated from: Cargo.lock, the configuration and this script."""
+    """What the file is generated from: Cargo.lock, the manifests (features, targets), the
+    configuration and this script."""
+    manifests = sorted(p for p in ROOT.glob("**/Cargo.toml")
+                       if not {"target", "fuzz", "node_modules", ".cache"} & set(p.relative_to(ROOT).parts))
     h = hashlib.sha256()
-    for path in (ROOT / "Cargo.lock", ROOT / "about.toml", pathlib.Path(__file__)):
-        h.update(path.read_bytes())
+    for path in (ROOT / "Cargo.lock", ROOT / "about.toml", pathlib.Path(__file__), *manifests):
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 
@@ -115,8 +119,8 @@ def main() -> int:
     if cmd == "check":
         m = STAMP.search(OUT.read_text()) if OUT.exists() else None
         if not m or m.group(1) != inputs_digest():
-            print("notices: THIRD-PARTY-NOTICES.md is stale (Cargo.lock, about.toml or scripts/notices.py "
-                  "changed): run `make notices` and commit it", file=sys.stderr)
+            print("notices: THIRD-PARTY-NOTICES.md is stale (Cargo.lock, a Cargo.toml, about.toml or "
+                  "scripts/notices.py changed): run `make notices` and commit it", file=sys.stderr)
             return 1
         print("notices: THIRD-PARTY-NOTICES.md was generated from this Cargo.lock")
         return 0

@@ -5,7 +5,7 @@
 #
 #   scripts/build-tools.sh python     the venv only (what `make test` needs)
 #   scripts/build-tools.sh targets    + the Rust targets of every artifact (rustup)
-#   scripts/build-tools.sh dist       + Debian's mingw-w64 (Windows), llvm, file
+#   scripts/build-tools.sh dist       + Debian's mingw-w64 (Windows), llvm, file, musl
 #   scripts/build-tools.sh deny       cargo-deny (cargo install, cached)
 #   scripts/build-tools.sh about      cargo-about (cargo install, cached)
 #
@@ -57,6 +57,7 @@ apt_tools() {
   command -v x86_64-w64-mingw32-gcc-posix >/dev/null || missing+=(gcc-mingw-w64-x86-64-posix)
   command -v llvm-readobj >/dev/null || missing+=(llvm)
   command -v file >/dev/null || missing+=(file)
+  [[ -e /usr/lib/x86_64-linux-musl/libc.so ]] || missing+=(musl)   # auditwheel of the musl wheel
   if [[ ${#missing[@]} -gt 0 ]]; then
     say "apt-get install ${missing[*]}"
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2

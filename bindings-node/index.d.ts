@@ -25,6 +25,11 @@ export declare const ErrorCode: Readonly<{
   NOT_WRITABLE: 203
   BACKUP_EXISTS: 204
   ARCHIVE_MISSING: 205
+  NO_SPACE: 206
+  MEDIA_FAILURE: 207
+  DEVICE_GONE: 208
+  PATH_INVALID: 209
+  NOT_READABLE: 210
   ARCHIVE_CORRUPT: 301
   UNSUPPORTED_VERSION: 302
   WRONG_KEY: 303
@@ -36,6 +41,14 @@ export declare const ErrorCode: Readonly<{
   STORAGE: 601
   LICENSE_NOT_FOUND: 602
   LICENSE_EXISTS: 603
+  WRONG_FILE_KIND: 604
+  PROTECTOR_REQUIRED: 610
+  PROTECTOR_MISMATCH: 611
+  PROTECTOR_FAILED: 612
+  LICENSE_TAMPERED: 613
+  PLAYS_EXHAUSTED: 614
+  LICENSE_EXPIRED: 615
+  PLAY_NOT_ALLOWED: 616
   INTERNAL: 900
 }>
 
@@ -129,10 +142,45 @@ export interface BackupRestorerEvents {
 export declare const EVENTS: ReadonlyArray<keyof BackupRestorerEvents>
 
 /** The licenses on this device; content keys are sealed to the device key at rest. */
+/** What `Protector.host` takes: functions of the application on Buffers (they run on the main thread). */
+export interface HostProtector {
+  /** Wraps the 32-byte seed; only `unwrap` of the same protector can turn the result back. */
+  wrap(seed: Buffer): Uint8Array
+  /** The seed, or null when `wrapped` was not wrapped by this protector (PROTECTOR_MISMATCH). */
+  unwrap(wrapped: Buffer): Uint8Array | null
+}
+
+/**
+ * Who holds the secret seed of a store or a service. `Protector.unprotected()` (the default)
+ * keeps it in clear in the file: whoever copies the file has every content key it seals.
+ */
+export declare class Protector {
+  private constructor()
+  /** The seed in clear in the file. */
+  static unprotected(): Protector
+  /** The platform keystore (Secret Service, Keychain, Credential Manager), entries under `service`. */
+  static keyring(service?: string): Protector
+  /** The application's own functions, for example built on Electron's `safeStorage`. */
+  static host(protector: HostProtector): Protector
+  /** 'unprotected', 'keyring' or 'host'. */
+  readonly kind: 'unprotected' | 'keyring' | 'host'
+}
+
+export interface StoreOptions {
+  /** Holds the device's seed; default `Protector.unprotected()`. */
+  protector?: Protector
+}
+
 export declare class LicenseStore {
   private constructor()
   /** Opens the store at `path`, creating it (with a fresh device identity) if needed. */
-  static open(path: string): LicenseStore
+  static open(path: string, options?: StoreOptions): LicenseStore
+  /** The label of the protector the store was opened with ('unprotected' without one). */
+  readonly protectorLabel: string
+  /** Replaces the rights of a license and seals its row again. */
+  updateRights(keyId: string, rights: Rights): void
+  /** Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights after it. */
+  usePlay(keyId: string): Rights
   /** This device's identity (32 hex digits); a restore with `individualize` changes it. */
   deviceId(): string
   /** Adds a license; with `replace`, replaces one with the same key ID (else LICENSE_EXISTS). */
@@ -169,6 +217,8 @@ export interface ServiceOptions {
   maxDevices?: number
   /** The page a refusal points to. */
   refusalUrl?: string
+  /** Holds the service's seed; default `Protector.unprotected()`. */
+  protector?: Protector
 }
 
 /** The in-process License Management Service, its key pair and quota ledger in a local file. */

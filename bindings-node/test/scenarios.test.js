@@ -1,6 +1,7 @@
 'use strict'
 // Runs every conformance scenario in tests/scenarios/ (format: tests/scenarios/README.md)
-// through the public API of the installed package. Normalized events are built from the
+// through the public API of the installed package, reading each one's expanded file
+// (tests/scenarios/expanded/: licenses and archive damage spelled out). Normalized events are built from the
 // package's own event payloads, so a field the JavaScript surface drops fails a scenario.
 
 const assert = require('node:assert/strict')
@@ -8,10 +9,25 @@ const crypto = require('node:crypto')
 const fs = require('node:fs')
 const path = require('node:path')
 const { test } = require('node:test')
-const { lb, REPO, tempDir, generatedKeyId, generatedLicense } = require('./helpers.js')
+const { lb, REPO, tempDir, scenarioProtector } = require('./helpers.js')
 
 const SCENARIOS = path.join(REPO, 'tests', 'scenarios')
-const HEADER_LEN = 176
+const EXPANDED = path.join(SCENARIOS, 'expanded')
+
+/** A license as the expanded scenarios give it (`null` fields left out). */
+function licenseOf(v) {
+  const r = v.rights
+  const rights = { play: r.play, burn: r.burn, transfer: r.transfer, backupAllowed: r.backup_allowed }
+  if (r.expires_at !== null) rights.expiresAt = r.expires_at
+  if (r.plays_remaining !== null) rights.playsRemaining = r.plays_remaining
+  return {
+    keyId: v.key_id,
+    contentKey: Buffer.from(v.content_key, 'hex'),
+    rights,
+    issuer: v.issuer,
+    issuedAt: v.issued_at,
+  }
+}
 const ARCHIVE = 'licenses.lbk'
 
 /** The normalized form (StatusEvent::normalized in core/src/event.rs) of one emitted event. */
@@ -78,18 +94,13 @@ class Runner {
     }
     const store = lb.LicenseStore.open(this.path(`${name}.db`))
     this.closables.push(store)
-    const g = spec.generate
-    if (g) {
-      const prefix = g.prefix ?? '5a'
-      const [restricted, counted, untitled] = [g.restricted ?? [], g.counted ?? [], g.untitled ?? []]
-      const licenses = []
-      for (let i = 1; i <= g.count; i++) {
-        licenses.push(generatedLicense(prefix, i, { restricted: restricted.includes(i), counted: counted.includes(i) }))
+    if (spec.licenses.length > 0) store.addLicenses(spec.licenses.map(licenseOf))
+    for (const entry of spec.catalog) {
+      const fields = {}
+      for (const [key, name] of [['title', 'title'], ['artist', 'artist'], ['file_path', 'filePath']]) {
+        if (entry[key] !== null) fields[name] = entry[key]
       }
-      store.addLicenses(licenses)
-      for (let i = 1; i <= g.count; i++) {
-        if (!untitled.includes(i)) store.setCatalogEntry(generatedKeyId(prefix, i), { title: `Track ${i}` })
-      }
+      store.setCatalogEntry(entry.key_id, fields)
     }
     const restorer = new lb.BackupRestorer(store, service)
     this.closables.push(restorer)
@@ -197,30 +208,22 @@ class Runner {
       return
     }
     let bytes = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0)
-    const frames = []
-    for (let pos = HEADER_LEN; pos + 21 <= bytes.length; pos += 21 + bytes.readUInt32LE(pos + 17)) frames.push(pos)
-    const position = (at) => {
-      const offset = at.offset ?? 0
-      if (at.region === 'header') return offset
-      if (at.region === 'record') return frames[at.index] + offset
-      if (at.region === 'end') return frames[frames.length - 1] + offset
-      throw new Error(`unknown region ${at.region}`)
-    }
+    if (step.archive_len !== undefined) assert.equal(bytes.length, step.archive_len, 'the archive length')
     switch (step.action) {
       case 'flip_byte':
-        bytes[position(step.at)] ^= 0x01
+        bytes[step.offset] ^= 0x01
         break
       case 'truncate':
-        bytes = bytes.subarray(0, position(step.at))
+        bytes = bytes.subarray(0, step.length)
         break
       case 'swap_records': {
-        const [a, b] = [Math.min(step.a, step.b), Math.max(step.a, step.b)]
+        const [[a0, a1], [b0, b1]] = step.ranges
         bytes = Buffer.concat([
-          bytes.subarray(0, frames[a]),
-          bytes.subarray(frames[b], frames[b + 1]),
-          bytes.subarray(frames[a + 1], frames[b]),
-          bytes.subarray(frames[a], frames[a + 1]),
-          bytes.subarray(frames[b + 1]),
+          bytes.subarray(0, a0),
+          bytes.subarray(b0, b1),
+          bytes.subarray(a1, b0),
+          bytes.subarray(a0, a1),
+          bytes.subarray(b1),
         ])
         break
       }
@@ -307,7 +310,7 @@ class Runner {
       case 'service_online':
         return this.service.setOnline(step.online)
       case 'add_license': {
-        const license = generatedLicense(step.prefix ?? '5a', step.index, { restricted: step.restricted ?? false })
+        const license = licenseOf(step.license)
         const got = this.codeOf(() => this.device(step).store.addLicense(license, { replace: step.replace ?? false }))
         return assert.equal(got, step.expect_error ?? null, `${at}: error`)
       }
@@ -319,7 +322,30 @@ class Runner {
         return assert.equal(got, step.expect_error ?? null, `${at}: error`)
       }
       case 'open_store': {
-        const got = this.codeOf(() => lb.LicenseStore.open(this.path(step.path)).close())
+        const protector = scenarioProtector(step.protector)
+        const got = this.codeOf(() => lb.LicenseStore.open(this.path(step.path), { protector }).close())
+        return assert.equal(got, step.expect_error ?? null, `${at}: error`)
+      }
+      case 'use_play': {
+        let rights = null
+        const got = this.codeOf(() => {
+          rights = this.device(step).store.usePlay(step.key_id)
+        })
+        assert.equal(got, step.expect_error ?? null, `${at}: error`)
+        if (rights) assert.deepEqual({ plays_remaining: rights.playsRemaining ?? null }, step.expect, `${at}: expect`)
+        return
+      }
+      case 'update_rights': {
+        const r = step.rights
+        const rights = {
+          play: r.play,
+          burn: r.burn,
+          transfer: r.transfer,
+          backupAllowed: r.backup_allowed,
+          expiresAt: r.expires_at ?? undefined,
+          playsRemaining: r.plays_remaining ?? undefined,
+        }
+        const got = this.codeOf(() => this.device(step).store.updateRights(step.key_id, rights))
         return assert.equal(got, step.expect_error ?? null, `${at}: error`)
       }
       case 'remember_device_id':
@@ -345,7 +371,7 @@ test('the scenarios folder holds scenarios', () => {
 
 for (const file of files) {
   test(`scenario ${file}`, async (t) => {
-    const scenario = JSON.parse(fs.readFileSync(path.join(SCENARIOS, file), 'utf8'))
+    const scenario = JSON.parse(fs.readFileSync(path.join(EXPANDED, file), 'utf8'))
     assert.equal(scenario.name, path.basename(file, '.json'), 'name must equal the file name')
     const runner = new Runner(t, scenario, seen)
     for (const [i, step] of scenario.steps.entries()) {
@@ -358,6 +384,10 @@ test('the scenarios reach every event and every error code through this package'
   for (const name of lb.EVENTS) assert.ok(seen.events.has(name), `no scenario emitted '${name}'`)
   for (const code of Object.keys(lb.ErrorCode)) {
     if (code === 'INTERNAL') continue // a bug in the engine: no scenario can reach it
+    // The store edited outside the library: at-rest.test.js reaches it (and core/tests/at_rest.rs).
+    if (code === 'LICENSE_TAMPERED') continue
+    // The media codes need a failing device: core/tests/media.rs reaches them on mounted images.
+    if (['NO_SPACE', 'MEDIA_FAILURE', 'DEVICE_GONE', 'NOT_READABLE'].includes(code)) continue
     assert.ok(seen.errors.has(code), `no scenario produced a LicenseBackupError ${code}`)
   }
 })

@@ -80,7 +80,7 @@ pub(crate) fn attach<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> 
 }
 
 std::thread_local! {
-    /// The pin this worker thread holds on its Python thread state (see [`attach_worker`]).
+    /// The pin this delivery thread holds on its Python thread state (see [`attach_worker`]).
     static PINNED: Cell<Option<ffi::PyGILState_STATE>> = const { Cell::new(None) };
 }
 
@@ -143,11 +143,17 @@ pub(crate) fn _close_gate(py: Python<'_>, timeout: f64) -> bool {
 pub(crate) struct Shared {
     /// The first exception a callback raised: the `__cause__` of `CallbackFailedError`.
     failure: Mutex<Option<PyErr>>,
-    /// The worker thread that delivers the events (to refuse a `wait()` from a callback).
+    /// The thread that delivers the events (to refuse a `wait()` from a callback).
     worker: OnceLock<ThreadId>,
+    /// The store's host protector, whose exception is the `__cause__` of `ProtectorFailedError`.
+    protector: Option<Arc<crate::protector::HostProtector>>,
 }
 
 impl Shared {
+    pub(crate) fn with_protector(protector: Option<Arc<crate::protector::HostProtector>>) -> Self {
+        Shared { protector, ..Shared::default() }
+    }
+
     fn remember(&self, err: PyErr) {
         let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
@@ -267,6 +273,11 @@ impl Operation {
                 if err.code() == ErrorCode::CallbackFailed {
                     // `raise CallbackFailedError(...) from <the callback's exception>`
                     raised.set_cause(py, self.shared.failure(py));
+                }
+                if err.code() == ErrorCode::ProtectorFailed {
+                    if let Some(host) = &self.shared.protector {
+                        raised.set_cause(py, host.take_failure());
+                    }
                 }
                 Err(raised)
             }

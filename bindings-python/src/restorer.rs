@@ -15,7 +15,7 @@ use crate::{OrRaise, convert};
 
 /// Backs up and restores the licenses of one store (`WMCreateBackupRestorer`), with named
 /// properties (`IWMBackupRestoreProps`) and asynchronous operations that report status events
-/// to a callable on the operation's worker thread.
+/// to a callable on the operation's delivery thread.
 #[pyclass(module = "license_backup._native", frozen, weakref)]
 pub struct BackupRestorer {
     inner: license_backup::BackupRestorer,
@@ -26,11 +26,13 @@ pub struct BackupRestorer {
 impl BackupRestorer {
     /// Starts an operation with a callback bridge to `callback` (given lists of events when
     /// `batched`).
-    fn start<F>(py: Python<'_>, callback: Option<Py<PyAny>>, batched: bool, start: F) -> PyResult<Operation>
+    fn start<F>(&self, py: Python<'_>, callback: Option<Py<PyAny>>, batched: bool, start: F) -> PyResult<Operation>
     where
         F: FnOnce(Arc<dyn StatusCallback>) -> license_backup::Result<OperationHandle>,
     {
-        let shared = Arc::new(Shared::default());
+        // A restore that individualizes wraps the new seed with the store's protector: its
+        // exception becomes the cause of ProtectorFailedError.
+        let shared = Arc::new(Shared::with_protector(self.store.get().protector.host.clone()));
         let handle = start(Arc::new(PyCallback::new(callback, batched, Arc::clone(&shared)))).or_raise(py)?;
         Ok(Operation::new(handle, shared))
     }
@@ -119,7 +121,7 @@ impl BackupRestorer {
         callback: Option<Py<PyAny>>,
         batched: bool,
     ) -> PyResult<Operation> {
-        Self::start(py, callback, batched, |cb| self.inner.backup_licenses(BackupFlags { overwrite }, cb))
+        self.start(py, callback, batched, |cb| self.inner.backup_licenses(BackupFlags { overwrite }, cb))
     }
 
     /// Starts restoring from the folder in `RestorePath`; see `backup_licenses`.
@@ -133,7 +135,7 @@ impl BackupRestorer {
         batched: bool,
     ) -> PyResult<Operation> {
         let flags = RestoreFlags { individualize, replace_existing };
-        Self::start(py, callback, batched, |cb| self.inner.restore_licenses(flags, cb))
+        self.start(py, callback, batched, |cb| self.inner.restore_licenses(flags, cb))
     }
 
     /// Cancels the running backup, if any.

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use license_backup::ServicePolicy;
 use pyo3::prelude::*;
 
-use crate::OrRaise;
-
 /// The embedded License Management Service: authorizes restores and keeps the restore quota
 /// in a SQLite ledger at `path`. Devices (stores) on one machine share it by opening the same
 /// file. `max_devices` (default 4) is how many distinct devices a license may live on;
@@ -21,10 +19,22 @@ pub struct EmbeddedService {
 impl EmbeddedService {
     /// Opens (or creates, with a fresh key pair) the service ledger at `path`.
     #[new]
-    #[pyo3(signature = (path, max_devices = None, refusal_url = None))]
-    fn new(py: Python<'_>, path: PathBuf, max_devices: Option<u32>, refusal_url: Option<String>) -> PyResult<Self> {
+    /// `protector` holds the service's seed, as for `LicenseStore` (default
+    /// `Protector.unprotected()`).
+    #[pyo3(signature = (path, max_devices = None, refusal_url = None, *, protector = None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        max_devices: Option<u32>,
+        refusal_url: Option<String>,
+        protector: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let protector = crate::protector::from_arg(protector)?;
         let policy = ServicePolicy::with_overrides(max_devices, refusal_url);
-        let service = py.detach(|| license_backup::EmbeddedService::open_with_policy(&path, policy)).or_raise(py)?;
+        let options = license_backup::ServiceOptions::protected(policy, protector.inner.clone());
+        let service = py
+            .detach(|| license_backup::EmbeddedService::open_with(&path, options))
+            .map_err(|e| crate::protector::raise(py, &e, &protector))?;
         Ok(EmbeddedService { inner: Arc::new(service) })
     }
 

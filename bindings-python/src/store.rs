@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyList};
 
 use crate::OrRaise;
 use crate::convert;
+use crate::protector::Protector;
 
 /// The licenses stored on this device (a SQLite file), content keys sealed to the device key.
 ///
@@ -21,6 +22,7 @@ use crate::convert;
 pub struct LicenseStore {
     inner: RwLock<Option<Arc<license_backup::LicenseStore>>>,
     path: PathBuf,
+    pub(crate) protector: Protector,
 }
 
 impl LicenseStore {
@@ -46,11 +48,25 @@ impl LicenseStore {
 
 #[pymethods]
 impl LicenseStore {
-    /// Opens (or creates) the store at `path` (`str` or `os.PathLike`).
+    /// Opens (or creates) the store at `path` (`str` or `os.PathLike`). `protector` holds the
+    /// device's seed: `Protector.unprotected()` (the default: the seed in clear in the file),
+    /// `Protector.keyring()`, or an object with `wrap`/`unwrap`; an unprotected store opened with
+    /// a protector is protected in place.
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let opened = py.detach(|| license_backup::LicenseStore::open(&path)).or_raise(py)?;
-        Ok(LicenseStore { inner: RwLock::new(Some(Arc::new(opened))), path })
+    #[pyo3(signature = (path, *, protector = None))]
+    fn new(py: Python<'_>, path: PathBuf, protector: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let protector = crate::protector::from_arg(protector)?;
+        let options = license_backup::StoreOptions::protected(protector.inner.clone());
+        let opened = py
+            .detach(|| license_backup::LicenseStore::open_with(&path, options))
+            .map_err(|e| crate::protector::raise(py, &e, &protector))?;
+        Ok(LicenseStore { inner: RwLock::new(Some(Arc::new(opened))), path, protector })
+    }
+
+    /// The protector the store was opened with.
+    #[getter]
+    fn protector(&self) -> Protector {
+        self.protector.clone()
     }
 
     /// The path of the store file.
@@ -134,7 +150,24 @@ impl LicenseStore {
     fn content_key<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
         let key_id = convert::key_id(key_id)?;
         let key = self.with(py, move |s| s.content_key(&key_id))?;
+        // The engine's buffer is wiped when `key` drops; the bytes object is Python's.
         Ok(PyBytes::new(py, &key))
+    }
+
+    /// Replaces the rights of a license (renewed by the application's license server) and seals
+    /// its row again.
+    fn update_rights(&self, py: Python<'_>, key_id: &Bound<'_, PyAny>, rights: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key_id = convert::key_id(key_id)?;
+        let rights = convert::rights_from(rights)?;
+        self.with(py, move |s| s.update_rights(&key_id, &rights))
+    }
+
+    /// Records one play: raises `PlayNotAllowedError`, `LicenseExpiredError` or
+    /// `PlaysExhaustedError` when it may not be played; returns the rights after the play.
+    fn use_play<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let key_id = convert::key_id(key_id)?;
+        let rights = self.with(py, move |s| s.use_play(&key_id))?;
+        convert::rights(py, &rights)
     }
 
     /// Sets (replaces) the catalog entry of a key ID.

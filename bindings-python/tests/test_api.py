@@ -279,7 +279,7 @@ def test_backup_and_restore(world: World) -> None:
         lb.Progress("backup", 5, 5),
         lb.End("backup", summary, None),
     ]
-    assert all(t != threading.get_ident() for t in rec.threads), "callbacks run on the worker thread"
+    assert all(t != threading.get_ident() for t in rec.threads), "callbacks run on the delivery thread"
     assert (world.backup / lb.ARCHIVE_FILE_NAME).exists()
     assert op.wait() == summary  # waiting again returns the same result
 

@@ -55,6 +55,16 @@ pub enum ErrorCode {
     BackupExists = 204,
     /// There is no backup archive in the restore folder.
     ArchiveMissing = 205,
+    /// The device holding the folder is full (or the file outgrew its file system).
+    NoSpace = 206,
+    /// The device reported an I/O error (failing or removed media).
+    MediaFailure = 207,
+    /// The device or network share is no longer connected.
+    DeviceGone = 208,
+    /// The path is too long, or has too many levels of symbolic links.
+    PathInvalid = 209,
+    /// The folder or the archive cannot be read (permission denied).
+    NotReadable = 210,
     /// The archive is damaged, truncated or was tampered with.
     ArchiveCorrupt = 301,
     /// The archive was written by an unknown format version.
@@ -77,6 +87,22 @@ pub enum ErrorCode {
     LicenseNotFound = 602,
     /// A license with that key ID is already in the store.
     LicenseExists = 603,
+    /// The file is not of the expected kind (a ledger or an archive opened as a store, ...).
+    WrongFileKind = 604,
+    /// The file is protected and no protector was given.
+    ProtectorRequired = 610,
+    /// The protector cannot unwrap the file's secret.
+    ProtectorMismatch = 611,
+    /// The protector failed (its error is attached).
+    ProtectorFailed = 612,
+    /// A license row was changed outside the library.
+    LicenseTampered = 613,
+    /// No plays remain on the license.
+    PlaysExhausted = 614,
+    /// The license has expired.
+    LicenseExpired = 615,
+    /// The license does not allow playing.
+    PlayNotAllowed = 616,
     /// An internal error (a bug): the engine panicked or an invariant broke.
     Internal = 900,
 }
@@ -93,6 +119,11 @@ impl ErrorCode {
         ErrorCode::NotWritable,
         ErrorCode::BackupExists,
         ErrorCode::ArchiveMissing,
+        ErrorCode::NoSpace,
+        ErrorCode::MediaFailure,
+        ErrorCode::DeviceGone,
+        ErrorCode::PathInvalid,
+        ErrorCode::NotReadable,
         ErrorCode::ArchiveCorrupt,
         ErrorCode::UnsupportedVersion,
         ErrorCode::WrongKey,
@@ -104,6 +135,14 @@ impl ErrorCode {
         ErrorCode::Storage,
         ErrorCode::LicenseNotFound,
         ErrorCode::LicenseExists,
+        ErrorCode::WrongFileKind,
+        ErrorCode::ProtectorRequired,
+        ErrorCode::ProtectorMismatch,
+        ErrorCode::ProtectorFailed,
+        ErrorCode::LicenseTampered,
+        ErrorCode::PlaysExhausted,
+        ErrorCode::LicenseExpired,
+        ErrorCode::PlayNotAllowed,
         ErrorCode::Internal,
     ];
 
@@ -643,6 +682,99 @@ impl core_api::StatusCallback for SinkCallback {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Key protectors
+// ---------------------------------------------------------------------------------------------
+
+/// What a host protector's call threw (the Swift overlay keeps the error itself and attaches it
+/// to the `PROTECTOR_FAILED` error).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum ProtectorFailure {
+    /// The protector threw.
+    #[error("{message}")]
+    Thrown {
+        /// A description of what it threw.
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for ProtectorFailure {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        ProtectorFailure::Thrown { message: e.reason }
+    }
+}
+
+/// A host protector: the Swift overlay implements it over the application's `KeyProtector`
+/// (for example one built on the Keychain). Called when a store or a service is opened (on the
+/// calling thread) and when a restore individualizes (on the operation's thread).
+#[uniffi::export(foreign)]
+pub trait RawKeyProtector: Send + Sync {
+    /// Wraps the 32-byte seed.
+    fn wrap(&self, seed: Vec<u8>) -> Result<Vec<u8>, ProtectorFailure>;
+    /// The seed, or `None` when `wrapped` was not wrapped by this protector.
+    fn unwrap(&self, wrapped: Vec<u8>) -> Result<Option<Vec<u8>>, ProtectorFailure>;
+}
+
+/// Which protector holds a file's seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum ProtectorKind {
+    /// The seed in clear in the file.
+    Unprotected,
+    /// The platform keystore.
+    Keyring,
+    /// The application's `KeyProtector`.
+    Host,
+}
+
+struct HostProtector(Arc<dyn RawKeyProtector>);
+
+impl core_api::KeyProtector for HostProtector {
+    fn label(&self) -> String {
+        "host (Swift)".into()
+    }
+
+    fn wrap(&self, secret: &[u8], _file: &core_api::ProtectedFile) -> core_api::Result<Vec<u8>> {
+        self.0.wrap(secret.to_vec()).map_err(|ProtectorFailure::Thrown { message }| {
+            core_api::Error::new(
+                core_api::ErrorCode::ProtectorFailed,
+                format!("the host protector's wrap threw: {message}"),
+            )
+        })
+    }
+
+    fn unwrap(&self, wrapped: &[u8], _file: &core_api::ProtectedFile) -> core_api::Result<zeroize::Zeroizing<Vec<u8>>> {
+        match self.0.unwrap(wrapped.to_vec()) {
+            Ok(Some(seed)) => Ok(zeroize::Zeroizing::new(seed)),
+            Ok(None) => Err(core_api::Error::new(
+                core_api::ErrorCode::ProtectorMismatch,
+                "the host protector cannot unwrap this file's secret",
+            )),
+            Err(ProtectorFailure::Thrown { message }) => Err(core_api::Error::new(
+                core_api::ErrorCode::ProtectorFailed,
+                format!("the host protector's unwrap threw: {message}"),
+            )),
+        }
+    }
+}
+
+fn protector(
+    kind: ProtectorKind,
+    service: Option<String>,
+    host: Option<Arc<dyn RawKeyProtector>>,
+) -> FfiResult<core_api::Protector> {
+    match (kind, host) {
+        (ProtectorKind::Unprotected, None) => Ok(core_api::Protector::unprotected()),
+        (ProtectorKind::Keyring, None) => Ok(core_api::Protector::new(Arc::new(core_api::KeyringProtector::new(
+            service.unwrap_or_else(|| core_api::KeyringProtector::DEFAULT_SERVICE.into()),
+        )))),
+        (ProtectorKind::Host, Some(host)) => Ok(core_api::Protector::new(Arc::new(HostProtector(host)))),
+        _ => {
+            Err(core_api::Error::new(core_api::ErrorCode::InvalidArgument, "a host protector needs a KeyProtector")
+                .into())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Objects
 // ---------------------------------------------------------------------------------------------
 
@@ -654,10 +786,33 @@ pub struct RawLicenseStore {
 
 #[uniffi::export]
 impl RawLicenseStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, its seed held by the protector `kind` names.
     #[uniffi::constructor]
-    pub fn open(path: String) -> FfiResult<Arc<Self>> {
-        guarded(|| Ok(Arc::new(RawLicenseStore { inner: Arc::new(core_api::LicenseStore::open(path)?) })))
+    pub fn open(
+        path: String,
+        kind: ProtectorKind,
+        service: Option<String>,
+        host: Option<Arc<dyn RawKeyProtector>>,
+    ) -> FfiResult<Arc<Self>> {
+        guarded(|| {
+            let options = core_api::StoreOptions::protected(protector(kind, service, host)?);
+            Ok(Arc::new(RawLicenseStore { inner: Arc::new(core_api::LicenseStore::open_with(path, options)?) }))
+        })
+    }
+
+    /// The label of the protector the store was opened with.
+    pub fn protector_label(&self) -> String {
+        self.inner.protector_label()
+    }
+
+    /// Replaces the rights of a license and seals its row again.
+    pub fn update_rights(&self, key_id: String, rights: Rights) -> FfiResult<()> {
+        guarded(|| Ok(self.inner.update_rights(&parse_key_id(&key_id)?, &rights.into())?))
+    }
+
+    /// Records one play; returns the rights after it.
+    pub fn use_play(&self, key_id: String) -> FfiResult<Rights> {
+        guarded(|| Ok(self.inner.use_play(&parse_key_id(&key_id)?)?.into()))
     }
 
     /// This device's identity (32 hex digits).
@@ -700,7 +855,8 @@ impl RawLicenseStore {
 
     /// The content key of a license, opened with this device's key.
     pub fn content_key(&self, key_id: String) -> FfiResult<Vec<u8>> {
-        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id)?)?))
+        // The core's buffer is wiped when it drops; the copy handed to Swift is the host's.
+        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id)?)?.to_vec()))
     }
 
     /// Checks the store's integrity; returns the number of licenses checked.
@@ -735,10 +891,18 @@ impl RawEmbeddedService {
     /// Opens (or creates) the ledger at `path`; `max_devices` and `refusal_url` default to the
     /// core's policy.
     #[uniffi::constructor(default(max_devices = None, refusal_url = None))]
-    pub fn open(path: String, max_devices: Option<u32>, refusal_url: Option<String>) -> FfiResult<Arc<Self>> {
+    pub fn open(
+        path: String,
+        max_devices: Option<u32>,
+        refusal_url: Option<String>,
+        kind: ProtectorKind,
+        service: Option<String>,
+        host: Option<Arc<dyn RawKeyProtector>>,
+    ) -> FfiResult<Arc<Self>> {
         guarded(|| {
             let policy = core_api::ServicePolicy::with_overrides(max_devices, refusal_url);
-            let inner = core_api::EmbeddedService::open_with_policy(path, policy)?;
+            let options = core_api::ServiceOptions::protected(policy, protector(kind, service, host)?);
+            let inner = core_api::EmbeddedService::open_with(path, options)?;
             Ok(Arc::new(RawEmbeddedService { inner: Arc::new(inner) }))
         })
     }
@@ -1066,7 +1230,7 @@ mod tests {
         ));
         std::fs::create_dir_all(dir.join("backup")).unwrap();
         let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
-        let store = RawLicenseStore::open(path("store.db")).unwrap();
+        let store = RawLicenseStore::open(path("store.db"), ProtectorKind::Unprotected, None, None).unwrap();
         let licenses = (1..=n)
             .map(|i| NewLicense {
                 key_id: format!("5a000000-0000-0000-0000-{i:012x}"),
@@ -1084,7 +1248,8 @@ mod tests {
             })
             .collect();
         store.add_licenses(licenses, false).unwrap();
-        let service = RawEmbeddedService::open(path("service.db"), None, None).unwrap();
+        let service =
+            RawEmbeddedService::open(path("service.db"), None, None, ProtectorKind::Unprotected, None, None).unwrap();
         let restorer = RawBackupRestorer::new(store, service).unwrap();
         restorer.set_property("BackupPath".into(), PropertyValue::String(path("backup"))).unwrap();
         restorer.set_property("ProgressInterval".into(), PropertyValue::U32(1)).unwrap();

@@ -18,7 +18,10 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::crypto::{self, DATA_KEY_LEN, ENC_LEN, SealingKey, TAG_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
-use crate::license::{CatalogEntry, License, Rights};
+use crate::license::{CatalogEntry, License, LicenseFields, Rights};
+
+mod inspect;
+pub use inspect::{ArchiveInfo, FramingDamage, inspect};
 
 /// The archive's file name inside the backup folder.
 pub const ARCHIVE_FILE_NAME: &str = "licenses.lbk";
@@ -39,7 +42,7 @@ pub(crate) const GRANT_INFO: &[u8] = b"license-backup/v1/restore-grant";
 
 const SUITE: [u16; 4] = [0x0020, 0x0001, 0x0003, 0x0003];
 const RECORD_LICENSE: u8 = 1;
-const RECORD_END: u8 = 2;
+pub(crate) const RECORD_END: u8 = 2;
 const FRAME_LEN: usize = 1 + 16 + 4;
 
 /// The parsed header of an archive.
@@ -97,46 +100,13 @@ fn record_aad(archive_id: &[u8; 16], index: u64, kind: u8, key_id: &[u8; 16]) ->
     aad
 }
 
-/// What a license record holds, borrowed: a backup encodes it straight from the store's row,
-/// without building a [`License`].
-pub(crate) struct LicenseFields<'a> {
-    /// The license's key ID.
-    pub(crate) key_id: KeyId,
-    /// Its rights.
-    pub(crate) rights: Rights,
-    /// Who issued it.
-    pub(crate) issuer: &'a str,
-    /// When, in seconds since the Unix epoch.
-    pub(crate) issued_at: i64,
-    /// Catalog metadata (all `None` without a catalog entry).
-    pub(crate) title: Option<&'a str>,
-    /// See `title`.
-    pub(crate) artist: Option<&'a str>,
-    /// See `title`.
-    pub(crate) file_path: Option<&'a str>,
-}
-
-impl<'a> From<&'a License> for LicenseFields<'a> {
-    fn from(l: &'a License) -> Self {
-        let c = l.catalog.as_ref();
-        LicenseFields {
-            key_id: l.key_id,
-            rights: l.rights.clone(),
-            issuer: &l.issuer,
-            issued_at: l.issued_at,
-            title: c.and_then(|c| c.title.as_deref()),
-            artist: c.and_then(|c| c.artist.as_deref()),
-            file_path: c.and_then(|c| c.file_path.as_deref()),
-        }
-    }
-}
-
 /// An item of a [`RecordBatch`]: a license record...
 const ITEM_LICENSE: u8 = 1;
 /// ...or a license that may not be backed up, which is reported and never written.
 const ITEM_RESTRICTED: u8 = 2;
 /// What precedes the record of a license item: the nonce and the tag of its content key as
-/// sealed at rest (its ciphertext is in the record, where it is opened).
+/// sealed at rest (its ciphertext is in the record, where it is opened), then the length (4
+/// bytes) and the bytes of the associated data of its row, which the key opens with.
 const KEY_SEAL_LEN: usize = 12 + TAG_LEN;
 /// Where the content key starts in a license record's plaintext (after the encoding version,
 /// the key ID and the key's length).
@@ -182,15 +152,21 @@ impl RecordBatch {
     }
 
     /// Appends a license to back up, with its content key as sealed at rest (nonce,
-    /// ciphertext, tag: [`SealingKey::seal_random`]'s layout).
-    pub(crate) fn push_license(&mut self, license: &LicenseFields<'_>, sealed_key: &[u8]) -> Result<()> {
-        let (key_nonce, key_ct, key_tag) = SealingKey::split_random(sealed_key).ok_or_else(|| {
-            Error::new(ErrorCode::Storage, format!("the sealed content key of {} is malformed", license.key_id))
-        })?;
+    /// ciphertext, tag: [`SealingKey::seal_random_from`]'s layout).
+    pub(crate) fn push_license(
+        &mut self,
+        license: &LicenseFields<'_>,
+        sealed_key: &[u8],
+        key_aad: &[u8],
+    ) -> Result<()> {
+        let (key_nonce, key_ct, key_tag) =
+            SealingKey::split_random(sealed_key).ok_or_else(|| crate::device::tampered(&license.key_id))?;
         let buf: &mut Vec<u8> = &mut self.buf;
         buf.push(ITEM_LICENSE);
         buf.extend_from_slice(key_nonce);
         buf.extend_from_slice(key_tag);
+        buf.extend_from_slice(&(key_aad.len() as u32).to_le_bytes());
+        buf.extend_from_slice(key_aad);
         let start = buf.len();
         buf.push(RECORD_LICENSE);
         buf.extend_from_slice(license.key_id.as_bytes());
@@ -225,7 +201,8 @@ pub(crate) struct ArchiveWriter<W: Write> {
     archive_id: [u8; 16],
     index: u64,
     bytes: u64,
-    /// One record, for [`ArchiveWriter::write_license`] and the end record.
+    /// One record, for [`ArchiveWriter::write_license`].
+    #[cfg(feature = "bench-internals")]
     scratch: Zeroizing<Vec<u8>>,
 }
 
@@ -244,7 +221,7 @@ impl<W: Write> ArchiveWriter<W> {
         }
         header.extend_from_slice(&archive_id);
         header.extend_from_slice(&origin_device);
-        header.extend_from_slice(&crate::store::now_secs().to_le_bytes());
+        header.extend_from_slice(&crate::clock::now_secs().to_le_bytes());
         header.extend_from_slice(&crypto::fingerprint(service_public_key));
         debug_assert_eq!(header.len(), AUTHENTICATED_LEN);
         let wrapped = crypto::wrap_to(service_public_key, data_key.as_slice(), ARCHIVE_KEY_INFO, &header)?;
@@ -260,6 +237,7 @@ impl<W: Write> ArchiveWriter<W> {
             archive_id,
             index: 0,
             bytes: HEADER_LEN as u64,
+            #[cfg(feature = "bench-internals")]
             scratch: Zeroizing::new(Vec::with_capacity(512)),
         })
     }
@@ -283,7 +261,7 @@ impl<W: Write> ArchiveWriter<W> {
     pub(crate) fn write_batch(
         &mut self,
         batch: &mut RecordBatch,
-        mut open_key: impl FnMut(&KeyId, &[u8; 12], &mut [u8], &[u8; 16]) -> Result<()>,
+        mut open_key: impl FnMut(&KeyId, &[u8], &[u8; 12], &mut [u8], &[u8; 16]) -> Result<()>,
         mut on_item: impl FnMut(BatchItem<'_>) -> Result<()>,
     ) -> Result<()> {
         let buf: &mut [u8] = &mut batch.buf;
@@ -294,13 +272,17 @@ impl<W: Write> ArchiveWriter<W> {
                 ITEM_LICENSE => {
                     let key_nonce: [u8; 12] = buf[pos + 1..pos + 13].try_into().expect("12 bytes");
                     let key_tag: [u8; 16] = buf[pos + 13..pos + 1 + KEY_SEAL_LEN].try_into().expect("16 bytes");
-                    let start = pos + 1 + KEY_SEAL_LEN;
+                    let aad_at = pos + 1 + KEY_SEAL_LEN;
+                    let aad_len = u32::from_le_bytes(buf[aad_at..aad_at + 4].try_into().expect("4 bytes")) as usize;
+                    let start = aad_at + 4 + aad_len;
                     let len = u32::from_le_bytes(buf[start + 17..start + FRAME_LEN].try_into().expect("4 bytes"));
-                    let record = &mut buf[start..start + FRAME_LEN + len as usize];
+                    let (before, rest) = buf.split_at_mut(start);
+                    let aad = &before[aad_at + 4..];
+                    let record = &mut rest[..FRAME_LEN + len as usize];
                     let key_id = KeyId::from_bytes(record[1..17].try_into().expect("16 bytes"));
                     let plain = &mut record[FRAME_LEN..];
                     let key_len = u16::from_le_bytes([plain[CONTENT_KEY_AT - 2], plain[CONTENT_KEY_AT - 1]]) as usize;
-                    open_key(&key_id, &key_nonce, &mut plain[CONTENT_KEY_AT..CONTENT_KEY_AT + key_len], &key_tag)?;
+                    open_key(&key_id, aad, &key_nonce, &mut plain[CONTENT_KEY_AT..CONTENT_KEY_AT + key_len], &key_tag)?;
                     self.seal_record(record);
                     let record_len = record.len();
                     buf.copy_within(start..start + record_len, end);
@@ -331,7 +313,9 @@ impl<W: Write> ArchiveWriter<W> {
         Ok(())
     }
 
-    /// Seals and writes one license record, its content key given in clear.
+    /// Seals and writes one license record, its content key given in clear (the benchmarks'
+    /// record sealing; a backup seals batches with [`ArchiveWriter::write_batch`]).
+    #[cfg(feature = "bench-internals")]
     pub(crate) fn write_license(&mut self, license: &License, content_key: &[u8]) -> Result<()> {
         let mut record = std::mem::take(&mut self.scratch);
         record.clear();
@@ -369,12 +353,12 @@ impl<W: Write> ArchiveWriter<W> {
 
 /// Maps a write failure to a clear error (a full disk is the common one).
 pub(crate) fn write_error(e: &std::io::Error) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-            Error::new(ErrorCode::NotWritable, format!("cannot write the archive: {e}"))
-        }
-        _ => Error::io("cannot write the archive", e),
-    }
+    crate::folder::io_error(crate::folder::Doing::Write, e)
+}
+
+/// Maps a read failure to a clear error (a pulled stick, a failing medium).
+pub(crate) fn read_error(e: &std::io::Error) -> Error {
+    crate::folder::io_error(crate::folder::Doing::Read, e)
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -469,13 +453,6 @@ pub(crate) struct LicenseView<'a> {
     pub(crate) content_key: &'a [u8],
 }
 
-impl LicenseFields<'_> {
-    /// Whether the record carries catalog metadata.
-    pub(crate) fn has_catalog(&self) -> bool {
-        self.title.is_some() || self.artist.is_some() || self.file_path.is_some()
-    }
-}
-
 impl LicenseView<'_> {
     fn to_owned(&self) -> ArchivedLicense {
         let f = &self.fields;
@@ -536,19 +513,42 @@ pub struct ArchivedLicense {
     pub content_key: Zeroizing<Vec<u8>>,
 }
 
-fn read_exact_or_corrupt(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<()> {
+/// Fills `buf`; running out of bytes is a truncated archive (`ARCHIVE_CORRUPT`).
+pub(crate) fn read_exact_or_corrupt(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<()> {
     r.read_exact(buf).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!("archive truncated in {what}")),
-        _ => Error::io("cannot read the archive", &e),
+        _ => read_error(&e),
     })
+}
+
+/// Reads into `buf` until it is full or the input ends; returns how many bytes were read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(&e)),
+        }
+    }
+    Ok(got)
 }
 
 /// Reads and checks an archive's header.
 pub fn read_header(r: &mut impl Read) -> Result<ArchiveHeader> {
     let mut prefix = [0u8; 12];
-    read_exact_or_corrupt(r, &mut prefix, "the header")?;
-    if &prefix[..8] != MAGIC {
-        return Err(Error::corrupt("not a license backup archive (bad magic)"));
+    let got = read_up_to(r, &mut prefix)?;
+    // A file that does not start like an archive is another kind of file, not a damaged one.
+    let magic = got.min(MAGIC.len());
+    if got == 0 {
+        return Err(Error::corrupt("archive truncated in the header"));
+    }
+    if prefix[..magic] != MAGIC[..magic] {
+        return Err(Error::new(ErrorCode::WrongFileKind, "not a license backup archive (no LICBAKUP magic)"));
+    }
+    if got < prefix.len() {
+        return Err(Error::corrupt("archive truncated in the header"));
     }
     let version = u16::from_le_bytes([prefix[8], prefix[9]]);
     let header_len = u16::from_le_bytes([prefix[10], prefix[11]]) as usize;
@@ -589,13 +589,15 @@ pub fn read_header(r: &mut impl Read) -> Result<ArchiveHeader> {
     })
 }
 
-struct Frame {
-    kind: u8,
-    key_id: [u8; 16],
-    len: u32,
+/// A record's frame: its type, its key ID and the length of its ciphertext.
+pub(crate) struct Frame {
+    pub(crate) kind: u8,
+    pub(crate) key_id: [u8; 16],
+    pub(crate) len: u32,
 }
 
-fn read_frame(r: &mut impl Read) -> Result<Frame> {
+/// Reads and checks a record's frame (type and length in range).
+pub(crate) fn read_frame(r: &mut impl Read) -> Result<Frame> {
     let mut f = [0u8; FRAME_LEN];
     read_exact_or_corrupt(r, &mut f, "a record")?;
     let kind = f[0];
@@ -609,158 +611,48 @@ fn read_frame(r: &mut impl Read) -> Result<Frame> {
     Ok(Frame { kind, key_id: f[1..17].try_into().expect("16 bytes"), len })
 }
 
-fn expect_eof(r: &mut impl Read) -> Result<()> {
+/// `ARCHIVE_CORRUPT` unless `r` is at its end (nothing may follow the end record).
+pub(crate) fn expect_eof(r: &mut impl Read) -> Result<()> {
     let mut one = [0u8; 1];
     match r.read(&mut one) {
         Ok(0) => Ok(()),
         Ok(_) => Err(Error::corrupt("unexpected bytes after the end record")),
-        Err(e) => Err(Error::io("cannot read the archive", &e)),
+        Err(e) => Err(read_error(&e)),
     }
 }
 
-/// The licenses a pass over an archive saw: how many, and a digest of their key IDs (SHA-256
-/// over the 16-byte key IDs in order). What lets a restore check that the licenses it applies
-/// are exactly those the service authorized, without keeping the list in memory.
-#[derive(Clone, Default)]
-pub(crate) struct KeyTally {
-    licenses: u64,
-    digest: Sha256,
-}
-
-impl KeyTally {
-    fn add(&mut self, key_id: &[u8; 16]) {
-        self.licenses += 1;
-        self.digest.update(key_id);
+/// Opens the archive at `path` for reading. A missing file and an empty one (what a backup
+/// that died while putting its archive in place can leave, see `crate::folder`) are
+/// `ARCHIVE_MISSING`; a folder is `WRONG_FILE_KIND`.
+pub(crate) fn open_archive(path: &Path) -> Result<File> {
+    let missing =
+        |why: &str| Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}{why}", path.display()));
+    // Only a regular file is opened: opening a FIFO would block.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(Error::new(ErrorCode::WrongFileKind, format!("{} is not a regular file", path.display())));
     }
-
-    /// How many licenses were counted.
-    pub(crate) fn licenses(&self) -> u64 {
-        self.licenses
-    }
-
-    fn matches(&self, other: &KeyTally) -> bool {
-        self.licenses == other.licenses && self.digest.clone().finalize() == other.digest.clone().finalize()
-    }
-}
-
-/// An archive opened for a restore: its header, how many licenses it holds, the digest of their
-/// key IDs, and the open file, which every later pass reads again (the same file, even if the
-/// path is replaced meanwhile).
-pub(crate) struct ScannedArchive {
-    pub(crate) header: ArchiveHeader,
-    /// The licenses the scan saw.
-    pub(crate) tally: KeyTally,
-    file: File,
-    pub(crate) size: u64,
-}
-
-/// Opens `path`, checks its header and framing up to a single end record followed by the end of
-/// the file, and counts its licenses, without decrypting anything. Memory stays flat: the key
-/// IDs are hashed, not kept.
-pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}", path.display()))
-        }
-        _ => Error::io("cannot open the archive", &e),
+    let file = File::open(path).map_err(|e| match read_error(&e) {
+        e if e.code() == ErrorCode::ArchiveMissing => missing(""),
+        e => e,
     })?;
-    let size = file.metadata().map_err(|e| Error::io("cannot read the archive", &e))?.len();
-    let mut r = BufReader::with_capacity(64 * 1024, &file);
-    let header = read_header(&mut r)?;
-    let mut walker = KeyIds { r, tally: KeyTally::default(), finished: false };
-    for key_id in &mut walker {
-        key_id?;
+    let meta = file.metadata().map_err(|e| read_error(&e))?;
+    if meta.is_dir() {
+        return Err(Error::new(ErrorCode::WrongFileKind, format!("{} is a folder, not an archive", path.display())));
     }
-    let KeyIds { mut r, tally, .. } = walker;
-    let pos = r.stream_position().map_err(|e| Error::io("cannot read the archive", &e))?;
-    if pos > size {
-        return Err(Error::corrupt("archive truncated in the end record"));
+    if crate::folder::is_placeholder(&meta) {
+        return Err(missing(": the file is empty (a backup into this folder did not finish)"));
     }
-    expect_eof(&mut r)?;
-    drop(r);
-    Ok(ScannedArchive { header, tally, file, size })
+    Ok(file)
 }
-
-impl ScannedArchive {
-    fn rewind(&self) -> Result<BufReader<&File>> {
-        let mut f = &self.file;
-        f.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(|e| Error::io("cannot read the archive", &e))?;
-        Ok(BufReader::with_capacity(256 * 1024, f))
-    }
-
-    /// The archive's key IDs, in order, read again from its frames (for the service).
-    pub(crate) fn key_ids(&self) -> Result<KeyIds<&File>> {
-        Ok(KeyIds { r: self.rewind()?, tally: KeyTally::default(), finished: false })
-    }
-
-    /// A reader of the archive's records from the first one, with its data key.
-    pub(crate) fn records(&self, data_key: &[u8; 32]) -> Result<RecordReader<BufReader<&File>>> {
-        Ok(RecordReader::new(self.rewind()?, self.header.archive_id, data_key))
-    }
-
-    /// `ARCHIVE_CORRUPT` unless a pass over the archive saw the licenses of the scan, in order:
-    /// the file was not changed in place while the restore ran.
-    pub(crate) fn check_same(&self, seen: &KeyTally) -> Result<()> {
-        if seen.matches(&self.tally) {
-            Ok(())
-        } else {
-            Err(Error::corrupt("the archive changed while it was being restored"))
-        }
-    }
-}
-
-/// The key IDs of an archive's license records, read from their frames (nothing is decrypted);
-/// the iteration ends at the end record. Damage is `ARCHIVE_CORRUPT`.
-pub(crate) struct KeyIds<R> {
-    r: BufReader<R>,
-    tally: KeyTally,
-    finished: bool,
-}
-
-impl<R: Read + Seek> KeyIds<R> {
-    /// Whether the end record was reached, and the key IDs that came before it.
-    pub(crate) fn summary(&self) -> (bool, &KeyTally) {
-        (self.finished, &self.tally)
-    }
-}
-
-impl<R: Read + Seek> Iterator for KeyIds<R> {
-    type Item = Result<KeyId>;
-
-    fn next(&mut self) -> Option<Result<KeyId>> {
-        if self.finished {
-            return None;
-        }
-        let step = read_frame(&mut self.r).and_then(|frame| {
-            self.r.seek_relative(i64::from(frame.len)).map_err(|e| Error::io("cannot read the archive", &e))?;
-            Ok(frame)
-        });
-        match step {
-            Ok(frame) if frame.kind == RECORD_END => {
-                self.finished = true;
-                None
-            }
-            Ok(frame) => {
-                self.tally.add(&frame.key_id);
-                Some(Ok(KeyId::from_bytes(frame.key_id)))
-            }
-            Err(e) => {
-                self.finished = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
 /// A record opened and checked by [`open_record`].
-enum Opened<'a> {
+pub(crate) enum Opened<'a> {
     License(LicenseView<'a>),
     End,
 }
 
 /// Authenticates the record at `index` (its sealed body in `buf`, opened in place) and decodes
 /// it: a license, or the end record with the right count.
-fn open_record<'b>(
+pub(crate) fn open_record<'b>(
     key: &SealingKey,
     archive_id: &[u8; 16],
     index: u64,
@@ -788,127 +680,6 @@ fn open_record<'b>(
     Ok(Opened::License(view))
 }
 
-/// Threads that authenticate records in [`ScannedArchive::verify`], besides the reading one.
-const VERIFY_THREADS: usize = 2;
-/// Records per batch handed to a verifying thread.
-const VERIFY_BATCH: usize = 256;
-/// Batches each verifying thread may hold (queued, in work or done and not yet collected).
-const VERIFY_DEPTH: usize = 2;
-
-/// Raw records (frames and sealed bodies) read for a verifying thread.
-struct SealedBatch {
-    first_index: u64,
-    licenses: u64,
-    bytes: Vec<u8>,
-}
-
-/// Reads up to [`VERIFY_BATCH`] records into `batch`, hashing their key IDs; sets `finished`
-/// after the end record.
-fn read_batch(r: &mut impl Read, batch: &mut SealedBatch, tally: &mut KeyTally, finished: &mut bool) -> Result<()> {
-    batch.bytes.clear();
-    batch.licenses = 0;
-    let mut records = 0;
-    while records < VERIFY_BATCH && !*finished {
-        let frame = read_frame(r)?;
-        batch.bytes.push(frame.kind);
-        batch.bytes.extend_from_slice(&frame.key_id);
-        batch.bytes.extend_from_slice(&frame.len.to_le_bytes());
-        let start = batch.bytes.len();
-        batch.bytes.resize(start + frame.len as usize, 0);
-        read_exact_or_corrupt(r, &mut batch.bytes[start..], "a record")?;
-        records += 1;
-        if frame.kind == RECORD_END {
-            *finished = true;
-        } else {
-            batch.licenses += 1;
-            tally.add(&frame.key_id);
-        }
-    }
-    Ok(())
-}
-
-/// Authenticates and decodes every record of a batch read by [`read_batch`].
-fn verify_batch(key: &SealingKey, archive_id: &[u8; 16], batch: &SealedBatch) -> Result<()> {
-    let mut plain = Zeroizing::new(Vec::with_capacity(1024));
-    let mut rest = batch.bytes.as_slice();
-    let mut index = batch.first_index;
-    while !rest.is_empty() {
-        let frame = read_frame(&mut rest)?;
-        let (body, tail) = rest.split_at(frame.len as usize);
-        rest = tail;
-        plain.clear();
-        plain.extend_from_slice(body);
-        let checked = open_record(key, archive_id, index, &frame, &mut plain).map(|_| ());
-        plain.as_mut_slice().zeroize();
-        checked?;
-        index += 1;
-    }
-    Ok(())
-}
-
-impl ScannedArchive {
-    /// Authenticates and decodes every record of the archive without keeping any: the reading
-    /// thread (the caller's) hands batches to [`VERIFY_THREADS`] threads and calls `done(n)` in
-    /// archive order as each batch of `n` licenses checks out (an error from `done` stops
-    /// everything). Then checks that what it read is what the scan saw.
-    pub(crate) fn verify(&self, data_key: &[u8; 32], mut done: impl FnMut(u64) -> Result<()>) -> Result<()> {
-        let key = SealingKey::new(data_key);
-        let archive_id = self.header.archive_id;
-        let mut r = self.rewind()?;
-        let seen = std::thread::scope(|scope| -> Result<KeyTally> {
-            let mut lanes = Vec::with_capacity(VERIFY_THREADS);
-            for n in 0..VERIFY_THREADS {
-                let (to_lane, lane_in) = std::sync::mpsc::sync_channel::<SealedBatch>(VERIFY_DEPTH);
-                let (lane_out, from_lane) = std::sync::mpsc::sync_channel::<(SealedBatch, Result<()>)>(VERIFY_DEPTH);
-                let key = &key;
-                std::thread::Builder::new()
-                    .name(format!("license-verify{n}"))
-                    .spawn_scoped(scope, move || {
-                        for batch in lane_in {
-                            let checked = verify_batch(key, &archive_id, &batch);
-                            if lane_out.send((batch, checked)).is_err() {
-                                break;
-                            }
-                        }
-                    })
-                    .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
-                lanes.push((to_lane, from_lane));
-            }
-            let (mut tally, mut finished, mut index) = (KeyTally::default(), false, 0u64);
-            let (mut sent, mut collected) = (0usize, 0usize);
-            let mut spare: Vec<SealedBatch> = Vec::new();
-            loop {
-                while !finished && sent - collected < VERIFY_THREADS * VERIFY_DEPTH {
-                    let mut batch =
-                        spare.pop().unwrap_or(SealedBatch { first_index: 0, licenses: 0, bytes: Vec::new() });
-                    batch.first_index = index;
-                    read_batch(&mut r, &mut batch, &mut tally, &mut finished)?;
-                    index += batch.licenses + u64::from(finished);
-                    lanes[sent % VERIFY_THREADS]
-                        .0
-                        .send(batch)
-                        .map_err(|_| Error::internal("a restore verifying thread stopped"))?;
-                    sent += 1;
-                }
-                if collected == sent {
-                    break;
-                }
-                let (batch, checked) = lanes[collected % VERIFY_THREADS]
-                    .1
-                    .recv()
-                    .map_err(|_| Error::internal("a restore verifying thread stopped"))?;
-                collected += 1;
-                checked?;
-                done(batch.licenses)?;
-                spare.push(batch);
-            }
-            expect_eof(&mut r)?;
-            Ok(tally)
-        })?;
-        self.check_same(&seen)
-    }
-}
-
 /// Reads and authenticates the license records of an archive, in order.
 pub struct RecordReader<R: Read> {
     r: R,
@@ -919,15 +690,13 @@ pub struct RecordReader<R: Read> {
     /// The current record: ciphertext, then plaintext (wiped before the next one is read, and
     /// on drop).
     buf: Zeroizing<Vec<u8>>,
-    /// The licenses read so far.
-    tally: KeyTally,
 }
 
 impl RecordReader<BufReader<File>> {
     /// Opens the archive at `path` with its data key (which only the service, or a device it
     /// granted the key to, can recover). The header is read and checked again.
     pub fn open(path: &Path, data_key: &[u8; 32]) -> Result<(ArchiveHeader, Self)> {
-        let file = File::open(path).map_err(|e| Error::io("cannot open the archive", &e))?;
+        let file = open_archive(path)?;
         let mut r = BufReader::with_capacity(64 * 1024, file);
         let header = read_header(&mut r)?;
         let reader = RecordReader::new(r, header.archive_id, data_key);
@@ -945,7 +714,6 @@ impl<R: Read> RecordReader<R> {
             index: 0,
             finished: false,
             buf: Zeroizing::new(Vec::with_capacity(1024)),
-            tally: KeyTally::default(),
         }
     }
 
@@ -976,27 +744,14 @@ impl<R: Read> RecordReader<R> {
                 self.finished = true;
                 Ok(None)
             }
-            Opened::License(view) => {
-                self.tally.add(&frame.key_id);
-                Ok(Some(view))
-            }
+            Opened::License(view) => Ok(Some(view)),
         }
-    }
-
-    /// The licenses read so far.
-    pub(crate) fn tally(&self) -> &KeyTally {
-        &self.tally
     }
 }
 
 /// Reads the header of the archive at `path` (for tools and services).
 pub fn read_header_at(path: &Path) -> Result<ArchiveHeader> {
-    let mut f = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(ErrorCode::ArchiveMissing, format!("no archive at {}", path.display()))
-        }
-        _ => Error::io("cannot open the archive", &e),
-    })?;
-    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot read the archive", &e))?;
+    let mut f = open_archive(path)?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| read_error(&e))?;
     read_header(&mut BufReader::new(f))
 }

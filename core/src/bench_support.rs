@@ -1,6 +1,8 @@
 //! Thin wrappers over crate-private hot paths, so that `core/benches` can measure them on their
 //! own: sealing and opening content keys at rest, sealing archive records, and dispatching
-//! status events. Not part of the API: hidden from the documentation, no stability promise.
+//! status events. Not part of the API: built only with the `bench-internals` feature (which the
+//! core's dev-dependency on itself turns on for its benches and tests), hidden from the
+//! documentation, no stability promise.
 
 use std::sync::Arc;
 
@@ -8,12 +10,12 @@ use zeroize::Zeroizing;
 
 use crate::archive::ArchiveWriter;
 use crate::crypto::KeyPair;
+use crate::device::{DeviceKeys, RowFields};
 use crate::error::Result;
 use crate::event::{OperationKind, Outcome, StatusCallback, Summary};
 use crate::key_id::KeyId;
-use crate::license::License;
+use crate::license::{License, Rights};
 use crate::operation::{Emitter, OperationHandle, Progress};
-use crate::store::DeviceKeys;
 
 /// Seals and opens content keys with a fresh device key, as the store does.
 pub struct ContentKeySealer(DeviceKeys);
@@ -25,15 +27,21 @@ impl Default for ContentKeySealer {
 }
 
 impl ContentKeySealer {
-    /// Seals a content key (what adding a license or staging a restored one does).
+    /// Seals a content key into a license row with default rights (what adding a license
+    /// does).
     pub fn seal(&self, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
-        self.0.seal_content_key(key_id, content_key)
+        self.0.seal_content_key(&row(key_id, &Rights::default()), content_key)
     }
 
-    /// Opens a sealed content key (what a backup does for each license).
+    /// Opens a content key [`ContentKeySealer::seal`] sealed (what reading a license's key
+    /// does; a backup opens each in place).
     pub fn open(&self, key_id: &KeyId, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.0.open_content_key(key_id, sealed)
+        self.0.open_row(&row(key_id, &Rights::default()), sealed)
     }
+}
+
+fn row<'a>(key_id: &'a KeyId, rights: &'a Rights) -> RowFields<'a> {
+    RowFields { key_id, rights, issuer: "https://licenses.example.com", issued_at: 1_700_000_000 }
 }
 
 /// Seals archive records into `W`, as a backup does (the data key is wrapped to

@@ -156,7 +156,29 @@ pub(crate) fn wrap_to(public_key: &[u8], secret: &[u8], info: &[u8], aad: &[u8])
 /// together, where the RustCrypto crates compute one block at a time; it seals and opens them
 /// 2–4× faster (docs/performance.md). The bytes are the same: archives and stores made with
 /// either read with the other.
-pub(crate) struct SealingKey(ring::aead::LessSafeKey);
+///
+/// `ring` keeps the key schedule inline in its key type (plain words, no heap, no `Drop`) and
+/// offers no way to wipe it: this type keeps it in a box of its own and overwrites it with
+/// zeros when dropped. Copies `ring` makes on the stack while building it are not wiped.
+pub(crate) struct SealingKey(Box<std::mem::ManuallyDrop<ring::aead::LessSafeKey>>);
+
+impl Drop for SealingKey {
+    fn drop(&mut self) {
+        let key: &mut std::mem::ManuallyDrop<ring::aead::LessSafeKey> = &mut self.0;
+        let ptr = (key as *mut std::mem::ManuallyDrop<ring::aead::LessSafeKey>).cast::<u8>();
+        // SAFETY: `ptr` points at the boxed key, valid for its size and exclusively borrowed.
+        // `LessSafeKey` (ring 0.17) is plain data: its key words and a `&'static` algorithm, no
+        // heap and no `Drop`, and it is never read again (`ManuallyDrop`: not dropped either),
+        // so overwriting its bytes leaks nothing and nothing observes the zeroed value. The
+        // volatile writes are not elided.
+        unsafe {
+            for i in 0..std::mem::size_of::<ring::aead::LessSafeKey>() {
+                std::ptr::write_volatile(ptr.add(i), 0);
+            }
+        }
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 fn ring_nonce(nonce: &[u8; 12]) -> ring::aead::Nonce {
     ring::aead::Nonce::assume_unique_for_key(*nonce)
@@ -166,7 +188,7 @@ impl SealingKey {
     pub(crate) fn new(key: &[u8; 32]) -> Self {
         let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key)
             .expect("a 32-byte key is a valid ChaCha20-Poly1305 key");
-        SealingKey(ring::aead::LessSafeKey::new(key))
+        SealingKey(Box::new(std::mem::ManuallyDrop::new(ring::aead::LessSafeKey::new(key))))
     }
 
     /// Seals with an explicit 12-byte nonce (the tests' reference for the in-place forms).
@@ -211,7 +233,7 @@ impl SealingKey {
         self.open_detached(nonce, buf, aad, &tag)
     }
 
-    /// Opens a ciphertext sealed with [`SealingKey::seal_with_nonce`].
+    /// Opens a ciphertext (the sealed bytes with their 16-byte tag appended) sealed with `nonce`.
     pub(crate) fn open_with_nonce(&self, nonce: &[u8; 12], ciphertext: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
         let mut buf = ciphertext.to_vec();
         if self.open_in_place(nonce, &mut buf, aad) {
@@ -222,22 +244,23 @@ impl SealingKey {
         }
     }
 
-    /// Seals with a random nonce, which is prepended to the output (for content keys at rest).
+    /// [`SealingKey::seal_random_from`] with a nonce from the operating system.
+    #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn seal_random(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(12 + plaintext.len() + TAG_LEN);
         self.seal_into(&random_array(), plaintext, aad, &mut out);
         out
     }
 
-    /// [`SealingKey::seal_random`] with a nonce drawn from `nonces`: for sealing many keys in a
-    /// row without a system call for each.
+    /// Seals with a random nonce drawn from `nonces`, which is prepended to the output (for
+    /// content keys at rest): many keys in a row without a system call for each.
     pub(crate) fn seal_random_from(&self, nonces: &mut NoncePool, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(12 + plaintext.len() + TAG_LEN);
         self.seal_into(&nonces.next(), plaintext, aad, &mut out);
         out
     }
 
-    /// Appends to `out` what [`SealingKey::seal_random`] returns, with a nonce from `nonces`
+    /// Appends to `out` what [`SealingKey::seal_random_from`] returns
     /// (for filling one buffer with many sealed keys).
     pub(crate) fn seal_random_into(&self, nonces: &mut NoncePool, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) {
         self.seal_into(&nonces.next(), plaintext, aad, out);
@@ -252,7 +275,7 @@ impl SealingKey {
         out.extend_from_slice(&tag);
     }
 
-    /// Splits the output of [`SealingKey::seal_random`] into its nonce, ciphertext and tag;
+    /// Splits the output of [`SealingKey::seal_random_from`] into its nonce, ciphertext and tag;
     /// `None` if it is too short to be one.
     pub(crate) fn split_random(sealed: &[u8]) -> Option<(&[u8; 12], &[u8], &[u8; TAG_LEN])> {
         if sealed.len() < 12 + TAG_LEN {
@@ -263,7 +286,7 @@ impl SealingKey {
         Some((nonce.try_into().ok()?, ct, tag.try_into().ok()?))
     }
 
-    /// Opens the output of [`SealingKey::seal_random`].
+    /// Opens the output of [`SealingKey::seal_random_from`].
     pub(crate) fn open_random(&self, sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         if sealed.len() < 12 + TAG_LEN {
             return None;

@@ -1,15 +1,11 @@
 //! Status events, delivered to a [`StatusCallback`] while an operation runs, mirroring
 //! `IWMStatusCallback::OnStatus`.
 
-use serde::Serialize;
-use serde_json::{Value, json};
-
 use crate::error::{Error, ErrorCode};
 use crate::key_id::KeyId;
 
 /// Which operation an event belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OperationKind {
     /// `backup_licenses`.
     Backup,
@@ -28,7 +24,7 @@ impl OperationKind {
 }
 
 /// What a finished operation did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Licenses written to the archive (backup) or added to the store (restore).
     pub licenses: u64,
@@ -195,34 +191,6 @@ impl StatusEvent {
             EventKind::End => StatusEvent::End { operation: op, outcome: Outcome::Completed(Summary::default()) },
         }
     }
-
-    /// The normalized JSON form used by the conformance scenarios: no times, byte counts,
-    /// messages or random IDs, so the same scenario gives the same sequence in every language.
-    ///
-    /// `{"event": <kind name>, <fields of EventKind::fields, in order>}`; an `end` has
-    /// `"error": null` or the symbolic code, and the summary's counts (zero when it failed).
-    pub fn normalized(&self) -> Value {
-        match self {
-            StatusEvent::Begin { operation } => json!({"event": "begin", "operation": operation.name()}),
-            StatusEvent::Progress { operation, done, total } => {
-                json!({"event": "progress", "operation": operation.name(), "done": done, "total": total})
-            }
-            StatusEvent::RestrictedLicense { key_id, title } => {
-                json!({"event": "restricted_license", "key_id": key_id.to_string(), "title": title})
-            }
-            StatusEvent::Connecting => json!({"event": "connecting"}),
-            StatusEvent::Disconnecting => json!({"event": "disconnecting"}),
-            StatusEvent::Refused { code, url, .. } => json!({"event": "refused", "code": code.name(), "url": url}),
-            StatusEvent::End { operation, outcome } => {
-                let (error, s) = match outcome {
-                    Outcome::Completed(s) => (Value::Null, s.clone()),
-                    Outcome::Failed(e) => (Value::from(e.code().name()), Summary::default()),
-                };
-                json!({"event": "end", "operation": operation.name(), "error": error,
-                       "licenses": s.licenses, "restricted": s.restricted, "skipped": s.skipped})
-            }
-        }
-    }
 }
 
 /// The error a status callback returns to stop the operation. The operation then ends with
@@ -288,27 +256,5 @@ where
 {
     fn on_status(&self, event: &StatusEvent) -> Result<(), CallbackError> {
         self(event)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalized_form_matches_described_fields() {
-        for &kind in EventKind::ALL {
-            let event = StatusEvent::example(kind);
-            assert_eq!(event.kind(), kind);
-            let value = event.normalized();
-            let obj = value.as_object().unwrap();
-            assert_eq!(obj["event"], kind.name());
-            let keys: Vec<&str> = obj.keys().map(String::as_str).filter(|k| *k != "event").collect();
-            let mut described: Vec<&str> = kind.fields().iter().map(|(n, _)| *n).collect();
-            let mut keys_sorted = keys.clone();
-            keys_sorted.sort();
-            described.sort();
-            assert_eq!(keys_sorted, described, "{kind:?}");
-        }
     }
 }

@@ -71,12 +71,6 @@ impl FromStr for KeyId {
     }
 }
 
-impl serde::Serialize for KeyId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

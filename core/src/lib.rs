@@ -5,13 +5,16 @@
 //! backup and restore feature of the Windows Media Format SDK (`WMCreateBackupRestorer`,
 //! `IWMBackupRestoreProps`, `IWMLicenseBackup`, `IWMLicenseRestore`, `IWMStatusCallback`).
 //!
-//! * [`LicenseStore`]: the device's licenses, in SQLite, content keys sealed to the device key.
+//! * [`LicenseStore`]: the device's licenses, in SQLite, content keys sealed to the device key
+//!   and bound to their rows; the device's seed held by a [`Protector`] (the platform keystore,
+//!   a host function) or, [`Protector::unprotected`], in clear in the file.
 //! * [`BackupRestorer`]: properties (`BackupPath`, `RestorePath`, ...) and the asynchronous
 //!   [`BackupRestorer::backup_licenses`] / [`BackupRestorer::restore_licenses`], which report
 //!   [`StatusEvent`]s to a [`StatusCallback`] and end with exactly one END.
 //! * [`LicenseService`]: authorizes restores and enforces the restore quota;
 //!   [`EmbeddedService`] runs in process with its ledger in a local SQLite file.
-//! * [`interface`]: the machine-readable description every binding is checked against.
+//! * [`interface`]: the tables of the machine-readable description every binding is checked
+//!   against (`core/interface.json`, written by the `license-backup-devtools` crate).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -44,31 +47,43 @@
 
 pub mod archive;
 mod backup;
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_support;
+mod clock;
 mod crypto;
+mod device;
 pub mod error;
 pub mod event;
+mod file_kind;
+mod folder;
 pub mod interface;
 mod key_id;
 pub mod license;
 mod operation;
 pub mod props;
+pub mod protector;
 mod restore;
 mod restorer;
+mod secret;
 pub mod service;
+mod sqlite;
 mod store;
 
 pub use crypto::WrappedKey;
 pub use error::{Error, ErrorCode, Result};
 pub use event::{CallbackError, Emitted, EventKind, OperationKind, Outcome, StatusCallback, StatusEvent, Summary};
+pub use file_kind::{LEDGER_APPLICATION_ID, STORE_APPLICATION_ID};
 pub use key_id::KeyId;
-pub use license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
+pub use license::{CatalogEntry, ConflictPolicy, ContentKey, License, NewLicense, Rights};
 pub use operation::{OperationHandle, monotonic_ns};
 pub use props::{Properties, Property, PropertyValue, ValueType};
+#[cfg(feature = "keyring")]
+pub use protector::KeyringProtector;
+pub use protector::{FileKind, KeyProtector, ProtectedFile, Protector};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{
     EmbeddedService, KeyIdStream, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError,
-    ServicePolicy,
+    ServiceOptions, ServicePolicy,
 };
-pub use store::{LicenseStore, SCHEMA_VERSION};
+pub use store::{LicenseStore, SCHEMA_VERSION, StoreOptions};

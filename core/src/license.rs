@@ -1,6 +1,6 @@
 //! What a license is: its rights, its public description and its catalog metadata.
 
-use serde::Serialize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 use crate::key_id::KeyId;
@@ -11,7 +11,7 @@ pub const MAX_CONTENT_KEY_LEN: usize = 1024;
 pub const MAX_TEXT_LEN: usize = 4096;
 
 /// What the content owner allows the holder of a license to do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rights {
     /// The content may be played.
     pub play: bool,
@@ -35,8 +35,31 @@ impl Default for Rights {
     }
 }
 
+impl Rights {
+    /// The narrower of two sets of rights: each right only if both grant it, the earlier
+    /// expiry, the fewer plays (`None`, no limit, is the widest). What a restore keeps when the
+    /// store holds, or held, the license it brings back.
+    pub fn narrower(&self, other: &Rights) -> Rights {
+        fn min<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, None) => a,
+                (None, b) => b,
+            }
+        }
+        Rights {
+            play: self.play && other.play,
+            burn: self.burn && other.burn,
+            transfer: self.transfer && other.transfer,
+            backup_allowed: self.backup_allowed && other.backup_allowed,
+            expires_at: min(self.expires_at, other.expires_at),
+            plays_remaining: min(self.plays_remaining, other.plays_remaining),
+        }
+    }
+}
+
 /// Content metadata an application keeps about a protected file, by key ID.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CatalogEntry {
     /// The title of the song or film.
     pub title: Option<String>,
@@ -92,6 +115,13 @@ impl std::fmt::Debug for NewLicense {
     }
 }
 
+impl Drop for NewLicense {
+    /// Wipes the content key.
+    fn drop(&mut self) {
+        self.content_key.zeroize();
+    }
+}
+
 impl NewLicense {
     pub(crate) fn validate(&self) -> Result<()> {
         if self.content_key.is_empty() || self.content_key.len() > MAX_CONTENT_KEY_LEN {
@@ -104,8 +134,52 @@ impl NewLicense {
     }
 }
 
+/// A content key opened from the store: wiped from memory when dropped. It derefs to its
+/// bytes; a copy the caller makes (`to_vec()`, a binding's bytes object) is the caller's to
+/// wipe.
+#[derive(Clone)]
+pub struct ContentKey(Zeroizing<Vec<u8>>);
+
+impl ContentKey {
+    pub(crate) fn new(key: Zeroizing<Vec<u8>>) -> Self {
+        ContentKey(key)
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ContentKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for ContentKey {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ContentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ContentKey(<{} secret bytes>)", self.0.len())
+    }
+}
+
+impl<T: AsRef<[u8]> + ?Sized> PartialEq<T> for ContentKey {
+    fn eq(&self, other: &T) -> bool {
+        self.0.as_slice() == other.as_ref()
+    }
+}
+
+impl Eq for ContentKey {}
+
 /// A license as the store describes it: everything but the content key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct License {
     /// The key ID.
     pub key_id: KeyId,
@@ -119,8 +193,50 @@ pub struct License {
     pub catalog: Option<CatalogEntry>,
 }
 
+/// A license's fields without its content key, borrowed: a backup encodes them into an archive
+/// record straight from the store's row, without building a [`License`], and a restore binds
+/// them from the decrypted record straight into SQL.
+pub(crate) struct LicenseFields<'a> {
+    /// The license's key ID.
+    pub(crate) key_id: KeyId,
+    /// Its rights.
+    pub(crate) rights: Rights,
+    /// Who issued it.
+    pub(crate) issuer: &'a str,
+    /// When, in seconds since the Unix epoch.
+    pub(crate) issued_at: i64,
+    /// Catalog metadata (all `None` without a catalog entry).
+    pub(crate) title: Option<&'a str>,
+    /// See `title`.
+    pub(crate) artist: Option<&'a str>,
+    /// See `title`.
+    pub(crate) file_path: Option<&'a str>,
+}
+
+impl<'a> From<&'a License> for LicenseFields<'a> {
+    fn from(l: &'a License) -> Self {
+        let c = l.catalog.as_ref();
+        LicenseFields {
+            key_id: l.key_id,
+            rights: l.rights.clone(),
+            issuer: &l.issuer,
+            issued_at: l.issued_at,
+            title: c.and_then(|c| c.title.as_deref()),
+            artist: c.and_then(|c| c.artist.as_deref()),
+            file_path: c.and_then(|c| c.file_path.as_deref()),
+        }
+    }
+}
+
+impl LicenseFields<'_> {
+    /// Whether the record carries catalog metadata.
+    pub(crate) fn has_catalog(&self) -> bool {
+        self.title.is_some() || self.artist.is_some() || self.file_path.is_some()
+    }
+}
+
 /// What to do when a license being added or restored has a key ID the store already holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConflictPolicy {
     /// Keep the license already on the device (the default): adding fails with
     /// `LICENSE_EXISTS`; a restore skips the archived copy and counts it as skipped.

@@ -1,12 +1,9 @@
 //! Named properties of a backup restorer, mirroring `IWMBackupRestoreProps`.
 
-use serde::Serialize;
-
 use crate::error::{Error, ErrorCode, Result};
 
 /// The type of a property's value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueType {
     /// A UTF-8 string.
     String,
@@ -16,9 +13,19 @@ pub enum ValueType {
     Bool,
 }
 
+impl ValueType {
+    /// The type's name in the interface description (`"string"`, `"u32"`, `"bool"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ValueType::String => "string",
+            ValueType::U32 => "u32",
+            ValueType::Bool => "bool",
+        }
+    }
+}
+
 /// A property value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PropertyValue {
     /// A string value (paths).
     String(String),

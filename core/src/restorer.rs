@@ -4,16 +4,18 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::archive::{self, ARCHIVE_FILE_NAME};
-use crate::backup::{BackupJob, check_folder};
+use crate::archive::ARCHIVE_FILE_NAME;
+use crate::backup::BackupJob;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{OperationKind, StatusCallback};
+use crate::folder::check_folder;
 use crate::license::ConflictPolicy;
 use crate::operation::{self, OperationHandle};
 use crate::props::{Properties, Property, PropertyValue};
-use crate::restore::RestoreJob;
+use crate::restore::{self, RestoreJob};
 use crate::service::{LicenseService, Quota};
-use crate::store::{self, LicenseStore};
+use crate::sqlite;
+use crate::store::LicenseStore;
 
 /// Flags of a backup.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -122,6 +124,7 @@ impl BackupRestorer {
         let (folder, progress_interval) = self.folder(Property::BackupPath)?;
         let job = BackupJob {
             store_path: self.store.path().to_path_buf(),
+            keys: self.store.keys(),
             service: Arc::clone(&self.service),
             folder,
             overwrite: flags.overwrite,
@@ -136,6 +139,7 @@ impl BackupRestorer {
         let (folder, progress_interval) = self.folder(Property::RestorePath)?;
         let job = RestoreJob {
             store_path: self.store.path().to_path_buf(),
+            keys: self.store.keys(),
             service: Arc::clone(&self.service),
             folder,
             individualize: flags.individualize,
@@ -185,8 +189,9 @@ impl BackupRestorer {
     pub fn restore_quota(&self) -> Result<Quota> {
         let (folder, _) = self.folder(Property::RestorePath)?;
         check_folder(&folder)?;
-        let scanned = archive::scan(&folder.join(ARCHIVE_FILE_NAME))?;
-        let device = store::load_device(&store::open_connection(self.store.path())?)?;
+        let scanned = restore::scan::scan(&folder.join(ARCHIVE_FILE_NAME))?;
+        crate::file_kind::check(self.store.path(), crate::file_kind::FileKind::Store)?;
+        let device = self.store.keys().load(&sqlite::open_connection(self.store.path())?)?;
         let mut key_ids = scanned.key_ids()?;
         let quota = self.service.quota(&scanned.header.origin_device, &device.id(), &mut key_ids)?;
         scanned.check_same(key_ids.summary().1)?;

@@ -71,7 +71,7 @@ fn add_one(store: &LicenseStore, n: u32) {
 }
 
 fn normalized(events: &[StatusEvent]) -> Vec<serde_json::Value> {
-    events.iter().map(StatusEvent::normalized).collect()
+    events.iter().map(common::normalized).collect()
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Regression tests for races between an individualizing restore (which re-binds every content
 //! key to a fresh device key) and calls that read the device key and then write or read a
-//! sealed content key. Found by the stress test (tests/stress.rs): `add_license` used to load
-//! the device key before its write transaction, and a restore staged its licenses under the
-//! device key it loaded at the start; either could seal a content key to a device key that an
-//! individualizing restore had just replaced, leaving a license whose key never opens again.
+//! sealed content key (found by the stress test, tests/stress.rs). `add_license` reads the
+//! device key inside its write transaction, and a restore whose device key was replaced after
+//! it started fails with `BUSY` at its commit, nothing applied: otherwise either could seal a
+//! content key to a device key an individualizing restore had just replaced, leaving a license
+//! whose key never opens again.
 
 mod common;
 

@@ -7,9 +7,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Optional, Union, final
 
-from ._types import CatalogEntry, License, NewLicense, OperationKind, PropertyValue, Quota, Summary
+from ._types import CatalogEntry, HostProtector, License, NewLicense, OperationKind, PropertyValue, Quota, Rights, Summary
 
-__all__ = ["__version__", "ARCHIVE_FILE_NAME", "LicenseStore", "EmbeddedService", "BackupRestorer", "Operation", "_close_gate"]
+__all__ = [
+    "__version__",
+    "ARCHIVE_FILE_NAME",
+    "LicenseStore",
+    "EmbeddedService",
+    "BackupRestorer",
+    "Operation",
+    "Protector",
+    "_close_gate",
+]
 
 __version__: str
 ARCHIVE_FILE_NAME: str
@@ -19,8 +28,23 @@ _KeyId = Union[str, uuid.UUID]
 def _close_gate(timeout: float = ...) -> bool: ...
 
 @final
+class Protector:
+    @staticmethod
+    def unprotected() -> Protector: ...
+    @staticmethod
+    def keyring(service: Optional[str] = None) -> Protector: ...
+    @staticmethod
+    def host(obj: HostProtector) -> Protector: ...
+    @property
+    def label(self) -> str: ...
+
+@final
 class LicenseStore:
-    def __new__(cls, path: Union[str, os.PathLike[str]]) -> LicenseStore: ...
+    def __new__(
+        cls, path: Union[str, os.PathLike[str]], *, protector: Union[Protector, HostProtector, None] = None
+    ) -> LicenseStore: ...
+    @property
+    def protector(self) -> Protector: ...
     @property
     def path(self) -> Path: ...
     @property
@@ -36,6 +60,8 @@ class LicenseStore:
     def remove_license(self, key_id: _KeyId) -> bool: ...
     def license_count(self) -> int: ...
     def content_key(self, key_id: _KeyId) -> bytes: ...
+    def update_rights(self, key_id: _KeyId, rights: Rights) -> None: ...
+    def use_play(self, key_id: _KeyId) -> Rights: ...
     def set_catalog_entry(self, key_id: _KeyId, entry: CatalogEntry) -> None: ...
     def catalog_entry(self, key_id: _KeyId) -> Optional[CatalogEntry]: ...
     def remove_catalog_entry(self, key_id: _KeyId) -> bool: ...
@@ -48,6 +74,8 @@ class EmbeddedService:
         path: Union[str, os.PathLike[str]],
         max_devices: Optional[int] = None,
         refusal_url: Optional[str] = None,
+        *,
+        protector: Union[Protector, HostProtector, None] = None,
     ) -> EmbeddedService: ...
     def set_online(self, online: bool) -> None: ...
     @property

@@ -24,7 +24,7 @@ made in Python has ``emitted_ns == 0``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Protocol, Union
 
 if TYPE_CHECKING:
     from ._errors import ErrorCode, LicenseBackupError
@@ -34,6 +34,24 @@ OperationKind = Literal["backup", "restore"]
 
 PropertyValue = Union[str, int, bool]
 """A property value: ``str`` (paths), ``int`` (an unsigned 32-bit count) or ``bool``."""
+
+
+class HostProtector(Protocol):
+    """What ``protector=`` accepts besides a :class:`Protector`: an object that wraps and unwraps
+    the 32-byte secret seed of a store or a ledger with a key the host keeps (a keystore, a
+    hardware token, a key derived from the user's password).
+
+    ``wrap(seed)`` returns bytes only ``unwrap`` of the same protector turns back into the seed;
+    ``unwrap(wrapped)`` returns the seed, or ``None`` when the bytes were not wrapped by it
+    (``ProtectorMismatchError``). An exception raised by either becomes
+    ``ProtectorFailedError`` with it as ``__cause__``, and nothing is changed. They are called
+    when a store or a service is opened (on the calling thread) and when a restore
+    individualizes the device (on the operation's thread).
+    """
+
+    def wrap(self, seed: bytes) -> bytes: ...
+
+    def unwrap(self, wrapped: bytes) -> Optional[bytes]: ...
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import LicenseBackupBindings
 /// Receives the status events of the operations of a ``BackupRestorer``
 /// (`IWMStatusCallback::OnStatus`).
 ///
-/// Methods are called on the operation's worker thread (not the main thread), one at a time and
+/// Methods are called on the operation's delivery thread (not the main thread), one at a time and
 /// in order; hop to the main actor for UI work. Every operation ends with exactly one
 /// ``end(_:result:)``, last. Every method has an empty default implementation.
 ///
@@ -376,7 +376,10 @@ final class DelegateBridge: RawEventSink, @unchecked Sendable {
         case .end(let operation, let summary, let errorCode, let errorMessage):
             let result: Result<Summary, LicenseBackupError>
             if let errorCode {
-                let underlying = errorCode == .callbackFailed ? thrownError : nil
+                // What the delegate threw, or what the store's key protector threw (an
+                // individualizing restore wraps the new seed with it).
+                let underlying = errorCode == .callbackFailed ? thrownError
+                    : errorCode == .protectorFailed ? lock.withLock({ restorer })?.store.protectorBridge?.take() : nil
                 result = .failure(LicenseBackupError(errorCode, message: errorMessage, underlyingError: underlying))
             } else {
                 result = .success(summary ?? Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0))

@@ -3,7 +3,8 @@ import XCTest
 @testable import LicenseBackup
 
 /// Runs every conformance scenario in `tests/scenarios/*.json` (format: tests/scenarios/README.md)
-/// through the Swift API: delegates, async/await, the idiomatic accessors.
+/// through the Swift API: delegates, async/await, the idiomatic accessors. Each scenario is read
+/// from its expanded file (`tests/scenarios/expanded/`: licenses and archive damage spelled out).
 final class ScenarioTests: XCTestCase {
     func testEveryScenarioBehavesAsWritten() async throws {
         let dir = repoRoot.appendingPathComponent("tests/scenarios")
@@ -13,7 +14,7 @@ final class ScenarioTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(files.count, 15, "scenarios found in \(dir.path)")
         var eventsSeen = Set<String>()
         for file in files {
-            let data = try Data(contentsOf: dir.appendingPathComponent(file))
+            let data = try Data(contentsOf: dir.appendingPathComponent("expanded").appendingPathComponent(file))
             let scenario = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any], file)
             XCTAssertEqual(scenario["name"] as? String, String(file.dropLast(5)), "\(file): name")
             // A failing scenario is reported (file and step) and the others still run.
@@ -32,6 +33,29 @@ final class ScenarioTests: XCTestCase {
 
 struct ScenarioFailure: Error, CustomStringConvertible {
     let description: String
+}
+
+/// A license as the expanded scenarios give it (the content key in hex).
+func licenseOf(_ v: [String: Any], _ at: String) throws -> NewLicense {
+    guard let r = v["rights"] as? [String: Any], let hex = v["content_key"] as? String,
+          let keyId = v["key_id"] as? String, let issuer = v["issuer"] as? String,
+          let issuedAt = v["issued_at"] as? NSNumber
+    else { throw ScenarioFailure(description: "\(at): malformed license") }
+    let digits = Array(hex.utf8)
+    let key = stride(from: 0, to: digits.count, by: 2).map {
+        UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16)!
+    }
+    return NewLicense(
+        keyId: keyId,
+        contentKey: Data(key),
+        rights: Rights(
+            play: r["play"] as! Bool, burn: r["burn"] as! Bool, transfer: r["transfer"] as! Bool,
+            backupAllowed: r["backup_allowed"] as! Bool,
+            expiresAt: (r["expires_at"] as? NSNumber)?.int64Value,
+            playsRemaining: (r["plays_remaining"] as? NSNumber)?.uint32Value),
+        issuer: issuer,
+        issuedAt: issuedAt.int64Value
+    )
 }
 
 /// Compares JSON-ish values: numbers by value, NSNull as null, dictionaries by keys.
@@ -112,17 +136,14 @@ final class ScenarioRunner {
             deviceService = other!
         }
         let store = try LicenseStore(path: dir.path("\(name).db"))
-        if let g = spec["generate"] as? [String: Any] {
-            let prefix = g["prefix"] as? String ?? "5a"
-            let ints = { (key: String) in Set((g[key] as? [NSNumber] ?? []).map(\.intValue)) }
-            let (restricted, counted, untitled) = (ints("restricted"), ints("counted"), ints("untitled"))
-            let count = (g["count"] as? NSNumber)?.intValue ?? 0
-            try store.addLicenses((1...max(count, 1)).prefix(count).map {
-                generatedLicense($0, prefix: prefix, restricted: restricted.contains($0), counted: counted.contains($0))
-            })
-            for i in (1...max(count, 1)).prefix(count) where !untitled.contains(i) {
-                try store.setCatalogEntry(CatalogEntry(title: "Track \(i)"), keyId: generatedKeyId(i, prefix: prefix))
-            }
+        let licenses = try (spec["licenses"] as? [[String: Any]] ?? []).map { try licenseOf($0, name) }
+        if !licenses.isEmpty {
+            try store.addLicenses(licenses)
+        }
+        for entry in spec["catalog"] as? [[String: Any]] ?? [] {
+            let catalog = CatalogEntry(
+                title: entry["title"] as? String, artist: entry["artist"] as? String, filePath: entry["file_path"] as? String)
+            try store.setCatalogEntry(catalog, keyId: entry["key_id"] as! String)
         }
         let restorer = try BackupRestorer(store: store, service: deviceService)
         try restorer.setBackupPath(dir.path("backup"))
@@ -191,9 +212,7 @@ final class ScenarioRunner {
         case "service_online":
             service.setOnline(step["online"] as! Bool)
         case "add_license":
-            let license = generatedLicense(
-                (step["index"] as! NSNumber).intValue, prefix: step["prefix"] as? String ?? "5a",
-                restricted: step["restricted"] as? Bool ?? false)
+            let license = try licenseOf(step["license"] as? [String: Any] ?? [:], at)
             var got: LicenseBackupError?
             do { try device(step, at).store.addLicense(license, replace: step["replace"] as? Bool ?? false) } catch let e as LicenseBackupError { got = e }
             try checkError(step, got, at)
@@ -203,7 +222,27 @@ final class ScenarioRunner {
             try checkError(step, got, at)
         case "open_store":
             var got: LicenseBackupError?
-            do { _ = try LicenseStore(path: dir.path(step["path"] as! String)) } catch { got = error }
+            let protector = scenarioProtector(step["protector"] as? String)
+            do { _ = try LicenseStore(path: dir.path(step["path"] as! String), protector: protector) } catch { got = error }
+            try checkError(step, got, at)
+        case "use_play":
+            var got: LicenseBackupError?
+            var rights: Rights?
+            do { rights = try device(step, at).store.usePlay(keyId: step["key_id"] as! String) } catch let e as LicenseBackupError { got = e }
+            try checkError(step, got, at)
+            if let rights {
+                let want = (step["expect"] as? [String: Any])?["plays_remaining"]
+                let wantPlays = (want as? NSNumber)?.uint32Value
+                if rights.playsRemaining != wantPlays { throw fail(at, "plays remaining \(String(describing: rights.playsRemaining))") }
+            }
+        case "update_rights":
+            let r = step["rights"] as! [String: Any]
+            let rights = Rights(
+                play: r["play"] as! Bool, burn: r["burn"] as! Bool, transfer: r["transfer"] as! Bool,
+                backupAllowed: r["backup_allowed"] as! Bool, expiresAt: (r["expires_at"] as? NSNumber)?.int64Value,
+                playsRemaining: (r["plays_remaining"] as? NSNumber)?.uint32Value)
+            var got: LicenseBackupError?
+            do { try device(step, at).store.updateRights(keyId: step["key_id"] as! String, rights: rights) } catch let e as LicenseBackupError { got = e }
             try checkError(step, got, at)
         case "remember_device_id":
             remembered[step["device"] as! String] = try device(step, at).store.deviceId()
@@ -289,35 +328,22 @@ final class ScenarioRunner {
             return
         }
         var bytes = [UInt8](try Data(contentsOf: url))
-        let headerLen = 176
-        var frames: [Int] = []
-        var pos = headerLen
-        while pos + 21 <= bytes.count {
-            frames.append(pos)
-            let len = Int(bytes[pos + 17]) | Int(bytes[pos + 18]) << 8 | Int(bytes[pos + 19]) << 16 | Int(bytes[pos + 20]) << 24
-            pos += 21 + len
+        if let len = step["archive_len"] as? NSNumber, len.intValue != bytes.count {
+            throw fail(at, "the archive has \(bytes.count) bytes, not \(len)")
         }
-        func position(_ p: Any?) throws -> Int {
-            guard let p = p as? [String: Any] else { throw fail(at, "bad position") }
-            let offset = (p["offset"] as? NSNumber)?.intValue ?? 0
-            switch p["region"] as? String {
-            case "header": return offset
-            case "record": return frames[(p["index"] as! NSNumber).intValue] + offset
-            case "end": return frames[frames.count - 1] + offset
-            default: throw fail(at, "bad region")
-            }
+        func int(_ key: String) throws -> Int {
+            guard let n = step[key] as? NSNumber else { throw fail(at, "no \(key)") }
+            return n.intValue
         }
         switch step["action"] as? String {
         case "flip_byte":
-            bytes[try position(step["at"])] ^= 0x01
+            bytes[try int("offset")] ^= 0x01
         case "truncate":
-            bytes.removeSubrange(try position(step["at"])...)
+            bytes.removeSubrange(try int("length")...)
         case "swap_records":
-            let (x, y) = ((step["a"] as! NSNumber).intValue, (step["b"] as! NSNumber).intValue)
-            let (a, b) = (min(x, y), max(x, y))
-            let ra = bytes[frames[a]..<frames[a + 1]]
-            let rb = bytes[frames[b]..<frames[b + 1]]
-            bytes = Array(bytes[..<frames[a]]) + rb + bytes[frames[a + 1]..<frames[b]] + ra + bytes[frames[b + 1]...]
+            guard let r = step["ranges"] as? [[NSNumber]], r.count == 2 else { throw fail(at, "no ranges") }
+            let (a0, a1, b0, b1) = (r[0][0].intValue, r[0][1].intValue, r[1][0].intValue, r[1][1].intValue)
+            bytes = Array(bytes[..<a0]) + bytes[b0..<b1] + bytes[a1..<b0] + bytes[a0..<a1] + bytes[b1...]
         case "append":
             let text = Array((step["hex"] as! String).utf8)
             for i in stride(from: 0, to: text.count, by: 2) {

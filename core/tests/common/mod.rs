@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use license_backup::*;
+use serde_json::{Value, json};
 
 /// A temporary world: a service ledger and as many device stores as a test needs.
 pub struct World {
@@ -122,7 +123,7 @@ pub fn snapshot(store: &LicenseStore) -> Vec<(License, Vec<u8>)> {
         .unwrap()
         .into_iter()
         .map(|l| {
-            let k = store.content_key(&l.key_id).unwrap();
+            let k = store.content_key(&l.key_id).unwrap().to_vec();
             (l, k)
         })
         .collect()
@@ -152,5 +153,34 @@ impl Rng {
     /// True `percent` times in a hundred.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
+    }
+}
+
+/// The normalized JSON form of an event that the conformance scenarios compare
+/// (`tests/scenarios/README.md`): no times, byte counts, messages or random IDs, so the same
+/// scenario gives the same sequence in every language.
+///
+/// `{"event": <kind name>, <fields of EventKind::fields, in order>}`; an `end` has
+/// `"error": null` or the symbolic code, and the summary's counts (zero when it failed).
+pub fn normalized(event: &StatusEvent) -> Value {
+    match event {
+        StatusEvent::Begin { operation } => json!({"event": "begin", "operation": operation.name()}),
+        StatusEvent::Progress { operation, done, total } => {
+            json!({"event": "progress", "operation": operation.name(), "done": done, "total": total})
+        }
+        StatusEvent::RestrictedLicense { key_id, title } => {
+            json!({"event": "restricted_license", "key_id": key_id.to_string(), "title": title})
+        }
+        StatusEvent::Connecting => json!({"event": "connecting"}),
+        StatusEvent::Disconnecting => json!({"event": "disconnecting"}),
+        StatusEvent::Refused { code, url, .. } => json!({"event": "refused", "code": code.name(), "url": url}),
+        StatusEvent::End { operation, outcome } => {
+            let (error, s) = match outcome {
+                Outcome::Completed(s) => (Value::Null, s.clone()),
+                Outcome::Failed(e) => (Value::from(e.code().name()), Summary::default()),
+            };
+            json!({"event": "end", "operation": operation.name(), "error": error,
+                   "licenses": s.licenses, "restricted": s.restricted, "skipped": s.skipped})
+        }
     }
 }

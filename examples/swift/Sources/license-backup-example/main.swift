@@ -3,7 +3,7 @@
 import Foundation
 import LicenseBackup
 
-/// Prints what the operations report. Delegate methods run on the operation's worker thread.
+/// Prints what the operations report. Delegate methods run on the operation's delivery thread.
 final class ConsoleDelegate: BackupRestoreDelegate {
     func begin(_ operation: OperationKind) {
         print("  begin \(operation)")

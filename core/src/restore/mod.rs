@@ -3,25 +3,31 @@
 //!
 //! Memory stays flat however many licenses the archive holds: nothing is kept per license. The
 //! archive file is read in passes, each checked against the first by the count and a digest of
-//! the key IDs: the scan (framing only), the key IDs streamed to the service, the verifying pass
-//! that reports PROGRESS, and the pass that writes the store.
+//! the key IDs: the scan (framing only, [`scan`]), the key IDs streamed to the service, the
+//! verifying pass that reports PROGRESS ([`verify`]), and the pass that writes the store
+//! ([`apply`]).
 
-use std::sync::Arc;
+mod apply;
+pub(crate) mod scan;
+mod verify;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::archive::{self, ARCHIVE_FILE_NAME, GRANT_INFO};
-use crate::backup::check_folder;
+use apply::RestoreTarget;
+
+use crate::archive::{ARCHIVE_FILE_NAME, GRANT_INFO};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
+use crate::folder::check_folder;
 use crate::license::ConflictPolicy;
 use crate::operation::{Emitter, Progress};
 use crate::service::{LicenseService, RestoreRequest, ServiceError, grant_aad};
-use crate::store::RestoreTarget;
 
 /// What a restore needs, captured when it is started.
 pub(crate) struct RestoreJob {
     pub(crate) store_path: PathBuf,
+    pub(crate) keys: Arc<crate::store::StoreKeys>,
     pub(crate) service: Arc<dyn LicenseService>,
     pub(crate) folder: PathBuf,
     pub(crate) individualize: bool,
@@ -33,9 +39,9 @@ impl RestoreJob {
     pub(crate) fn run(self, emitter: &Emitter) -> Result<Summary> {
         check_folder(&self.folder)?;
         let path = self.folder.join(ARCHIVE_FILE_NAME);
-        let scanned = archive::scan(&path)?;
+        let scanned = scan::scan(&path)?;
         emitter.check_cancelled()?;
-        let target = RestoreTarget::new(&self.store_path, self.individualize)?;
+        let target = RestoreTarget::new(&self.store_path, &self.keys, self.individualize)?;
 
         emitter.emit(StatusEvent::Connecting)?;
         let request = RestoreRequest {

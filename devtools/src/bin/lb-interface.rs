@@ -1,16 +1,16 @@
 //! Writes or verifies `core/interface.json`, the interface description.
 //!
 //! `lb-interface --write [PATH]` writes it; `lb-interface --verify [PATH]` exits with status 1
-//! when the file is stale. PATH defaults to `core/interface.json` under the workspace root.
+//! when the file is stale. PATH defaults to `core/interface.json` in the workspace.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interface.json");
+    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/interface.json");
     let path = args.get(1).map(PathBuf::from).unwrap_or(default);
-    let fresh = license_backup::interface::description_json();
+    let fresh = license_backup_devtools::interface::description_json();
     match args.first().map(String::as_str) {
         Some("--write") => match std::fs::write(&path, fresh) {
             Ok(()) => {

@@ -1,0 +1,342 @@
+//! The restore's last pass: the archive read once more (every record authenticated again), each
+//! content key re-sealed to the device on one thread while another inserts the licenses, all in
+//! one store transaction.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{Connection, params};
+
+use super::scan::{KeyTally, ScannedArchive};
+use crate::archive::RecordReader;
+use crate::clock::now_secs;
+use crate::crypto::{KeyPair, NoncePool};
+use crate::device::{DeviceKeys, RowFields};
+use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::FileKind;
+use crate::key_id::KeyId;
+use crate::license::{ConflictPolicy, Rights};
+use crate::secret::{self, Replacement};
+use crate::sqlite::{ROWS_PER_INSERT, STREAMING_CACHE_KIB, insert_chunked, open_connection, values_placeholders};
+use crate::store::{
+    LICENSE_ROW_COLUMNS, ROW_COLUMNS, StoreKeys, StoredRow, TOMBSTONE_COLUMNS, bind_license_row, read_row, stored_row,
+    tombstone,
+};
+
+/// How many licenses the reading thread of a restore hands to the writing thread at a time.
+const APPLY_BATCH: usize = 512;
+/// How many batches may wait for the writing thread (memory stays bounded).
+const APPLY_QUEUE: usize = 4;
+/// Licenses re-sealed per read when an individualizing restore re-binds the existing ones.
+const RESEAL_CHUNK: usize = 1024;
+
+/// Where a restore goes: the store, the device the restored licenses are bound to, and the
+/// single transaction that applies them. Nothing is written before [`RestoreTarget::apply`],
+/// which reads the archive once more (every record authenticated again), re-seals each content
+/// key to the device and inserts the licenses straight into the store, which is locked for that
+/// one transaction only.
+pub(crate) struct RestoreTarget {
+    conn: Connection,
+    keys: Arc<StoreKeys>,
+    device: Arc<DeviceKeys>,
+    /// The new identity's secret, wrapped by the store's protector before the transaction
+    /// (individualizing only).
+    replacement: Option<Replacement>,
+}
+
+/// One license ready to insert; its strings and sealed key live in the batch's buffers.
+struct ReadyRow {
+    key_id: KeyId,
+    sealed: std::ops::Range<usize>,
+    rights: Rights,
+    issuer: std::ops::Range<usize>,
+    issued_at: i64,
+    catalog: Option<[Option<std::ops::Range<usize>>; 3]>,
+}
+
+/// Licenses decrypted and re-sealed by the reading thread, for the writing thread.
+#[derive(Default)]
+struct ReadyBatch {
+    text: String,
+    sealed: Vec<u8>,
+    rows: Vec<ReadyRow>,
+}
+
+impl ReadyBatch {
+    fn push_text(&mut self, s: &str) -> std::ops::Range<usize> {
+        let start = self.text.len();
+        self.text.push_str(s);
+        start..self.text.len()
+    }
+
+    fn text(&self, r: &Option<std::ops::Range<usize>>) -> Option<&str> {
+        r.as_ref().map(|r| &self.text[r.clone()])
+    }
+}
+
+impl RestoreTarget {
+    /// Opens the store at `path` for a restore. With `individualize`, a fresh device identity is
+    /// made now (its seed wrapped by the store's protector now, so no protector is called while
+    /// the store is locked) and applied at commit.
+    pub(crate) fn new(path: &Path, keys: &Arc<StoreKeys>, individualize: bool) -> Result<Self> {
+        crate::file_kind::check(path, FileKind::Store)?;
+        let conn = open_connection(path)?;
+        conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
+        let (device, replacement) = if individualize {
+            let pair = KeyPair::generate();
+            let file = secret::file(&conn, FileKind::Store)?
+                .ok_or_else(|| Error::new(ErrorCode::Storage, "the store has no secret key"))?;
+            let replacement = Replacement::new(&file, &pair, keys.protector())?;
+            (Arc::new(DeviceKeys::new(pair)), Some(replacement))
+        } else {
+            (keys.load(&conn)?, None)
+        };
+        Ok(RestoreTarget { conn, keys: Arc::clone(keys), device, replacement })
+    }
+
+    /// The device the restored licenses are bound to.
+    pub(crate) fn device(&self) -> &DeviceKeys {
+        &self.device
+    }
+
+    /// Applies the licenses of `records` to the store in one transaction: re-binds existing
+    /// licenses when individualizing, inserts the restored ones under `policy` (a thread reads
+    /// and re-seals while this one writes), and adds catalog entries the device does not have.
+    /// `expected` is what the earlier passes saw (count, key-ID digest): anything else rolls
+    /// back with `ARCHIVE_CORRUPT`, as does any damaged record, and `stop()` (checked between
+    /// batches) rolls back with its error. Returns (restored, skipped).
+    pub(crate) fn apply<R: std::io::Read + Send>(
+        mut self,
+        policy: ConflictPolicy,
+        records: RecordReader<R>,
+        expected: &ScannedArchive,
+        stop: &dyn Fn() -> Result<()>,
+    ) -> Result<(u64, u64)> {
+        let replacement = self.replacement.take();
+        let device = Arc::clone(&self.device);
+        let device = &*device;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if replacement.is_none() && self.keys.load(&tx)?.id() != device.id() {
+            // An individualizing restore (through another store object on this file) replaced
+            // the device key since this restore started: the archive was authorized for, and
+            // would be sealed to, the old identity. Nothing is applied.
+            return Err(Error::new(
+                ErrorCode::Busy,
+                "another restore gave this device a new identity while this one ran; nothing was restored, \
+                 try again",
+            ));
+        }
+        if let Some(replacement) = &replacement {
+            rebind_all(&tx, &*self.keys.load(&tx)?, device, replacement)?;
+        }
+        // What the store holds or held narrows what the archive brings back: the store's own
+        // row (when replacing) or a removed license's tombstone.
+        let tombstones: i64 = tx.query_row("SELECT count(*) FROM main.tombstones", [], |r| r.get(0))?;
+        let narrow = Narrowing { device, replace: policy == ConflictPolicy::Replace, tombstones: tombstones > 0 };
+        let (restored, seen) = std::thread::scope(|scope| -> Result<(u64, u64)> {
+            let (ready, incoming) = std::sync::mpsc::sync_channel::<ReadyBatch>(APPLY_QUEUE);
+            let reader = std::thread::Builder::new()
+                .name("license-reseal".into())
+                .spawn_scoped(scope, move || read_and_seal(records, device, ready))
+                .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
+            let written = write_batches(&tx, policy, &narrow, incoming, stop);
+            // The reader stops at its next send once `incoming` is dropped (on an error here).
+            let read = reader.join().map_err(|_| Error::internal("the restore's reading thread panicked"))?;
+            let restored = written?;
+            let seen = read?;
+            expected.check_same(&seen)?;
+            let count = seen.licenses();
+            Ok((restored, count))
+        })?;
+        tx.commit()?;
+        if replacement.is_some() {
+            self.keys.remember(Arc::clone(&self.device));
+        }
+        Ok((restored, seen - restored))
+    }
+}
+
+/// The reading side of [`RestoreTarget::apply`]: decrypts each record, re-seals its content
+/// key to `device` and hands the licenses over in batches. Returns the licenses it read.
+fn read_and_seal<R: std::io::Read>(
+    mut records: RecordReader<R>,
+    device: &DeviceKeys,
+    ready: std::sync::mpsc::SyncSender<ReadyBatch>,
+) -> Result<KeyTally> {
+    let mut tally = KeyTally::default();
+    let mut nonces = NoncePool::new(usize::MAX);
+    let mut aad = Vec::new();
+    let mut batch = ReadyBatch::default();
+    while let Some(view) = records.next_view()? {
+        let f = &view.fields;
+        tally.add(f.key_id.as_bytes());
+        let start = batch.sealed.len();
+        let row = RowFields { key_id: &f.key_id, rights: &f.rights, issuer: f.issuer, issued_at: f.issued_at };
+        device.seal_row_into(&mut nonces, &row, view.content_key, &mut aad, &mut batch.sealed);
+        let sealed = start..batch.sealed.len();
+        let issuer = batch.push_text(f.issuer);
+        let catalog = f.has_catalog().then(|| [f.title, f.artist, f.file_path].map(|t| t.map(|t| batch.push_text(t))));
+        batch.rows.push(ReadyRow {
+            key_id: f.key_id,
+            sealed,
+            rights: f.rights.clone(),
+            issuer,
+            issued_at: f.issued_at,
+            catalog,
+        });
+        if batch.rows.len() == APPLY_BATCH && ready.send(std::mem::take(&mut batch)).is_err() {
+            // The writing side stopped (its error is the one reported).
+            return Err(Error::cancelled());
+        }
+    }
+    if !batch.rows.is_empty() && ready.send(batch).is_err() {
+        return Err(Error::cancelled());
+    }
+    Ok(tally)
+}
+
+/// The writing side of [`RestoreTarget::apply`]: inserts every batch; returns how many licenses
+/// were added.
+fn write_batches(
+    tx: &Connection,
+    policy: ConflictPolicy,
+    narrow: &Narrowing<'_>,
+    incoming: std::sync::mpsc::Receiver<ReadyBatch>,
+    stop: &dyn Fn() -> Result<()>,
+) -> Result<u64> {
+    let verb = match policy {
+        ConflictPolicy::Keep => "INSERT OR IGNORE",
+        ConflictPolicy::Replace => "INSERT OR REPLACE",
+    };
+    let licenses =
+        |rows| format!("{verb} INTO main.licenses VALUES {}", values_placeholders(LICENSE_ROW_COLUMNS, rows));
+    let catalog = |rows| {
+        format!(
+            "INSERT OR IGNORE INTO main.catalog (key_id, title, artist, file_path) VALUES {}",
+            values_placeholders(4, rows)
+        )
+    };
+    let (mut licenses_many, mut licenses_one) = (tx.prepare(&licenses(ROWS_PER_INSERT))?, tx.prepare(&licenses(1))?);
+    let (mut catalog_many, mut catalog_one) = (tx.prepare(&catalog(ROWS_PER_INSERT))?, tx.prepare(&catalog(1))?);
+    let mut restored = 0u64;
+    let mut forget = tx.prepare("DELETE FROM main.tombstones WHERE key_id = ?1")?;
+    let mut nonces = NoncePool::new(usize::MAX);
+    for mut batch in incoming {
+        stop()?;
+        if narrow.replace || narrow.tombstones {
+            for i in 0..batch.rows.len() {
+                if narrow.apply(tx, &mut batch, i, &mut nonces)? {
+                    forget.execute([batch.rows[i].key_id.as_bytes().as_slice()])?;
+                }
+            }
+        }
+        restored +=
+            insert_chunked(&mut licenses_many, &mut licenses_one, LICENSE_ROW_COLUMNS, &batch.rows, |stmt, at, row| {
+                let sealed = &batch.sealed[row.sealed.clone()];
+                bind_license_row(
+                    stmt,
+                    at,
+                    &row.key_id,
+                    sealed,
+                    &row.rights,
+                    &batch.text[row.issuer.clone()],
+                    row.issued_at,
+                )
+            })? as u64;
+        let with_catalog: Vec<&ReadyRow> = batch.rows.iter().filter(|r| r.catalog.is_some()).collect();
+        insert_chunked(&mut catalog_many, &mut catalog_one, 4, &with_catalog, |stmt, at, row| {
+            let [title, artist, file_path] = row.catalog.as_ref().expect("filtered on catalog");
+            stmt.raw_bind_parameter(at, row.key_id.as_bytes().as_slice())?;
+            stmt.raw_bind_parameter(at + 1, batch.text(title))?;
+            stmt.raw_bind_parameter(at + 2, batch.text(artist))?;
+            stmt.raw_bind_parameter(at + 3, batch.text(file_path))
+        })?;
+    }
+    Ok(restored)
+}
+
+/// What a restore's licenses are narrowed by: the row the store holds (when replacing) or the
+/// tombstone of one it held. Both are checked against their seals first.
+struct Narrowing<'a> {
+    device: &'a DeviceKeys,
+    replace: bool,
+    tombstones: bool,
+}
+
+impl Narrowing<'_> {
+    /// Narrows the rights of `batch.rows[i]` by what the store holds or held of its key ID,
+    /// sealing its content key again when they change. Returns whether a tombstone was used
+    /// (it goes: the license is back).
+    fn apply(&self, tx: &Connection, batch: &mut ReadyBatch, i: usize, nonces: &mut NoncePool) -> Result<bool> {
+        let key_id = batch.rows[i].key_id;
+        let existing = match read_row(tx, &key_id)? {
+            // Kept as it is: the archived copy is skipped.
+            Some(_) if !self.replace => return Ok(false),
+            Some(row) => {
+                // The rows were sealed again to `device` when individualizing.
+                self.device.check_row(&row.fields(), &row.sealed, &mut Vec::new(), &mut Vec::new())?;
+                Some((row, false))
+            }
+            None if self.tombstones => tombstone(tx, self.device, &key_id)?.map(|t| (t, true)),
+            None => None,
+        };
+        let Some((held, is_tombstone)) = existing else { return Ok(false) };
+        let row = &batch.rows[i];
+        let narrowed = row.rights.narrower(&held.rights);
+        if narrowed != row.rights {
+            let issuer = batch.text[row.issuer.clone()].to_owned();
+            let archived =
+                RowFields { key_id: &key_id, rights: &row.rights, issuer: &issuer, issued_at: row.issued_at };
+            let key = self.device.open_row(&archived, &batch.sealed[row.sealed.clone()])?;
+            let fields = RowFields { rights: &narrowed, ..archived };
+            let sealed = self.device.seal_row(nonces, &fields, &key);
+            let start = batch.sealed.len();
+            batch.sealed.extend_from_slice(&sealed);
+            let row = &mut batch.rows[i];
+            row.sealed = start..batch.sealed.len();
+            row.rights = narrowed;
+        }
+        Ok(is_tombstone)
+    }
+}
+
+/// Re-seals every license and tombstone in the store from the device key `old` to `device` (an
+/// individualizing restore), a chunk at a time so memory stays flat, and writes the new
+/// identity. A row that does not match its seal fails the restore (`LICENSE_TAMPERED`).
+fn rebind_all(tx: &Connection, old: &DeviceKeys, device: &DeviceKeys, replacement: &Replacement) -> Result<()> {
+    let mut nonces = NoncePool::new(usize::MAX);
+    {
+        let mut read =
+            tx.prepare(&format!("SELECT {ROW_COLUMNS} FROM main.licenses WHERE key_id > ?1 ORDER BY key_id LIMIT ?2"))?;
+        let mut update = tx.prepare("UPDATE main.licenses SET sealed_key = ?2 WHERE key_id = ?1")?;
+        let mut after: Vec<u8> = Vec::new();
+        loop {
+            let chunk: Vec<StoredRow> =
+                read.query_map(params![after, RESEAL_CHUNK as i64], stored_row)?.collect::<rusqlite::Result<_>>()?;
+            let Some(last) = chunk.last() else { break };
+            after = last.key_id.as_bytes().to_vec();
+            for row in &chunk {
+                let key = old.open_row(&row.fields(), &row.sealed)?;
+                update.execute(params![
+                    row.key_id.as_bytes().as_slice(),
+                    device.seal_row(&mut nonces, &row.fields(), &key)
+                ])?;
+            }
+        }
+    }
+    let tombstones: Vec<StoredRow> = tx
+        .prepare(&format!("SELECT {TOMBSTONE_COLUMNS} FROM main.tombstones"))?
+        .query_map([], stored_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE main.tombstones SET seal = ?2 WHERE key_id = ?1")?;
+    for t in &tombstones {
+        old.check_tombstone(&t.fields(), &t.sealed)?;
+        update.execute(params![t.key_id.as_bytes().as_slice(), device.seal_tombstone(&mut nonces, &t.fields())])?;
+    }
+    replacement.write(tx)?;
+    tx.execute(
+        "UPDATE main.device SET device_id = ?1, created_at = ?2 WHERE singleton = 1",
+        params![device.id().as_slice(), now_secs()],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! The restore's verifying pass: every record authenticated and decoded, on several threads,
+//! before the store is touched, reporting PROGRESS as batches check out.
+
+use std::io::Read;
+
+use zeroize::{Zeroize, Zeroizing};
+
+use super::scan::{KeyTally, ScannedArchive};
+use crate::archive::{RECORD_END, expect_eof, open_record, read_exact_or_corrupt, read_frame};
+use crate::crypto::SealingKey;
+use crate::error::{Error, Result};
+
+/// Threads that authenticate records in [`ScannedArchive::verify`], besides the reading one.
+const VERIFY_THREADS: usize = 2;
+/// Records per batch handed to a verifying thread.
+const VERIFY_BATCH: usize = 256;
+/// Batches each verifying thread may hold (queued, in work or done and not yet collected).
+const VERIFY_DEPTH: usize = 2;
+
+/// Raw records (frames and sealed bodies) read for a verifying thread.
+struct SealedBatch {
+    first_index: u64,
+    licenses: u64,
+    bytes: Vec<u8>,
+}
+
+/// Reads up to [`VERIFY_BATCH`] records into `batch`, hashing their key IDs; sets `finished`
+/// after the end record.
+fn read_batch(r: &mut impl Read, batch: &mut SealedBatch, tally: &mut KeyTally, finished: &mut bool) -> Result<()> {
+    batch.bytes.clear();
+    batch.licenses = 0;
+    let mut records = 0;
+    while records < VERIFY_BATCH && !*finished {
+        let frame = read_frame(r)?;
+        batch.bytes.push(frame.kind);
+        batch.bytes.extend_from_slice(&frame.key_id);
+        batch.bytes.extend_from_slice(&frame.len.to_le_bytes());
+        let start = batch.bytes.len();
+        batch.bytes.resize(start + frame.len as usize, 0);
+        read_exact_or_corrupt(r, &mut batch.bytes[start..], "a record")?;
+        records += 1;
+        if frame.kind == RECORD_END {
+            *finished = true;
+        } else {
+            batch.licenses += 1;
+            tally.add(&frame.key_id);
+        }
+    }
+    Ok(())
+}
+
+/// Authenticates and decodes every record of a batch read by [`read_batch`].
+fn verify_batch(key: &SealingKey, archive_id: &[u8; 16], batch: &SealedBatch) -> Result<()> {
+    let mut plain = Zeroizing::new(Vec::with_capacity(1024));
+    let mut rest = batch.bytes.as_slice();
+    let mut index = batch.first_index;
+    while !rest.is_empty() {
+        let frame = read_frame(&mut rest)?;
+        let (body, tail) = rest.split_at(frame.len as usize);
+        rest = tail;
+        plain.clear();
+        plain.extend_from_slice(body);
+        let checked = open_record(key, archive_id, index, &frame, &mut plain).map(|_| ());
+        plain.as_mut_slice().zeroize();
+        checked?;
+        index += 1;
+    }
+    Ok(())
+}
+
+impl ScannedArchive {
+    /// Authenticates and decodes every record of the archive without keeping any: the reading
+    /// thread (the caller's) hands batches to [`VERIFY_THREADS`] threads and calls `done(n)` in
+    /// archive order as each batch of `n` licenses checks out (an error from `done` stops
+    /// everything). Then checks that what it read is what the scan saw.
+    pub(crate) fn verify(&self, data_key: &[u8; 32], mut done: impl FnMut(u64) -> Result<()>) -> Result<()> {
+        let key = SealingKey::new(data_key);
+        let archive_id = self.header.archive_id;
+        let mut r = self.rewind()?;
+        let seen = std::thread::scope(|scope| -> Result<KeyTally> {
+            let mut lanes = Vec::with_capacity(VERIFY_THREADS);
+            for n in 0..VERIFY_THREADS {
+                let (to_lane, lane_in) = std::sync::mpsc::sync_channel::<SealedBatch>(VERIFY_DEPTH);
+                let (lane_out, from_lane) = std::sync::mpsc::sync_channel::<(SealedBatch, Result<()>)>(VERIFY_DEPTH);
+                let key = &key;
+                std::thread::Builder::new()
+                    .name(format!("license-verify{n}"))
+                    .spawn_scoped(scope, move || {
+                        for batch in lane_in {
+                            let checked = verify_batch(key, &archive_id, &batch);
+                            if lane_out.send((batch, checked)).is_err() {
+                                break;
+                            }
+                        }
+                    })
+                    .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
+                lanes.push((to_lane, from_lane));
+            }
+            let (mut tally, mut finished, mut index) = (KeyTally::default(), false, 0u64);
+            let (mut sent, mut collected) = (0usize, 0usize);
+            let mut spare: Vec<SealedBatch> = Vec::new();
+            loop {
+                while !finished && sent - collected < VERIFY_THREADS * VERIFY_DEPTH {
+                    let mut batch =
+                        spare.pop().unwrap_or(SealedBatch { first_index: 0, licenses: 0, bytes: Vec::new() });
+                    batch.first_index = index;
+                    read_batch(&mut r, &mut batch, &mut tally, &mut finished)?;
+                    index += batch.licenses + u64::from(finished);
+                    lanes[sent % VERIFY_THREADS]
+                        .0
+                        .send(batch)
+                        .map_err(|_| Error::internal("a restore verifying thread stopped"))?;
+                    sent += 1;
+                }
+                if collected == sent {
+                    break;
+                }
+                let (batch, checked) = lanes[collected % VERIFY_THREADS]
+                    .1
+                    .recv()
+                    .map_err(|_| Error::internal("a restore verifying thread stopped"))?;
+                collected += 1;
+                checked?;
+                done(batch.licenses)?;
+                spare.push(batch);
+            }
+            expect_eof(&mut r)?;
+            Ok(tally)
+        })?;
+        self.check_same(&seen)
+    }
+}

@@ -2,8 +2,8 @@
 """THIRD-PARTY-NOTICES.md: the licenses of everything the shipped libraries contain.
 
     notices.py write    regenerate it (cargo-about, from Cargo.lock; a few minutes)
-    notices.py check    fail when Cargo.lock, a Cargo.toml or the generator changed since it was
-                        generated
+    notices.py check    fail when the resolved dependency graph (packages, features) or the
+                        generator changed since it was generated
                         (a second: what `make test` runs)
     notices.py verify   regenerate into memory and compare with the committed file (make dist)
 
@@ -32,12 +32,21 @@ STAMP = re.compile(r"^<!-- inputs: ([0-9a-f]{64}) -->$", re.M)
 
 
 def inputs_digest() -> str:
-    """What the file is generated from: Cargo.lock, the manifests (features, targets), the
-    configuration and this script."""
-    manifests = sorted(p for p in ROOT.glob("**/Cargo.toml")
-                       if not {"target", "fuzz", "node_modules", ".cache"} & set(p.relative_to(ROOT).parts))
+    """What the file is generated from: the resolved dependency graph (every package with its
+    enabled features and dependencies, as `cargo metadata` resolves Cargo.lock and the
+    manifests), the configuration and this script. Editing a manifest's metadata (description,
+    repository, ...) does not change it; adding a dependency or a feature does."""
+    meta = json.loads(subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--manifest-path", str(ROOT / "Cargo.toml")],
+        check=True, capture_output=True, text=True).stdout)
+    graph = sorted(
+        (node["id"].rsplit("#", 1)[-1] if "registry+" in node["id"] else node["id"].rsplit("/", 1)[-1],
+         sorted(node.get("features", [])),
+         sorted(d["pkg"].rsplit("#", 1)[-1] for d in node.get("deps", [])))
+        for node in meta["resolve"]["nodes"])
     h = hashlib.sha256()
-    for path in (ROOT / "Cargo.lock", ROOT / "about.toml", pathlib.Path(__file__), *manifests):
+    h.update(json.dumps(graph).encode())
+    for path in (ROOT / "about.toml", pathlib.Path(__file__)):
         h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
@@ -119,7 +128,7 @@ def main() -> int:
     if cmd == "check":
         m = STAMP.search(OUT.read_text()) if OUT.exists() else None
         if not m or m.group(1) != inputs_digest():
-            print("notices: THIRD-PARTY-NOTICES.md is stale (Cargo.lock, a Cargo.toml, about.toml or "
+            print("notices: THIRD-PARTY-NOTICES.md is stale (the dependency graph, about.toml or "
                   "scripts/notices.py changed): run `make notices` and commit it", file=sys.stderr)
             return 1
         print("notices: THIRD-PARTY-NOTICES.md was generated from this Cargo.lock")

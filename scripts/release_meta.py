@@ -109,6 +109,11 @@ def check() -> list[str]:
                       "run `make generate`")
     if f"## [{ws['version']}]" not in CHANGELOG.read_text():
         errors.append(f"CHANGELOG.md has no `## [{ws['version']}]` section")
+    with open(ROOT / "Cargo.toml", "rb") as f:
+        core_dep = tomllib.load(f)["workspace"]["dependencies"]["license-backup"]
+    if core_dep.get("version") != ws["version"]:
+        errors.append("Cargo.toml: [workspace.dependencies] license-backup's version differs from the workspace's "
+                      "(a published crate such as the CLI depends on the core by version)")
     return errors
 
 

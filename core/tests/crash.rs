@@ -497,10 +497,47 @@ fn a_full_disk_midway_is_a_clear_error_and_loses_nothing() {
         fill_more(&b, 1..=2);
     }
     let pre = snapshot(&LicenseStore::open(w.path("b.db")).unwrap());
+    std::fs::copy(w.path("b.db"), w.path("b-pre.db")).unwrap();
+    let audit_of = |w: &World, b: LicenseStore| {
+        // A restorer created for the store settles what its restore left in the journal.
+        let service = Arc::new(open_service(w.dir.path()));
+        let restorer = create_backup_restorer(Arc::new(b), service.clone());
+        assert_eq!(restorer.settle_reservations().unwrap(), 0, "nothing left to settle");
+        service.audit().unwrap()
+    };
+    // The ledger's write (a reservation of 1500 new placements) is what outgrows the limit:
+    // the service records nothing.
     let result = Running::start("restore", dir, false, Some(64)).finish();
     assert!(result.starts_with("RESULT err STORAGE"), "restore on a full disk: {result}");
     let b = LicenseStore::open(w.path("b.db")).unwrap();
     b.verify().unwrap();
     assert_eq!(snapshot(&b), pre, "a restore that hit a full disk changed nothing");
-    println!("full disk, restore: {result}");
+    println!("full disk (the ledger's write), restore: {result}");
+    let audit = audit_of(&w, b);
+    assert_eq!((audit.pending, audit.confirmed, audit.released, audit.placements), (0, 0, 0, 0), "{audit:?}");
+
+    // The store's write outgrows it, after the grant: the device already counts for every
+    // license (restored once, then the store put back as it was), so the ledger writes only
+    // a reservation row, and the store's transaction is what fails. The grant is released: the
+    // full disk costs no quota.
+    let result = Running::start("restore", dir, false, None).finish();
+    assert_eq!(result, "RESULT ok 1498", "the restore without a limit (two of the licenses were there)");
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(w.path("b.db").with_extension(ext));
+    }
+    std::fs::copy(w.path("b-pre.db"), w.path("b.db")).unwrap();
+    let counted = audit_of(&w, LicenseStore::open(w.path("b.db")).unwrap());
+    assert_eq!((counted.confirmed, counted.released, counted.placements), (1, 0, 3000), "{counted:?}");
+    let result = Running::start("restore", dir, false, Some(64)).finish();
+    assert!(result.starts_with("RESULT err STORAGE"), "restore on a full disk: {result}");
+    let b = LicenseStore::open(w.path("b.db")).unwrap();
+    b.verify().unwrap();
+    assert_eq!(snapshot(&b), pre, "a restore that hit a full disk changed nothing");
+    println!("full disk (the store's write), restore: {result}");
+    let audit = audit_of(&w, b);
+    assert_eq!(
+        (audit.pending, audit.confirmed, audit.released, audit.placements),
+        (0, 1, 1, 3000),
+        "the failed restore's reservation is released: {audit:?}"
+    );
 }

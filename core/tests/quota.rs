@@ -298,6 +298,73 @@ fn an_archive_naming_another_device_is_refused() {
     assert_eq!(s.authority.register_device("alice", &registration).unwrap_err().code(), ErrorCode::ForeignDevice);
 }
 
+/// A registration as a device makes it: `key` proves it holds its private key, to `service`,
+/// for the ID and public key named.
+fn registration(service: &[u8; 32], key: &DeviceKey, device_id: [u8; 16], public_key: [u8; 32]) -> DeviceRegistration {
+    let mut aad = writer::fingerprint(service).to_vec();
+    aad.extend_from_slice(&device_id);
+    aad.extend_from_slice(&public_key);
+    let proof = writer::hpke_seal(service, Some(key), b"license-backup/v2/register-device", &aad, &[]);
+    DeviceRegistration {
+        device_id,
+        public_key,
+        proof: WrappedKey { enc: proof[..32].to_vec(), ciphertext: proof[32..].to_vec() },
+    }
+}
+
+/// Registrations a stranger could send: an ID that is not its key's fingerprint, a key of small
+/// order, a genuine proof made for another service, a proof replayed for another key. Each is
+/// refused and records no device; the genuine one registers.
+#[test]
+fn forged_and_replayed_registrations_are_refused_and_record_nothing() {
+    let s = Accounts::new(ServicePolicy::default());
+    let service = s.authority.public_key();
+    let other = Accounts::new(ServicePolicy::default());
+    let device = DeviceKey::generate();
+    let stranger = DeviceKey::generate();
+    let small_order = [0u8; 32];
+    let for_other_service = registration(&other.authority.public_key(), &device, device.id(), device.public);
+    let cases = [
+        (
+            "an ID not its key's",
+            registration(&service, &device, writer::random(), device.public),
+            ErrorCode::InvalidArgument,
+        ),
+        (
+            "a small-order key",
+            DeviceRegistration {
+                device_id: writer::fingerprint(&small_order),
+                public_key: small_order,
+                proof: registration(&service, &device, device.id(), device.public).proof,
+            },
+            ErrorCode::InvalidArgument,
+        ),
+        ("a proof made for another service", for_other_service.clone(), ErrorCode::WrongKey),
+        (
+            "a genuine proof replayed for another key",
+            DeviceRegistration {
+                device_id: stranger.id(),
+                public_key: stranger.public,
+                proof: registration(&service, &device, device.id(), device.public).proof,
+            },
+            ErrorCode::WrongKey,
+        ),
+        (
+            "a proof made by another key",
+            registration(&service, &stranger, device.id(), device.public),
+            ErrorCode::WrongKey,
+        ),
+    ];
+    for (what, r, code) in &cases {
+        assert_eq!(s.authority.register_device("alice", r).unwrap_err().code(), *code, "{what}");
+        assert_eq!(s.authority.audit("alice").unwrap().devices, 0, "{what}: no device recorded");
+    }
+    // The proof made for the other service registers there, and the genuine one here.
+    other.authority.register_device("alice", &for_other_service).unwrap();
+    s.authority.register_device("alice", &registration(&service, &device, device.id(), device.public)).unwrap();
+    assert_eq!(s.authority.audit("alice").unwrap().devices, 1);
+}
+
 #[test]
 fn device_ids_that_do_not_match_their_keys_and_small_order_keys_are_refused() {
     let (w, _a) = backed_up(3);

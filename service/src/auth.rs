@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::BoxFuture;
 
-/// An account: what the quota is kept per. A name of 1 to 64 characters `A-Z a-z 0-9 _ - .`,
-/// so that it can name a ledger file.
+/// An account: what the quota is kept per. A name of 1 to 64 characters `A-Z a-z 0-9 _ - .`
+/// (it shows in logs and admin commands).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Account(String);
 

@@ -372,6 +372,8 @@ final class TestServer {
     }
 
     deinit { stop() }
+}
+
 /// A host key protector for the tests. Swift on Linux has no crypto library here (CryptoKit is
 /// Apple-only and swift-crypto cannot be fetched), so it is built on the suite's own SHA-256: a
 /// SHA-256 keystream and a SHA-256 tag over key, nonce and body (a test stand-in, not a

@@ -673,6 +673,117 @@ mod tests {
         }
     }
 
+    /// A protector for tests: XOR with one byte (another byte unwraps to another seed).
+    struct Xor(u8);
+
+    impl crate::protector::KeyProtector for Xor {
+        fn label(&self) -> String {
+            format!("xor {}", self.0)
+        }
+        fn wrap(&self, secret: &[u8], _: &ProtectedFile) -> Result<Vec<u8>> {
+            Ok(secret.iter().map(|b| b ^ self.0).collect())
+        }
+        fn unwrap(&self, wrapped: &[u8], _: &ProtectedFile) -> Result<Zeroizing<Vec<u8>>> {
+            Ok(Zeroizing::new(wrapped.iter().map(|b| b ^ self.0).collect()))
+        }
+    }
+
+    fn xor(byte: u8) -> Protector {
+        Protector::new(std::sync::Arc::new(Xor(byte)))
+    }
+
+    /// The layout the previous release (ledger version 3) wrote: devices packed per license, an
+    /// audit row per restore, the service's seed in the `secret` table, in clear or wrapped.
+    fn version_3_ledger(path: &Path, protector: &Protector) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE placements (
+                 key_id  BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+                 devices BLOB NOT NULL CHECK (length(devices) > 0 AND length(devices) % 16 = 0)
+             ) WITHOUT ROWID;
+             CREATE TABLE restores (id INTEGER PRIMARY KEY, archive_id BLOB NOT NULL, device_id BLOB NOT NULL,
+                 licenses INTEGER NOT NULL, at INTEGER NOT NULL);",
+        )
+        .unwrap();
+        conn.execute_batch(crate::secret::SECRET_SCHEMA).unwrap();
+        let file = ProtectedFile { kind: FileKind::Ledger, file_id: [3; 16] };
+        crate::secret::insert(&conn, &file, &KeyPair::from_seed([7; 32]), protector).unwrap();
+        conn.execute(
+            "INSERT INTO placements VALUES (?1, ?2)",
+            params![kid(1).as_bytes().as_slice(), [[1u8; 16], [2; 16], [3; 16], [4; 16]].concat()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO placements VALUES (?1, ?2)",
+            params![kid(2).as_bytes().as_slice(), [[1u8; 16], [5; 16]].concat()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO restores (archive_id, device_id, licenses, at) VALUES (?1, ?2, 2, 5)",
+            params![[9u8; 16].as_slice(), [5u8; 16].as_slice()],
+        )
+        .unwrap();
+        FileKind::Ledger.mark(&conn).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+    }
+
+    fn layout(path: &Path) -> (i64, Vec<String>, Option<String>) {
+        let conn = Connection::open(path).unwrap();
+        let version = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
+        let tables = stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<Vec<String>>>().unwrap();
+        let label = conn.query_row("SELECT protector FROM secret", [], |r| r.get(0)).unwrap();
+        (version, tables, label)
+    }
+
+    #[test]
+    fn a_protected_version_3_ledger_opens_only_with_its_protector_and_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        version_3_ledger(&path, &xor(0x5a));
+        let before = layout(&path);
+        assert_eq!(before.0, 3);
+        // Without its protector, or with another one: the protector codes, nothing migrated.
+        let no = SqliteLedger::open(&path).unwrap_err();
+        assert_eq!(no.code(), ErrorCode::ProtectorRequired, "{no}");
+        assert_eq!(layout(&path), before, "a refused open migrates nothing");
+        let wrong = SqliteLedger::open_with(&path, &xor(0x33)).unwrap_err();
+        assert_eq!(wrong.code(), ErrorCode::ProtectorMismatch, "{wrong}");
+        assert_eq!(layout(&path), before, "a refused open migrates nothing");
+        // With it: the current layout, the same seed, still protected, the counts kept.
+        let ledger = SqliteLedger::open_with(&path, &xor(0x5a)).unwrap();
+        assert_eq!(*ledger.service_seeds().unwrap()[0], [7; 32]);
+        let authority = Authority::new(ledger, ServicePolicy::default()).unwrap();
+        assert_eq!(authority.devices_of(EMBEDDED_ACCOUNT, &kid(1)).unwrap(), [[1; 16], [2; 16], [3; 16], [4; 16]]);
+        assert_eq!(authority.devices_of(EMBEDDED_ACCOUNT, &kid(2)).unwrap(), [[1; 16], [5; 16]]);
+        assert_eq!(authority.audit(EMBEDDED_ACCOUNT).unwrap().confirmed, 1);
+        drop(authority);
+        let (version, tables, label) = layout(&path);
+        assert_eq!(version, LEDGER_VERSION);
+        assert_eq!(tables, ["accounts", "devices", "placements", "reservations", "secret"]);
+        assert_eq!(label.as_deref(), Some("xor 90"), "the seed stays wrapped");
+        // The migrated ledger still needs its protector.
+        assert_eq!(SqliteLedger::open(&path).unwrap_err().code(), ErrorCode::ProtectorRequired);
+    }
+
+    #[test]
+    fn an_unprotected_version_3_ledger_is_migrated_and_protected_in_one_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        version_3_ledger(&path, &Protector::unprotected());
+        let ledger = SqliteLedger::open_with(&path, &xor(0x11)).unwrap();
+        assert_eq!(*ledger.service_seeds().unwrap()[0], [7; 32]);
+        drop(ledger);
+        let (version, _, label) = layout(&path);
+        assert_eq!((version, label.as_deref()), (LEDGER_VERSION, Some("xor 17")));
+        let conn = Connection::open(&path).unwrap();
+        let seed: Vec<u8> = conn.query_row("SELECT seed FROM secret", [], |r| r.get(0)).unwrap();
+        assert_ne!(seed, [7; 32], "the clear seed is replaced by its wrapped form");
+        drop(conn);
+        let authority = Authority::new(SqliteLedger::open_with(&path, &xor(0x11)).unwrap(), ServicePolicy::default());
+        assert_eq!(authority.unwrap().devices_of(EMBEDDED_ACCOUNT, &kid(2)).unwrap().len(), 2);
+    }
+
     #[test]
     fn a_newer_ledger_is_refused() {
         let dir = tempfile::tempdir().unwrap();

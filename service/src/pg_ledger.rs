@@ -12,6 +12,12 @@
 //! were not chosen: a request's key IDs are streamed from its body and consumed once, so a
 //! transaction cannot be replayed on a serialization failure (`docs/deploy.md`).
 //!
+//! **Bulk.** No statement is made per license: licenses the ledger has not seen are inserted a
+//! chunk at a time (the key IDs as one array parameter); the rows of a chunk's known licenses
+//! are read in one statement with the reservations they name, a lookup outside a chunk reads
+//! the rows that follow it in key-ID order (the order of archives), and rewritten rows are sent
+//! together, in key-ID order, before the commit.
+//!
 //! **Faults.** A lost connection, a restarting server, a lock or statement timeout, a
 //! serialization or deadlock failure and an exhausted pool all fail with
 //! `SERVICE_UNAVAILABLE` (retryable: a device retries with the same request ID and is

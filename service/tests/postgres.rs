@@ -715,3 +715,51 @@ fn large_authorizations_and_quota_queries_use_statements_per_chunk_not_per_licen
     let audit = a.audit();
     assert_eq!((audit.pending, audit.placements), (2, n * 3), "{audit:?}");
 }
+
+#[test]
+fn serialization_failures_deadlocks_and_lost_connections_are_service_unavailable() {
+    use license_backup_service::pg_ledger::db_error;
+    let cluster = PgCluster::start();
+    let (url, _) = database(&cluster, "ledger");
+    sql(&cluster, "ledger", "CREATE TABLE t (k int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0), (2, 0)");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let connect = || async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client
+        };
+        let (a, b) = (connect().await, connect().await);
+        // A serialization failure (40001): two serializable transactions writing what the other read.
+        for c in [&a, &b] {
+            c.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT sum(v) FROM t").await.unwrap();
+        }
+        a.batch_execute("UPDATE t SET v = v + 1 WHERE k = 1").await.unwrap();
+        b.batch_execute("UPDATE t SET v = v + 1 WHERE k = 2").await.unwrap();
+        a.batch_execute("COMMIT").await.unwrap();
+        let e = db_error(b.batch_execute("COMMIT").await.unwrap_err());
+        assert_eq!(e.code(), ErrorCode::ServiceUnavailable, "{e}");
+        assert!(e.message().contains("40001"), "{e}");
+        // A deadlock (40P01): each holds a row the other wants.
+        a.batch_execute("BEGIN; UPDATE t SET v = 0 WHERE k = 1").await.unwrap();
+        b.batch_execute("BEGIN; UPDATE t SET v = 0 WHERE k = 2").await.unwrap();
+        let (ra, rb) = tokio::join!(
+            a.batch_execute("UPDATE t SET v = 1 WHERE k = 2"),
+            b.batch_execute("UPDATE t SET v = 1 WHERE k = 1")
+        );
+        let failed = ra.err().or(rb.err()).expect("PostgreSQL breaks the deadlock");
+        let e = db_error(failed);
+        assert_eq!(e.code(), ErrorCode::ServiceUnavailable, "{e}");
+        assert!(e.message().contains("40P01"), "{e}");
+        let _ = a.batch_execute("ROLLBACK").await;
+        let _ = b.batch_execute("ROLLBACK").await;
+        // Another error is STORAGE, with its SQLSTATE.
+        let e = db_error(a.batch_execute("SELECT * FROM no_such_table").await.unwrap_err());
+        assert_eq!(e.code(), ErrorCode::Storage, "{e}");
+        assert!(e.message().contains("42P01"), "{e}");
+        // A lost connection: the session ended by the server.
+        a.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())").await.ok();
+        let e = db_error(a.batch_execute("SELECT 1").await.unwrap_err());
+        assert_eq!(e.code(), ErrorCode::ServiceUnavailable, "{e}");
+    });
+}

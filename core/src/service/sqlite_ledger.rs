@@ -795,7 +795,7 @@ mod tests {
             conn.execute_batch("DROP TABLE retired_secrets; PRAGMA user_version = 4;").unwrap();
         }
         let ledger = SqliteLedger::open(&path).unwrap();
-        assert_eq!(ledger.service_seeds().unwrap(), [key.clone()]);
+        assert_eq!(ledger.service_seeds().unwrap(), std::slice::from_ref(&key));
         let (version, tables, _) = layout(&path);
         assert_eq!(version, LEDGER_VERSION);
         assert!(tables.iter().any(|t| t == "retired_secrets"), "{tables:?}");

@@ -760,7 +760,7 @@ mod tests {
         drop(authority);
         let (version, tables, label) = layout(&path);
         assert_eq!(version, LEDGER_VERSION);
-        assert_eq!(tables, ["accounts", "devices", "placements", "reservations", "secret"]);
+        assert_eq!(tables, ["accounts", "devices", "placements", "reservations", "retired_secrets", "secret"]);
         assert_eq!(label.as_deref(), Some("xor 90"), "the seed stays wrapped");
         // The migrated ledger still needs its protector.
         assert_eq!(SqliteLedger::open(&path).unwrap_err().code(), ErrorCode::ProtectorRequired);
@@ -782,6 +782,25 @@ mod tests {
         drop(conn);
         let authority = Authority::new(SqliteLedger::open_with(&path, &xor(0x11)).unwrap(), ServicePolicy::default());
         assert_eq!(authority.unwrap().devices_of(EMBEDDED_ACCOUNT, &kid(2)).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_version_4_ledger_gains_the_retired_keys_and_keeps_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let key = SqliteLedger::open(&path).unwrap().service_seeds().unwrap()[0].clone();
+        {
+            // The layout version 4 wrote: everything but the retired keys.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("DROP TABLE retired_secrets; PRAGMA user_version = 4;").unwrap();
+        }
+        let ledger = SqliteLedger::open(&path).unwrap();
+        assert_eq!(ledger.service_seeds().unwrap(), std::slice::from_ref(&key));
+        let (version, tables, _) = layout(&path);
+        assert_eq!(version, LEDGER_VERSION);
+        assert!(tables.iter().any(|t| t == "retired_secrets"), "{tables:?}");
+        ledger.rotate_key(&Protector::unprotected()).unwrap();
+        assert_eq!(ledger.service_seeds().unwrap()[1], key, "the old key is kept after the new one");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 #
 #   make demo      back up a device, "move" to a second device, restore (embedded defaults)
 #   make test      every suite: Rust, conformance scenarios, Python, Node, Swift
-#   make generate  regenerate every generated file (core/interface.json, Python's _errors.py,
-#                  Node's native.js and native.d.ts, the Swift bindings); the .pyi stubs and
-#                  index.d.ts are written by hand and checked by the binding suites
+#   make generate  regenerate every generated file: core/interface.json, the expanded scenarios,
+#                  the bindings' repeated parts (lb-generate, from the core's interface
+#                  definition), then Node's native.js / native.d.ts (napi) and the Swift bindings
+#                  (uniffi), which are built from the generated Rust
 #   make bench     benchmarks (not part of make test)
 
 SHELL := /bin/bash
@@ -17,11 +18,11 @@ export CARGO_TERM_COLOR ?= never
 
 # Each binding's mk/*.mk appends its suite to TEST_SUITES and its generators to GENERATE.
 TEST_SUITES := test-rust
-GENERATE := generate-interface generate-scenarios
+GENERATE := generate-interface generate-scenarios generate-bindings
 
 
 .PHONY: test-suites
-.PHONY: all demo test generate bench test-rust lint-rust generate-interface generate-scenarios
+.PHONY: all demo test generate bench test-rust lint-rust generate-interface generate-scenarios generate-bindings
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
@@ -49,6 +50,11 @@ generate-interface:
 # tests/scenarios/expanded/: every scenario's licenses and archive damage spelled out for the runners.
 generate-scenarios:
 	$(CARGO) run --quiet -p license-backup-devtools --bin lb-scenarios -- --write
+
+# The bindings' repeated parts (error tables, records, events, accessors, validation tables,
+# declarations), written from the core's interface definition; a devtools test keeps them fresh.
+generate-bindings:
+	$(CARGO) run --quiet -p license-backup-devtools --bin lb-generate -- --write
 
 lint-rust:
 	$(CARGO) fmt --all -- --check

@@ -1,5 +1,6 @@
 // Type declarations of the license-backup npm package (the JavaScript layer in index.js).
-// The record types come from native.d.ts, which `napi build` generates from the Rust source.
+// The record types come from native.d.ts, which `napi build` generates from the Rust source; the
+// error codes from generated.d.ts, which `make generate` writes from the core's definition.
 
 import { EventEmitter } from 'node:events'
 import type {
@@ -14,33 +15,9 @@ import type {
 
 export type { CatalogEntry, License, NewLicense, PropertyEntry, Quota, Rights, Summary }
 
-/** Every error code: symbolic name → stable number. */
-export declare const ErrorCode: Readonly<{
-  INVALID_ARGUMENT: 101
-  UNKNOWN_PROPERTY: 102
-  WRONG_PROPERTY_TYPE: 103
-  PATH_NOT_SET: 104
-  PATH_NOT_FOUND: 201
-  NOT_A_FOLDER: 202
-  NOT_WRITABLE: 203
-  BACKUP_EXISTS: 204
-  ARCHIVE_MISSING: 205
-  ARCHIVE_CORRUPT: 301
-  UNSUPPORTED_VERSION: 302
-  WRONG_KEY: 303
-  SERVICE_UNAVAILABLE: 401
-  RESTORE_LIMIT_EXCEEDED: 402
-  CANCELLED: 501
-  BUSY: 502
-  CALLBACK_FAILED: 503
-  STORAGE: 601
-  LICENSE_NOT_FOUND: 602
-  LICENSE_EXISTS: 603
-  INTERNAL: 900
-}>
-
-/** A symbolic error code, such as `'BACKUP_EXISTS'`. */
-export type ErrorCodeName = keyof typeof ErrorCode
+import type { ErrorCodeName } from './generated'
+export { ErrorCode } from './generated'
+export type { ErrorCodeName } from './generated'
 
 /** The error of every failing call and operation. */
 export declare class LicenseBackupError extends Error {

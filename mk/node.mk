@@ -23,7 +23,8 @@ NODE ?= node
 NPM_FLAGS := --no-audit --no-fund --loglevel=error
 # The files `napi build` generates and the package ships (committed, checked fresh by a test).
 NODE_GENERATED := native.js native.d.ts
-NODE_PACKAGE_FILES := package.json README.md index.js index.d.ts $(NODE_GENERATED)
+# generated.js / generated.d.ts: written by lb-generate (make generate-bindings), committed.
+NODE_PACKAGE_FILES := package.json README.md index.js index.d.ts generated.js generated.d.ts $(NODE_GENERATED)
 
 .PHONY: test-node generate-node node-tools node-build node-pack
 

@@ -134,7 +134,7 @@ def test_bad_arguments(tmp_path: pathlib.Path) -> None:
             assert isinstance(info.value, ValueError)
         with pytest.raises(TypeError, match="key ID"):
             store.get_license(42)  # type: ignore[arg-type]
-        with pytest.raises(lb.InvalidArgumentError, match="content key"):
+        with pytest.raises(lb.InvalidArgumentError, match="content_key"):
             store.add_license(dataclasses.replace(generated_license(1), content_key=b""))
         with pytest.raises(TypeError, match="bytes"):
             store.add_license(dataclasses.replace(generated_license(1), content_key="text"))  # type: ignore[arg-type]

@@ -123,17 +123,26 @@ RECORD_CLASSES = {
 }
 
 
+# Option records are keyword arguments of the operations that take them.
+OPTIONS_OF = {
+    "BackupFlags": [lb.BackupRestorer.backup_licenses],
+    "RestoreFlags": [lb.BackupRestorer.restore_licenses],
+    "AddOptions": [lb.LicenseStore.add_license, lb.LicenseStore.add_licenses],
+    "ServiceOptions": [lb.EmbeddedService],
+}
+
+
 @pytest.mark.parametrize("name", sorted(SPEC["records"]))
 def test_records(name: str) -> None:
     fields: List[str] = [f["name"] for f in SPEC["records"][name]]
-    if name == "BackupFlags":
-        params = inspect.signature(lb.BackupRestorer.backup_licenses).parameters
-        assert all(f in params and params[f].default is False for f in fields)
+    if name in OPTIONS_OF:
+        for member in OPTIONS_OF[name]:
+            params = inspect.signature(member).parameters
+            for f in SPEC["records"][name]:
+                assert f["name"] in params and params[f["name"]].default == f["default"], (name, f["name"])
         return
-    if name == "RestoreFlags":
-        params = inspect.signature(lb.BackupRestorer.restore_licenses).parameters
-        assert all(f in params and params[f].default is False for f in fields)
-        return
+    if name == "PropertyEntry":
+        return  # property_by_index returns a (name, value) tuple
     cls = RECORD_CLASSES[name]
     assert [f.name for f in dataclasses.fields(cls)] == fields
     assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]

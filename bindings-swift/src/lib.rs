@@ -28,109 +28,24 @@ use license_backup as core_api;
 
 uniffi::setup_scaffolding!();
 
+mod generated;
+
+pub use generated::*;
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
-
-/// A stable error code: the same numbers (the discriminants) and symbolic names as the core's
-/// `ErrorCode`. Swift sees `enum ErrorCode: UInt32`, whose raw value is the number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
-#[repr(u32)]
-pub enum ErrorCode {
-    /// An argument was malformed or out of range.
-    InvalidArgument = 101,
-    /// A property name is not one of the known properties.
-    UnknownProperty = 102,
-    /// A property value has the wrong type for its name.
-    WrongPropertyType = 103,
-    /// The `BackupPath` or `RestorePath` property an operation needs is not set.
-    PathNotSet = 104,
-    /// The folder named by a path property does not exist.
-    PathNotFound = 201,
-    /// The path names something that is not a folder.
-    NotAFolder = 202,
-    /// The folder cannot be written to.
-    NotWritable = 203,
-    /// A backup already exists in the folder and the overwrite flag was not given.
-    BackupExists = 204,
-    /// There is no backup archive in the restore folder.
-    ArchiveMissing = 205,
-    /// The archive is damaged, truncated or was tampered with.
-    ArchiveCorrupt = 301,
-    /// The archive was written by an unknown format version.
-    UnsupportedVersion = 302,
-    /// The archive was made for another License Management Service, or a key does not match.
-    WrongKey = 303,
-    /// The License Management Service could not be reached or failed.
-    ServiceUnavailable = 401,
-    /// The service refused the restore: a license already lives on the maximum number of devices.
-    RestoreLimitExceeded = 402,
-    /// The operation was cancelled.
-    Cancelled = 501,
-    /// Another operation is already running on this store.
-    Busy = 502,
-    /// A status callback (a delegate method) threw; the operation was stopped.
-    CallbackFailed = 503,
-    /// The license store could not be read or written.
-    Storage = 601,
-    /// No license with that key ID is in the store.
-    LicenseNotFound = 602,
-    /// A license with that key ID is already in the store.
-    LicenseExists = 603,
-    /// An internal error (a bug): the engine panicked or an invariant broke.
-    Internal = 900,
-}
-
-impl ErrorCode {
-    /// Every mirrored code, in numeric order.
-    pub const ALL: &'static [ErrorCode] = &[
-        ErrorCode::InvalidArgument,
-        ErrorCode::UnknownProperty,
-        ErrorCode::WrongPropertyType,
-        ErrorCode::PathNotSet,
-        ErrorCode::PathNotFound,
-        ErrorCode::NotAFolder,
-        ErrorCode::NotWritable,
-        ErrorCode::BackupExists,
-        ErrorCode::ArchiveMissing,
-        ErrorCode::ArchiveCorrupt,
-        ErrorCode::UnsupportedVersion,
-        ErrorCode::WrongKey,
-        ErrorCode::ServiceUnavailable,
-        ErrorCode::RestoreLimitExceeded,
-        ErrorCode::Cancelled,
-        ErrorCode::Busy,
-        ErrorCode::CallbackFailed,
-        ErrorCode::Storage,
-        ErrorCode::LicenseNotFound,
-        ErrorCode::LicenseExists,
-        ErrorCode::Internal,
-    ];
-
-    /// The core code with this number (every mirrored code has one; a test checks it).
-    fn to_core(self) -> Option<core_api::ErrorCode> {
-        core_api::ErrorCode::from_number(self as u32)
-    }
-}
-
-impl From<core_api::ErrorCode> for ErrorCode {
-    /// Maps by number. A code added to the core but not yet mirrored here becomes `Internal`;
-    /// the Rust test `every_core_code_is_mirrored` and the Swift parity test catch that.
-    fn from(code: core_api::ErrorCode) -> Self {
-        ErrorCode::ALL.iter().copied().find(|c| *c as u32 == code.number()).unwrap_or(ErrorCode::Internal)
-    }
-}
 
 #[uniffi::export]
 impl ErrorCode {
     /// The stable symbolic name, such as `"BACKUP_EXISTS"` (defined once, in the core).
     pub fn symbolic_name(&self) -> String {
-        self.to_core().map_or("INTERNAL", |c| c.name()).to_string()
+        self.to_core().name().to_string()
     }
 
     /// A generic, user-presentable description of the code (from the core).
     pub fn summary(&self) -> String {
-        self.to_core().map_or("internal error", |c| c.description()).to_string()
+        self.to_core().description().to_string()
     }
 }
 

@@ -1,6 +1,7 @@
 //! What a license is: its rights, its public description and its catalog metadata.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::interface::{self, ArgPath};
 use crate::key_id::KeyId;
 
 /// Longest content key accepted, in bytes.
@@ -50,9 +51,13 @@ impl CatalogEntry {
         CatalogEntry { title: Some(title.into()), ..Default::default() }
     }
 
+    /// Checks every field against its limits in the interface definition.
     pub(crate) fn validate(&self) -> Result<()> {
-        for field in [&self.title, &self.artist, &self.file_path].into_iter().flatten() {
-            check_text("catalog field", field)?;
+        let entry = ArgPath::arg("entry");
+        for (name, field) in [("title", &self.title), ("artist", &self.artist), ("file_path", &self.file_path)] {
+            if let Some(text) = field {
+                interface::TEXT.check_text(entry.field(name), text)?;
+            }
         }
         Ok(())
     }
@@ -91,14 +96,16 @@ impl std::fmt::Debug for NewLicense {
 }
 
 impl NewLicense {
+    /// Checks every field against its limits in the interface definition.
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.content_key.is_empty() || self.content_key.len() > MAX_CONTENT_KEY_LEN {
-            return Err(Error::invalid(format!(
-                "a content key has 1 to {MAX_CONTENT_KEY_LEN} bytes, not {}",
-                self.content_key.len()
-            )));
+        let license = ArgPath::arg("license");
+        interface::CONTENT_KEY.check_bytes(license.field("content_key"), self.content_key.len())?;
+        interface::TEXT.check_text(license.field("issuer"), &self.issuer)?;
+        interface::TIMESTAMP.check_int(license.field("issued_at"), self.issued_at.into())?;
+        if let Some(expires_at) = self.rights.expires_at {
+            interface::TIMESTAMP.check_int(license.field("rights").field("expires_at"), expires_at.into())?;
         }
-        check_text("issuer", &self.issuer)
+        Ok(())
     }
 }
 
@@ -176,14 +183,4 @@ impl ConflictPolicy {
     pub const fn from_replace(replace: bool) -> Self {
         if replace { ConflictPolicy::Replace } else { ConflictPolicy::Keep }
     }
-}
-
-pub(crate) fn check_text(what: &str, text: &str) -> Result<()> {
-    if text.len() > MAX_TEXT_LEN {
-        return Err(Error::invalid(format!("{what} is longer than {MAX_TEXT_LEN} bytes")));
-    }
-    if text.contains('\0') {
-        return Err(Error::invalid(format!("{what} contains a NUL character")));
-    }
-    Ok(())
 }

@@ -243,6 +243,7 @@ impl EmbeddedService {
         if policy.max_devices == 0 {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
+        crate::interface::TEXT.check_text("refusal_url", &policy.refusal_url)?;
         let path = path.as_ref().to_path_buf();
         let mut conn = crate::sqlite::open_connection(&path)?;
         conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;

@@ -2914,7 +2914,7 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case busy = 502
     /**
-     * A status callback (a delegate method) threw; the operation was stopped.
+     * A status callback raised an error or panicked; the operation was stopped.
      */
     case callbackFailed = 503
     /**

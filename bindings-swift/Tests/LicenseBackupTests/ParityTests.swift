@@ -129,6 +129,15 @@ final class ParityTests: XCTestCase {
             case "RestoreFlags":
                 // ... and of restoreLicenses(individualize:replaceExisting:).
                 XCTAssertEqual(want, ["individualize", "replaceExisting"])
+            case "AddOptions":
+                // ... of addLicense(_:replace:) and addLicenses(_:replace:).
+                XCTAssertEqual(want, ["replace"])
+            case "ServiceOptions":
+                // ... and of EmbeddedService(path:maxDevices:refusalUrl:).
+                XCTAssertEqual(want, ["maxDevices", "refusalUrl"])
+            case "PropertyEntry":
+                // property(at:) returns (name:value:).
+                XCTAssertEqual(want, ["name", "value"])
             default:
                 let sample = try XCTUnwrap(samples[record], "record \(record) has no Swift counterpart")
                 XCTAssertEqual(Mirror(reflecting: sample).children.map { $0.label! }, want, "fields of \(record)")

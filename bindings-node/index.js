@@ -10,21 +10,12 @@
 const { EventEmitter } = require('node:events')
 const native = require('./native.js')
 // The repeated parts (error codes, events, records, properties), generated from the core.
-const { ErrorCode } = require('./generated.js')
+const { ErrorCode, EVENTS, decodeEvent, defineProperties } = require('./generated.js')
+// Arguments are checked against the definition before they reach the native layer.
+const { checkOptions, checkParams, checkPropertyValue } = require('./check.js')
 
 // What each entry of a native batch's `kinds` says its event is (native BatchKind).
 const { BackupProgress: BACKUP_PROGRESS, RestrictedLicense: RESTRICTED, Other: OTHER } = native.BatchKind
-
-/** The events a BackupRestorer emits, in the form `restorer.on(name, ...)` takes. */
-const EVENTS = Object.freeze([
-  'begin',
-  'progress',
-  'restrictedLicense',
-  'connecting',
-  'disconnecting',
-  'refused',
-  'end',
-])
 
 /** The error of every failing call and operation: `code` is symbolic, `errno` numeric. */
 class LicenseBackupError extends Error {
@@ -81,7 +72,7 @@ class LicenseStore {
 
   /** Opens the store at `path`, creating it (with a fresh device identity) if needed. */
   static open(path) {
-    return new LicenseStore(call(() => native.LicenseStore.open(path)))
+    return new LicenseStore(call(() => native.LicenseStore.open(...checkParams('LicenseStore.open', [path]))))
   }
 
   /** This device's identity (32 hex digits); a restore with `individualize` changes it. */
@@ -90,18 +81,24 @@ class LicenseStore {
   }
 
   /** Adds a license; `replace: true` replaces one with the same key ID (else LICENSE_EXISTS). */
-  addLicense(license, { replace = false } = {}) {
-    call(() => nativeOf.get(this).addLicense(license, replace))
+  addLicense(license, options) {
+    call(() => {
+      const [checked] = checkParams('LicenseStore.addLicense', [license])
+      nativeOf.get(this).addLicense(checked, ...checkOptions(options, 'AddOptions'))
+    })
   }
 
   /** Adds many licenses in one transaction: all of them, or none. */
-  addLicenses(licenses, { replace = false } = {}) {
-    call(() => nativeOf.get(this).addLicenses(licenses, replace))
+  addLicenses(licenses, options) {
+    call(() => {
+      const [checked] = checkParams('LicenseStore.addLicenses', [licenses])
+      nativeOf.get(this).addLicenses(checked, ...checkOptions(options, 'AddOptions'))
+    })
   }
 
   /** The license with this key ID (without its content key), or null. */
   getLicense(keyId) {
-    return call(() => nativeOf.get(this).getLicense(keyId))
+    return call(() => nativeOf.get(this).getLicense(...checkParams('LicenseStore.getLicense', [keyId])))
   }
 
   /** Every license, ordered by key ID. */
@@ -111,7 +108,7 @@ class LicenseStore {
 
   /** Removes a license; returns whether there was one. */
   removeLicense(keyId) {
-    return call(() => nativeOf.get(this).removeLicense(keyId))
+    return call(() => nativeOf.get(this).removeLicense(...checkParams('LicenseStore.removeLicense', [keyId])))
   }
 
   /** How many licenses the store holds. */
@@ -121,22 +118,22 @@ class LicenseStore {
 
   /** The content key of a license, in a new Buffer (LICENSE_NOT_FOUND if there is none). */
   contentKey(keyId) {
-    return call(() => nativeOf.get(this).contentKey(keyId))
+    return call(() => nativeOf.get(this).contentKey(...checkParams('LicenseStore.contentKey', [keyId])))
   }
 
   /** Sets (replaces) the catalog entry of a key ID. */
   setCatalogEntry(keyId, entry) {
-    call(() => nativeOf.get(this).setCatalogEntry(keyId, entry))
+    call(() => nativeOf.get(this).setCatalogEntry(...checkParams('LicenseStore.setCatalogEntry', [keyId, entry])))
   }
 
   /** The catalog entry of a key ID, or null. */
   catalogEntry(keyId) {
-    return call(() => nativeOf.get(this).catalogEntry(keyId))
+    return call(() => nativeOf.get(this).catalogEntry(...checkParams('LicenseStore.catalogEntry', [keyId])))
   }
 
   /** Removes the catalog entry of a key ID; returns whether there was one. */
   removeCatalogEntry(keyId) {
-    return call(() => nativeOf.get(this).removeCatalogEntry(keyId))
+    return call(() => nativeOf.get(this).removeCatalogEntry(...checkParams('LicenseStore.removeCatalogEntry', [keyId])))
   }
 
   /** Checks the database and every content key; returns how many licenses were checked. */
@@ -166,13 +163,17 @@ class EmbeddedService {
   }
 
   /** Opens (or creates) the ledger at `path`; `maxDevices` defaults to 4. */
-  static open(path, { maxDevices, refusalUrl } = {}) {
-    return new EmbeddedService(call(() => native.EmbeddedService.open(path, maxDevices, refusalUrl)))
+  static open(path, options) {
+    return new EmbeddedService(
+      call(() =>
+        native.EmbeddedService.open(...checkParams('EmbeddedService.open', [path]), ...checkOptions(options, 'ServiceOptions')),
+      ),
+    )
   }
 
   /** Takes the service offline (calls then fail with SERVICE_UNAVAILABLE) or back online. */
   setOnline(online) {
-    call(() => nativeOf.get(this).setOnline(online))
+    call(() => nativeOf.get(this).setOnline(...checkParams('EmbeddedService.setOnline', [online])))
   }
 
   /** Whether close() was called. */
@@ -186,22 +187,6 @@ class EmbeddedService {
   }
 }
 
-// An event that is not progress or restrictedLicense (those are built straight from the columns
-// of a native batch), as its listeners get it.
-function publicEvent(ev, emittedNs) {
-  switch (ev.kind) {
-    case 'begin':
-      return { operation: ev.operation, emittedNs }
-    case 'connecting':
-    case 'disconnecting':
-      return { emittedNs }
-    case 'refused':
-      return { code: ev.code, errno: ev.errno, message: ev.message, url: ev.url, emittedNs }
-    default:
-      throw new Error(`unknown native event ${ev.kind}`)
-  }
-}
-
 function describe(err) {
   if (err instanceof Error) return `${err.name}: ${err.message}`
   return `a listener threw ${typeof err === 'string' ? JSON.stringify(err) : String(err)}`
@@ -209,7 +194,7 @@ function describe(err) {
 
 /**
  * Backs up and restores the licenses of one store (WMCreateBackupRestorer), emitting status
- * events: begin, progress, restrictedLicense, connecting, disconnecting, refused, end.
+ * events (EVENTS: begin, progress, restrictedLicense, ..., end).
  */
 class BackupRestorer extends EventEmitter {
   // How many times cancelLicenseBackup / cancelLicenseRestore / close ran: the only ways a
@@ -227,17 +212,23 @@ class BackupRestorer extends EventEmitter {
 
   /** Sets a property: a string, a number (u32) or a boolean, by the property's type. */
   setProperty(name, value) {
-    call(() => nativeOf.get(this).setProperty(name, value))
+    call(() => {
+      const inner = nativeOf.get(this)
+      const [checkedName] = checkParams('BackupRestorer.getProperty', [name])
+      // An unknown name is reported first, whatever the value.
+      if (!['string', 'number', 'boolean'].includes(typeof value)) inner.getProperty(checkedName)
+      inner.setProperty(checkedName, checkPropertyValue(checkedName, value))
+    })
   }
 
   /** A property's value, or null when it is not set (UNKNOWN_PROPERTY for unknown names). */
   getProperty(name) {
-    return call(() => nativeOf.get(this).getProperty(name))
+    return call(() => nativeOf.get(this).getProperty(...checkParams('BackupRestorer.getProperty', [name])))
   }
 
   /** The index-th property set, as { name, value } (INVALID_ARGUMENT when out of range). */
   propertyByIndex(index) {
-    return call(() => nativeOf.get(this).propertyByIndex(index))
+    return call(() => nativeOf.get(this).propertyByIndex(...checkParams('BackupRestorer.propertyByIndex', [index])))
   }
 
   /** How many properties are set. */
@@ -247,44 +238,12 @@ class BackupRestorer extends EventEmitter {
 
   /** Removes a property; returns whether it was set. */
   removeProperty(name) {
-    return call(() => nativeOf.get(this).removeProperty(name))
+    return call(() => nativeOf.get(this).removeProperty(...checkParams('BackupRestorer.removeProperty', [name])))
   }
 
   /** Removes every property. */
   removeAllProperties() {
     call(() => nativeOf.get(this).removeAllProperties())
-  }
-
-  /** The folder a backup writes to (the BackupPath property); null when not set. */
-  get backupPath() {
-    return this.getProperty('BackupPath')
-  }
-
-  set backupPath(value) {
-    this.#setOrRemove('BackupPath', value)
-  }
-
-  /** The folder a restore reads from (the RestorePath property); null when not set. */
-  get restorePath() {
-    return this.getProperty('RestorePath')
-  }
-
-  set restorePath(value) {
-    this.#setOrRemove('RestorePath', value)
-  }
-
-  /** Emit a progress event every this many licenses (ProgressInterval; null: the default, 100). */
-  get progressInterval() {
-    return this.getProperty('ProgressInterval')
-  }
-
-  set progressInterval(value) {
-    this.#setOrRemove('ProgressInterval', value)
-  }
-
-  #setOrRemove(name, value) {
-    if (value === null || value === undefined) this.removeProperty(name)
-    else this.setProperty(name, value)
   }
 
   // --- operations ---
@@ -294,8 +253,14 @@ class BackupRestorer extends EventEmitter {
    * after the `end` event; rejects with a LicenseBackupError (PATH_NOT_SET and BUSY before any
    * event; CANCELLED when `signal` aborts or cancelLicenseBackup() is called).
    */
-  backupLicenses({ overwrite = false, signal } = {}) {
-    return this.#run('backup', signal, (onEvents) => nativeOf.get(this).backupLicenses(Boolean(overwrite), onEvents))
+  backupLicenses(options) {
+    let overwrite, signal
+    try {
+      ;[overwrite, signal] = checkOptions(options, 'BackupFlags', 'options', ['signal'])
+    } catch (err) {
+      return Promise.reject(fromNative(err))
+    }
+    return this.#run('backup', signal, (onEvents) => nativeOf.get(this).backupLicenses(overwrite, onEvents))
   }
 
   /**
@@ -303,9 +268,15 @@ class BackupRestorer extends EventEmitter {
    * Service. `individualize` gives the device a fresh identity; `replaceExisting` replaces the
    * device's own copies.
    */
-  restoreLicenses({ individualize = false, replaceExisting = false, signal } = {}) {
+  restoreLicenses(options) {
+    let individualize, replaceExisting, signal
+    try {
+      ;[individualize, replaceExisting, signal] = checkOptions(options, 'RestoreFlags', 'options', ['signal'])
+    } catch (err) {
+      return Promise.reject(fromNative(err))
+    }
     return this.#run('restore', signal, (onEvents) =>
-      nativeOf.get(this).restoreLicenses(Boolean(individualize), Boolean(replaceExisting), onEvents),
+      nativeOf.get(this).restoreLicenses(individualize, replaceExisting, onEvents),
     )
   }
 
@@ -410,7 +381,7 @@ class BackupRestorer extends EventEmitter {
             if (ev.kind === 'end') return onEnd(ev, emittedNs[i])
             if (threw) continue
             name = ev.kind
-            event = publicEvent(ev, emittedNs[i])
+            event = decodeEvent(ev, emittedNs[i])
           } else if (kind === RESTRICTED) {
             r++
             if (stopping || (stopping = cancelRequested())) continue
@@ -443,6 +414,9 @@ class BackupRestorer extends EventEmitter {
     })
   }
 }
+
+// An accessor per known property: `restorer.backupPath = '/media/usb'`, null removes it.
+defineProperties(BackupRestorer.prototype)
 
 /** WMCreateBackupRestorer: the same as `new BackupRestorer(store, service)`. */
 function createBackupRestorer(store, service) {

@@ -25,7 +25,7 @@ test('the package ships its files and the addon, and nothing else', () => {
   const files = fs.readdirSync(pkgDir).sort()
   assert.deepEqual(
     files.filter((f) => !f.endsWith('.node')),
-    ['README.md', 'generated.d.ts', 'generated.js', 'index.d.ts', 'index.js', 'native.d.ts', 'native.js', 'package.json'],
+    ['README.md', 'check.js', 'generated.d.ts', 'generated.js', 'index.d.ts', 'index.js', 'native.d.ts', 'native.js', 'package.json'],
   )
   assert.equal(files.filter((f) => f.endsWith('.node')).length, 1)
   const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'))

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use license_backup::ServicePolicy;
+use license_backup::interface;
 use pyo3::prelude::*;
 
-use crate::OrRaise;
+use crate::{OrRaise, convert, generated};
 
 /// The embedded License Management Service: authorizes restores and keeps the restore quota
 /// in a SQLite ledger at `path`. Devices (stores) on one machine share it by opening the same
@@ -22,16 +23,24 @@ impl EmbeddedService {
     /// Opens (or creates, with a fresh key pair) the service ledger at `path`.
     #[new]
     #[pyo3(signature = (path, max_devices = None, refusal_url = None))]
-    fn new(py: Python<'_>, path: PathBuf, max_devices: Option<u32>, refusal_url: Option<String>) -> PyResult<Self> {
-        let policy = ServicePolicy::with_overrides(max_devices, refusal_url);
+    fn new(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        max_devices: Option<&Bound<'_, PyAny>>,
+        refusal_url: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let path = convert::path(path, "path")?;
+        let options = generated::service_options(max_devices, refusal_url)?;
+        let policy = ServicePolicy::with_overrides(options.max_devices, options.refusal_url);
         let service = py.detach(|| license_backup::EmbeddedService::open_with_policy(&path, policy)).or_raise(py)?;
         Ok(EmbeddedService { inner: Arc::new(service) })
     }
 
     /// Takes the service offline (or back online): while offline, restores and quota queries
     /// fail with `ServiceUnavailableError`.
-    fn set_online(&self, online: bool) {
-        self.inner.set_online(online);
+    fn set_online(&self, online: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.set_online(convert::arg(online, "online", &interface::BOOL)?);
+        Ok(())
     }
 
     /// The path of the ledger file.

@@ -34,7 +34,7 @@ def test_abi3_native_module_and_typing_files() -> None:
 
 
 def test_installed_files_match_the_source_tree() -> None:
-    for name in ["__init__.py", "_errors.py", "_types.py", "_restorer.py", "_native.pyi"]:
+    for name in ["__init__.py", "_errors.py", "_extras.py", "_types.py", "_restorer.py", "_native.pyi"]:
         assert (INSTALLED / name).read_text() == (PACKAGE_SOURCE / name).read_text(), (
             f"the installed {name} differs from the source: rebuild the wheel (make test-python)"
         )

@@ -164,6 +164,15 @@ macro_rules! event_kinds {
             pub fn kind(&self) -> EventKind {
                 match self { $( StatusEvent::$variant { .. } => EventKind::$variant, )* }
             }
+
+            /// The event's fields as values, named and in the order of
+            /// [`EventKind::surface`]: for consumers that handle every kind alike (logs,
+            /// conformance runners).
+            pub fn surface_values(&self) -> Vec<(&'static str, FieldValue<'_>)> {
+                match self {
+                    $( StatusEvent::$variant { $( $field ),* } => vec![ $( (stringify!($field), FieldValue::from($field)), )* ], )*
+                }
+            }
         }
 
         /// Fails to compile unless every variant of [`StatusEvent`] is listed with exactly its
@@ -228,6 +237,68 @@ impl StatusEvent {
             },
             EventKind::End => StatusEvent::End { operation: op, outcome: Outcome::Completed(Summary::default()) },
         }
+    }
+}
+
+/// A field of a [`StatusEvent`], borrowed ([`StatusEvent::surface_values`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldValue<'a> {
+    /// An operation kind.
+    Operation(OperationKind),
+    /// A count.
+    Count(u64),
+    /// A key ID.
+    KeyId(KeyId),
+    /// A text.
+    Text(&'a str),
+    /// A text that may be absent.
+    OptionalText(Option<&'a str>),
+    /// An error code.
+    Code(ErrorCode),
+    /// How an operation ended.
+    Outcome(&'a Outcome),
+}
+
+impl From<&OperationKind> for FieldValue<'_> {
+    fn from(v: &OperationKind) -> Self {
+        FieldValue::Operation(*v)
+    }
+}
+
+impl From<&u64> for FieldValue<'_> {
+    fn from(v: &u64) -> Self {
+        FieldValue::Count(*v)
+    }
+}
+
+impl From<&KeyId> for FieldValue<'_> {
+    fn from(v: &KeyId) -> Self {
+        FieldValue::KeyId(*v)
+    }
+}
+
+impl<'a> From<&'a String> for FieldValue<'a> {
+    fn from(v: &'a String) -> Self {
+        FieldValue::Text(v)
+    }
+}
+
+impl<'a> From<&'a Option<String>> for FieldValue<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        FieldValue::OptionalText(v.as_deref())
+    }
+}
+
+impl From<&ErrorCode> for FieldValue<'_> {
+    fn from(v: &ErrorCode) -> Self {
+        FieldValue::Code(*v)
+    }
+}
+
+impl<'a> From<&'a Outcome> for FieldValue<'a> {
+    fn from(v: &'a Outcome) -> Self {
+        FieldValue::Outcome(v)
     }
 }
 

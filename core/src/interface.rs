@@ -228,6 +228,18 @@ pub fn invalid(path: impl fmt::Display, ty: &Type, got: impl fmt::Display) -> Er
     Error::invalid(format!("{path} must be {}, not {got}", ty.expectation()))
 }
 
+/// Checks a file system path argument against [`PATH`]: not empty, and no NUL character.
+pub fn check_path(name: &str, path: &std::path::Path) -> Result<()> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.is_empty() {
+        return Err(invalid(name, &PATH, "0 bytes"));
+    }
+    if bytes.contains(&0) {
+        return Err(Error::invalid(format!("{name} must not contain a NUL character")));
+    }
+    Ok(())
+}
+
 /// Where a value sits in a call's arguments (`license.rights.plays_remaining`), formatted
 /// only when a message needs it.
 #[derive(Clone, Copy, Debug)]

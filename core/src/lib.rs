@@ -67,11 +67,13 @@ mod store;
 
 pub use crypto::WrappedKey;
 pub use error::{Error, ErrorCode, Result};
-pub use event::{CallbackError, Emitted, EventKind, OperationKind, Outcome, StatusCallback, StatusEvent, Summary};
+pub use event::{
+    CallbackError, Emitted, EventKind, FieldValue, OperationKind, Outcome, StatusCallback, StatusEvent, Summary,
+};
 pub use key_id::KeyId;
 pub use license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
 pub use operation::{OperationHandle, monotonic_ns};
-pub use props::{Properties, Property, PropertyValue, ValueType};
+pub use props::{Properties, Property, PropertyValue, ValueType, number_value};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{
     EmbeddedService, KeyIdStream, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError,

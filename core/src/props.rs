@@ -95,6 +95,27 @@ properties! {
         "Emit a PROGRESS event every this many licenses (default 100, at least 1).";
 }
 
+/// The value of property `name` that a host language gives as a number (a double, or an
+/// integer of any size converted to one): an unsigned 32-bit value within the property's
+/// limits. Checked in the order the core checks a value: `UNKNOWN_PROPERTY` for an unknown
+/// name, `WRONG_PROPERTY_TYPE` for a property that does not take numbers, `INVALID_ARGUMENT`
+/// for a fraction, a value out of range, NaN or an infinity.
+pub fn number_value(name: &str, number: f64) -> Result<PropertyValue> {
+    let prop = lookup(name)?;
+    if prop.value_type() != ValueType::U32 {
+        return Err(Error::new(
+            ErrorCode::WrongPropertyType,
+            format!("property {name} takes a {:?} value, not a number", prop.value_type()),
+        ));
+    }
+    let spec = prop.spec();
+    let Type::Int { min, max, .. } = spec else { unreachable!("a u32 property has an integer spec") };
+    if number.fract() != 0.0 || !(min as f64..=max as f64).contains(&number) {
+        return Err(interface::invalid(name, &spec, number));
+    }
+    Ok(PropertyValue::U32(number as u32))
+}
+
 /// The default of `ProgressInterval`.
 pub const DEFAULT_PROGRESS_INTERVAL: u32 = 100;
 
@@ -105,6 +126,7 @@ pub struct Properties {
 }
 
 fn lookup(name: &str) -> Result<Property> {
+    interface::STRING.check_text("name", name)?;
     Property::from_name(name).ok_or_else(|| {
         let known: Vec<&str> = Property::ALL.iter().map(|p| p.name()).collect();
         Error::new(ErrorCode::UnknownProperty, format!("unknown property {name:?} (known: {})", known.join(", ")))

@@ -240,6 +240,7 @@ impl EmbeddedService {
 
     /// Opens the ledger at `path` with a policy.
     pub fn open_with_policy(path: impl AsRef<Path>, policy: ServicePolicy) -> Result<Self> {
+        crate::interface::check_path("path", path.as_ref())?;
         if policy.max_devices == 0 {
             return Err(Error::invalid("max_devices must be at least 1"));
         }

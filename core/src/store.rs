@@ -71,9 +71,7 @@ impl LicenseStore {
     /// exist. The folder that holds it must exist.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        if path.as_os_str().is_empty() {
-            return Err(Error::invalid("the store path is empty"));
-        }
+        crate::interface::check_path("path", &path)?;
         if path.is_dir() {
             return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not a store file", path.display())));
         }

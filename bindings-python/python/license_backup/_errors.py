@@ -101,7 +101,7 @@ class LicenseBackupError(Exception):
         return (_rebuild, (int(self.code), self.message))
 
 
-class InvalidArgumentError(LicenseBackupError, ValueError):
+class InvalidArgumentError(LicenseBackupError, ValueError, TypeError):
     """INVALID_ARGUMENT (101): invalid argument."""
 
     code: ClassVar[ErrorCode] = ErrorCode.INVALID_ARGUMENT

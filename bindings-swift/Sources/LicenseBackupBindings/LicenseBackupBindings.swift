@@ -1953,7 +1953,7 @@ public func FfiConverterTypeRawStopSignal_lower(_ value: RawStopSignal) -> UInt6
 
 
 /**
- * Content metadata an application keeps about a protected file, by key ID.
+ * What the application knows about a protected file, by key ID.
  */
 public struct CatalogEntry: Equatable, Hashable {
     /**
@@ -2036,7 +2036,7 @@ public func FfiConverterTypeCatalogEntry_lower(_ value: CatalogEntry) -> RustBuf
  */
 public struct License: Equatable, Hashable {
     /**
-     * The key ID (lowercase hyphenated UUID).
+     * The key ID: a lowercase hyphenated UUID.
      */
     public var keyId: String
     /**
@@ -2052,7 +2052,7 @@ public struct License: Equatable, Hashable {
      */
     public var issuedAt: Int64
     /**
-     * The catalog entry for this key ID, if the application keeps one.
+     * The catalog entry of this key ID, if the application keeps one.
      */
     public var catalog: CatalogEntry?
 
@@ -2060,7 +2060,7 @@ public struct License: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * The key ID (lowercase hyphenated UUID).
+         * The key ID: a lowercase hyphenated UUID.
          */keyId: String, 
         /**
          * The rights granted.
@@ -2072,7 +2072,7 @@ public struct License: Equatable, Hashable {
          * When it was issued, in seconds since the Unix epoch.
          */issuedAt: Int64, 
         /**
-         * The catalog entry for this key ID, if the application keeps one.
+         * The catalog entry of this key ID, if the application keeps one.
          */catalog: CatalogEntry?) {
         self.keyId = keyId
         self.rights = rights
@@ -2200,15 +2200,15 @@ public func FfiConverterTypeNamedProperty_lower(_ value: NamedProperty) -> RustB
 
 
 /**
- * A license as an application adds it: the only type that carries a content key in clear.
+ * A license as the application adds it: the only record that carries the content key.
  */
 public struct NewLicense: Equatable, Hashable {
     /**
-     * The key ID, a UUID string (lowercase hyphenated is the canonical form).
+     * The key ID: a UUID string.
      */
     public var keyId: String
     /**
-     * The content key (secret); encrypted to the device key before it is stored.
+     * The content key (secret): sealed to the device key before it is stored.
      */
     public var contentKey: Data
     /**
@@ -2216,7 +2216,7 @@ public struct NewLicense: Equatable, Hashable {
      */
     public var rights: Rights
     /**
-     * Who issued the license.
+     * Who issued the license (a license server URL or name).
      */
     public var issuer: String
     /**
@@ -2228,16 +2228,16 @@ public struct NewLicense: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * The key ID, a UUID string (lowercase hyphenated is the canonical form).
+         * The key ID: a UUID string.
          */keyId: String, 
         /**
-         * The content key (secret); encrypted to the device key before it is stored.
+         * The content key (secret): sealed to the device key before it is stored.
          */contentKey: Data, 
         /**
          * The rights granted.
          */rights: Rights, 
         /**
-         * Who issued the license.
+         * Who issued the license (a license server URL or name).
          */issuer: String, 
         /**
          * When it was issued, in seconds since the Unix epoch.
@@ -2299,7 +2299,7 @@ public func FfiConverterTypeNewLicense_lower(_ value: NewLicense) -> RustBuffer 
 
 
 /**
- * What the restore quota allows for restoring an archive onto a device.
+ * What the restore quota allows for the archive in RestorePath onto this device.
  */
 public struct Quota: Equatable, Hashable {
     /**
@@ -2311,11 +2311,11 @@ public struct Quota: Equatable, Hashable {
      */
     public var maxDevices: UInt32
     /**
-     * How many more new devices could still receive every license in the archive.
+     * How many more new devices could still receive every license of the archive.
      */
     public var restoresRemaining: UInt32
     /**
-     * This device already counts for every license, so restoring onto it again is free.
+     * This device already counts for every license: restoring onto it again is free.
      */
     public var deviceAlreadyCounted: Bool
 
@@ -2329,10 +2329,10 @@ public struct Quota: Equatable, Hashable {
          * Distinct devices a license may live on.
          */maxDevices: UInt32, 
         /**
-         * How many more new devices could still receive every license in the archive.
+         * How many more new devices could still receive every license of the archive.
          */restoresRemaining: UInt32, 
         /**
-         * This device already counts for every license, so restoring onto it again is free.
+         * This device already counts for every license: restoring onto it again is free.
          */deviceAlreadyCounted: Bool) {
         self.licenses = licenses
         self.maxDevices = maxDevices
@@ -2404,15 +2404,16 @@ public struct Rights: Equatable, Hashable {
      */
     public var transfer: Bool
     /**
-     * The license may be backed up and restored.
+     * The license may be backed up and restored; a backup reports a license without this right
+     * with a RESTRICTED_LICENSE event and leaves it out.
      */
     public var backupAllowed: Bool
     /**
-     * When the license expires, in seconds since the Unix epoch; `nil` never expires.
+     * When the license expires, in seconds since the Unix epoch; none: never.
      */
     public var expiresAt: Int64?
     /**
-     * How many plays remain; `nil` is unlimited.
+     * How many plays remain; none: unlimited.
      */
     public var playsRemaining: UInt32?
 
@@ -2429,13 +2430,14 @@ public struct Rights: Equatable, Hashable {
          * The content may be transferred to a portable device.
          */transfer: Bool = true, 
         /**
-         * The license may be backed up and restored.
+         * The license may be backed up and restored; a backup reports a license without this right
+         * with a RESTRICTED_LICENSE event and leaves it out.
          */backupAllowed: Bool = true, 
         /**
-         * When the license expires, in seconds since the Unix epoch; `nil` never expires.
+         * When the license expires, in seconds since the Unix epoch; none: never.
          */expiresAt: Int64? = nil, 
         /**
-         * How many plays remain; `nil` is unlimited.
+         * How many plays remain; none: unlimited.
          */playsRemaining: UInt32? = nil) {
         self.play = play
         self.burn = burn
@@ -2509,7 +2511,7 @@ public struct Summary: Equatable, Hashable {
      */
     public var restricted: UInt64
     /**
-     * Archived licenses a restore did not apply because the device already had them.
+     * Archived licenses a restore left alone because the device already had them.
      */
     public var skipped: UInt64
     /**
@@ -2531,7 +2533,7 @@ public struct Summary: Equatable, Hashable {
          * Licenses a backup left out because their owner forbids backup.
          */restricted: UInt64, 
         /**
-         * Archived licenses a restore did not apply because the device already had them.
+         * Archived licenses a restore left alone because the device already had them.
          */skipped: UInt64, 
         /**
          * Archive bytes written (backup) or read (restore).
@@ -3308,7 +3310,7 @@ public func FfiConverterTypePropertyValue_lower(_ value: PropertyValue) -> RustB
 public enum StatusEvent: Equatable, Hashable {
     
     /**
-     * The operation's work begins.
+     * The operation's work begins (for a restore: after the service has answered).
      */
     case begin(
         /**
@@ -3316,7 +3318,7 @@ public enum StatusEvent: Equatable, Hashable {
          */operation: OperationKind
     )
     /**
-     * `done` of `total` licenses processed.
+     * done of total licenses processed (every ProgressInterval licenses, and at the end).
      */
     case progress(
         /**
@@ -3330,14 +3332,14 @@ public enum StatusEvent: Equatable, Hashable {
          */total: UInt64
     )
     /**
-     * A license that may not be backed up (its owner did not grant the right).
+     * A license that may not be backed up: its content owner did not grant the right.
      */
     case restrictedLicense(
         /**
          * The license's key ID.
          */keyId: String, 
         /**
-         * The catalog title, when the application keeps one.
+         * The title from the application's catalog, when it has one.
          */title: String?
     )
     /**
@@ -3349,22 +3351,21 @@ public enum StatusEvent: Equatable, Hashable {
      */
     case disconnecting
     /**
-     * The service refused the restore.
+     * The service refused the restore; url is a page the application can show.
      */
     case refused(
         /**
-         * Why, as a stable code.
+         * Why, as a stable code (RESTORE_LIMIT_EXCEEDED, ...).
          */code: ErrorCode, 
         /**
          * A human-readable reason.
          */message: String, 
         /**
-         * A page the application can show.
+         * Where the user can learn more or act.
          */url: String
     )
     /**
-     * The operation ended: always last, exactly once. Either `summary` or `error_code` (with
-     * `error_message`) is set.
+     * The operation ended: always the last event, exactly once per operation.
      */
     case end(
         /**
@@ -3839,7 +3840,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_property() != 49528) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 55415) {
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 11332) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_set_property() != 23610) {
@@ -3857,13 +3858,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_raweventsink_on_events() != 14244) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license() != 23593) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license() != 6281) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_licenses() != 49918) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_licenses() != 6453) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_catalog_entry() != 61897) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_catalog_entry() != 23245) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_content_key() != 22919) {
@@ -3872,13 +3873,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_device_id() != 8602) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_get_license() != 8980) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_get_license() != 27423) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_license_count() != 48911) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_list_licenses() != 27006) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_list_licenses() != 36709) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_catalog_entry() != 27624) {
@@ -3887,7 +3888,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_license() != 35761) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_set_catalog_entry() != 55602) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_set_catalog_entry() != 59451) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_verify() != 47543) {
@@ -3902,7 +3903,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawoperation_kind() != 3488) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawoperation_wait() != 16892) {
+    if (uniffi_license_backup_swift_checksum_method_rawoperation_wait() != 9915) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawstopsignal_is_set() != 34216) {

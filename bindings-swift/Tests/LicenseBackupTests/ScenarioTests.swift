@@ -13,6 +13,7 @@ final class ScenarioTests: XCTestCase {
             .sorted()
         XCTAssertGreaterThanOrEqual(files.count, 15, "scenarios found in \(dir.path)")
         var eventsSeen = Set<String>()
+        var errorsSeen = Set<String>()
         for file in files {
             let data = try Data(contentsOf: dir.appendingPathComponent("expanded").appendingPathComponent(file))
             let scenario = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any], file)
@@ -22,12 +23,16 @@ final class ScenarioTests: XCTestCase {
                 let runner = try ScenarioRunner(file: file, scenario: scenario)
                 try await runner.run()
                 eventsSeen.formUnion(runner.eventsSeen)
+                errorsSeen.formUnion(runner.errorsSeen)
             } catch {
                 XCTFail("\(error)")
             }
         }
         // Every event kind of the interface is reached through the Swift delegate.
-        XCTAssertEqual(eventsSeen, ["begin", "progress", "restricted_license", "connecting", "disconnecting", "refused", "end"])
+        XCTAssertEqual(eventsSeen, Set(eventFields.keys))
+        // ... and every error code but INTERNAL (a bug, which no scenario can provoke).
+        let codes = (interfaceDescription["errors"] as! [[String: Any]]).map { $0["name"] as! String }
+        XCTAssertEqual(errorsSeen, Set(codes).subtracting(["INTERNAL"]))
     }
 }
 
@@ -106,6 +111,7 @@ final class ScenarioRunner {
     var devices: [String: Device] = [:]
     var remembered: [String: String] = [:]
     var eventsSeen = Set<String>()
+    var errorsSeen = Set<String>()
 
     init(file: String, scenario: [String: Any]) throws {
         self.file = file
@@ -159,6 +165,7 @@ final class ScenarioRunner {
     }
 
     func checkError(_ step: [String: Any], _ got: LicenseBackupError?, _ at: String) throws {
+        if let got { errorsSeen.insert(got.name) }
         let want = step["expect_error"] as? String
         if want != got?.name {
             throw fail(at, "expected error \(want ?? "none"), got \(got.map { "\($0)" } ?? "none")")
@@ -185,6 +192,7 @@ final class ScenarioRunner {
                        "device_already_counted": q.deviceAlreadyCounted]
             } catch let error as LicenseBackupError {
                 got = ["error": error.name]
+                errorsSeen.insert(error.name)
             }
             if !jsonEqual(step["expect"], got) {
                 throw fail(at, "quota: expected \(render(step["expect"])), got \(render(got))")
@@ -292,10 +300,12 @@ final class ScenarioRunner {
             let r = reentered.get()
             if r.done {
                 got["reentered_error"] = r.code.map { $0 as Any } ?? NSNull()
+                if let code = r.code { errorsSeen.insert(code) }
                 _ = try? await r.op?.wait()
             }
         }
         for e in recorder.recorded { eventsSeen.insert(e["event"] as! String) }
+        if let code = got["error"] as? String { errorsSeen.insert(code) }
         if !jsonEqual(step["expect"], got) {
             throw fail(at, "expected \(render(step["expect"]))\n   got \(render(got))")
         }

@@ -1,6 +1,7 @@
 # license-backup: one Rust core, three binding packages.
 #
-#   make demo      back up a device, "move" to a second device, restore (embedded defaults)
+#   make demo      the license-backup tool: back up a device, "move" to a second one, restore
+#   make demo-library   the same through the Rust library, printing every event
 #   make test      every suite: Rust, conformance scenarios, Python, Node, Swift
 #   make generate  regenerate every generated file: core/interface.json, the expanded scenarios,
 #                  the bindings' repeated parts (lb-generate, from the core's interface
@@ -22,7 +23,7 @@ GENERATE := generate-interface generate-scenarios generate-bindings
 
 
 .PHONY: test-suites
-.PHONY: all demo test generate bench test-rust lint-rust generate-interface generate-scenarios generate-bindings
+.PHONY: all demo demo-library test generate bench test-rust lint-rust generate-interface generate-scenarios generate-bindings fs-tools
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
@@ -31,6 +32,11 @@ include $(sort $(wildcard $(ROOT)/mk/*.mk))
 TEST_SUITES := $(filter-out test-bench-smoke,$(TEST_SUITES)) $(filter test-bench-smoke,$(TEST_SUITES))
 
 demo:
+	$(CARGO) build --quiet --release -p license-backup-cli --bin license-backup
+	$(CARGO) build --quiet --release -p license-backup --example demo
+	$(ROOT)/scripts/demo.sh $(ROOT)/target/release
+
+demo-library:
 	$(CARGO) run --quiet --release -p license-backup --example demo
 
 # Runs every suite, keeping a log, then prints one closing line with the tests of all runners.
@@ -60,5 +66,13 @@ lint-rust:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
-test-rust: lint-rust
+# The removable-media tests (core/tests/media.rs) mount FAT, exFAT and NTFS images and an sshfs
+# share through FUSE: their drivers come from Debian's packages, installed when missing. The
+# Secret Service protector's test (core/tests/keyring_secret_service.rs) starts its own D-Bus
+# session and GNOME Keyring daemon: keystore-tools.sh installs them (Debian packages, once).
+fs-tools:
+	$(ROOT)/scripts/fs-tools.sh
+
+test-rust: lint-rust fs-tools
+	bash $(ROOT)/scripts/keystore-tools.sh
 	$(CARGO) test --workspace --quiet

@@ -2,7 +2,7 @@
 // Declarations of generated.js and the package's generated types; index.d.ts re-exports them
 // and merges the method interfaces below into its classes.
 
-import type { BackupRestorer, EmbeddedService, LicenseBackupError, LicenseStore } from './index'
+import type { LicenseBackupError, Protector } from './index'
 
 /** Every error code: symbolic name → stable number. */
 export declare const ErrorCode: Readonly<{
@@ -24,6 +24,26 @@ export declare const ErrorCode: Readonly<{
   BACKUP_EXISTS: 204
   /** There is no backup archive in the restore folder. */
   ARCHIVE_MISSING: 205
+  /**
+   * The device holding the folder is full (or the file grew past what its file system allows, such
+   * as 4 GiB on FAT32). A backup that runs out of space removes its temporary file and leaves the
+   * previous archive as it was.
+   */
+  NO_SPACE: 206
+  /** The device reported an input/output error: failing media, or media removed while in use. */
+  MEDIA_FAILURE: 207
+  /**
+   * The device or network share holding the folder is no longer connected (a USB stick pulled out,
+   * a file-system driver that stopped, a share that went away).
+   */
+  DEVICE_GONE: 208
+  /**
+   * The path cannot name a file on this system: a name longer than the file system allows, or too
+   * many levels of symbolic links.
+   */
+  PATH_INVALID: 209
+  /** The folder or the archive cannot be read: permission denied. */
+  NOT_READABLE: 210
   /** The archive is damaged, truncated or was tampered with. */
   ARCHIVE_CORRUPT: 301
   /** The archive was written by an unknown format version. */
@@ -46,6 +66,38 @@ export declare const ErrorCode: Readonly<{
   LICENSE_NOT_FOUND: 602
   /** A license with that key ID is already in the store. */
   LICENSE_EXISTS: 603
+  /**
+   * The file is not of the kind the call opens: a service ledger or an archive opened as a license
+   * store, a store opened as a ledger, or a file that is not this library's at all. Nothing in it
+   * was changed.
+   */
+  WRONG_FILE_KIND: 604
+  /**
+   * The file's secret is wrapped by a key protector and none was given: open it with the protector
+   * it was protected with. Nothing was changed.
+   */
+  PROTECTOR_REQUIRED: 610
+  /**
+   * The key protector given cannot unwrap the file's secret (another keystore, another key, a file
+   * copied from another device, or a protected file opened with another protector).
+   */
+  PROTECTOR_MISMATCH: 611
+  /**
+   * The key protector failed (the keystore is unavailable or locked, or a host protector raised an
+   * error, which is attached as the cause). Nothing was changed.
+   */
+  PROTECTOR_FAILED: 612
+  /**
+   * A license row (rights, expiry, plays, issuer, issue time, key) or a tombstone was changed
+   * outside this library: its seal does not match. The message names the key ID.
+   */
+  LICENSE_TAMPERED: 613
+  /** No plays remain on the license. */
+  PLAYS_EXHAUSTED: 614
+  /** The license has expired. */
+  LICENSE_EXPIRED: 615
+  /** The license does not grant the right to play. */
+  PLAY_NOT_ALLOWED: 616
   /** An internal error (a bug): the engine panicked or an invariant broke. */
   INTERNAL: 900
 }>
@@ -186,6 +238,17 @@ export interface ServiceOptions {
   maxDevices?: number | null | null
   /** The page a refusal points to (default: the library's). */
   refusalUrl?: string | null | null
+  /** What holds the service's seed (default: unprotected, the seed in clear in the ledger). */
+  protector?: Protector | null | null
+}
+
+/** How a license store is opened. */
+export interface StoreOptions {
+  /**
+   * What holds the device's seed (default: unprotected, the seed in clear in the store); an
+   * unprotected store opened with a protector is protected in place.
+   */
+  protector?: Protector | null | null
 }
 
 /** What every event carries besides its own fields (`event_metadata` in core/interface.json). */
@@ -284,6 +347,8 @@ export interface BackupRestorerProperties {
 
 /** The methods of LicenseStore (index.d.ts merges them into the class). */
 export interface LicenseStoreMethods {
+  /** The label of the protector the store was opened with. */
+  readonly protectorLabel: string
   /** This device's identity: 32 hex digits (a restore that individualizes changes it). */
   deviceId(): string
   /** Adds a license (LICENSE_EXISTS for a key ID already there, unless replace). */
@@ -300,6 +365,13 @@ export interface LicenseStoreMethods {
   licenseCount(): number
   /** The content key of a license (LICENSE_NOT_FOUND if there is none). */
   contentKey(keyId: string): Buffer
+  /** Replaces the rights of a license (renewed by the license server) and seals its row again. */
+  updateRights(keyId: string, rights: Rights): void
+  /**
+   * Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights after
+   * it.
+   */
+  usePlay(keyId: string): Rights
   /** Sets (replaces) the catalog entry of a key ID. */
   setCatalogEntry(keyId: string, entry: CatalogEntry): void
   /** The catalog entry of a key ID, or none. */

@@ -13,6 +13,11 @@ const ErrorCode = Object.freeze({
   NOT_WRITABLE: 203,
   BACKUP_EXISTS: 204,
   ARCHIVE_MISSING: 205,
+  NO_SPACE: 206,
+  MEDIA_FAILURE: 207,
+  DEVICE_GONE: 208,
+  PATH_INVALID: 209,
+  NOT_READABLE: 210,
   ARCHIVE_CORRUPT: 301,
   UNSUPPORTED_VERSION: 302,
   WRONG_KEY: 303,
@@ -24,6 +29,14 @@ const ErrorCode = Object.freeze({
   STORAGE: 601,
   LICENSE_NOT_FOUND: 602,
   LICENSE_EXISTS: 603,
+  WRONG_FILE_KIND: 604,
+  PROTECTOR_REQUIRED: 610,
+  PROTECTOR_MISMATCH: 611,
+  PROTECTOR_FAILED: 612,
+  LICENSE_TAMPERED: 613,
+  PLAYS_EXHAUSTED: 614,
+  LICENSE_EXPIRED: 615,
+  PLAY_NOT_ALLOWED: 616,
   INTERNAL: 900,
 })
 
@@ -125,12 +138,17 @@ const RECORDS = Object.freeze({
   ServiceOptions: Object.freeze([
     ['maxDevices', { kind: 'optional', of: { kind: 'int', min: 1, max: 4294967295, expect: "an integer in 1..=4294967295" }, expect: "an integer in 1..=4294967295 or nothing" }, null],
     ['refusalUrl', { kind: 'optional', of: { kind: 'text', min: 0, max: 4096, expect: "a string of at most 4096 bytes" }, expect: "a string of at most 4096 bytes or nothing" }, null],
+    ['protector', { kind: 'optional', of: { kind: 'object', name: "Protector", expect: "a Protector" }, expect: "a Protector or nothing" }, null],
+  ]),
+  StoreOptions: Object.freeze([
+    ['protector', { kind: 'optional', of: { kind: 'object', name: "Protector", expect: "a Protector" }, expect: "a Protector or nothing" }, null],
   ]),
 })
 
 /** The spec of each operation's positional parameters, by `Object.method`. */
 const PARAMS = Object.freeze({
   'LicenseStore.open': [['path', { kind: 'text', min: 1, max: Infinity, expect: "a non-empty string" }]],
+  'LicenseStore.protectorLabel': [],
   'LicenseStore.deviceId': [],
   'LicenseStore.addLicense': [['license', { kind: 'record', record: "NewLicense", expect: "a NewLicense" }]],
   'LicenseStore.addLicenses': [['licenses', { kind: 'list', of: { kind: 'record', record: "NewLicense", expect: "a NewLicense" }, expect: "a list of NewLicense" }]],
@@ -139,6 +157,8 @@ const PARAMS = Object.freeze({
   'LicenseStore.removeLicense': [['keyId', { kind: 'keyId', expect: "a key ID (a UUID string)" }]],
   'LicenseStore.licenseCount': [],
   'LicenseStore.contentKey': [['keyId', { kind: 'keyId', expect: "a key ID (a UUID string)" }]],
+  'LicenseStore.updateRights': [['keyId', { kind: 'keyId', expect: "a key ID (a UUID string)" }], ['rights', { kind: 'record', record: "Rights", expect: "a Rights" }]],
+  'LicenseStore.usePlay': [['keyId', { kind: 'keyId', expect: "a key ID (a UUID string)" }]],
   'LicenseStore.setCatalogEntry': [['keyId', { kind: 'keyId', expect: "a key ID (a UUID string)" }], ['entry', { kind: 'record', record: "CatalogEntry", expect: "a CatalogEntry" }]],
   'LicenseStore.catalogEntry': [['keyId', { kind: 'keyId', expect: "a key ID (a UUID string)" }]],
   'LicenseStore.removeCatalogEntry': [['keyId', { kind: 'keyId', expect: "a key ID (a UUID string)" }]],
@@ -160,6 +180,10 @@ const PARAMS = Object.freeze({
   'Operation.wait': [['timeout', { kind: 'optional', of: { kind: "seconds", expect: "a finite, non-negative number of seconds" }, expect: "a finite, non-negative number of seconds or nothing" }]],
   'Operation.cancel': [],
   'Operation.isFinished': [],
+  'Protector.unprotected': [],
+  'Protector.keyring': [['service', { kind: 'optional', of: { kind: 'text', min: 0, max: Infinity, expect: "a string" }, expect: "a string or nothing" }]],
+  'Protector.host': [],
+  'Protector.label': [],
 })
 
 module.exports = { ErrorCode, EVENTS, PROPERTIES, RECORDS, PARAMS, decodeEvent, defineProperties }

@@ -11,6 +11,7 @@ import type {
   ErrorCodeName,
   LicenseStoreMethods,
   ServiceOptions,
+  StoreOptions,
 } from './generated'
 
 // The generated types: records, option objects, events and their payloads.
@@ -32,11 +33,35 @@ export declare class LicenseBackupError extends Error {
   readonly cause?: unknown
 }
 
+/** What `Protector.host` takes: functions of the application on Buffers (they run on the main thread). */
+export interface HostProtector {
+  /** Wraps the 32-byte seed; only `unwrap` of the same protector can turn the result back. */
+  wrap(seed: Buffer): Uint8Array
+  /** The seed, or null when `wrapped` was not wrapped by this protector (PROTECTOR_MISMATCH). */
+  unwrap(wrapped: Buffer): Uint8Array | null
+}
+
+/**
+ * Who holds the secret seed of a store or a service. `Protector.unprotected()` (the default)
+ * keeps it in clear in the file: whoever copies the file has every content key it seals.
+ */
+export declare class Protector {
+  private constructor()
+  /** The seed in clear in the file. */
+  static unprotected(): Protector
+  /** The platform keystore (Secret Service, Keychain, Credential Manager), entries under `service`. */
+  static keyring(service?: string): Protector
+  /** The application's own functions, for example built on Electron's `safeStorage`. */
+  static host(protector: HostProtector): Protector
+  /** 'unprotected', 'keyring' or 'host'. */
+  readonly kind: 'unprotected' | 'keyring' | 'host'
+}
+
 /** The licenses on this device; content keys are sealed to the device key at rest. */
 export declare class LicenseStore {
   private constructor()
   /** Opens the store at `path`, creating it (with a fresh device identity) if needed. */
-  static open(path: string): LicenseStore
+  static open(path: string, options?: StoreOptions): LicenseStore
   /** Whether close() was called. */
   readonly closed: boolean
   /** Releases the native store handle now (a restorer keeps its own until it is closed). */

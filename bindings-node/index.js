@@ -51,6 +51,25 @@ function call(fn) {
   }
 }
 
+// Operations still running. When the process exits (`process.exit()`, an Electron app quitting)
+// the event loop stops for good: each is cancelled and its work waited for (up to
+// EXIT_GRACE_MS), so a backup leaves the previous archive and no temporary file, and a restore
+// leaves the store as it was. Their `end` events are not delivered: nothing runs them any more.
+const live = new Set()
+const EXIT_GRACE_MS = 10000
+let exitHookInstalled = false
+
+function track(op) {
+  live.add(op)
+  if (!exitHookInstalled) {
+    exitHookInstalled = true
+    process.on('exit', () => {
+      for (const running of live) running.cancelAndWait(EXIT_GRACE_MS)
+      live.clear()
+    })
+  }
+}
+
 // The native object behind each public object, reachable only inside this module.
 const nativeOf = new WeakMap()
 
@@ -59,6 +78,109 @@ function unwrap(obj, type) {
   if (!inner) throw new LicenseBackupError('INVALID_ARGUMENT', `expected a ${type.name}`)
   return inner
 }
+
+/**
+ * Who holds the secret seed of a store (the device identity, which seals every content key) or
+ * of an embedded service (which unwraps every archive's data key).
+ *
+ * - `Protector.unprotected()`: the seed in clear in the file; whoever copies the file has every
+ *   content key it seals. What `open` uses without a `protector` option.
+ * - `Protector.keyring(service?)`: the platform keystore (Secret Service, Keychain, Credential
+ *   Manager) holds a wrapping key per file.
+ * - `Protector.host({ wrap, unwrap })`: functions of the application on Buffers, for example
+ *   built on Electron's `safeStorage` (`wrap: (b) => safeStorage.encryptString(b.toString('hex'))`);
+ *   `unwrap` returns null for bytes it did not wrap (PROTECTOR_MISMATCH); what they throw
+ *   becomes the `cause` of PROTECTOR_FAILED. They run on the main thread.
+ */
+class Protector {
+  #kind
+  #service
+  #host
+
+  /** @private Use Protector.unprotected(), Protector.keyring() or Protector.host(). */
+  constructor(kind, service, host) {
+    this.#kind = kind
+    this.#service = service
+    this.#host = host
+  }
+
+  /** The seed in clear in the file. */
+  static unprotected() {
+    return new Protector('unprotected', null, null)
+  }
+
+  /** The platform keystore, entries filed under `service` (default 'license-backup'). */
+  static keyring(service) {
+    if (service != null && typeof service !== 'string') throw new LicenseBackupError('INVALID_ARGUMENT', 'service must be a string')
+    return new Protector('keyring', service ?? null, null)
+  }
+
+  /** A host protector: an object with `wrap(Buffer) => Buffer` and `unwrap(Buffer) => Buffer | null`. */
+  static host(protector) {
+    if (protector == null || typeof protector.wrap !== 'function' || typeof protector.unwrap !== 'function') {
+      throw new LicenseBackupError('INVALID_ARGUMENT', 'a host protector needs wrap(buffer) and unwrap(buffer) functions')
+    }
+    const state = { failure: undefined }
+    // The native side calls this with hex strings (no external buffers cross); the seed's
+    // Buffer is zeroed after the call.
+    const call = (...args) => {
+      // napi-rs hands the (method, hex) pair over as one array.
+      const [method, hex] = args.length === 1 && Array.isArray(args[0]) ? args[0] : args
+      if (method !== 'wrap' && method !== 'unwrap') throw new TypeError(`unknown protector method ${method}`)
+      const input = Buffer.from(hex, 'hex')
+      try {
+        const out = protector[method](input)
+        if (out == null) return null
+        if (!(out instanceof Uint8Array)) throw new TypeError(`${method}() returned ${typeof out}, not a Buffer`)
+        return Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('hex')
+      } catch (err) {
+        state.failure = err
+        throw err
+      } finally {
+        input.fill(0)
+      }
+    }
+    return new Protector('host', null, { call, state })
+  }
+
+  /** 'unprotected', 'keyring' or 'host'. */
+  get kind() {
+    return this.#kind
+  }
+
+  /** @private The native arguments: kind, service, host function. */
+  static args(protector) {
+    const p = protector ?? Protector.unprotected()
+    if (!(p instanceof Protector)) throw new LicenseBackupError('INVALID_ARGUMENT', 'protector must be a Protector')
+    return [p.#kind, p.#service, p.#host ? p.#host.call : null]
+  }
+
+  /** @private What the host protector last threw (the cause of PROTECTOR_FAILED), taken. */
+  static takeFailure(protector) {
+    const host = protector instanceof Protector ? protector.#host : null
+    if (!host) return undefined
+    const failure = host.state.failure
+    host.state.failure = undefined
+    return failure
+  }
+}
+
+// A native call that may run the protector: PROTECTOR_FAILED gets what it threw as `cause`.
+function callWith(protector, fn) {
+  try {
+    return fn()
+  } catch (err) {
+    const e = fromNative(err)
+    if (e.code === 'PROTECTOR_FAILED') {
+      const cause = Protector.takeFailure(protector)
+      if (cause !== undefined) throw new LicenseBackupError(e.code, e.message, { cause })
+    }
+    throw e
+  }
+}
+
+// The protector each store was opened with, for the cause of a restore's PROTECTOR_FAILED.
+const protectorOf = new WeakMap()
 
 /** The licenses on this device, in a SQLite file; content keys are sealed to the device key. */
 class LicenseStore {
@@ -70,9 +192,35 @@ class LicenseStore {
     nativeOf.set(this, inner)
   }
 
-  /** Opens the store at `path`, creating it (with a fresh device identity) if needed. */
-  static open(path) {
-    return new LicenseStore(call(() => native.LicenseStore.open(...checkParams('LicenseStore.open', [path]))))
+  /**
+   * Opens the store at `path`, creating it (with a fresh device identity) if needed. `protector`
+   * holds the device's seed (default `Protector.unprotected()`: in clear in the file); an
+   * unprotected store opened with a protector is protected in place.
+   */
+  static open(path, options) {
+    const [checkedPath, protector] = call(() => [
+      ...checkParams('LicenseStore.open', [path]),
+      ...checkOptions(options, 'StoreOptions'),
+    ])
+    const args = Protector.args(protector)
+    const store = new LicenseStore(callWith(protector, () => native.LicenseStore.open(checkedPath, ...args)))
+    protectorOf.set(store, protector ?? Protector.unprotected())
+    return store
+  }
+
+  /** The label of the protector the store was opened with ('unprotected' without one). */
+  get protectorLabel() {
+    return call(() => nativeOf.get(this).protectorLabel())
+  }
+
+  /** Replaces the rights of a license (renewed by the license server) and seals its row again. */
+  updateRights(keyId, rights) {
+    call(() => nativeOf.get(this).updateRights(...checkParams('LicenseStore.updateRights', [keyId, rights])))
+  }
+
+  /** Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights after it. */
+  usePlay(keyId) {
+    return call(() => nativeOf.get(this).usePlay(...checkParams('LicenseStore.usePlay', [keyId])))
   }
 
   /** This device's identity (32 hex digits); a restore with `individualize` changes it. */
@@ -162,13 +310,17 @@ class EmbeddedService {
     nativeOf.set(this, inner)
   }
 
-  /** Opens (or creates) the ledger at `path`; `maxDevices` defaults to 4. */
+  /**
+   * Opens (or creates) the ledger at `path`; `maxDevices` defaults to 4; `protector` holds the
+   * service's seed as for `LicenseStore.open` (default `Protector.unprotected()`).
+   */
   static open(path, options) {
-    return new EmbeddedService(
-      call(() =>
-        native.EmbeddedService.open(...checkParams('EmbeddedService.open', [path]), ...checkOptions(options, 'ServiceOptions')),
-      ),
-    )
+    const [checkedPath, maxDevices, refusalUrl, protector] = call(() => [
+      ...checkParams('EmbeddedService.open', [path]),
+      ...checkOptions(options, 'ServiceOptions'),
+    ])
+    const args = Protector.args(protector)
+    return new EmbeddedService(callWith(protector, () => native.EmbeddedService.open(checkedPath, maxDevices, refusalUrl, ...args)))
   }
 
   /** Takes the service offline (calls then fail with SERVICE_UNAVAILABLE) or back online. */
@@ -197,6 +349,8 @@ function describe(err) {
  * events (EVENTS: begin, progress, restrictedLicense, ..., end).
  */
 class BackupRestorer extends EventEmitter {
+  // The store's protector: what it threw is the cause of a restore's PROTECTOR_FAILED.
+  #protector
   // How many times cancelLicenseBackup / cancelLicenseRestore / close ran: the only ways a
   // cancel can be requested, so a running operation asks the native side only when it changed.
   #cancels = 0
@@ -206,6 +360,7 @@ class BackupRestorer extends EventEmitter {
     super()
     const inner = call(() => new native.BackupRestorer(unwrap(store, LicenseStore), unwrap(service, EmbeddedService)))
     nativeOf.set(this, inner)
+    this.#protector = protectorOf.get(store)
   }
 
   // --- properties (IWMBackupRestoreProps) ---
@@ -336,11 +491,13 @@ class BackupRestorer extends EventEmitter {
         else this.cancelLicenseRestore()
       }
       const onEnd = (ev, emittedNs) => {
+        live.delete(op)
         signal?.removeEventListener('abort', onAbort)
         let error = null
         if (ev.error) {
           const cause = ev.error.code === 'CALLBACK_FAILED' && threw ? listenerError
-            : ev.error.code === 'CANCELLED' && signal?.aborted ? signal.reason : undefined
+            : ev.error.code === 'CANCELLED' && signal?.aborted ? signal.reason
+              : ev.error.code === 'PROTECTOR_FAILED' ? Protector.takeFailure(this.#protector) : undefined
           error = new LicenseBackupError(ev.error.code, ev.error.message, cause === undefined ? undefined : { cause })
         }
         const summary = ev.summary ?? null
@@ -410,6 +567,7 @@ class BackupRestorer extends EventEmitter {
         reject(fromNative(err))
         return
       }
+      track(op)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
@@ -425,6 +583,7 @@ function createBackupRestorer(store, service) {
 
 module.exports = {
   LicenseStore,
+  Protector,
   EmbeddedService,
   BackupRestorer,
   createBackupRestorer,

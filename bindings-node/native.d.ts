@@ -59,7 +59,7 @@ export declare class EmbeddedService {
    * Opens (or creates) the service ledger at `path`; absent policy values take the core's
    * defaults (4 devices, the library's refusal URL).
    */
-  static open(path: string, maxDevices?: number | undefined | null, refusalUrl?: string | undefined | null): EmbeddedService
+  static open(path: string, maxDevices: number | undefined | null, refusalUrl: string | undefined | null, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null): EmbeddedService
   /**
    * Takes the service offline (every call then fails with `SERVICE_UNAVAILABLE`) or back
    * online.
@@ -73,8 +73,17 @@ export declare class EmbeddedService {
 
 /** The licenses on this device (native half of `LicenseStore`). */
 export declare class LicenseStore {
-  /** Opens the store at `path`, creating it with a fresh device identity if it does not exist. */
-  static open(path: string): LicenseStore
+  /**
+   * Opens the store at `path`, creating it with a fresh device identity if it does not
+   * exist, its seed held by the protector `kind` names (see `with_protector`).
+   */
+  static open(path: string, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null): LicenseStore
+  /** The label of the protector the store was opened with. */
+  protectorLabel(): string
+  /** Replaces the rights of a license and seals its row again. */
+  updateRights(keyId: string, rights: Rights): void
+  /** Records one play; returns the rights after it. */
+  usePlay(keyId: string): Rights
   /** This device's identity: 32 lowercase hex digits. */
   deviceId(): string
   /**
@@ -118,6 +127,12 @@ export declare class NativeOperation {
    * the batch it is emitting (END still comes).
    */
   get cancelRequested(): boolean
+  /**
+   * Cancels the operation and blocks up to `timeoutMs` until its work has stopped (files
+   * closed, temporary files removed), without waiting for its events: what the wrapper does
+   * when the process exits and the event loop will not run again. Returns whether it stopped.
+   */
+  cancelAndWait(timeoutMs: number): boolean
 }
 
 /** What each event of a `NativeBatch` is (its entry in the batch's `kinds` column). */

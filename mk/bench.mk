@@ -47,6 +47,8 @@ bench-run:
 	@echo "bench: python $(BENCH_PYTHON), node $(BENCH_NODE)"
 	NODE_PATH=$(BENCH_NODE_PATH) $(BENCH_NICE) $(CARGO) run --quiet --release -p license-backup --example bench -- \
 		--dir $(BENCH_DIR) --root $(ROOT) --python "$(BENCH_PYTHON)" --node "$(BENCH_NODE)" $(BENCH_ARGS)
+	@echo "bench: what authenticated rows cost (list_licenses checked vs the same SQL unchecked, backup, verify)"
+	$(BENCH_NICE) $(CARGO) run --quiet --release -p license-backup --example row_auth_cost -- 100000,1000000 $(BENCH_DIR)/row-auth
 
 # The Python package, built --release with maturin, in its own venv.
 bench-python-env: python-tools

@@ -332,6 +332,162 @@ impl NativeOperation {
     pub fn cancel_requested(&self) -> bool {
         self.handle.is_cancel_requested()
     }
+
+    /// Cancels the operation and blocks up to `timeoutMs` until its work has stopped (files
+    /// closed, temporary files removed), without waiting for its events: what the wrapper does
+    /// when the process exits and the event loop will not run again. Returns whether it stopped.
+    #[napi]
+    pub fn cancel_and_wait(&self, timeout_ms: u32) -> bool {
+        self.handle.cancel();
+        self.handle.wait_stopped(std::time::Duration::from_millis(u64::from(timeout_ms)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key protectors
+// ---------------------------------------------------------------------------------------------
+
+/// The JavaScript half of a host protector, made by the wrapper: `([method, hex]) => hex | null`,
+/// where `method` is `"wrap"` or `"unwrap"` and the bytes cross as hex strings (no external
+/// buffers). It throws what the application's protector threw.
+type HostFunction<'scope> = napi::bindgen_prelude::Function<'scope, (String, String), Option<String>>;
+
+/// The same function, callable from an operation's worker thread (an individualizing restore).
+/// Weak: it never keeps Node alive.
+type HostThreadsafe = ThreadsafeFunction<(String, String), Option<String>, (String, String), Status, false, true>;
+
+/// A host protector: called directly on the main thread while a synchronous call that was given
+/// the function runs (opening a store or a service), through the thread-safe function from any
+/// other thread.
+struct JsProtector {
+    main: std::thread::ThreadId,
+    /// The function's `napi_env` and `napi_value`, valid only while the open call that set
+    /// them runs (on the main thread).
+    scope: std::sync::Mutex<Option<(usize, usize)>>,
+    threadsafe: HostThreadsafe,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+impl JsProtector {
+    fn call(&self, method: &str, data: &[u8]) -> lb::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let failed = |reason: String| {
+            lb::Error::new(lb::ErrorCode::ProtectorFailed, format!("the host protector's {method}() threw: {reason}"))
+        };
+        let arg = zeroize::Zeroizing::new(hex(data));
+        let returned: Option<String> = if std::thread::current().id() == self.main {
+            let scope = *self.scope.lock().unwrap_or_else(|p| p.into_inner());
+            let Some((env, value)) = scope else {
+                return Err(lb::Error::new(
+                    lb::ErrorCode::ProtectorFailed,
+                    "the host protector is called on the main thread only while the store or service is opened; \
+                     reopen it",
+                ));
+            };
+            // SAFETY: `env` and `value` are the environment and the function argument of the
+            // native call that is running now on this (the main) thread: `scope` is set for the
+            // duration of that call only.
+            let f: HostFunction<'_> = unsafe {
+                napi::bindgen_prelude::FromNapiValue::from_napi_value(env as sys::napi_env, value as sys::napi_value)
+            }
+            .map_err(|e| failed(e.reason.clone()))?;
+            f.call((method.to_string(), arg.to_string())).map_err(|e| failed(e.reason.clone()))?
+        } else {
+            let (tx, rx) = sync_channel::<std::result::Result<Option<String>, String>>(1);
+            let status = self.threadsafe.call_with_return_value(
+                (method.to_string(), arg.to_string()),
+                ThreadsafeFunctionCallMode::Blocking,
+                move |returned: napi::Result<Option<String>>, _env| {
+                    let _ = tx.send(returned.map_err(|e| e.reason.clone()));
+                    Ok(())
+                },
+            );
+            if status != Status::Ok {
+                return Err(failed(format!("cannot reach JavaScript ({status})")));
+            }
+            loop {
+                match rx.recv_timeout(Duration::from_millis(250)) {
+                    Ok(r) => break r.map_err(failed)?,
+                    Err(RecvTimeoutError::Timeout) if self.threadsafe.aborted() => {
+                        return Err(failed("the JavaScript environment was torn down".into()));
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return Err(failed("the call was dropped".into())),
+                }
+            }
+        };
+        match returned {
+            None => Ok(None),
+            Some(text) => {
+                let text = zeroize::Zeroizing::new(text);
+                unhex(&text)
+                    .map(|b| Some(zeroize::Zeroizing::new(b)))
+                    .ok_or_else(|| failed("it returned no bytes".into()))
+            }
+        }
+    }
+}
+
+impl lb::KeyProtector for JsProtector {
+    fn label(&self) -> String {
+        "host (JavaScript)".into()
+    }
+
+    fn wrap(&self, secret: &[u8], _file: &lb::ProtectedFile) -> lb::Result<Vec<u8>> {
+        self.call("wrap", secret)?
+            .map(|w| w.to_vec())
+            .ok_or_else(|| lb::Error::new(lb::ErrorCode::ProtectorFailed, "the host protector's wrap() returned null"))
+    }
+
+    fn unwrap(&self, wrapped: &[u8], _file: &lb::ProtectedFile) -> lb::Result<zeroize::Zeroizing<Vec<u8>>> {
+        self.call("unwrap", wrapped)?.ok_or_else(|| {
+            lb::Error::new(lb::ErrorCode::ProtectorMismatch, "the host protector cannot unwrap this file's secret")
+        })
+    }
+}
+
+/// The protector an open names: `kind` is `"unprotected"`, `"keyring"` (with `service`) or
+/// `"host"` (with the wrapper's `host` function). Runs `open` with it; a host protector is
+/// reachable directly during `open`.
+fn with_protector<T>(
+    kind: &str,
+    service: Option<String>,
+    host: Option<HostFunction<'_>>,
+    open: impl FnOnce(lb::Protector) -> lb::Result<T>,
+) -> Result<T> {
+    match (kind, host) {
+        ("unprotected", None) => open(lb::Protector::unprotected()).map_err(js_error),
+        ("keyring", None) => {
+            let service = service.unwrap_or_else(|| lb::KeyringProtector::DEFAULT_SERVICE.into());
+            open(lb::Protector::new(Arc::new(lb::KeyringProtector::new(service)))).map_err(js_error)
+        }
+        ("host", Some(f)) => {
+            let threadsafe: HostThreadsafe = f
+                .build_threadsafe_function::<(String, String)>()
+                .weak::<true>()
+                .build()
+                .map_err(|e| invalid(e.reason.clone()))?;
+            let raw = (napi::bindgen_prelude::JsValuesTuple::env(&f) as usize, napi::JsValue::raw(&f) as usize);
+            let protector = Arc::new(JsProtector {
+                main: std::thread::current().id(),
+                scope: std::sync::Mutex::new(Some(raw)),
+                threadsafe,
+            });
+            let result = open(lb::Protector::new(Arc::clone(&protector) as Arc<dyn lb::KeyProtector>));
+            *protector.scope.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            result.map_err(js_error)
+        }
+        _ => Err(invalid(format!("unknown protector kind {kind}"))),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,10 +508,37 @@ impl LicenseStore {
 
 #[napi]
 impl LicenseStore {
-    /// Opens the store at `path`, creating it with a fresh device identity if it does not exist.
-    #[napi(factory)]
-    pub fn open(path: String) -> Result<Self> {
-        Ok(LicenseStore { inner: Some(Arc::new(lb::LicenseStore::open(path).map_err(js_error)?)) })
+    /// Opens the store at `path`, creating it with a fresh device identity if it does not
+    /// exist, its seed held by the protector `kind` names (see `with_protector`).
+    #[napi(
+        factory,
+        ts_args_type = "path: string, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null"
+    )]
+    pub fn open(path: String, kind: String, service: Option<String>, host: Option<HostFunction<'_>>) -> Result<Self> {
+        let store = with_protector(&kind, service, host, |protector| {
+            lb::LicenseStore::open_with(&path, lb::StoreOptions::protected(protector))
+        })?;
+        Ok(LicenseStore { inner: Some(Arc::new(store)) })
+    }
+
+    /// The label of the protector the store was opened with.
+    #[napi]
+    pub fn protector_label(&self) -> Result<String> {
+        Ok(self.get()?.protector_label())
+    }
+
+    /// Replaces the rights of a license and seals its row again.
+    #[napi]
+    pub fn update_rights(&self, key_id: String, rights: Rights) -> Result<()> {
+        let id = self::key_id(&key_id, "keyId")?;
+        self.get()?.update_rights(&id, &rights.to_core(&"rights")?).map_err(js_error)
+    }
+
+    /// Records one play; returns the rights after it.
+    #[napi]
+    pub fn use_play(&self, key_id: String) -> Result<Rights> {
+        let id = self::key_id(&key_id, "keyId")?;
+        Ok(self.get()?.use_play(&id).map_err(js_error)?.into())
     }
 
     /// This device's identity: 32 lowercase hex digits.
@@ -475,10 +658,22 @@ impl EmbeddedService {
 impl EmbeddedService {
     /// Opens (or creates) the service ledger at `path`; absent policy values take the core's
     /// defaults (4 devices, the library's refusal URL).
-    #[napi(factory)]
-    pub fn open(path: String, max_devices: Option<u32>, refusal_url: Option<String>) -> Result<Self> {
+    #[napi(
+        factory,
+        ts_args_type = "path: string, maxDevices: number | undefined | null, refusalUrl: string | undefined | null, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null"
+    )]
+    pub fn open(
+        path: String,
+        max_devices: Option<u32>,
+        refusal_url: Option<String>,
+        kind: String,
+        service: Option<String>,
+        host: Option<HostFunction<'_>>,
+    ) -> Result<Self> {
         let policy = lb::ServicePolicy::with_overrides(max_devices, refusal_url);
-        let service = lb::EmbeddedService::open_with_policy(path, policy).map_err(js_error)?;
+        let service = with_protector(&kind, service, host, |protector| {
+            lb::EmbeddedService::open_with(&path, lb::ServiceOptions::protected(policy, protector))
+        })?;
         Ok(EmbeddedService { inner: Some(Arc::new(service)) })
     }
 

@@ -101,9 +101,42 @@ test('malformed arguments are INVALID_ARGUMENT', (t) => {
 test('opening a store or a service where it cannot be is STORAGE', (t) => {
   const dir = tempDir(t)
   assert.throws(() => lb.LicenseStore.open(path.join(dir, 'missing', 'x.db')), isCode('STORAGE'))
-  fs.writeFileSync(path.join(dir, 'junk.db'), 'this is not a database at all, not even close')
-  assert.throws(() => lb.LicenseStore.open(path.join(dir, 'junk.db')), isCode('STORAGE'))
   assert.throws(() => lb.EmbeddedService.open(path.join(dir, 'missing', 's.db')), isCode('STORAGE'))
+  assert.throws(() => lb.EmbeddedService.open(''), isCode('INVALID_ARGUMENT'))
+  assert.throws(() => lb.LicenseStore.open(''), isCode('INVALID_ARGUMENT'))
+})
+
+test('a file of another kind is WRONG_FILE_KIND and left byte for byte as it was', (t) => {
+  const dir = tempDir(t)
+  const junk = path.join(dir, 'junk.db')
+  fs.writeFileSync(junk, 'this is not a database at all, not even close')
+  const one = path.join(dir, 'one-byte.db')
+  fs.writeFileSync(one, 'x')
+  const store = lb.LicenseStore.open(path.join(dir, 'store.db'))
+  store.close()
+  const ledger = lb.EmbeddedService.open(path.join(dir, 'ledger.db'))
+  ledger.close()
+  const files = [junk, one, path.join(dir, 'store.db'), path.join(dir, 'ledger.db')]
+  const before = files.map((f) => fs.readFileSync(f))
+  for (const f of [junk, one, path.join(dir, 'ledger.db')]) {
+    assert.throws(() => lb.LicenseStore.open(f), isCode('WRONG_FILE_KIND'), f)
+  }
+  for (const f of [junk, one, path.join(dir, 'store.db')]) {
+    assert.throws(() => lb.EmbeddedService.open(f), isCode('WRONG_FILE_KIND'), f)
+  }
+  files.forEach((f, i) => assert.deepEqual(fs.readFileSync(f), before[i], f))
+})
+
+test('path and media errors carry their codes: PATH_INVALID, NOT_WRITABLE', async (t) => {
+  const a = world(t)
+  a.restorer.backupPath = path.join(tempDir(t), 'n'.repeat(300))
+  await assert.rejects(a.restorer.backupLicenses(), isCode('PATH_INVALID'))
+  a.restorer.backupPath = '/proc'
+  await assert.rejects(a.restorer.backupLicenses(), isCode('NOT_WRITABLE'))
+  for (const [name, errno] of Object.entries({ NO_SPACE: 206, MEDIA_FAILURE: 207, DEVICE_GONE: 208, PATH_INVALID: 209, NOT_READABLE: 210, WRONG_FILE_KIND: 604 })) {
+    assert.equal(lb.ErrorCode[name], errno, name)
+    assert.equal(new lb.LicenseBackupError(name, 'm').errno, errno)
+  }
 })
 
 test('BackupRestorer properties: by name, by index, accessors, errors', (t) => {

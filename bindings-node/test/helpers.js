@@ -16,6 +16,55 @@ function tempDir(t, prefix = 'lb-node-') {
   return dir
 }
 
+/**
+ * A host protector built on Node's own crypto: AES-256-GCM with a random nonce. `unwrap`
+ * answers null for bytes another key wrapped; every seed it sees is kept in `seen`.
+ */
+function gcmProtector(keyByte) {
+  const crypto = require('node:crypto')
+  const key = Buffer.alloc(32, keyByte)
+  const seen = []
+  return {
+    seen,
+    wrap(seed) {
+      seen.push(Buffer.from(seed))
+      const iv = crypto.randomBytes(12)
+      const cipher = crypto.createCipheriv('aes-256-gcm', key, iv)
+      const body = Buffer.concat([cipher.update(seed), cipher.final()])
+      return Buffer.concat([iv, body, cipher.getAuthTag()])
+    },
+    unwrap(wrapped) {
+      const iv = wrapped.subarray(0, 12)
+      const tag = wrapped.subarray(wrapped.length - 16)
+      const decipher = crypto.createDecipheriv('aes-256-gcm', key, iv)
+      decipher.setAuthTag(tag)
+      try {
+        const seed = Buffer.concat([decipher.update(wrapped.subarray(12, wrapped.length - 16)), decipher.final()])
+        seen.push(Buffer.from(seed))
+        return seed
+      } catch {
+        return null
+      }
+    },
+  }
+}
+
+/** A host protector whose keystore is locked: both functions throw. */
+class KeystoreLocked extends Error {}
+function failingProtector() {
+  const fail = () => {
+    throw new KeystoreLocked('the keystore is locked')
+  }
+  return { wrap: fail, unwrap: fail }
+}
+
+/** The protector an `open_store` step names (tests/scenarios/README.md). */
+function scenarioProtector(name) {
+  if (name == null) return undefined
+  if (name === 'failing') return lb.Protector.host(failingProtector())
+  return lb.Protector.host(gcmProtector(Number(name.slice('host:'.length))))
+}
+
 /** The key ID of generated license `i` (tests/scenarios/README.md). */
 function generatedKeyId(prefix, i) {
   return `${prefix}000000-0000-0000-0000-${i.toString(16).padStart(12, '0')}`
@@ -65,4 +114,16 @@ function record(restorer) {
   return seen
 }
 
-module.exports = { lb, REPO, tempDir, generatedKeyId, generatedLicense, world, record }
+module.exports = {
+  lb,
+  REPO,
+  tempDir,
+  generatedKeyId,
+  generatedLicense,
+  world,
+  record,
+  gcmProtector,
+  failingProtector,
+  KeystoreLocked,
+  scenarioProtector,
+}

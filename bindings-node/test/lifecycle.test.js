@@ -19,11 +19,12 @@ function runChild(t, source) {
   const dir = tempDir(t)
   const script = path.join(dir, 'child.js')
   fs.writeFileSync(script, source)
-  return spawnSync(process.execPath, [script, dir], {
+  const child = spawnSync(process.execPath, [script, dir], {
     env: { ...process.env, NODE_PATH: path.join(path.dirname(require.resolve('license-backup')), '..') },
     encoding: 'utf8',
     timeout: 60_000,
   })
+  return Object.assign(child, { script })
 }
 
 const CHILD_PRELUDE = `
@@ -206,3 +207,47 @@ test('starting a second operation while one runs is BUSY, without events', async
   await first
   assert.equal(seen.filter(([n]) => n === 'end').length, 1)
 })
+
+// process.exit() (or an Electron app quitting) while a backup runs: the wrapper cancels it at
+// 'exit' and waits for its work to stop, so the previous archive stays and no temporary file is
+// left; without the overwrite flag no licenses.lbk appears.
+for (const [how, overwrite] of [['from a progress listener', true], ['from a timer', true], ['from a timer', false]]) {
+  test(`process.exit() ${how} mid-backup (overwrite ${overwrite}) leaves the old archive and no temporary file`, (t) => {
+    const exitCall = how === 'from a timer'
+      ? `restorer.on('progress', (e) => { if (e.done === 20000) setTimeout(() => { console.log('exiting'); process.exit(0) }, 0) })`
+      : `restorer.on('progress', (e) => { if (e.done === 20000) { console.log('exiting'); process.exit(0) } })`
+    const child = runChild(
+      t,
+      `${CHILD_PRELUDE}
+      // 50 licenses went into a first archive; 60,000 more make the second backup long.
+      ;(async () => {
+        await restorer.backupLicenses()
+        fs.copyFileSync(path.join(dir, 'backup', 'licenses.lbk'), path.join(dir, 'first.lbk'))
+        if (!${overwrite}) fs.unlinkSync(path.join(dir, 'backup', 'licenses.lbk'))
+        const more = []
+        for (let i = 51; i <= 60050; i++) {
+          more.push({ keyId: '5b000000-0000-0000-0000-' + i.toString(16).padStart(12, '0'),
+            contentKey: Buffer.from('key ' + i), rights: { play: true, burn: true, transfer: true, backupAllowed: true },
+            issuer: 'https://issuer.example', issuedAt: 1700000000 + i })
+        }
+        store.addLicenses(more)
+        ${exitCall}
+        restorer.on('end', () => console.log('end'))
+        restorer.backupLicenses({ overwrite: ${overwrite} })
+      })()
+    `,
+    )
+    assert.equal(child.error, undefined, `${child.error}`)
+    assert.equal(child.status, 0, child.stderr)
+    assert.match(child.stdout, /exiting/)
+    assert.doesNotMatch(child.stdout, /^end$/m, 'the backup ended before the exit: the test proves nothing')
+    const dir = path.dirname(child.script)
+    const files = fs.readdirSync(path.join(dir, 'backup'))
+    if (overwrite) {
+      assert.deepEqual(files, ['licenses.lbk'], 'only the archive is left')
+      assert.deepEqual(fs.readFileSync(path.join(dir, 'backup', 'licenses.lbk')), fs.readFileSync(path.join(dir, 'first.lbk')))
+    } else {
+      assert.deepEqual(files, [], 'no archive, no temporary file')
+    }
+  })
+}

@@ -35,11 +35,13 @@ use pyo3::types::PyModule;
 mod convert;
 mod generated;
 mod operation;
+mod protector;
 mod restorer;
 mod service;
 mod store;
 
 pub use operation::Operation;
+pub use protector::Protector;
 pub use restorer::BackupRestorer;
 pub use service::EmbeddedService;
 pub use store::LicenseStore;
@@ -88,6 +90,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EmbeddedService>()?;
     m.add_class::<BackupRestorer>()?;
     m.add_class::<Operation>()?;
+    m.add_class::<Protector>()?;
     let close_gate = wrap_pyfunction!(operation::_close_gate, m)?;
     m.add_function(close_gate.clone())?;
     // Even when the facade is bypassed, no thread of ours attaches once exit has begun.

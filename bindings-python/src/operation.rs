@@ -147,9 +147,15 @@ pub(crate) struct Shared {
     failure: Mutex<Option<PyErr>>,
     /// The thread that delivers the events (to refuse a `wait()` from a callback).
     worker: OnceLock<ThreadId>,
+    /// The store's host protector, whose exception is the `__cause__` of `ProtectorFailedError`.
+    protector: Option<Arc<crate::protector::HostProtector>>,
 }
 
 impl Shared {
+    pub(crate) fn with_protector(protector: Option<Arc<crate::protector::HostProtector>>) -> Self {
+        Shared { protector, ..Shared::default() }
+    }
+
     fn remember(&self, err: PyErr) {
         let mut slot = self.failure.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
@@ -270,6 +276,11 @@ impl Operation {
                 if err.code() == ErrorCode::CallbackFailed {
                     // `raise CallbackFailedError(...) from <the callback's exception>`
                     raised.set_cause(py, self.shared.failure(py));
+                }
+                if err.code() == ErrorCode::ProtectorFailed {
+                    if let Some(host) = &self.shared.protector {
+                        raised.set_cause(py, host.take_failure());
+                    }
                 }
                 Err(raised)
             }

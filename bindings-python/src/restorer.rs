@@ -27,11 +27,13 @@ pub struct BackupRestorer {
 impl BackupRestorer {
     /// Starts an operation with a callback bridge to `callback` (given lists of events when
     /// `batched`).
-    fn start<F>(py: Python<'_>, callback: Option<Py<PyAny>>, batched: bool, start: F) -> PyResult<Operation>
+    fn start<F>(&self, py: Python<'_>, callback: Option<Py<PyAny>>, batched: bool, start: F) -> PyResult<Operation>
     where
         F: FnOnce(Arc<dyn StatusCallback>) -> license_backup::Result<OperationHandle>,
     {
-        let shared = Arc::new(Shared::default());
+        // A restore that individualizes wraps the new seed with the store's protector: its
+        // exception becomes the cause of ProtectorFailedError.
+        let shared = Arc::new(Shared::with_protector(self.store.get().protector.host.clone()));
         let handle = start(Arc::new(PyCallback::new(callback, batched, Arc::clone(&shared)))).or_raise(py)?;
         Ok(Operation::new(handle, shared))
     }
@@ -126,7 +128,7 @@ impl BackupRestorer {
         batched: bool,
     ) -> PyResult<Operation> {
         let flags = generated::backup_flags(overwrite)?;
-        Self::start(py, callback, batched, |cb| self.inner.backup_licenses(flags, cb))
+        self.start(py, callback, batched, |cb| self.inner.backup_licenses(flags, cb))
     }
 
     /// Starts restoring from the folder in `RestorePath`; see `backup_licenses`.
@@ -140,7 +142,7 @@ impl BackupRestorer {
         batched: bool,
     ) -> PyResult<Operation> {
         let flags = generated::restore_flags(individualize, replace_existing)?;
-        Self::start(py, callback, batched, |cb| self.inner.restore_licenses(flags, cb))
+        self.start(py, callback, batched, |cb| self.inner.restore_licenses(flags, cb))
     }
 
     /// Cancels the running backup, if any.

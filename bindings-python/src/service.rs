@@ -7,7 +7,7 @@ use license_backup::ServicePolicy;
 use license_backup::interface;
 use pyo3::prelude::*;
 
-use crate::{OrRaise, convert, generated};
+use crate::{convert, generated};
 
 /// The embedded License Management Service: authorizes restores and keeps the restore quota
 /// in a SQLite ledger at `path`. Devices (stores) on one machine share it by opening the same
@@ -22,17 +22,24 @@ pub struct EmbeddedService {
 impl EmbeddedService {
     /// Opens (or creates, with a fresh key pair) the service ledger at `path`.
     #[new]
-    #[pyo3(signature = (path, max_devices = None, refusal_url = None))]
+    /// `protector` holds the service's seed, as for `LicenseStore` (default
+    /// `Protector.unprotected()`).
+    #[pyo3(signature = (path, max_devices = None, refusal_url = None, *, protector = None))]
     fn new(
         py: Python<'_>,
         path: &Bound<'_, PyAny>,
         max_devices: Option<&Bound<'_, PyAny>>,
         refusal_url: Option<&Bound<'_, PyAny>>,
+        protector: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let path = convert::path(path, "path")?;
         let options = generated::service_options(max_devices, refusal_url)?;
+        let protector = crate::protector::from_arg(protector)?;
         let policy = ServicePolicy::with_overrides(options.max_devices, options.refusal_url);
-        let service = py.detach(|| license_backup::EmbeddedService::open_with_policy(&path, policy)).or_raise(py)?;
+        let options = license_backup::ServiceOptions::protected(policy, protector.inner.clone());
+        let service = py
+            .detach(|| license_backup::EmbeddedService::open_with(&path, options))
+            .map_err(|e| crate::protector::raise(py, &e, &protector))?;
         Ok(EmbeddedService { inner: Arc::new(service) })
     }
 

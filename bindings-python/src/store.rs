@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use license_backup::interface::{ArgPath, Type};
-use license_backup::{CatalogEntry, ConflictPolicy, NewLicense};
+use license_backup::{CatalogEntry, ConflictPolicy, NewLicense, Rights};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::convert::{self, ToPy};
+use crate::protector::Protector;
 use crate::{OrRaise, generated};
 
 /// The licenses stored on this device (a SQLite file), content keys sealed to the device key.
@@ -22,6 +23,7 @@ use crate::{OrRaise, generated};
 pub struct LicenseStore {
     inner: RwLock<Option<Arc<license_backup::LicenseStore>>>,
     path: PathBuf,
+    pub(crate) protector: Protector,
 }
 
 impl LicenseStore {
@@ -47,12 +49,26 @@ impl LicenseStore {
 
 #[pymethods]
 impl LicenseStore {
-    /// Opens (or creates) the store at `path` (`str` or `os.PathLike`).
+    /// Opens (or creates) the store at `path` (`str` or `os.PathLike`). `protector` holds the
+    /// device's seed: `Protector.unprotected()` (the default: the seed in clear in the file),
+    /// `Protector.keyring()`, or an object with `wrap`/`unwrap`; an unprotected store opened with
+    /// a protector is protected in place.
     #[new]
-    fn new(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, protector = None))]
+    fn new(py: Python<'_>, path: &Bound<'_, PyAny>, protector: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let path = convert::path(path, "path")?;
-        let opened = py.detach(|| license_backup::LicenseStore::open(&path)).or_raise(py)?;
-        Ok(LicenseStore { inner: RwLock::new(Some(Arc::new(opened))), path })
+        let protector = crate::protector::from_arg(protector)?;
+        let options = license_backup::StoreOptions::protected(protector.inner.clone());
+        let opened = py
+            .detach(|| license_backup::LicenseStore::open_with(&path, options))
+            .map_err(|e| crate::protector::raise(py, &e, &protector))?;
+        Ok(LicenseStore { inner: RwLock::new(Some(Arc::new(opened))), path, protector })
+    }
+
+    /// The protector the store was opened with.
+    #[getter]
+    fn protector(&self) -> Protector {
+        self.protector.clone()
     }
 
     /// The path of the store file.
@@ -153,7 +169,24 @@ impl LicenseStore {
     fn content_key<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
         let key_id = convert::key_id(key_id)?;
         let key = self.with(py, move |s| s.content_key(&key_id))?;
+        // The engine's buffer is wiped when `key` drops; the bytes object is Python's.
         Ok(PyBytes::new(py, &key))
+    }
+
+    /// Replaces the rights of a license (renewed by the application's license server) and seals
+    /// its row again.
+    fn update_rights(&self, py: Python<'_>, key_id: &Bound<'_, PyAny>, rights: &Bound<'_, PyAny>) -> PyResult<()> {
+        let key_id = convert::key_id(key_id)?;
+        let rights: Rights = convert::arg(rights, "rights", &Type::Record("Rights"))?;
+        self.with(py, move |s| s.update_rights(&key_id, &rights))
+    }
+
+    /// Records one play: raises `PlayNotAllowedError`, `LicenseExpiredError` or
+    /// `PlaysExhaustedError` when it may not be played; returns the rights after the play.
+    fn use_play<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let key_id = convert::key_id(key_id)?;
+        let rights = self.with(py, move |s| s.use_play(&key_id))?;
+        rights.to_py(py)
     }
 
     /// Sets (replaces) the catalog entry of a key ID.

@@ -69,3 +69,73 @@ class Recorder:
     def end(self) -> Optional[lb.End]:
         last = self.events[-1] if self.events else None
         return last if isinstance(last, lb.End) else None
+
+
+class HmacProtector:
+    """A host protector built on Python's own crypto (``hashlib``, ``hmac``, ``secrets``):
+    encrypt-then-MAC with an HMAC-SHA256 keystream, a random nonce, and an HMAC-SHA256 tag.
+    ``unwrap`` answers ``None`` for bytes another key wrapped. Every seed it sees is kept in
+    ``seen`` so tests can look for it in the files."""
+
+    def __init__(self, key: bytes) -> None:
+        import hashlib
+
+        self.enc = hashlib.sha256(b"enc" + key).digest()
+        self.mac = hashlib.sha256(b"mac" + key).digest()
+        self.seen: list[bytes] = []
+
+    def _stream(self, nonce: bytes, n: int) -> bytes:
+        import hashlib
+        import hmac
+
+        out = b""
+        counter = 0
+        while len(out) < n:
+            out += hmac.new(self.enc, nonce + counter.to_bytes(4, "big"), hashlib.sha256).digest()
+            counter += 1
+        return out[:n]
+
+    def wrap(self, seed: bytes) -> bytes:
+        import hashlib
+        import hmac
+        import secrets
+
+        self.seen.append(bytes(seed))
+        nonce = secrets.token_bytes(16)
+        body = bytes(a ^ b for a, b in zip(seed, self._stream(nonce, len(seed))))
+        return nonce + body + hmac.new(self.mac, nonce + body, hashlib.sha256).digest()
+
+    def unwrap(self, wrapped: bytes) -> "bytes | None":
+        import hashlib
+        import hmac
+
+        nonce, body, tag = wrapped[:16], wrapped[16:-32], wrapped[-32:]
+        if not hmac.compare_digest(tag, hmac.new(self.mac, nonce + body, hashlib.sha256).digest()):
+            return None
+        seed = bytes(a ^ b for a, b in zip(body, self._stream(nonce, len(body))))
+        self.seen.append(seed)
+        return seed
+
+
+class KeystoreLocked(Exception):
+    """What a failing host protector raises."""
+
+
+class FailingProtector:
+    """A host protector whose keystore is locked: both calls raise."""
+
+    def wrap(self, seed: bytes) -> bytes:
+        raise KeystoreLocked("the keystore is locked")
+
+    def unwrap(self, wrapped: bytes) -> bytes:
+        raise KeystoreLocked("the keystore is locked")
+
+
+def scenario_protector(name: "str | None") -> object:
+    """The protector an ``open_store`` step names (tests/scenarios/README.md)."""
+    if name is None:
+        return None
+    if name == "failing":
+        return FailingProtector()
+    assert name.startswith("host:"), name
+    return HmacProtector(bytes([int(name[5:])]) * 32)

@@ -131,6 +131,7 @@ OPTIONS_OF = {
     "RestoreFlags": [lb.BackupRestorer.restore_licenses],
     "AddOptions": [lb.LicenseStore.add_license, lb.LicenseStore.add_licenses],
     "ServiceOptions": [lb.EmbeddedService],
+    "StoreOptions": [lb.LicenseStore],
 }
 
 
@@ -171,9 +172,19 @@ OBJECTS = {
     "EmbeddedService": lb.EmbeddedService,
     "BackupRestorer": lb.BackupRestorer,
     "Operation": lb.Operation,
+    "Protector": lb.Protector,
 }
-RENAMED = {("Operation", "is_finished"): "done"}
-PARAM_RENAMES = {"callback": "on_status", "flags": None, "license": "license", "licenses": "licenses"}
+# The protector's label is `store.protector.label`.
+RENAMED = {("Operation", "is_finished"): "done", ("LicenseStore", "protector_label"): "protector"}
+# A host protector is one object with the wrap and unwrap methods (`Protector.host(obj)`).
+PARAM_RENAMES = {
+    "callback": "on_status",
+    "flags": None,
+    "license": "license",
+    "licenses": "licenses",
+    # Protector.host(obj): the host object with wrap and unwrap.
+    "protector": "obj",
+}
 
 
 @pytest.mark.parametrize(
@@ -186,7 +197,7 @@ def test_operations(op: Dict[str, Any]) -> None:
     else:
         name = RENAMED.get((op["object"], op["name"]), op["name"])
         member = getattr(cls, name)
-        if isinstance(member, property):
+        if isinstance(member, property) or inspect.isgetsetdescriptor(member):
             return  # a read-only attribute (Operation.done)
     assert callable(member)
     params = inspect.signature(member).parameters

@@ -33,6 +33,20 @@ pub enum ErrorCode {
     BackupExists = 204,
     /// There is no backup archive in the restore folder.
     ArchiveMissing = 205,
+    /// The device holding the folder is full (or the file grew past what its file system allows,
+    /// such as 4 GiB on FAT32). A backup that runs out of space removes its temporary file and
+    /// leaves the previous archive as it was.
+    NoSpace = 206,
+    /// The device reported an input/output error: failing media, or media removed while in use.
+    MediaFailure = 207,
+    /// The device or network share holding the folder is no longer connected (a USB stick pulled
+    /// out, a file-system driver that stopped, a share that went away).
+    DeviceGone = 208,
+    /// The path cannot name a file on this system: a name longer than the file system allows, or
+    /// too many levels of symbolic links.
+    PathInvalid = 209,
+    /// The folder or the archive cannot be read: permission denied.
+    NotReadable = 210,
     /// The archive is damaged, truncated or was tampered with.
     ArchiveCorrupt = 301,
     /// The archive was written by an unknown format version.
@@ -55,6 +69,28 @@ pub enum ErrorCode {
     LicenseNotFound = 602,
     /// A license with that key ID is already in the store.
     LicenseExists = 603,
+    /// The file is not of the kind the call opens: a service ledger or an archive opened as a
+    /// license store, a store opened as a ledger, or a file that is not this library's at all.
+    /// Nothing in it was changed.
+    WrongFileKind = 604,
+    /// The file's secret is wrapped by a key protector and none was given: open it with the
+    /// protector it was protected with. Nothing was changed.
+    ProtectorRequired = 610,
+    /// The key protector given cannot unwrap the file's secret (another keystore, another key, a
+    /// file copied from another device, or a protected file opened with another protector).
+    ProtectorMismatch = 611,
+    /// The key protector failed (the keystore is unavailable or locked, or a host protector raised
+    /// an error, which is attached as the cause). Nothing was changed.
+    ProtectorFailed = 612,
+    /// A license row (rights, expiry, plays, issuer, issue time, key) or a tombstone was changed
+    /// outside this library: its seal does not match. The message names the key ID.
+    LicenseTampered = 613,
+    /// No plays remain on the license.
+    PlaysExhausted = 614,
+    /// The license has expired.
+    LicenseExpired = 615,
+    /// The license does not grant the right to play.
+    PlayNotAllowed = 616,
     /// An internal error (a bug): the engine panicked or an invariant broke.
     Internal = 900,
 }
@@ -71,6 +107,11 @@ impl ErrorCode {
         ErrorCode::NotWritable,
         ErrorCode::BackupExists,
         ErrorCode::ArchiveMissing,
+        ErrorCode::NoSpace,
+        ErrorCode::MediaFailure,
+        ErrorCode::DeviceGone,
+        ErrorCode::PathInvalid,
+        ErrorCode::NotReadable,
         ErrorCode::ArchiveCorrupt,
         ErrorCode::UnsupportedVersion,
         ErrorCode::WrongKey,
@@ -82,6 +123,14 @@ impl ErrorCode {
         ErrorCode::Storage,
         ErrorCode::LicenseNotFound,
         ErrorCode::LicenseExists,
+        ErrorCode::WrongFileKind,
+        ErrorCode::ProtectorRequired,
+        ErrorCode::ProtectorMismatch,
+        ErrorCode::ProtectorFailed,
+        ErrorCode::LicenseTampered,
+        ErrorCode::PlaysExhausted,
+        ErrorCode::LicenseExpired,
+        ErrorCode::PlayNotAllowed,
         ErrorCode::Internal,
     ];
 
@@ -97,6 +146,11 @@ impl ErrorCode {
             ErrorCode::NotWritable => core_api::ErrorCode::NotWritable,
             ErrorCode::BackupExists => core_api::ErrorCode::BackupExists,
             ErrorCode::ArchiveMissing => core_api::ErrorCode::ArchiveMissing,
+            ErrorCode::NoSpace => core_api::ErrorCode::NoSpace,
+            ErrorCode::MediaFailure => core_api::ErrorCode::MediaFailure,
+            ErrorCode::DeviceGone => core_api::ErrorCode::DeviceGone,
+            ErrorCode::PathInvalid => core_api::ErrorCode::PathInvalid,
+            ErrorCode::NotReadable => core_api::ErrorCode::NotReadable,
             ErrorCode::ArchiveCorrupt => core_api::ErrorCode::ArchiveCorrupt,
             ErrorCode::UnsupportedVersion => core_api::ErrorCode::UnsupportedVersion,
             ErrorCode::WrongKey => core_api::ErrorCode::WrongKey,
@@ -108,6 +162,14 @@ impl ErrorCode {
             ErrorCode::Storage => core_api::ErrorCode::Storage,
             ErrorCode::LicenseNotFound => core_api::ErrorCode::LicenseNotFound,
             ErrorCode::LicenseExists => core_api::ErrorCode::LicenseExists,
+            ErrorCode::WrongFileKind => core_api::ErrorCode::WrongFileKind,
+            ErrorCode::ProtectorRequired => core_api::ErrorCode::ProtectorRequired,
+            ErrorCode::ProtectorMismatch => core_api::ErrorCode::ProtectorMismatch,
+            ErrorCode::ProtectorFailed => core_api::ErrorCode::ProtectorFailed,
+            ErrorCode::LicenseTampered => core_api::ErrorCode::LicenseTampered,
+            ErrorCode::PlaysExhausted => core_api::ErrorCode::PlaysExhausted,
+            ErrorCode::LicenseExpired => core_api::ErrorCode::LicenseExpired,
+            ErrorCode::PlayNotAllowed => core_api::ErrorCode::PlayNotAllowed,
             ErrorCode::Internal => core_api::ErrorCode::Internal,
         }
     }
@@ -125,6 +187,11 @@ impl From<core_api::ErrorCode> for ErrorCode {
             core_api::ErrorCode::NotWritable => ErrorCode::NotWritable,
             core_api::ErrorCode::BackupExists => ErrorCode::BackupExists,
             core_api::ErrorCode::ArchiveMissing => ErrorCode::ArchiveMissing,
+            core_api::ErrorCode::NoSpace => ErrorCode::NoSpace,
+            core_api::ErrorCode::MediaFailure => ErrorCode::MediaFailure,
+            core_api::ErrorCode::DeviceGone => ErrorCode::DeviceGone,
+            core_api::ErrorCode::PathInvalid => ErrorCode::PathInvalid,
+            core_api::ErrorCode::NotReadable => ErrorCode::NotReadable,
             core_api::ErrorCode::ArchiveCorrupt => ErrorCode::ArchiveCorrupt,
             core_api::ErrorCode::UnsupportedVersion => ErrorCode::UnsupportedVersion,
             core_api::ErrorCode::WrongKey => ErrorCode::WrongKey,
@@ -136,6 +203,14 @@ impl From<core_api::ErrorCode> for ErrorCode {
             core_api::ErrorCode::Storage => ErrorCode::Storage,
             core_api::ErrorCode::LicenseNotFound => ErrorCode::LicenseNotFound,
             core_api::ErrorCode::LicenseExists => ErrorCode::LicenseExists,
+            core_api::ErrorCode::WrongFileKind => ErrorCode::WrongFileKind,
+            core_api::ErrorCode::ProtectorRequired => ErrorCode::ProtectorRequired,
+            core_api::ErrorCode::ProtectorMismatch => ErrorCode::ProtectorMismatch,
+            core_api::ErrorCode::ProtectorFailed => ErrorCode::ProtectorFailed,
+            core_api::ErrorCode::LicenseTampered => ErrorCode::LicenseTampered,
+            core_api::ErrorCode::PlaysExhausted => ErrorCode::PlaysExhausted,
+            core_api::ErrorCode::LicenseExpired => ErrorCode::LicenseExpired,
+            core_api::ErrorCode::PlayNotAllowed => ErrorCode::PlayNotAllowed,
             core_api::ErrorCode::Internal => ErrorCode::Internal,
             // The core's enum is non-exhaustive; every code it has is listed above.
             _ => ErrorCode::Internal,

@@ -339,6 +339,99 @@ impl core_api::StatusCallback for SinkCallback {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Key protectors
+// ---------------------------------------------------------------------------------------------
+
+/// What a host protector's call threw (the Swift overlay keeps the error itself and attaches it
+/// to the `PROTECTOR_FAILED` error).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum ProtectorFailure {
+    /// The protector threw.
+    #[error("{message}")]
+    Thrown {
+        /// A description of what it threw.
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for ProtectorFailure {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        ProtectorFailure::Thrown { message: e.reason }
+    }
+}
+
+/// A host protector: the Swift overlay implements it over the application's `KeyProtector`
+/// (for example one built on the Keychain). Called when a store or a service is opened (on the
+/// calling thread) and when a restore individualizes (on the operation's thread).
+#[uniffi::export(foreign)]
+pub trait RawKeyProtector: Send + Sync {
+    /// Wraps the 32-byte seed.
+    fn wrap(&self, seed: Vec<u8>) -> Result<Vec<u8>, ProtectorFailure>;
+    /// The seed, or `None` when `wrapped` was not wrapped by this protector.
+    fn unwrap(&self, wrapped: Vec<u8>) -> Result<Option<Vec<u8>>, ProtectorFailure>;
+}
+
+/// Which protector holds a file's seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum ProtectorKind {
+    /// The seed in clear in the file.
+    Unprotected,
+    /// The platform keystore.
+    Keyring,
+    /// The application's `KeyProtector`.
+    Host,
+}
+
+struct HostProtector(Arc<dyn RawKeyProtector>);
+
+impl core_api::KeyProtector for HostProtector {
+    fn label(&self) -> String {
+        "host (Swift)".into()
+    }
+
+    fn wrap(&self, secret: &[u8], _file: &core_api::ProtectedFile) -> core_api::Result<Vec<u8>> {
+        self.0.wrap(secret.to_vec()).map_err(|ProtectorFailure::Thrown { message }| {
+            core_api::Error::new(
+                core_api::ErrorCode::ProtectorFailed,
+                format!("the host protector's wrap threw: {message}"),
+            )
+        })
+    }
+
+    fn unwrap(&self, wrapped: &[u8], _file: &core_api::ProtectedFile) -> core_api::Result<zeroize::Zeroizing<Vec<u8>>> {
+        match self.0.unwrap(wrapped.to_vec()) {
+            Ok(Some(seed)) => Ok(zeroize::Zeroizing::new(seed)),
+            Ok(None) => Err(core_api::Error::new(
+                core_api::ErrorCode::ProtectorMismatch,
+                "the host protector cannot unwrap this file's secret",
+            )),
+            Err(ProtectorFailure::Thrown { message }) => Err(core_api::Error::new(
+                core_api::ErrorCode::ProtectorFailed,
+                format!("the host protector's unwrap threw: {message}"),
+            )),
+        }
+    }
+}
+
+fn protector(
+    kind: ProtectorKind,
+    service: Option<String>,
+    host: Option<Arc<dyn RawKeyProtector>>,
+) -> FfiResult<core_api::Protector> {
+    match (kind, host) {
+        (ProtectorKind::Unprotected, None) => Ok(core_api::Protector::unprotected()),
+        (ProtectorKind::Keyring, None) => Ok(core_api::Protector::new(Arc::new(core_api::KeyringProtector::new(
+            service.unwrap_or_else(|| core_api::KeyringProtector::DEFAULT_SERVICE.into()),
+        )))),
+        (ProtectorKind::Host, Some(host)) => Ok(core_api::Protector::new(Arc::new(HostProtector(host)))),
+        _ => {
+            Err(core_api::Error::new(core_api::ErrorCode::InvalidArgument, "a host protector needs a KeyProtector")
+                .into())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Objects
 // ---------------------------------------------------------------------------------------------
 
@@ -350,10 +443,35 @@ pub struct RawLicenseStore {
 
 #[uniffi::export]
 impl RawLicenseStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens (or creates) the store at `path`, its seed held by the protector `kind` names.
     #[uniffi::constructor]
-    pub fn open(path: String) -> FfiResult<Arc<Self>> {
-        guarded(|| Ok(Arc::new(RawLicenseStore { inner: Arc::new(core_api::LicenseStore::open(path)?) })))
+    pub fn open(
+        path: String,
+        kind: ProtectorKind,
+        service: Option<String>,
+        host: Option<Arc<dyn RawKeyProtector>>,
+    ) -> FfiResult<Arc<Self>> {
+        guarded(|| {
+            let options = core_api::StoreOptions::protected(protector(kind, service, host)?);
+            Ok(Arc::new(RawLicenseStore { inner: Arc::new(core_api::LicenseStore::open_with(path, options)?) }))
+        })
+    }
+
+    /// The label of the protector the store was opened with.
+    pub fn protector_label(&self) -> String {
+        self.inner.protector_label()
+    }
+
+    /// Replaces the rights of a license and seals its row again.
+    pub fn update_rights(&self, key_id: String, rights: Rights) -> FfiResult<()> {
+        guarded(|| {
+            Ok(self.inner.update_rights(&parse_key_id(&key_id, "keyId")?, &rights.to_core(&ArgPath::arg("rights"))?)?)
+        })
+    }
+
+    /// Records one play; returns the rights after it.
+    pub fn use_play(&self, key_id: String) -> FfiResult<Rights> {
+        guarded(|| Ok(self.inner.use_play(&parse_key_id(&key_id, "keyId")?)?.into()))
     }
 
     /// This device's identity (32 hex digits).
@@ -400,7 +518,8 @@ impl RawLicenseStore {
 
     /// The content key of a license, opened with this device's key.
     pub fn content_key(&self, key_id: String) -> FfiResult<Vec<u8>> {
-        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id, "keyId")?)?))
+        // The core's buffer is wiped when it drops; the copy handed to Swift is the host's.
+        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id, "keyId")?)?.to_vec()))
     }
 
     /// Checks the store's integrity; returns the number of licenses checked.
@@ -439,10 +558,18 @@ impl RawEmbeddedService {
     /// Opens (or creates) the ledger at `path`; `max_devices` and `refusal_url` default to the
     /// core's policy.
     #[uniffi::constructor(default(max_devices = None, refusal_url = None))]
-    pub fn open(path: String, max_devices: Option<u32>, refusal_url: Option<String>) -> FfiResult<Arc<Self>> {
+    pub fn open(
+        path: String,
+        max_devices: Option<u32>,
+        refusal_url: Option<String>,
+        kind: ProtectorKind,
+        service: Option<String>,
+        host: Option<Arc<dyn RawKeyProtector>>,
+    ) -> FfiResult<Arc<Self>> {
         guarded(|| {
             let policy = core_api::ServicePolicy::with_overrides(max_devices, refusal_url);
-            let inner = core_api::EmbeddedService::open_with_policy(path, policy)?;
+            let options = core_api::ServiceOptions::protected(policy, protector(kind, service, host)?);
+            let inner = core_api::EmbeddedService::open_with(path, options)?;
             Ok(Arc::new(RawEmbeddedService { inner: Arc::new(inner) }))
         })
     }
@@ -763,7 +890,7 @@ mod tests {
         ));
         std::fs::create_dir_all(dir.join("backup")).unwrap();
         let path = |p: &str| dir.join(p).to_string_lossy().into_owned();
-        let store = RawLicenseStore::open(path("store.db")).unwrap();
+        let store = RawLicenseStore::open(path("store.db"), ProtectorKind::Unprotected, None, None).unwrap();
         let licenses = (1..=n)
             .map(|i| NewLicense {
                 key_id: format!("5a000000-0000-0000-0000-{i:012x}"),
@@ -781,7 +908,8 @@ mod tests {
             })
             .collect();
         store.add_licenses(licenses, false).unwrap();
-        let service = RawEmbeddedService::open(path("service.db"), None, None).unwrap();
+        let service =
+            RawEmbeddedService::open(path("service.db"), None, None, ProtectorKind::Unprotected, None, None).unwrap();
         let restorer = RawBackupRestorer::new(store, service).unwrap();
         restorer.set_property("BackupPath".into(), PropertyValue::String(path("backup"))).unwrap();
         restorer.set_property("ProgressInterval".into(), PropertyValue::U32(1)).unwrap();

@@ -34,7 +34,7 @@ use license_backup::*;
 use serde_json::{Value, json};
 
 /// Bump when the fixture shape changes, so cached fixtures are rebuilt.
-const FIXTURE_VERSION: u32 = 1;
+const FIXTURE_VERSION: u32 = 2;
 const PASSWORD: &str = "pass:license-backup-bench";
 
 fn main() {

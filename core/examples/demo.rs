@@ -1,5 +1,10 @@
-//! `make demo`: back up a device's licenses to a folder, "move" to a second device, and
-//! restore there through the embedded License Management Service, printing every event.
+//! Back up a device's licenses to a folder, "move" to a second device, and restore there
+//! through the embedded License Management Service, printing every event: the library's own
+//! demo (`make demo-library`).
+//!
+//! With `--prepare`, it only creates what `make demo` then drives with the `license-backup`
+//! command-line tool: device A with its licenses and catalog, an empty device B, and the
+//! service's ledger.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,8 +35,6 @@ fn printer(device: &'static str) -> Arc<dyn StatusCallback> {
                 "RESTRICTED_LICENSE {key_id} ({}) may not be backed up",
                 title.as_deref().unwrap_or("unknown title")
             ),
-            StatusEvent::Connecting => "CONNECTING to the License Management Service".to_string(),
-            StatusEvent::Disconnecting => "DISCONNECTING (the service has answered)".to_string(),
             StatusEvent::Refused { code, message, url } => format!("REFUSED {code}: {message} (see {url})"),
             StatusEvent::End { operation, outcome: Outcome::Completed(s) } => format!(
                 "END {}: {} licenses, {} restricted, {} skipped, {} bytes, {} ms",
@@ -45,22 +48,21 @@ fn printer(device: &'static str) -> Arc<dyn StatusCallback> {
             StatusEvent::End { operation, outcome: Outcome::Failed(e) } => {
                 format!("END {} failed: {e}", operation.name())
             }
+            // Every other kind (CONNECTING, DISCONNECTING, ...): its name and its fields.
+            other => {
+                let fields: Vec<String> =
+                    other.surface_values().iter().map(|(name, value)| format!(" {name}={value:?}")).collect();
+                format!("{}{}", other.kind().name().to_uppercase(), fields.concat())
+            }
         };
         println!("  [{device}] {line}");
         Ok(())
     })
 }
 
-fn main() -> Result<()> {
-    let root = PathBuf::from(std::env::var("DEMO_DIR").unwrap_or_else(|_| "target/demo".into()));
-    // Each run starts afresh, so running the demo twice works.
-    let _ = std::fs::remove_dir_all(&root);
-    let usb = root.join("usb-stick");
-    std::fs::create_dir_all(&usb).map_err(|e| Error::new(ErrorCode::Storage, e.to_string()))?;
-    let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(root.join("license-service.db"))?);
-
+/// Device A: a media player with licenses, a few of which may not be backed up, all titled.
+fn fill_device_a(device_a: &LicenseStore) -> Result<()> {
     println!("== Device A: a media player with {} licenses", TITLES.len() * 3);
-    let device_a = Arc::new(LicenseStore::open(root.join("device-a.db"))?);
     let mut n = 0u8;
     for round in 0..3 {
         for (title, artist) in TITLES {
@@ -89,6 +91,25 @@ fn main() -> Result<()> {
         }
     }
     println!("   device id {}, {} licenses", device_a.device_id()?, device_a.license_count()?);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let root = PathBuf::from(std::env::var("DEMO_DIR").unwrap_or_else(|_| "target/demo".into()));
+    // Each run starts afresh, so running the demo twice works.
+    let _ = std::fs::remove_dir_all(&root);
+    let usb = root.join("usb-stick");
+    std::fs::create_dir_all(&usb).map_err(|e| Error::new(ErrorCode::Storage, e.to_string()))?;
+    let service: Arc<dyn LicenseService> = Arc::new(EmbeddedService::open(root.join("license-service.db"))?);
+    if std::env::args().any(|a| a == "--prepare") {
+        fill_device_a(&LicenseStore::open(root.join("device-a.db"))?)?;
+        LicenseStore::open(root.join("device-b.db"))?;
+        println!("== Device B: a new computer, no licenses yet");
+        return Ok(());
+    }
+
+    let device_a = Arc::new(LicenseStore::open(root.join("device-a.db"))?);
+    fill_device_a(&device_a)?;
 
     let restorer_a = create_backup_restorer(Arc::clone(&device_a), Arc::clone(&service));
     restorer_a.set_property("BackupPath", PropertyValue::String(usb.display().to_string()))?;

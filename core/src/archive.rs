@@ -20,6 +20,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, License, LicenseFields, Rights};
 
+mod inspect;
+pub use inspect::{ArchiveInfo, FramingDamage, inspect};
+
 /// The archive's file name inside the backup folder.
 pub const ARCHIVE_FILE_NAME: &str = "licenses.lbk";
 /// The magic bytes every archive starts with.
@@ -102,7 +105,8 @@ const ITEM_LICENSE: u8 = 1;
 /// ...or a license that may not be backed up, which is reported and never written.
 const ITEM_RESTRICTED: u8 = 2;
 /// What precedes the record of a license item: the nonce and the tag of its content key as
-/// sealed at rest (its ciphertext is in the record, where it is opened).
+/// sealed at rest (its ciphertext is in the record, where it is opened), then the length (4
+/// bytes) and the bytes of the associated data of its row, which the key opens with.
 const KEY_SEAL_LEN: usize = 12 + TAG_LEN;
 /// Where the content key starts in a license record's plaintext (after the encoding version,
 /// the key ID and the key's length).
@@ -149,14 +153,20 @@ impl RecordBatch {
 
     /// Appends a license to back up, with its content key as sealed at rest (nonce,
     /// ciphertext, tag: [`SealingKey::seal_random_from`]'s layout).
-    pub(crate) fn push_license(&mut self, license: &LicenseFields<'_>, sealed_key: &[u8]) -> Result<()> {
-        let (key_nonce, key_ct, key_tag) = SealingKey::split_random(sealed_key).ok_or_else(|| {
-            Error::new(ErrorCode::Storage, format!("the sealed content key of {} is malformed", license.key_id))
-        })?;
+    pub(crate) fn push_license(
+        &mut self,
+        license: &LicenseFields<'_>,
+        sealed_key: &[u8],
+        key_aad: &[u8],
+    ) -> Result<()> {
+        let (key_nonce, key_ct, key_tag) =
+            SealingKey::split_random(sealed_key).ok_or_else(|| crate::device::tampered(&license.key_id))?;
         let buf: &mut Vec<u8> = &mut self.buf;
         buf.push(ITEM_LICENSE);
         buf.extend_from_slice(key_nonce);
         buf.extend_from_slice(key_tag);
+        buf.extend_from_slice(&(key_aad.len() as u32).to_le_bytes());
+        buf.extend_from_slice(key_aad);
         let start = buf.len();
         buf.push(RECORD_LICENSE);
         buf.extend_from_slice(license.key_id.as_bytes());
@@ -251,7 +261,7 @@ impl<W: Write> ArchiveWriter<W> {
     pub(crate) fn write_batch(
         &mut self,
         batch: &mut RecordBatch,
-        mut open_key: impl FnMut(&KeyId, &[u8; 12], &mut [u8], &[u8; 16]) -> Result<()>,
+        mut open_key: impl FnMut(&KeyId, &[u8], &[u8; 12], &mut [u8], &[u8; 16]) -> Result<()>,
         mut on_item: impl FnMut(BatchItem<'_>) -> Result<()>,
     ) -> Result<()> {
         let buf: &mut [u8] = &mut batch.buf;
@@ -262,13 +272,17 @@ impl<W: Write> ArchiveWriter<W> {
                 ITEM_LICENSE => {
                     let key_nonce: [u8; 12] = buf[pos + 1..pos + 13].try_into().expect("12 bytes");
                     let key_tag: [u8; 16] = buf[pos + 13..pos + 1 + KEY_SEAL_LEN].try_into().expect("16 bytes");
-                    let start = pos + 1 + KEY_SEAL_LEN;
+                    let aad_at = pos + 1 + KEY_SEAL_LEN;
+                    let aad_len = u32::from_le_bytes(buf[aad_at..aad_at + 4].try_into().expect("4 bytes")) as usize;
+                    let start = aad_at + 4 + aad_len;
                     let len = u32::from_le_bytes(buf[start + 17..start + FRAME_LEN].try_into().expect("4 bytes"));
-                    let record = &mut buf[start..start + FRAME_LEN + len as usize];
+                    let (before, rest) = buf.split_at_mut(start);
+                    let aad = &before[aad_at + 4..];
+                    let record = &mut rest[..FRAME_LEN + len as usize];
                     let key_id = KeyId::from_bytes(record[1..17].try_into().expect("16 bytes"));
                     let plain = &mut record[FRAME_LEN..];
                     let key_len = u16::from_le_bytes([plain[CONTENT_KEY_AT - 2], plain[CONTENT_KEY_AT - 1]]) as usize;
-                    open_key(&key_id, &key_nonce, &mut plain[CONTENT_KEY_AT..CONTENT_KEY_AT + key_len], &key_tag)?;
+                    open_key(&key_id, aad, &key_nonce, &mut plain[CONTENT_KEY_AT..CONTENT_KEY_AT + key_len], &key_tag)?;
                     self.seal_record(record);
                     let record_len = record.len();
                     buf.copy_within(start..start + record_len, end);
@@ -339,12 +353,12 @@ impl<W: Write> ArchiveWriter<W> {
 
 /// Maps a write failure to a clear error (a full disk is the common one).
 pub(crate) fn write_error(e: &std::io::Error) -> Error {
-    match e.kind() {
-        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-            Error::new(ErrorCode::NotWritable, format!("cannot write the archive: {e}"))
-        }
-        _ => Error::io("cannot write the archive", e),
-    }
+    crate::folder::io_error(crate::folder::Doing::Write, e)
+}
+
+/// Maps a read failure to a clear error (a pulled stick, a failing medium).
+pub(crate) fn read_error(e: &std::io::Error) -> Error {
+    crate::folder::io_error(crate::folder::Doing::Read, e)
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -503,16 +517,38 @@ pub struct ArchivedLicense {
 pub(crate) fn read_exact_or_corrupt(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<()> {
     r.read_exact(buf).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => Error::corrupt(format!("archive truncated in {what}")),
-        _ => Error::io("cannot read the archive", &e),
+        _ => read_error(&e),
     })
+}
+
+/// Reads into `buf` until it is full or the input ends; returns how many bytes were read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(&e)),
+        }
+    }
+    Ok(got)
 }
 
 /// Reads and checks an archive's header.
 pub fn read_header(r: &mut impl Read) -> Result<ArchiveHeader> {
     let mut prefix = [0u8; 12];
-    read_exact_or_corrupt(r, &mut prefix, "the header")?;
-    if &prefix[..8] != MAGIC {
-        return Err(Error::corrupt("not a license backup archive (bad magic)"));
+    let got = read_up_to(r, &mut prefix)?;
+    // A file that does not start like an archive is another kind of file, not a damaged one.
+    let magic = got.min(MAGIC.len());
+    if got == 0 {
+        return Err(Error::corrupt("archive truncated in the header"));
+    }
+    if prefix[..magic] != MAGIC[..magic] {
+        return Err(Error::new(ErrorCode::WrongFileKind, "not a license backup archive (no LICBAKUP magic)"));
+    }
+    if got < prefix.len() {
+        return Err(Error::corrupt("archive truncated in the header"));
     }
     let version = u16::from_le_bytes([prefix[8], prefix[9]]);
     let header_len = u16::from_le_bytes([prefix[10], prefix[11]]) as usize;
@@ -581,10 +617,33 @@ pub(crate) fn expect_eof(r: &mut impl Read) -> Result<()> {
     match r.read(&mut one) {
         Ok(0) => Ok(()),
         Ok(_) => Err(Error::corrupt("unexpected bytes after the end record")),
-        Err(e) => Err(Error::io("cannot read the archive", &e)),
+        Err(e) => Err(read_error(&e)),
     }
 }
 
+/// Opens the archive at `path` for reading. A missing file and an empty one (what a backup
+/// that died while putting its archive in place can leave, see `crate::folder`) are
+/// `ARCHIVE_MISSING`; a folder is `WRONG_FILE_KIND`.
+pub(crate) fn open_archive(path: &Path) -> Result<File> {
+    let missing =
+        |why: &str| Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}{why}", path.display()));
+    // Only a regular file is opened: opening a FIFO would block.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(Error::new(ErrorCode::WrongFileKind, format!("{} is not a regular file", path.display())));
+    }
+    let file = File::open(path).map_err(|e| match read_error(&e) {
+        e if e.code() == ErrorCode::ArchiveMissing => missing(""),
+        e => e,
+    })?;
+    let meta = file.metadata().map_err(|e| read_error(&e))?;
+    if meta.is_dir() {
+        return Err(Error::new(ErrorCode::WrongFileKind, format!("{} is a folder, not an archive", path.display())));
+    }
+    if crate::folder::is_placeholder(&meta) {
+        return Err(missing(": the file is empty (a backup into this folder did not finish)"));
+    }
+    Ok(file)
+}
 /// A record opened and checked by [`open_record`].
 pub(crate) enum Opened<'a> {
     License(LicenseView<'a>),
@@ -637,7 +696,7 @@ impl RecordReader<BufReader<File>> {
     /// Opens the archive at `path` with its data key (which only the service, or a device it
     /// granted the key to, can recover). The header is read and checked again.
     pub fn open(path: &Path, data_key: &[u8; 32]) -> Result<(ArchiveHeader, Self)> {
-        let file = File::open(path).map_err(|e| Error::io("cannot open the archive", &e))?;
+        let file = open_archive(path)?;
         let mut r = BufReader::with_capacity(64 * 1024, file);
         let header = read_header(&mut r)?;
         let reader = RecordReader::new(r, header.archive_id, data_key);
@@ -692,12 +751,7 @@ impl<R: Read> RecordReader<R> {
 
 /// Reads the header of the archive at `path` (for tools and services).
 pub fn read_header_at(path: &Path) -> Result<ArchiveHeader> {
-    let mut f = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(ErrorCode::ArchiveMissing, format!("no archive at {}", path.display()))
-        }
-        _ => Error::io("cannot open the archive", &e),
-    })?;
-    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot read the archive", &e))?;
+    let mut f = open_archive(path)?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| read_error(&e))?;
     read_header(&mut BufReader::new(f))
 }

@@ -1,16 +1,16 @@
 //! The backup job: stream every license that may be backed up into a new archive, then put it
 //! in place atomically.
 
-use std::fs::OpenOptions;
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use crate::archive::{ARCHIVE_FILE_NAME, ArchiveWriter, BatchItem, RecordBatch, write_error};
-use crate::crypto;
+use crate::archive::{self, ARCHIVE_FILE_NAME, ArchiveWriter, BatchItem, RecordBatch, write_error};
+use crate::device::RowFields;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
-use crate::folder::{TempFile, check_folder, sync_folder};
+use crate::folder::{self, Doing, TempArchive, check_folder, sync_folder};
 use crate::operation::{Emitter, Progress};
 use crate::service::LicenseService;
 use crate::sqlite;
@@ -19,32 +19,82 @@ use crate::store;
 /// What a backup needs, captured when it is started.
 pub(crate) struct BackupJob {
     pub(crate) store_path: PathBuf,
+    pub(crate) keys: Arc<store::StoreKeys>,
     pub(crate) service: Arc<dyn LicenseService>,
     pub(crate) folder: PathBuf,
     pub(crate) overwrite: bool,
     pub(crate) progress_interval: u64,
 }
 
+/// Checks what is at the archive's name before a backup starts: nothing, or an archive that may
+/// be replaced. An empty file is a placeholder a backup left when it died: no archive.
+fn check_target(target: &Path, overwrite: bool) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(target) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(folder::io_error(Doing::Write, &e)),
+    };
+    if meta.is_dir() {
+        return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not an archive", target.display())));
+    }
+    if folder::is_placeholder(&meta) {
+        return Ok(());
+    }
+    if !overwrite {
+        return Err(Error::new(
+            ErrorCode::BackupExists,
+            format!("{} already exists; pass the overwrite flag to replace it", target.display()),
+        ));
+    }
+    // The overwrite flag replaces an archive, never a file of another kind under its name
+    // (nor a link, a FIFO or a device, which are not opened here).
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorCode::WrongFileKind,
+            format!("{} is not a regular file; it was left as it is", target.display()),
+        ));
+    }
+    let mut magic = [0u8; 8];
+    let read = File::open(target).and_then(|mut f| {
+        use std::io::Read;
+        let mut got = 0;
+        while got < magic.len() {
+            match f.read(&mut magic[got..])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        Ok(got)
+    });
+    match read {
+        Ok(got) if magic[..got] == archive::MAGIC[..got] => Ok(()),
+        Ok(_) => Err(Error::new(
+            ErrorCode::WrongFileKind,
+            format!("{} is not a license backup archive; it was left as it is", target.display()),
+        )),
+        Err(e) => Err(folder::io_error(Doing::Read, &e)),
+    }
+}
+
 impl BackupJob {
     pub(crate) fn run(self, emitter: &Emitter) -> Result<Summary> {
         emitter.emit(StatusEvent::Begin { operation: emitter.kind() })?;
         check_folder(&self.folder)?;
+        // What backups that died left here goes first (never a live writer's file).
+        folder::remove_dead_temporaries(&self.folder);
         let target = self.folder.join(ARCHIVE_FILE_NAME);
-        match std::fs::symlink_metadata(&target) {
-            Ok(m) if m.is_dir() => {
-                return Err(Error::new(
-                    ErrorCode::NotAFolder,
-                    format!("{} is a folder, not an archive", target.display()),
-                ));
-            }
-            Ok(_) if !self.overwrite => {
-                return Err(Error::new(
-                    ErrorCode::BackupExists,
-                    format!("{} already exists; pass the overwrite flag to replace it", target.display()),
-                ));
-            }
-            _ => {}
-        }
+        check_target(&target, self.overwrite)?;
+        // The temporary file comes first: a folder that cannot take it (a read-only stick, a
+        // missing one) fails the backup before the store is read.
+        let (temp, file) = TempArchive::create(&self.folder)?;
+        let written = self.write(emitter, &target, temp, file);
+        // Some drivers (fusefat) report a full medium as "not permitted"; the temporary file
+        // still takes its space here, so the free space tells.
+        written.map_err(|e| folder::full_or(e, &self.folder))
+    }
+
+    /// Writes the archive into `temp` and puts it in place.
+    fn write(&self, emitter: &Emitter, target: &Path, mut temp: TempArchive, file: File) -> Result<Summary> {
         let service_key = self.service.public_key().map_err(|e| match e.code() {
             ErrorCode::Internal => Error::new(ErrorCode::ServiceUnavailable, e.message()),
             _ => e,
@@ -52,17 +102,9 @@ impl BackupJob {
 
         let conn = sqlite::open_backup_connection(&self.store_path)?;
         conn.execute_batch("BEGIN")?;
-        let device = store::load_device(&conn)?;
+        let device = self.keys.load(&conn)?;
         let total = store::count_licenses(&conn)?;
 
-        let suffix: String = crypto::random_array::<8>().iter().map(|b| format!("{b:02x}")).collect();
-        let temp = TempFile { path: self.folder.join(format!(".{ARCHIVE_FILE_NAME}.{suffix}.tmp")), keep: false };
-        let file = OpenOptions::new().write(true).create_new(true).open(&temp.path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-                Error::new(ErrorCode::NotWritable, format!("cannot write to the folder {}: {e}", self.folder.display()))
-            }
-            _ => write_error(&e),
-        })?;
         // Records are written in batches of about 128 KiB, straight to the file.
         let writer = ArchiveWriter::new(file, &service_key, device.id())?;
         let progress = Progress::new(total, self.progress_interval);
@@ -73,18 +115,31 @@ impl BackupJob {
             writer,
             (progress, 0u64),
             |batches| {
+                let (mut aad, mut scratch) = (Vec::new(), Vec::new());
                 store::scan_licenses(&conn, |license, sealed_key| {
+                    let row = RowFields {
+                        key_id: &license.key_id,
+                        rights: &license.rights,
+                        issuer: license.issuer,
+                        issued_at: license.issued_at,
+                    };
                     if license.rights.backup_allowed {
-                        batches.current.push_license(license, sealed_key)?;
+                        // The sealing thread opens the key with its row's associated data: a row
+                        // edited outside the library fails there, before it is written.
+                        device.license_aad_into(&row, &mut aad);
+                        batches.current.push_license(license, sealed_key, &aad)?;
                     } else {
+                        // Never opened for the archive, but checked all the same: a restricted
+                        // row that was edited is reported, not silently left behind.
+                        device.check_row(&row, sealed_key, &mut aad, &mut scratch)?;
                         batches.current.push_restricted(&license.key_id, license.title);
                     }
                     batches.send_if_full()
                 })
             },
             |writer, (progress, restricted), batch| {
-                let open_key = |key_id: &_, nonce: &_, key: &mut _, tag: &_| {
-                    device.open_content_key_in_place(key_id, nonce, key, tag)
+                let open_key = |key_id: &_, aad: &_, nonce: &_, key: &mut _, tag: &_| {
+                    device.open_in_place(key_id, aad, nonce, key, tag)
                 };
                 writer.write_batch(batch, open_key, |item| {
                     if let BatchItem::Restricted { key_id, title } = item {
@@ -104,16 +159,11 @@ impl BackupJob {
         drop(file);
         emitter.check_cancelled()?;
         if self.overwrite {
-            std::fs::rename(&temp.path, &target).map_err(|e| write_error(&e))?;
+            folder::place_replacing(&temp.path, target)?;
         } else {
-            // A hard link never replaces an archive that appeared meanwhile.
-            std::fs::hard_link(&temp.path, &target).map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => {
-                    Error::new(ErrorCode::BackupExists, format!("{} already exists", target.display()))
-                }
-                _ => write_error(&e),
-            })?;
+            folder::place_new(&temp.path, target, &self.folder)?;
         }
+        temp.keep();
         sync_folder(&self.folder);
         Ok(Summary { licenses: written, restricted, skipped: 0, bytes, duration_ms: 0 })
     }

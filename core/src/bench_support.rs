@@ -10,11 +10,11 @@ use zeroize::Zeroizing;
 
 use crate::archive::ArchiveWriter;
 use crate::crypto::KeyPair;
-use crate::device::DeviceKeys;
+use crate::device::{DeviceKeys, RowFields};
 use crate::error::Result;
 use crate::event::{OperationKind, Outcome, StatusCallback, Summary};
 use crate::key_id::KeyId;
-use crate::license::License;
+use crate::license::{License, Rights};
 use crate::operation::{Emitter, OperationHandle, Progress};
 
 /// Seals and opens content keys with a fresh device key, as the store does.
@@ -27,15 +27,21 @@ impl Default for ContentKeySealer {
 }
 
 impl ContentKeySealer {
-    /// Seals a content key (what adding a license does).
+    /// Seals a content key into a license row with default rights (what adding a license
+    /// does).
     pub fn seal(&self, key_id: &KeyId, content_key: &[u8]) -> Vec<u8> {
-        self.0.seal_content_key(key_id, content_key)
+        self.0.seal_content_key(&row(key_id, &Rights::default()), content_key)
     }
 
-    /// Opens a sealed content key (what a backup does for each license).
+    /// Opens a content key [`ContentKeySealer::seal`] sealed (what reading a license's key
+    /// does; a backup opens each in place).
     pub fn open(&self, key_id: &KeyId, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.0.open_content_key(key_id, sealed)
+        self.0.open_row(&row(key_id, &Rights::default()), sealed)
     }
+}
+
+fn row<'a>(key_id: &'a KeyId, rights: &'a Rights) -> RowFields<'a> {
+    RowFields { key_id, rights, issuer: "https://licenses.example.com", issued_at: 1_700_000_000 }
 }
 
 /// Seals archive records into `W`, as a backup does (the data key is wrapped to

@@ -156,7 +156,29 @@ pub(crate) fn wrap_to(public_key: &[u8], secret: &[u8], info: &[u8], aad: &[u8])
 /// together, where the RustCrypto crates compute one block at a time; it seals and opens them
 /// 2–4× faster (docs/performance.md). The bytes are the same: archives and stores made with
 /// either read with the other.
-pub(crate) struct SealingKey(ring::aead::LessSafeKey);
+///
+/// `ring` keeps the key schedule inline in its key type (plain words, no heap, no `Drop`) and
+/// offers no way to wipe it: this type keeps it in a box of its own and overwrites it with
+/// zeros when dropped. Copies `ring` makes on the stack while building it are not wiped.
+pub(crate) struct SealingKey(Box<std::mem::ManuallyDrop<ring::aead::LessSafeKey>>);
+
+impl Drop for SealingKey {
+    fn drop(&mut self) {
+        let key: &mut std::mem::ManuallyDrop<ring::aead::LessSafeKey> = &mut self.0;
+        let ptr = (key as *mut std::mem::ManuallyDrop<ring::aead::LessSafeKey>).cast::<u8>();
+        // SAFETY: `ptr` points at the boxed key, valid for its size and exclusively borrowed.
+        // `LessSafeKey` (ring 0.17) is plain data: its key words and a `&'static` algorithm, no
+        // heap and no `Drop`, and it is never read again (`ManuallyDrop`: not dropped either),
+        // so overwriting its bytes leaks nothing and nothing observes the zeroed value. The
+        // volatile writes are not elided.
+        unsafe {
+            for i in 0..std::mem::size_of::<ring::aead::LessSafeKey>() {
+                std::ptr::write_volatile(ptr.add(i), 0);
+            }
+        }
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 fn ring_nonce(nonce: &[u8; 12]) -> ring::aead::Nonce {
     ring::aead::Nonce::assume_unique_for_key(*nonce)
@@ -166,7 +188,7 @@ impl SealingKey {
     pub(crate) fn new(key: &[u8; 32]) -> Self {
         let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key)
             .expect("a 32-byte key is a valid ChaCha20-Poly1305 key");
-        SealingKey(ring::aead::LessSafeKey::new(key))
+        SealingKey(Box::new(std::mem::ManuallyDrop::new(ring::aead::LessSafeKey::new(key))))
     }
 
     /// Seals with an explicit 12-byte nonce (the tests' reference for the in-place forms).

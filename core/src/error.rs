@@ -77,6 +77,20 @@ error_codes! {
     BackupExists = 204, "BACKUP_EXISTS", "a backup already exists in the folder";
     /// There is no backup archive in the restore folder.
     ArchiveMissing = 205, "ARCHIVE_MISSING", "no backup archive in the folder";
+    /// The device holding the folder is full (or the file grew past what its file system
+    /// allows, such as 4 GiB on FAT32). A backup that runs out of space removes its temporary
+    /// file and leaves the previous archive as it was.
+    NoSpace = 206, "NO_SPACE", "not enough space on the device";
+    /// The device reported an input/output error: failing media, or media removed while in use.
+    MediaFailure = 207, "MEDIA_FAILURE", "the device reported an I/O error";
+    /// The device or network share holding the folder is no longer connected (a USB stick
+    /// pulled out, a file-system driver that stopped, a share that went away).
+    DeviceGone = 208, "DEVICE_GONE", "the device is no longer connected";
+    /// The path cannot name a file on this system: a name longer than the file system allows,
+    /// or too many levels of symbolic links.
+    PathInvalid = 209, "PATH_INVALID", "the path is too long or cannot be resolved";
+    /// The folder or the archive cannot be read: permission denied.
+    NotReadable = 210, "NOT_READABLE", "the folder or archive cannot be read";
     /// The archive is damaged, truncated or was tampered with.
     ArchiveCorrupt = 301, "ARCHIVE_CORRUPT", "backup archive is corrupt or was tampered with";
     /// The archive was written by an unknown format version.
@@ -99,6 +113,28 @@ error_codes! {
     LicenseNotFound = 602, "LICENSE_NOT_FOUND", "license not found";
     /// A license with that key ID is already in the store.
     LicenseExists = 603, "LICENSE_EXISTS", "a license with this key ID already exists";
+    /// The file is not of the kind the call opens: a service ledger or an archive opened as a
+    /// license store, a store opened as a ledger, or a file that is not this library's at all.
+    /// Nothing in it was changed.
+    WrongFileKind = 604, "WRONG_FILE_KIND", "the file is not of the expected kind";
+    /// The file's secret is wrapped by a key protector and none was given: open it with the
+    /// protector it was protected with. Nothing was changed.
+    ProtectorRequired = 610, "PROTECTOR_REQUIRED", "the file is protected: a key protector is required";
+    /// The key protector given cannot unwrap the file's secret (another keystore, another key, a
+    /// file copied from another device, or a protected file opened with another protector).
+    ProtectorMismatch = 611, "PROTECTOR_MISMATCH", "the key protector cannot unwrap this file's secret";
+    /// The key protector failed (the keystore is unavailable or locked, or a host protector
+    /// raised an error, which is attached as the cause). Nothing was changed.
+    ProtectorFailed = 612, "PROTECTOR_FAILED", "the key protector failed";
+    /// A license row (rights, expiry, plays, issuer, issue time, key) or a tombstone was
+    /// changed outside this library: its seal does not match. The message names the key ID.
+    LicenseTampered = 613, "LICENSE_TAMPERED", "a license was changed outside the library";
+    /// No plays remain on the license.
+    PlaysExhausted = 614, "PLAYS_EXHAUSTED", "no plays remain on the license";
+    /// The license has expired.
+    LicenseExpired = 615, "LICENSE_EXPIRED", "the license has expired";
+    /// The license does not grant the right to play.
+    PlayNotAllowed = 616, "PLAY_NOT_ALLOWED", "the license does not allow playing";
     /// An internal error (a bug): the engine panicked or an invariant broke.
     Internal = 900, "INTERNAL", "internal error";
 }
@@ -147,11 +183,6 @@ impl Error {
 
     pub(crate) fn cancelled() -> Self {
         Error::new(ErrorCode::Cancelled, "the operation was cancelled")
-    }
-
-    /// Builds a storage error from an I/O error, with context.
-    pub(crate) fn io(context: &str, err: &std::io::Error) -> Self {
-        Error::new(ErrorCode::Storage, format!("{context}: {err}"))
     }
 }
 

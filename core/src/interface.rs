@@ -356,8 +356,12 @@ pub struct Object {
 pub enum Call {
     /// It makes its object (`LicenseStore.open`, `BackupRestorer.create`).
     Constructor,
+    /// A static function of the object's class that returns one (`Protector.keyring`).
+    Factory,
     /// A method of an object.
     Method,
+    /// A read-only attribute of an object (`LicenseStore.protector_label`).
+    Getter,
 }
 
 /// An operation of an object.
@@ -424,6 +428,16 @@ impl Operation {
     /// The operation returning `result`.
     pub const fn returns(self, result: Type) -> Operation {
         Operation { result, ..self }
+    }
+
+    /// The operation as a factory of its object (a static function returning one).
+    pub const fn factory(self) -> Operation {
+        Operation { call: Call::Factory, result: Type::Object(self.object), ..self }
+    }
+
+    /// The operation as a read-only attribute.
+    pub const fn getter(self) -> Operation {
+        Operation { call: Call::Getter, ..self }
     }
 
     /// The operation, starting an asynchronous operation.
@@ -585,7 +599,26 @@ pub const RECORDS: &[Record] = &[
                 .default(Default::Null),
             Field::new("refusal_url", OPT_TEXT, "The page a refusal points to (default: the library's).")
                 .default(Default::Null),
+            Field::new(
+                "protector",
+                Type::Optional(&Type::Object("Protector")),
+                "What holds the service's seed (default: unprotected, the seed in clear in the ledger).",
+            )
+            .default(Default::Null),
         ],
+    },
+    Record {
+        name: "StoreOptions",
+        doc: "How a license store is opened.",
+        role: Role::Options,
+        core: false,
+        fields: &[Field::new(
+            "protector",
+            Type::Optional(&Type::Object("Protector")),
+            "What holds the device's seed (default: unprotected, the seed in clear in the store); an \
+             unprotected store opened with a protector is protected in place.",
+        )
+        .default(Default::Null)],
     },
 ];
 
@@ -604,6 +637,16 @@ pub const OBJECTS: &[Object] = &[
         doc: "Backs up and restores the licenses of one store (WMCreateBackupRestorer), reporting status events.",
     },
     Object { name: "Operation", doc: "A running (or finished) backup or restore." },
+    Object {
+        name: "HostProtector",
+        doc: "An object of the host's with wrap(seed) returning bytes and unwrap(wrapped) returning the seed or \
+              nothing (each binding's own form: a protocol, an interface).",
+    },
+    Object {
+        name: "Protector",
+        doc: "What holds the secret seed of a store or a ledger: unprotected, the platform keyring, or a \
+              host object with wrap and unwrap.",
+    },
 ];
 
 const PATH_PARAM: Field = Field::new("path", PATH, "The file.");
@@ -615,7 +658,11 @@ pub const OPERATIONS: &[Operation] = &[
         "open",
         "Opens the store at path, creating it with a fresh device identity if needed.",
     )
-    .params(&[PATH_PARAM]),
+    .params(&[PATH_PARAM])
+    .options("StoreOptions"),
+    Operation::method("LicenseStore", "protector_label", "The label of the protector the store was opened with.")
+        .returns(STRING)
+        .getter(),
     Operation::method(
         "LicenseStore",
         "device_id",
@@ -652,6 +699,19 @@ pub const OPERATIONS: &[Operation] = &[
     )
     .params(&[KEY_ID])
     .returns(Type::Bytes { min_len: 1, max_len: MAX_CONTENT_KEY_LEN }),
+    Operation::method(
+        "LicenseStore",
+        "update_rights",
+        "Replaces the rights of a license (renewed by the license server) and seals its row again.",
+    )
+    .params(&[KEY_ID, Field::new("rights", Type::Record("Rights"), "The new rights.")]),
+    Operation::method(
+        "LicenseStore",
+        "use_play",
+        "Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights after it.",
+    )
+    .params(&[KEY_ID])
+    .returns(Type::Record("Rights")),
     Operation::method("LicenseStore", "set_catalog_entry", "Sets (replaces) the catalog entry of a key ID.")
         .params(&[KEY_ID, Field::new("entry", Type::Record("CatalogEntry"), "The entry.")]),
     Operation::method("LicenseStore", "catalog_entry", "The catalog entry of a key ID, or none.")
@@ -734,7 +794,21 @@ pub const OPERATIONS: &[Operation] = &[
         .returns(Type::Record("Summary")),
     Operation::method("Operation", "cancel", "Asks the operation to stop; it then ends with CANCELLED."),
     Operation::method("Operation", "is_finished", "Whether the operation has ended and delivered its END event.")
-        .returns(BOOL),
+        .returns(BOOL)
+        .getter(),
+    Operation::method("Protector", "unprotected", "The seed in clear in the file (the default).").factory(),
+    Operation::method("Protector", "keyring", "A wrapping key in the platform keystore.")
+        .params(&[Field::new(
+            "service",
+            Type::Optional(&STRING),
+            "The keystore service name (default: the library's).",
+        )
+        .default(Default::Null)])
+        .factory(),
+    Operation::method("Protector", "host", "The host's own protector: an object with wrap(seed) and unwrap(wrapped).")
+        .params(&[Field::new("protector", Type::Object("HostProtector"), "The host object.")])
+        .factory(),
+    Operation::method("Protector", "label", "A name for the protector, for logs.").returns(STRING).getter(),
 ];
 
 /// What every delivered event carries besides its own fields ([`crate::Emitted`]): each

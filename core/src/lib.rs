@@ -5,7 +5,9 @@
 //! backup and restore feature of the Windows Media Format SDK (`WMCreateBackupRestorer`,
 //! `IWMBackupRestoreProps`, `IWMLicenseBackup`, `IWMLicenseRestore`, `IWMStatusCallback`).
 //!
-//! * [`LicenseStore`]: the device's licenses, in SQLite, content keys sealed to the device key.
+//! * [`LicenseStore`]: the device's licenses, in SQLite, content keys sealed to the device key
+//!   and bound to their rows; the device's seed held by a [`Protector`] (the platform keystore,
+//!   a host function) or, [`Protector::unprotected`], in clear in the file.
 //! * [`BackupRestorer`]: properties (`BackupPath`, `RestorePath`, ...) and the asynchronous
 //!   [`BackupRestorer::backup_licenses`] / [`BackupRestorer::restore_licenses`], which report
 //!   [`StatusEvent`]s to a [`StatusCallback`] and end with exactly one END.
@@ -53,14 +55,17 @@ mod crypto;
 mod device;
 pub mod error;
 pub mod event;
+mod file_kind;
 mod folder;
 pub mod interface;
 mod key_id;
 pub mod license;
 mod operation;
 pub mod props;
+pub mod protector;
 mod restore;
 mod restorer;
+mod secret;
 pub mod service;
 mod sqlite;
 mod store;
@@ -70,13 +75,17 @@ pub use error::{Error, ErrorCode, Result};
 pub use event::{
     CallbackError, Emitted, EventKind, FieldValue, OperationKind, Outcome, StatusCallback, StatusEvent, Summary,
 };
+pub use file_kind::{LEDGER_APPLICATION_ID, STORE_APPLICATION_ID};
 pub use key_id::KeyId;
-pub use license::{CatalogEntry, ConflictPolicy, License, NewLicense, Rights};
+pub use license::{CatalogEntry, ConflictPolicy, ContentKey, License, NewLicense, Rights};
 pub use operation::{OperationHandle, monotonic_ns};
 pub use props::{Properties, Property, PropertyValue, ValueType, number_value};
+#[cfg(feature = "keyring")]
+pub use protector::KeyringProtector;
+pub use protector::{FileKind, KeyProtector, ProtectedFile, Protector};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{
     EmbeddedService, KeyIdStream, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError,
-    ServicePolicy,
+    ServiceOptions, ServicePolicy,
 };
-pub use store::{LicenseStore, SCHEMA_VERSION};
+pub use store::{LicenseStore, SCHEMA_VERSION, StoreOptions};

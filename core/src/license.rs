@@ -1,5 +1,7 @@
 //! What a license is: its rights, its public description and its catalog metadata.
 
+use zeroize::{Zeroize, Zeroizing};
+
 use crate::error::Result;
 use crate::interface::{self, ArgPath};
 use crate::key_id::KeyId;
@@ -31,6 +33,38 @@ impl Default for Rights {
     /// Play, burn, transfer and backup allowed; no expiry; unlimited plays.
     fn default() -> Self {
         Rights { play: true, burn: true, transfer: true, backup_allowed: true, expires_at: None, plays_remaining: None }
+    }
+}
+
+impl Rights {
+    /// Checks every field against its limits in the interface definition (`path` names the
+    /// rights in messages).
+    pub(crate) fn validate(&self, path: &ArgPath<'_>) -> Result<()> {
+        if let Some(expires_at) = self.expires_at {
+            interface::TIMESTAMP.check_int(path.field("expires_at"), expires_at.into())?;
+        }
+        Ok(())
+    }
+
+    /// The narrower of two sets of rights: each right only if both grant it, the earlier
+    /// expiry, the fewer plays (`None`, no limit, is the widest). What a restore keeps when the
+    /// store holds, or held, the license it brings back.
+    pub fn narrower(&self, other: &Rights) -> Rights {
+        fn min<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, None) => a,
+                (None, b) => b,
+            }
+        }
+        Rights {
+            play: self.play && other.play,
+            burn: self.burn && other.burn,
+            transfer: self.transfer && other.transfer,
+            backup_allowed: self.backup_allowed && other.backup_allowed,
+            expires_at: min(self.expires_at, other.expires_at),
+            plays_remaining: min(self.plays_remaining, other.plays_remaining),
+        }
     }
 }
 
@@ -95,6 +129,13 @@ impl std::fmt::Debug for NewLicense {
     }
 }
 
+impl Drop for NewLicense {
+    /// Wipes the content key.
+    fn drop(&mut self) {
+        self.content_key.zeroize();
+    }
+}
+
 impl NewLicense {
     /// Checks every field against its limits in the interface definition.
     pub(crate) fn validate(&self) -> Result<()> {
@@ -102,12 +143,53 @@ impl NewLicense {
         interface::CONTENT_KEY.check_bytes(license.field("content_key"), self.content_key.len())?;
         interface::TEXT.check_text(license.field("issuer"), &self.issuer)?;
         interface::TIMESTAMP.check_int(license.field("issued_at"), self.issued_at.into())?;
-        if let Some(expires_at) = self.rights.expires_at {
-            interface::TIMESTAMP.check_int(license.field("rights").field("expires_at"), expires_at.into())?;
-        }
-        Ok(())
+        self.rights.validate(&license.field("rights"))
     }
 }
+
+/// A content key opened from the store: wiped from memory when dropped. It derefs to its
+/// bytes; a copy the caller makes (`to_vec()`, a binding's bytes object) is the caller's to
+/// wipe.
+#[derive(Clone)]
+pub struct ContentKey(Zeroizing<Vec<u8>>);
+
+impl ContentKey {
+    pub(crate) fn new(key: Zeroizing<Vec<u8>>) -> Self {
+        ContentKey(key)
+    }
+
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ContentKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for ContentKey {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ContentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ContentKey(<{} secret bytes>)", self.0.len())
+    }
+}
+
+impl<T: AsRef<[u8]> + ?Sized> PartialEq<T> for ContentKey {
+    fn eq(&self, other: &T) -> bool {
+        self.0.as_slice() == other.as_ref()
+    }
+}
+
+impl Eq for ContentKey {}
 
 /// A license as the store describes it: everything but the content key.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,6 +18,10 @@ struct Shared {
     cancel: AtomicBool,
     outcome: Mutex<Option<Outcome>>,
     done: Condvar,
+    /// Set once the job has returned (its files closed, its temporary files removed), which
+    /// may be before its END was delivered.
+    stopped: Mutex<bool>,
+    stopped_changed: Condvar,
 }
 
 /// A running (or finished) backup or restore. Cloning gives another handle to the same
@@ -44,6 +48,8 @@ impl OperationHandle {
                 cancel: AtomicBool::new(false),
                 outcome: Mutex::new(None),
                 done: Condvar::new(),
+                stopped: Mutex::new(false),
+                stopped_changed: Condvar::new(),
             }),
         }
     }
@@ -99,6 +105,30 @@ impl OperationHandle {
         guard.clone().map(Outcome::into_result)
     }
 
+    /// Waits up to `timeout` until the operation's work has stopped: its job returned, its files
+    /// are closed and its temporary files removed, even if its events (END included) have not
+    /// been delivered yet. Returns whether it has. For a host that is exiting (its event loop no
+    /// longer runs, so events cannot be delivered): [`OperationHandle::cancel`], then this, so a
+    /// cancelled backup leaves the previous archive and no temporary file behind.
+    pub fn wait_stopped(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut stopped = self.shared.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        while !*stopped {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            stopped =
+                self.shared.stopped_changed.wait_timeout(stopped, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        true
+    }
+
+    fn mark_stopped(&self) {
+        *self.shared.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.shared.stopped_changed.notify_all();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Outcome>> {
         self.shared.outcome.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -122,6 +152,9 @@ const CHUNK: usize = 64;
 
 /// ...and sends a chunk early once its oldest event has waited this long (nanoseconds).
 const MAX_AGE_NS: u64 = 200_000;
+
+/// How often a wait for the callback looks at whether the operation was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 /// The most events handed to [`StatusCallback::on_status_batch`] in one call.
 const MAX_BATCH: usize = 512;
@@ -192,6 +225,12 @@ impl Pipe {
             return None;
         }
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits for the delivery thread to settle more events, or a while (a cancel does not
+    /// notify, so waits look at it again this often).
+    fn wait_settled<'a>(&self, settled: std::sync::MutexGuard<'a, u64>) -> std::sync::MutexGuard<'a, u64> {
+        self.settled_changed.wait_timeout(settled, CANCEL_POLL).unwrap_or_else(|p| p.into_inner()).0
     }
 
     fn settle(&self, n: u64) {
@@ -404,8 +443,8 @@ impl Emitter {
         self.send(Message::Events(chunk))?;
         // Back-pressure: wait while too many events are queued ahead of the callback.
         let mut settled = self.pipe.settled.lock().unwrap_or_else(|p| p.into_inner());
-        while handed.saturating_sub(*settled) > MAX_QUEUED_EVENTS {
-            settled = self.pipe.settled_changed.wait(settled).unwrap_or_else(|p| p.into_inner());
+        while handed.saturating_sub(*settled) > MAX_QUEUED_EVENTS && !self.pipe.handle.is_cancel_requested() {
+            settled = self.pipe.wait_settled(settled);
         }
         Ok(())
     }
@@ -426,8 +465,10 @@ impl Emitter {
         self.send_pending()?;
         let sent = self.sent.load(Ordering::Relaxed);
         let mut settled = self.pipe.settled.lock().unwrap_or_else(|p| p.into_inner());
-        while *settled < sent {
-            settled = self.pipe.settled_changed.wait(settled).unwrap_or_else(|p| p.into_inner());
+        // A cancel stops the wait: the operation ends without waiting for a callback that may
+        // never run again (a host whose event loop has stopped).
+        while *settled < sent && !self.pipe.handle.is_cancel_requested() {
+            settled = self.pipe.wait_settled(settled);
         }
         drop(settled);
         self.check_cancelled()
@@ -499,6 +540,7 @@ where
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| job(&emitter)));
+        handle.mark_stopped();
         let outcome = match result {
             Ok(Ok(mut summary)) => {
                 summary.duration_ms = started.elapsed().as_millis() as u64;

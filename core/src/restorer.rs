@@ -15,7 +15,7 @@ use crate::props::{Properties, Property, PropertyValue};
 use crate::restore::{self, RestoreJob};
 use crate::service::{LicenseService, Quota};
 use crate::sqlite;
-use crate::store::{self, LicenseStore};
+use crate::store::LicenseStore;
 
 /// Flags of a backup.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -124,6 +124,7 @@ impl BackupRestorer {
         let (folder, progress_interval) = self.folder(Property::BackupPath)?;
         let job = BackupJob {
             store_path: self.store.path().to_path_buf(),
+            keys: self.store.keys(),
             service: Arc::clone(&self.service),
             folder,
             overwrite: flags.overwrite,
@@ -138,6 +139,7 @@ impl BackupRestorer {
         let (folder, progress_interval) = self.folder(Property::RestorePath)?;
         let job = RestoreJob {
             store_path: self.store.path().to_path_buf(),
+            keys: self.store.keys(),
             service: Arc::clone(&self.service),
             folder,
             individualize: flags.individualize,
@@ -188,7 +190,8 @@ impl BackupRestorer {
         let (folder, _) = self.folder(Property::RestorePath)?;
         check_folder(&folder)?;
         let scanned = restore::scan::scan(&folder.join(ARCHIVE_FILE_NAME))?;
-        let device = store::load_device(&sqlite::open_connection(self.store.path())?)?;
+        crate::file_kind::check(self.store.path(), crate::file_kind::FileKind::Store)?;
+        let device = self.store.keys().load(&sqlite::open_connection(self.store.path())?)?;
         let mut key_ids = scanned.key_ids()?;
         let quota = self.service.quota(&scanned.header.origin_device, &device.id(), &mut key_ids)?;
         scanned.check_same(key_ids.summary().1)?;

@@ -14,7 +14,9 @@ use crate::archive::{self, ARCHIVE_KEY_INFO, GRANT_INFO};
 use crate::clock::now_secs;
 use crate::crypto::{self, KeyPair, PUBLIC_KEY_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
+use crate::protector::{ProtectedFile, Protector};
 
 /// The classic policy: a license may live on at most four distinct devices.
 pub const DEFAULT_MAX_DEVICES: u32 = 4;
@@ -145,8 +147,9 @@ impl Default for ServicePolicy {
 
 /// The ledger layout this library writes (`PRAGMA user_version` of the ledger file). Version 1
 /// had one `placements` row per license and device; version 2 keeps one row per license with
-/// its devices packed in one value, which halves the rows a restore writes.
-const LEDGER_VERSION: i64 = 2;
+/// its devices packed in one value, which halves the rows a restore writes; version 3 keeps the
+/// service's seed in the `secret` table (in clear, or wrapped by a protector).
+const LEDGER_VERSION: i64 = 3;
 
 /// Rows per multi-row `INSERT` into the ledger.
 const LEDGER_ROWS_PER_INSERT: usize = 64;
@@ -155,10 +158,6 @@ const LEDGER_ROWS_PER_INSERT: usize = 64;
 /// (16-byte device IDs, sorted, concatenated: at most `max_devices` of them), and an audit row
 /// per authorized restore. A networked service keeps the same shape (a `bytea`/array column).
 const LEDGER_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS service_key (
-    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-    seed      BLOB NOT NULL CHECK (length(seed) = 32)
-);
 CREATE TABLE IF NOT EXISTS placements (
     key_id  BLOB PRIMARY KEY CHECK (length(key_id) = 16),
     devices BLOB NOT NULL CHECK (length(devices) > 0 AND length(devices) % 16 = 0)
@@ -171,6 +170,50 @@ CREATE TABLE IF NOT EXISTS restores (
     at         INTEGER NOT NULL
 );
 ";
+
+/// Moves the seed of a version-2 ledger (`service_key (singleton, seed)`) to the `secret`
+/// table, in clear, in the caller's transaction.
+fn migrate_v2(tx: &Connection) -> Result<()> {
+    tx.execute_batch(crate::secret::SECRET_SCHEMA)?;
+    let has_table: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'service_key')", [], |r| r.get(0))?;
+    if !has_table {
+        return Ok(());
+    }
+    let seed: Option<Vec<u8>> =
+        tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
+    if let Some(seed) = seed {
+        let seed = zeroize::Zeroizing::new(seed);
+        let pair = KeyPair::from_seed_slice(&seed)?;
+        let file = ProtectedFile { kind: FileKind::Ledger, file_id: crypto::random_array() };
+        crate::secret::insert(tx, &file, &pair, &Protector::unprotected())?;
+    }
+    tx.execute_batch("DROP TABLE service_key;")?;
+    Ok(())
+}
+
+/// How an embedded service is opened: its policy, and which [`Protector`] holds the service's
+/// secret seed (which unwraps every archive's data key). There is no default protector: the
+/// choice is named.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    /// The quota policy.
+    pub policy: ServicePolicy,
+    /// The protector of the service's seed.
+    pub protector: Protector,
+}
+
+impl ServiceOptions {
+    /// `policy`, the seed in clear in the ledger ([`Protector::unprotected`]).
+    pub fn unprotected(policy: ServicePolicy) -> Self {
+        ServiceOptions { policy, protector: Protector::unprotected() }
+    }
+
+    /// `policy`, the seed wrapped by `protector`.
+    pub fn protected(policy: ServicePolicy, protector: Protector) -> Self {
+        ServiceOptions { policy, protector }
+    }
+}
 
 /// Moves a version-1 ledger (`placements (key_id, device_id, first_seen)`, a row per license
 /// and device) to version 2, in the caller's transaction.
@@ -222,6 +265,14 @@ pub struct EmbeddedService {
     online: AtomicBool,
 }
 
+impl Drop for EmbeddedService {
+    fn drop(&mut self) {
+        if let Ok(conn) = self.conn.lock() {
+            crate::sqlite::truncate_wal(&conn);
+        }
+    }
+}
+
 impl std::fmt::Debug for EmbeddedService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedService")
@@ -233,19 +284,30 @@ impl std::fmt::Debug for EmbeddedService {
 
 impl EmbeddedService {
     /// Opens (or creates, with a fresh key pair) the service ledger at `path`, with the default
-    /// policy.
+    /// policy, unprotected ([`ServiceOptions::unprotected`]: the service's seed in clear in the
+    /// ledger).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with_policy(path, ServicePolicy::default())
+        Self::open_with(path, ServiceOptions::unprotected(ServicePolicy::default()))
     }
 
-    /// Opens the ledger at `path` with a policy.
+    /// Opens the ledger at `path` with a policy, unprotected.
     pub fn open_with_policy(path: impl AsRef<Path>, policy: ServicePolicy) -> Result<Self> {
+        Self::open_with(path, ServiceOptions::unprotected(policy))
+    }
+
+    /// Opens the ledger at `path` with `options`. With a protector, a new ledger keeps its seed
+    /// only wrapped by it and an unprotected ledger is protected in place (one transaction); a
+    /// protected ledger opened without its protector fails with `PROTECTOR_REQUIRED`, with one
+    /// that cannot unwrap it with `PROTECTOR_MISMATCH` or `PROTECTOR_FAILED`, changing nothing.
+    pub fn open_with(path: impl AsRef<Path>, options: ServiceOptions) -> Result<Self> {
         crate::interface::check_path("path", path.as_ref())?;
+        let ServiceOptions { policy, protector } = options;
         if policy.max_devices == 0 {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
         crate::interface::TEXT.check_text("refusal_url", &policy.refusal_url)?;
         let path = path.as_ref().to_path_buf();
+        file_kind::check(&path, FileKind::Ledger)?;
         let mut conn = crate::sqlite::open_connection(&path)?;
         conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -256,22 +318,22 @@ impl EmbeddedService {
                 format!("service ledger version {version} is newer than this library supports ({LEDGER_VERSION})"),
             ));
         }
-        if version < LEDGER_VERSION {
+        // Migrations run only on a ledger (checked again with SQLite's whole view).
+        file_kind::check_tables(&path, FileKind::Ledger, &file_kind::tables(&tx)?)?;
+        if version < 2 {
             migrate_v1(&tx)?;
         }
+        if version < 3 {
+            migrate_v2(&tx)?;
+        }
         tx.execute_batch(LEDGER_SCHEMA)?;
+        tx.execute_batch(crate::secret::SECRET_SCHEMA)?;
+        FileKind::Ledger.mark(&tx)?;
         tx.pragma_update(None, "user_version", LEDGER_VERSION)?;
-        let seed: Option<Vec<u8>> =
-            tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
-        let keys = match seed {
-            Some(seed) => KeyPair::from_seed_slice(&seed)?,
-            None => {
-                let keys = KeyPair::generate();
-                tx.execute("INSERT INTO service_key (singleton, seed) VALUES (1, ?1)", [keys.seed().as_slice()])?;
-                keys
-            }
-        };
+        let (keys, _) = crate::secret::open_or_create(&tx, FileKind::Ledger, &protector, KeyPair::generate)?;
         tx.commit()?;
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
         Ok(EmbeddedService { path, conn: Mutex::new(conn), keys, policy, online: AtomicBool::new(true) })
     }
 

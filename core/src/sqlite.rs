@@ -9,22 +9,39 @@ use rusqlite::Connection;
 use crate::error::{Error, ErrorCode, Result};
 
 /// Opens a SQLite database (a store or a ledger) the way every connection of this library is
-/// opened: WAL journal, full synchronous commits, a 10-second busy timeout.
+/// opened: WAL journal, full synchronous commits, a 10-second busy timeout, and
+/// `secure_delete` (deleted and overwritten content is zeroed in the file, so a removed
+/// license's sealed key or a replaced secret does not linger in free space).
 pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)
         .map_err(|e| Error::new(ErrorCode::Storage, format!("cannot open license store {}: {e}", path.display())))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| Error::new(ErrorCode::Storage, format!("{} is not a license store: {e}", path.display())))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
 }
+
+/// Copies what the write-ahead log holds back into the database and truncates the log to zero
+/// bytes, so old page images (a removed license's row, a replaced secret) do not linger in it.
+/// Best effort: it does not wait, and does nothing while another connection reads an older
+/// snapshot (the next removal or the last close does it).
+pub(crate) fn truncate_wal(conn: &Connection) {
+    let _ = conn.busy_timeout(Duration::ZERO);
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
+}
+
+/// How long a connection waits for another one's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The connection a backup reads the store through: read-only work, so its page cache is
 /// kept small. A backup reads each page once, in key order (the licenses and the catalog side
 /// by side), so a large cache holds nothing it reads again and only makes memory grow with
 /// the store.
 pub(crate) fn open_backup_connection(path: &Path) -> Result<Connection> {
+    crate::file_kind::check(path, crate::file_kind::FileKind::Store)?;
     let conn = open_connection(path)?;
     conn.pragma_update(None, "cache_size", BACKUP_CACHE_KIB)?;
     Ok(conn)

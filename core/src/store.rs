@@ -1,25 +1,41 @@
 //! The license store: a transactional SQLite database holding this device's identity, its
-//! licenses (content keys sealed to the device key) and the application's content catalog.
+//! licenses (content keys sealed to the device key, each seal bound to its row), tombstones of
+//! removed licenses, and the application's content catalog.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use crate::clock::now_secs;
 use crate::crypto::{KeyPair, NoncePool};
-use crate::device::{DeviceKeys, device_id_hex};
+use crate::device::{DeviceKeys, RowFields, device_id_hex};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
-use crate::license::{CatalogEntry, ConflictPolicy, License, LicenseFields, NewLicense, Rights};
-use crate::sqlite::{RawRows, open_connection};
+use crate::license::{CatalogEntry, ConflictPolicy, ContentKey, License, LicenseFields, NewLicense, Rights};
+use crate::protector::Protector;
+use crate::secret;
+use crate::sqlite::{RawRows, open_connection, truncate_wal};
 
 /// The schema version this library writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
+/// The migration steps, in order: step `n` moves a store from version `n - 1` to `n`. Each is
+/// idempotent (it checks what is there) and runs, like all of them, in the one transaction that
+/// opens the store: a store is migrated entirely or not at all.
+const MIGRATIONS: &[(i64, MigrationStep)] = &[(1, migrate_to_1), (2, migrate_to_2)];
+
+/// One migration step, run in the opening transaction.
+type MigrationStep = fn(&Connection) -> Result<()>;
+
+/// Version 1: the device (with its seed in clear), the licenses (content keys sealed to the
+/// device, bound to the device ID and the key ID only) and the catalog.
+fn migrate_to_1(tx: &Connection) -> Result<()> {
+    tx.execute_batch(
+        "
 CREATE TABLE IF NOT EXISTS device (
     singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
     device_id   BLOB NOT NULL CHECK (length(device_id) = 16),
@@ -44,19 +60,249 @@ CREATE TABLE IF NOT EXISTS catalog (
     artist     TEXT,
     file_path  TEXT
 ) WITHOUT ROWID;
-";
+",
+    )?;
+    Ok(())
+}
+
+/// Version 2: the device's seed moves to the `secret` table (in clear, or wrapped by a
+/// protector), every content key is sealed again bound to its whole row (rights, expiry, plays,
+/// issuer, issue time), and removed licenses leave an authenticated tombstone.
+fn migrate_to_2(tx: &Connection) -> Result<()> {
+    tx.execute_batch(secret::SECRET_SCHEMA)?;
+    tx.execute_batch(
+        "
+CREATE TABLE IF NOT EXISTS tombstones (
+    key_id          BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+    play            INTEGER NOT NULL,
+    burn            INTEGER NOT NULL,
+    transfer        INTEGER NOT NULL,
+    backup_allowed  INTEGER NOT NULL,
+    expires_at      INTEGER,
+    plays_remaining INTEGER,
+    issuer          TEXT NOT NULL,
+    issued_at       INTEGER NOT NULL,
+    removed_at      INTEGER NOT NULL,
+    seal            BLOB NOT NULL
+) WITHOUT ROWID;
+",
+    )?;
+    let has_seed: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM pragma_table_info('device') WHERE name = 'seed')", [], |r| {
+            r.get(0)
+        })?;
+    if !has_seed {
+        return Ok(());
+    }
+    let seed: Option<Vec<u8>> =
+        tx.query_row("SELECT seed FROM device WHERE singleton = 1", [], |r| r.get(0)).optional()?;
+    if let Some(seed) = seed {
+        let seed = Zeroizing::new(seed);
+        let device = DeviceKeys::new(KeyPair::from_seed_slice(&seed)?);
+        let file = crate::protector::ProtectedFile { kind: FileKind::Store, file_id: crate::crypto::random_array() };
+        secret::insert(tx, &file, &device.pair, &Protector::unprotected())?;
+        reseal_v1_rows(tx, &device)?;
+    }
+    tx.execute_batch("ALTER TABLE device DROP COLUMN seed;")?;
+    Ok(())
+}
+
+/// Seals every content key of a version-1 store again, bound to its row.
+fn reseal_v1_rows(tx: &Connection, device: &DeviceKeys) -> Result<()> {
+    let mut nonces = NoncePool::new(usize::MAX);
+    let mut read =
+        tx.prepare(&format!("SELECT {ROW_COLUMNS} FROM licenses WHERE key_id > ?1 ORDER BY key_id LIMIT 1024"))?;
+    let mut update = tx.prepare("UPDATE licenses SET sealed_key = ?2 WHERE key_id = ?1")?;
+    let mut after: Vec<u8> = Vec::new();
+    loop {
+        let chunk: Vec<StoredRow> = read.query_map([&after], stored_row)?.collect::<rusqlite::Result<_>>()?;
+        let Some(last) = chunk.last() else { break };
+        after = last.key_id.as_bytes().to_vec();
+        for row in &chunk {
+            let key = device.open_v1(&row.key_id, &row.sealed)?;
+            update.execute(params![
+                row.key_id.as_bytes().as_slice(),
+                device.seal_row(&mut nonces, &row.fields(), &key)
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// The columns of a license row that its seal binds, and the sealed key, in [`stored_row`]'s
+/// order.
+pub(crate) const ROW_COLUMNS: &str =
+    "key_id, play, burn, transfer, backup_allowed, expires_at, plays_remaining, issuer, issued_at, sealed_key";
+
+/// A license row (or a tombstone, whose seal stands in the sealed key's place) as stored.
+pub(crate) struct StoredRow {
+    pub(crate) key_id: KeyId,
+    pub(crate) rights: Rights,
+    pub(crate) issuer: String,
+    pub(crate) issued_at: i64,
+    pub(crate) sealed: Vec<u8>,
+}
+
+impl StoredRow {
+    pub(crate) fn fields(&self) -> RowFields<'_> {
+        RowFields { key_id: &self.key_id, rights: &self.rights, issuer: &self.issuer, issued_at: self.issued_at }
+    }
+}
+
+/// Reads a row selected with [`ROW_COLUMNS`] (or the tombstone columns in the same order).
+pub(crate) fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    let key_id: Vec<u8> = r.get(0)?;
+    let key_id = KeyId::from_slice(&key_id)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))?;
+    Ok(StoredRow {
+        key_id,
+        rights: Rights {
+            play: r.get(1)?,
+            burn: r.get(2)?,
+            transfer: r.get(3)?,
+            backup_allowed: r.get(4)?,
+            expires_at: r.get(5)?,
+            plays_remaining: r.get(6)?,
+        },
+        issuer: r.get(7)?,
+        issued_at: r.get(8)?,
+        sealed: r.get(9)?,
+    })
+}
+
+/// The columns of a tombstone, in [`stored_row`]'s order.
+pub(crate) const TOMBSTONE_COLUMNS: &str =
+    "key_id, play, burn, transfer, backup_allowed, expires_at, plays_remaining, issuer, issued_at, seal";
+
+/// The tombstone of a key ID, checked against its seal, if there is one.
+pub(crate) fn tombstone(conn: &Connection, device: &DeviceKeys, key_id: &KeyId) -> Result<Option<StoredRow>> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {TOMBSTONE_COLUMNS} FROM main.tombstones WHERE key_id = ?1"))?
+        .query_row([key_id.as_bytes().as_slice()], stored_row)
+        .optional()?;
+    if let Some(t) = &row {
+        device.check_tombstone(&t.fields(), &t.sealed)?;
+    }
+    Ok(row)
+}
+
+/// Writes (or replaces) the tombstone of a removed license, sealed by `device`.
+pub(crate) fn put_tombstone(
+    conn: &Connection,
+    device: &DeviceKeys,
+    nonces: &mut NoncePool,
+    row: &RowFields<'_>,
+) -> Result<()> {
+    let r = row.rights;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO main.tombstones (key_id, play, burn, transfer, backup_allowed, expires_at, \
+         plays_remaining, issuer, issued_at, removed_at, seal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        row.key_id.as_bytes().as_slice(),
+        r.play,
+        r.burn,
+        r.transfer,
+        r.backup_allowed,
+        r.expires_at,
+        r.plays_remaining,
+        row.issuer,
+        row.issued_at,
+        now_secs(),
+        device.seal_tombstone(nonces, row),
+    ])?;
+    Ok(())
+}
+
+/// What a tombstone of a license whose row was tampered with records: nothing is allowed, so a
+/// restore of its key ID can grant nothing.
+pub(crate) fn nothing_allowed() -> Rights {
+    Rights {
+        play: false,
+        burn: false,
+        transfer: false,
+        backup_allowed: false,
+        expires_at: Some(0),
+        plays_remaining: Some(0),
+    }
+}
 
 const LICENSE_COLUMNS: &str = "l.key_id, l.play, l.burn, l.transfer, l.backup_allowed, l.expires_at, \
      l.plays_remaining, l.issuer, l.issued_at, c.key_id IS NOT NULL, c.title, c.artist, c.file_path, l.sealed_key";
+
+/// How a store is opened: which [`Protector`] holds its secret seed. There is no default: the
+/// choice is named ([`StoreOptions::unprotected`] or [`StoreOptions::protected`]).
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// The protector of the device's seed.
+    pub protector: Protector,
+}
+
+impl StoreOptions {
+    /// The device's seed in clear in the store file (see [`Protector::unprotected`]).
+    pub fn unprotected() -> Self {
+        StoreOptions { protector: Protector::unprotected() }
+    }
+
+    /// The device's seed wrapped by `protector`.
+    pub fn protected(protector: Protector) -> Self {
+        StoreOptions { protector }
+    }
+}
+
+/// The device's keys as a store and its operations use them: opened once through the
+/// protector and kept (wiped when dropped); opened again only when the store's device changed
+/// (an individualizing restore through another store object or process).
+pub(crate) struct StoreKeys {
+    protector: Protector,
+    cached: Mutex<Option<Arc<DeviceKeys>>>,
+}
+
+impl StoreKeys {
+    /// The device's keys for the snapshot `conn` reads (the caller holds its transaction).
+    pub(crate) fn load(&self, conn: &Connection) -> Result<Arc<DeviceKeys>> {
+        let id: Vec<u8> = conn
+            .query_row("SELECT device_id FROM main.device WHERE singleton = 1", [], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| Error::new(ErrorCode::Storage, "the store has no device identity"))?;
+        if let Some(keys) = self.cached.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if keys.id().as_slice() == id.as_slice() {
+                return Ok(Arc::clone(keys));
+            }
+        }
+        let keys = Arc::new(DeviceKeys::new(secret::load(conn, FileKind::Store, &self.protector)?));
+        if keys.id().as_slice() != id.as_slice() {
+            return Err(Error::new(ErrorCode::Storage, "the store's device ID does not match its key"));
+        }
+        self.remember(Arc::clone(&keys));
+        Ok(keys)
+    }
+
+    /// Keeps `keys` (a restore that individualized the device hands its new keys over).
+    pub(crate) fn remember(&self, keys: Arc<DeviceKeys>) {
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+    }
+
+    /// The protector the store was opened with.
+    pub(crate) fn protector(&self) -> &Protector {
+        &self.protector
+    }
+}
 
 /// A persistent, transactional store of the licenses on this device.
 ///
 /// Opening a path that does not exist creates a store with a fresh device identity. Every call
 /// is a transaction of its own; backup and restore open their own connections, so the store may
 /// be used (read, and written between operations) while an operation runs.
+///
+/// Every read that hands rights to the application ([`LicenseStore::get_license`],
+/// [`LicenseStore::list_licenses`], [`LicenseStore::content_key`], [`LicenseStore::verify`],
+/// a backup) checks each row against its seal and fails with `LICENSE_TAMPERED`, naming the key
+/// ID, when it was edited outside this library.
 pub struct LicenseStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    keys: Arc<StoreKeys>,
     busy: AtomicBool,
 }
 
@@ -66,15 +312,40 @@ impl std::fmt::Debug for LicenseStore {
     }
 }
 
+impl Drop for LicenseStore {
+    fn drop(&mut self) {
+        // Whatever the WAL still holds (old pages of removed licenses) is copied back, wiped by
+        // secure_delete, and the WAL truncated, when no other connection reads the file.
+        if let Ok(conn) = self.conn.lock() {
+            truncate_wal(&conn);
+        }
+    }
+}
+
 impl LicenseStore {
-    /// Opens the store at `path`, creating it (with a fresh device identity) if it does not
-    /// exist. The folder that holds it must exist.
+    /// Opens the store at `path` without a key protector ([`StoreOptions::unprotected`]: the
+    /// device's seed is kept in clear in the file), creating it with a fresh device identity if
+    /// it does not exist. The folder that holds it must exist. A protected store fails with
+    /// `PROTECTOR_REQUIRED`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, StoreOptions::unprotected())
+    }
+
+    /// Opens the store at `path` with `options`, creating it if it does not exist.
+    ///
+    /// With a protector, a new store keeps its seed only wrapped by it, and an existing
+    /// unprotected store is protected in place (in the transaction that opens it: a crash
+    /// leaves it unprotected or protected, never in between). A protected store opened without
+    /// its protector fails with `PROTECTOR_REQUIRED`; with a protector that cannot unwrap its
+    /// seed, with `PROTECTOR_MISMATCH` or `PROTECTOR_FAILED`; either way nothing is changed.
+    /// Older stores are migrated in the same transaction.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         crate::interface::check_path("path", &path)?;
         if path.is_dir() {
             return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not a store file", path.display())));
         }
+        file_kind::check(&path, FileKind::Store)?;
         let mut conn = open_connection(&path)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
@@ -84,23 +355,52 @@ impl LicenseStore {
             ));
         }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(SCHEMA)?;
-        let has_device: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM device)", [], |r| r.get(0))?;
-        if !has_device {
-            let pair = KeyPair::generate();
-            tx.execute(
-                "INSERT INTO device (singleton, device_id, seed, created_at) VALUES (1, ?1, ?2, ?3)",
-                params![pair.id().as_slice(), pair.seed().as_slice(), now_secs()],
-            )?;
+        // Again with SQLite's whole view (a WAL included), before the schema is touched.
+        file_kind::check_tables(&path, FileKind::Store, &file_kind::tables(&tx)?)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (to, step) in MIGRATIONS {
+            if version < *to {
+                step(&tx)?;
+            }
+        }
+        FileKind::Store.mark(&tx)?;
+        let (pair, _) = secret::open_or_create(&tx, FileKind::Store, &options.protector, KeyPair::generate)?;
+        let device_id: Option<Vec<u8>> =
+            tx.query_row("SELECT device_id FROM device WHERE singleton = 1", [], |r| r.get(0)).optional()?;
+        match device_id {
+            None => {
+                tx.execute(
+                    "INSERT INTO device (singleton, device_id, created_at) VALUES (1, ?1, ?2)",
+                    params![pair.id().as_slice(), now_secs()],
+                )?;
+            }
+            Some(id) if id.as_slice() != pair.id().as_slice() => {
+                return Err(Error::new(ErrorCode::Storage, "the store's device ID does not match its key"));
+            }
+            Some(_) => {}
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
-        Ok(LicenseStore { path, conn: Mutex::new(conn), busy: AtomicBool::new(false) })
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
+        let keys =
+            StoreKeys { protector: options.protector, cached: Mutex::new(Some(Arc::new(DeviceKeys::new(pair)))) };
+        Ok(LicenseStore { path, conn: Mutex::new(conn), keys: Arc::new(keys), busy: AtomicBool::new(false) })
     }
 
     /// The path of the store file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The label of the protector the store was opened with (`"unprotected"` without one).
+    pub fn protector_label(&self) -> String {
+        self.keys.protector().label()
+    }
+
+    /// The device's keys, shared with the store's operations.
+    pub(crate) fn keys(&self) -> Arc<StoreKeys> {
+        Arc::clone(&self.keys)
     }
 
     fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -111,7 +411,7 @@ impl LicenseStore {
     /// This device's identity: 32 hex digits, a fingerprint of its public key. It changes when a
     /// restore individualizes the device.
     pub fn device_id(&self) -> Result<String> {
-        self.with_conn(|c| Ok(device_id_hex(&load_device(c)?.id())))
+        self.with_conn(|c| Ok(device_id_hex(&self.keys.load(c)?.id())))
     }
 
     /// Adds a license. With [`ConflictPolicy::Keep`] an existing key ID is an error
@@ -122,7 +422,8 @@ impl LicenseStore {
     }
 
     /// Adds many licenses in one transaction: all are added, or none (the first conflict under
-    /// [`ConflictPolicy::Keep`] fails the whole batch with `LICENSE_EXISTS`).
+    /// [`ConflictPolicy::Keep`] fails the whole batch with `LICENSE_EXISTS`). Adding a license is
+    /// the application acquiring it: a tombstone of its key ID (it was removed before) goes.
     pub fn add_licenses(&self, licenses: &[NewLicense], policy: ConflictPolicy) -> Result<()> {
         for l in licenses {
             l.validate()?;
@@ -131,7 +432,7 @@ impl LicenseStore {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             // Inside the write transaction: an individualizing restore (from another
             // connection) cannot replace the device key between this read and the insert.
-            let device = load_device(&tx)?;
+            let device = self.keys.load(&tx)?;
             {
                 let sql = match policy {
                     ConflictPolicy::Keep => "INSERT INTO licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -140,9 +441,12 @@ impl LicenseStore {
                     }
                 };
                 let mut stmt = tx.prepare_cached(sql)?;
+                let mut forget = tx.prepare_cached("DELETE FROM tombstones WHERE key_id = ?1")?;
                 let mut nonces = NoncePool::new(licenses.len());
                 for l in licenses {
-                    let sealed = device.seal_content_key_from(&mut nonces, &l.key_id, &l.content_key);
+                    let row =
+                        RowFields { key_id: &l.key_id, rights: &l.rights, issuer: &l.issuer, issued_at: l.issued_at };
+                    let sealed = device.seal_row(&mut nonces, &row, &l.content_key);
                     let res = insert_row(&mut stmt, &l.key_id, &sealed, &l.rights, &l.issuer, l.issued_at);
                     match res {
                         Err(rusqlite::Error::SqliteFailure(e, _))
@@ -157,6 +461,7 @@ impl LicenseStore {
                             other?;
                         }
                     }
+                    forget.execute([l.key_id.as_bytes().as_slice()])?;
                 }
             }
             tx.commit()?;
@@ -165,30 +470,68 @@ impl LicenseStore {
     }
 
     /// The license with this key ID, without its content key; `None` if there is none.
+    /// `LICENSE_TAMPERED` if its row was edited outside this library.
     pub fn get_license(&self, key_id: &KeyId) -> Result<Option<License>> {
         self.with_conn(|c| {
+            let tx = c.transaction()?;
+            let device = self.keys.load(&tx)?;
             let sql = format!(
                 "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id WHERE l.key_id = ?1"
             );
-            Ok(c.query_row(&sql, [key_id.as_bytes().as_slice()], license_from_row).optional()?)
+            let found = tx.query_row(&sql, [key_id.as_bytes().as_slice()], license_from_row).optional()?;
+            let Some((license, sealed)) = found else { return Ok(None) };
+            device.check_row(&row_of(&license), &sealed, &mut Vec::new(), &mut Vec::new())?;
+            Ok(Some(license))
         })
     }
 
-    /// Every license, ordered by key ID, without content keys.
+    /// Every license, ordered by key ID, without content keys. `LICENSE_TAMPERED` (naming the
+    /// first) if a row was edited outside this library.
     pub fn list_licenses(&self) -> Result<Vec<License>> {
         self.with_conn(|c| {
+            let tx = c.transaction()?;
+            let device = self.keys.load(&tx)?;
             let sql = format!(
                 "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id ORDER BY l.key_id"
             );
-            let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map([], license_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut stmt = tx.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            let (mut aad, mut scratch) = (Vec::new(), Vec::new());
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let (license, sealed) = license_from_row(row)?;
+                device.check_row(&row_of(&license), &sealed, &mut aad, &mut scratch)?;
+                out.push(license);
+            }
+            Ok(out)
         })
     }
 
-    /// Removes a license; returns whether there was one. Its catalog entry stays.
+    /// Removes a license; returns whether there was one. Its catalog entry stays. A tombstone
+    /// keeps its key ID and last rights (sealed like the rows), so a restore of an older
+    /// archive can never give it back more than it had; one whose row was edited outside this
+    /// library is removed too, its tombstone allowing nothing. The freed bytes are overwritten
+    /// (`secure_delete`) and the write-ahead log truncated when no other connection reads the
+    /// file.
     pub fn remove_license(&self, key_id: &KeyId) -> Result<bool> {
-        self.with_conn(|c| Ok(c.execute("DELETE FROM licenses WHERE key_id = ?1", [key_id.as_bytes().as_slice()])? > 0))
+        self.with_conn(|c| {
+            let removed = {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let device = self.keys.load(&tx)?;
+                let Some(row) = read_row(&tx, key_id)? else { return Ok(false) };
+                let mut fields = row.fields();
+                let nothing = nothing_allowed();
+                if device.check_row(&fields, &row.sealed, &mut Vec::new(), &mut Vec::new()).is_err() {
+                    fields.rights = &nothing;
+                }
+                put_tombstone(&tx, &device, &mut NoncePool::new(1), &fields)?;
+                tx.execute("DELETE FROM licenses WHERE key_id = ?1", [key_id.as_bytes().as_slice()])?;
+                tx.commit()?;
+                true
+            };
+            truncate_wal(c);
+            Ok(removed)
+        })
     }
 
     /// How many licenses the store holds.
@@ -197,24 +540,91 @@ impl LicenseStore {
     }
 
     /// The content key of a license, opened with this device's key: what a player needs to
-    /// decrypt the content. `LICENSE_NOT_FOUND` if there is no such license.
-    pub fn content_key(&self, key_id: &KeyId) -> Result<Vec<u8>> {
+    /// decrypt the content. `LICENSE_NOT_FOUND` if there is no such license, `LICENSE_TAMPERED`
+    /// if its row was edited. The returned buffer is wiped when dropped; copies the caller
+    /// makes are its own.
+    pub fn content_key(&self, key_id: &KeyId) -> Result<ContentKey> {
         self.with_conn(|c| {
             // One read transaction: the device key and the sealed key come from one snapshot.
             let tx = c.transaction()?;
-            let device = load_device(&tx)?;
-            let sealed: Option<Vec<u8>> = tx
-                .query_row("SELECT sealed_key FROM licenses WHERE key_id = ?1", [key_id.as_bytes().as_slice()], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            let sealed = sealed.ok_or_else(|| not_found(key_id))?;
-            Ok(device.open_content_key(key_id, &sealed)?.to_vec())
+            let device = self.keys.load(&tx)?;
+            let row = read_row(&tx, key_id)?.ok_or_else(|| not_found(key_id))?;
+            Ok(ContentKey::new(device.open_row(&row.fields(), &row.sealed)?))
+        })
+    }
+
+    /// Replaces the rights of a license (the application renewed or changed them with its
+    /// license server) and seals its row again. `LICENSE_NOT_FOUND` if there is none,
+    /// `LICENSE_TAMPERED` if its row was edited outside this library (nothing is changed).
+    pub fn update_rights(&self, key_id: &KeyId, rights: &Rights) -> Result<()> {
+        rights.validate(&crate::interface::ArgPath::arg("rights"))?;
+        self.change(key_id, |_| Ok(rights.clone())).map(|_| ())
+    }
+
+    /// Records one play of a license: checks that it may be played now (`PLAY_NOT_ALLOWED`,
+    /// `LICENSE_EXPIRED`, `PLAYS_EXHAUSTED` at zero plays remaining), takes one play off a
+    /// limited count and seals the row again. Returns the rights after the play.
+    pub fn use_play(&self, key_id: &KeyId) -> Result<Rights> {
+        self.change(key_id, |r| {
+            if !r.play {
+                return Err(Error::new(
+                    ErrorCode::PlayNotAllowed,
+                    format!("the license {key_id} does not allow playing"),
+                ));
+            }
+            if let Some(t) = r.expires_at {
+                if t <= now_secs() {
+                    return Err(Error::new(ErrorCode::LicenseExpired, format!("the license {key_id} expired at {t}")));
+                }
+            }
+            let mut after = r.clone();
+            match r.plays_remaining {
+                Some(0) => {
+                    return Err(Error::new(
+                        ErrorCode::PlaysExhausted,
+                        format!("no plays remain on the license {key_id}"),
+                    ));
+                }
+                Some(n) => after.plays_remaining = Some(n - 1),
+                None => {}
+            }
+            Ok(after)
+        })
+    }
+
+    /// Changes a license's rights with `f` (given the authenticated rights) and seals the row
+    /// again, in one transaction. Returns the new rights.
+    fn change(&self, key_id: &KeyId, f: impl FnOnce(&Rights) -> Result<Rights>) -> Result<Rights> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let device = self.keys.load(&tx)?;
+            let row = read_row(&tx, key_id)?.ok_or_else(|| not_found(key_id))?;
+            let key = device.open_row(&row.fields(), &row.sealed)?;
+            let rights = f(&row.rights)?;
+            let fields = RowFields { rights: &rights, ..row.fields() };
+            let sealed = device.seal_row(&mut NoncePool::new(1), &fields, &key);
+            tx.execute(
+                "UPDATE licenses SET sealed_key = ?2, play = ?3, burn = ?4, transfer = ?5, backup_allowed = ?6, \
+                 expires_at = ?7, plays_remaining = ?8 WHERE key_id = ?1",
+                params![
+                    key_id.as_bytes().as_slice(),
+                    sealed,
+                    rights.play,
+                    rights.burn,
+                    rights.transfer,
+                    rights.backup_allowed,
+                    rights.expires_at,
+                    rights.plays_remaining
+                ],
+            )?;
+            tx.commit()?;
+            Ok(rights)
         })
     }
 
     /// Sets (replaces) the catalog entry of a key ID. The catalog is independent of the
     /// licenses: an application may describe content whose license is not (yet) on the device.
+    /// It is the application's metadata, not part of a license: it is not sealed.
     pub fn set_catalog_entry(&self, key_id: &KeyId, entry: &CatalogEntry) -> Result<()> {
         entry.validate()?;
         self.with_conn(|c| {
@@ -243,24 +653,49 @@ impl LicenseStore {
         self.with_conn(|c| Ok(c.execute("DELETE FROM catalog WHERE key_id = ?1", [key_id.as_bytes().as_slice()])? > 0))
     }
 
-    /// Checks the database's integrity (`PRAGMA integrity_check`) and that every content key
-    /// opens with the device key. Returns the number of licenses checked.
+    /// Every catalog entry, ordered by key ID, whether or not a license for it is on the device.
+    pub fn list_catalog(&self) -> Result<Vec<(KeyId, CatalogEntry)>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare("SELECT key_id, title, artist, file_path FROM catalog ORDER BY key_id")?;
+            let mut rows = stmt.query([])?;
+            let mut entries = Vec::new();
+            while let Some(row) = rows.next()? {
+                let key_id = KeyId::from_slice(&row.get::<_, Vec<u8>>(0)?)?;
+                entries
+                    .push((key_id, CatalogEntry { title: row.get(1)?, artist: row.get(2)?, file_path: row.get(3)? }));
+            }
+            Ok(entries)
+        })
+    }
+
+    /// Checks the database's integrity (`PRAGMA integrity_check`), that every license row
+    /// matches its seal and every tombstone its own (`LICENSE_TAMPERED`, naming the key ID).
+    /// Returns the number of licenses checked.
     pub fn verify(&self) -> Result<u64> {
         self.with_conn(|c| {
-            // One read transaction: the device key and the sealed keys come from one snapshot.
+            // One read transaction: the device key and the rows come from one snapshot.
             let tx = c.transaction()?;
             let status: String = tx.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
             if status != "ok" {
                 return Err(Error::new(ErrorCode::Storage, format!("integrity check failed: {status}")));
             }
-            let device = load_device(&tx)?;
-            let mut stmt = tx.prepare("SELECT key_id, sealed_key FROM licenses")?;
-            let mut rows = stmt.query([])?;
+            let device = self.keys.load(&tx)?;
+            let (mut aad, mut scratch) = (Vec::new(), Vec::new());
             let mut n = 0;
+            {
+                let mut stmt = tx.prepare(&format!("SELECT {ROW_COLUMNS} FROM licenses"))?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    let row = stored_row(row)?;
+                    device.check_row(&row.fields(), &row.sealed, &mut aad, &mut scratch)?;
+                    n += 1;
+                }
+            }
+            let mut stmt = tx.prepare(&format!("SELECT {TOMBSTONE_COLUMNS} FROM tombstones"))?;
+            let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let key_id = KeyId::from_slice(&row.get::<_, Vec<u8>>(0)?)?;
-                device.open_content_key(&key_id, &row.get::<_, Vec<u8>>(1)?)?;
-                n += 1;
+                let t = stored_row(row)?;
+                device.check_tombstone(&t.fields(), &t.sealed)?;
             }
             Ok(n)
         })
@@ -278,6 +713,18 @@ impl LicenseStore {
     pub(crate) fn clear_busy(&self) {
         self.busy.store(false, Ordering::Release);
     }
+}
+
+/// The row of a key ID, as stored (not checked).
+pub(crate) fn read_row(conn: &Connection, key_id: &KeyId) -> Result<Option<StoredRow>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM main.licenses WHERE key_id = ?1"))?
+        .query_row([key_id.as_bytes().as_slice()], stored_row)
+        .optional()?)
+}
+
+fn row_of(l: &License) -> RowFields<'_> {
+    RowFields { key_id: &l.key_id, rights: &l.rights, issuer: &l.issuer, issued_at: l.issued_at }
 }
 
 /// Columns of a row of the `licenses` table.
@@ -323,22 +770,13 @@ fn not_found(key_id: &KeyId) -> Error {
     Error::new(ErrorCode::LicenseNotFound, format!("no license with key ID {key_id}"))
 }
 
-/// Loads the device's keys.
-pub(crate) fn load_device(conn: &Connection) -> Result<DeviceKeys> {
-    let seed: Vec<u8> = conn
-        .query_row("SELECT seed FROM device WHERE singleton = 1", [], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| Error::new(ErrorCode::Storage, "the store has no device identity"))?;
-    let seed = Zeroizing::new(seed);
-    Ok(DeviceKeys::new(KeyPair::from_seed_slice(&seed)?))
-}
-
-fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
+/// A license selected with `LICENSE_COLUMNS`, and its sealed key.
+fn license_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(License, Vec<u8>)> {
     let key_id: Vec<u8> = r.get(0)?;
     let key_id = KeyId::from_slice(&key_id)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))?;
     let has_catalog: bool = r.get(9)?;
-    Ok(License {
+    let license = License {
         key_id,
         rights: Rights {
             play: r.get(1)?,
@@ -355,7 +793,8 @@ fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
         } else {
             None
         },
-    })
+    };
+    Ok((license, r.get(13)?))
 }
 
 /// A 16-byte key ID (the schema checks the length).
@@ -472,9 +911,11 @@ mod tests {
         let mut scanned = Vec::new();
         store
             .with_conn(|c| {
-                let device = load_device(c)?;
+                let device = store.keys.load(c)?;
                 scan_licenses(c, |l, sealed| {
-                    let key = device.open_content_key(&l.key_id, sealed)?;
+                    let row =
+                        RowFields { key_id: &l.key_id, rights: &l.rights, issuer: l.issuer, issued_at: l.issued_at };
+                    let key = device.open_row(&row, sealed)?;
                     let fields = |s: Option<&str>| s.map(str::to_owned);
                     let catalog = CatalogEntry {
                         title: fields(l.title),
@@ -564,7 +1005,8 @@ mod tests {
         assert_eq!(LicenseStore::open(dir.path()).unwrap_err().code(), ErrorCode::NotAFolder);
         let junk = dir.path().join("junk.db");
         std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
-        assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::Storage);
+        assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::WrongFileKind);
+        assert_eq!(std::fs::read(&junk).unwrap(), vec![0x42u8; 8192]);
     }
 
     #[test]

@@ -417,11 +417,7 @@ fn a_full_disk_midway_is_a_clear_error_and_loses_nothing() {
     drop((a, ra));
     let dir = w.dir.path();
     let result = Running::start("backup", dir, false, Some(64)).finish();
-    assert!(
-        result.starts_with("RESULT err STORAGE cannot write the archive")
-            || result.starts_with("RESULT err NOT_WRITABLE"),
-        "backup on a full disk: {result}"
-    );
+    assert!(result.starts_with("RESULT err NO_SPACE cannot write the archive"), "backup on a full disk: {result}");
     assert_eq!(read_all(&archive_path(&w)), old, "the previous archive is intact");
     assert_eq!(sweep_temp_files(&w.path("backup")), 0, "the temporary file is removed");
     println!("full disk, backup: {result}");

@@ -487,7 +487,7 @@ fn properties_mirror_the_sdk() {
 }
 
 /// A backup spanning several batches (the store is read on one thread, sealed and reported on
-/// another) that meets a damaged content key stops at that license with `STORAGE`, having
+/// another) that meets a damaged content key stops at that license with `LICENSE_TAMPERED`, having
 /// reported exactly the licenses before it, whichever thread met the damage: a key whose
 /// ciphertext was altered fails to open on the sealing thread, one too short to be sealed is
 /// refused by the reading thread. The previous archive is kept, no temporary file is left.
@@ -521,9 +521,9 @@ fn a_damaged_content_key_midway_stops_the_backup_at_that_license() {
             .unwrap();
     };
     for (at, damage, message) in [
-        (2500u32, "flip", "cannot be opened with this device's key"),
-        (3100, "truncate", "is malformed"),
-        (1, "flip", "cannot be opened with this device's key"),
+        (2500u32, "flip", "do not match its seal"),
+        (3100, "truncate", "do not match its seal"),
+        (1, "flip", "do not match its seal"),
     ] {
         let original = sealed(at);
         let mut damaged = original.clone();
@@ -535,7 +535,7 @@ fn a_damaged_content_key_midway_stops_the_backup_at_that_license() {
         for _ in 0..3 {
             let (res, rec) = backup(&ra, true);
             let err = res.unwrap_err();
-            assert_eq!(err.code(), ErrorCode::Storage, "{damage} at {at}: {err}");
+            assert_eq!(err.code(), ErrorCode::LicenseTampered, "{damage} at {at}: {err}");
             assert!(err.message().contains(message) && err.message().contains(&key_id(at).to_string()), "{err}");
             let ev = rec.events();
             let done: Vec<u64> = ev

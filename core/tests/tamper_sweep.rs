@@ -12,7 +12,7 @@ mod common;
 use std::time::Instant;
 
 use common::*;
-use license_backup::archive::{self, HEADER_LEN, RecordReader, read_header};
+use license_backup::archive::{self, HEADER_LEN, MAGIC, RecordReader, read_header};
 use license_backup::*;
 
 /// Reads a whole archive from memory the way a restore does, without a store. The service's
@@ -55,10 +55,19 @@ fn frames(bytes: &[u8]) -> Vec<usize> {
 const MASKS: [u8; 3] = [0x01, 0x80, 0xFF];
 
 fn expect_corrupt(what: &str, res: Result<usize>) {
+    expect_rejected(what, res, ErrorCode::ArchiveCorrupt);
+}
+
+fn expect_rejected(what: &str, res: Result<usize>, want: ErrorCode) {
     match res {
-        Err(e) => assert_eq!(e.code(), ErrorCode::ArchiveCorrupt, "{what}: {e}"),
+        Err(e) => assert_eq!(e.code(), want, "{what}: {e}"),
         Ok(n) => panic!("{what}: a damaged archive was read ({n} licenses)"),
     }
+}
+
+/// What a flip at `at` is reported as: a file whose magic is gone is not an archive at all.
+fn flip_code(at: usize) -> ErrorCode {
+    if at < MAGIC.len() { ErrorCode::WrongFileKind } else { ErrorCode::ArchiveCorrupt }
 }
 
 #[test]
@@ -75,7 +84,7 @@ fn every_flip_and_every_cut_of_a_small_archive_is_corrupt() {
         for mask in MASKS {
             let mut bytes = good.clone();
             bytes[at] ^= mask;
-            expect_corrupt(&format!("flip {mask:#04x} at {at}"), read_bytes(&w.service, &bytes));
+            expect_rejected(&format!("flip {mask:#04x} at {at}"), read_bytes(&w.service, &bytes), flip_code(at));
             damaged += 1;
         }
     }
@@ -109,7 +118,7 @@ fn header_sweep_and_sampled_flips_of_a_larger_archive_are_corrupt() {
     for at in 0..HEADER_LEN {
         let mut bytes = good.clone();
         bytes[at] ^= 0xFF;
-        expect_corrupt(&format!("header flip at {at}"), read_bytes(&w.service, &bytes));
+        expect_rejected(&format!("header flip at {at}"), read_bytes(&w.service, &bytes), flip_code(at));
         damaged += 1;
     }
     let mut rng = Rng(0x7A3_9E5);
@@ -145,10 +154,12 @@ fn a_sample_of_damaged_archives_fails_a_real_restore_and_leaves_the_store_untouc
     fill(&b, 2, 0);
     let before = snapshot(&b);
     let started = Instant::now();
-    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut cases: Vec<(String, Vec<u8>, ErrorCode)> = Vec::new();
     // Every record boundary, and a spread of header lengths.
     for cut in frames(&good).into_iter().chain((0..HEADER_LEN).step_by(7)) {
-        cases.push((format!("cut at {cut}"), good[..cut].to_vec()));
+        // An empty file is what a backup that died while placing its archive leaves: no archive.
+        let want = if cut == 0 { ErrorCode::ArchiveMissing } else { ErrorCode::ArchiveCorrupt };
+        cases.push((format!("cut at {cut}"), good[..cut].to_vec(), want));
     }
     // The first byte of every header field and frame field, and a seeded sample of the rest.
     let fr = frames(&good);
@@ -161,14 +172,14 @@ fn a_sample_of_damaged_archives_fails_a_real_restore_and_leaves_the_store_untouc
     for at in points {
         let mut bytes = good.clone();
         bytes[at] ^= MASKS[at % 3];
-        cases.push((format!("flip at {at}"), bytes));
+        cases.push((format!("flip at {at}"), bytes, flip_code(at)));
     }
     let n = cases.len();
-    for (what, bytes) in cases {
+    for (what, bytes, want) in cases {
         std::fs::write(archive_path(&w), &bytes).unwrap();
         let (res, rec) = restore(&rb, RestoreFlags::default());
         let code = res.expect_err(&what).code();
-        assert_eq!(code, ErrorCode::ArchiveCorrupt, "{what}");
+        assert_eq!(code, want, "{what}");
         assert_eq!(rec.kinds().iter().filter(|k| **k == "end").count(), 1, "{what}: one END");
         assert_eq!(rec.kinds().last(), Some(&"end"));
         assert_eq!(snapshot(&b), before, "{what}: the store changed");

@@ -26,6 +26,16 @@ An exception raised by ``on_status`` stops the operation (``CALLBACK_FAILED``) a
 by ``wait()``/``await`` as the ``__cause__`` of :class:`CallbackFailedError`. At interpreter
 exit, running operations are cancelled and allowed to end. See :class:`BackupRestorer`.
 
+Secrets at rest
+---------------
+A store's device seed (which seals every content key) and a service's seed (which unwraps every
+archive's data key) are held by a :class:`Protector`. The default, ``Protector.unprotected()``,
+keeps the seed in clear in the file: whoever copies the file has every content key it seals.
+``Protector.keyring()`` keeps a wrapping key in the platform keystore; any object with
+``wrap``/``unwrap`` (:class:`HostProtector`) lets the application use its own::
+
+    store = LicenseStore("device.db", protector=Protector.keyring())
+
 Errors
 ------
 Every engine error raises a subclass of :class:`LicenseBackupError` named after its code
@@ -37,7 +47,8 @@ from __future__ import annotations
 
 from ._errors import *  # noqa: F403 - the generated exception classes
 from ._errors import __all__ as _error_names
-from ._native import ARCHIVE_FILE_NAME, EmbeddedService, LicenseStore
+from ._extras import HostProtector
+from ._native import ARCHIVE_FILE_NAME, EmbeddedService, LicenseStore, Protector
 from ._native import __version__ as __version__
 from ._restorer import BackupRestorer, Operation, Properties, StatusCallback
 from ._types import *  # noqa: F403 - the generated records and events
@@ -47,9 +58,11 @@ __all__ = [
     "ARCHIVE_FILE_NAME",
     "BackupRestorer",
     "EmbeddedService",
+    "HostProtector",
     "LicenseStore",
     "Operation",
     "Properties",
+    "Protector",
     "StatusCallback",
     *_type_names,
     *_error_names,

@@ -19,6 +19,11 @@ class ErrorCode(enum.IntEnum):
     NOT_WRITABLE = 203
     BACKUP_EXISTS = 204
     ARCHIVE_MISSING = 205
+    NO_SPACE = 206
+    MEDIA_FAILURE = 207
+    DEVICE_GONE = 208
+    PATH_INVALID = 209
+    NOT_READABLE = 210
     ARCHIVE_CORRUPT = 301
     UNSUPPORTED_VERSION = 302
     WRONG_KEY = 303
@@ -30,6 +35,14 @@ class ErrorCode(enum.IntEnum):
     STORAGE = 601
     LICENSE_NOT_FOUND = 602
     LICENSE_EXISTS = 603
+    WRONG_FILE_KIND = 604
+    PROTECTOR_REQUIRED = 610
+    PROTECTOR_MISMATCH = 611
+    PROTECTOR_FAILED = 612
+    LICENSE_TAMPERED = 613
+    PLAYS_EXHAUSTED = 614
+    LICENSE_EXPIRED = 615
+    PLAY_NOT_ALLOWED = 616
     INTERNAL = 900
 
     @property
@@ -53,6 +66,11 @@ _DESCRIPTIONS: Dict[ErrorCode, str] = {
     ErrorCode.NOT_WRITABLE: "folder is not writable",
     ErrorCode.BACKUP_EXISTS: "a backup already exists in the folder",
     ErrorCode.ARCHIVE_MISSING: "no backup archive in the folder",
+    ErrorCode.NO_SPACE: "not enough space on the device",
+    ErrorCode.MEDIA_FAILURE: "the device reported an I/O error",
+    ErrorCode.DEVICE_GONE: "the device is no longer connected",
+    ErrorCode.PATH_INVALID: "the path is too long or cannot be resolved",
+    ErrorCode.NOT_READABLE: "the folder or archive cannot be read",
     ErrorCode.ARCHIVE_CORRUPT: "backup archive is corrupt or was tampered with",
     ErrorCode.UNSUPPORTED_VERSION: "unsupported archive version",
     ErrorCode.WRONG_KEY: "archive key does not match this service or device",
@@ -64,6 +82,14 @@ _DESCRIPTIONS: Dict[ErrorCode, str] = {
     ErrorCode.STORAGE: "license store error",
     ErrorCode.LICENSE_NOT_FOUND: "license not found",
     ErrorCode.LICENSE_EXISTS: "a license with this key ID already exists",
+    ErrorCode.WRONG_FILE_KIND: "the file is not of the expected kind",
+    ErrorCode.PROTECTOR_REQUIRED: "the file is protected: a key protector is required",
+    ErrorCode.PROTECTOR_MISMATCH: "the key protector cannot unwrap this file's secret",
+    ErrorCode.PROTECTOR_FAILED: "the key protector failed",
+    ErrorCode.LICENSE_TAMPERED: "a license was changed outside the library",
+    ErrorCode.PLAYS_EXHAUSTED: "no plays remain on the license",
+    ErrorCode.LICENSE_EXPIRED: "the license has expired",
+    ErrorCode.PLAY_NOT_ALLOWED: "the license does not allow playing",
     ErrorCode.INTERNAL: "internal error",
 }
 
@@ -158,6 +184,36 @@ class ArchiveMissingError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.ARCHIVE_MISSING
 
 
+class NoSpaceError(LicenseBackupError):
+    """NO_SPACE (206): not enough space on the device."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.NO_SPACE
+
+
+class MediaFailureError(LicenseBackupError):
+    """MEDIA_FAILURE (207): the device reported an I/O error."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.MEDIA_FAILURE
+
+
+class DeviceGoneError(LicenseBackupError):
+    """DEVICE_GONE (208): the device is no longer connected."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.DEVICE_GONE
+
+
+class PathInvalidError(LicenseBackupError):
+    """PATH_INVALID (209): the path is too long or cannot be resolved."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PATH_INVALID
+
+
+class NotReadableError(LicenseBackupError):
+    """NOT_READABLE (210): the folder or archive cannot be read."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.NOT_READABLE
+
+
 class ArchiveCorruptError(LicenseBackupError):
     """ARCHIVE_CORRUPT (301): backup archive is corrupt or was tampered with."""
 
@@ -224,6 +280,54 @@ class LicenseExistsError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.LICENSE_EXISTS
 
 
+class WrongFileKindError(LicenseBackupError):
+    """WRONG_FILE_KIND (604): the file is not of the expected kind."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.WRONG_FILE_KIND
+
+
+class ProtectorRequiredError(LicenseBackupError):
+    """PROTECTOR_REQUIRED (610): the file is protected: a key protector is required."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PROTECTOR_REQUIRED
+
+
+class ProtectorMismatchError(LicenseBackupError):
+    """PROTECTOR_MISMATCH (611): the key protector cannot unwrap this file's secret."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PROTECTOR_MISMATCH
+
+
+class ProtectorFailedError(LicenseBackupError):
+    """PROTECTOR_FAILED (612): the key protector failed."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PROTECTOR_FAILED
+
+
+class LicenseTamperedError(LicenseBackupError):
+    """LICENSE_TAMPERED (613): a license was changed outside the library."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.LICENSE_TAMPERED
+
+
+class PlaysExhaustedError(LicenseBackupError):
+    """PLAYS_EXHAUSTED (614): no plays remain on the license."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PLAYS_EXHAUSTED
+
+
+class LicenseExpiredError(LicenseBackupError):
+    """LICENSE_EXPIRED (615): the license has expired."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.LICENSE_EXPIRED
+
+
+class PlayNotAllowedError(LicenseBackupError):
+    """PLAY_NOT_ALLOWED (616): the license does not allow playing."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.PLAY_NOT_ALLOWED
+
+
 class InternalError(LicenseBackupError):
     """INTERNAL (900): internal error."""
 
@@ -240,6 +344,11 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
     ErrorCode.NOT_WRITABLE: NotWritableError,
     ErrorCode.BACKUP_EXISTS: BackupExistsError,
     ErrorCode.ARCHIVE_MISSING: ArchiveMissingError,
+    ErrorCode.NO_SPACE: NoSpaceError,
+    ErrorCode.MEDIA_FAILURE: MediaFailureError,
+    ErrorCode.DEVICE_GONE: DeviceGoneError,
+    ErrorCode.PATH_INVALID: PathInvalidError,
+    ErrorCode.NOT_READABLE: NotReadableError,
     ErrorCode.ARCHIVE_CORRUPT: ArchiveCorruptError,
     ErrorCode.UNSUPPORTED_VERSION: UnsupportedVersionError,
     ErrorCode.WRONG_KEY: WrongKeyError,
@@ -251,6 +360,14 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
     ErrorCode.STORAGE: StorageError,
     ErrorCode.LICENSE_NOT_FOUND: LicenseNotFoundError,
     ErrorCode.LICENSE_EXISTS: LicenseExistsError,
+    ErrorCode.WRONG_FILE_KIND: WrongFileKindError,
+    ErrorCode.PROTECTOR_REQUIRED: ProtectorRequiredError,
+    ErrorCode.PROTECTOR_MISMATCH: ProtectorMismatchError,
+    ErrorCode.PROTECTOR_FAILED: ProtectorFailedError,
+    ErrorCode.LICENSE_TAMPERED: LicenseTamperedError,
+    ErrorCode.PLAYS_EXHAUSTED: PlaysExhaustedError,
+    ErrorCode.LICENSE_EXPIRED: LicenseExpiredError,
+    ErrorCode.PLAY_NOT_ALLOWED: PlayNotAllowedError,
     ErrorCode.INTERNAL: InternalError,
 }
 
@@ -281,6 +398,11 @@ __all__ = [
     "NotWritableError",
     "BackupExistsError",
     "ArchiveMissingError",
+    "NoSpaceError",
+    "MediaFailureError",
+    "DeviceGoneError",
+    "PathInvalidError",
+    "NotReadableError",
     "ArchiveCorruptError",
     "UnsupportedVersionError",
     "WrongKeyError",
@@ -292,5 +414,13 @@ __all__ = [
     "StorageError",
     "LicenseNotFoundError",
     "LicenseExistsError",
+    "WrongFileKindError",
+    "ProtectorRequiredError",
+    "ProtectorMismatchError",
+    "ProtectorFailedError",
+    "LicenseTamperedError",
+    "PlaysExhaustedError",
+    "LicenseExpiredError",
+    "PlayNotAllowedError",
     "InternalError",
 ]

@@ -223,18 +223,25 @@ final class DelegateBridge: RawEventSink, @unchecked Sendable {
     /// The overlay's event value for `timed` (generated); an END of
     /// ``ErrorCode/callbackFailed`` carries what the delegate threw.
     private func event(_ timed: TimedEvent) -> BackupRestoreEvent {
-        BackupRestoreEvent(timed, thrown: { self.thrownError })
+        BackupRestoreEvent(timed, thrown: { code in
+            // What the delegate threw, or what the store's key protector threw (an
+            // individualizing restore wraps the new seed with it).
+            switch code {
+            case .callbackFailed: self.thrownError
+            case .protectorFailed: self.lock.withLock({ self.restorer })?.store.protectorBridge?.take()
+            default: nil
+            }
+        })
     }
 }
 
-/// An END event's result: its summary, or its error (with what a delegate threw, for
-/// ``ErrorCode/callbackFailed``).
+/// An END event's result: its summary, or its error, with `thrown(code)` attached (what a
+/// delegate or a host protector threw).
 func outcomeResult(
-    summary: Summary?, errorCode: ErrorCode?, errorMessage: String?, thrown: () -> (any Error)?
+    summary: Summary?, errorCode: ErrorCode?, errorMessage: String?, thrown: (ErrorCode) -> (any Error)?
 ) -> Result<Summary, LicenseBackupError> {
     if let errorCode {
-        let underlying = errorCode == .callbackFailed ? thrown() : nil
-        return .failure(LicenseBackupError(errorCode, message: errorMessage, underlyingError: underlying))
+        return .failure(LicenseBackupError(errorCode, message: errorMessage, underlyingError: thrown(errorCode)))
     }
     return .success(summary ?? Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0))
 }

@@ -144,8 +144,8 @@ public struct BackupRestoreEvent: Sendable {
 
 extension BackupRestoreEvent {
     /// The overlay's event for an event of the generated layer; an END that failed carries
-    /// `thrown()` (what a delegate method threw) when its code is `callbackFailed`.
-    init(_ timed: TimedEvent, thrown: () -> (any Error)?) {
+    /// `thrown(code)` (what a delegate method or a host protector threw).
+    init(_ timed: TimedEvent, thrown: (ErrorCode) -> (any Error)?) {
         let kind: Kind
         switch timed.event {
         case .begin(let operation):

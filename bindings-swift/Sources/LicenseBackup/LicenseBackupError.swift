@@ -23,7 +23,7 @@ public struct LicenseBackupError: Error, CustomStringConvertible, LocalizedError
     /// The human-readable message (never empty).
     public let message: String
     /// What a delegate method threw, when the operation ended with ``Code/callbackFailed``
-    /// because of it.
+    /// because of it; what a ``KeyProtector`` threw, with ``Code/protectorFailed``.
     public let underlyingError: (any Error)?
 
     /// An error with a code and a message (the code's generic description when `nil`).
@@ -49,7 +49,8 @@ public struct LicenseBackupError: Error, CustomStringConvertible, LocalizedError
         case let error as LicenseBackupError:
             self = error
         case BindingError.Failure(let code, let message):
-            self.init(code, message: message, underlyingError: code == .callbackFailed ? underlyingError : nil)
+            let attached = code == .callbackFailed || code == .protectorFailed
+            self.init(code, message: message, underlyingError: attached ? underlyingError : nil)
         default:
             // A failure inside the generated layer itself (for example a caught Rust panic).
             self.init(.internal, message: "binding failure: \(error)", underlyingError: error)

@@ -997,13 +997,16 @@ open class RawEmbeddedService: RawEmbeddedServiceProtocol, @unchecked Sendable {
      * Opens (or creates) the ledger at `path`; `max_devices` and `refusal_url` default to the
      * core's policy.
      */
-public static func `open`(path: String, maxDevices: UInt32? = nil, refusalUrl: String? = nil)throws  -> RawEmbeddedService  {
+public static func `open`(path: String, maxDevices: UInt32? = nil, refusalUrl: String? = nil, kind: ProtectorKind, service: String?, host: RawKeyProtector?)throws  -> RawEmbeddedService  {
     return try  FfiConverterTypeRawEmbeddedService_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_constructor_rawembeddedservice_open(
         FfiConverterString.lower(path),
         FfiConverterOptionUInt32.lower(maxDevices),
-        FfiConverterOptionString.lower(refusalUrl),uniffiCallStatus
+        FfiConverterOptionString.lower(refusalUrl),
+        FfiConverterTypeProtectorKind_lower(kind),
+        FfiConverterOptionString.lower(service),
+        FfiConverterOptionTypeRawKeyProtector.lower(host),uniffiCallStatus
     )
 })
 }
@@ -1298,6 +1301,265 @@ public func FfiConverterTypeRawEventSink_lower(_ value: RawEventSink) -> UInt64 
 
 
 /**
+ * A host protector: the Swift overlay implements it over the application's `KeyProtector`
+ * (for example one built on the Keychain). Called when a store or a service is opened (on the
+ * calling thread) and when a restore individualizes (on the operation's thread).
+ */
+public protocol RawKeyProtector: AnyObject, Sendable {
+    
+    /**
+     * Wraps the 32-byte seed.
+     */
+    func wrap(seed: Data) throws  -> Data
+    
+    /**
+     * The seed, or `None` when `wrapped` was not wrapped by this protector.
+     */
+    func unwrap(wrapped: Data) throws  -> Data?
+    
+}
+/**
+ * A host protector: the Swift overlay implements it over the application's `KeyProtector`
+ * (for example one built on the Keychain). Called when a store or a service is opened (on the
+ * calling thread) and when a restore individualizes (on the operation's thread).
+ */
+open class RawKeyProtectorImpl: RawKeyProtector, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_license_backup_swift_fn_clone_rawkeyprotector(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_license_backup_swift_fn_free_rawkeyprotector(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Wraps the 32-byte seed.
+     */
+open func wrap(seed: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeProtectorFailure_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawkeyprotector_wrap(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(seed),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The seed, or `None` when `wrapped` was not wrapped by this protector.
+     */
+open func unwrap(wrapped: Data)throws  -> Data?  {
+    return try  FfiConverterOptionData.lift(try rustCallWithError(FfiConverterTypeProtectorFailure_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawkeyprotector_unwrap(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(wrapped),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceRawKeyProtector {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceRawKeyProtector = UniffiVTableCallbackInterfaceRawKeyProtector(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeRawKeyProtector.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface RawKeyProtector: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeRawKeyProtector.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface RawKeyProtector: handle missing in uniffiClone")
+            }
+        },
+        wrap: { (
+            uniffiHandle: UInt64,
+            seed: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeRawKeyProtector.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.wrap(
+                     seed: try FfiConverterData.lift(seed)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeProtectorFailure_lower
+            )
+        },
+        unwrap: { (
+            uniffiHandle: UInt64,
+            wrapped: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data? in
+                guard let uniffiObj = try? FfiConverterTypeRawKeyProtector.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.unwrap(
+                     wrapped: try FfiConverterData.lift(wrapped)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterOptionData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeProtectorFailure_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceRawKeyProtector> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceRawKeyProtector>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitRawKeyProtector() {
+    uniffi_license_backup_swift_fn_init_callback_vtable_rawkeyprotector(UniffiCallbackInterfaceRawKeyProtector.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRawKeyProtector: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<RawKeyProtector>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = RawKeyProtector
+
+    public static func lift(_ handle: UInt64) throws -> RawKeyProtector {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return RawKeyProtectorImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: RawKeyProtector) -> UInt64 {
+         if let rustImpl = value as? RawKeyProtectorImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RawKeyProtector {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: RawKeyProtector, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawKeyProtector_lift(_ handle: UInt64) throws -> RawKeyProtector {
+    return try FfiConverterTypeRawKeyProtector.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawKeyProtector_lower(_ value: RawKeyProtector) -> UInt64 {
+    return FfiConverterTypeRawKeyProtector.lower(value)
+}
+
+
+
+
+
+
+/**
  * The device's license store (`LicenseStore` in Swift wraps it).
  */
 public protocol RawLicenseStoreProtocol: AnyObject, Sendable {
@@ -1343,6 +1605,11 @@ public protocol RawLicenseStoreProtocol: AnyObject, Sendable {
     func listLicenses() throws  -> [License]
     
     /**
+     * The label of the protector the store was opened with.
+     */
+    func protectorLabel()  -> String
+    
+    /**
      * Removes the catalog entry of a key ID; returns whether there was one.
      */
     func removeCatalogEntry(keyId: String) throws  -> Bool
@@ -1356,6 +1623,16 @@ public protocol RawLicenseStoreProtocol: AnyObject, Sendable {
      * Sets (replaces) the catalog entry of a key ID.
      */
     func setCatalogEntry(keyId: String, entry: CatalogEntry) throws 
+    
+    /**
+     * Replaces the rights of a license and seals its row again.
+     */
+    func updateRights(keyId: String, rights: Rights) throws 
+    
+    /**
+     * Records one play; returns the rights after it.
+     */
+    func usePlay(keyId: String) throws  -> Rights
     
     /**
      * Checks the store's integrity; returns the number of licenses checked.
@@ -1418,13 +1695,16 @@ open class RawLicenseStore: RawLicenseStoreProtocol, @unchecked Sendable {
 
     
     /**
-     * Opens (or creates) the store at `path`.
+     * Opens (or creates) the store at `path`, its seed held by the protector `kind` names.
      */
-public static func `open`(path: String)throws  -> RawLicenseStore  {
+public static func `open`(path: String, kind: ProtectorKind, service: String?, host: RawKeyProtector?)throws  -> RawLicenseStore  {
     return try  FfiConverterTypeRawLicenseStore_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_constructor_rawlicensestore_open(
-        FfiConverterString.lower(path),uniffiCallStatus
+        FfiConverterString.lower(path),
+        FfiConverterTypeProtectorKind_lower(kind),
+        FfiConverterOptionString.lower(service),
+        FfiConverterOptionTypeRawKeyProtector.lower(host),uniffiCallStatus
     )
 })
 }
@@ -1533,6 +1813,18 @@ open func listLicenses()throws  -> [License]  {
 }
     
     /**
+     * The label of the protector the store was opened with.
+     */
+open func protectorLabel() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawlicensestore_protector_label(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Removes the catalog entry of a key ID; returns whether there was one.
      */
 open func removeCatalogEntry(keyId: String)throws  -> Bool  {
@@ -1569,6 +1861,32 @@ open func setCatalogEntry(keyId: String, entry: CatalogEntry)throws   {try rustC
         FfiConverterTypeCatalogEntry_lower(entry),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Replaces the rights of a license and seals its row again.
+     */
+open func updateRights(keyId: String, rights: Rights)throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawlicensestore_update_rights(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(keyId),
+        FfiConverterTypeRights_lower(rights),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Records one play; returns the rights after it.
+     */
+open func usePlay(keyId: String)throws  -> Rights  {
+    return try  FfiConverterTypeRights_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawlicensestore_use_play(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(keyId),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -2888,6 +3206,30 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case archiveMissing = 205
     /**
+     * The device holding the folder is full (or the file grew past what its file system allows,
+     * such as 4 GiB on FAT32). A backup that runs out of space removes its temporary file and
+     * leaves the previous archive as it was.
+     */
+    case noSpace = 206
+    /**
+     * The device reported an input/output error: failing media, or media removed while in use.
+     */
+    case mediaFailure = 207
+    /**
+     * The device or network share holding the folder is no longer connected (a USB stick pulled
+     * out, a file-system driver that stopped, a share that went away).
+     */
+    case deviceGone = 208
+    /**
+     * The path cannot name a file on this system: a name longer than the file system allows, or
+     * too many levels of symbolic links.
+     */
+    case pathInvalid = 209
+    /**
+     * The folder or the archive cannot be read: permission denied.
+     */
+    case notReadable = 210
+    /**
      * The archive is damaged, truncated or was tampered with.
      */
     case archiveCorrupt = 301
@@ -2931,6 +3273,44 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      * A license with that key ID is already in the store.
      */
     case licenseExists = 603
+    /**
+     * The file is not of the kind the call opens: a service ledger or an archive opened as a
+     * license store, a store opened as a ledger, or a file that is not this library's at all.
+     * Nothing in it was changed.
+     */
+    case wrongFileKind = 604
+    /**
+     * The file's secret is wrapped by a key protector and none was given: open it with the
+     * protector it was protected with. Nothing was changed.
+     */
+    case protectorRequired = 610
+    /**
+     * The key protector given cannot unwrap the file's secret (another keystore, another key, a
+     * file copied from another device, or a protected file opened with another protector).
+     */
+    case protectorMismatch = 611
+    /**
+     * The key protector failed (the keystore is unavailable or locked, or a host protector raised
+     * an error, which is attached as the cause). Nothing was changed.
+     */
+    case protectorFailed = 612
+    /**
+     * A license row (rights, expiry, plays, issuer, issue time, key) or a tombstone was changed
+     * outside this library: its seal does not match. The message names the key ID.
+     */
+    case licenseTampered = 613
+    /**
+     * No plays remain on the license.
+     */
+    case playsExhausted = 614
+    /**
+     * The license has expired.
+     */
+    case licenseExpired = 615
+    /**
+     * The license does not grant the right to play.
+     */
+    case playNotAllowed = 616
     /**
      * An internal error (a bug): the engine panicked or an invariant broke.
      */
@@ -2998,29 +3378,55 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 9: return .archiveMissing
         
-        case 10: return .archiveCorrupt
+        case 10: return .noSpace
         
-        case 11: return .unsupportedVersion
+        case 11: return .mediaFailure
         
-        case 12: return .wrongKey
+        case 12: return .deviceGone
         
-        case 13: return .serviceUnavailable
+        case 13: return .pathInvalid
         
-        case 14: return .restoreLimitExceeded
+        case 14: return .notReadable
         
-        case 15: return .cancelled
+        case 15: return .archiveCorrupt
         
-        case 16: return .busy
+        case 16: return .unsupportedVersion
         
-        case 17: return .callbackFailed
+        case 17: return .wrongKey
         
-        case 18: return .storage
+        case 18: return .serviceUnavailable
         
-        case 19: return .licenseNotFound
+        case 19: return .restoreLimitExceeded
         
-        case 20: return .licenseExists
+        case 20: return .cancelled
         
-        case 21: return .`internal`
+        case 21: return .busy
+        
+        case 22: return .callbackFailed
+        
+        case 23: return .storage
+        
+        case 24: return .licenseNotFound
+        
+        case 25: return .licenseExists
+        
+        case 26: return .wrongFileKind
+        
+        case 27: return .protectorRequired
+        
+        case 28: return .protectorMismatch
+        
+        case 29: return .protectorFailed
+        
+        case 30: return .licenseTampered
+        
+        case 31: return .playsExhausted
+        
+        case 32: return .licenseExpired
+        
+        case 33: return .playNotAllowed
+        
+        case 34: return .`internal`
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3066,52 +3472,104 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(9))
         
         
-        case .archiveCorrupt:
+        case .noSpace:
             writeInt(&buf, Int32(10))
         
         
-        case .unsupportedVersion:
+        case .mediaFailure:
             writeInt(&buf, Int32(11))
         
         
-        case .wrongKey:
+        case .deviceGone:
             writeInt(&buf, Int32(12))
         
         
-        case .serviceUnavailable:
+        case .pathInvalid:
             writeInt(&buf, Int32(13))
         
         
-        case .restoreLimitExceeded:
+        case .notReadable:
             writeInt(&buf, Int32(14))
         
         
-        case .cancelled:
+        case .archiveCorrupt:
             writeInt(&buf, Int32(15))
         
         
-        case .busy:
+        case .unsupportedVersion:
             writeInt(&buf, Int32(16))
         
         
-        case .callbackFailed:
+        case .wrongKey:
             writeInt(&buf, Int32(17))
         
         
-        case .storage:
+        case .serviceUnavailable:
             writeInt(&buf, Int32(18))
         
         
-        case .licenseNotFound:
+        case .restoreLimitExceeded:
             writeInt(&buf, Int32(19))
         
         
-        case .licenseExists:
+        case .cancelled:
             writeInt(&buf, Int32(20))
         
         
-        case .`internal`:
+        case .busy:
             writeInt(&buf, Int32(21))
+        
+        
+        case .callbackFailed:
+            writeInt(&buf, Int32(22))
+        
+        
+        case .storage:
+            writeInt(&buf, Int32(23))
+        
+        
+        case .licenseNotFound:
+            writeInt(&buf, Int32(24))
+        
+        
+        case .licenseExists:
+            writeInt(&buf, Int32(25))
+        
+        
+        case .wrongFileKind:
+            writeInt(&buf, Int32(26))
+        
+        
+        case .protectorRequired:
+            writeInt(&buf, Int32(27))
+        
+        
+        case .protectorMismatch:
+            writeInt(&buf, Int32(28))
+        
+        
+        case .protectorFailed:
+            writeInt(&buf, Int32(29))
+        
+        
+        case .licenseTampered:
+            writeInt(&buf, Int32(30))
+        
+        
+        case .playsExhausted:
+            writeInt(&buf, Int32(31))
+        
+        
+        case .licenseExpired:
+            writeInt(&buf, Int32(32))
+        
+        
+        case .playNotAllowed:
+            writeInt(&buf, Int32(33))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(34))
         
         }
     }
@@ -3299,6 +3757,176 @@ public func FfiConverterTypePropertyValue_lift(_ buf: RustBuffer) throws -> Prop
 #endif
 public func FfiConverterTypePropertyValue_lower(_ value: PropertyValue) -> RustBuffer {
     return FfiConverterTypePropertyValue.lower(value)
+}
+
+
+
+/**
+ * What a host protector's call threw (the Swift overlay keeps the error itself and attaches it
+ * to the `PROTECTOR_FAILED` error).
+ */
+public 
+enum ProtectorFailure: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The protector threw.
+     */
+    case Thrown(
+        /**
+         * A description of what it threw.
+         */message: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension ProtectorFailure: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProtectorFailure: FfiConverterRustBuffer {
+    typealias SwiftType = ProtectorFailure
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProtectorFailure {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Thrown(
+            message: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ProtectorFailure, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Thrown(message):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(message, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProtectorFailure_lift(_ buf: RustBuffer) throws -> ProtectorFailure {
+    return try FfiConverterTypeProtectorFailure.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProtectorFailure_lower(_ value: ProtectorFailure) -> RustBuffer {
+    return FfiConverterTypeProtectorFailure.lower(value)
+}
+
+
+/**
+ * Which protector holds a file's seed.
+ */
+
+public enum ProtectorKind: Equatable, Hashable, CaseIterable {
+    
+    /**
+     * The seed in clear in the file.
+     */
+    case unprotected
+    /**
+     * The platform keystore.
+     */
+    case keyring
+    /**
+     * The application's `KeyProtector`.
+     */
+    case host
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ProtectorKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProtectorKind: FfiConverterRustBuffer {
+    typealias SwiftType = ProtectorKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProtectorKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .unprotected
+        
+        case 2: return .keyring
+        
+        case 3: return .host
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ProtectorKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .unprotected:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .keyring:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .host:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProtectorKind_lift(_ buf: RustBuffer) throws -> ProtectorKind {
+    return try FfiConverterTypeProtectorKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProtectorKind_lower(_ value: ProtectorKind) -> RustBuffer {
+    return FfiConverterTypeProtectorKind.lower(value)
 }
 
 
@@ -3556,6 +4184,54 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeRawKeyProtector: FfiConverterRustBuffer {
+    typealias SwiftType = RawKeyProtector?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRawKeyProtector.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRawKeyProtector.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -3858,6 +4534,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_raweventsink_on_events() != 14244) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_license_backup_swift_checksum_method_rawkeyprotector_wrap() != 50599) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawkeyprotector_unwrap() != 50487) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license() != 6281) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3882,6 +4564,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_list_licenses() != 36709) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_protector_label() != 5147) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_catalog_entry() != 27624) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3889,6 +4574,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_set_catalog_entry() != 59451) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_update_rights() != 6778) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_use_play() != 32329) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_verify() != 47543) {
@@ -3912,14 +4603,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_constructor_rawbackuprestorer_new() != 23167) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_constructor_rawembeddedservice_open() != 50951) {
+    if (uniffi_license_backup_swift_checksum_constructor_rawembeddedservice_open() != 24801) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_constructor_rawlicensestore_open() != 48857) {
+    if (uniffi_license_backup_swift_checksum_constructor_rawlicensestore_open() != 1162) {
         return InitializationResult.apiChecksumMismatch
     }
 
     uniffiCallbackInitRawEventSink()
+    uniffiCallbackInitRawKeyProtector()
     return InitializationResult.ok
 }()
 

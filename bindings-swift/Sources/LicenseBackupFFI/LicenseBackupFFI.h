@@ -250,6 +250,20 @@ typedef void (*UniffiCallbackInterfaceRawEventSinkMethod0)(uint64_t, RustBuffer,
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_KEY_PROTECTOR_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_KEY_PROTECTOR_METHOD0
+typedef void (*UniffiCallbackInterfaceRawKeyProtectorMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_KEY_PROTECTOR_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_KEY_PROTECTOR_METHOD1
+typedef void (*UniffiCallbackInterfaceRawKeyProtectorMethod1)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RAW_EVENT_SINK
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RAW_EVENT_SINK
 typedef struct UniffiVTableCallbackInterfaceRawEventSink {
@@ -257,6 +271,16 @@ typedef struct UniffiVTableCallbackInterfaceRawEventSink {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceRawEventSinkMethod0 _Nonnull onEvents;
 } UniffiVTableCallbackInterfaceRawEventSink;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RAW_KEY_PROTECTOR
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RAW_KEY_PROTECTOR
+typedef struct UniffiVTableCallbackInterfaceRawKeyProtector {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceRawKeyProtectorMethod0 _Nonnull wrap;
+    UniffiCallbackInterfaceRawKeyProtectorMethod1 _Nonnull unwrap;
+} UniffiVTableCallbackInterfaceRawKeyProtector;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWBACKUPRESTORER
@@ -341,7 +365,7 @@ void uniffi_license_backup_swift_fn_free_rawembeddedservice(uint64_t handle, Rus
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CONSTRUCTOR_RAWEMBEDDEDSERVICE_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CONSTRUCTOR_RAWEMBEDDEDSERVICE_OPEN
-uint64_t uniffi_license_backup_swift_fn_constructor_rawembeddedservice_open(RustBuffer path, RustBuffer max_devices, RustBuffer refusal_url, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_license_backup_swift_fn_constructor_rawembeddedservice_open(RustBuffer path, RustBuffer max_devices, RustBuffer refusal_url, RustBuffer kind, RustBuffer service, RustBuffer host, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWEMBEDDEDSERVICE_SET_ONLINE
@@ -369,6 +393,31 @@ void uniffi_license_backup_swift_fn_init_callback_vtable_raweventsink(const Unif
 void uniffi_license_backup_swift_fn_method_raweventsink_on_events(uint64_t ptr, RustBuffer events, uint64_t stop, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWKEYPROTECTOR
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWKEYPROTECTOR
+uint64_t uniffi_license_backup_swift_fn_clone_rawkeyprotector(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_FREE_RAWKEYPROTECTOR
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_FREE_RAWKEYPROTECTOR
+void uniffi_license_backup_swift_fn_free_rawkeyprotector(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_INIT_CALLBACK_VTABLE_RAWKEYPROTECTOR
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_INIT_CALLBACK_VTABLE_RAWKEYPROTECTOR
+void uniffi_license_backup_swift_fn_init_callback_vtable_rawkeyprotector(const UniffiVTableCallbackInterfaceRawKeyProtector* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWKEYPROTECTOR_WRAP
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWKEYPROTECTOR_WRAP
+RustBuffer uniffi_license_backup_swift_fn_method_rawkeyprotector_wrap(uint64_t ptr, RustBuffer seed, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWKEYPROTECTOR_UNWRAP
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWKEYPROTECTOR_UNWRAP
+RustBuffer uniffi_license_backup_swift_fn_method_rawkeyprotector_unwrap(uint64_t ptr, RustBuffer wrapped, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWLICENSESTORE
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWLICENSESTORE
 uint64_t uniffi_license_backup_swift_fn_clone_rawlicensestore(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -381,7 +430,7 @@ void uniffi_license_backup_swift_fn_free_rawlicensestore(uint64_t handle, RustCa
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CONSTRUCTOR_RAWLICENSESTORE_OPEN
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CONSTRUCTOR_RAWLICENSESTORE_OPEN
-uint64_t uniffi_license_backup_swift_fn_constructor_rawlicensestore_open(RustBuffer path, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_license_backup_swift_fn_constructor_rawlicensestore_open(RustBuffer path, RustBuffer kind, RustBuffer service, RustBuffer host, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_ADD_LICENSE
@@ -424,6 +473,11 @@ uint64_t uniffi_license_backup_swift_fn_method_rawlicensestore_license_count(uin
 RustBuffer uniffi_license_backup_swift_fn_method_rawlicensestore_list_licenses(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_PROTECTOR_LABEL
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_PROTECTOR_LABEL
+RustBuffer uniffi_license_backup_swift_fn_method_rawlicensestore_protector_label(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_REMOVE_CATALOG_ENTRY
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_REMOVE_CATALOG_ENTRY
 int8_t uniffi_license_backup_swift_fn_method_rawlicensestore_remove_catalog_entry(uint64_t ptr, RustBuffer key_id, RustCallStatus *_Nonnull out_status
@@ -437,6 +491,16 @@ int8_t uniffi_license_backup_swift_fn_method_rawlicensestore_remove_license(uint
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_SET_CATALOG_ENTRY
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_SET_CATALOG_ENTRY
 void uniffi_license_backup_swift_fn_method_rawlicensestore_set_catalog_entry(uint64_t ptr, RustBuffer key_id, RustBuffer entry, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_UPDATE_RIGHTS
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_UPDATE_RIGHTS
+void uniffi_license_backup_swift_fn_method_rawlicensestore_update_rights(uint64_t ptr, RustBuffer key_id, RustBuffer rights, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_USE_PLAY
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_USE_PLAY
+RustBuffer uniffi_license_backup_swift_fn_method_rawlicensestore_use_play(uint64_t ptr, RustBuffer key_id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLICENSESTORE_VERIFY
@@ -837,6 +901,18 @@ uint16_t uniffi_license_backup_swift_checksum_method_raweventsink_on_events(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWKEYPROTECTOR_WRAP
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWKEYPROTECTOR_WRAP
+uint16_t uniffi_license_backup_swift_checksum_method_rawkeyprotector_wrap(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWKEYPROTECTOR_UNWRAP
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWKEYPROTECTOR_UNWRAP
+uint16_t uniffi_license_backup_swift_checksum_method_rawkeyprotector_unwrap(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_ADD_LICENSE
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_ADD_LICENSE
 uint16_t uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license(void
@@ -885,6 +961,12 @@ uint16_t uniffi_license_backup_swift_checksum_method_rawlicensestore_list_licens
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_PROTECTOR_LABEL
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_PROTECTOR_LABEL
+uint16_t uniffi_license_backup_swift_checksum_method_rawlicensestore_protector_label(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_REMOVE_CATALOG_ENTRY
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_REMOVE_CATALOG_ENTRY
 uint16_t uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_catalog_entry(void
@@ -900,6 +982,18 @@ uint16_t uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_lice
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_SET_CATALOG_ENTRY
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_SET_CATALOG_ENTRY
 uint16_t uniffi_license_backup_swift_checksum_method_rawlicensestore_set_catalog_entry(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_UPDATE_RIGHTS
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_UPDATE_RIGHTS
+uint16_t uniffi_license_backup_swift_checksum_method_rawlicensestore_update_rights(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_USE_PLAY
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLICENSESTORE_USE_PLAY
+uint16_t uniffi_license_backup_swift_checksum_method_rawlicensestore_use_play(void
     
 );
 #endif

@@ -120,6 +120,8 @@ final class BadInputTests: XCTestCase {
         case "LicenseStore.remove_license": _ = try w.store.removeLicense(keyId: try keyId())
         case "LicenseStore.content_key":
             do { _ = try w.store.contentKey(keyId: try keyId()) } catch let e as LicenseBackupError where e.code == .licenseNotFound {}
+        case "LicenseStore.update_rights": try w.store.updateRights(keyId: try keyId(), rights: try decodeRights(a["rights"]))
+        case "LicenseStore.use_play": _ = try w.store.usePlay(keyId: try keyId())
         case "LicenseStore.set_catalog_entry": try w.store.setCatalogEntry(try decodeCatalogEntry(a["entry"]), keyId: try keyId())
         case "LicenseStore.catalog_entry": _ = try w.store.catalogEntry(keyId: try keyId())
         case "LicenseStore.remove_catalog_entry": _ = try w.store.removeCatalogEntry(keyId: try keyId())
@@ -179,6 +181,11 @@ final class BadInputTests: XCTestCase {
             let restorer = try BackupRestorer(store: store, service: service)
             try restorer.setBackupPath(try dir.makeDir("backup"))
             try restorer.setRestorePath(dir.path("backup"))
+            if ["LicenseStore.update_rights", "LicenseStore.use_play"].contains(name), let id = args["key_id"] as? String {
+                // A call about a license: the license is there (when the key ID is one).
+                try? store.addLicense(NewLicense(keyId: id, contentKey: Data(repeating: 7, count: 16), rights: Rights(),
+                                                 issuer: "https://issuer.example", issuedAt: 1))
+            }
             let before = try store.licenseCount()
             let expect = row["expect"] as? String
             do {

@@ -122,8 +122,11 @@ final class ParityTests: XCTestCase {
                 // ... of addLicense(_:replace:) and addLicenses(_:replace:).
                 XCTAssertEqual(want, ["replace"])
             case "ServiceOptions":
-                // ... and of EmbeddedService(path:maxDevices:refusalUrl:).
-                XCTAssertEqual(want, ["maxDevices", "refusalUrl"])
+                // ... of EmbeddedService(path:maxDevices:refusalUrl:protector:).
+                XCTAssertEqual(want, ["maxDevices", "refusalUrl", "protector"])
+            case "StoreOptions":
+                // ... and of LicenseStore(path:protector:).
+                XCTAssertEqual(want, ["protector"])
             case "PropertyEntry":
                 // property(at:) returns (name:value:).
                 XCTAssertEqual(want, ["name", "value"])

@@ -72,7 +72,7 @@ final class StoreTests: XCTestCase {
         }
         assertThrows(.licenseNotFound) { try store.contentKey(keyId: generatedKeyId(1)) }
         try Data(String(repeating: "not a store ", count: 500).utf8).write(to: URL(fileURLWithPath: dir.path("junk.db")))
-        assertThrows(.storage) { try LicenseStore(path: dir.path("junk.db")) }
+        assertThrows(.wrongFileKind) { try LicenseStore(path: dir.path("junk.db")) }
         assertThrows(.storage) { try LicenseStore(path: dir.path("no/such/folder/device.db")) }
         assertThrows(.invalidArgument) { try EmbeddedService(path: dir.path("s.db"), maxDevices: 0) }
     }

@@ -275,3 +275,60 @@ func sha256(_ message: [UInt8]) -> [UInt8] {
 }
 
 func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+/// A host key protector for the tests. Swift on Linux has no crypto library here (CryptoKit is
+/// Apple-only and swift-crypto cannot be fetched), so it is built on the suite's own SHA-256: a
+/// SHA-256 keystream and a SHA-256 tag over key, nonce and body (a test stand-in, not a
+/// recommendation: an app keeps its key in the Keychain). `unwrap` answers `nil` for bytes
+/// another key wrapped; every seed it sees is kept in `seen`.
+final class Sha256Protector: KeyProtector, @unchecked Sendable {
+    private let key: [UInt8]
+    private let lock = NSLock()
+    private var seeds: [Data] = []
+
+    init(keyByte: UInt8) { key = [UInt8](repeating: keyByte, count: 32) }
+
+    var seen: [Data] { lock.withLock { seeds } }
+
+    private func stream(_ nonce: [UInt8], _ n: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        var counter: UInt8 = 0
+        while out.count < n {
+            out += sha256(key + nonce + [counter])
+            counter += 1
+        }
+        return Array(out.prefix(n))
+    }
+
+    func wrap(_ seed: Data) throws -> Data {
+        lock.withLock { seeds.append(seed) }
+        let nonce = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let body = zip([UInt8](seed), stream(nonce, seed.count)).map { $0 ^ $1 }
+        return Data(nonce + body + sha256(key + nonce + body))
+    }
+
+    func unwrap(_ wrapped: Data) throws -> Data? {
+        let bytes = [UInt8](wrapped)
+        guard bytes.count > 48 else { return nil }
+        let nonce = Array(bytes[0..<16]), body = Array(bytes[16..<(bytes.count - 32)]), tag = Array(bytes.suffix(32))
+        guard sha256(key + nonce + body) == tag else { return nil }
+        let seed = Data(zip(body, stream(nonce, body.count)).map { $0 ^ $1 })
+        lock.withLock { seeds.append(seed) }
+        return seed
+    }
+}
+
+struct KeystoreLocked: Error, Equatable {}
+
+/// A key protector whose keystore is locked: both calls throw.
+final class FailingProtector: KeyProtector {
+    func wrap(_ seed: Data) throws -> Data { throw KeystoreLocked() }
+    func unwrap(_ wrapped: Data) throws -> Data? { throw KeystoreLocked() }
+}
+
+/// The protector an `open_store` step names (tests/scenarios/README.md).
+func scenarioProtector(_ name: String?) -> Protector {
+    guard let name else { return .unprotected }
+    if name == "failing" { return .host(FailingProtector()) }
+    return .host(Sha256Protector(keyByte: UInt8(name.dropFirst("host:".count))!))
+}

@@ -3,6 +3,7 @@
 //! one store transaction.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::{Connection, params};
 
@@ -10,12 +11,17 @@ use super::scan::{KeyTally, ScannedArchive};
 use crate::archive::RecordReader;
 use crate::clock::now_secs;
 use crate::crypto::{KeyPair, NoncePool};
-use crate::device::DeviceKeys;
+use crate::device::{DeviceKeys, RowFields};
 use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::FileKind;
 use crate::key_id::KeyId;
 use crate::license::{ConflictPolicy, Rights};
+use crate::secret::{self, Replacement};
 use crate::sqlite::{ROWS_PER_INSERT, STREAMING_CACHE_KIB, insert_chunked, open_connection, values_placeholders};
-use crate::store::{LICENSE_ROW_COLUMNS, bind_license_row, load_device};
+use crate::store::{
+    LICENSE_ROW_COLUMNS, ROW_COLUMNS, StoreKeys, StoredRow, TOMBSTONE_COLUMNS, bind_license_row, read_row, stored_row,
+    tombstone,
+};
 
 /// How many licenses the reading thread of a restore hands to the writing thread at a time.
 const APPLY_BATCH: usize = 512;
@@ -31,8 +37,11 @@ const RESEAL_CHUNK: usize = 1024;
 /// one transaction only.
 pub(crate) struct RestoreTarget {
     conn: Connection,
-    device: DeviceKeys,
-    individualized: bool,
+    keys: Arc<StoreKeys>,
+    device: Arc<DeviceKeys>,
+    /// The new identity's secret, wrapped by the store's protector before the transaction
+    /// (individualizing only).
+    replacement: Option<Replacement>,
 }
 
 /// One license ready to insert; its strings and sealed key live in the batch's buffers.
@@ -67,12 +76,22 @@ impl ReadyBatch {
 
 impl RestoreTarget {
     /// Opens the store at `path` for a restore. With `individualize`, a fresh device identity is
-    /// made now and applied at commit.
-    pub(crate) fn new(path: &Path, individualize: bool) -> Result<Self> {
+    /// made now (its seed wrapped by the store's protector now, so no protector is called while
+    /// the store is locked) and applied at commit.
+    pub(crate) fn new(path: &Path, keys: &Arc<StoreKeys>, individualize: bool) -> Result<Self> {
+        crate::file_kind::check(path, FileKind::Store)?;
         let conn = open_connection(path)?;
         conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
-        let device = if individualize { DeviceKeys::new(KeyPair::generate()) } else { load_device(&conn)? };
-        Ok(RestoreTarget { conn, device, individualized: individualize })
+        let (device, replacement) = if individualize {
+            let pair = KeyPair::generate();
+            let file = secret::file(&conn, FileKind::Store)?
+                .ok_or_else(|| Error::new(ErrorCode::Storage, "the store has no secret key"))?;
+            let replacement = Replacement::new(&file, &pair, keys.protector())?;
+            (Arc::new(DeviceKeys::new(pair)), Some(replacement))
+        } else {
+            (keys.load(&conn)?, None)
+        };
+        Ok(RestoreTarget { conn, keys: Arc::clone(keys), device, replacement })
     }
 
     /// The device the restored licenses are bound to.
@@ -93,10 +112,11 @@ impl RestoreTarget {
         expected: &ScannedArchive,
         stop: &dyn Fn() -> Result<()>,
     ) -> Result<(u64, u64)> {
-        let individualized = self.individualized;
-        let device = &self.device;
+        let replacement = self.replacement.take();
+        let device = Arc::clone(&self.device);
+        let device = &*device;
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if !individualized && load_device(&tx)?.id() != device.id() {
+        if replacement.is_none() && self.keys.load(&tx)?.id() != device.id() {
             // An individualizing restore (through another store object on this file) replaced
             // the device key since this restore started: the archive was authorized for, and
             // would be sealed to, the old identity. Nothing is applied.
@@ -106,16 +126,20 @@ impl RestoreTarget {
                  try again",
             ));
         }
-        if individualized {
-            rebind_all(&tx, device)?;
+        if let Some(replacement) = &replacement {
+            rebind_all(&tx, &*self.keys.load(&tx)?, device, replacement)?;
         }
+        // What the store holds or held narrows what the archive brings back: the store's own
+        // row (when replacing) or a removed license's tombstone.
+        let tombstones: i64 = tx.query_row("SELECT count(*) FROM main.tombstones", [], |r| r.get(0))?;
+        let narrow = Narrowing { device, replace: policy == ConflictPolicy::Replace, tombstones: tombstones > 0 };
         let (restored, seen) = std::thread::scope(|scope| -> Result<(u64, u64)> {
             let (ready, incoming) = std::sync::mpsc::sync_channel::<ReadyBatch>(APPLY_QUEUE);
             let reader = std::thread::Builder::new()
                 .name("license-reseal".into())
                 .spawn_scoped(scope, move || read_and_seal(records, device, ready))
                 .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
-            let written = write_batches(&tx, policy, incoming, stop);
+            let written = write_batches(&tx, policy, &narrow, incoming, stop);
             // The reader stops at its next send once `incoming` is dropped (on an error here).
             let read = reader.join().map_err(|_| Error::internal("the restore's reading thread panicked"))?;
             let restored = written?;
@@ -125,6 +149,9 @@ impl RestoreTarget {
             Ok((restored, count))
         })?;
         tx.commit()?;
+        if replacement.is_some() {
+            self.keys.remember(Arc::clone(&self.device));
+        }
         Ok((restored, seen - restored))
     }
 }
@@ -138,12 +165,14 @@ fn read_and_seal<R: std::io::Read>(
 ) -> Result<KeyTally> {
     let mut tally = KeyTally::default();
     let mut nonces = NoncePool::new(usize::MAX);
+    let mut aad = Vec::new();
     let mut batch = ReadyBatch::default();
     while let Some(view) = records.next_view()? {
         let f = &view.fields;
         tally.add(f.key_id.as_bytes());
         let start = batch.sealed.len();
-        device.seal_content_key_into(&mut nonces, &f.key_id, view.content_key, &mut batch.sealed);
+        let row = RowFields { key_id: &f.key_id, rights: &f.rights, issuer: f.issuer, issued_at: f.issued_at };
+        device.seal_row_into(&mut nonces, &row, view.content_key, &mut aad, &mut batch.sealed);
         let sealed = start..batch.sealed.len();
         let issuer = batch.push_text(f.issuer);
         let catalog = f.has_catalog().then(|| [f.title, f.artist, f.file_path].map(|t| t.map(|t| batch.push_text(t))));
@@ -171,6 +200,7 @@ fn read_and_seal<R: std::io::Read>(
 fn write_batches(
     tx: &Connection,
     policy: ConflictPolicy,
+    narrow: &Narrowing<'_>,
     incoming: std::sync::mpsc::Receiver<ReadyBatch>,
     stop: &dyn Fn() -> Result<()>,
 ) -> Result<u64> {
@@ -189,8 +219,17 @@ fn write_batches(
     let (mut licenses_many, mut licenses_one) = (tx.prepare(&licenses(ROWS_PER_INSERT))?, tx.prepare(&licenses(1))?);
     let (mut catalog_many, mut catalog_one) = (tx.prepare(&catalog(ROWS_PER_INSERT))?, tx.prepare(&catalog(1))?);
     let mut restored = 0u64;
-    for batch in incoming {
+    let mut forget = tx.prepare("DELETE FROM main.tombstones WHERE key_id = ?1")?;
+    let mut nonces = NoncePool::new(usize::MAX);
+    for mut batch in incoming {
         stop()?;
+        if narrow.replace || narrow.tombstones {
+            for i in 0..batch.rows.len() {
+                if narrow.apply(tx, &mut batch, i, &mut nonces)? {
+                    forget.execute([batch.rows[i].key_id.as_bytes().as_slice()])?;
+                }
+            }
+        }
         restored +=
             insert_chunked(&mut licenses_many, &mut licenses_one, LICENSE_ROW_COLUMNS, &batch.rows, |stmt, at, row| {
                 let sealed = &batch.sealed[row.sealed.clone()];
@@ -216,30 +255,88 @@ fn write_batches(
     Ok(restored)
 }
 
-/// Re-seals every license in the store from its current device key to `device` (an
-/// individualizing restore), a chunk at a time so memory stays flat.
-fn rebind_all(tx: &Connection, device: &DeviceKeys) -> Result<()> {
-    let old = load_device(tx)?;
+/// What a restore's licenses are narrowed by: the row the store holds (when replacing) or the
+/// tombstone of one it held. Both are checked against their seals first.
+struct Narrowing<'a> {
+    device: &'a DeviceKeys,
+    replace: bool,
+    tombstones: bool,
+}
+
+impl Narrowing<'_> {
+    /// Narrows the rights of `batch.rows[i]` by what the store holds or held of its key ID,
+    /// sealing its content key again when they change. Returns whether a tombstone was used
+    /// (it goes: the license is back).
+    fn apply(&self, tx: &Connection, batch: &mut ReadyBatch, i: usize, nonces: &mut NoncePool) -> Result<bool> {
+        let key_id = batch.rows[i].key_id;
+        let existing = match read_row(tx, &key_id)? {
+            // Kept as it is: the archived copy is skipped.
+            Some(_) if !self.replace => return Ok(false),
+            Some(row) => {
+                // The rows were sealed again to `device` when individualizing.
+                self.device.check_row(&row.fields(), &row.sealed, &mut Vec::new(), &mut Vec::new())?;
+                Some((row, false))
+            }
+            None if self.tombstones => tombstone(tx, self.device, &key_id)?.map(|t| (t, true)),
+            None => None,
+        };
+        let Some((held, is_tombstone)) = existing else { return Ok(false) };
+        let row = &batch.rows[i];
+        let narrowed = row.rights.narrower(&held.rights);
+        if narrowed != row.rights {
+            let issuer = batch.text[row.issuer.clone()].to_owned();
+            let archived =
+                RowFields { key_id: &key_id, rights: &row.rights, issuer: &issuer, issued_at: row.issued_at };
+            let key = self.device.open_row(&archived, &batch.sealed[row.sealed.clone()])?;
+            let fields = RowFields { rights: &narrowed, ..archived };
+            let sealed = self.device.seal_row(nonces, &fields, &key);
+            let start = batch.sealed.len();
+            batch.sealed.extend_from_slice(&sealed);
+            let row = &mut batch.rows[i];
+            row.sealed = start..batch.sealed.len();
+            row.rights = narrowed;
+        }
+        Ok(is_tombstone)
+    }
+}
+
+/// Re-seals every license and tombstone in the store from the device key `old` to `device` (an
+/// individualizing restore), a chunk at a time so memory stays flat, and writes the new
+/// identity. A row that does not match its seal fails the restore (`LICENSE_TAMPERED`).
+fn rebind_all(tx: &Connection, old: &DeviceKeys, device: &DeviceKeys, replacement: &Replacement) -> Result<()> {
     let mut nonces = NoncePool::new(usize::MAX);
-    let mut read =
-        tx.prepare("SELECT key_id, sealed_key FROM main.licenses WHERE key_id > ?1 ORDER BY key_id LIMIT ?2")?;
-    let mut update = tx.prepare("UPDATE main.licenses SET sealed_key = ?2 WHERE key_id = ?1")?;
-    let mut after: Vec<u8> = Vec::new();
-    loop {
-        let chunk: Vec<(Vec<u8>, Vec<u8>)> = read
-            .query_map(params![after, RESEAL_CHUNK as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        let Some((last, _)) = chunk.last() else { break };
-        after = last.clone();
-        for (kid, sealed) in &chunk {
-            let key_id = KeyId::from_slice(kid)?;
-            let key = old.open_content_key(&key_id, sealed)?;
-            update.execute(params![kid, device.seal_content_key_from(&mut nonces, &key_id, &key)])?;
+    {
+        let mut read =
+            tx.prepare(&format!("SELECT {ROW_COLUMNS} FROM main.licenses WHERE key_id > ?1 ORDER BY key_id LIMIT ?2"))?;
+        let mut update = tx.prepare("UPDATE main.licenses SET sealed_key = ?2 WHERE key_id = ?1")?;
+        let mut after: Vec<u8> = Vec::new();
+        loop {
+            let chunk: Vec<StoredRow> =
+                read.query_map(params![after, RESEAL_CHUNK as i64], stored_row)?.collect::<rusqlite::Result<_>>()?;
+            let Some(last) = chunk.last() else { break };
+            after = last.key_id.as_bytes().to_vec();
+            for row in &chunk {
+                let key = old.open_row(&row.fields(), &row.sealed)?;
+                update.execute(params![
+                    row.key_id.as_bytes().as_slice(),
+                    device.seal_row(&mut nonces, &row.fields(), &key)
+                ])?;
+            }
         }
     }
+    let tombstones: Vec<StoredRow> = tx
+        .prepare(&format!("SELECT {TOMBSTONE_COLUMNS} FROM main.tombstones"))?
+        .query_map([], stored_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE main.tombstones SET seal = ?2 WHERE key_id = ?1")?;
+    for t in &tombstones {
+        old.check_tombstone(&t.fields(), &t.sealed)?;
+        update.execute(params![t.key_id.as_bytes().as_slice(), device.seal_tombstone(&mut nonces, &t.fields())])?;
+    }
+    replacement.write(tx)?;
     tx.execute(
-        "UPDATE main.device SET device_id = ?1, seed = ?2, created_at = ?3 WHERE singleton = 1",
-        params![device.id().as_slice(), device.pair.seed().as_slice(), now_secs()],
+        "UPDATE main.device SET device_id = ?1, created_at = ?2 WHERE singleton = 1",
+        params![device.id().as_slice(), now_secs()],
     )?;
     Ok(())
 }

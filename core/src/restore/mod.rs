@@ -27,6 +27,7 @@ use crate::service::{LicenseService, RestoreRequest, ServiceError, grant_aad};
 /// What a restore needs, captured when it is started.
 pub(crate) struct RestoreJob {
     pub(crate) store_path: PathBuf,
+    pub(crate) keys: Arc<crate::store::StoreKeys>,
     pub(crate) service: Arc<dyn LicenseService>,
     pub(crate) folder: PathBuf,
     pub(crate) individualize: bool,
@@ -40,7 +41,7 @@ impl RestoreJob {
         let path = self.folder.join(ARCHIVE_FILE_NAME);
         let scanned = scan::scan(&path)?;
         emitter.check_cancelled()?;
-        let target = RestoreTarget::new(&self.store_path, self.individualize)?;
+        let target = RestoreTarget::new(&self.store_path, &self.keys, self.individualize)?;
 
         emitter.emit(StatusEvent::Connecting)?;
         let request = RestoreRequest {

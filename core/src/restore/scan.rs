@@ -8,8 +8,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::archive::{ArchiveHeader, HEADER_LEN, RECORD_END, RecordReader, expect_eof, read_frame, read_header};
-use crate::error::{Error, ErrorCode, Result};
+use crate::archive::{self, ArchiveHeader, HEADER_LEN, RECORD_END, RecordReader, expect_eof, read_frame, read_header};
+use crate::error::{Error, Result};
 use crate::key_id::KeyId;
 
 /// The licenses a pass over an archive saw: how many, and a digest of their key IDs (SHA-256
@@ -53,13 +53,8 @@ pub(crate) struct ScannedArchive {
 /// the file, and counts its licenses, without decrypting anything. Memory stays flat: the key
 /// IDs are hashed, not kept.
 pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::new(ErrorCode::ArchiveMissing, format!("no backup archive at {}", path.display()))
-        }
-        _ => Error::io("cannot open the archive", &e),
-    })?;
-    let size = file.metadata().map_err(|e| Error::io("cannot read the archive", &e))?.len();
+    let file = archive::open_archive(path)?;
+    let size = file.metadata().map_err(|e| archive::read_error(&e))?.len();
     let mut r = BufReader::with_capacity(64 * 1024, &file);
     let header = read_header(&mut r)?;
     let mut walker = KeyIds { r, tally: KeyTally::default(), finished: false };
@@ -67,7 +62,7 @@ pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
         key_id?;
     }
     let KeyIds { mut r, tally, .. } = walker;
-    let pos = r.stream_position().map_err(|e| Error::io("cannot read the archive", &e))?;
+    let pos = r.stream_position().map_err(|e| archive::read_error(&e))?;
     if pos > size {
         return Err(Error::corrupt("archive truncated in the end record"));
     }
@@ -80,7 +75,7 @@ impl ScannedArchive {
     /// A reader of the archive's records from the first one (for every pass after the scan).
     pub(super) fn rewind(&self) -> Result<BufReader<&File>> {
         let mut f = &self.file;
-        f.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(|e| Error::io("cannot read the archive", &e))?;
+        f.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(|e| archive::read_error(&e))?;
         Ok(BufReader::with_capacity(256 * 1024, f))
     }
 
@@ -128,7 +123,7 @@ impl<R: Read + Seek> Iterator for KeyIds<R> {
             return None;
         }
         let step = read_frame(&mut self.r).and_then(|frame| {
-            self.r.seek_relative(i64::from(frame.len)).map_err(|e| Error::io("cannot read the archive", &e))?;
+            self.r.seek_relative(i64::from(frame.len)).map_err(|e| archive::read_error(&e))?;
             Ok(frame)
         });
         match step {

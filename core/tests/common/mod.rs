@@ -123,7 +123,7 @@ pub fn snapshot(store: &LicenseStore) -> Vec<(License, Vec<u8>)> {
         .unwrap()
         .into_iter()
         .map(|l| {
-            let k = store.content_key(&l.key_id).unwrap();
+            let k = store.content_key(&l.key_id).unwrap().to_vec();
             (l, k)
         })
         .collect()

@@ -122,6 +122,7 @@ fn js_spec(ty: &Type) -> String {
         Type::Optional(inner) => format!("{{ kind: 'optional', of: {}, expect: {expect} }}", js_spec(inner)),
         Type::List(inner) => format!("{{ kind: 'list', of: {}, expect: {expect} }}", js_spec(inner)),
         Type::PropertyValue => format!("{{ kind: 'property', expect: {expect} }}"),
+        Type::Object(name) => format!("{{ kind: 'object', name: {name:?}, expect: {expect} }}"),
         other => format!("{{ kind: {:?}, expect: {expect} }}", other.name()),
     }
 }
@@ -240,7 +241,7 @@ fn dts() -> String {
     w.push_str(
         "// Declarations of generated.js and the package's generated types; index.d.ts re-exports them\n\
          // and merges the method interfaces below into its classes.\n\n\
-         import type { BackupRestorer, EmbeddedService, LicenseBackupError, LicenseStore } from './index'\n\n",
+         import type { LicenseBackupError, Protector } from './index'\n\n",
     );
     w.push_str("/** Every error code: symbolic name → stable number. */\nexport declare const ErrorCode: Readonly<{\n");
     for code in ErrorCode::ALL {
@@ -333,10 +334,25 @@ fn dts() -> String {
     }
     w.push_str("}\n");
     // Methods, merged into the classes of index.d.ts.
-    for object in interface::OBJECTS.iter().filter(|o| o.name != "Operation") {
+    // Operation is the Promise in JavaScript; Protector and HostProtector are index.d.ts's own.
+    for object in interface::OBJECTS.iter().filter(|o| !["Operation", "Protector", "HostProtector"].contains(&o.name)) {
         writeln!(w, "\n/** The methods of {} (index.d.ts merges them into the class). */", object.name).unwrap();
         writeln!(w, "export interface {}Methods {{", object.name).unwrap();
-        for op in OPERATIONS.iter().filter(|op| op.object == object.name && op.call == Call::Method) {
+        for op in OPERATIONS.iter().filter(|op| op.object == object.name) {
+            if op.call == Call::Getter {
+                writeln!(
+                    w,
+                    "{}\n  readonly {}: {}",
+                    jsdoc("  ", op.doc),
+                    lower_camel(op.name),
+                    ts_type(&op.result, false)
+                )
+                .unwrap();
+                continue;
+            }
+            if op.call != Call::Method {
+                continue;
+            }
             let mut params: Vec<String> = op
                 .params
                 .iter()

@@ -447,19 +447,23 @@ fn rust() -> String {
         }
         w.push_str("        })\n    }\n}\n");
     }
-    // Option records from keyword arguments.
+    // Option records from keyword arguments (an object, such as a protector, is the binding's
+    // own to take: it is left out here).
     for record in RECORDS.iter().filter(|r| r.role == Role::Options) {
+        let fields: Vec<_> = record.fields.iter().filter(|f| !matches!(f.ty.required(), Type::Object(_))).collect();
+        if fields.is_empty() {
+            continue;
+        }
         let ty = if record.core { record.name.to_string() } else { format!("{}Args", record.name) };
         if !record.core {
             writeln!(w, "\n/// The options `{}` ({}).\npub(crate) struct {ty} {{", record.name, record.doc).unwrap();
-            for f in record.fields {
+            for f in &fields {
                 writeln!(w, "{}\n    pub(crate) {}: {},", wrap("    /// ", f.doc, 100), f.name, core_rust_type(&f.ty))
                     .unwrap();
             }
             w.push_str("}\n");
         }
-        let params: Vec<String> =
-            record.fields.iter().map(|f| format!("{}: Option<&Bound<'_, PyAny>>", f.name)).collect();
+        let params: Vec<String> = fields.iter().map(|f| format!("{}: Option<&Bound<'_, PyAny>>", f.name)).collect();
         writeln!(
             w,
             "\n/// The options `{}` from keyword arguments, each checked against its type; an argument left out\n\
@@ -469,7 +473,7 @@ fn rust() -> String {
             params.join(", ")
         )
         .unwrap();
-        for f in record.fields {
+        for f in &fields {
             let default = match f.default.expect("options have defaults") {
                 Default::Bool(b) => b.to_string(),
                 Default::Int(n) => n.to_string(),
@@ -542,6 +546,8 @@ const NATIVE_EXTRAS: &[(&str, &str)] = &[
     (
         "LicenseStore",
         "    @property
+    def protector(self) -> Protector: ...
+    @property
     def path(self) -> Path: ...
     @property
     def closed(self) -> bool: ...
@@ -573,16 +579,40 @@ const NATIVE_EXTRAS: &[(&str, &str)] = &[
     def add_done_callback(self, fn: Callable[[], object]) -> None: ...
 ",
     ),
+    (
+        "Protector",
+        "    @staticmethod
+    def unprotected() -> Protector: ...
+    @staticmethod
+    def keyring(service: Optional[str] = None) -> Protector: ...
+    @staticmethod
+    def host(obj: HostProtector) -> Protector: ...
+    @property
+    def label(self) -> str: ...
+",
+    ),
 ];
 
-/// Operations the native module exposes as a read-only attribute under another name.
+/// Getters the native module exposes under another name.
 const NATIVE_ATTRIBUTES: &[((&str, &str), &str)] = &[(("Operation", "is_finished"), "done")];
+
+/// Operations the native module has in another form: the protector's whole class (its
+/// factories and label, in `NATIVE_EXTRAS`), and the store's protector label (Python exposes the
+/// protector itself: `store.protector.label`).
+const NATIVE_ELSEWHERE: &[(&str, &str)] = &[
+    ("Protector", "unprotected"),
+    ("Protector", "keyring"),
+    ("Protector", "host"),
+    ("Protector", "label"),
+    ("LicenseStore", "protector_label"),
+];
 
 /// A parameter's annotation in the stub (what a caller may pass).
 fn stub_param_type(ty: &Type) -> String {
     match ty {
         Type::KeyId => "_KeyId".into(),
         Type::Text { min_bytes: 1, max_bytes: None } => "Union[str, os.PathLike[str]]".into(),
+        Type::Object("Protector") => "Union[Protector, HostProtector]".into(),
         Type::List(inner) => format!("Iterable[{}]", stub_param_type(inner)),
         Type::Optional(inner) => format!("Optional[{}]", stub_param_type(inner)),
         other => py_type(other),
@@ -598,16 +628,25 @@ fn native_stub() -> String {
          # (`python -m mypy.stubtest license_backup._native`).\n\
          import os\nimport uuid\nfrom collections.abc import Callable, Iterable\nfrom pathlib import Path\n\
          from types import TracebackType\nfrom typing import Any, Optional, Union, final\n\n\
-         from ._types import CatalogEntry, License, NewLicense, OperationKind, PropertyValue, Quota, Summary\n\n\
-         __all__ = [\"__version__\", \"ARCHIVE_FILE_NAME\", \"LicenseStore\", \"EmbeddedService\", \"BackupRestorer\", \"Operation\", \"_close_gate\"]\n\n\
+         from ._extras import HostProtector\n\
+         from ._types import CatalogEntry, License, NewLicense, OperationKind, PropertyValue, Quota, Rights, Summary\n\n\
+         __all__ = [\"__version__\", \"ARCHIVE_FILE_NAME\", \"LicenseStore\", \"EmbeddedService\", \"BackupRestorer\", \"Operation\", \"Protector\", \"_close_gate\"]\n\n\
          __version__: str\nARCHIVE_FILE_NAME: str\n\n_KeyId = Union[str, uuid.UUID]\n\n\
          def _close_gate(timeout: float = ...) -> bool: ...\n",
     );
     for object in interface::OBJECTS {
+        if !OPERATIONS.iter().any(|op| op.object == object.name) {
+            continue; // a host object (HostProtector: a Protocol of _extras.py)
+        }
         writeln!(w, "\n@final\nclass {}:", object.name).unwrap();
         for op in OPERATIONS.iter().filter(|op| op.object == object.name) {
-            if let Some((_, attr)) = NATIVE_ATTRIBUTES.iter().find(|((o, n), _)| *o == op.object && *n == op.name) {
-                writeln!(w, "    @property\n    def {attr}(self) -> {}: ...", py_type(&op.result)).unwrap();
+            if NATIVE_ELSEWHERE.contains(&(op.object, op.name)) {
+                continue;
+            }
+            let attr = NATIVE_ATTRIBUTES.iter().find(|((o, n), _)| *o == op.object && *n == op.name).map(|(_, a)| *a);
+            if op.call == Call::Getter {
+                writeln!(w, "    @property\n    def {}(self) -> {}: ...", attr.unwrap_or(op.name), py_type(&op.result))
+                    .unwrap();
                 continue;
             }
             let mut params: Vec<String> = Vec::new();
@@ -631,14 +670,21 @@ fn native_stub() -> String {
                 params.push("*".into());
                 params.push("batched: bool = False".into());
             } else if op.call == Call::Constructor {
-                params.extend(option_params);
+                // Objects (a protector) are keyword-only.
+                let (objects, plain): (Vec<_>, Vec<_>) =
+                    options.iter().zip(option_params).partition(|(f, _)| matches!(f.ty.required(), Type::Object(_)));
+                params.extend(plain.into_iter().map(|(_, p)| p));
+                if !objects.is_empty() {
+                    params.push("*".into());
+                    params.extend(objects.into_iter().map(|(_, p)| p));
+                }
             } else if !option_params.is_empty() {
                 params.push("*".into());
                 params.extend(option_params);
             }
             let (name, first, result) = match op.call {
                 Call::Constructor => ("__new__".to_string(), "cls", op.object.to_string()),
-                Call::Method => (op.name.to_string(), "self", py_type(&op.result)),
+                _ => (op.name.to_string(), "self", py_type(&op.result)),
             };
             let all: Vec<String> = std::iter::once(first.to_string()).chain(params).collect();
             let line = format!("    def {name}({}) -> {result}: ...", all.join(", "));

@@ -398,8 +398,8 @@ fn overlay() -> String {
     w.push_str("        }\n    }\n}\n\nextension BackupRestoreEvent {\n");
     w.push_str(
         "    /// The overlay's event for an event of the generated layer; an END that failed carries\n    \
-         /// `thrown()` (what a delegate method threw) when its code is `callbackFailed`.\n    \
-         init(_ timed: TimedEvent, thrown: () -> (any Error)?) {\n        let kind: Kind\n        switch timed.event {\n",
+         /// `thrown(code)` (what a delegate method or a host protector threw).\n    \
+         init(_ timed: TimedEvent, thrown: (ErrorCode) -> (any Error)?) {\n        let kind: Kind\n        switch timed.event {\n",
     );
     for &kind in EventKind::ALL {
         let method = lower_camel(kind.name());

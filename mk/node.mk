@@ -1,15 +1,16 @@
 # Node package (bindings-node/): napi-rs addon + JavaScript wrapper, published as `license-backup`.
 #
-#   make test-node      build the addon with the napi CLI, `npm pack` it, install the tarball in a
-#                       fresh folder and run `node --test` there; then the Electron-style example
+#   make test-node      build the addon with the napi CLI, pack the main package and this
+#                       platform's package, install both tarballs in a fresh folder and run
+#                       `node --test` there; then the Electron-style example
 #   make generate-node  rewrite the generated native.js / native.d.ts (committed)
 #
 # The napi CLI, TypeScript (for the declaration check) and fast-check (the property-based tests,
 # found through NODE_PATH) are devDependencies installed with
 # `npm ci` into bindings-node/node_modules (ignored), only when package-lock.json changed.
-# `napi build` always passes --target, so its artifacts live in target/<triple>/debug (beside
-# cargo's own target/debug): the first build compiles the core once more, later ones only the
-# addon crate.
+# `napi build` runs with the C toolchain of `make dist` (CROSS_HOST) in target/host-dist, shared
+# with the Python wheel's build: the first build compiles the core once more, later ones only
+# the addon crate.
 
 TEST_SUITES += test-node
 GENERATE += generate-node
@@ -35,28 +36,27 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 
 node-tools: $(NODE_STAMP)
 
-# Builds the addon (debug) and generates native.js / native.d.ts into $(NODE_NAPI_OUT).
+# Builds the addon (debug) and generates native.js / native.d.ts into $(NODE_NAPI_OUT), with the
+# C toolchain and glibc floor of `make dist` (CROSS_HOST, mk/dist.mk).
 node-build: node-tools
 	rm -rf $(NODE_NAPI_OUT) && mkdir -p $(NODE_NAPI_OUT)
-	cd $(NODE_DIR) && ./node_modules/.bin/napi build --platform --no-const-enum \
-		--target-dir $(ROOT)/target --output-dir $(NODE_NAPI_OUT) \
+	cd $(NODE_DIR) && $(CROSS_HOST) ./node_modules/.bin/napi build --platform --no-const-enum \
+		--target-dir $(HOST_DIST_TARGET_DIR) --output-dir $(NODE_NAPI_OUT) \
 		--js native.js --dts native.d.ts
 
 generate-node: node-build
 	for f in $(NODE_GENERATED); do cp $(NODE_NAPI_OUT)/$$f $(NODE_DIR)/$$f; done
 
-# Packs the committed package files plus the freshly built addon, as `npm publish` would.
+# Packs the main package and this platform's package as `make dist` does (scripts/npm_packages.py).
 node-pack: node-build
-	rm -rf $(NODE_BUILD)/package $(NODE_BUILD)/license-backup-*.tgz && mkdir -p $(NODE_BUILD)/package
-	cd $(NODE_DIR) && cp $(NODE_PACKAGE_FILES) $(NODE_BUILD)/package/
-	cp $(NODE_NAPI_OUT)/*.node $(NODE_BUILD)/package/
-	cd $(NODE_BUILD)/package && $(NPM) pack $(NPM_FLAGS) --pack-destination $(NODE_BUILD) >/dev/null
+	rm -rf $(NODE_BUILD)/tarballs
+	python3 $(ROOT)/scripts/npm_packages.py --out $(NODE_BUILD)/tarballs --addon $(HOST_TRIPLE)=$$(ls $(NODE_NAPI_OUT)/*.node)
 
 test-node: node-pack
 	cd $(NODE_DIR) && ./node_modules/.bin/tsc -p test/tsconfig.json
 	rm -rf $(NODE_FRESH) && mkdir -p $(NODE_FRESH)
 	echo '{"name": "license-backup-fresh-install", "private": true}' > $(NODE_FRESH)/package.json
-	cd $(NODE_FRESH) && $(NPM) install $(NPM_FLAGS) --offline $(NODE_BUILD)/license-backup-*.tgz
+	cd $(NODE_FRESH) && $(NPM) install $(NPM_FLAGS) --offline $(NODE_BUILD)/tarballs/*.tgz
 	cp -r $(NODE_DIR)/test $(NODE_FRESH)/test
 	cp -r $(ROOT)/examples/node $(NODE_FRESH)/example
 	cd $(NODE_FRESH) && LB_REPO=$(ROOT) LB_GENERATED_DIR=$(NODE_NAPI_OUT) NODE_PATH=$(NODE_DIR)/node_modules \

@@ -17,7 +17,9 @@ PY_TESTENV := $(PY_CACHE)/testenv
 PY_RUNDIR := $(PY_CACHE)/run
 PYTHON3 ?= python3
 MATURIN_VERSION := 1.16.0
-# dev: unoptimized but built in seconds; the suite is not performance-bound.
+# dev: unoptimized but built in seconds; the suite is not performance-bound. The wheel is built
+# for the same target, C toolchain and manylinux2014 tag as its `make dist` counterpart
+# (CROSS_HOST, PY_HOST_COMPAT: mk/dist.mk), so a tag or packaging mistake fails the suite.
 PY_PROFILE ?= dev
 
 TEST_SUITES += test-python
@@ -35,7 +37,8 @@ python-tools: $(PY_TOOLS)/.stamp
 
 python-wheel: python-tools
 	rm -rf $(PY_DIST)
-	cd $(PY_DIR) && $(PY_TOOLS)/bin/maturin build --quiet --profile $(PY_PROFILE) --interpreter $(PYTHON3) --out $(PY_DIST)
+	cd $(PY_DIR) && $(CROSS_HOST) $(PY_TOOLS)/bin/maturin build --quiet --profile $(PY_PROFILE) --interpreter $(PYTHON3) \
+		$(PY_HOST_COMPAT) --out $(PY_DIST)
 
 test-python: python-wheel
 	@start=$$(date +%s); \

@@ -1,0 +1,61 @@
+# Release artifacts (docs/release.md). Not part of `make test` (they take long), except the
+# release checks (`test-release`: one version and metadata, the dependency audit, the notices).
+#
+#   make dist          wheels + sdist, npm main + platform packages, LicenseBackup.xcframework
+#                      into dist/ (ignored), one target at a time under nice
+#   make dist-check    verify every artifact: run what runs here (host, Debian 11 chroot, arm64
+#                      chroot under qemu) with the packages' own test suites, inspect the rest
+#   make notices       regenerate THIRD-PARTY-NOTICES.md (cargo-about)
+#   make test-release  the release checks that `make test` runs
+#
+#   make dist DIST_ARGS="--only python --targets x86_64-unknown-linux-gnu"
+#   make dist-check DIST_CHECK_ARGS="--skip arm64"
+
+DIST_DIR ?= $(ROOT)/dist
+DIST_ARGS ?=
+DIST_CHECK_ARGS ?=
+# The host's build of the Python wheel and the npm addon that the suites test goes through the
+# same C toolchain and compatibility floor as its `make dist` counterpart (glibc 2.17 through
+# zig): `$(CROSS_HOST) cmd` runs cmd with that environment.
+# They build in a target folder of their own (scripts/cross_env.py says why).
+HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+HOST_DIST_TARGET_DIR := $(ROOT)/target/host-dist
+CROSS_HOST = CARGO_TARGET_DIR=$(HOST_DIST_TARGET_DIR) python3 $(ROOT)/scripts/cross_env.py exec $(HOST_TRIPLE) --
+# What the host's wheel says it is compatible with, as in `make dist`.
+PY_HOST_COMPAT := --target $(HOST_TRIPLE) --compatibility manylinux2014
+BUILD_TOOLS_DIR = $(shell $(ROOT)/scripts/build-tools.sh python)
+
+TEST_SUITES += test-release
+GENERATE += generate-release
+
+.PHONY: dist dist-check notices test-release test-deny test-notices generate-release
+
+dist: node-tools test-release
+	@start=$$(date +%s); \
+	python3 $(ROOT)/scripts/dist.py --out $(DIST_DIR) $(DIST_ARGS); \
+	echo "make dist: $$(( $$(date +%s) - start )) s"
+
+dist-check: node-tools python-tools
+	@start=$$(date +%s); \
+	python3 $(ROOT)/scripts/dist_check.py --dist $(DIST_DIR) $(DIST_CHECK_ARGS); \
+	echo "make dist-check: $$(( $$(date +%s) - start )) s"
+
+notices:
+	python3 $(ROOT)/scripts/notices.py write
+
+# The notices are regenerated (a few minutes) only when their inputs changed.
+generate-release:
+	python3 $(ROOT)/scripts/release_meta.py write
+	python3 $(ROOT)/scripts/notices.py check >/dev/null 2>&1 || python3 $(ROOT)/scripts/notices.py write
+
+# cargo-deny: licenses, bans and sources (deny.toml). Advisories are not checked: the RustSec
+# database is a git clone from a host only the registries are reachable from here.
+test-deny:
+	deny=$$($(ROOT)/scripts/build-tools.sh deny)/cargo-deny; \
+	$$deny --manifest-path $(ROOT)/Cargo.toml --workspace check --hide-inclusion-graph licenses bans sources
+
+test-notices:
+	python3 $(ROOT)/scripts/notices.py check
+
+test-release: test-deny test-notices
+	python3 $(ROOT)/scripts/release_meta.py check

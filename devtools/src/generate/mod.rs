@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod bad_inputs;
+pub mod docs;
 pub mod node;
 pub mod python;
 pub mod swift;
@@ -37,6 +38,7 @@ pub fn outputs() -> Vec<Output> {
     all.extend(node::outputs());
     all.extend(swift::outputs());
     all.extend(bad_inputs::outputs());
+    all.extend(docs::outputs());
     for output in all.iter_mut().filter(|o| o.path.ends_with(".rs")) {
         output.text = rustfmt(&output.text);
     }

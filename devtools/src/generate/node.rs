@@ -70,7 +70,7 @@ pub fn event_name(kind: EventKind) -> String {
 
 /// An event's payload fields in JavaScript: (name, TypeScript type, doc, native field). The
 /// outcome is `summary` and `error`; an error code is `code` (symbolic) and `errno` (numeric).
-fn js_event_fields(kind: EventKind) -> Vec<(String, String, String)> {
+pub fn js_event_fields(kind: EventKind) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for f in kind.surface() {
         match f.ty {

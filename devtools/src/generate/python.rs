@@ -207,7 +207,7 @@ fn py_default(d: Default) -> String {
 }
 
 /// The attributes of an event class: its surface fields, the outcome as `summary` and `error`.
-fn event_attributes(kind: EventKind) -> Vec<(String, String, &'static str)> {
+pub fn event_attributes(kind: EventKind) -> Vec<(String, String, &'static str)> {
     let mut out = Vec::new();
     for f in kind.surface() {
         match f.ty {

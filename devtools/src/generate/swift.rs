@@ -287,7 +287,7 @@ fn swift_selector(kind: EventKind) -> String {
 }
 
 /// `func progress(_ operation: OperationKind, done: UInt64, total: UInt64)`.
-fn swift_method(kind: EventKind) -> String {
+pub fn swift_method(kind: EventKind) -> String {
     let params: Vec<String> = swift_params(kind)
         .iter()
         .map(|(label, name, ty)| if label == name { format!("{name}: {ty}") } else { format!("{label} {name}: {ty}") })

@@ -53,9 +53,12 @@ generate: $(GENERATE)
 generate-interface:
 	$(CARGO) run --quiet -p license-backup-devtools --bin lb-interface -- --write
 
-# tests/scenarios/expanded/: every scenario's licenses and archive damage spelled out for the runners.
+# tests/scenarios/expanded/: every scenario's licenses and archive damage spelled out for the
+# runners; then tests/scenarios/coverage.md, which the Rust runner writes from what the scenarios
+# reached (its test fails when the committed one is stale).
 generate-scenarios:
 	$(CARGO) run --quiet -p license-backup-devtools --bin lb-scenarios -- --write
+	SCENARIOS_BLESS=1 $(CARGO) test --quiet -p license-backup --test scenarios >/dev/null
 
 # The bindings' repeated parts (error tables, records, events, accessors, validation tables,
 # declarations), written from the core's interface definition; a devtools test keeps them fresh.

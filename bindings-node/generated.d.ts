@@ -54,6 +54,8 @@ export declare const ErrorCode: Readonly<{
   SERVICE_UNAVAILABLE: 401
   /** The service refused the restore: a license already lives on the maximum number of devices. */
   RESTORE_LIMIT_EXCEEDED: 402
+  /** The archive was made on (or the device is registered with) another account of the service. */
+  FOREIGN_DEVICE: 403
   /** The operation was cancelled. */
   CANCELLED: 501
   /** Another operation is already running on this store. */
@@ -192,6 +194,26 @@ export interface Quota {
   restoresRemaining: number
   /** This device already counts for every license: restoring onto it again is free. */
   deviceAlreadyCounted: boolean
+  /** Whether the service would authorize this restore now. */
+  allowed: boolean
+}
+
+/** What an embedded service's ledger holds (EmbeddedService.audit()). */
+export interface LedgerAudit {
+  /** Reservations granted and not yet confirmed or released (they count). */
+  pending: number
+  /** Reservations confirmed by their device (they count). */
+  confirmed: number
+  /** Reservations released by their device (they do not count). */
+  released: number
+  /** Reservations left pending past the service's limit (they count, for good). */
+  expired: number
+  /** Licenses with at least one device counted. */
+  licenses: number
+  /** (license, device) pairs that count. */
+  placements: number
+  /** Devices known to belong to the account. */
+  devices: number
 }
 
 /** A property that is set, with its name. */
@@ -224,6 +246,15 @@ export interface RestoreOptions {
   replaceExisting?: boolean | null
   /** Aborting cancels the operation: its Promise rejects with CANCELLED after `end`. */
   signal?: AbortSignal
+}
+
+/** Options of a restore quota query. */
+export interface QuotaOptions {
+  /**
+   * Ask for a restore onto a new identity of this device (which counts as this device), as
+   * restore_licenses with individualize would make.
+   */
+  individualize?: boolean | null
 }
 
 /** Options of adding licenses. */
@@ -386,6 +417,8 @@ export interface LicenseStoreMethods {
 export interface EmbeddedServiceMethods {
   /** Takes the service offline (SERVICE_UNAVAILABLE) or back online. */
   setOnline(online: boolean): void
+  /** What the ledger holds: reservations by state, licenses and devices counted. */
+  audit(): LedgerAudit
 }
 
 /** The methods of BackupRestorer (index.d.ts merges them into the class). */
@@ -410,6 +443,9 @@ export interface BackupRestorerMethods {
   cancelLicenseBackup(): void
   /** Cancels the running restore, if any. */
   cancelLicenseRestore(): void
-  /** What the restore quota allows for the archive in RestorePath onto this device. */
-  restoreQuota(): Quota
+  /**
+   * What the restore quota allows for the archive in RestorePath onto this device, asked of the
+   * service without changing anything.
+   */
+  restoreQuota(options?: QuotaOptions): Quota
 }

@@ -23,6 +23,7 @@ const ErrorCode = Object.freeze({
   WRONG_KEY: 303,
   SERVICE_UNAVAILABLE: 401,
   RESTORE_LIMIT_EXCEEDED: 402,
+  FOREIGN_DEVICE: 403,
   CANCELLED: 501,
   BUSY: 502,
   CALLBACK_FAILED: 503,
@@ -132,6 +133,9 @@ const RECORDS = Object.freeze({
     ['individualize', { kind: 'bool', expect: "a boolean" }, false],
     ['replaceExisting', { kind: 'bool', expect: "a boolean" }, false],
   ]),
+  QuotaOptions: Object.freeze([
+    ['individualize', { kind: 'bool', expect: "a boolean" }, false],
+  ]),
   AddOptions: Object.freeze([
     ['replace', { kind: 'bool', expect: "a boolean" }, false],
   ]),
@@ -165,6 +169,7 @@ const PARAMS = Object.freeze({
   'LicenseStore.verify': [],
   'EmbeddedService.open': [['path', { kind: 'text', min: 1, max: Infinity, expect: "a non-empty string" }]],
   'EmbeddedService.setOnline': [['online', { kind: 'bool', expect: "a boolean" }]],
+  'EmbeddedService.audit': [],
   'BackupRestorer.create': [],
   'BackupRestorer.setProperty': [['name', { kind: 'text', min: 0, max: Infinity, expect: "a string" }]],
   'BackupRestorer.getProperty': [['name', { kind: 'text', min: 0, max: Infinity, expect: "a string" }]],

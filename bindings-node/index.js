@@ -328,6 +328,11 @@ class EmbeddedService {
     call(() => nativeOf.get(this).setOnline(...checkParams('EmbeddedService.setOnline', [online])))
   }
 
+  /** What the ledger holds: reservations by state, licenses and devices counted. */
+  audit() {
+    return call(() => nativeOf.get(this).audit())
+  }
+
   /** Whether close() was called. */
   get closed() {
     return nativeOf.get(this).closed
@@ -448,8 +453,8 @@ class BackupRestorer extends EventEmitter {
   }
 
   /** What the restore quota allows for the archive in restorePath onto this device. */
-  restoreQuota() {
-    return call(() => nativeOf.get(this).restoreQuota())
+  restoreQuota(options) {
+    return call(() => nativeOf.get(this).restoreQuota(...checkOptions(options, 'QuotaOptions')))
   }
 
   /** Whether close() was called. */

@@ -42,8 +42,11 @@ export declare class BackupRestorer {
   cancelLicenseBackup(): void
   /** Cancels the running restore, if any; it ends with `CANCELLED`. */
   cancelLicenseRestore(): void
-  /** What the restore quota allows for the archive in `RestorePath` onto this device. */
-  restoreQuota(): Quota
+  /**
+   * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+   * new identity of it with `individualize`).
+   */
+  restoreQuota(individualize: boolean): Quota
   /** Whether `close` was called. */
   get closed(): boolean
   /**
@@ -65,6 +68,8 @@ export declare class EmbeddedService {
    * online.
    */
   setOnline(online: boolean): void
+  /** What the ledger holds: reservations by state, licenses and devices counted. */
+  audit(): LedgerAudit
   /** Whether `close` was called. */
   get closed(): boolean
   /** Releases this handle on the service ledger. Closing twice does nothing. */
@@ -176,6 +181,24 @@ export interface ErrorInfo {
   message: string
 }
 
+/** What an embedded service's ledger holds (EmbeddedService.audit()). */
+export interface LedgerAudit {
+  /** Reservations granted and not yet confirmed or released (they count). */
+  pending: number
+  /** Reservations confirmed by their device (they count). */
+  confirmed: number
+  /** Reservations released by their device (they do not count). */
+  released: number
+  /** Reservations left pending past the service's limit (they count, for good). */
+  expired: number
+  /** Licenses with at least one device counted. */
+  licenses: number
+  /** (license, device) pairs that count. */
+  placements: number
+  /** Devices known to belong to the account. */
+  devices: number
+}
+
 /** A license as the store describes it: everything but the content key. */
 export interface License {
   /** The key ID: a lowercase hyphenated UUID. */
@@ -278,6 +301,8 @@ export interface Quota {
   restoresRemaining: number
   /** This device already counts for every license: restoring onto it again is free. */
   deviceAlreadyCounted: boolean
+  /** Whether the service would authorize this restore now. */
+  allowed: boolean
 }
 
 /** What the content owner allows the holder of a license to do. */

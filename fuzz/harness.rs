@@ -6,17 +6,19 @@
 //! how the engine reports a panic it caught on a worker thread). The checks are assertions, so
 //! a violated property is a crash libFuzzer records.
 //!
-//! Only the core's own dependencies are used here (chacha20poly1305, tempfile), so the file
-//! compiles in both crates without `arbitrary`: inputs are decoded by hand from the bytes.
+//! Only the core's own dependencies are used here (chacha20poly1305, hpke, sha2, getrandom,
+//! tempfile), so the file compiles in both crates without `arbitrary`: inputs are decoded by
+//! hand from the bytes. Archives are made with the independent writer in `writer.rs`.
 #![allow(dead_code)]
+
+#[path = "writer.rs"]
+mod writer;
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use license_backup::archive::{self, HEADER_LEN, RecordReader};
+use license_backup::archive::{self, RecordReader};
 use license_backup::*;
 
 /// The data key the pure-reader target seals its records with.
@@ -53,46 +55,24 @@ impl<'a> Bytes<'a> {
     }
 }
 
-/// Seals records the way a version-1 writer does (docs/archive-format.md, "Records"), so the
-/// fuzzer's plaintexts reach the license decoder behind the AEAD. Input: a sequence of
+/// Seals records the way a writer does (docs/archive-format.md, "Records"), so the fuzzer's
+/// plaintexts reach the license decoder behind the AEAD. Input: a sequence of
 /// `[type][len u16][plaintext]`; a type byte with bit 7 set uses the plaintext's bytes 1..17
 /// (where a license record keeps its key ID) as the frame's key ID; `end` appends a correct end
 /// record.
 fn seal_records(input: &mut Bytes<'_>, archive_id: &[u8; 16], key: &[u8; 32], end: bool) -> Vec<u8> {
-    let aead = ChaCha20Poly1305::new(Key::from_slice(key));
-    let mut out = Vec::new();
-    let mut index = 0u64;
-    let seal = |out: &mut Vec<u8>, index: u64, kind: u8, key_id: [u8; 16], plain: &[u8]| {
-        let mut nonce = [0u8; 12];
-        nonce[4..].copy_from_slice(&index.to_be_bytes());
-        let mut aad = Vec::with_capacity(41);
-        aad.extend_from_slice(archive_id);
-        aad.extend_from_slice(&index.to_be_bytes());
-        aad.push(kind);
-        aad.extend_from_slice(&key_id);
-        let ct = aead.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: &aad }).expect("seal");
-        out.push(kind);
-        out.extend_from_slice(&key_id);
-        out.extend_from_slice(&(ct.len() as u32).to_le_bytes());
-        out.extend_from_slice(&ct);
-    };
-    while !input.is_empty() && index < 64 {
+    let mut records = Vec::new();
+    while !input.is_empty() && records.len() < 64 {
         let kind = input.u8();
         let len = usize::from(input.u16() % 2048);
-        let plain = input.take(len);
+        let plaintext = input.take(len).to_vec();
         let mut key_id = [0u8; 16];
-        if kind & 0x80 != 0 && plain.len() >= 17 {
-            key_id.copy_from_slice(&plain[1..17]);
+        if kind & 0x80 != 0 && plaintext.len() >= 17 {
+            key_id.copy_from_slice(&plaintext[1..17]);
         }
-        seal(&mut out, index, kind & 0x7f, key_id, plain);
-        index += 1;
+        records.push(writer::Record { kind: kind & 0x7f, key_id, plaintext });
     }
-    if end {
-        let mut plain = index.to_le_bytes().to_vec();
-        plain.extend_from_slice(&0u64.to_le_bytes());
-        seal(&mut out, index, 2, [0; 16], &plain);
-    }
-    out
+    writer::seal_all(archive_id, key, &records, end)
 }
 
 /// Drains a record reader; every failure must be a clean `ARCHIVE_CORRUPT` (or an I/O error,
@@ -129,7 +109,7 @@ pub fn archive_reader(data: &[u8]) {
         let mut r = raw;
         match archive::read_header(&mut r) {
             Ok(h) => {
-                assert_eq!(raw.len() - r.len(), HEADER_LEN, "a valid header is 176 bytes");
+                assert_eq!(raw.len() - r.len(), h.len(), "a header is as long as its version says");
                 let auth = archive::parse_authenticated_header(&h.authenticated).expect("re-parse");
                 assert_eq!(auth.archive_id, h.archive_id);
                 drain(RecordReader::new(r, h.archive_id, &FIXED_KEY));
@@ -197,7 +177,10 @@ struct RestoreWorld {
     _dir: tempfile::TempDir,
     folder: PathBuf,
     sandbox: PathBuf,
-    header: Vec<u8>,
+    service: Arc<EmbeddedService>,
+    service_key: [u8; 32],
+    /// A device of the harness's own, which makes the archives of sealed-mode inputs.
+    origin: writer::DeviceKey,
     /// The genuine archive made at start (the folder's copy is overwritten by restore inputs).
     archive: Vec<u8>,
     archive_id: [u8; 16],
@@ -234,6 +217,7 @@ fn world() -> &'static RestoreWorld {
                 .unwrap();
         }
         let svc: Arc<dyn LicenseService> = service.clone();
+        let service_key = service.public_key().unwrap();
         let source = create_backup_restorer(source_store, Arc::clone(&svc));
         source.set_property("BackupPath", PropertyValue::String(folder.display().to_string())).unwrap();
         run(|cb| source.backup_licenses(BackupFlags::default(), cb)).unwrap().unwrap();
@@ -245,7 +229,9 @@ fn world() -> &'static RestoreWorld {
         let restorer = create_backup_restorer(Arc::clone(&target), svc);
         restorer.set_property("RestorePath", PropertyValue::String(folder.display().to_string())).unwrap();
         RestoreWorld {
-            header: bytes[..HEADER_LEN].to_vec(),
+            service: Arc::clone(&service),
+            service_key,
+            origin: writer::DeviceKey::generate(),
             archive: bytes,
             archive_id: header.archive_id,
             data_key,
@@ -262,9 +248,11 @@ fn world() -> &'static RestoreWorld {
 
 /// Fuzz target `restore`: a full restore, through the public `BackupRestorer`, of an archive
 /// made from arbitrary bytes. First byte: bit 0 clear, the rest is the whole archive file;
-/// set, a real header (so the service grants the key) followed by records the harness seals
-/// from the fuzzer's plaintexts (bit 1: append a correct end record). Bit 2 individualizes,
-/// bit 3 replaces existing licenses. A failed restore must leave the store as it was.
+/// set, records the harness seals from the fuzzer's plaintexts (bit 1: append a correct end
+/// record) behind a valid header that commits to them, made by the harness's own device
+/// (version 2, so the service grants the key), or naming a random origin (version 1, bit 4).
+/// Bit 2 individualizes, bit 3 replaces existing licenses. A failed restore must leave the
+/// store as it was and charge nothing: no reservation stays pending.
 pub fn restore(data: &[u8]) {
     let w = world();
     let _guard = w.lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -273,8 +261,15 @@ pub fn restore(data: &[u8]) {
     let bytes = if mode & 1 == 0 {
         input.0.to_vec()
     } else {
-        let mut bytes = w.header.clone();
-        bytes.extend(seal_records(&mut input, &w.archive_id, &w.data_key, mode & 2 != 0));
+        let records = seal_records(&mut input, &w.archive_id, &w.data_key, mode & 2 != 0);
+        let mut bytes = if mode & 16 == 0 {
+            let c = writer::commitment_of(&records);
+            let o = &w.origin;
+            writer::v2_header(&w.service_key, o, &o.public, &o.id(), &w.archive_id, &w.data_key, &c)
+        } else {
+            writer::v1_header(&w.service_key, &writer::random(), &w.archive_id, &w.data_key)
+        };
+        bytes.extend(records);
         bytes
     };
     std::fs::write(w.folder.join(archive::ARCHIVE_FILE_NAME), &bytes).unwrap();
@@ -297,6 +292,124 @@ pub fn restore(data: &[u8]) {
         }
     }
     w.target.verify().expect("the store stays consistent");
+    assert_eq!(w.service.audit().unwrap().pending, 0, "every reservation is settled before END");
+}
+
+/// The fixed request of the `service_stream` target: a valid version-2 archive of
+/// [`STREAM_LICENSES`] licenses made by the harness's device, and a request to restore it onto
+/// a device of the harness.
+struct StreamWorld {
+    service: EmbeddedService,
+    header: archive::ArchiveHeader,
+    key_ids: Vec<KeyId>,
+    device: writer::DeviceKey,
+    _dir: tempfile::TempDir,
+}
+
+const STREAM_LICENSES: u8 = 8;
+
+fn stream_world() -> &'static Mutex<StreamWorld> {
+    static WORLD: OnceLock<Mutex<StreamWorld>> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = ServicePolicy { max_devices: 2, ..ServicePolicy::default() };
+        let service = EmbeddedService::open_with_policy(dir.path().join("service.db"), policy).unwrap();
+        let key_ids: Vec<KeyId> = (1..=STREAM_LICENSES).map(|i| KeyId::from_bytes([i; 16])).collect();
+        let records: Vec<writer::Record> =
+            key_ids.iter().map(|k| writer::Record::license(*k.as_bytes(), &[7; 16], None)).collect();
+        let bytes = writer::v2_archive(&service.public_key().unwrap(), &writer::DeviceKey::generate(), &records);
+        let header = archive::read_header(&mut bytes.as_slice()).unwrap();
+        Mutex::new(StreamWorld { service, header, key_ids, device: writer::DeviceKey::generate(), _dir: dir })
+    })
+}
+
+/// Fuzz target `service_stream`: the service's checks of what a device sends with a restore
+/// or a quota query, against an archive that commits to its key IDs. The input edits the
+/// key-ID stream (change a byte, drop, insert, swap, truncate), the license count and the
+/// authenticated header, and picks the call (byte 0, bit 0: quota query). Whatever the
+/// service answers, it must record nothing unless the request is exactly the archive's, and a
+/// grant (then released) must be for exactly that.
+pub fn service_stream(data: &[u8]) {
+    let w = stream_world().lock().unwrap_or_else(|p| p.into_inner());
+    let mut input = Bytes(data);
+    let mode = input.u8();
+    let mut key_ids = w.key_ids.clone();
+    let mut header = w.header.authenticated.clone();
+    let mut licenses = u64::from(STREAM_LICENSES);
+    while !input.is_empty() {
+        let op = input.u8();
+        let at = usize::from(input.u8());
+        let arg = input.u8();
+        match op % 7 {
+            0 if !key_ids.is_empty() => {
+                let i = at % key_ids.len();
+                let mut b = *key_ids[i].as_bytes();
+                b[usize::from(arg) % 16] ^= 1 | arg;
+                key_ids[i] = KeyId::from_bytes(b);
+            }
+            1 if !key_ids.is_empty() => {
+                key_ids.remove(at % key_ids.len());
+            }
+            2 => key_ids.insert(at % (key_ids.len() + 1), KeyId::from_bytes([arg; 16])),
+            3 if !key_ids.is_empty() => {
+                let (i, j) = (at % key_ids.len(), usize::from(arg) % key_ids.len());
+                key_ids.swap(i, j);
+            }
+            4 => key_ids.truncate(at),
+            5 => licenses = at as u64 | u64::from(arg) << 8,
+            6 => {
+                let i = at % header.len();
+                header[i] ^= arg | 1;
+            }
+            _ => {}
+        }
+    }
+    let exact = key_ids == w.key_ids && header == w.header.authenticated && licenses == u64::from(STREAM_LICENSES);
+    let request = RestoreRequest {
+        request_id: writer::random(),
+        header,
+        wrapped_key: w.header.wrapped_key.clone(),
+        device_id: w.device.id(),
+        device_public_key: w.device.public,
+        licenses,
+        replaces: None,
+    };
+    let before = w.service.audit().unwrap();
+    let mut stream = key_ids.iter().copied().map(Ok);
+    if mode & 1 == 1 {
+        match w.service.quota(&request, &mut stream) {
+            Ok(q) => {
+                assert!(exact, "a quota for a stream that is not the archive's: {q:?}");
+                assert!(q.allowed && q.licenses == u64::from(STREAM_LICENSES));
+            }
+            Err(e) => {
+                assert!(!exact, "the archive's own request failed: {e}");
+                assert_ne!(e.code(), ErrorCode::Internal, "{e}");
+            }
+        }
+        assert_eq!(w.service.audit().unwrap(), before, "a quota query changed the ledger");
+        return;
+    }
+    match w.service.authorize_restore(&request, &mut stream) {
+        Ok(_) => {
+            assert!(exact, "a grant for a stream that is not the archive's");
+            let during = w.service.audit().unwrap();
+            assert_eq!((during.pending, during.placements), (before.pending + 1, before.placements + 16));
+            assert_eq!(w.service.release_restore(&request.request_id).unwrap(), Settlement::Released);
+            assert_eq!(w.service.release_restore(&request.request_id).unwrap(), Settlement::Released);
+        }
+        Err(e) => {
+            assert!(!exact, "the archive's own request was refused: {e:?}");
+            let e = e.into_error();
+            assert_ne!(e.code(), ErrorCode::Internal, "{e}");
+            let after = w.service.audit().unwrap();
+            assert_eq!(
+                (after.pending, after.confirmed, after.placements),
+                (0, 0, 0),
+                "a refused request left {after:?}"
+            );
+        }
+    }
 }
 
 /// Fuzz target `properties`: arbitrary names and values through `Properties::set`, `get`,
@@ -429,30 +542,9 @@ pub fn restorer_paths(data: &[u8]) {
     w.source.set_property("BackupPath", PropertyValue::String(w.folder.display().to_string())).unwrap();
 }
 
-/// A version-1 license record plaintext (docs/archive-format.md, "License record plaintext").
+/// A license record plaintext (docs/archive-format.md, "License record plaintext").
 fn license_plaintext(key_id: [u8; 16], title: Option<&str>) -> Vec<u8> {
-    let mut p = vec![1];
-    p.extend_from_slice(&key_id);
-    p.extend_from_slice(&16u16.to_le_bytes());
-    p.extend_from_slice(&[0xC5; 16]);
-    p.push(0b1001);
-    p.push(1);
-    p.extend_from_slice(&1_900_000_000i64.to_le_bytes());
-    p.push(1);
-    p.extend_from_slice(&7u32.to_le_bytes());
-    p.extend_from_slice(&4u16.to_le_bytes());
-    p.extend_from_slice(b"fuzz");
-    p.extend_from_slice(&1_700_000_000i64.to_le_bytes());
-    match title {
-        Some(t) => {
-            p.push(1);
-            p.extend_from_slice(&(t.len() as u16).to_le_bytes());
-            p.extend_from_slice(t.as_bytes());
-        }
-        None => p.push(0),
-    }
-    p.extend_from_slice(&[0, 0]);
-    p
+    writer::license_plaintext(key_id, &[0xC5; 16], title)
 }
 
 /// Sealed-mode input for `seal_records`: one `[type|0x80][len][plaintext]` per plaintext.
@@ -478,7 +570,9 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut raw = vec![0u8];
     raw.extend_from_slice(&real);
     out.push(("archive_reader", "raw-archive".into(), raw.clone()));
-    out.push(("archive_reader", "raw-header".into(), raw[..=HEADER_LEN].to_vec()));
+    out.push(("archive_reader", "raw-header".into(), raw[..=archive::HEADER_LEN].to_vec()));
+    let v1 = writer::v1_archive(&w.service_key, &[9; 16], &[writer::Record::license([1; 16], &[2; 16], None)]);
+    out.push(("archive_reader", "raw-v1-archive".into(), [&[0u8][..], &v1].concat()));
     out.push(("archive_reader", "raw-empty".into(), vec![0]));
     out.push(("archive_reader", "sealed-two-end".into(), sealed_input(3, &two)));
     out.push(("archive_reader", "sealed-two-noend".into(), sealed_input(1, &two)));
@@ -488,6 +582,22 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     out.push(("restore", "sealed-two-end-individualize".into(), sealed_input(7, &two)));
     out.push(("restore", "sealed-two-end-replace".into(), sealed_input(11, &two)));
     out.push(("restore", "sealed-one-noend".into(), sealed_input(1, &two[..1])));
+    out.push(("restore", "sealed-two-end-v1".into(), sealed_input(19, &two)));
+    out.push(("restore", "raw-v1-archive".into(), [&[0u8][..], &v1].concat()));
+    // service_stream: the exact request (quota, restore), then each kind of edit.
+    for (name, bytes) in [
+        ("exact-quota", vec![1u8]),
+        ("exact-restore", vec![0]),
+        ("changed", vec![0, 0, 3, 5]),
+        ("shorter", vec![0, 1, 7, 0]),
+        ("longer", vec![0, 2, 8, 9]),
+        ("reordered", vec![0, 3, 1, 2]),
+        ("truncated", vec![1, 4, 4, 0]),
+        ("count", vec![0, 5, 9, 0]),
+        ("header", vec![0, 6, 120, 1]),
+    ] {
+        out.push(("service_stream", name.into(), bytes));
+    }
     out.push(("properties", "set-paths".into(), b"\x00\x00\x02/b\x10\x00\x02/r\x21\x01\x05\x00\x01".to_vec()));
     out.push((
         "properties",

@@ -8,7 +8,7 @@
 #   make hardening-long        the crash sweep with 1000 points and a 60 s stress run
 
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= archive_reader restore properties restorer_paths
+FUZZ_TARGETS ?= archive_reader restore service_stream properties restorer_paths
 # New inputs go to an ignored working corpus; the committed seeds in fuzz/corpus/ are read only.
 FUZZ_WORK ?= $(ROOT)/fuzz/corpus-work
 FUZZ_ENV := RUSTC_BOOTSTRAP=1

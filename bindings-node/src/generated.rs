@@ -182,6 +182,8 @@ pub struct Quota {
     pub restores_remaining: u32,
     /// This device already counts for every license: restoring onto it again is free.
     pub device_already_counted: bool,
+    /// Whether the service would authorize this restore now.
+    pub allowed: bool,
 }
 
 impl From<lb::Quota> for Quota {
@@ -191,6 +193,41 @@ impl From<lb::Quota> for Quota {
             max_devices: r.max_devices,
             restores_remaining: r.restores_remaining,
             device_already_counted: r.device_already_counted,
+            allowed: r.allowed,
+        }
+    }
+}
+
+/// What an embedded service's ledger holds (EmbeddedService.audit()).
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct LedgerAudit {
+    /// Reservations granted and not yet confirmed or released (they count).
+    pub pending: i64,
+    /// Reservations confirmed by their device (they count).
+    pub confirmed: i64,
+    /// Reservations released by their device (they do not count).
+    pub released: i64,
+    /// Reservations left pending past the service's limit (they count, for good).
+    pub expired: i64,
+    /// Licenses with at least one device counted.
+    pub licenses: i64,
+    /// (license, device) pairs that count.
+    pub placements: i64,
+    /// Devices known to belong to the account.
+    pub devices: i64,
+}
+
+impl From<lb::LedgerAudit> for LedgerAudit {
+    fn from(r: lb::LedgerAudit) -> Self {
+        LedgerAudit {
+            pending: crate::count(r.pending),
+            confirmed: crate::count(r.confirmed),
+            released: crate::count(r.released),
+            expired: crate::count(r.expired),
+            licenses: crate::count(r.licenses),
+            placements: crate::count(r.placements),
+            devices: crate::count(r.devices),
         }
     }
 }

@@ -685,6 +685,12 @@ impl EmbeddedService {
         Ok(())
     }
 
+    /// What the ledger holds: reservations by state, licenses and devices counted.
+    #[napi]
+    pub fn audit(&self) -> Result<LedgerAudit> {
+        Ok(self.get()?.audit().map_err(js_error)?.into())
+    }
+
     /// Whether `close` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
@@ -815,10 +821,12 @@ impl BackupRestorer {
         Ok(())
     }
 
-    /// What the restore quota allows for the archive in `RestorePath` onto this device.
+    /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+    /// new identity of it with `individualize`).
     #[napi]
-    pub fn restore_quota(&self) -> Result<Quota> {
-        Ok(self.get()?.restore_quota().map_err(js_error)?.into())
+    pub fn restore_quota(&self, individualize: bool) -> Result<Quota> {
+        let flags = lb::RestoreFlags { individualize, replace_existing: false };
+        Ok(self.get()?.restore_quota_with(flags).map_err(js_error)?.into())
     }
 
     /// Whether `close` was called.

@@ -210,7 +210,7 @@ test('backupLicenses and restoreLicenses resolve with the summary, after their e
   t.after(() => (b.close(), store.close()))
   b.restorePath = a.backup
   const quota = b.restoreQuota()
-  assert.deepEqual({ ...quota }, { licenses: 4, maxDevices: 4, restoresRemaining: 3, deviceAlreadyCounted: false })
+  assert.deepEqual({ ...quota }, { licenses: 4, maxDevices: 4, restoresRemaining: 3, deviceAlreadyCounted: false, allowed: true })
   const idBefore = store.deviceId()
   const seenB = record(b)
   const restored = await b.restoreLicenses({ individualize: true })

@@ -93,12 +93,21 @@ const FORMS = {
   'LicenseStore.remove_catalog_entry': (w, a) => w.store.removeCatalogEntry(a.keyId),
   'EmbeddedService.open': (w, a, o) => lb.EmbeddedService.open(a.path, o).close(),
   'EmbeddedService.set_online': (w, a) => w.service.setOnline(a.online),
+  'EmbeddedService.audit': (w) => w.service.audit(),
   'BackupRestorer.set_property': (w, a) => w.restorer.setProperty(a.name, a.value),
   'BackupRestorer.get_property': (w, a) => w.restorer.getProperty(a.name),
   'BackupRestorer.property_by_index': (w, a) => w.restorer.propertyByIndex(a.index),
   'BackupRestorer.remove_property': (w, a) => w.restorer.removeProperty(a.name),
   'BackupRestorer.backup_licenses': (w, a, o) => operation(() => w.restorer.backupLicenses(o)),
   'BackupRestorer.restore_licenses': (w, a, o) => operation(() => w.restorer.restoreLicenses(o)),
+  // Its outcome in a folder with no archive (ARCHIVE_MISSING) does not count.
+  'BackupRestorer.restore_quota': (w, a, o) => {
+    try {
+      w.restorer.restoreQuota(o)
+    } catch (err) {
+      if (err.code !== 'ARCHIVE_MISSING') throw err
+    }
+  },
 }
 // Calls with no JavaScript form: Operation.wait is the Promise an operation returns.
 const NO_FORM = new Set(['Operation.wait'])

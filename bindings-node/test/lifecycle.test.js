@@ -185,6 +185,32 @@ test('AbortSignal: aborting cancels, the Promise rejects with CANCELLED after en
   await assert.rejects(restorer.backupLicenses({ signal: {} }), isCode('INVALID_ARGUMENT'))
 })
 
+test('AbortSignal: a restore aborted after the service answered costs nothing', async (t) => {
+  const { dir, backup, service, restorer } = world(t, { count: 5 })
+  await restorer.backupLicenses()
+  const store = lb.LicenseStore.open(path.join(dir, 'B.db'))
+  const b = new lb.BackupRestorer(store, service)
+  t.after(() => {
+    b.close()
+    store.close()
+  })
+  b.restorePath = backup
+  for (const event of ['disconnecting', 'begin']) {
+    const controller = new AbortController()
+    b.once(event, () => controller.abort(new Error('user pressed cancel')))
+    const err = await b.restoreLicenses({ signal: controller.signal }).catch((e) => e)
+    assert.ok(isCode('CANCELLED')(err), String(err))
+  }
+  assert.equal(store.licenseCount(), 0)
+  assert.deepEqual(
+    { ...service.audit() },
+    { pending: 0, confirmed: 0, released: 2, expired: 0, licenses: 0, placements: 0, devices: 1 },
+  )
+  const quota = b.restoreQuota()
+  assert.deepEqual({ ...quota }, { licenses: 5, maxDevices: 4, restoresRemaining: 3, deviceAlreadyCounted: false, allowed: true })
+  assert.deepEqual({ ...b.restoreQuota({ individualize: true }) }, { ...quota })
+})
+
 test('cancelLicenseBackup / cancelLicenseRestore cancel the running operation', async (t) => {
   const { restorer } = world(t, { count: 300, progressInterval: 1 })
   restorer.once('progress', () => restorer.cancelLicenseBackup())

@@ -138,6 +138,7 @@ const RECORD_FORM = {
   ServiceOptions: ['ServiceOptions', dts],
   StoreOptions: ['StoreOptions', dts],
   AddOptions: ['AddOptions', dts],
+  QuotaOptions: ['QuotaOptions', dts],
   PropertyEntry: ['PropertyEntry', dts],
 }
 const INLINE = new Set()

@@ -10,7 +10,7 @@
 
 use license_backup::interface::{ArgPath, IntKind, Type};
 use license_backup::{
-    BackupFlags, CatalogEntry, License, NewLicense, Quota, RestoreFlags, Rights, StatusEvent, Summary,
+    BackupFlags, CatalogEntry, LedgerAudit, License, NewLicense, Quota, RestoreFlags, Rights, StatusEvent, Summary,
 };
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -102,6 +102,19 @@ pub(crate) fn restore_flags(
         individualize: convert::option(individualize, "individualize", &Type::Bool, false)?,
         replace_existing: convert::option(replace_existing, "replace_existing", &Type::Bool, false)?,
     })
+}
+
+/// The options `QuotaOptions` (Options of a restore quota query.).
+pub(crate) struct QuotaOptionsArgs {
+    /// Ask for a restore onto a new identity of this device (which counts as this device), as
+    /// restore_licenses with individualize would make.
+    pub(crate) individualize: bool,
+}
+
+/// The options `QuotaOptions` from keyword arguments, each checked against its type; an argument left out
+/// or `None` takes its default.
+pub(crate) fn quota_options(individualize: Option<&Bound<'_, PyAny>>) -> PyResult<QuotaOptionsArgs> {
+    Ok(QuotaOptionsArgs { individualize: convert::option(individualize, "individualize", &Type::Bool, false)? })
 }
 
 /// The options `AddOptions` (Options of adding licenses.).
@@ -200,6 +213,21 @@ impl ToPy for Quota {
             self.max_devices.to_py(py)?,
             self.restores_remaining.to_py(py)?,
             self.device_already_counted.to_py(py)?,
+            self.allowed.to_py(py)?,
+        ))
+    }
+}
+
+impl ToPy for LedgerAudit {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::class(py, "LedgerAudit")?.call1((
+            self.pending.to_py(py)?,
+            self.confirmed.to_py(py)?,
+            self.released.to_py(py)?,
+            self.expired.to_py(py)?,
+            self.licenses.to_py(py)?,
+            self.placements.to_py(py)?,
+            self.devices.to_py(py)?,
         ))
     }
 }

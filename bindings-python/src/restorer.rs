@@ -155,10 +155,18 @@ impl BackupRestorer {
         self.inner.cancel_license_restore()
     }
 
-    /// What the restore quota allows for the archive in `RestorePath` onto this device.
-    fn restore_quota<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+    /// new identity of it with `individualize`).
+    #[pyo3(signature = (*, individualize = None))]
+    fn restore_quota<'py>(
+        &self,
+        py: Python<'py>,
+        individualize: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let individualize = generated::quota_options(individualize)?.individualize;
+        let flags = license_backup::RestoreFlags { individualize, replace_existing: false };
         let inner = &self.inner;
-        let quota = py.detach(|| inner.restore_quota()).or_raise(py)?;
+        let quota = py.detach(|| inner.restore_quota_with(flags)).or_raise(py)?;
         quota.to_py(py)
     }
 }

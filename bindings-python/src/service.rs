@@ -7,7 +7,8 @@ use license_backup::ServicePolicy;
 use license_backup::interface;
 use pyo3::prelude::*;
 
-use crate::{convert, generated};
+use crate::convert::{self, ToPy};
+use crate::{OrRaise, generated};
 
 /// The embedded License Management Service: authorizes restores and keeps the restore quota
 /// in a SQLite ledger at `path`. Devices (stores) on one machine share it by opening the same
@@ -48,6 +49,14 @@ impl EmbeddedService {
     fn set_online(&self, online: &Bound<'_, PyAny>) -> PyResult<()> {
         self.inner.set_online(convert::arg(online, "online", &interface::BOOL)?);
         Ok(())
+    }
+
+    /// What the ledger holds: reservations by state, licenses and devices counted
+    /// (a `LedgerAudit`).
+    fn audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = &self.inner;
+        let audit = py.detach(|| inner.audit()).or_raise(py)?;
+        audit.to_py(py)
     }
 
     /// The path of the ledger file.

@@ -286,7 +286,9 @@ def test_backup_and_restore(world: World) -> None:
     assert op.wait() == summary  # waiting again returns the same result
 
     quota = b.restore_quota()
-    assert quota == lb.Quota(licenses=4, max_devices=4, restores_remaining=3, device_already_counted=False)
+    assert quota == lb.Quota(
+        licenses=4, max_devices=4, restores_remaining=3, device_already_counted=False, allowed=True
+    )
     assert quota.can_restore
     rec = Recorder()
     restored = b.restore_licenses(on_status=rec).wait()

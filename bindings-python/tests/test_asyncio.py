@@ -238,3 +238,39 @@ def test_events_reach_the_loop_a_batch_at_a_time(world: World) -> None:
     assert handoffs <= len(events) // 2, f"{handoffs} hand-offs to the loop for {len(events)} events"
     assert all(e.emitted_ns <= delivered for e, delivered in got)
     assert [e.emitted_ns for e in events] == sorted(e.emitted_ns for e in events)
+
+
+def test_a_restore_cancelled_by_its_task_after_the_service_answered_costs_nothing(world: World) -> None:
+    a = world.device("A")
+    populate(a.store, 5)
+    a.backup_licenses().wait()
+    b = world.device("B")
+
+    async def main() -> None:
+        answered = asyncio.Event()
+
+        def on_status(event: lb.StatusEvent) -> None:
+            if isinstance(event, lb.Disconnecting):
+                answered.set()
+                time.sleep(0.05)  # the task is cancelled while the restore holds its grant
+
+        op = b.restore_licenses(on_status=on_status)
+
+        async def waiter() -> lb.Summary:
+            return await op
+
+        task = asyncio.create_task(waiter())
+        await answered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(lb.CancelledError):
+            await asyncio.to_thread(op.wait, 30)
+
+    asyncio.run(main())
+    assert b.store.license_count() == 0
+    audit = world.service.audit()
+    assert (audit.pending, audit.confirmed, audit.released, audit.placements) == (0, 0, 1, 0), audit
+    quota = b.restore_quota()
+    assert (quota.restores_remaining, quota.allowed, quota.device_already_counted) == (3, True, False)
+    assert b.restore_quota(individualize=True) == quota

@@ -137,6 +137,15 @@ def operation(start: Callable[[], lb.Operation], timeout: Any = 30) -> None:
 
 Form = Callable[[World, Dict[str, Any], Dict[str, Any]], object]
 
+
+def quota(w: World, options: Dict[str, Any]) -> None:
+    """restore_quota; its outcome in a folder with no archive (ARCHIVE_MISSING) does not count."""
+    try:
+        w.restorer.restore_quota(**options)
+    except lb.ArchiveMissingError:
+        pass
+
+
 # The Python form of each call of the table.
 FORMS: Dict[str, Form] = {
     "LicenseStore.open": lambda w, a, o: lb.LicenseStore(a["path"], **o).close(),
@@ -152,12 +161,14 @@ FORMS: Dict[str, Form] = {
     "LicenseStore.remove_catalog_entry": lambda w, a, o: w.store.remove_catalog_entry(a["key_id"]),
     "EmbeddedService.open": lambda w, a, o: lb.EmbeddedService(a["path"], **o),
     "EmbeddedService.set_online": lambda w, a, o: w.service.set_online(a["online"]),
+    "EmbeddedService.audit": lambda w, a, o: w.service.audit(),
     "BackupRestorer.set_property": lambda w, a, o: w.restorer.set_property(a["name"], a["value"]),
     "BackupRestorer.get_property": lambda w, a, o: w.restorer.get_property(a["name"]),
     "BackupRestorer.property_by_index": lambda w, a, o: w.restorer.property_by_index(a["index"]),
     "BackupRestorer.remove_property": lambda w, a, o: w.restorer.remove_property(a["name"]),
     "BackupRestorer.backup_licenses": lambda w, a, o: operation(lambda: w.restorer.backup_licenses(**o)),
     "BackupRestorer.restore_licenses": lambda w, a, o: operation(lambda: w.restorer.restore_licenses(**o)),
+    "BackupRestorer.restore_quota": lambda w, a, o: quota(w, o),
     "Operation.wait": lambda w, a, o: operation(lambda: w.restorer.backup_licenses(), a["timeout"]),
 }
 

@@ -117,6 +117,7 @@ def test_no_extra_events() -> None:
 
 RECORD_CLASSES = {
     "CatalogEntry": lb.CatalogEntry,
+    "LedgerAudit": lb.LedgerAudit,
     "License": lb.License,
     "NewLicense": lb.NewLicense,
     "Quota": lb.Quota,
@@ -132,6 +133,7 @@ OPTIONS_OF = {
     "AddOptions": [lb.LicenseStore.add_license, lb.LicenseStore.add_licenses],
     "ServiceOptions": [lb.EmbeddedService],
     "StoreOptions": [lb.LicenseStore],
+    "QuotaOptions": [lb.BackupRestorer.restore_quota],
 }
 
 

@@ -57,6 +57,8 @@ pub enum ErrorCode {
     ServiceUnavailable = 401,
     /// The service refused the restore: a license already lives on the maximum number of devices.
     RestoreLimitExceeded = 402,
+    /// The archive was made on (or the device is registered with) another account of the service.
+    ForeignDevice = 403,
     /// The operation was cancelled.
     Cancelled = 501,
     /// Another operation is already running on this store.
@@ -117,6 +119,7 @@ impl ErrorCode {
         ErrorCode::WrongKey,
         ErrorCode::ServiceUnavailable,
         ErrorCode::RestoreLimitExceeded,
+        ErrorCode::ForeignDevice,
         ErrorCode::Cancelled,
         ErrorCode::Busy,
         ErrorCode::CallbackFailed,
@@ -156,6 +159,7 @@ impl ErrorCode {
             ErrorCode::WrongKey => core_api::ErrorCode::WrongKey,
             ErrorCode::ServiceUnavailable => core_api::ErrorCode::ServiceUnavailable,
             ErrorCode::RestoreLimitExceeded => core_api::ErrorCode::RestoreLimitExceeded,
+            ErrorCode::ForeignDevice => core_api::ErrorCode::ForeignDevice,
             ErrorCode::Cancelled => core_api::ErrorCode::Cancelled,
             ErrorCode::Busy => core_api::ErrorCode::Busy,
             ErrorCode::CallbackFailed => core_api::ErrorCode::CallbackFailed,
@@ -197,6 +201,7 @@ impl From<core_api::ErrorCode> for ErrorCode {
             core_api::ErrorCode::WrongKey => ErrorCode::WrongKey,
             core_api::ErrorCode::ServiceUnavailable => ErrorCode::ServiceUnavailable,
             core_api::ErrorCode::RestoreLimitExceeded => ErrorCode::RestoreLimitExceeded,
+            core_api::ErrorCode::ForeignDevice => ErrorCode::ForeignDevice,
             core_api::ErrorCode::Cancelled => ErrorCode::Cancelled,
             core_api::ErrorCode::Busy => ErrorCode::Busy,
             core_api::ErrorCode::CallbackFailed => ErrorCode::CallbackFailed,
@@ -440,6 +445,8 @@ pub struct Quota {
     pub restores_remaining: u32,
     /// This device already counts for every license: restoring onto it again is free.
     pub device_already_counted: bool,
+    /// Whether the service would authorize this restore now.
+    pub allowed: bool,
 }
 
 impl From<core_api::Quota> for Quota {
@@ -449,6 +456,40 @@ impl From<core_api::Quota> for Quota {
             max_devices: r.max_devices,
             restores_remaining: r.restores_remaining,
             device_already_counted: r.device_already_counted,
+            allowed: r.allowed,
+        }
+    }
+}
+
+/// What an embedded service's ledger holds (EmbeddedService.audit()).
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct LedgerAudit {
+    /// Reservations granted and not yet confirmed or released (they count).
+    pub pending: u64,
+    /// Reservations confirmed by their device (they count).
+    pub confirmed: u64,
+    /// Reservations released by their device (they do not count).
+    pub released: u64,
+    /// Reservations left pending past the service's limit (they count, for good).
+    pub expired: u64,
+    /// Licenses with at least one device counted.
+    pub licenses: u64,
+    /// (license, device) pairs that count.
+    pub placements: u64,
+    /// Devices known to belong to the account.
+    pub devices: u64,
+}
+
+impl From<core_api::LedgerAudit> for LedgerAudit {
+    fn from(r: core_api::LedgerAudit) -> Self {
+        LedgerAudit {
+            pending: r.pending,
+            confirmed: r.confirmed,
+            released: r.released,
+            expired: r.expired,
+            licenses: r.licenses,
+            placements: r.placements,
+            devices: r.devices,
         }
     }
 }

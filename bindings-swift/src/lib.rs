@@ -582,6 +582,11 @@ impl RawEmbeddedService {
             Ok(())
         })
     }
+
+    /// What the ledger holds: reservations by state, licenses and devices counted.
+    pub fn audit(&self) -> FfiResult<LedgerAudit> {
+        guarded(|| Ok(self.inner.audit()?.into()))
+    }
 }
 
 /// A backup restorer over a store and a service (`BackupRestorer` in Swift wraps it).
@@ -687,9 +692,12 @@ impl RawBackupRestorer {
         })
     }
 
-    /// What the restore quota allows for the archive in `RestorePath` onto this device.
-    pub fn restore_quota(&self) -> FfiResult<Quota> {
-        guarded(|| Ok(self.inner.restore_quota()?.into()))
+    /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+    /// new identity of it with `individualize`).
+    #[uniffi::method(default(individualize = false))]
+    pub fn restore_quota(&self, individualize: bool) -> FfiResult<Quota> {
+        let flags = core_api::RestoreFlags { individualize, replace_existing: false };
+        guarded(|| Ok(self.inner.restore_quota_with(flags)?.into()))
     }
 }
 

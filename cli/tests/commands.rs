@@ -235,7 +235,8 @@ fn quota_answers_before_a_restore_and_exits_6_when_it_would_be_refused() {
     assert!(run.stdout().contains("restore       allowed"), "{}", run.stdout());
     assert!(run.stdout().contains("3 more new devices may receive every license in it"), "{}", run.stdout());
 
-    // The origin device counts already: free again, unless it would get a new identity.
+    // The origin device counts already: free again, also with a new identity (it counts as the
+    // identity it replaces).
     let run = w.run(&["quota", "--store", "a.db", "--from", "usb", "--max-devices", "1", "--json"]);
     run.expect(0);
     assert_eq!(
@@ -243,9 +244,11 @@ fn quota_answers_before_a_restore_and_exits_6_when_it_would_be_refused() {
         (Some(true), Some(true))
     );
     let run = w.run(&["quota", "--store", "a.db", "--from", "usb", "--max-devices", "1", "--individualize", "--json"]);
-    run.expect(6);
-    assert_eq!(run.summary()["allowed"], false);
-    assert_eq!(run.summary()["error"], "RESTORE_LIMIT_EXCEEDED");
+    run.expect(0);
+    assert_eq!(
+        (run.summary()["device_already_counted"].as_bool(), run.summary()["allowed"].as_bool()),
+        (Some(true), Some(true))
+    );
     let run = w.run(&["quota", "--store", "b.db", "--from", "usb", "--max-devices", "1"]);
     run.expect(6);
     assert!(run.stdout().contains("restore       would be refused"), "{}", run.stdout());
@@ -278,7 +281,7 @@ fn inspect_shows_the_header_and_locates_damage_without_any_key() {
     assert_eq!(s["command"], "inspect");
     assert_eq!(
         (s["licenses"].as_u64(), s["intact"].as_bool(), s["format_version"].as_u64()),
-        (Some(4), Some(true), Some(1))
+        (Some(4), Some(true), Some(2))
     );
     assert_eq!(s["origin_device"], device, "the device the backup was made on, as `list` shows it");
     assert_eq!(s["archive_id"], hex(&header.archive_id));
@@ -317,14 +320,20 @@ fn inspect_shows_the_header_and_locates_damage_without_any_key() {
     assert!(!run.events().iter().any(|e| e["event"] == "connecting"), "refused before connecting");
     assert_eq!(snapshot(&b), before);
 
-    // Damage inside a ciphertext keeps the framing: only the restore, with the key, finds it.
+    // Damage inside a ciphertext keeps the framing, but not the record digest the header commits
+    // to: inspect finds it without any key (not where), and the restore before connecting.
     let mut bad = good.clone();
     bad[second - 5] ^= 0x40;
     std::fs::write(&archive, &bad).unwrap();
-    w.run(&["inspect", "usb"]).expect(0);
-    let run = w.run(&["restore", "--store", "b.db", "--from", "usb"]);
+    let run = w.run(&["inspect", "usb", "--json"]);
     run.expect(5);
-    assert!(run.stderr().starts_with("error: ARCHIVE_CORRUPT: "), "{}", run.stderr());
+    let s = run.summary();
+    assert_eq!((s["intact"].as_bool(), s["licenses"].as_u64()), (Some(false), Some(4)));
+    assert_eq!(s["damage"]["offset"], archive::HEADER_LEN);
+    let run = w.run(&["restore", "--store", "b.db", "--from", "usb", "--json"]);
+    run.expect(5);
+    assert_eq!(run.summary()["error"], "ARCHIVE_CORRUPT");
+    assert!(!run.events().iter().any(|e| e["event"] == "connecting"), "refused before connecting");
     assert_eq!(snapshot(&b), before);
 
     // Truncated, missing, not an archive.

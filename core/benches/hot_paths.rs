@@ -51,11 +51,11 @@ fn crypto(c: &mut Criterion) {
 
     // Opening: an in-memory archive of 1,000 records, read back whole.
     const N: u64 = 1_000;
-    let mut writer = RecordSealer::new(Vec::new(), &pk).unwrap();
+    let mut writer = RecordSealer::new(std::io::Cursor::new(Vec::new()), &pk).unwrap();
     for i in 0..N {
         writer.seal(&license(i), &[7; 16]).unwrap();
     }
-    let bytes = writer.finish().unwrap();
+    let bytes = writer.finish().unwrap().into_inner();
     let header = read_header(&mut bytes.as_slice()).unwrap();
     let key = service.unwrap_data_key(&header).unwrap();
     g.throughput(Throughput::Elements(N));

@@ -273,6 +273,12 @@ fn child(args: &[String]) -> Res<()> {
             let wall = start.elapsed().as_secs_f64();
             json!({"wall_s": wall, "licenses": s.licenses, "peak_rss_kib": peak_rss_kib(), "cpu_s": cpu_seconds(false)})
         }
+        // scan ARCHIVE: what reading the archive costs before the service is asked
+        "scan" => {
+            let (scan, key_ids, sha2, ring, bytes) =
+                license_backup::bench_support::scan_costs(Path::new(a(1)?)).map_err(err)?;
+            json!({"scan_s": scan, "key_id_pass_s": key_ids, "sha2_s": sha2, "ring_s": ring, "bytes": bytes})
+        }
         // events STORE SERVICE OUT: a backup with ProgressInterval=1, every delivery timed
         "events" => {
             let r = restorer(Path::new(a(1)?), Path::new(a(2)?), "BackupPath", Path::new(a(3)?), 1)?;

@@ -125,8 +125,11 @@ fn main() -> Result<()> {
     restorer_b.set_property("ProgressInterval", PropertyValue::U32(10))?;
     let quota = restorer_b.restore_quota()?;
     println!(
-        "   quota: {} licenses, {} more devices may receive them (max {})",
-        quota.licenses, quota.restores_remaining, quota.max_devices
+        "   quota: {} licenses, {} more devices may receive them (max {}); restoring here is {}",
+        quota.licenses,
+        quota.restores_remaining,
+        quota.max_devices,
+        if quota.allowed { "allowed" } else { "refused" }
     );
     println!("== Restoring from {}", usb.display());
     let restored = restorer_b.restore_licenses(RestoreFlags::default(), printer("B"))?.wait()?;

@@ -9,13 +9,13 @@
 //! (about 128 KiB each, sealed in place).
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::crypto::{self, DATA_KEY_LEN, ENC_LEN, SealingKey, TAG_LEN, WrappedKey};
+use crate::crypto::{self, DATA_KEY_LEN, ENC_LEN, KeyPair, PUBLIC_KEY_LEN, SealingKey, TAG_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, License, LicenseFields, Rights};
@@ -27,27 +27,54 @@ pub use inspect::{ArchiveInfo, FramingDamage, inspect};
 pub const ARCHIVE_FILE_NAME: &str = "licenses.lbk";
 /// The magic bytes every archive starts with.
 pub const MAGIC: &[u8; 8] = b"LICBAKUP";
-/// The format version this library writes (and the only one it reads).
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this library writes. It also reads version 1 (see [`V1_HEADER_LEN`]).
+pub const FORMAT_VERSION: u16 = 2;
+/// Length of a version-2 header.
+pub const HEADER_LEN: usize = 280;
 /// Length of a version-1 header.
-pub const HEADER_LEN: usize = 176;
-/// Length of the header prefix that HPKE authenticates (everything before `enc`).
-const AUTHENTICATED_LEN: usize = 80;
+pub const V1_HEADER_LEN: usize = 176;
+/// Length of the version-2 header prefix that HPKE authenticates (everything before `enc`).
+const AUTHENTICATED_LEN: usize = 184;
+/// Length of the version-1 header prefix that HPKE authenticates.
+const V1_AUTHENTICATED_LEN: usize = 80;
 /// Longest record ciphertext a reader accepts.
 pub const MAX_RECORD_LEN: u32 = 64 * 1024;
-/// HPKE `info` for wrapping an archive's data key to the service.
-pub(crate) const ARCHIVE_KEY_INFO: &[u8] = b"license-backup/v1/archive-key";
+/// HPKE `info` for wrapping a version-2 archive's data key to the service (auth mode, as the
+/// origin device).
+pub(crate) const ARCHIVE_KEY_INFO: &[u8] = b"license-backup/v2/archive-key";
+/// HPKE `info` for wrapping a version-1 archive's data key (base mode).
+pub(crate) const V1_ARCHIVE_KEY_INFO: &[u8] = b"license-backup/v1/archive-key";
 /// HPKE `info` for the service re-wrapping a data key to a restoring device.
-pub(crate) const GRANT_INFO: &[u8] = b"license-backup/v1/restore-grant";
+pub(crate) const GRANT_INFO: &[u8] = b"license-backup/v2/restore-grant";
+/// What the digest of an archive's key IDs starts with (then the 16-byte key IDs in order).
+pub const KEY_IDS_DOMAIN: &[u8] = b"license-backup/v2/key-ids";
+/// What the digest of an archive's records starts with (then every record byte as written).
+pub const RECORDS_DOMAIN: &[u8] = b"license-backup/v2/records";
 
 const SUITE: [u16; 4] = [0x0020, 0x0001, 0x0003, 0x0003];
 const RECORD_LICENSE: u8 = 1;
 pub(crate) const RECORD_END: u8 = 2;
 const FRAME_LEN: usize = 1 + 16 + 4;
 
+/// What a version-2 header commits to about the records that follow it: the service recomputes
+/// the first two from the key IDs it receives, the device all three from the file before it
+/// asks for the grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commitment {
+    /// How many license records the archive holds.
+    pub licenses: u64,
+    /// SHA-256 of [`KEY_IDS_DOMAIN`] and the license records' key IDs, in order.
+    pub key_ids: [u8; 32],
+    /// SHA-256 of [`RECORDS_DOMAIN`] and every record byte (frames, ciphertexts, the end
+    /// record), in file order.
+    pub records: [u8; 32],
+}
+
 /// The parsed header of an archive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArchiveHeader {
+    /// The format version (1 or 2).
+    pub version: u16,
     /// The archive's random ID.
     pub archive_id: [u8; 16],
     /// The ID of the device the backup was made on.
@@ -56,33 +83,102 @@ pub struct ArchiveHeader {
     pub created_at: i64,
     /// Fingerprint of the service public key the data key is wrapped to.
     pub service_key_fingerprint: [u8; 16],
+    /// The origin device's X25519 public key, which sealed the data key (version 2; version 1
+    /// archives do not say who made them).
+    pub origin_public_key: Option<[u8; 32]>,
+    /// What the header commits to about the records (version 2).
+    pub commitment: Option<Commitment>,
     /// The data key, wrapped with HPKE to the service.
     pub wrapped_key: WrappedKey,
-    /// The header bytes HPKE authenticates (offsets 0..80); the service re-parses them.
+    /// The header bytes HPKE authenticates (offsets 0..184, or 0..80 in version 1); the service
+    /// re-parses them.
     pub authenticated: Vec<u8>,
+}
+
+impl ArchiveHeader {
+    /// The header's length in the file: where the records start.
+    pub fn len(&self) -> usize {
+        if self.version == 1 { V1_HEADER_LEN } else { HEADER_LEN }
+    }
+
+    /// Always `false`: a header is never empty (here for `len`'s sake).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// The fields a service reads from the authenticated header prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthenticatedHeader {
+    /// The format version (1 or 2).
+    pub version: u16,
     /// The archive's random ID.
     pub archive_id: [u8; 16],
     /// The ID of the device the backup was made on.
     pub origin_device: [u8; 16],
+    /// When the backup was made.
+    pub created_at: i64,
     /// Fingerprint of the service key.
     pub service_key_fingerprint: [u8; 16],
+    /// The origin device's public key (version 2).
+    pub origin_public_key: Option<[u8; 32]>,
+    /// What the header commits to (version 2).
+    pub commitment: Option<Commitment>,
 }
 
-/// Parses the authenticated prefix of a header (what a service receives with a restore).
+/// Parses the authenticated prefix of a header (what a service receives with a restore):
+/// `ARCHIVE_CORRUPT` when it is malformed, `UNSUPPORTED_VERSION` for a version other than 1
+/// and 2. A version-2 origin key must be usable and its fingerprint must be the origin device
+/// ID. (The prefix is authenticated by HPKE only once the service opens the wrapped key.)
 pub fn parse_authenticated_header(bytes: &[u8]) -> Result<AuthenticatedHeader> {
-    if bytes.len() != AUTHENTICATED_LEN || &bytes[..8] != MAGIC {
+    if bytes.len() < 24 || &bytes[..8] != MAGIC {
         return Err(Error::corrupt("malformed archive header"));
     }
-    Ok(AuthenticatedHeader {
-        archive_id: bytes[24..40].try_into().expect("16 bytes"),
-        origin_device: bytes[40..56].try_into().expect("16 bytes"),
-        service_key_fingerprint: bytes[64..80].try_into().expect("16 bytes"),
-    })
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    let header_len = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
+    let (auth_len, full_len) = match version {
+        1 => (V1_AUTHENTICATED_LEN, V1_HEADER_LEN),
+        2 => (AUTHENTICATED_LEN, HEADER_LEN),
+        v => {
+            return Err(Error::new(
+                ErrorCode::UnsupportedVersion,
+                format!("archive format version {v}; this library reads versions 1 and {FORMAT_VERSION}"),
+            ));
+        }
+    };
+    if bytes.len() != auth_len || header_len != full_len || bytes[12..16] != [0; 4] {
+        return Err(Error::corrupt(format!("malformed version {version} archive header")));
+    }
+    let suite: Vec<u16> = bytes[16..24].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    if suite != SUITE {
+        return Err(Error::corrupt("unknown cipher suite in archive header"));
+    }
+    let array = |at: usize| -> [u8; 16] { bytes[at..at + 16].try_into().expect("16 bytes") };
+    let mut header = AuthenticatedHeader {
+        version,
+        archive_id: array(24),
+        origin_device: array(40),
+        created_at: i64::from_le_bytes(bytes[56..64].try_into().expect("8 bytes")),
+        service_key_fingerprint: array(64),
+        origin_public_key: None,
+        commitment: None,
+    };
+    if version == 2 {
+        let key: [u8; 32] = bytes[80..112].try_into().expect("32 bytes");
+        if !crypto::is_usable_public_key(&key) {
+            return Err(Error::corrupt("the archive's origin key is of small order"));
+        }
+        if crypto::fingerprint(&key) != header.origin_device {
+            return Err(Error::corrupt("the archive's origin device ID is not the fingerprint of its key"));
+        }
+        header.origin_public_key = Some(key);
+        header.commitment = Some(Commitment {
+            licenses: u64::from_le_bytes(bytes[112..120].try_into().expect("8 bytes")),
+            key_ids: bytes[120..152].try_into().expect("32 bytes"),
+            records: bytes[152..184].try_into().expect("32 bytes"),
+        });
+    }
+    Ok(header)
 }
 
 fn nonce(index: u64) -> [u8; 12] {
@@ -194,52 +290,64 @@ impl RecordBatch {
     }
 }
 
-/// Writes an archive: the header, license records (in batches), the end record.
+/// Writes an archive: a placeholder header, license records (in batches), the end record, and
+/// then the real header over the placeholder, once it can commit to the records (their count,
+/// the digest of their key IDs, the digest of their bytes). The data key is wrapped last, with
+/// the final header as associated data, as the origin device (HPKE auth mode).
 pub(crate) struct ArchiveWriter<W: Write> {
     out: W,
     key: SealingKey,
+    data_key: Zeroizing<[u8; DATA_KEY_LEN]>,
     archive_id: [u8; 16],
+    origin: KeyPair,
+    service_public_key: [u8; PUBLIC_KEY_LEN],
+    created_at: i64,
     index: u64,
     bytes: u64,
+    /// The license records written so far.
+    keys: KeyTally,
+    /// Every record byte written so far.
+    records: Sha256,
     /// One record, for [`ArchiveWriter::write_license`].
     #[cfg(feature = "bench-internals")]
     scratch: Zeroizing<Vec<u8>>,
 }
 
 impl<W: Write> ArchiveWriter<W> {
-    /// Writes the header, wrapping a fresh data key to `service_public_key`.
-    pub(crate) fn new(mut out: W, service_public_key: &[u8], origin_device: [u8; 16]) -> Result<Self> {
-        let archive_id: [u8; 16] = crypto::random_array();
-        let data_key = crypto::new_data_key();
-        let mut header = Vec::with_capacity(HEADER_LEN);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        header.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
-        for id in SUITE {
-            header.extend_from_slice(&id.to_le_bytes());
+    /// Writes a placeholder header (zeros) and prepares a fresh data key and archive ID; the
+    /// archive is made by `origin` (this device) for the service whose key is
+    /// `service_public_key`.
+    pub(crate) fn new(mut out: W, service_public_key: &[u8; PUBLIC_KEY_LEN], origin: &KeyPair) -> Result<Self> {
+        if !crypto::is_usable_public_key(service_public_key) {
+            return Err(Error::new(ErrorCode::WrongKey, "the service's public key is of small order"));
         }
-        header.extend_from_slice(&archive_id);
-        header.extend_from_slice(&origin_device);
-        header.extend_from_slice(&crate::clock::now_secs().to_le_bytes());
-        header.extend_from_slice(&crypto::fingerprint(service_public_key));
-        debug_assert_eq!(header.len(), AUTHENTICATED_LEN);
-        let wrapped = crypto::wrap_to(service_public_key, data_key.as_slice(), ARCHIVE_KEY_INFO, &header)?;
-        header.extend_from_slice(&wrapped.enc);
-        header.extend_from_slice(&wrapped.ciphertext);
-        let digest = Sha256::digest(&header);
-        header.extend_from_slice(&digest[..16]);
-        debug_assert_eq!(header.len(), HEADER_LEN);
-        out.write_all(&header).map_err(|e| write_error(&e))?;
+        out.write_all(&[0u8; HEADER_LEN]).map_err(|e| write_error(&e))?;
+        let data_key = crypto::new_data_key();
+        let mut records = Sha256::new();
+        records.update(RECORDS_DOMAIN);
         Ok(ArchiveWriter {
             out,
             key: SealingKey::new(&data_key),
-            archive_id,
+            data_key,
+            archive_id: crypto::random_array(),
+            origin: origin.clone(),
+            service_public_key: *service_public_key,
+            created_at: crate::clock::now_secs(),
             index: 0,
             bytes: HEADER_LEN as u64,
+            keys: KeyTally::default(),
+            records,
             #[cfg(feature = "bench-internals")]
             scratch: Zeroizing::new(Vec::with_capacity(512)),
         })
+    }
+
+    /// Writes sealed records and adds them to the record digest.
+    fn write_sealed(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes).map_err(|e| write_error(&e))?;
+        self.records.update(bytes);
+        self.bytes += bytes.len() as u64;
+        Ok(())
     }
 
     /// Seals one record in place (`record` is its frame, its plaintext and room for the tag)
@@ -251,6 +359,9 @@ impl<W: Write> ArchiveWriter<W> {
         let (plain, tag) = body.split_at_mut(split);
         let aad = record_aad(&self.archive_id, self.index, frame[0], key_id);
         tag.copy_from_slice(&self.key.seal_detached(&nonce(self.index), plain, &aad));
+        if frame[0] == RECORD_LICENSE {
+            self.keys.add(key_id);
+        }
         self.index += 1;
     }
 
@@ -307,8 +418,7 @@ impl<W: Write> ArchiveWriter<W> {
                 }
             }
         }
-        self.out.write_all(&buf[..end]).map_err(|e| write_error(&e))?;
-        self.bytes += end as u64;
+        self.write_sealed(&buf[..end])?;
         batch.buf.clear();
         Ok(())
     }
@@ -334,20 +444,63 @@ impl<W: Write> ArchiveWriter<W> {
         let len = (record.len() - FRAME_LEN) as u32;
         record[17..FRAME_LEN].copy_from_slice(&len.to_le_bytes());
         self.seal_record(record);
-        self.out.write_all(record).map_err(|e| write_error(&e))?;
-        self.bytes += record.len() as u64;
-        Ok(())
+        self.write_sealed(record)
     }
+}
 
-    /// Writes the end record, flushes, and returns the output and the bytes written.
+impl<W: Write + Seek> ArchiveWriter<W> {
+    /// Writes the end record, then the header over the placeholder (committing to the records
+    /// and wrapping the data key to the service as the origin device), flushes, and returns the
+    /// output and the bytes written.
     pub(crate) fn finish(mut self, restricted: u64) -> Result<(W, u64)> {
         let mut record = [0u8; FRAME_LEN + 16 + TAG_LEN];
         record[0] = RECORD_END;
         record[FRAME_LEN..FRAME_LEN + 8].copy_from_slice(&self.index.to_le_bytes());
         record[FRAME_LEN + 8..FRAME_LEN + 16].copy_from_slice(&restricted.to_le_bytes());
         self.write_record(&mut record)?;
+        let commitment = Commitment {
+            licenses: self.keys.licenses(),
+            key_ids: self.keys.digest(),
+            records: self.records.clone().finalize().into(),
+        };
+        let header = self.header(&commitment)?;
+        self.out.seek(SeekFrom::Start(0)).map_err(|e| write_error(&e))?;
+        self.out.write_all(&header).map_err(|e| write_error(&e))?;
+        self.out.seek(SeekFrom::End(0)).map_err(|e| write_error(&e))?;
         self.out.flush().map_err(|e| write_error(&e))?;
         Ok((self.out, self.bytes))
+    }
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// The version-2 header of this archive (docs/archive-format.md, "Header").
+    fn header(&self, commitment: &Commitment) -> Result<[u8; HEADER_LEN]> {
+        let mut h = [0u8; HEADER_LEN];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        h[10..12].copy_from_slice(&(HEADER_LEN as u16).to_le_bytes());
+        for (i, id) in SUITE.iter().enumerate() {
+            h[16 + 2 * i..18 + 2 * i].copy_from_slice(&id.to_le_bytes());
+        }
+        h[24..40].copy_from_slice(&self.archive_id);
+        h[40..56].copy_from_slice(&self.origin.id());
+        h[56..64].copy_from_slice(&self.created_at.to_le_bytes());
+        h[64..80].copy_from_slice(&crypto::fingerprint(&self.service_public_key));
+        h[80..112].copy_from_slice(&self.origin.public_bytes());
+        h[112..120].copy_from_slice(&commitment.licenses.to_le_bytes());
+        h[120..152].copy_from_slice(&commitment.key_ids);
+        h[152..184].copy_from_slice(&commitment.records);
+        let wrapped = self.origin.wrap_as(
+            &self.service_public_key,
+            self.data_key.as_slice(),
+            ARCHIVE_KEY_INFO,
+            &h[..AUTHENTICATED_LEN],
+        )?;
+        h[184..184 + ENC_LEN].copy_from_slice(&wrapped.enc);
+        h[216..216 + DATA_KEY_LEN + TAG_LEN].copy_from_slice(&wrapped.ciphertext);
+        let digest = Sha256::digest(&h[..HEADER_LEN - 16]);
+        h[HEADER_LEN - 16..].copy_from_slice(&digest[..16]);
+        Ok(h)
     }
 }
 
@@ -535,7 +688,8 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     Ok(got)
 }
 
-/// Reads and checks an archive's header.
+/// Reads and checks an archive's header (version 1 or 2): the magic, the checksum (before the
+/// version, so a damaged version field is reported as corruption), then the version's layout.
 pub fn read_header(r: &mut impl Read) -> Result<ArchiveHeader> {
     let mut prefix = [0u8; 12];
     let got = read_up_to(r, &mut prefix)?;
@@ -552,7 +706,7 @@ pub fn read_header(r: &mut impl Read) -> Result<ArchiveHeader> {
     }
     let version = u16::from_le_bytes([prefix[8], prefix[9]]);
     let header_len = u16::from_le_bytes([prefix[10], prefix[11]]) as usize;
-    if header_len < AUTHENTICATED_LEN + 16 {
+    if header_len < V1_AUTHENTICATED_LEN + 16 {
         return Err(Error::corrupt("archive header length is too small"));
     }
     let mut header = prefix.to_vec();
@@ -562,34 +716,36 @@ pub fn read_header(r: &mut impl Read) -> Result<ArchiveHeader> {
     if Sha256::digest(body)[..16] != *digest {
         return Err(Error::corrupt("archive header checksum mismatch"));
     }
-    if version != FORMAT_VERSION {
-        return Err(Error::new(
-            ErrorCode::UnsupportedVersion,
-            format!("archive format version {version}; this library reads version {FORMAT_VERSION}"),
-        ));
+    let auth_len = match version {
+        1 => V1_AUTHENTICATED_LEN,
+        2 => AUTHENTICATED_LEN,
+        _ => {
+            return Err(Error::new(
+                ErrorCode::UnsupportedVersion,
+                format!("archive format version {version}; this library reads versions 1 and {FORMAT_VERSION}"),
+            ));
+        }
+    };
+    if header.len() < auth_len {
+        return Err(Error::corrupt(format!("malformed version {version} archive header")));
     }
-    if header_len != HEADER_LEN || header[12..16] != [0; 4] {
-        return Err(Error::corrupt("malformed version 1 archive header"));
-    }
-    let suite: Vec<u16> = header[16..24].chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-    if suite != SUITE {
-        return Err(Error::corrupt("unknown cipher suite in archive header"));
-    }
-    let auth = parse_authenticated_header(&header[..AUTHENTICATED_LEN])?;
+    let auth = parse_authenticated_header(&header[..auth_len])?;
     Ok(ArchiveHeader {
+        version,
         archive_id: auth.archive_id,
         origin_device: auth.origin_device,
-        created_at: i64::from_le_bytes(header[56..64].try_into().expect("8 bytes")),
+        created_at: auth.created_at,
         service_key_fingerprint: auth.service_key_fingerprint,
+        origin_public_key: auth.origin_public_key,
+        commitment: auth.commitment,
         wrapped_key: WrappedKey {
-            enc: header[80..80 + ENC_LEN].to_vec(),
-            ciphertext: header[112..112 + DATA_KEY_LEN + TAG_LEN].to_vec(),
+            enc: header[auth_len..auth_len + ENC_LEN].to_vec(),
+            ciphertext: header[auth_len + ENC_LEN..auth_len + ENC_LEN + DATA_KEY_LEN + TAG_LEN].to_vec(),
         },
-        authenticated: header[..AUTHENTICATED_LEN].to_vec(),
+        authenticated: header[..auth_len].to_vec(),
     })
 }
 
-/// A record's frame: its type, its key ID and the length of its ciphertext.
 pub(crate) struct Frame {
     pub(crate) kind: u8,
     pub(crate) key_id: [u8; 16],
@@ -644,6 +800,82 @@ pub(crate) fn open_archive(path: &Path) -> Result<File> {
     }
     Ok(file)
 }
+
+/// The licenses a pass over an archive saw: how many, and a digest of their key IDs (SHA-256
+/// over [`KEY_IDS_DOMAIN`] and the 16-byte key IDs in order: what a version-2 header commits
+/// to). What lets a restore check that the licenses it applies are exactly those the service
+/// authorized, and the service that the key IDs it receives are those of the archive, without
+/// keeping the list in memory.
+#[derive(Clone)]
+pub struct KeyTally {
+    licenses: u64,
+    digest: Sha256,
+}
+
+impl Default for KeyTally {
+    fn default() -> Self {
+        let mut digest = Sha256::new();
+        digest.update(KEY_IDS_DOMAIN);
+        KeyTally { licenses: 0, digest }
+    }
+}
+
+impl KeyTally {
+    /// Counts one more license.
+    pub fn add(&mut self, key_id: &[u8; 16]) {
+        self.licenses += 1;
+        self.digest.update(key_id);
+    }
+
+    /// How many licenses were counted.
+    pub fn licenses(&self) -> u64 {
+        self.licenses
+    }
+
+    /// The digest of the key IDs counted so far.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest.clone().finalize().into()
+    }
+
+    /// Whether this tally is what `commitment` says of the records.
+    pub fn matches_commitment(&self, commitment: &Commitment) -> bool {
+        self.licenses == commitment.licenses && self.digest() == commitment.key_ids
+    }
+
+    /// Whether two passes saw the same licenses, in the same order.
+    pub(crate) fn matches(&self, other: &KeyTally) -> bool {
+        self.licenses == other.licenses && self.digest() == other.digest()
+    }
+}
+
+/// A reader that hashes every byte read through it (for the record digest).
+pub(crate) struct Digesting<R> {
+    pub(crate) inner: R,
+    pub(crate) digest: Sha256,
+}
+
+impl<R: Read> Read for Digesting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digest.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Skips `n` bytes of `r` (reading them: a digesting reader sees them).
+pub(crate) fn skip(r: &mut impl BufRead, mut n: usize) -> Result<()> {
+    while n > 0 {
+        let buf = r.fill_buf().map_err(|e| read_error(&e))?;
+        if buf.is_empty() {
+            return Err(Error::corrupt("archive truncated in a record"));
+        }
+        let k = n.min(buf.len());
+        r.consume(k);
+        n -= k;
+    }
+    Ok(())
+}
+
 /// A record opened and checked by [`open_record`].
 pub(crate) enum Opened<'a> {
     License(LicenseView<'a>),

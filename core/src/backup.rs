@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
 use crate::folder::{self, Doing, TempArchive, check_folder, sync_folder};
 use crate::operation::{Emitter, Progress};
+use crate::registration;
 use crate::service::LicenseService;
 use crate::sqlite;
 use crate::store;
@@ -103,10 +104,13 @@ impl BackupJob {
         let conn = sqlite::open_backup_connection(&self.store_path)?;
         conn.execute_batch("BEGIN")?;
         let device = self.keys.load(&conn)?;
+        // Once per service: the device proves its key and joins the account, so the service
+        // can tell who made the archive and refuse it to anyone else's account.
+        registration::ensure_registered(&self.store_path, self.service.as_ref(), &service_key, &device)?;
         let total = store::count_licenses(&conn)?;
 
         // Records are written in batches of about 128 KiB, straight to the file.
-        let writer = ArchiveWriter::new(file, &service_key, device.id())?;
+        let writer = ArchiveWriter::new(file, &service_key, &device.pair)?;
         let progress = Progress::new(total, self.progress_interval);
         // This thread reads the store; the sealing thread opens each content key, seals the
         // records, writes them, and reports every license (RESTRICTED_LICENSE, PROGRESS) in

@@ -1,8 +1,11 @@
 //! The cryptography, in one place: random numbers, device identities, sealing content keys at
 //! rest, sealing archive records, and HPKE (RFC 9180) key wrapping.
 //!
-//! Suites: HPKE is DHKEM(X25519, HKDF-SHA256) + HKDF-SHA256 + ChaCha20-Poly1305 in base mode.
-//! Records and content keys at rest are sealed with ChaCha20-Poly1305.
+//! Suites: HPKE is DHKEM(X25519, HKDF-SHA256) + HKDF-SHA256 + ChaCha20-Poly1305: base mode for
+//! what the service hands a device (a restore grant), auth mode for what a device hands the
+//! service (an archive's data key, a registration, an identity succession), so the service
+//! knows which device made it. Records and content keys at rest are sealed with
+//! ChaCha20-Poly1305.
 
 use hkdf::Hkdf;
 use hpke::aead::ChaCha20Poly1305 as HpkeChaCha;
@@ -57,6 +60,7 @@ pub(crate) fn fingerprint(bytes: &[u8]) -> [u8; 16] {
 
 /// An X25519 key pair derived from a 32-byte secret seed, used both by devices and by the
 /// embedded License Management Service.
+#[derive(Clone)]
 pub(crate) struct KeyPair {
     seed: Zeroizing<[u8; 32]>,
     private: <X25519HkdfSha256 as Kem>::PrivateKey,
@@ -122,6 +126,121 @@ impl KeyPair {
         .map(Zeroizing::new)
         .map_err(|_| Error::new(ErrorCode::WrongKey, "the wrapped key cannot be opened with this key"))
     }
+
+    /// Opens an HPKE auth-mode secret addressed to this key pair by the holder of the private
+    /// key of `sender` (a raw X25519 public key): it opens only if that key pair sealed it.
+    pub(crate) fn unwrap_from(
+        &self,
+        sender: &[u8; PUBLIC_KEY_LEN],
+        wrapped: &WrappedKey,
+        info: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let sender = usable_public_key(sender)?;
+        let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&wrapped.enc)
+            .map_err(|_| Error::new(ErrorCode::WrongKey, "malformed encapsulated key"))?;
+        hpke::single_shot_open::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+            &OpModeR::Auth(sender),
+            &self.private,
+            &enc,
+            info,
+            &wrapped.ciphertext,
+            aad,
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| Error::new(ErrorCode::WrongKey, "the sealed secret does not open with these keys"))
+    }
+
+    /// Seals `secret` with HPKE auth mode to `recipient`, as this key pair: only the recipient
+    /// can open it, and opening it proves this key pair sealed it (RFC 9180, section 5.1.3).
+    pub(crate) fn wrap_as(
+        &self,
+        recipient: &[u8; PUBLIC_KEY_LEN],
+        secret: &[u8],
+        info: &[u8],
+        aad: &[u8],
+    ) -> Result<WrappedKey> {
+        let pk = usable_public_key(recipient)?;
+        let mode = OpModeS::Auth((self.private.clone(), self.public.clone()));
+        let (enc, ciphertext) = hpke::single_shot_seal::<HpkeChaCha, HkdfSha256, X25519HkdfSha256, _>(
+            &mode,
+            &pk,
+            info,
+            secret,
+            aad,
+            &mut SysRng,
+        )
+        .map_err(|e| Error::internal(format!("HPKE seal failed: {e}")))?;
+        Ok(WrappedKey { enc: enc.to_bytes().to_vec(), ciphertext })
+    }
+
+    /// A proof that this key pair's holder made a statement (`aad`, under the label `info`),
+    /// checkable only by `recipient`: an HPKE auth-mode seal of nothing (its 16-byte tag).
+    pub(crate) fn prove(&self, recipient: &[u8; PUBLIC_KEY_LEN], info: &[u8], aad: &[u8]) -> Result<WrappedKey> {
+        self.wrap_as(recipient, &[], info, aad)
+    }
+
+    /// Checks a proof made with [`KeyPair::prove`] by the holder of `sender`'s private key.
+    pub(crate) fn check_proof(
+        &self,
+        sender: &[u8; PUBLIC_KEY_LEN],
+        proof: &WrappedKey,
+        info: &[u8],
+        aad: &[u8],
+    ) -> Result<()> {
+        let opened = self.unwrap_from(sender, proof, info, aad)?;
+        if opened.is_empty() { Ok(()) } else { Err(Error::new(ErrorCode::WrongKey, "malformed proof")) }
+    }
+}
+
+/// The X25519 public keys of small order (and their non-canonical encodings): a Diffie-Hellman
+/// result with any of them is all zeros, whatever the private key, so a key agreement with
+/// them proves nothing. RFC 7748 section 6.1 and the list at <https://cr.yp.to/ecdh.html>.
+const SMALL_ORDER_KEYS: [[u8; 32]; 7] = [
+    [0; 32],
+    {
+        let mut k = [0u8; 32];
+        k[0] = 1;
+        k
+    },
+    [
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a, 0xda, 0x09,
+        0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00,
+    ],
+    [
+        0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83, 0xef, 0x5b, 0x04, 0x44,
+        0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd, 0xd0, 0x9f, 0x11, 0x57,
+    ],
+    // p - 1, p, p + 1 (p = 2^255 - 19), as read with the top bit cleared.
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+    ],
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+    ],
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+    ],
+];
+
+/// Whether a raw X25519 public key can identify a device or receive a secret: `false` for the
+/// keys of small order (with the top bit, which X25519 ignores, either way). HPKE refuses them
+/// too (an all-zero shared secret); checking first gives a clear error before any work.
+pub(crate) fn is_usable_public_key(key: &[u8; PUBLIC_KEY_LEN]) -> bool {
+    let mut masked = *key;
+    masked[31] &= 0x7f;
+    !SMALL_ORDER_KEYS.contains(&masked)
+}
+
+fn usable_public_key(key: &[u8; PUBLIC_KEY_LEN]) -> Result<<X25519HkdfSha256 as Kem>::PublicKey> {
+    if !is_usable_public_key(key) {
+        return Err(Error::new(ErrorCode::WrongKey, "a public key of small order identifies nobody"));
+    }
+    <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(key)
+        .map_err(|_| Error::new(ErrorCode::WrongKey, "malformed public key"))
 }
 
 /// A secret sealed with HPKE to a public key: the encapsulated key and the ciphertext.
@@ -133,10 +252,9 @@ pub struct WrappedKey {
     pub ciphertext: Vec<u8>,
 }
 
-/// Seals a secret with HPKE to a raw X25519 public key.
-pub(crate) fn wrap_to(public_key: &[u8], secret: &[u8], info: &[u8], aad: &[u8]) -> Result<WrappedKey> {
-    let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(public_key)
-        .map_err(|_| Error::new(ErrorCode::WrongKey, "malformed public key"))?;
+/// Seals a secret with HPKE base mode to a raw X25519 public key.
+pub(crate) fn wrap_to(public_key: &[u8; PUBLIC_KEY_LEN], secret: &[u8], info: &[u8], aad: &[u8]) -> Result<WrappedKey> {
+    let pk = usable_public_key(public_key)?;
     let (enc, ciphertext) = hpke::single_shot_seal::<HpkeChaCha, HkdfSha256, X25519HkdfSha256, _>(
         &OpModeS::Base,
         &pk,
@@ -354,6 +472,67 @@ mod tests {
         assert_eq!(opened.as_slice(), b"secret data key");
         assert_eq!(mallory.unwrap(&wrapped, b"info", b"aad").unwrap_err().code(), ErrorCode::WrongKey);
         assert!(alice.unwrap(&wrapped, b"info", b"other aad").is_err());
+    }
+
+    #[test]
+    fn auth_mode_opens_only_as_sealed_by_the_named_sender() {
+        let (service, device, mallory) = (KeyPair::generate(), KeyPair::generate(), KeyPair::generate());
+        let sealed = device.wrap_as(&service.public_bytes(), b"data key", b"info", b"aad").unwrap();
+        assert_eq!(
+            service.unwrap_from(&device.public_bytes(), &sealed, b"info", b"aad").unwrap().as_slice(),
+            b"data key"
+        );
+        // Another sender's key, other associated data or info, base mode: none opens it.
+        assert!(service.unwrap_from(&mallory.public_bytes(), &sealed, b"info", b"aad").is_err());
+        assert!(service.unwrap_from(&device.public_bytes(), &sealed, b"info", b"other").is_err());
+        assert!(service.unwrap_from(&device.public_bytes(), &sealed, b"other", b"aad").is_err());
+        assert!(service.unwrap(&sealed, b"info", b"aad").is_err());
+        // Mallory cannot make what opens as the device's.
+        let forged = mallory.wrap_as(&service.public_bytes(), b"data key", b"info", b"aad").unwrap();
+        assert!(service.unwrap_from(&device.public_bytes(), &forged, b"info", b"aad").is_err());
+        let proof = device.prove(&service.public_bytes(), b"register", b"statement").unwrap();
+        service.check_proof(&device.public_bytes(), &proof, b"register", b"statement").unwrap();
+        assert!(service.check_proof(&device.public_bytes(), &proof, b"register", b"another").is_err());
+        assert!(service.check_proof(&device.public_bytes(), &sealed, b"info", b"aad").is_err(), "not empty");
+    }
+
+    /// Every key of small order is refused by this library before any work, and the `hpke`
+    /// crate refuses each too (an all-zero Diffie-Hellman result, RFC 9180 section 7.1.4):
+    /// with the check removed, sealing to them or opening from them would still fail.
+    #[test]
+    fn small_order_keys_are_refused_here_and_by_hpke() {
+        let device = KeyPair::generate();
+        for key in SMALL_ORDER_KEYS {
+            for top in [0u8, 0x80] {
+                let mut key = key;
+                key[31] |= top;
+                assert!(!is_usable_public_key(&key), "{key:02x?}");
+                assert!(wrap_to(&key, b"s", b"i", b"a").is_err());
+                assert!(device.wrap_as(&key, b"s", b"i", b"a").is_err());
+                let pk = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(&key).unwrap();
+                let base = hpke::single_shot_seal::<HpkeChaCha, HkdfSha256, X25519HkdfSha256, _>(
+                    &OpModeS::Base,
+                    &pk,
+                    b"i",
+                    b"s",
+                    b"a",
+                    &mut SysRng,
+                );
+                assert!(base.is_err(), "hpke seals to {key:02x?}");
+                let sealed = device.wrap_as(&device.public_bytes(), b"s", b"i", b"a").unwrap();
+                let enc = <X25519HkdfSha256 as Kem>::EncappedKey::from_bytes(&sealed.enc).unwrap();
+                let opened = hpke::single_shot_open::<HpkeChaCha, HkdfSha256, X25519HkdfSha256>(
+                    &OpModeR::Auth(pk),
+                    &device.private,
+                    &enc,
+                    b"i",
+                    &sealed.ciphertext,
+                    b"a",
+                );
+                assert!(opened.is_err(), "hpke opens as sent by {key:02x?}");
+            }
+        }
+        assert!(is_usable_public_key(&device.public_bytes()));
     }
 
     #[test]

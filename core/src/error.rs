@@ -101,6 +101,8 @@ error_codes! {
     ServiceUnavailable = 401, "SERVICE_UNAVAILABLE", "license management service unavailable";
     /// The service refused the restore: a license already lives on the maximum number of devices.
     RestoreLimitExceeded = 402, "RESTORE_LIMIT_EXCEEDED", "restore limit exceeded";
+    /// The archive was made on (or the device is registered with) another account of the service.
+    ForeignDevice = 403, "FOREIGN_DEVICE", "the device belongs to another account";
     /// The operation was cancelled.
     Cancelled = 501, "CANCELLED", "operation cancelled";
     /// Another operation is already running on this store.

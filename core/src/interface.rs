@@ -537,6 +537,22 @@ pub const RECORDS: &[Record] = &[
             Field::new("max_devices", U32, "Distinct devices a license may live on."),
             Field::new("restores_remaining", U32, "How many more new devices could still receive every license of the archive."),
             Field::new("device_already_counted", BOOL, "This device already counts for every license: restoring onto it again is free."),
+            Field::new("allowed", BOOL, "Whether the service would authorize this restore now."),
+        ],
+    },
+    Record {
+        name: "LedgerAudit",
+        doc: "What an embedded service's ledger holds (EmbeddedService.audit()).",
+        role: Role::Output,
+        core: true,
+        fields: &[
+            Field::new("pending", COUNT, "Reservations granted and not yet confirmed or released (they count)."),
+            Field::new("confirmed", COUNT, "Reservations confirmed by their device (they count)."),
+            Field::new("released", COUNT, "Reservations released by their device (they do not count)."),
+            Field::new("expired", COUNT, "Reservations left pending past the service's limit (they count, for good)."),
+            Field::new("licenses", COUNT, "Licenses with at least one device counted."),
+            Field::new("placements", COUNT, "(license, device) pairs that count."),
+            Field::new("devices", COUNT, "Devices known to belong to the account."),
         ],
     },
     Record {
@@ -576,6 +592,19 @@ pub const RECORDS: &[Record] = &[
             )
             .default(Default::Bool(false)),
         ],
+    },
+    Record {
+        name: "QuotaOptions",
+        doc: "Options of a restore quota query.",
+        role: Role::Options,
+        core: false,
+        fields: &[Field::new(
+            "individualize",
+            BOOL,
+            "Ask for a restore onto a new identity of this device (which counts as this device), as \
+             restore_licenses with individualize would make.",
+        )
+        .default(Default::Bool(false))],
     },
     Record {
         name: "AddOptions",
@@ -739,6 +768,12 @@ pub const OPERATIONS: &[Operation] = &[
         "Takes the service offline (SERVICE_UNAVAILABLE) or back online.",
     )
     .params(&[Field::new("online", BOOL, "Whether the service answers.")]),
+    Operation::method(
+        "EmbeddedService",
+        "audit",
+        "What the ledger holds: reservations by state, licenses and devices counted.",
+    )
+    .returns(Type::Record("LedgerAudit")),
     Operation::constructor("BackupRestorer", "create", "A restorer over a store, authorizing restores with a service.")
         .params(&[
             Field::new("store", Type::Object("LicenseStore"), "The store."),
@@ -785,8 +820,10 @@ pub const OPERATIONS: &[Operation] = &[
     Operation::method(
         "BackupRestorer",
         "restore_quota",
-        "What the restore quota allows for the archive in RestorePath onto this device.",
+        "What the restore quota allows for the archive in RestorePath onto this device, asked of the service \
+         without changing anything.",
     )
+    .options("QuotaOptions")
     .returns(Type::Record("Quota")),
     Operation::method("Operation", "wait", "Waits for the end; returns the summary or raises the operation's error.")
         .params(&[Field::new("timeout", Type::Optional(&Type::Seconds), "How long to wait at most; none: no limit.")

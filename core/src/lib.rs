@@ -11,8 +11,10 @@
 //! * [`BackupRestorer`]: properties (`BackupPath`, `RestorePath`, ...) and the asynchronous
 //!   [`BackupRestorer::backup_licenses`] / [`BackupRestorer::restore_licenses`], which report
 //!   [`StatusEvent`]s to a [`StatusCallback`] and end with exactly one END.
-//! * [`LicenseService`]: authorizes restores and enforces the restore quota;
-//!   [`EmbeddedService`] runs in process with its ledger in a local SQLite file.
+//! * [`LicenseService`]: registers devices, authorizes restores and enforces the restore quota
+//!   (a grant is a reservation, confirmed once the restore landed); [`EmbeddedService`] runs
+//!   in process with its ledger in a local SQLite file; [`Authority`] is the service's logic
+//!   over any [`Ledger`], for a networked service to run per account.
 //! * [`interface`]: the tables of the machine-readable description every binding is checked
 //!   against (`core/interface.json`, written by the `license-backup-devtools` crate).
 //!
@@ -58,11 +60,13 @@ pub mod event;
 mod file_kind;
 mod folder;
 pub mod interface;
+mod journal;
 mod key_id;
 pub mod license;
 mod operation;
 pub mod props;
 pub mod protector;
+mod registration;
 mod restore;
 mod restorer;
 mod secret;
@@ -85,7 +89,8 @@ pub use protector::KeyringProtector;
 pub use protector::{FileKind, KeyProtector, ProtectedFile, Protector};
 pub use restorer::{BackupFlags, BackupRestorer, RestoreFlags, create_backup_restorer};
 pub use service::{
-    EmbeddedService, KeyIdStream, LicenseService, Quota, Refusal, RestoreGrant, RestoreRequest, ServiceError,
-    ServiceOptions, ServicePolicy,
+    Authority, DeviceRegistration, EMBEDDED_ACCOUNT, EmbeddedService, IdentityProof, KeyIdStream, Ledger, LedgerAudit,
+    LedgerTx, LicenseService, Quota, Refusal, RequestId, RestoreGrant, RestoreRequest, ServiceError, ServiceOptions,
+    ServicePolicy, Settlement, SqliteLedger,
 };
 pub use store::{LicenseStore, SCHEMA_VERSION, StoreOptions};

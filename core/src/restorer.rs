@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex};
 
 use crate::archive::ARCHIVE_FILE_NAME;
 use crate::backup::BackupJob;
+use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{OperationKind, StatusCallback};
 use crate::folder::check_folder;
+use crate::journal;
 use crate::license::ConflictPolicy;
 use crate::operation::{self, OperationHandle};
 use crate::props::{Properties, Property, PropertyValue};
-use crate::restore::{self, RestoreJob};
+use crate::restore::{self, RestoreJob, RestoreTarget, restore_request};
 use crate::service::{LicenseService, Quota};
-use crate::sqlite;
 use crate::store::LicenseStore;
 
 /// Flags of a backup.
@@ -30,7 +31,8 @@ pub struct BackupFlags {
 pub struct RestoreFlags {
     /// Give this device a fresh identity during the restore and re-bind every license on it
     /// (the old and the restored) to the new identity, atomically. The new identity counts as
-    /// a new device for the restore quota.
+    /// the one it replaces for the restore quota (the service records the succession when the
+    /// restore is confirmed).
     pub individualize: bool,
     /// Replace licenses the device already has with their archived copies (by default the
     /// device's own copy is kept and the archived one counted as skipped).
@@ -59,8 +61,11 @@ impl std::fmt::Debug for BackupRestorer {
 }
 
 impl BackupRestorer {
-    /// A restorer over `store`, authorizing restores with `service`.
+    /// A restorer over `store`, authorizing restores with `service`. Restore reservations an
+    /// earlier run left unsettled with this service (a crash, the service unreachable) are
+    /// settled first, if the service can be reached ([`BackupRestorer::settle_reservations`]).
     pub fn new(store: Arc<LicenseStore>, service: Arc<dyn LicenseService>) -> Self {
+        let _ = journal::settle(store.path(), service.as_ref());
         BackupRestorer {
             store,
             service,
@@ -187,14 +192,34 @@ impl BackupRestorer {
     /// What the restore quota allows for the archive in `RestorePath` onto this device, asked
     /// of the service without changing anything: what a user wants to see before restoring.
     pub fn restore_quota(&self) -> Result<Quota> {
+        self.restore_quota_with(RestoreFlags::default())
+    }
+
+    /// [`BackupRestorer::restore_quota`] for a restore with `flags`: with `individualize`, the
+    /// question is asked for a new identity that replaces this device's (it counts as this
+    /// device). The request is the restore's own (header, wrapped key, device, proofs), so the
+    /// answer ([`Quota::allowed`]) is what the service would decide now. A damaged archive is
+    /// `ARCHIVE_CORRUPT` before the service is asked.
+    pub fn restore_quota_with(&self, flags: RestoreFlags) -> Result<Quota> {
         let (folder, _) = self.folder(Property::RestorePath)?;
         check_folder(&folder)?;
         let scanned = restore::scan::scan(&folder.join(ARCHIVE_FILE_NAME))?;
         crate::file_kind::check(self.store.path(), crate::file_kind::FileKind::Store)?;
-        let device = self.store.keys().load(&sqlite::open_connection(self.store.path())?)?;
+        let _ = journal::settle(self.store.path(), self.service.as_ref());
+        let target = RestoreTarget::new(self.store.path(), &self.store.keys(), flags.individualize)?;
+        let service_key = self.service.public_key()?;
+        let request = restore_request(&scanned, &target, crypto::random_array(), &service_key)?;
         let mut key_ids = scanned.key_ids()?;
-        let quota = self.service.quota(&scanned.header.origin_device, &device.id(), &mut key_ids)?;
+        let quota = self.service.quota(&request, &mut key_ids)?;
         scanned.check_same(key_ids.summary().1)?;
         Ok(quota)
+    }
+
+    /// Settles the restore reservations this store left unsettled with this restorer's service
+    /// (restores that crashed, or whose service could not be reached when they ended):
+    /// confirms those that landed, releases the others. Returns how many were settled. Done
+    /// anyway when the restorer is created and before every restore and quota query.
+    pub fn settle_reservations(&self) -> Result<usize> {
+        journal::settle(self.store.path(), self.service.as_ref())
     }
 }

@@ -21,12 +21,12 @@ use crate::secret;
 use crate::sqlite::{RawRows, open_connection, truncate_wal};
 
 /// The schema version this library writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The migration steps, in order: step `n` moves a store from version `n - 1` to `n`. Each is
 /// idempotent (it checks what is there) and runs, like all of them, in the one transaction that
 /// opens the store: a store is migrated entirely or not at all.
-const MIGRATIONS: &[(i64, MigrationStep)] = &[(1, migrate_to_1), (2, migrate_to_2)];
+const MIGRATIONS: &[(i64, MigrationStep)] = &[(1, migrate_to_1), (2, migrate_to_2), (3, migrate_to_3)];
 
 /// One migration step, run in the opening transaction.
 type MigrationStep = fn(&Connection) -> Result<()>;
@@ -104,6 +104,29 @@ CREATE TABLE IF NOT EXISTS tombstones (
         reseal_v1_rows(tx, &device)?;
     }
     tx.execute_batch("ALTER TABLE device DROP COLUMN seed;")?;
+    Ok(())
+}
+
+/// Version 3: the services this device registered with (`crate::registration`), and the
+/// journal of restore reservations not yet settled with their service (`crate::journal`).
+fn migrate_to_3(tx: &Connection) -> Result<()> {
+    tx.execute_batch(
+        "
+CREATE TABLE IF NOT EXISTS registrations (
+    service_key   BLOB NOT NULL CHECK (length(service_key) = 16),
+    device_id     BLOB NOT NULL CHECK (length(device_id) = 16),
+    registered_at INTEGER NOT NULL,
+    PRIMARY KEY (service_key, device_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS restore_journal (
+    request_id  BLOB PRIMARY KEY CHECK (length(request_id) = 16),
+    service_key BLOB NOT NULL CHECK (length(service_key) = 16),
+    archive_id  BLOB NOT NULL CHECK (length(archive_id) = 16),
+    state       TEXT NOT NULL CHECK (state IN ('requested', 'committed', 'releasing')),
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+",
+    )?;
     Ok(())
 }
 

@@ -1,11 +1,12 @@
-//! The archive under damage and inspection: tamper, truncation, versions, secrets.
+//! The archive under damage and inspection: tamper, truncation, versions, secrets. A damaged
+//! version-2 archive is refused before the service is contacted, so it costs no quota.
 
 mod common;
 
 use std::path::Path;
 
 use common::*;
-use license_backup::archive::{ARCHIVE_FILE_NAME, HEADER_LEN, RecordReader, read_header_at};
+use license_backup::archive::{self, ARCHIVE_FILE_NAME, HEADER_LEN, RecordReader, read_header_at};
 use license_backup::*;
 
 /// Byte offsets of the frames of an archive: license records, then the end record.
@@ -42,8 +43,15 @@ impl Fixture {
     fn restore_damaged(&self, bytes: &[u8]) -> (ErrorCode, Vec<&'static str>) {
         std::fs::write(archive_path(&self.w), bytes).unwrap();
         let before = snapshot(&self.b);
+        let ledger = self.w.service.audit().unwrap();
         let (res, rec) = restore(&self.rb, RestoreFlags::default());
         assert_eq!(snapshot(&self.b), before, "a failed restore leaves the store untouched");
+        let after = self.w.service.audit().unwrap();
+        assert_eq!(
+            (after.pending, after.confirmed, after.placements),
+            (ledger.pending, ledger.confirmed, ledger.placements),
+            "a failed restore is charged nothing"
+        );
         (res.expect_err("damaged archive restored").code(), rec.kinds())
     }
 }
@@ -59,10 +67,15 @@ fn flipped_bytes_anywhere_are_corrupt() {
         ("version", 8),
         ("archive id", 30),
         ("origin device", 45),
+        ("created at", 60),
         ("service fingerprint", 70),
-        ("enc", 90),
-        ("wrapped key", 130),
-        ("header checksum", 170),
+        ("origin key", 90),
+        ("license count", 115),
+        ("key-ID digest", 130),
+        ("record digest", 160),
+        ("enc", 190),
+        ("wrapped key", 230),
+        ("header checksum", 270),
         ("record type", fr[1]),
         ("record key id", fr[1] + 5),
         ("record length", fr[2] + 17),
@@ -72,22 +85,34 @@ fn flipped_bytes_anywhere_are_corrupt() {
     ] {
         let mut bytes = f.good.clone();
         bytes[at] ^= 0x01;
-        let (code, _) = f.restore_damaged(&bytes);
+        let (code, events) = f.restore_damaged(&bytes);
         // Without its magic the file is not an archive at all.
         let want = if what == "magic" { ErrorCode::WrongFileKind } else { ErrorCode::ArchiveCorrupt };
         assert_eq!(code, want, "flip in {what} at {at}");
+        assert_eq!(events, ["end"], "flip in {what} at {at}: found before connecting to the service");
     }
+    assert_eq!(f.w.service.audit().unwrap(), LedgerAudit { devices: 1, ..LedgerAudit::default() });
 }
 
 #[test]
-fn damage_in_records_is_found_after_the_service_answered() {
+fn damage_in_records_is_found_before_the_service_is_asked() {
     let f = fixture();
     let fr = frames(&f.good);
     let mut bytes = f.good.clone();
     bytes[fr[1] + 40] ^= 0x80;
     let (code, events) = f.restore_damaged(&bytes);
     assert_eq!(code, ErrorCode::ArchiveCorrupt);
-    assert_eq!(events, ["connecting", "disconnecting", "begin", "end"]);
+    assert_eq!(events, ["end"]);
+    // The same damage with a header recomputed to match (checksum and record digest): only the
+    // service can tell the header was altered, and it refuses before recording anything.
+    let c = writer::commitment_of(&bytes[HEADER_LEN..]);
+    bytes[152..184].copy_from_slice(&c.2);
+    let sum = <sha2::Sha256 as sha2::Digest>::digest(&bytes[..HEADER_LEN - 16]);
+    bytes[HEADER_LEN - 16..HEADER_LEN].copy_from_slice(&sum[..16]);
+    let (code, events) = f.restore_damaged(&bytes);
+    assert_eq!(code, ErrorCode::ArchiveCorrupt);
+    assert_eq!(events, ["connecting", "disconnecting", "end"]);
+    assert_eq!(f.w.service.audit().unwrap(), LedgerAudit { devices: 1, ..LedgerAudit::default() });
 }
 
 #[test]
@@ -134,9 +159,9 @@ fn a_newer_format_version_is_unsupported() {
     use sha2::{Digest, Sha256};
     let f = fixture();
     let mut bytes = f.good.clone();
-    bytes[8] = 2;
-    let digest = Sha256::digest(&bytes[..160]);
-    bytes[160..176].copy_from_slice(&digest[..16]);
+    bytes[8] = 3;
+    let digest = Sha256::digest(&bytes[..HEADER_LEN - 16]);
+    bytes[HEADER_LEN - 16..HEADER_LEN].copy_from_slice(&digest[..16]);
     let (code, events) = f.restore_damaged(&bytes);
     assert_eq!(code, ErrorCode::UnsupportedVersion);
     assert_eq!(events, ["end"], "found before connecting to the service");
@@ -191,4 +216,66 @@ fn content_keys_never_appear_in_clear_in_the_store_file() {
             assert!(!bytes.windows(ck.len()).any(|w| w == ck.as_slice()), "content key {i} in {}", path.display());
         }
     }
+}
+
+/// A version-1 archive (as the previous release wrote them) still restores, under version-1
+/// rules: no commitment to check before connecting, so damage inside a record is found after
+/// the service answered; the reservation is then released, so it costs nothing either.
+#[test]
+fn version_1_archives_restore_under_their_own_rules() {
+    let w = World::new();
+    let (b, rb) = w.device("b");
+    let service_key = w.service.public_key().unwrap();
+    let origin = writer::random::<16>();
+    let records: Vec<writer::Record> =
+        (1..=3u32).map(|i| writer::Record::license(*key_id(i).as_bytes(), &content_key(i), Some("Old"))).collect();
+    let good = writer::v1_archive(&service_key, &origin, &records);
+    assert_eq!(archive::read_header(&mut good.as_slice()).unwrap().version, 1);
+    let fr = {
+        let mut out = Vec::new();
+        let mut pos = archive::V1_HEADER_LEN;
+        while pos < good.len() {
+            out.push(pos);
+            pos += 21 + u32::from_le_bytes(good[pos + 17..pos + 21].try_into().unwrap()) as usize;
+        }
+        out
+    };
+    let mut damaged = good.clone();
+    damaged[fr[1] + 30] ^= 1;
+    std::fs::write(archive_path(&w), &damaged).unwrap();
+    let (res, rec) = restore(&rb, RestoreFlags::default());
+    assert_eq!(res.unwrap_err().code(), ErrorCode::ArchiveCorrupt);
+    assert_eq!(rec.kinds(), ["connecting", "disconnecting", "begin", "end"]);
+    let audit = w.service.audit().unwrap();
+    assert_eq!((audit.pending, audit.released, audit.placements), (0, 1, 0), "{audit:?}");
+
+    std::fs::write(archive_path(&w), &good).unwrap();
+    assert!(rb.restore_quota().unwrap().allowed);
+    let (res, _) = restore(&rb, RestoreFlags::default());
+    assert_eq!(res.unwrap().licenses, 3);
+    assert_eq!(b.content_key(&key_id(2)).unwrap(), content_key(2));
+    // Version-1 rules: the origin the header names counts, with the restoring device.
+    let mut expected = vec![origin, hex16(&b.device_id().unwrap())];
+    expected.sort();
+    assert_eq!(w.service.devices_of(&key_id(1)).unwrap(), expected);
+
+    // A service whose policy refuses version-1 archives says so, before recording anything.
+    let strict = std::sync::Arc::new(
+        EmbeddedService::open_with_policy(
+            w.path("service.db"),
+            ServicePolicy { accept_v1_archives: false, ..ServicePolicy::default() },
+        )
+        .unwrap(),
+    );
+    let (_, rc) = {
+        let store = std::sync::Arc::new(LicenseStore::open(w.path("c.db")).unwrap());
+        let r = create_backup_restorer(std::sync::Arc::clone(&store), strict.clone());
+        r.set_property("RestorePath", PropertyValue::String(w.path("backup").display().to_string())).unwrap();
+        (store, r)
+    };
+    assert_eq!(rc.restore_quota().unwrap_err().code(), ErrorCode::UnsupportedVersion);
+    let (res, rec) = restore(&rc, RestoreFlags::default());
+    assert_eq!(res.unwrap_err().code(), ErrorCode::UnsupportedVersion);
+    assert_eq!(rec.kinds(), ["connecting", "disconnecting", "refused", "end"]);
+    assert_eq!(strict.audit().unwrap().confirmed, 1);
 }

@@ -590,6 +590,44 @@ fn a_schema_1_store_is_migrated() {
     assert_eq!(store.verify().unwrap_err().code(), ErrorCode::LicenseTampered);
 }
 
+/// A protected store of schema 2 (the layout before the restore journal and the service
+/// registrations) opens only with its protector, as before, and migrating it waits for that
+/// protector: without it `PROTECTOR_REQUIRED` and the file unchanged; with it schema 3, the
+/// same identity and licenses, still protected.
+#[test]
+fn a_protected_schema_2_store_is_migrated_only_with_its_protector() {
+    let w = World::new();
+    let path = w.path("v2.db");
+    let p = HostProtector::new(4);
+    let (store, _) = store_with_licenses(&w, "v2", protected(&p));
+    let id = store.device_id().unwrap();
+    let before = snapshot(&store);
+    drop(store);
+    // Back to schema 2: the tables schema 3 adds are gone, the version says 2.
+    sql(&path).execute_batch("DROP TABLE registrations; DROP TABLE restore_journal; PRAGMA user_version = 2;").unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(LicenseStore::open(&path).unwrap_err().code(), ErrorCode::ProtectorRequired);
+    assert_eq!(
+        LicenseStore::open_with(&path, protected(&HostProtector::new(5))).unwrap_err().code(),
+        ErrorCode::ProtectorMismatch
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "a refused open migrates nothing");
+    let store = LicenseStore::open_with(&path, protected(&p)).unwrap();
+    assert_eq!(store.device_id().unwrap(), id);
+    assert_eq!(snapshot(&store), before);
+    assert_eq!(store.verify().unwrap(), 36);
+    drop(store);
+    let version: i64 = sql(&path).query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let tables: i64 = sql(&path)
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name IN ('registrations', 'restore_journal')", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(tables, 2);
+    assert_eq!(LicenseStore::open(&path).unwrap_err().code(), ErrorCode::ProtectorRequired);
+}
+
 /// X25519 public key of HPKE's DeriveKeyPair(seed) for DHKEM(X25519, HKDF-SHA256) (RFC 9180,
 /// 7.1.3), computed independently of the library.
 fn hpke_public(ikm: &[u8]) -> [u8; 32] {

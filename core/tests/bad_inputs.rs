@@ -223,6 +223,15 @@ fn call(w: &World, name: &str, a: &Value, o: &Value) -> Result<(), Reject> {
             };
             started(w.restorer.restore_licenses(flags, Arc::new(|_: &StatusEvent| Ok(()))))?
         }
+        "BackupRestorer.restore_quota" => {
+            let flags = RestoreFlags { individualize: opt(o, "individualize", false)?, replace_existing: false };
+            match w.restorer.restore_quota_with(flags) {
+                // The folder holds no archive: the arguments were accepted.
+                Err(e) if e.code() == ErrorCode::ArchiveMissing => {}
+                other => other.map(drop)?,
+            }
+        }
+        "EmbeddedService.audit" => w.service.audit().map(drop)?,
         // Operation::wait takes a Duration: no bad value has a form.
         "Operation.wait" => return Err(Reject::NoForm),
         other => panic!("no Rust form of {other}: add one here"),

@@ -7,7 +7,11 @@
 //!   else; the store opens and passes `verify()`;
 //! * restore: the store opens, passes `verify()` and holds exactly the pre-restore or the
 //!   post-restore licenses (content keys included); with `individualize`, the device identity
-//!   changed if and only if the licenses were restored.
+//!   changed if and only if the licenses were restored. Then a restorer is created for the
+//!   store (which settles what the killed restore left in its journal) and the service's ledger
+//!   is compared with a model: no reservation pending; a restore that landed is confirmed and
+//!   places every license on the origin and the restoring device (an individualized device
+//!   counts as the identity it replaced); one that did not is charged nothing.
 //!
 //! Kill points: the child prints a line per event (`ProgressInterval` = 1) and waits for the
 //! parent's go-ahead, so "kill at the k-th event" is exact; timed kills, spread over the window
@@ -29,10 +33,17 @@ use license_backup::*;
 const CHILD: &str = "LB_CRASH_CHILD";
 const CHILD_DIR: &str = "LB_CRASH_DIR";
 const LOCKSTEP: &str = "LB_CRASH_LOCKSTEP";
+/// The ledger file the child uses, when not `service.db`.
+const LEDGER: &str = "LB_CRASH_LEDGER";
 
 fn open_service(dir: &Path) -> EmbeddedService {
+    let name = std::env::var(LEDGER).unwrap_or_else(|_| "service.db".into());
+    open_ledger(&dir.join(name))
+}
+
+fn open_ledger(path: &Path) -> EmbeddedService {
     let policy = ServicePolicy { max_devices: u32::MAX, ..ServicePolicy::default() };
-    EmbeddedService::open_with_policy(dir.join("service.db"), policy).unwrap()
+    EmbeddedService::open_with_policy(path, policy).unwrap()
 }
 
 /// The child's side: runs one operation, printing `EV <kind> [<done> <total>]` per event, and in
@@ -103,6 +114,9 @@ impl Running {
             }
         };
         cmd.env(CHILD, op).env(CHILD_DIR, dir).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        if op != "backup" && dir.join(SWEEP_LEDGER).exists() {
+            cmd.env(LEDGER, SWEEP_LEDGER);
+        }
         if lockstep {
             cmd.env(LOCKSTEP, "1");
         }
@@ -357,11 +371,53 @@ fn restore_setup(w: &World, licenses: u32) -> (Snapshot, Snapshot, String) {
 
 type Snapshot = Vec<(License, Vec<u8>)>;
 
+/// The ledger the restore sweep runs against: a copy of the pristine one for each kill point.
+const SWEEP_LEDGER: &str = "sweep-ledger.db";
+
 fn reset_store(w: &World) {
     for ext in ["db-wal", "db-shm"] {
         let _ = std::fs::remove_file(w.path("b.db").with_extension(ext));
+        let _ = std::fs::remove_file(w.path(SWEEP_LEDGER).with_extension(ext));
     }
     std::fs::copy(w.path("b0.db"), w.path("b.db")).unwrap();
+    std::fs::copy(w.path("ledger0.db"), w.path(SWEEP_LEDGER)).unwrap();
+}
+
+/// Reopens the store the child used, creates a restorer for it (which settles its journal),
+/// and checks the ledger against the model: nothing pending; if `landed`, one confirmed
+/// reservation placing every license on exactly `origin` and `device`, else nothing placed.
+/// Returns the journal states found on reopening.
+fn settle_and_check_ledger(w: &World, landed: bool, origin: [u8; 16], device: [u8; 16], ids: &[KeyId]) -> Vec<String> {
+    let journal: Vec<String> = {
+        let conn = rusqlite::Connection::open(w.path("b.db")).unwrap();
+        let mut stmt = conn.prepare("SELECT state FROM restore_journal").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+    };
+    let service = Arc::new(open_ledger(&w.path(SWEEP_LEDGER)));
+    let store = Arc::new(LicenseStore::open(w.path("b.db")).unwrap());
+    let restorer = create_backup_restorer(Arc::clone(&store), service.clone());
+    assert_eq!(restorer.settle_reservations().unwrap(), 0, "settled when the restorer was created");
+    let left: i64 = rusqlite::Connection::open(w.path("b.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM restore_journal", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the journal is empty once settled");
+    let audit = service.audit().unwrap();
+    assert_eq!(audit.pending, 0, "no reservation left pending: {audit:?} (journal was {journal:?})");
+    let mut model = vec![origin, device];
+    model.sort();
+    for id in ids {
+        let devices = service.devices_of(id).unwrap();
+        if landed {
+            assert_eq!(devices, model, "{id}: the origin and the restoring device");
+        } else {
+            assert!(devices.is_empty(), "{id}: a restore that did not land placed {devices:02x?}");
+        }
+    }
+    let n = ids.len() as u64;
+    let expected = if landed { (1, n, 2 * n) } else { (0, 0, 0) };
+    assert_eq!((audit.confirmed, audit.licenses, audit.placements), expected, "{audit:?} (journal was {journal:?})");
+    journal
 }
 
 #[test]
@@ -370,10 +426,19 @@ fn restore_killed_anywhere_leaves_the_store_before_or_after() {
     let licenses = (total * 3 / 8).max(10) as u32;
     let w = World::new();
     let (pre, post, device) = restore_setup(&w, licenses);
+    // The pristine ledger (A registered by its backup, nothing restored yet), copied whole.
+    rusqlite::Connection::open(w.path("service.db"))
+        .unwrap()
+        .execute("VACUUM INTO ?1", [w.path("ledger0.db").display().to_string()])
+        .unwrap();
+    let origin = hex16(&LicenseStore::open(w.path("a.db")).unwrap().device_id().unwrap());
+    let ids: Vec<KeyId> =
+        post.iter().map(|(l, _)| l.key_id).filter(|k| pre.iter().all(|(p, _)| p.key_id != *k)).collect();
     let dir = w.dir.path();
     let reset = || reset_store(&w);
     let started = Instant::now();
     let (mut before, mut after, mut n) = (0, 0, 0);
+    let mut journal_states: std::collections::BTreeMap<String, usize> = Default::default();
     for op in ["restore", "restore-individualize"] {
         // A lockstep kill at every event of a full run, then timed kills after the last PROGRESS.
         let (window, events) = final_window(op, dir, licenses as usize, &reset);
@@ -386,13 +451,20 @@ fn restore_killed_anywhere_leaves_the_store_before_or_after() {
             store.verify().expect("the store passes verify() after a crash");
             let now = snapshot(&store);
             let rebound = store.device_id().unwrap() != device;
-            if now == pre {
+            drop(store);
+            let landed = if now == pre {
                 assert!(!rebound, "{op}: the device changed but no license was restored");
                 before += 1;
+                false
             } else {
                 assert_eq!(now, post, "{op}: neither the pre- nor the post-restore license set");
                 assert_eq!(rebound, op == "restore-individualize", "{op}: device identity after the restore");
                 after += 1;
+                true
+            };
+            // An individualized device counts as the identity it replaced.
+            for state in settle_and_check_ledger(&w, landed, origin, hex16(&device), &ids) {
+                *journal_states.entry(state).or_default() += 1;
             }
             n += 1;
         }
@@ -400,7 +472,8 @@ fn restore_killed_anywhere_leaves_the_store_before_or_after() {
     assert!(before > 0 && after > 0, "both outcomes are reached ({before} before, {after} after)");
     println!(
         "crash sweep (restore, {licenses} licenses, plain and individualize): {n} kill points: {before} left the \
-         store as it was, {after} fully restored; {:?}",
+         store as it was, {after} fully restored; the ledger matched the model after each; journal entries \
+         settled on reopening, by state: {journal_states:?}; {:?}",
         started.elapsed()
     );
 }
@@ -431,10 +504,47 @@ fn a_full_disk_midway_is_a_clear_error_and_loses_nothing() {
         fill_more(&b, 1..=2);
     }
     let pre = snapshot(&LicenseStore::open(w.path("b.db")).unwrap());
+    std::fs::copy(w.path("b.db"), w.path("b-pre.db")).unwrap();
+    let audit_of = |w: &World, b: LicenseStore| {
+        // A restorer created for the store settles what its restore left in the journal.
+        let service = Arc::new(open_service(w.dir.path()));
+        let restorer = create_backup_restorer(Arc::new(b), service.clone());
+        assert_eq!(restorer.settle_reservations().unwrap(), 0, "nothing left to settle");
+        service.audit().unwrap()
+    };
+    // The ledger's write (a reservation of 1500 new placements) is what outgrows the limit:
+    // the service records nothing.
     let result = Running::start("restore", dir, false, Some(64)).finish();
     assert!(result.starts_with("RESULT err STORAGE"), "restore on a full disk: {result}");
     let b = LicenseStore::open(w.path("b.db")).unwrap();
     b.verify().unwrap();
     assert_eq!(snapshot(&b), pre, "a restore that hit a full disk changed nothing");
-    println!("full disk, restore: {result}");
+    println!("full disk (the ledger's write), restore: {result}");
+    let audit = audit_of(&w, b);
+    assert_eq!((audit.pending, audit.confirmed, audit.released, audit.placements), (0, 0, 0, 0), "{audit:?}");
+
+    // The store's write outgrows it, after the grant: the device already counts for every
+    // license (restored once, then the store put back as it was), so the ledger writes only
+    // a reservation row, and the store's transaction is what fails. The grant is released: the
+    // full disk costs no quota.
+    let result = Running::start("restore", dir, false, None).finish();
+    assert_eq!(result, "RESULT ok 1498", "the restore without a limit (two of the licenses were there)");
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(w.path("b.db").with_extension(ext));
+    }
+    std::fs::copy(w.path("b-pre.db"), w.path("b.db")).unwrap();
+    let counted = audit_of(&w, LicenseStore::open(w.path("b.db")).unwrap());
+    assert_eq!((counted.confirmed, counted.released, counted.placements), (1, 0, 3000), "{counted:?}");
+    let result = Running::start("restore", dir, false, Some(64)).finish();
+    assert!(result.starts_with("RESULT err STORAGE"), "restore on a full disk: {result}");
+    let b = LicenseStore::open(w.path("b.db")).unwrap();
+    b.verify().unwrap();
+    assert_eq!(snapshot(&b), pre, "a restore that hit a full disk changed nothing");
+    println!("full disk (the store's write), restore: {result}");
+    let audit = audit_of(&w, b);
+    assert_eq!(
+        (audit.pending, audit.confirmed, audit.released, audit.placements),
+        (0, 1, 1, 3000),
+        "the failed restore's reservation is released: {audit:?}"
+    );
 }

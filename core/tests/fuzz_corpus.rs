@@ -39,6 +39,11 @@ fn restore_corpus() {
 }
 
 #[test]
+fn service_stream_corpus() {
+    run_all("service_stream", harness::service_stream);
+}
+
+#[test]
 fn properties_corpus() {
     run_all("properties", harness::properties);
 }
@@ -62,6 +67,7 @@ fn write_seeds() {
             "archive_reader" => harness::archive_reader,
             "restore" => harness::restore,
             "properties" => harness::properties,
+            "service_stream" => harness::service_stream,
             _ => harness::restorer_paths,
         };
         f(&bytes);

@@ -13,8 +13,11 @@ use license_backup::*;
 
 /// What a wrapping service does inside `authorize_restore`, around the embedded service.
 enum Twist {
-    /// Hands the embedded service only the first `n` key IDs (and so gets a grant for fewer).
+    /// Hands the embedded service only the first `n` key IDs (which it refuses).
     ReadOnly(usize),
+    /// Reads only the first `n` key IDs of the device's stream, and gets the grant with the
+    /// archive's key IDs read from the file on its own: a service that answers early.
+    AnswersEarly { n: usize, path: PathBuf },
     /// After the embedded service answered, flips a byte of the archive file at `offset`.
     Damage { path: PathBuf, offset: u64 },
     /// After the embedded service answered, replaces the archive's path with another file.
@@ -38,6 +41,11 @@ impl LicenseService for Wrapped {
     ) -> std::result::Result<RestoreGrant, ServiceError> {
         match &self.twist {
             Twist::ReadOnly(n) => self.inner.authorize_restore(request, &mut key_ids.take(*n)),
+            Twist::AnswersEarly { n, path } => {
+                key_ids.take(*n).for_each(drop);
+                let all = frame_key_ids(&std::fs::read(path).unwrap());
+                self.inner.authorize_restore(request, &mut all.into_iter().map(Ok))
+            }
             Twist::Damage { path, offset } => {
                 let grant = self.inner.authorize_restore(request, key_ids)?;
                 let mut bytes = std::fs::read(path).unwrap();
@@ -59,9 +67,32 @@ impl LicenseService for Wrapped {
         }
     }
 
-    fn quota(&self, origin: &[u8; 16], device: &[u8; 16], key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
-        self.inner.quota(origin, device, key_ids)
+    fn register_device(&self, registration: &DeviceRegistration) -> Result<()> {
+        self.inner.register_device(registration)
     }
+
+    fn confirm_restore(&self, request_id: &RequestId) -> Result<Settlement> {
+        self.inner.confirm_restore(request_id)
+    }
+
+    fn release_restore(&self, request_id: &RequestId) -> Result<Settlement> {
+        self.inner.release_restore(request_id)
+    }
+
+    fn quota(&self, request: &RestoreRequest, key_ids: &mut KeyIdStream<'_>) -> Result<Quota> {
+        self.inner.quota(request, key_ids)
+    }
+}
+
+/// The key IDs of an archive's license records, read from its frames.
+fn frame_key_ids(bytes: &[u8]) -> Vec<KeyId> {
+    let mut pos = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
+    let mut ids = Vec::new();
+    while bytes[pos] == 1 {
+        ids.push(KeyId::from_slice(&bytes[pos + 1..pos + 17]).unwrap());
+        pos += 21 + u32::from_le_bytes(bytes[pos + 17..pos + 21].try_into().unwrap()) as usize;
+    }
+    ids
 }
 
 /// A world with 200 licenses backed up from device A, and device B restoring through `twist`.
@@ -78,18 +109,31 @@ fn setup(twist: impl FnOnce(&World) -> Twist) -> (World, Arc<LicenseStore>, Back
 }
 
 #[test]
-fn a_grant_for_part_of_the_stream_restores_nothing() {
-    let (_w, b, rb) = setup(|_| Twist::ReadOnly(150));
+fn a_service_handed_part_of_the_stream_refuses_and_records_nothing() {
+    let (w, b, rb) = setup(|_| Twist::ReadOnly(150));
+    let before = w.service.audit().unwrap();
+    let (res, rec) = restore(&rb, RestoreFlags::default());
+    assert_eq!(res.unwrap_err().code(), ErrorCode::ArchiveCorrupt);
+    assert_eq!(rec.kinds(), ["connecting", "disconnecting", "end"]);
+    assert_eq!(b.license_count().unwrap(), 0);
+    assert_eq!(w.service.audit().unwrap(), before, "the refused stream left no trace in the ledger");
+}
+
+#[test]
+fn a_grant_given_before_the_stream_was_read_restores_nothing_and_is_released() {
+    let (w, b, rb) = setup(|w| Twist::AnswersEarly { n: 150, path: archive_path(w) });
     let (res, rec) = restore(&rb, RestoreFlags::default());
     assert_eq!(res.unwrap_err().code(), ErrorCode::Internal);
     assert_eq!(rec.kinds(), ["connecting", "disconnecting", "end"]);
     assert_eq!(b.license_count().unwrap(), 0);
+    let audit = w.service.audit().unwrap();
+    assert_eq!((audit.pending, audit.confirmed, audit.released, audit.placements), (0, 0, 1, 0), "{audit:?}");
 }
 
 #[test]
 fn an_archive_damaged_in_place_after_the_service_answered_restores_nothing() {
     // Offsets: the first frame's key ID, then inside records further on.
-    for offset in [180u64, 5_000, 20_000] {
+    for offset in [284u64, 5_000, 20_000] {
         let (w, b, rb) = setup(|w| Twist::Damage { path: archive_path(w), offset });
         let size = std::fs::metadata(archive_path(&w)).unwrap().len();
         assert!(offset < size);

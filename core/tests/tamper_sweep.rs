@@ -136,7 +136,7 @@ fn header_sweep_and_sampled_flips_of_a_larger_archive_are_corrupt() {
     }
     println!(
         "tamper sweep (pure reader): {}-byte archive of 120 licenses, {damaged} damaged archives \
-         (176 header flips, 300 sampled flips, {} record-boundary cuts) rejected in {:?}",
+         ({HEADER_LEN} header flips, 300 sampled flips, {} record-boundary cuts) rejected in {:?}",
         good.len(),
         frames(&good).len(),
         started.elapsed()

@@ -48,8 +48,10 @@ fn an_intact_archive_shows_its_header_count_and_key_id_digest() {
     assert_eq!(info.format_version, archive::FORMAT_VERSION);
     assert_eq!(info.header, read_header_at(&path).unwrap());
     assert_eq!(info.licenses, 4, "6 licenses, 2 of them restricted");
-    // The digest a restore compares: SHA-256 of the key IDs in archive (store) order.
+    // The digest a version-2 header commits to and a restore compares: SHA-256 of the domain
+    // label and the key IDs in archive (store) order.
     let mut digest = Sha256::new();
+    digest.update(archive::KEY_IDS_DOMAIN);
     for i in [1, 2, 4, 5] {
         digest.update(key_id(i).as_bytes());
     }
@@ -67,7 +69,7 @@ fn an_empty_backup_is_intact_with_no_licenses() {
     let info = inspect(&archive_path(&w)).unwrap();
     assert!(info.is_intact());
     assert_eq!(info.licenses, 0);
-    assert_eq!(info.key_ids_digest, <[u8; 32]>::from(Sha256::digest([])));
+    assert_eq!(info.key_ids_digest, <[u8; 32]>::from(Sha256::digest(archive::KEY_IDS_DOMAIN)));
 }
 
 #[test]
@@ -85,15 +87,15 @@ fn missing_unreadable_headers_and_other_versions_are_errors() {
         let expected = if at < 8 { ErrorCode::WrongFileKind } else { ErrorCode::ArchiveCorrupt };
         assert_eq!(inspect(&path).unwrap_err().code(), expected, "header byte {at}");
     }
-    // Version 2 with a valid checksum: a version this library does not read.
+    // Version 3 with a valid checksum: a version this library does not read.
     let mut bytes = f.good.clone();
-    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
     let sum = Sha256::digest(&bytes[..HEADER_LEN - 16]);
     bytes[HEADER_LEN - 16..HEADER_LEN].copy_from_slice(&sum[..16]);
     std::fs::write(&path, &bytes).unwrap();
     let err = inspect(&path).unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnsupportedVersion);
-    assert!(err.message().contains("version 2"), "{err}");
+    assert!(err.message().contains("version 3"), "{err}");
     std::fs::write(&path, b"hello").unwrap();
     assert_eq!(inspect(&path).unwrap_err().code(), ErrorCode::WrongFileKind);
     // A FIFO in place of the archive is refused without being opened (which would block).
@@ -143,10 +145,10 @@ fn with(bytes: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     b
 }
 
-/// Every truncation and every flipped byte of a small archive: whatever the restore's framing
-/// scan (run by `restore_quota`, before any key is used) rejects, `inspect` rejects too, and an
-/// archive `inspect` calls intact passes the scan. `inspect` is stricter only about the end
-/// record's frame, which a restore rejects later, once it holds the key.
+/// Every truncation and every flipped byte of a small archive: whatever the restore's scan (run
+/// by `restore_quota`, before any key is used) rejects, `inspect` rejects too, with the same
+/// code, and an archive `inspect` calls intact passes the scan. In a version-2 archive both find
+/// every one of them without a key (the header commits to every record byte).
 #[test]
 fn inspect_agrees_with_the_restore_scan_on_every_truncation_and_flipped_byte() {
     let f = fixture();
@@ -184,9 +186,8 @@ fn inspect_agrees_with_the_restore_scan_on_every_truncation_and_flipped_byte() {
             }
         }
     }
-    // Flips inside a ciphertext keep the framing intact: only the key finds them.
-    assert!(intact > 300, "{intact} intact variants");
-    assert!(stricter > 0, "the end record's frame is checked");
+    // Flips inside a ciphertext keep the framing, not the record digest: none is intact.
+    assert_eq!((intact, stricter), (0, 0), "every variant is damage to both");
 }
 
 #[test]

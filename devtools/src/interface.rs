@@ -192,13 +192,19 @@ mod tests {
         assert_eq!(fields_of!(License { key_id, rights, issuer, issued_at, catalog }), described("License"));
         assert_eq!(fields_of!(Summary { licenses, restricted, skipped, bytes, duration_ms }), described("Summary"));
         assert_eq!(
-            fields_of!(Quota { licenses, max_devices, restores_remaining, device_already_counted }),
+            fields_of!(Quota { licenses, max_devices, restores_remaining, device_already_counted, allowed }),
             described("Quota")
+        );
+        assert_eq!(
+            fields_of!(LedgerAudit { pending, confirmed, released, expired, licenses, placements, devices }),
+            described("LedgerAudit")
         );
         assert_eq!(fields_of!(BackupFlags { overwrite }), described("BackupFlags"));
         assert_eq!(fields_of!(RestoreFlags { individualize, replace_existing }), described("RestoreFlags"));
-        // ServicePolicy's fields are ServiceOptions' (the options default to the core's policy).
-        // ... beside the protector, which the core takes apart (ServiceOptions::protected).
+        // ServiceOptions are ServicePolicy's fields an application sets (the options default to
+        // the core's policy) and the protector, which the core takes apart
+        // (ServiceOptions::protected). The reservation lifetime and whether version-1 archives
+        // are accepted are a service operator's settings (the Rust API's), not the bindings'.
         let mut service: Vec<String> = interface::record("ServiceOptions")
             .unwrap()
             .fields
@@ -207,7 +213,10 @@ mod tests {
             .map(|f| f.name.to_string())
             .collect();
         service.sort();
-        assert_eq!(fields_of!(ServicePolicy { max_devices, refusal_url }), service);
+        let mut policy =
+            fields_of!(ServicePolicy { max_devices, refusal_url, reservation_ttl_secs, accept_v1_archives });
+        policy.retain(|f| !["reservation_ttl_secs", "accept_v1_archives"].contains(&f.as_str()));
+        assert_eq!(policy, service);
         let mut metadata: Vec<String> = EVENT_METADATA.iter().map(|f| f.name.to_string()).collect();
         metadata.push("event".into());
         metadata.sort();
@@ -215,7 +224,17 @@ mod tests {
         let core: Vec<&str> = RECORDS.iter().filter(|r| r.core).map(|r| r.name).collect();
         assert_eq!(
             core,
-            ["Rights", "CatalogEntry", "NewLicense", "License", "Summary", "Quota", "BackupFlags", "RestoreFlags"]
+            [
+                "Rights",
+                "CatalogEntry",
+                "NewLicense",
+                "License",
+                "Summary",
+                "Quota",
+                "LedgerAudit",
+                "BackupFlags",
+                "RestoreFlags"
+            ]
         );
     }
 

@@ -29,6 +29,7 @@ class ErrorCode(enum.IntEnum):
     WRONG_KEY = 303
     SERVICE_UNAVAILABLE = 401
     RESTORE_LIMIT_EXCEEDED = 402
+    FOREIGN_DEVICE = 403
     CANCELLED = 501
     BUSY = 502
     CALLBACK_FAILED = 503
@@ -76,6 +77,7 @@ _DESCRIPTIONS: Dict[ErrorCode, str] = {
     ErrorCode.WRONG_KEY: "archive key does not match this service or device",
     ErrorCode.SERVICE_UNAVAILABLE: "license management service unavailable",
     ErrorCode.RESTORE_LIMIT_EXCEEDED: "restore limit exceeded",
+    ErrorCode.FOREIGN_DEVICE: "the device belongs to another account",
     ErrorCode.CANCELLED: "operation cancelled",
     ErrorCode.BUSY: "another operation is already running",
     ErrorCode.CALLBACK_FAILED: "a status callback failed",
@@ -244,6 +246,12 @@ class RestoreLimitExceededError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.RESTORE_LIMIT_EXCEEDED
 
 
+class ForeignDeviceError(LicenseBackupError):
+    """FOREIGN_DEVICE (403): the device belongs to another account."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.FOREIGN_DEVICE
+
+
 class CancelledError(LicenseBackupError):
     """CANCELLED (501): operation cancelled."""
 
@@ -354,6 +362,7 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
     ErrorCode.WRONG_KEY: WrongKeyError,
     ErrorCode.SERVICE_UNAVAILABLE: ServiceUnavailableError,
     ErrorCode.RESTORE_LIMIT_EXCEEDED: RestoreLimitExceededError,
+    ErrorCode.FOREIGN_DEVICE: ForeignDeviceError,
     ErrorCode.CANCELLED: CancelledError,
     ErrorCode.BUSY: BusyError,
     ErrorCode.CALLBACK_FAILED: CallbackFailedError,
@@ -408,6 +417,7 @@ __all__ = [
     "WrongKeyError",
     "ServiceUnavailableError",
     "RestoreLimitExceededError",
+    "ForeignDeviceError",
     "CancelledError",
     "BusyError",
     "CallbackFailedError",

@@ -28,13 +28,12 @@ class QuotaExtras:
 
     __slots__ = ()
 
-    restores_remaining: int
-    device_already_counted: bool
+    allowed: bool
 
     @property
     def can_restore(self) -> bool:
-        """Whether a restore onto this device would be authorized now."""
-        return self.device_already_counted or self.restores_remaining > 0
+        """Whether a restore onto this device would be authorized now (``allowed``)."""
+        return self.allowed
 
 
 class EndExtras:

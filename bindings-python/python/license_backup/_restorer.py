@@ -374,9 +374,10 @@ class BackupRestorer(PropertyAccessors):
         """Cancels the running restore, if any."""
         self._native.cancel_license_restore()
 
-    def restore_quota(self) -> Quota:
-        """What the restore quota allows for the archive in ``restore_path`` onto this device."""
-        return self._native.restore_quota()
+    def restore_quota(self, *, individualize: bool = False) -> Quota:
+        """What the restore quota allows for the archive in ``restore_path`` onto this device
+        (onto a new identity of it, which counts as this device, with ``individualize``)."""
+        return self._native.restore_quota(individualize=individualize)
 
     def __repr__(self) -> str:
         return f"BackupRestorer({self.store!r}, {self.service!r})"

@@ -132,6 +132,28 @@ class Quota(QuotaExtras):
     """How many more new devices could still receive every license of the archive."""
     device_already_counted: bool
     """This device already counts for every license: restoring onto it again is free."""
+    allowed: bool
+    """Whether the service would authorize this restore now."""
+
+
+@dataclass(frozen=True)
+class LedgerAudit:
+    """What an embedded service's ledger holds (EmbeddedService.audit())."""
+
+    pending: int
+    """Reservations granted and not yet confirmed or released (they count)."""
+    confirmed: int
+    """Reservations confirmed by their device (they count)."""
+    released: int
+    """Reservations released by their device (they do not count)."""
+    expired: int
+    """Reservations left pending past the service's limit (they count, for good)."""
+    licenses: int
+    """Licenses with at least one device counted."""
+    placements: int
+    """(license, device) pairs that count."""
+    devices: int
+    """Devices known to belong to the account."""
 
 
 
@@ -293,6 +315,7 @@ __all__ = [
     "License",
     "Summary",
     "Quota",
+    "LedgerAudit",
     "Begin",
     "Progress",
     "RestrictedLicense",

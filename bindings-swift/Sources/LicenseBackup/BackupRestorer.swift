@@ -139,8 +139,8 @@ public final class BackupRestorer: @unchecked Sendable {
 
     /// What the restore quota allows for the archive in `RestorePath` onto this device, asked
     /// of the service without changing anything.
-    public func restoreQuota() throws(LicenseBackupError) -> Quota {
-        try bridged { try raw.restoreQuota() }
+    public func restoreQuota(individualize: Bool = false) throws(LicenseBackupError) -> Quota {
+        try bridged { try raw.restoreQuota(individualize: individualize) }
     }
 
     fileprivate func delegateForEvent() -> (any BackupRestoreDelegate)? { delegate }

@@ -24,6 +24,9 @@ public typealias Summary = LicenseBackupBindings.Summary
 /// What the restore quota allows for the archive in RestorePath onto this device.
 public typealias Quota = LicenseBackupBindings.Quota
 
+/// What an embedded service's ledger holds (EmbeddedService.audit()).
+public typealias LedgerAudit = LicenseBackupBindings.LedgerAudit
+
 // MARK: Events
 
 /// Receives the status events of the operations of a ``BackupRestorer``

@@ -210,4 +210,9 @@ public final class EmbeddedService: Sendable {
         // leaves nothing for the caller to do.
         try? raw.setOnline(online: online)
     }
+
+    /// What the ledger holds: reservations by state, licenses and devices counted.
+    public func audit() throws(LicenseBackupError) -> LedgerAudit {
+        try bridged { try raw.audit() }
+    }
 }

@@ -648,9 +648,10 @@ public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
     func removeProperty(name: String) throws  -> Bool
     
     /**
-     * What the restore quota allows for the archive in `RestorePath` onto this device.
+     * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+     * new identity of it with `individualize`).
      */
-    func restoreQuota() throws  -> Quota
+    func restoreQuota(individualize: Bool) throws  -> Quota
     
     /**
      * Sets a property by name.
@@ -823,13 +824,15 @@ open func removeProperty(name: String)throws  -> Bool  {
 }
     
     /**
-     * What the restore quota allows for the archive in `RestorePath` onto this device.
+     * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
+     * new identity of it with `individualize`).
      */
-open func restoreQuota()throws  -> Quota  {
+open func restoreQuota(individualize: Bool = false)throws  -> Quota  {
     return try  FfiConverterTypeQuota_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_method_rawbackuprestorer_restore_quota(
-            self.uniffiCloneHandle(),uniffiCallStatus
+            self.uniffiCloneHandle(),
+        FfiConverterBool.lower(individualize),uniffiCallStatus
     )
 })
 }
@@ -933,6 +936,11 @@ public func FfiConverterTypeRawBackupRestorer_lower(_ value: RawBackupRestorer) 
 public protocol RawEmbeddedServiceProtocol: AnyObject, Sendable {
     
     /**
+     * What the ledger holds: reservations by state, licenses and devices counted.
+     */
+    func audit() throws  -> LedgerAudit
+    
+    /**
      * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
      * or back online.
      */
@@ -1012,6 +1020,18 @@ public static func `open`(path: String, maxDevices: UInt32? = nil, refusalUrl: S
 }
     
 
+    
+    /**
+     * What the ledger holds: reservations by state, licenses and devices counted.
+     */
+open func audit()throws  -> LedgerAudit  {
+    return try  FfiConverterTypeLedgerAudit_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawembeddedservice_audit(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
@@ -2350,6 +2370,125 @@ public func FfiConverterTypeCatalogEntry_lower(_ value: CatalogEntry) -> RustBuf
 
 
 /**
+ * What an embedded service's ledger holds (EmbeddedService.audit()).
+ */
+public struct LedgerAudit: Equatable, Hashable {
+    /**
+     * Reservations granted and not yet confirmed or released (they count).
+     */
+    public var pending: UInt64
+    /**
+     * Reservations confirmed by their device (they count).
+     */
+    public var confirmed: UInt64
+    /**
+     * Reservations released by their device (they do not count).
+     */
+    public var released: UInt64
+    /**
+     * Reservations left pending past the service's limit (they count, for good).
+     */
+    public var expired: UInt64
+    /**
+     * Licenses with at least one device counted.
+     */
+    public var licenses: UInt64
+    /**
+     * (license, device) pairs that count.
+     */
+    public var placements: UInt64
+    /**
+     * Devices known to belong to the account.
+     */
+    public var devices: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Reservations granted and not yet confirmed or released (they count).
+         */pending: UInt64, 
+        /**
+         * Reservations confirmed by their device (they count).
+         */confirmed: UInt64, 
+        /**
+         * Reservations released by their device (they do not count).
+         */released: UInt64, 
+        /**
+         * Reservations left pending past the service's limit (they count, for good).
+         */expired: UInt64, 
+        /**
+         * Licenses with at least one device counted.
+         */licenses: UInt64, 
+        /**
+         * (license, device) pairs that count.
+         */placements: UInt64, 
+        /**
+         * Devices known to belong to the account.
+         */devices: UInt64) {
+        self.pending = pending
+        self.confirmed = confirmed
+        self.released = released
+        self.expired = expired
+        self.licenses = licenses
+        self.placements = placements
+        self.devices = devices
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LedgerAudit: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLedgerAudit: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LedgerAudit {
+        return
+            try LedgerAudit(
+                pending: FfiConverterUInt64.read(from: &buf), 
+                confirmed: FfiConverterUInt64.read(from: &buf), 
+                released: FfiConverterUInt64.read(from: &buf), 
+                expired: FfiConverterUInt64.read(from: &buf), 
+                licenses: FfiConverterUInt64.read(from: &buf), 
+                placements: FfiConverterUInt64.read(from: &buf), 
+                devices: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LedgerAudit, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.pending, into: &buf)
+        FfiConverterUInt64.write(value.confirmed, into: &buf)
+        FfiConverterUInt64.write(value.released, into: &buf)
+        FfiConverterUInt64.write(value.expired, into: &buf)
+        FfiConverterUInt64.write(value.licenses, into: &buf)
+        FfiConverterUInt64.write(value.placements, into: &buf)
+        FfiConverterUInt64.write(value.devices, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLedgerAudit_lift(_ buf: RustBuffer) throws -> LedgerAudit {
+    return try FfiConverterTypeLedgerAudit.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLedgerAudit_lower(_ value: LedgerAudit) -> RustBuffer {
+    return FfiConverterTypeLedgerAudit.lower(value)
+}
+
+
+/**
  * A license as the store describes it: everything but the content key.
  */
 public struct License: Equatable, Hashable {
@@ -2636,6 +2775,10 @@ public struct Quota: Equatable, Hashable {
      * This device already counts for every license: restoring onto it again is free.
      */
     public var deviceAlreadyCounted: Bool
+    /**
+     * Whether the service would authorize this restore now.
+     */
+    public var allowed: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2651,11 +2794,15 @@ public struct Quota: Equatable, Hashable {
          */restoresRemaining: UInt32, 
         /**
          * This device already counts for every license: restoring onto it again is free.
-         */deviceAlreadyCounted: Bool) {
+         */deviceAlreadyCounted: Bool, 
+        /**
+         * Whether the service would authorize this restore now.
+         */allowed: Bool) {
         self.licenses = licenses
         self.maxDevices = maxDevices
         self.restoresRemaining = restoresRemaining
         self.deviceAlreadyCounted = deviceAlreadyCounted
+        self.allowed = allowed
     }
 
     
@@ -2677,7 +2824,8 @@ public struct FfiConverterTypeQuota: FfiConverterRustBuffer {
                 licenses: FfiConverterUInt64.read(from: &buf), 
                 maxDevices: FfiConverterUInt32.read(from: &buf), 
                 restoresRemaining: FfiConverterUInt32.read(from: &buf), 
-                deviceAlreadyCounted: FfiConverterBool.read(from: &buf)
+                deviceAlreadyCounted: FfiConverterBool.read(from: &buf), 
+                allowed: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -2686,6 +2834,7 @@ public struct FfiConverterTypeQuota: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.maxDevices, into: &buf)
         FfiConverterUInt32.write(value.restoresRemaining, into: &buf)
         FfiConverterBool.write(value.deviceAlreadyCounted, into: &buf)
+        FfiConverterBool.write(value.allowed, into: &buf)
     }
 }
 
@@ -3250,6 +3399,10 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case restoreLimitExceeded = 402
     /**
+     * The archive was made on (or the device is registered with) another account of the service.
+     */
+    case foreignDevice = 403
+    /**
      * The operation was cancelled.
      */
     case cancelled = 501
@@ -3398,35 +3551,37 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 19: return .restoreLimitExceeded
         
-        case 20: return .cancelled
+        case 20: return .foreignDevice
         
-        case 21: return .busy
+        case 21: return .cancelled
         
-        case 22: return .callbackFailed
+        case 22: return .busy
         
-        case 23: return .storage
+        case 23: return .callbackFailed
         
-        case 24: return .licenseNotFound
+        case 24: return .storage
         
-        case 25: return .licenseExists
+        case 25: return .licenseNotFound
         
-        case 26: return .wrongFileKind
+        case 26: return .licenseExists
         
-        case 27: return .protectorRequired
+        case 27: return .wrongFileKind
         
-        case 28: return .protectorMismatch
+        case 28: return .protectorRequired
         
-        case 29: return .protectorFailed
+        case 29: return .protectorMismatch
         
-        case 30: return .licenseTampered
+        case 30: return .protectorFailed
         
-        case 31: return .playsExhausted
+        case 31: return .licenseTampered
         
-        case 32: return .licenseExpired
+        case 32: return .playsExhausted
         
-        case 33: return .playNotAllowed
+        case 33: return .licenseExpired
         
-        case 34: return .`internal`
+        case 34: return .playNotAllowed
+        
+        case 35: return .`internal`
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -3512,64 +3667,68 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(19))
         
         
-        case .cancelled:
+        case .foreignDevice:
             writeInt(&buf, Int32(20))
         
         
-        case .busy:
+        case .cancelled:
             writeInt(&buf, Int32(21))
         
         
-        case .callbackFailed:
+        case .busy:
             writeInt(&buf, Int32(22))
         
         
-        case .storage:
+        case .callbackFailed:
             writeInt(&buf, Int32(23))
         
         
-        case .licenseNotFound:
+        case .storage:
             writeInt(&buf, Int32(24))
         
         
-        case .licenseExists:
+        case .licenseNotFound:
             writeInt(&buf, Int32(25))
         
         
-        case .wrongFileKind:
+        case .licenseExists:
             writeInt(&buf, Int32(26))
         
         
-        case .protectorRequired:
+        case .wrongFileKind:
             writeInt(&buf, Int32(27))
         
         
-        case .protectorMismatch:
+        case .protectorRequired:
             writeInt(&buf, Int32(28))
         
         
-        case .protectorFailed:
+        case .protectorMismatch:
             writeInt(&buf, Int32(29))
         
         
-        case .licenseTampered:
+        case .protectorFailed:
             writeInt(&buf, Int32(30))
         
         
-        case .playsExhausted:
+        case .licenseTampered:
             writeInt(&buf, Int32(31))
         
         
-        case .licenseExpired:
+        case .playsExhausted:
             writeInt(&buf, Int32(32))
         
         
-        case .playNotAllowed:
+        case .licenseExpired:
             writeInt(&buf, Int32(33))
         
         
-        case .`internal`:
+        case .playNotAllowed:
             writeInt(&buf, Int32(34))
+        
+        
+        case .`internal`:
+            writeInt(&buf, Int32(35))
         
         }
     }
@@ -4516,7 +4675,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_property() != 49528) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 11332) {
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 34081) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_set_property() != 23610) {
@@ -4526,6 +4685,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_start_restore() != 4915) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 55241) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 11046) {

@@ -130,6 +130,7 @@ final class BadInputTests: XCTestCase {
             let refusalUrl = try optional("refusal_url", String.self)
             _ = try EmbeddedService(path: try path(a["path"], w.dir), maxDevices: maxDevices, refusalUrl: refusalUrl)
         case "EmbeddedService.set_online": w.service.setOnline(try Bool.from(a["online"] as Any))
+        case "EmbeddedService.audit": _ = try w.service.audit()
         case "BackupRestorer.set_property":
             let value: PropertyValue
             switch a["value"] {
@@ -151,6 +152,11 @@ final class BadInputTests: XCTestCase {
             let op = try w.restorer.startRestore(individualize: try opt("individualize", false),
                                                  replaceExisting: try opt("replace_existing", false))
             _ = try? await op.wait()
+        case "BackupRestorer.restore_quota":
+            // Its outcome in a folder with no archive (ARCHIVE_MISSING) does not count.
+            do {
+                _ = try w.restorer.restoreQuota(individualize: try opt("individualize", false))
+            } catch let e as LicenseBackupError where e.code == .archiveMissing {}
         default:
             // Operation.wait has no bad value in Swift (`async` with no timeout).
             throw NoSwiftForm()

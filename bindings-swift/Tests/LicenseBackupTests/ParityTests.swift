@@ -107,7 +107,9 @@ final class ParityTests: XCTestCase {
             "NewLicense": generatedLicense(1),
             "License": License(keyId: "k", rights: Rights(), issuer: "i", issuedAt: 0, catalog: nil),
             "Summary": Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0),
-            "Quota": Quota(licenses: 0, maxDevices: 0, restoresRemaining: 0, deviceAlreadyCounted: false),
+            "Quota": Quota(licenses: 0, maxDevices: 0, restoresRemaining: 0, deviceAlreadyCounted: false, allowed: false),
+            "LedgerAudit": LedgerAudit(
+                pending: 0, confirmed: 0, released: 0, expired: 0, licenses: 0, placements: 0, devices: 0),
         ]
         for (record, fields) in records {
             let want = fields.map { lowerCamel($0["name"] as! String) }
@@ -125,8 +127,11 @@ final class ParityTests: XCTestCase {
                 // ... of EmbeddedService(path:maxDevices:refusalUrl:protector:).
                 XCTAssertEqual(want, ["maxDevices", "refusalUrl", "protector"])
             case "StoreOptions":
-                // ... and of LicenseStore(path:protector:).
+                // ... of LicenseStore(path:protector:).
                 XCTAssertEqual(want, ["protector"])
+            case "QuotaOptions":
+                // ... and of restoreQuota(individualize:).
+                XCTAssertEqual(want, ["individualize"])
             case "PropertyEntry":
                 // property(at:) returns (name:value:).
                 XCTAssertEqual(want, ["name", "value"])

@@ -2,7 +2,7 @@
 //! asked of the service without changing anything.
 
 use license_backup::archive::ARCHIVE_FILE_NAME;
-use license_backup::{ErrorCode, create_backup_restorer};
+use license_backup::{ErrorCode, RestoreFlags, create_backup_restorer};
 use serde_json::json;
 
 use super::{Fields, folder_value};
@@ -22,10 +22,11 @@ pub fn run(args: &QuotaArgs, ui: &Ui, fields: &mut Fields) -> Result<(), Failure
     fields.insert("device_id".into(), json!(device));
     let restorer = create_backup_restorer(store, service);
     restorer.set_property("RestorePath", folder_value("--from", &args.from)?)?;
-    let quota = restorer.restore_quota()?;
-    // An individualized device is a new one: it never already counts.
-    let counted = quota.device_already_counted && !args.individualize;
-    let allowed = counted || quota.restores_remaining > 0;
+    // The same request the restore would send: the service's answer, `allowed`, is its decision
+    // (with --individualize, for a new identity that counts as this device).
+    let flags = RestoreFlags { individualize: args.individualize, replace_existing: false };
+    let quota = restorer.restore_quota_with(flags)?;
+    let allowed = quota.allowed;
     fields.insert("licenses".into(), json!(quota.licenses));
     fields.insert("max_devices".into(), json!(quota.max_devices));
     fields.insert("restores_remaining".into(), json!(quota.restores_remaining));
@@ -40,8 +41,10 @@ pub fn run(args: &QuotaArgs, ui: &Ui, fields: &mut Fields) -> Result<(), Failure
         "this device",
         match (quota.device_already_counted, args.individualize) {
             (true, false) => "already counts for every license: restoring here again is free".to_string(),
-            (true, true) => "counts already, but --individualize makes it a new device".to_string(),
-            (false, _) => "new to these licenses: a restore here counts as one more device".to_string(),
+            (true, true) => {
+                "already counts for every license, and its new identity counts as it: restoring is free".to_string()
+            }
+            (false, _) => "new to some of these licenses: a restore here counts as one more device".to_string(),
         },
     );
     row("remaining", format!("{} more new devices may receive every license in it", quota.restores_remaining));

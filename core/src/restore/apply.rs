@@ -39,6 +39,8 @@ pub(crate) struct RestoreTarget {
     conn: Connection,
     keys: Arc<StoreKeys>,
     device: Arc<DeviceKeys>,
+    /// The device's identity when the restore started (replaced at commit when individualizing).
+    current: Arc<DeviceKeys>,
     /// The new identity's secret, wrapped by the store's protector before the transaction
     /// (individualizing only).
     replacement: Option<Replacement>,
@@ -82,6 +84,7 @@ impl RestoreTarget {
         crate::file_kind::check(path, FileKind::Store)?;
         let conn = open_connection(path)?;
         conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
+        let current = keys.load(&conn)?;
         let (device, replacement) = if individualize {
             let pair = KeyPair::generate();
             let file = secret::file(&conn, FileKind::Store)?
@@ -89,9 +92,14 @@ impl RestoreTarget {
             let replacement = Replacement::new(&file, &pair, keys.protector())?;
             (Arc::new(DeviceKeys::new(pair)), Some(replacement))
         } else {
-            (keys.load(&conn)?, None)
+            (Arc::clone(&current), None)
         };
-        Ok(RestoreTarget { conn, keys: Arc::clone(keys), device, replacement })
+        Ok(RestoreTarget { conn, keys: Arc::clone(keys), device, current, replacement })
+    }
+
+    /// The identity an individualizing restore replaces (`None` for a plain restore).
+    pub(crate) fn replaced(&self) -> Option<&DeviceKeys> {
+        self.replacement.as_ref().map(|_| &*self.current)
     }
 
     /// The device the restored licenses are bound to.
@@ -104,28 +112,31 @@ impl RestoreTarget {
     /// and re-seals while this one writes), and adds catalog entries the device does not have.
     /// `expected` is what the earlier passes saw (count, key-ID digest): anything else rolls
     /// back with `ARCHIVE_CORRUPT`, as does any damaged record, and `stop()` (checked between
-    /// batches) rolls back with its error. Returns (restored, skipped).
+    /// batches) rolls back with its error. The same transaction marks the restore's journal
+    /// entry `request` committed. Returns (restored, skipped).
     pub(crate) fn apply<R: std::io::Read + Send>(
         mut self,
         policy: ConflictPolicy,
         records: RecordReader<R>,
         expected: &ScannedArchive,
+        request: &crate::service::RequestId,
         stop: &dyn Fn() -> Result<()>,
     ) -> Result<(u64, u64)> {
         let replacement = self.replacement.take();
         let device = Arc::clone(&self.device);
         let device = &*device;
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if replacement.is_none() && self.keys.load(&tx)?.id() != device.id() {
+        if self.keys.load(&tx)?.id() != self.current.id() {
             // An individualizing restore (through another store object on this file) replaced
             // the device key since this restore started: the archive was authorized for, and
-            // would be sealed to, the old identity. Nothing is applied.
+            // would be sealed to (or would replace), the old identity. Nothing is applied.
             return Err(Error::new(
                 ErrorCode::Busy,
                 "another restore gave this device a new identity while this one ran; nothing was restored, \
                  try again",
             ));
         }
+        crate::journal::mark_committed(&tx, request)?;
         if let Some(replacement) = &replacement {
             rebind_all(&tx, &*self.keys.load(&tx)?, device, replacement)?;
         }

@@ -1,9 +1,12 @@
-//! The restore job: scan the archive, get the service's authorization, read and authenticate
-//! every license (reporting progress), then apply them to the store in one transaction.
+//! The restore job: scan the archive, get the service's authorization (a reservation, kept in
+//! the store's journal), read and authenticate every license (reporting progress), apply them
+//! to the store in one transaction, then confirm the reservation (or release it if anything
+//! stopped the restore before its commit).
 //!
 //! Memory stays flat however many licenses the archive holds: nothing is kept per license. The
 //! archive file is read in passes, each checked against the first by the count and a digest of
-//! the key IDs: the scan (framing only, [`scan`]), the key IDs streamed to the service, the
+//! the key IDs: the scan (every byte, checked against the header's commitments, [`scan`]), the
+//! key IDs streamed to the service, the
 //! verifying pass that reports PROGRESS ([`verify`]), and the pass that writes the store
 //! ([`apply`]).
 
@@ -14,15 +17,18 @@ mod verify;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use apply::RestoreTarget;
+pub(crate) use apply::RestoreTarget;
 
 use crate::archive::{ARCHIVE_FILE_NAME, GRANT_INFO};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event::{StatusEvent, Summary};
 use crate::folder::check_folder;
+use crate::journal::{self, PendingRestore};
 use crate::license::ConflictPolicy;
 use crate::operation::{Emitter, Progress};
-use crate::service::{LicenseService, RestoreRequest, ServiceError, grant_aad};
+use crate::service::{
+    IdentityProof, LicenseService, RequestId, RestoreRequest, SUCCESSION_INFO, ServiceError, grant_aad, succession_aad,
+};
 
 /// What a restore needs, captured when it is started.
 pub(crate) struct RestoreJob {
@@ -39,19 +45,25 @@ impl RestoreJob {
     pub(crate) fn run(self, emitter: &Emitter) -> Result<Summary> {
         check_folder(&self.folder)?;
         let path = self.folder.join(ARCHIVE_FILE_NAME);
+        // Every byte is read and, for a version-2 archive, checked against the header's
+        // commitments: a damaged archive ends here, before the service is asked anything.
         let scanned = scan::scan(&path)?;
         emitter.check_cancelled()?;
         let target = RestoreTarget::new(&self.store_path, &self.keys, self.individualize)?;
+        // Reservations an earlier restore left unsettled (a crash, the service unreachable).
+        let _ = journal::settle(&self.store_path, self.service.as_ref());
+        let service_key = self.service.public_key()?;
+        let mut pending = PendingRestore::begin(
+            &self.store_path,
+            Arc::clone(&self.service),
+            &service_key,
+            &scanned.header.archive_id,
+        )?;
+        let request = restore_request(&scanned, &target, *pending.request_id(), &service_key)?;
 
         emitter.emit(StatusEvent::Connecting)?;
-        let request = RestoreRequest {
-            header: scanned.header.authenticated.clone(),
-            wrapped_key: scanned.header.wrapped_key.clone(),
-            device_id: target.device().id(),
-            device_public_key: target.device().pair.public_bytes(),
-            licenses: scanned.tally.licenses(),
-        };
         let mut key_ids = scanned.key_ids()?;
+        pending.asking();
         let answer = self.service.authorize_restore(&request, &mut key_ids);
         emitter.emit(StatusEvent::Disconnecting)?;
         let grant = match answer {
@@ -68,7 +80,7 @@ impl RestoreJob {
             return Err(Error::internal("the service answered before it read every key ID of the archive"));
         }
         scanned.check_same(seen)?;
-        let aad = grant_aad(&scanned.header.archive_id, &target.device().id());
+        let aad = grant_aad(&scanned.header.archive_id, &target.device().id(), pending.request_id());
         let data_key = target.device().pair.unwrap(&grant.wrapped_key, GRANT_INFO, &aad)?;
         let data_key: [u8; 32] = data_key
             .as_slice()
@@ -78,13 +90,51 @@ impl RestoreJob {
 
         emitter.emit(StatusEvent::Begin { operation: emitter.kind() })?;
         // Every record is authenticated and decoded before the store is touched, so a damaged
-        // archive, a cancel or a failing callback leaves the store as it was.
+        // archive, a cancel or a failing callback leaves the store as it was (and the
+        // reservation is released when `pending` is dropped).
         let mut progress = Progress::new(scanned.tally.licenses(), self.progress_interval);
         scanned.verify(&data_key, |licenses| (0..licenses).try_for_each(|_| progress.step(emitter)))?;
         progress.finish(emitter)?;
         emitter.check_cancelled()?;
         let (restored, skipped) =
-            target.apply(self.policy, scanned.records(&data_key)?, &scanned, &|| emitter.check_cancelled())?;
+            target.apply(self.policy, scanned.records(&data_key)?, &scanned, pending.request_id(), &|| {
+                emitter.check_cancelled()
+            })?;
+        // The store committed: confirm now (if the service cannot be reached, the journal
+        // keeps the entry and a later settle confirms it).
+        let _ = pending.settle();
         Ok(Summary { licenses: restored, restricted: 0, skipped, bytes: scanned.size, duration_ms: 0 })
     }
+}
+
+/// The request a restore (and the quota query for it) sends: the archive's authenticated
+/// header and wrapped key, the device the licenses will be bound to and, when it is a new
+/// identity, the proof that the device holds the identity it replaces.
+pub(crate) fn restore_request(
+    scanned: &scan::ScannedArchive,
+    target: &RestoreTarget,
+    request_id: RequestId,
+    service_key: &[u8; 32],
+) -> Result<RestoreRequest> {
+    let device = target.device();
+    let replaces = match target.replaced() {
+        None => None,
+        Some(old) => {
+            let aad = succession_aad(&request_id, &scanned.header.archive_id, &device.id(), &old.id());
+            Some(IdentityProof {
+                device_id: old.id(),
+                public_key: old.pair.public_bytes(),
+                proof: old.pair.prove(service_key, SUCCESSION_INFO, &aad)?,
+            })
+        }
+    };
+    Ok(RestoreRequest {
+        request_id,
+        header: scanned.header.authenticated.clone(),
+        wrapped_key: scanned.header.wrapped_key.clone(),
+        device_id: device.id(),
+        device_public_key: device.pair.public_bytes(),
+        licenses: scanned.tally.licenses(),
+        replaces,
+    })
 }

@@ -1,6 +1,7 @@
-//! The restore's first pass: open the archive, check its header and framing, count its
-//! licenses and hash their key IDs, without decrypting anything; and the tally every later pass
-//! is checked against.
+//! The restore's first pass: open the archive and read all of it once, without decrypting
+//! anything: check its header and framing, count its licenses and hash their key IDs, hash every
+//! record byte, and compare with what a version-2 header commits to; and the tally every later
+//! pass is checked against.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -8,35 +9,12 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::archive::{self, ArchiveHeader, HEADER_LEN, RECORD_END, RecordReader, expect_eof, read_frame, read_header};
+pub(crate) use crate::archive::KeyTally;
+use crate::archive::{
+    self, ArchiveHeader, Digesting, RECORD_END, RECORDS_DOMAIN, RecordReader, expect_eof, read_frame, read_header, skip,
+};
 use crate::error::{Error, Result};
 use crate::key_id::KeyId;
-
-/// The licenses a pass over an archive saw: how many, and a digest of their key IDs (SHA-256
-/// over the 16-byte key IDs in order). What lets a restore check that the licenses it applies
-/// are exactly those the service authorized, without keeping the list in memory.
-#[derive(Clone, Default)]
-pub(crate) struct KeyTally {
-    licenses: u64,
-    digest: Sha256,
-}
-
-impl KeyTally {
-    /// Counts one more license.
-    pub(crate) fn add(&mut self, key_id: &[u8; 16]) {
-        self.licenses += 1;
-        self.digest.update(key_id);
-    }
-
-    /// How many licenses were counted.
-    pub(crate) fn licenses(&self) -> u64 {
-        self.licenses
-    }
-
-    fn matches(&self, other: &KeyTally) -> bool {
-        self.licenses == other.licenses && self.digest.clone().finalize() == other.digest.clone().finalize()
-    }
-}
 
 /// An archive opened for a restore: its header, how many licenses it holds, the digest of their
 /// key IDs, and the open file, which every later pass reads again (the same file, even if the
@@ -49,25 +27,38 @@ pub(crate) struct ScannedArchive {
     pub(crate) size: u64,
 }
 
-/// Opens `path`, checks its header and framing up to a single end record followed by the end of
-/// the file, and counts its licenses, without decrypting anything. Memory stays flat: the key
-/// IDs are hashed, not kept.
+/// Opens `path` and reads all of it once, without decrypting anything: the header, the framing
+/// up to a single end record followed by the end of the file, the licenses' key IDs (counted and
+/// hashed) and, for a version-2 archive, the digest of every record byte, which must be what
+/// the header commits to. A damaged version-2 archive is therefore refused here, before the
+/// service is asked for anything. Memory stays flat: nothing is kept per license.
 pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
     let file = archive::open_archive(path)?;
     let size = file.metadata().map_err(|e| archive::read_error(&e))?.len();
-    let mut r = BufReader::with_capacity(64 * 1024, &file);
-    let header = read_header(&mut r)?;
-    let mut walker = KeyIds { r, tally: KeyTally::default(), finished: false };
-    for key_id in &mut walker {
-        key_id?;
-    }
-    let KeyIds { mut r, tally, .. } = walker;
-    let pos = r.stream_position().map_err(|e| archive::read_error(&e))?;
-    if pos > size {
-        return Err(Error::corrupt("archive truncated in the end record"));
+    // The header unbuffered, so that the digesting reader starts at the first record.
+    let header = read_header(&mut &file)?;
+    let mut digest = Sha256::new();
+    digest.update(RECORDS_DOMAIN);
+    let mut r = BufReader::with_capacity(256 * 1024, Digesting { inner: &file, digest });
+    let mut tally = KeyTally::default();
+    loop {
+        let frame = read_frame(&mut r)?;
+        skip(&mut r, frame.len as usize)?;
+        if frame.kind == RECORD_END {
+            break;
+        }
+        tally.add(&frame.key_id);
     }
     expect_eof(&mut r)?;
-    drop(r);
+    let records: [u8; 32] = r.into_inner().digest.finalize().into();
+    if let Some(c) = &header.commitment {
+        if c.records != records {
+            return Err(Error::corrupt("the archive's records are not those its header commits to"));
+        }
+        if !tally.matches_commitment(c) {
+            return Err(Error::corrupt("the archive's licenses are not those its header commits to"));
+        }
+    }
     Ok(ScannedArchive { header, tally, file, size })
 }
 
@@ -75,7 +66,7 @@ impl ScannedArchive {
     /// A reader of the archive's records from the first one (for every pass after the scan).
     pub(super) fn rewind(&self) -> Result<BufReader<&File>> {
         let mut f = &self.file;
-        f.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(|e| archive::read_error(&e))?;
+        f.seek(SeekFrom::Start(self.header.len() as u64)).map_err(|e| archive::read_error(&e))?;
         Ok(BufReader::with_capacity(256 * 1024, f))
     }
 

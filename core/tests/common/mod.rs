@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 use license_backup::*;
 use serde_json::{Value, json};
 
+#[path = "../../../fuzz/writer.rs"]
+pub mod writer;
+
 /// A temporary world: a service ledger and as many device stores as a test needs.
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -154,6 +157,11 @@ impl Rng {
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
+}
+
+/// A device ID as `LicenseStore::device_id` shows it (32 hex digits), as bytes.
+pub fn hex16(hex: &str) -> [u8; 16] {
+    std::array::from_fn(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
 }
 
 /// The normalized JSON form of an event that the conformance scenarios compare

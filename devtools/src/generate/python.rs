@@ -419,9 +419,15 @@ fn rust() -> String {
          //! each value checked against its type and limits ([`convert::FromPy`]).\n\n\
          // An event without fields is matched as `Kind {}`, whether the core declares it with braces or not.\n\
          #![allow(clippy::unneeded_struct_pattern)]\n\n\
-         use license_backup::interface::{ArgPath, IntKind, Type};\n\
-         use license_backup::{BackupFlags, CatalogEntry, License, NewLicense, Quota, RestoreFlags, Rights, StatusEvent, Summary};\n\
-         use pyo3::intern;\n\
+         use license_backup::interface::{ArgPath, IntKind, Type};\n",
+    );
+    // The core's types of the records it has, and its events.
+    let mut core_types: Vec<&str> = RECORDS.iter().filter(|r| r.core).map(|r| r.name).collect();
+    core_types.push("StatusEvent");
+    core_types.sort_unstable();
+    writeln!(w, "use license_backup::{{{}}};", core_types.join(", ")).unwrap();
+    w.push_str(
+        "use pyo3::intern;\n\
          use pyo3::prelude::*;\n\
          use pyo3::sync::PyOnceLock;\n\n\
          use crate::convert::{self, EventClass, FromPy, ToPy};\n",
@@ -628,9 +634,19 @@ fn native_stub() -> String {
          # (`python -m mypy.stubtest license_backup._native`).\n\
          import os\nimport uuid\nfrom collections.abc import Callable, Iterable\nfrom pathlib import Path\n\
          from types import TracebackType\nfrom typing import Any, Optional, Union, final\n\n\
-         from ._extras import HostProtector\n\
-         from ._types import CatalogEntry, License, NewLicense, OperationKind, PropertyValue, Quota, Rights, Summary\n\n\
-         __all__ = [\"__version__\", \"ARCHIVE_FILE_NAME\", \"LicenseStore\", \"EmbeddedService\", \"BackupRestorer\", \"Operation\", \"Protector\", \"_close_gate\"]\n\n\
+         from ._extras import HostProtector\n",
+    );
+    // The value classes the operations take and return, and the aliases.
+    let mut types: Vec<&str> = RECORDS
+        .iter()
+        .filter(|r| r.role != Role::Options && r.name != "PropertyEntry")
+        .map(|r| r.name)
+        .chain(["OperationKind", "PropertyValue"])
+        .collect();
+    types.sort_unstable();
+    writeln!(w, "from ._types import {}\n", types.join(", ")).unwrap();
+    w.push_str(
+        "__all__ = [\"__version__\", \"ARCHIVE_FILE_NAME\", \"LicenseStore\", \"EmbeddedService\", \"BackupRestorer\", \"Operation\", \"Protector\", \"_close_gate\"]\n\n\
          __version__: str\nARCHIVE_FILE_NAME: str\n\n_KeyId = Union[str, uuid.UUID]\n\n\
          def _close_gate(timeout: float = ...) -> bool: ...\n",
     );

@@ -1,0 +1,775 @@
+//! The ledger in a SQLite file: what the embedded service keeps on the device, and the layout a
+//! networked service keeps in its own database (the same tables, in PostgreSQL types).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+use super::ledger::{
+    DeviceRecord, Entry, Ledger, LedgerTx, MAX_ENTRY_LEN, PERMANENT, Reservation, ReservationRef, ReservationState,
+};
+use crate::crypto::{self, KeyPair};
+use crate::error::{Error, ErrorCode, Result};
+use crate::file_kind::{self, FileKind};
+use crate::key_id::KeyId;
+use crate::protector::{ProtectedFile, Protector};
+use crate::service::{EMBEDDED_ACCOUNT, RequestId};
+
+/// The ledger layout this library writes (`PRAGMA user_version` of the ledger file). Version 1
+/// had a row per license and device, version 2 a row per license with its devices packed and an
+/// audit row per restore, version 3 kept the service's seed in the `secret` table (in clear or
+/// wrapped by a protector); version 4 adds accounts, devices, reservations, and tags each device
+/// of a license with the reservation that placed it.
+const LEDGER_VERSION: i64 = 4;
+
+/// Rows per multi-row `INSERT` into the placements.
+const ROWS_PER_INSERT: usize = 64;
+
+/// The tables (besides `secret`, `crate::secret::SECRET_SCHEMA`, which holds the service's seed).
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS accounts (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id  BLOB PRIMARY KEY CHECK (length(device_id) = 16),
+    account    INTEGER NOT NULL,
+    counts_as  BLOB NOT NULL CHECK (length(counts_as) = 16),
+    public_key BLOB CHECK (public_key IS NULL OR length(public_key) = 32),
+    since      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS devices_by_account ON devices (account);
+CREATE TABLE IF NOT EXISTS reservations (
+    id         INTEGER PRIMARY KEY,
+    account    INTEGER NOT NULL,
+    request_id BLOB CHECK (request_id IS NULL OR length(request_id) = 16),
+    archive_id BLOB NOT NULL CHECK (length(archive_id) = 16),
+    device_id  BLOB NOT NULL CHECK (length(device_id) = 16),
+    counted_as BLOB NOT NULL CHECK (length(counted_as) = 16),
+    replaces   BLOB CHECK (replaces IS NULL OR length(replaces) = 16),
+    licenses   INTEGER NOT NULL,
+    key_digest BLOB NOT NULL CHECK (length(key_digest) = 32),
+    state      TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'released', 'expired')),
+    created_at INTEGER NOT NULL,
+    settled_at INTEGER,
+    UNIQUE (account, request_id)
+);
+CREATE INDEX IF NOT EXISTS reservations_by_state ON reservations (account, state, created_at);
+CREATE TABLE IF NOT EXISTS placements (
+    account INTEGER NOT NULL,
+    key_id  BLOB NOT NULL CHECK (length(key_id) = 16),
+    entries BLOB NOT NULL CHECK (length(entries) >= 17),
+    PRIMARY KEY (account, key_id)
+) WITHOUT ROWID;
+";
+
+/// A ledger in a SQLite file. One connection, used by one transaction at a time. The service's
+/// seed is in the file's `secret` table, in clear or wrapped by the [`Protector`] the ledger is
+/// opened with; once opened it is held here.
+pub struct SqliteLedger {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    keys: KeyPair,
+}
+
+impl Drop for SqliteLedger {
+    fn drop(&mut self) {
+        // Old page images (a seed replaced by its wrapped form) do not linger in the WAL.
+        if let Ok(conn) = self.conn.lock() {
+            crate::sqlite::truncate_wal(&conn);
+        }
+    }
+}
+
+impl std::fmt::Debug for SqliteLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLedger").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn table_has_column(tx: &Connection, table: &str, column: &str) -> Result<bool> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+        params![table, column],
+        |r| r.get(0),
+    )?)
+}
+
+fn malformed() -> Error {
+    Error::new(ErrorCode::Storage, "malformed row in the service ledger")
+}
+
+/// Moves the seed of a ledger of version 1 or 2 (`service_key (singleton, seed)`) to the
+/// `secret` table, in clear, in the caller's transaction.
+fn migrate_seed(tx: &Connection) -> Result<()> {
+    tx.execute_batch(crate::secret::SECRET_SCHEMA)?;
+    let has_table: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'service_key')", [], |r| r.get(0))?;
+    if !has_table {
+        return Ok(());
+    }
+    let seed: Option<Vec<u8>> =
+        tx.query_row("SELECT seed FROM service_key WHERE singleton = 1", [], |r| r.get(0)).optional()?;
+    if let Some(seed) = seed {
+        let seed = Zeroizing::new(seed);
+        let pair = KeyPair::from_seed_slice(&seed)?;
+        let file = ProtectedFile { kind: FileKind::Ledger, file_id: crypto::random_array() };
+        crate::secret::insert(tx, &file, &pair, &Protector::unprotected())?;
+    }
+    tx.execute_batch("DROP TABLE service_key;")?;
+    Ok(())
+}
+
+/// Moves an earlier ledger layout (versions 1 to 3, told apart by their columns) to version 4,
+/// in the caller's transaction: every device a license lived on becomes a permanent entry of
+/// the embedded account, and every recorded restore a confirmed reservation.
+fn migrate(tx: &Connection) -> Result<()> {
+    let v1 = table_has_column(tx, "placements", "device_id")?;
+    let v2 = table_has_column(tx, "placements", "devices")?;
+    if !v1 && !v2 {
+        return Ok(());
+    }
+    tx.execute_batch("ALTER TABLE placements RENAME TO placements_old;")?;
+    let restores = table_has_column(tx, "restores", "archive_id")?;
+    if restores {
+        tx.execute_batch("ALTER TABLE restores RENAME TO restores_old;")?;
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.execute("INSERT OR IGNORE INTO accounts (name) VALUES (?1)", [EMBEDDED_ACCOUNT])?;
+    let account: i64 = tx.query_row("SELECT id FROM accounts WHERE name = ?1", [EMBEDDED_ACCOUNT], |r| r.get(0))?;
+    {
+        let sql = if v1 {
+            "SELECT key_id, device_id FROM placements_old ORDER BY key_id, device_id"
+        } else {
+            "SELECT key_id, devices FROM placements_old ORDER BY key_id"
+        };
+        let mut read = tx.prepare(sql)?;
+        let mut write = tx.prepare("INSERT INTO placements (account, key_id, entries) VALUES (?1, ?2, ?3)")?;
+        let mut rows = read.query([])?;
+        let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
+        let mut flush = |row: Option<(Vec<u8>, Vec<u8>)>| -> Result<()> {
+            if let Some((key_id, entries)) = row {
+                write.execute(params![account, key_id, entries])?;
+            }
+            Ok(())
+        };
+        while let Some(row) = rows.next()? {
+            let (kid, devices): (Vec<u8>, Vec<u8>) = (row.get(0)?, row.get(1)?);
+            if kid.len() != 16 || devices.is_empty() || devices.len() % 16 != 0 {
+                return Err(malformed());
+            }
+            let mut entries = Vec::with_capacity(devices.len() / 16 * MAX_ENTRY_LEN);
+            for d in devices.chunks_exact(16) {
+                Entry { device: d.try_into().expect("16 bytes"), reservation: PERMANENT }.encode(&mut entries);
+            }
+            match &mut current {
+                Some((k, e)) if *k == kid => e.extend_from_slice(&entries),
+                _ => flush(current.replace((kid, entries)))?,
+            }
+        }
+        flush(current)?;
+    }
+    if restores {
+        tx.execute(
+            "INSERT INTO reservations (account, request_id, archive_id, device_id, counted_as, replaces, licenses, \
+             key_digest, state, created_at, settled_at) \
+             SELECT ?1, NULL, archive_id, device_id, device_id, NULL, licenses, zeroblob(32), 'confirmed', at, at \
+             FROM restores_old",
+            [account],
+        )?;
+        tx.execute_batch("DROP TABLE restores_old;")?;
+    }
+    tx.execute_batch("DROP TABLE placements_old;")?;
+    Ok(())
+}
+
+impl SqliteLedger {
+    /// Opens (or creates) the ledger at `path`, unprotected (the service's seed in clear in the
+    /// file): [`SqliteLedger::open_with`] with [`Protector::unprotected`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, &Protector::unprotected())
+    }
+
+    /// Opens (or creates) the ledger at `path`, moving an earlier layout to the current one; the
+    /// service's seed is made on first use and kept wrapped by `protector` (an unprotected
+    /// ledger is protected in place); a protected ledger opened without its protector fails
+    /// with `PROTECTOR_REQUIRED`, with one that cannot unwrap it with `PROTECTOR_MISMATCH` or
+    /// `PROTECTOR_FAILED`, changing nothing.
+    pub fn open_with(path: impl AsRef<Path>, protector: &Protector) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("the service ledger path is empty"));
+        }
+        file_kind::check(&path, FileKind::Ledger)?;
+        let mut conn = crate::sqlite::open_connection(&path)?;
+        conn.pragma_update(None, "cache_size", -crate::sqlite::STREAMING_CACHE_KIB)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > LEDGER_VERSION {
+            return Err(Error::new(
+                ErrorCode::Storage,
+                format!("service ledger version {version} is newer than this library supports ({LEDGER_VERSION})"),
+            ));
+        }
+        // Migrations run only on a ledger (checked again with SQLite's whole view).
+        file_kind::check_tables(&path, FileKind::Ledger, &file_kind::tables(&tx)?)?;
+        if version < LEDGER_VERSION {
+            migrate_seed(&tx)?;
+            migrate(&tx)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.execute_batch(crate::secret::SECRET_SCHEMA)?;
+            tx.pragma_update(None, "user_version", LEDGER_VERSION)?;
+        }
+        let application_id: i32 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        if application_id != crate::file_kind::LEDGER_APPLICATION_ID {
+            FileKind::Ledger.mark(&tx)?;
+        }
+        let (keys, _) = crate::secret::open_or_create(&tx, FileKind::Ledger, protector, KeyPair::generate)?;
+        tx.commit()?;
+        // Into the main file now, so the kind is in its header for every later open.
+        file_kind::checkpoint(&conn);
+        Ok(SqliteLedger { path, conn: Mutex::new(conn), keys })
+    }
+
+    /// The path of the ledger file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.conn.lock().map_err(|_| Error::internal("service ledger lock poisoned"))
+    }
+
+    fn begin(&self, sql: &str) -> Result<Box<dyn LedgerTx + '_>> {
+        let conn = self.lock()?;
+        conn.execute_batch(sql)?;
+        Ok(Box::new(SqliteTx { conn, open: true, account: None }))
+    }
+}
+
+impl Ledger for SqliteLedger {
+    fn service_seed(&self) -> Result<Zeroizing<[u8; 32]>> {
+        Ok(Zeroizing::new(*self.keys.seed()))
+    }
+
+    fn write(&self) -> Result<Box<dyn LedgerTx + '_>> {
+        self.begin("BEGIN IMMEDIATE")
+    }
+
+    fn read(&self) -> Result<Box<dyn LedgerTx + '_>> {
+        self.begin("BEGIN")
+    }
+}
+
+/// A transaction on the ledger's connection (rolled back when dropped uncommitted).
+struct SqliteTx<'a> {
+    conn: MutexGuard<'a, Connection>,
+    open: bool,
+    /// The last account looked up: (name, row id or `None` when it has none yet).
+    account: Option<(String, Option<i64>)>,
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+fn blob16(v: Vec<u8>) -> Result<[u8; 16]> {
+    v.try_into().map_err(|_| malformed())
+}
+
+fn reservation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Reservation, String)> {
+    let array16 = |i: usize| -> rusqlite::Result<[u8; 16]> {
+        let v: Vec<u8> = r.get(i)?;
+        v.try_into()
+            .map_err(|_| rusqlite::Error::InvalidColumnType(i, "16-byte blob".into(), rusqlite::types::Type::Blob))
+    };
+    let opt16 = |i: usize| -> rusqlite::Result<Option<[u8; 16]>> {
+        let v: Option<Vec<u8>> = r.get(i)?;
+        v.map(|v| {
+            v.try_into()
+                .map_err(|_| rusqlite::Error::InvalidColumnType(i, "16-byte blob".into(), rusqlite::types::Type::Blob))
+        })
+        .transpose()
+    };
+    let digest: Vec<u8> = r.get(8)?;
+    let state: String = r.get(9)?;
+    Ok((
+        Reservation {
+            id: r.get(0)?,
+            account: r.get(1)?,
+            request_id: opt16(2)?,
+            archive_id: array16(3)?,
+            device_id: array16(4)?,
+            counted_as: array16(5)?,
+            replaces: opt16(6)?,
+            licenses: r.get::<_, i64>(7)? as u64,
+            key_digest: digest.try_into().map_err(|_| {
+                rusqlite::Error::InvalidColumnType(8, "32-byte blob".into(), rusqlite::types::Type::Blob)
+            })?,
+            state: ReservationState::Pending,
+            created_at: r.get(10)?,
+            settled_at: r.get(11)?,
+        },
+        state,
+    ))
+}
+
+const RESERVATION_COLUMNS: &str = "r.id, a.name, r.request_id, r.archive_id, r.device_id, r.counted_as, r.replaces, \
+     r.licenses, r.key_digest, r.state, r.created_at, r.settled_at";
+
+impl SqliteTx<'_> {
+    /// The row ID of `account`; created when `create` (in a write transaction).
+    fn account_id(&mut self, account: &str, create: bool) -> Result<Option<i64>> {
+        if let Some((name, id)) = &self.account {
+            if name == account && (id.is_some() || !create) {
+                return Ok(*id);
+            }
+        }
+        let mut id: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM accounts WHERE name = ?1")?
+            .query_row([account], |r| r.get(0))
+            .optional()?;
+        if id.is_none() && create {
+            self.conn.prepare_cached("INSERT INTO accounts (name) VALUES (?1)")?.execute([account])?;
+            id = Some(self.conn.last_insert_rowid());
+        }
+        self.account = Some((account.to_string(), id));
+        Ok(id)
+    }
+
+    fn one_reservation(&self, condition: &str, bind: &[&dyn rusqlite::ToSql]) -> Result<Option<Reservation>> {
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations r JOIN accounts a ON a.id = r.account WHERE {condition}"
+        );
+        let row = self.conn.prepare_cached(&sql)?.query_row(bind, reservation_from_row).optional()?;
+        row.map(|(mut r, state)| {
+            r.state = ReservationState::parse(&state)?;
+            Ok(r)
+        })
+        .transpose()
+    }
+}
+
+impl LedgerTx for SqliteTx<'_> {
+    fn device(&mut self, device_id: &[u8; 16]) -> Result<Option<DeviceRecord>> {
+        type Row = (String, Vec<u8>, Option<Vec<u8>>, i64);
+        let row: Option<Row> = self
+            .conn
+            .prepare_cached(
+                "SELECT a.name, d.counts_as, d.public_key, d.since FROM devices d JOIN accounts a ON a.id = d.account \
+                 WHERE d.device_id = ?1",
+            )?
+            .query_row([device_id.as_slice()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        row.map(|(account, counts_as, public_key, since)| {
+            Ok(DeviceRecord {
+                device_id: *device_id,
+                account,
+                counts_as: blob16(counts_as)?,
+                public_key: public_key.map(|k| k.try_into().map_err(|_| malformed())).transpose()?,
+                since,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_device(&mut self, device: &DeviceRecord) -> Result<bool> {
+        let account = self.account_id(&device.account, true)?.expect("created");
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO devices (device_id, account, counts_as, public_key, since) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                device.device_id.as_slice(),
+                account,
+                device.counts_as.as_slice(),
+                device.public_key.as_ref().map(|k| k.as_slice()),
+                device.since
+            ])?;
+        Ok(n == 1)
+    }
+
+    fn device_count(&mut self, account: &str) -> Result<u64> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(0) };
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM devices WHERE account = ?1")?
+            .query_row([account], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn reservation(&mut self, id: ReservationRef) -> Result<Option<Reservation>> {
+        self.one_reservation("r.id = ?1", &[&id])
+    }
+
+    fn reservation_by_request(&mut self, account: &str, request_id: &RequestId) -> Result<Option<Reservation>> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(None) };
+        self.one_reservation("r.account = ?1 AND r.request_id = ?2", &[&account, &request_id.as_slice()])
+    }
+
+    fn insert_reservation(&mut self, r: &Reservation) -> Result<ReservationRef> {
+        let account = self.account_id(&r.account, true)?.expect("created");
+        self.conn
+            .prepare_cached(
+                "INSERT INTO reservations (account, request_id, archive_id, device_id, counted_as, replaces, licenses, \
+                 key_digest, state, created_at, settled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                account,
+                r.request_id.as_ref().map(|x| x.as_slice()),
+                r.archive_id.as_slice(),
+                r.device_id.as_slice(),
+                r.counted_as.as_slice(),
+                r.replaces.as_ref().map(|x| x.as_slice()),
+                r.licenses as i64,
+                r.key_digest.as_slice(),
+                r.state.as_str(),
+                r.created_at,
+                r.settled_at
+            ])?;
+        let id = self.conn.last_insert_rowid();
+        debug_assert_ne!(id, PERMANENT, "SQLite row IDs start at 1");
+        Ok(id)
+    }
+
+    fn set_reservation_state(&mut self, id: ReservationRef, state: ReservationState, at: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE reservations SET state = ?2, settled_at = ?3 WHERE id = ?1")?
+            .execute(params![id, state.as_str(), at])?;
+        Ok(())
+    }
+
+    fn set_reservation_digest(&mut self, id: ReservationRef, key_digest: &[u8; 32]) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE reservations SET key_digest = ?2 WHERE id = ?1")?
+            .execute(params![id, key_digest.as_slice()])?;
+        Ok(())
+    }
+
+    fn reservations(&mut self, account: &str) -> Result<Vec<Reservation>> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(Vec::new()) };
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations r JOIN accounts a ON a.id = r.account WHERE r.account = ?1 \
+             ORDER BY r.id"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([account], reservation_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(mut r, state)| {
+                r.state = ReservationState::parse(&state)?;
+                Ok(r)
+            })
+            .collect()
+    }
+
+    fn pending_before(&mut self, account: &str, before: i64) -> Result<Vec<ReservationRef>> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(Vec::new()) };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM reservations WHERE account = ?1 AND state = 'pending' AND created_at <= ?2 ORDER BY id",
+        )?;
+        let ids = stmt.query_map(params![account, before], |r| r.get(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
+    fn placements(&mut self, account: &str, key_id: &KeyId) -> Result<Option<Vec<u8>>> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(None) };
+        Ok(self
+            .conn
+            .prepare_cached("SELECT entries FROM placements WHERE account = ?1 AND key_id = ?2")?
+            .query_row(params![account, key_id.as_bytes().as_slice()], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn insert_placements(&mut self, account: &str, key_ids: &[KeyId], entries: &[u8]) -> Result<usize> {
+        let account = self.account_id(account, true)?.expect("created");
+        let sql = |rows| {
+            format!(
+                "INSERT INTO placements (account, key_id, entries) VALUES {} ON CONFLICT DO NOTHING",
+                crate::sqlite::values_placeholders(3, rows)
+            )
+        };
+        // The many-row statement's text, made once (a restore runs it for every 64 licenses).
+        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let many = MANY.get_or_init(|| sql(ROWS_PER_INSERT));
+        let mut inserted = 0;
+        let mut chunks = key_ids.chunks_exact(ROWS_PER_INSERT);
+        for chunk in &mut chunks {
+            let mut stmt = self.conn.prepare_cached(many)?;
+            for (i, kid) in chunk.iter().enumerate() {
+                stmt.raw_bind_parameter(1 + 3 * i, account)?;
+                stmt.raw_bind_parameter(2 + 3 * i, kid.as_bytes().as_slice())?;
+                stmt.raw_bind_parameter(3 + 3 * i, entries)?;
+            }
+            inserted += stmt.raw_execute()?;
+        }
+        let mut one = self.conn.prepare_cached(&sql(1))?;
+        for kid in chunks.remainder() {
+            inserted += one.execute(params![account, kid.as_bytes().as_slice(), entries])?;
+        }
+        Ok(inserted)
+    }
+
+    fn put_placements(&mut self, account: &str, key_id: &KeyId, entries: &[u8]) -> Result<()> {
+        let account = self.account_id(account, true)?.expect("created");
+        self.conn
+            .prepare_cached(
+                "INSERT INTO placements (account, key_id, entries) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (account, key_id) DO UPDATE SET entries = excluded.entries",
+            )?
+            .execute(params![account, key_id.as_bytes().as_slice(), entries])?;
+        Ok(())
+    }
+
+    fn for_each_placement(&mut self, account: &str, visit: &mut dyn FnMut(&KeyId, &[u8]) -> Result<()>) -> Result<()> {
+        let Some(account) = self.account_id(account, false)? else { return Ok(()) };
+        let mut stmt =
+            self.conn.prepare("SELECT key_id, entries FROM placements WHERE account = ?1 ORDER BY key_id")?;
+        let mut rows = stmt.query([account])?;
+        while let Some(row) = rows.next()? {
+            let key_id = KeyId::from_slice(row.get_ref(0)?.as_blob().map_err(|_| malformed())?)?;
+            visit(&key_id, row.get_ref(1)?.as_blob().map_err(|_| malformed())?)?;
+        }
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        // A commit that fails leaves the transaction open: dropping it rolls back.
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{Authority, ServicePolicy};
+
+    fn kid(n: u8) -> KeyId {
+        KeyId::from_bytes([n; 16])
+    }
+
+    /// The layouts earlier releases wrote: version 1 (a row per license and device) and version
+    /// 2 (devices packed per license, an audit row per restore).
+    fn old_ledger(path: &Path, version: i64) {
+        let conn = Connection::open(path).unwrap();
+        let rows = [(1u8, 1u8), (1, 2), (1, 3), (1, 4), (2, 1), (2, 5)];
+        if version == 1 {
+            conn.execute_batch(
+                "CREATE TABLE placements (key_id BLOB NOT NULL, device_id BLOB NOT NULL, first_seen INTEGER NOT NULL,
+                     PRIMARY KEY (key_id, device_id)) WITHOUT ROWID;",
+            )
+            .unwrap();
+            for (k, dev) in rows {
+                conn.execute(
+                    "INSERT INTO placements VALUES (?1, ?2, 0)",
+                    params![kid(k).as_bytes().as_slice(), [dev; 16].as_slice()],
+                )
+                .unwrap();
+            }
+        } else {
+            conn.execute_batch(
+                "CREATE TABLE service_key (singleton INTEGER PRIMARY KEY, seed BLOB NOT NULL);
+                 CREATE TABLE placements (key_id BLOB PRIMARY KEY, devices BLOB NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE restores (id INTEGER PRIMARY KEY, archive_id BLOB NOT NULL, device_id BLOB NOT NULL,
+                     licenses INTEGER NOT NULL, at INTEGER NOT NULL);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+            conn.execute("INSERT INTO service_key VALUES (1, ?1)", [[7u8; 32].as_slice()]).unwrap();
+            conn.execute(
+                "INSERT INTO placements VALUES (?1, ?2)",
+                params![kid(1).as_bytes().as_slice(), [[1u8; 16], [2; 16], [3; 16], [4; 16]].concat()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO placements VALUES (?1, ?2)",
+                params![kid(2).as_bytes().as_slice(), [[1u8; 16], [5; 16]].concat()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO restores (archive_id, device_id, licenses, at) VALUES (?1, ?2, 2, 5)",
+                params![[9u8; 16].as_slice(), [5u8; 16].as_slice()],
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn earlier_ledgers_are_migrated_and_keep_their_counts() {
+        for version in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ledger.db");
+            old_ledger(&path, version);
+            let authority = Authority::new(SqliteLedger::open(&path).unwrap(), ServicePolicy::default()).unwrap();
+            assert_eq!(authority.devices_of(EMBEDDED_ACCOUNT, &kid(1)).unwrap(), [[1; 16], [2; 16], [3; 16], [4; 16]]);
+            assert_eq!(authority.devices_of(EMBEDDED_ACCOUNT, &kid(2)).unwrap(), [[1; 16], [5; 16]]);
+            assert!(authority.devices_of("someone else", &kid(1)).unwrap().is_empty(), "another account");
+            let audit = authority.audit(EMBEDDED_ACCOUNT).unwrap();
+            assert_eq!((audit.licenses, audit.placements), (2, 6), "version {version}");
+            assert_eq!(audit.confirmed, u64::from(version == 2), "the restore rows became confirmed reservations");
+            if version == 2 {
+                assert_eq!(*authority.ledger().service_seed().unwrap(), [7; 32], "the service key is kept");
+            }
+            let conn = authority.ledger().lock().unwrap();
+            let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, LEDGER_VERSION);
+            let old: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name IN ('placements_old', 'restores_old', 'restores'))",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(!old, "the old tables are dropped");
+            drop(conn);
+            drop(authority);
+            // Opening again finds the current layout and changes nothing.
+            let again = Authority::new(SqliteLedger::open(&path).unwrap(), ServicePolicy::default()).unwrap();
+            assert_eq!(again.devices_of(EMBEDDED_ACCOUNT, &kid(1)).unwrap().len(), 4);
+        }
+    }
+
+    /// A protector for tests: XOR with one byte (another byte unwraps to another seed).
+    struct Xor(u8);
+
+    impl crate::protector::KeyProtector for Xor {
+        fn label(&self) -> String {
+            format!("xor {}", self.0)
+        }
+        fn wrap(&self, secret: &[u8], _: &ProtectedFile) -> Result<Vec<u8>> {
+            Ok(secret.iter().map(|b| b ^ self.0).collect())
+        }
+        fn unwrap(&self, wrapped: &[u8], _: &ProtectedFile) -> Result<Zeroizing<Vec<u8>>> {
+            Ok(Zeroizing::new(wrapped.iter().map(|b| b ^ self.0).collect()))
+        }
+    }
+
+    fn xor(byte: u8) -> Protector {
+        Protector::new(std::sync::Arc::new(Xor(byte)))
+    }
+
+    /// The layout the previous release (ledger version 3) wrote: devices packed per license, an
+    /// audit row per restore, the service's seed in the `secret` table, in clear or wrapped.
+    fn version_3_ledger(path: &Path, protector: &Protector) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE placements (
+                 key_id  BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+                 devices BLOB NOT NULL CHECK (length(devices) > 0 AND length(devices) % 16 = 0)
+             ) WITHOUT ROWID;
+             CREATE TABLE restores (id INTEGER PRIMARY KEY, archive_id BLOB NOT NULL, device_id BLOB NOT NULL,
+                 licenses INTEGER NOT NULL, at INTEGER NOT NULL);",
+        )
+        .unwrap();
+        conn.execute_batch(crate::secret::SECRET_SCHEMA).unwrap();
+        let file = ProtectedFile { kind: FileKind::Ledger, file_id: [3; 16] };
+        crate::secret::insert(&conn, &file, &KeyPair::from_seed([7; 32]), protector).unwrap();
+        conn.execute(
+            "INSERT INTO placements VALUES (?1, ?2)",
+            params![kid(1).as_bytes().as_slice(), [[1u8; 16], [2; 16], [3; 16], [4; 16]].concat()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO placements VALUES (?1, ?2)",
+            params![kid(2).as_bytes().as_slice(), [[1u8; 16], [5; 16]].concat()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO restores (archive_id, device_id, licenses, at) VALUES (?1, ?2, 2, 5)",
+            params![[9u8; 16].as_slice(), [5u8; 16].as_slice()],
+        )
+        .unwrap();
+        FileKind::Ledger.mark(&conn).unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+    }
+
+    fn layout(path: &Path) -> (i64, Vec<String>, Option<String>) {
+        let conn = Connection::open(path).unwrap();
+        let version = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
+        let tables = stmt.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<Vec<String>>>().unwrap();
+        let label = conn.query_row("SELECT protector FROM secret", [], |r| r.get(0)).unwrap();
+        (version, tables, label)
+    }
+
+    #[test]
+    fn a_protected_version_3_ledger_opens_only_with_its_protector_and_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        version_3_ledger(&path, &xor(0x5a));
+        let before = layout(&path);
+        assert_eq!(before.0, 3);
+        // Without its protector, or with another one: the protector codes, nothing migrated.
+        let no = SqliteLedger::open(&path).unwrap_err();
+        assert_eq!(no.code(), ErrorCode::ProtectorRequired, "{no}");
+        assert_eq!(layout(&path), before, "a refused open migrates nothing");
+        let wrong = SqliteLedger::open_with(&path, &xor(0x33)).unwrap_err();
+        assert_eq!(wrong.code(), ErrorCode::ProtectorMismatch, "{wrong}");
+        assert_eq!(layout(&path), before, "a refused open migrates nothing");
+        // With it: the current layout, the same seed, still protected, the counts kept.
+        let ledger = SqliteLedger::open_with(&path, &xor(0x5a)).unwrap();
+        assert_eq!(*ledger.service_seed().unwrap(), [7; 32]);
+        let authority = Authority::new(ledger, ServicePolicy::default()).unwrap();
+        assert_eq!(authority.devices_of(EMBEDDED_ACCOUNT, &kid(1)).unwrap(), [[1; 16], [2; 16], [3; 16], [4; 16]]);
+        assert_eq!(authority.devices_of(EMBEDDED_ACCOUNT, &kid(2)).unwrap(), [[1; 16], [5; 16]]);
+        assert_eq!(authority.audit(EMBEDDED_ACCOUNT).unwrap().confirmed, 1);
+        drop(authority);
+        let (version, tables, label) = layout(&path);
+        assert_eq!(version, LEDGER_VERSION);
+        assert_eq!(tables, ["accounts", "devices", "placements", "reservations", "secret"]);
+        assert_eq!(label.as_deref(), Some("xor 90"), "the seed stays wrapped");
+        // The migrated ledger still needs its protector.
+        assert_eq!(SqliteLedger::open(&path).unwrap_err().code(), ErrorCode::ProtectorRequired);
+    }
+
+    #[test]
+    fn an_unprotected_version_3_ledger_is_migrated_and_protected_in_one_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        version_3_ledger(&path, &Protector::unprotected());
+        let ledger = SqliteLedger::open_with(&path, &xor(0x11)).unwrap();
+        assert_eq!(*ledger.service_seed().unwrap(), [7; 32]);
+        drop(ledger);
+        let (version, _, label) = layout(&path);
+        assert_eq!((version, label.as_deref()), (LEDGER_VERSION, Some("xor 17")));
+        let conn = Connection::open(&path).unwrap();
+        let seed: Vec<u8> = conn.query_row("SELECT seed FROM secret", [], |r| r.get(0)).unwrap();
+        assert_ne!(seed, [7; 32], "the clear seed is replaced by its wrapped form");
+        drop(conn);
+        let authority = Authority::new(SqliteLedger::open_with(&path, &xor(0x11)).unwrap(), ServicePolicy::default());
+        assert_eq!(authority.unwrap().devices_of(EMBEDDED_ACCOUNT, &kid(2)).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_newer_ledger_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", LEDGER_VERSION + 1).unwrap();
+        assert_eq!(SqliteLedger::open(&path).unwrap_err().code(), ErrorCode::Storage);
+    }
+
+    #[test]
+    fn a_transaction_dropped_uncommitted_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SqliteLedger::open(dir.path().join("ledger.db")).unwrap();
+        {
+            let mut tx = ledger.write().unwrap();
+            tx.put_placements("a", &kid(1), &[0; 17]).unwrap();
+            assert_eq!(tx.insert_placements("a", &[kid(1), kid(2)], &[1; 17]).unwrap(), 1);
+        }
+        let mut tx = ledger.read().unwrap();
+        assert_eq!(tx.placements("a", &kid(1)).unwrap(), None);
+        assert_eq!(tx.placements("a", &kid(2)).unwrap(), None);
+    }
+}

@@ -3,9 +3,10 @@
 #   make demo      the license-backup tool: back up a device, "move" to a second one, restore
 #   make demo-library   the same through the Rust library, printing every event
 #   make test      every suite: Rust, conformance scenarios, Python, Node, Swift
-#   make generate  regenerate every generated file (core/interface.json, Python's _errors.py,
-#                  Node's native.js and native.d.ts, the Swift bindings); the .pyi stubs and
-#                  index.d.ts are written by hand and checked by the binding suites
+#   make generate  regenerate every generated file: core/interface.json, the expanded scenarios,
+#                  the bindings' repeated parts (lb-generate, from the core's interface
+#                  definition), then Node's native.js / native.d.ts (napi) and the Swift bindings
+#                  (uniffi), which are built from the generated Rust
 #   make bench     benchmarks (not part of make test)
 
 SHELL := /bin/bash
@@ -18,11 +19,11 @@ export CARGO_TERM_COLOR ?= never
 
 # Each binding's mk/*.mk appends its suite to TEST_SUITES and its generators to GENERATE.
 TEST_SUITES := test-rust
-GENERATE := generate-interface generate-scenarios
+GENERATE := generate-interface generate-scenarios generate-bindings
 
 
 .PHONY: test-suites
-.PHONY: all demo demo-library test generate bench test-rust lint-rust generate-interface generate-scenarios fs-tools pg-tools
+.PHONY: all demo demo-library test generate bench test-rust lint-rust generate-interface generate-scenarios generate-bindings fs-tools pg-tools
 all: test
 
 include $(sort $(wildcard $(ROOT)/mk/*.mk))
@@ -52,9 +53,17 @@ generate: $(GENERATE)
 generate-interface:
 	$(CARGO) run --quiet -p license-backup-devtools --bin lb-interface -- --write
 
-# tests/scenarios/expanded/: every scenario's licenses and archive damage spelled out for the runners.
+# tests/scenarios/expanded/: every scenario's licenses and archive damage spelled out for the
+# runners; then tests/scenarios/coverage.md, which the Rust runner writes from what the scenarios
+# reached (its test fails when the committed one is stale).
 generate-scenarios:
 	$(CARGO) run --quiet -p license-backup-devtools --bin lb-scenarios -- --write
+	SCENARIOS_BLESS=1 $(CARGO) test --quiet -p license-backup --test scenarios >/dev/null
+
+# The bindings' repeated parts (error tables, records, events, accessors, validation tables,
+# declarations), written from the core's interface definition; a devtools test keeps them fresh.
+generate-bindings:
+	$(CARGO) run --quiet -p license-backup-devtools --bin lb-generate -- --write
 
 lint-rust:
 	$(CARGO) fmt --all -- --check

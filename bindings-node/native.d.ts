@@ -16,8 +16,8 @@ export declare class BackupRestorer {
   /** A restorer over `store`, authorizing restores with a remote `service`. */
   static withRemote(store: LicenseStore, service: RemoteService): BackupRestorer
   /**
-   * Sets a property. A string is a string value, a number a u32 (it must be an integer in
-   * 0..=4294967295, else `INVALID_ARGUMENT`), a boolean a bool.
+   * Sets a property. A string is a string value, a number a u32 (the core's `number_value`:
+   * an integer within the property's limits, else `INVALID_ARGUMENT`), a boolean a bool.
    */
   setProperty(name: string, value: string | number | boolean): void
   /** A property's value, or `null` when it is a known property that is not set. */
@@ -48,7 +48,7 @@ export declare class BackupRestorer {
    * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
    * new identity of it with `individualize`).
    */
-  restoreQuota(individualize?: boolean | undefined | null): Quota
+  restoreQuota(individualize: boolean): Quota
   /** Whether `close` was called. */
   get closed(): boolean
   /**
@@ -174,7 +174,7 @@ export declare enum BatchKind {
   Other = 3,
 }
 
-/** Content metadata an application keeps about a protected file, by key ID. */
+/** What the application knows about a protected file, by key ID. */
 export interface CatalogEntry {
   /** The title of the song or film. */
   title?: string
@@ -194,7 +194,7 @@ export interface ErrorInfo {
   message: string
 }
 
-/** What an embedded service's ledger holds (`EmbeddedService.audit()`). */
+/** What an embedded service's ledger holds (EmbeddedService.audit()). */
 export interface LedgerAudit {
   /** Reservations granted and not yet confirmed or released (they count). */
   pending: number
@@ -214,7 +214,7 @@ export interface LedgerAudit {
 
 /** A license as the store describes it: everything but the content key. */
 export interface License {
-  /** The key ID, a lowercase hyphenated UUID. */
+  /** The key ID: a lowercase hyphenated UUID. */
   keyId: string
   /** The rights granted. */
   rights: Rights
@@ -222,7 +222,7 @@ export interface License {
   issuer: string
   /** When it was issued, in seconds since the Unix epoch. */
   issuedAt: number
-  /** The catalog entry for this key ID, if the application keeps one. */
+  /** The catalog entry of this key ID, if the application keeps one. */
   catalog?: CatalogEntry
 }
 
@@ -265,28 +265,25 @@ export type NativeEvent =
     done: number, /** Licenses to process in all. */
   total: number }
   | { kind: 'restrictedLicense', /** The license's key ID. */
-    keyId: string, /** The catalog title, if the application keeps one. */
+    keyId: string, /** The title from the application's catalog, when it has one. */
   title?: string }
   | { kind: 'connecting' }
   | { kind: 'disconnecting' }
-  | { kind: 'refused', /** The symbolic code (`RESTORE_LIMIT_EXCEEDED`). */
+  | { kind: 'refused', /** Why, as a stable code (RESTORE_LIMIT_EXCEEDED, ...). */
     code: string, /** The stable number of the code. */
     errno: number, /** A human-readable reason. */
-    message: string, /** A page the application can show. */
+    message: string, /** Where the user can learn more or act. */
   url: string }
   | { kind: 'end', /** The operation. */
     operation: Operation, /** The summary, when it completed. */
     summary?: Summary, /** The failure, when it failed or was cancelled. */
   error?: ErrorInfo }
 
-/** A license as an application adds it: the only record that carries a content key in clear. */
+/** A license as the application adds it: the only record that carries the content key. */
 export interface NewLicense {
-  /** The key ID, a lowercase hyphenated UUID (any case, with or without hyphens, is accepted). */
+  /** The key ID: a UUID string. */
   keyId: string
-  /**
-   * The content key (secret): a `Buffer` or any `Uint8Array`. Copied, then sealed to the
-   * device key before it is stored.
-   */
+  /** The content key (secret): sealed to the device key before it is stored. */
   contentKey: Uint8Array
   /** The rights granted. */
   rights: Rights
@@ -307,15 +304,15 @@ export interface PropertyEntry {
   value: string | number | boolean
 }
 
-/** What the restore quota allows for the archive in `RestorePath` onto this device. */
+/** What the restore quota allows for the archive in RestorePath onto this device. */
 export interface Quota {
   /** Licenses in the archive. */
   licenses: number
   /** Distinct devices a license may live on. */
   maxDevices: number
-  /** How many more new devices could still receive every license in the archive. */
+  /** How many more new devices could still receive every license of the archive. */
   restoresRemaining: number
-  /** This device already counts for every license, so restoring onto it again is free. */
+  /** This device already counts for every license: restoring onto it again is free. */
   deviceAlreadyCounted: boolean
   /** Whether the service would authorize this restore now. */
   allowed: boolean
@@ -329,11 +326,14 @@ export interface Rights {
   burn: boolean
   /** The content may be transferred to a portable device. */
   transfer: boolean
-  /** The license may be backed up and restored. */
+  /**
+   * The license may be backed up and restored; a backup reports a license without this right
+   * with a RESTRICTED_LICENSE event and leaves it out.
+   */
   backupAllowed: boolean
-  /** When the license expires, in seconds since the Unix epoch; absent: never. */
+  /** When the license expires, in seconds since the Unix epoch; none: never. */
   expiresAt?: number
-  /** How many plays remain; absent: unlimited. */
+  /** How many plays remain; none: unlimited. */
   playsRemaining?: number
 }
 
@@ -343,7 +343,7 @@ export interface Summary {
   licenses: number
   /** Licenses a backup left out because their owner forbids backup. */
   restricted: number
-  /** Archived licenses a restore did not apply because the device already had them. */
+  /** Archived licenses a restore left alone because the device already had them. */
   skipped: number
   /** Archive bytes written (backup) or read (restore). */
   bytes: number

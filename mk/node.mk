@@ -5,7 +5,8 @@
 #                       `node --test` there; then the Electron-style example
 #   make generate-node  rewrite the generated native.js / native.d.ts (committed)
 #
-# The napi CLI (and TypeScript for the declaration check) are devDependencies installed with
+# The napi CLI, TypeScript (for the declaration check) and fast-check (the property-based tests,
+# found through NODE_PATH) are devDependencies installed with
 # `npm ci` into bindings-node/node_modules (ignored), only when package-lock.json changed.
 # `napi build` runs with the C toolchain of `make dist` (CROSS_HOST) in target/host-dist, shared
 # with the Python wheel's build: the first build compiles the core once more, later ones only
@@ -24,7 +25,8 @@ NODE ?= node
 NPM_FLAGS := --no-audit --no-fund --loglevel=error
 # The files `napi build` generates and the package ships (committed, checked fresh by a test).
 NODE_GENERATED := native.js native.d.ts
-NODE_PACKAGE_FILES := package.json README.md index.js index.d.ts $(NODE_GENERATED)
+# generated.js / generated.d.ts: written by lb-generate (make generate-bindings), committed.
+NODE_PACKAGE_FILES := package.json README.md index.js index.d.ts check.js generated.js generated.d.ts $(NODE_GENERATED)
 
 .PHONY: test-node generate-node node-tools node-build node-pack
 
@@ -57,6 +59,6 @@ test-node: node-pack service-binary
 	cd $(NODE_FRESH) && $(NPM) install $(NPM_FLAGS) --offline $(NODE_BUILD)/tarballs/*.tgz
 	cp -r $(NODE_DIR)/test $(NODE_FRESH)/test
 	cp -r $(ROOT)/examples/node $(NODE_FRESH)/example
-	cd $(NODE_FRESH) && LB_REPO=$(ROOT) LB_GENERATED_DIR=$(NODE_NAPI_OUT) \
+	cd $(NODE_FRESH) && LB_REPO=$(ROOT) LB_GENERATED_DIR=$(NODE_NAPI_OUT) NODE_PATH=$(NODE_DIR)/node_modules \
 		$(NODE) --test --test-reporter=spec test/*.test.js
 	cd $(NODE_FRESH) && EXAMPLE_DIR=$(NODE_BUILD)/example-run $(NODE) example/menu-backup.js

@@ -3,7 +3,7 @@
 #   make test-python      build the wheel, install it into a fresh venv and run pytest from
 #                         outside the source tree: API, errors, threads, asyncio, scenarios,
 #                         parity, stubtest, mypy --strict and the example
-#   make generate-python  regenerate license_backup/_errors.py from core/interface.json
+# The generated files (license_backup/_errors.py, ...) are written by `make generate-bindings`.
 #
 # Tools live in $(CACHE_DIR)/python: a venv with maturin and a wheelhouse with the test
 # requirements, made once (again when the requirement files change) and reused offline.
@@ -23,9 +23,8 @@ MATURIN_VERSION := 1.16.0
 PY_PROFILE ?= dev
 
 TEST_SUITES += test-python
-GENERATE += generate-python
 
-.PHONY: test-python generate-python python-tools python-wheel
+.PHONY: test-python python-tools python-wheel
 
 $(PY_TOOLS)/.stamp: $(PY_DIR)/requirements-test.txt $(ROOT)/mk/python.mk
 	rm -rf $(PY_TOOLS) $(PY_WHEELHOUSE)
@@ -51,6 +50,3 @@ test-python: python-wheel service-binary
 	cd $(PY_RUNDIR) && LICENSE_BACKUP_REPO=$(ROOT) $(PY_TESTENV)/bin/python -m pytest -p no:cacheprovider \
 		--rootdir $(PY_DIR)/tests $(PY_DIR)/tests; \
 	echo "test-python: venv + tests took $$(( $$(date +%s) - start )) s"
-
-generate-python:
-	$(PYTHON3) $(PY_DIR)/tools/gen_errors.py --write

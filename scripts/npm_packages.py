@@ -27,7 +27,6 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "bindings-node"
-MAIN_FILES = ["index.js", "index.d.ts", "native.js", "native.d.ts", "README.md"]
 LICENSE_FILES = ["LICENSE-MIT", "LICENSE-APACHE", "THIRD-PARTY-NOTICES.md"]
 # The main package holds only our JavaScript: the third-party notices go with the addons.
 MAIN_LICENSE_FILES = LICENSE_FILES[:2]
@@ -76,10 +75,13 @@ def stage_main(dest: pathlib.Path) -> None:
         sys.exit(f"npm_packages: no platform package defined for napi.targets {unknown}")
     pkg.pop("scripts", None)
     pkg.pop("devDependencies", None)
-    pkg["files"] = MAIN_FILES[:-1] + MAIN_LICENSE_FILES
+    # Our JavaScript as bindings-node/package.json lists it (the hand-written layer, the files
+    # lb-generate and napi generate), then the licenses; npm adds the README itself.
+    sources = [f for f in pkg["files"] if f not in LICENSE_FILES]
+    pkg["files"] = sources + MAIN_LICENSE_FILES
     pkg["optionalDependencies"] = {platform_name(t): pkg["version"] for t in targets}
     dest.mkdir(parents=True)
-    for name in MAIN_FILES:
+    for name in sources + ["README.md"]:
         shutil.copy(NODE_DIR / name, dest / name)
     copy_licenses(dest, MAIN_LICENSE_FILES)
     (dest / "package.json").write_text(json.dumps(pkg, indent=2) + "\n")

@@ -19,12 +19,16 @@
 
 #![deny(missing_docs)]
 
+mod generated;
+
+pub use generated::*;
+
 use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
 use license_backup as lb;
-use napi::bindgen_prelude::{BufferSlice, Either3, ToNapiValue, TypeName, Uint8Array, ValueType};
+use napi::bindgen_prelude::{BufferSlice, Either3, ToNapiValue, TypeName, ValueType};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status, sys};
 use napi_derive::napi;
@@ -59,206 +63,19 @@ fn closed(what: &str) -> napi::Error<Code> {
     invalid(format!("the {what} is closed"))
 }
 
-fn key_id(text: &str) -> Result<lb::KeyId> {
-    text.parse::<lb::KeyId>().map_err(js_error)
+/// Parses a key ID given as argument (or field) `path` (the generated records call it too).
+pub(crate) fn key_id(text: &str, path: impl std::fmt::Display) -> Result<lb::KeyId> {
+    lb::KeyId::parse_arg(text, path).map_err(js_error)
 }
 
 /// A count as a JavaScript number (exact up to 2^53, far beyond any license count or size).
-fn count(n: u64) -> i64 {
+pub(crate) fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Records
 // ---------------------------------------------------------------------------------------------
-
-/// What the content owner allows the holder of a license to do.
-#[napi(object)]
-#[derive(Clone, Debug)]
-pub struct Rights {
-    /// The content may be played.
-    pub play: bool,
-    /// The content may be burned to a CD.
-    pub burn: bool,
-    /// The content may be transferred to a portable device.
-    pub transfer: bool,
-    /// The license may be backed up and restored.
-    pub backup_allowed: bool,
-    /// When the license expires, in seconds since the Unix epoch; absent: never.
-    pub expires_at: Option<i64>,
-    /// How many plays remain; absent: unlimited.
-    pub plays_remaining: Option<u32>,
-}
-
-impl From<&lb::Rights> for Rights {
-    fn from(r: &lb::Rights) -> Self {
-        Rights {
-            play: r.play,
-            burn: r.burn,
-            transfer: r.transfer,
-            backup_allowed: r.backup_allowed,
-            expires_at: r.expires_at,
-            plays_remaining: r.plays_remaining,
-        }
-    }
-}
-
-impl From<&Rights> for lb::Rights {
-    fn from(r: &Rights) -> Self {
-        lb::Rights {
-            play: r.play,
-            burn: r.burn,
-            transfer: r.transfer,
-            backup_allowed: r.backup_allowed,
-            expires_at: r.expires_at,
-            plays_remaining: r.plays_remaining,
-        }
-    }
-}
-
-/// Content metadata an application keeps about a protected file, by key ID.
-#[napi(object)]
-#[derive(Clone, Debug, Default)]
-pub struct CatalogEntry {
-    /// The title of the song or film.
-    pub title: Option<String>,
-    /// The artist.
-    pub artist: Option<String>,
-    /// Where the protected file lives on this device.
-    pub file_path: Option<String>,
-}
-
-impl From<lb::CatalogEntry> for CatalogEntry {
-    fn from(c: lb::CatalogEntry) -> Self {
-        CatalogEntry { title: c.title, artist: c.artist, file_path: c.file_path }
-    }
-}
-
-impl From<CatalogEntry> for lb::CatalogEntry {
-    fn from(c: CatalogEntry) -> Self {
-        lb::CatalogEntry { title: c.title, artist: c.artist, file_path: c.file_path }
-    }
-}
-
-/// A license as an application adds it: the only record that carries a content key in clear.
-#[napi(object)]
-pub struct NewLicense {
-    /// The key ID, a lowercase hyphenated UUID (any case, with or without hyphens, is accepted).
-    pub key_id: String,
-    /// The content key (secret): a `Buffer` or any `Uint8Array`. Copied, then sealed to the
-    /// device key before it is stored.
-    pub content_key: Uint8Array,
-    /// The rights granted.
-    pub rights: Rights,
-    /// Who issued the license (a license server URL or name).
-    pub issuer: String,
-    /// When it was issued, in seconds since the Unix epoch.
-    pub issued_at: i64,
-}
-
-impl NewLicense {
-    fn to_core(&self) -> Result<lb::NewLicense> {
-        Ok(lb::NewLicense {
-            key_id: key_id(&self.key_id)?,
-            content_key: self.content_key.to_vec(),
-            rights: (&self.rights).into(),
-            issuer: self.issuer.clone(),
-            issued_at: self.issued_at,
-        })
-    }
-}
-
-/// A license as the store describes it: everything but the content key.
-#[napi(object)]
-#[derive(Clone, Debug)]
-pub struct License {
-    /// The key ID, a lowercase hyphenated UUID.
-    pub key_id: String,
-    /// The rights granted.
-    pub rights: Rights,
-    /// Who issued the license.
-    pub issuer: String,
-    /// When it was issued, in seconds since the Unix epoch.
-    pub issued_at: i64,
-    /// The catalog entry for this key ID, if the application keeps one.
-    pub catalog: Option<CatalogEntry>,
-}
-
-impl From<lb::License> for License {
-    fn from(l: lb::License) -> Self {
-        License {
-            key_id: l.key_id.to_string(),
-            rights: (&l.rights).into(),
-            issuer: l.issuer,
-            issued_at: l.issued_at,
-            catalog: l.catalog.map(Into::into),
-        }
-    }
-}
-
-/// What a finished operation did.
-#[napi(object)]
-#[derive(Clone, Debug)]
-pub struct Summary {
-    /// Licenses written to the archive (backup) or added to the store (restore).
-    pub licenses: i64,
-    /// Licenses a backup left out because their owner forbids backup.
-    pub restricted: i64,
-    /// Archived licenses a restore did not apply because the device already had them.
-    pub skipped: i64,
-    /// Archive bytes written (backup) or read (restore).
-    pub bytes: i64,
-    /// Wall time of the operation, in milliseconds.
-    pub duration_ms: i64,
-}
-
-impl From<&lb::Summary> for Summary {
-    fn from(s: &lb::Summary) -> Self {
-        Summary {
-            licenses: count(s.licenses),
-            restricted: count(s.restricted),
-            skipped: count(s.skipped),
-            bytes: count(s.bytes),
-            duration_ms: count(s.duration_ms),
-        }
-    }
-}
-
-/// What the restore quota allows for the archive in `RestorePath` onto this device.
-#[napi(object)]
-#[derive(Clone, Debug)]
-pub struct Quota {
-    /// Licenses in the archive.
-    pub licenses: i64,
-    /// Distinct devices a license may live on.
-    pub max_devices: u32,
-    /// How many more new devices could still receive every license in the archive.
-    pub restores_remaining: u32,
-    /// This device already counts for every license, so restoring onto it again is free.
-    pub device_already_counted: bool,
-    /// Whether the service would authorize this restore now.
-    pub allowed: bool,
-}
-
-/// What an embedded service's ledger holds (`EmbeddedService.audit()`).
-#[napi(object)]
-#[derive(Clone, Debug)]
-pub struct LedgerAudit {
-    /// Reservations granted and not yet confirmed or released (they count).
-    pub pending: i64,
-    /// Reservations confirmed by their device (they count).
-    pub confirmed: i64,
-    /// Reservations released by their device (they do not count).
-    pub released: i64,
-    /// Reservations left pending past the service's limit (they count, for good).
-    pub expired: i64,
-    /// Licenses with at least one device counted.
-    pub licenses: i64,
-    /// (license, device) pairs that count.
-    pub placements: i64,
-    /// Devices known to belong to the account.
-    pub devices: i64,
-}
 
 /// A property and its value, as `propertyByIndex` returns it.
 #[napi(object)]
@@ -306,87 +123,6 @@ impl From<lb::OperationKind> for Operation {
         match k {
             lb::OperationKind::Backup => Operation::Backup,
             lb::OperationKind::Restore => Operation::Restore,
-        }
-    }
-}
-
-/// A status event, as the native layer hands it to the JavaScript wrapper. `kind` is the name
-/// of the `EventEmitter` event the wrapper emits.
-#[napi(discriminant = "kind", discriminant_case = "camelCase")]
-#[derive(Debug)]
-pub enum NativeEvent {
-    /// The operation's work begins.
-    Begin {
-        /// The operation.
-        operation: Operation,
-    },
-    /// `done` of `total` licenses processed.
-    Progress {
-        /// The operation.
-        operation: Operation,
-        /// Licenses processed so far.
-        done: i64,
-        /// Licenses to process in all.
-        total: i64,
-    },
-    /// A license that may not be backed up.
-    RestrictedLicense {
-        /// The license's key ID.
-        key_id: String,
-        /// The catalog title, if the application keeps one.
-        title: Option<String>,
-    },
-    /// A restore is connecting to the License Management Service.
-    Connecting {},
-    /// The service answered; the restore disconnects.
-    Disconnecting {},
-    /// The service refused the restore.
-    Refused {
-        /// The symbolic code (`RESTORE_LIMIT_EXCEEDED`).
-        code: String,
-        /// The stable number of the code.
-        errno: u32,
-        /// A human-readable reason.
-        message: String,
-        /// A page the application can show.
-        url: String,
-    },
-    /// The operation ended: always the last event, exactly once.
-    End {
-        /// The operation.
-        operation: Operation,
-        /// The summary, when it completed.
-        summary: Option<Summary>,
-        /// The failure, when it failed or was cancelled.
-        error: Option<ErrorInfo>,
-    },
-}
-
-impl From<&lb::StatusEvent> for NativeEvent {
-    fn from(event: &lb::StatusEvent) -> Self {
-        match event {
-            lb::StatusEvent::Begin { operation } => NativeEvent::Begin { operation: (*operation).into() },
-            lb::StatusEvent::Progress { operation, done, total } => {
-                NativeEvent::Progress { operation: (*operation).into(), done: count(*done), total: count(*total) }
-            }
-            lb::StatusEvent::RestrictedLicense { key_id, title } => {
-                NativeEvent::RestrictedLicense { key_id: key_id.to_string(), title: title.clone() }
-            }
-            lb::StatusEvent::Connecting => NativeEvent::Connecting {},
-            lb::StatusEvent::Disconnecting => NativeEvent::Disconnecting {},
-            lb::StatusEvent::Refused { code, message, url } => NativeEvent::Refused {
-                code: code.name().to_string(),
-                errno: code.number(),
-                message: message.clone(),
-                url: url.clone(),
-            },
-            lb::StatusEvent::End { operation, outcome } => {
-                let (summary, error) = match outcome {
-                    lb::Outcome::Completed(s) => (Some(s.into()), None),
-                    lb::Outcome::Failed(e) => (None, Some(e.into())),
-                };
-                NativeEvent::End { operation: (*operation).into(), summary, error }
-            }
         }
     }
 }
@@ -794,15 +530,15 @@ impl LicenseStore {
     /// Replaces the rights of a license and seals its row again.
     #[napi]
     pub fn update_rights(&self, key_id: String, rights: Rights) -> Result<()> {
-        let id = self::key_id(&key_id)?;
-        self.get()?.update_rights(&id, &(&rights).into()).map_err(js_error)
+        let id = self::key_id(&key_id, "keyId")?;
+        self.get()?.update_rights(&id, &rights.to_core(&"rights")?).map_err(js_error)
     }
 
     /// Records one play; returns the rights after it.
     #[napi]
     pub fn use_play(&self, key_id: String) -> Result<Rights> {
-        let id = self::key_id(&key_id)?;
-        Ok((&self.get()?.use_play(&id).map_err(js_error)?).into())
+        let id = self::key_id(&key_id, "keyId")?;
+        Ok(self.get()?.use_play(&id).map_err(js_error)?.into())
     }
 
     /// This device's identity: 32 lowercase hex digits.
@@ -815,21 +551,25 @@ impl LicenseStore {
     /// `LICENSE_EXISTS`.
     #[napi]
     pub fn add_license(&self, license: NewLicense, replace: bool) -> Result<()> {
-        let license = license.to_core()?;
+        let license = license.to_core(&"license")?;
         self.get()?.add_license(&license, lb::ConflictPolicy::from_replace(replace)).map_err(js_error)
     }
 
     /// Adds many licenses in one transaction: all or none.
     #[napi]
     pub fn add_licenses(&self, licenses: Vec<NewLicense>, replace: bool) -> Result<()> {
-        let licenses = licenses.iter().map(NewLicense::to_core).collect::<Result<Vec<_>>>()?;
+        let licenses = licenses
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.to_core(&format_args!("licenses[{i}]")))
+            .collect::<Result<Vec<_>>>()?;
         self.get()?.add_licenses(&licenses, lb::ConflictPolicy::from_replace(replace)).map_err(js_error)
     }
 
     /// The license with this key ID, or `null`.
     #[napi]
     pub fn get_license(&self, key_id: String) -> Result<Option<License>> {
-        let id = self::key_id(&key_id)?;
+        let id = self::key_id(&key_id, "keyId")?;
         Ok(self.get()?.get_license(&id).map_err(js_error)?.map(Into::into))
     }
 
@@ -842,7 +582,7 @@ impl LicenseStore {
     /// Removes a license; returns whether there was one.
     #[napi]
     pub fn remove_license(&self, key_id: String) -> Result<bool> {
-        let id = self::key_id(&key_id)?;
+        let id = self::key_id(&key_id, "keyId")?;
         self.get()?.remove_license(&id).map_err(js_error)
     }
 
@@ -855,7 +595,7 @@ impl LicenseStore {
     /// The content key of a license, copied into a new Node-owned `Buffer`.
     #[napi]
     pub fn content_key<'env>(&self, env: &'env Env, key_id: String) -> Result<BufferSlice<'env>> {
-        let id = self::key_id(&key_id)?;
+        let id = self::key_id(&key_id, "keyId")?;
         let key = self.get()?.content_key(&id).map_err(js_error)?;
         BufferSlice::copy_from(env, &key)
             .map_err(|e| js_error(lb::Error::new(lb::ErrorCode::Internal, e.reason.clone())))
@@ -864,21 +604,21 @@ impl LicenseStore {
     /// Sets (replaces) the catalog entry of a key ID.
     #[napi]
     pub fn set_catalog_entry(&self, key_id: String, entry: CatalogEntry) -> Result<()> {
-        let id = self::key_id(&key_id)?;
-        self.get()?.set_catalog_entry(&id, &entry.into()).map_err(js_error)
+        let id = self::key_id(&key_id, "keyId")?;
+        self.get()?.set_catalog_entry(&id, &entry.to_core(&"entry")?).map_err(js_error)
     }
 
     /// The catalog entry of a key ID, or `null`.
     #[napi]
     pub fn catalog_entry(&self, key_id: String) -> Result<Option<CatalogEntry>> {
-        let id = self::key_id(&key_id)?;
+        let id = self::key_id(&key_id, "keyId")?;
         Ok(self.get()?.catalog_entry(&id).map_err(js_error)?.map(Into::into))
     }
 
     /// Removes the catalog entry of a key ID; returns whether there was one.
     #[napi]
     pub fn remove_catalog_entry(&self, key_id: String) -> Result<bool> {
-        let id = self::key_id(&key_id)?;
+        let id = self::key_id(&key_id, "keyId")?;
         self.get()?.remove_catalog_entry(&id).map_err(js_error)
     }
 
@@ -948,16 +688,7 @@ impl EmbeddedService {
     /// What the ledger holds: reservations by state, licenses and devices counted.
     #[napi]
     pub fn audit(&self) -> Result<LedgerAudit> {
-        let a = self.get()?.audit().map_err(js_error)?;
-        Ok(LedgerAudit {
-            pending: count(a.pending),
-            confirmed: count(a.confirmed),
-            released: count(a.released),
-            expired: count(a.expired),
-            licenses: count(a.licenses),
-            placements: count(a.placements),
-            devices: count(a.devices),
-        })
+        Ok(self.get()?.audit().map_err(js_error)?.into())
     }
 
     /// Whether `close` was called.
@@ -1055,18 +786,13 @@ impl BackupRestorer {
         Ok(BackupRestorer { inner: Some(Arc::new(lb::create_backup_restorer(Arc::clone(store.get()?), service))) })
     }
 
-    /// Sets a property. A string is a string value, a number a u32 (it must be an integer in
-    /// 0..=4294967295, else `INVALID_ARGUMENT`), a boolean a bool.
+    /// Sets a property. A string is a string value, a number a u32 (the core's `number_value`:
+    /// an integer within the property's limits, else `INVALID_ARGUMENT`), a boolean a bool.
     #[napi]
     pub fn set_property(&self, name: String, value: Either3<String, f64, bool>) -> Result<()> {
         let value = match value {
             Either3::A(s) => lb::PropertyValue::String(s),
-            Either3::B(n) => {
-                if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
-                    return Err(invalid(format!("property {name}: {n} is not an unsigned 32-bit integer")));
-                }
-                lb::PropertyValue::U32(n as u32)
-            }
+            Either3::B(n) => lb::number_value(&name, n).map_err(js_error)?,
             Either3::C(b) => lb::PropertyValue::Bool(b),
         };
         self.get()?.set_property(&name, value).map_err(js_error)
@@ -1151,16 +877,9 @@ impl BackupRestorer {
     /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
     /// new identity of it with `individualize`).
     #[napi]
-    pub fn restore_quota(&self, individualize: Option<bool>) -> Result<Quota> {
-        let flags = lb::RestoreFlags { individualize: individualize.unwrap_or(false), replace_existing: false };
-        let q = self.get()?.restore_quota_with(flags).map_err(js_error)?;
-        Ok(Quota {
-            licenses: count(q.licenses),
-            max_devices: q.max_devices,
-            restores_remaining: q.restores_remaining,
-            device_already_counted: q.device_already_counted,
-            allowed: q.allowed,
-        })
+    pub fn restore_quota(&self, individualize: bool) -> Result<Quota> {
+        let flags = lb::RestoreFlags { individualize, replace_existing: false };
+        Ok(self.get()?.restore_quota_with(flags).map_err(js_error)?.into())
     }
 
     /// Whether `close` was called.

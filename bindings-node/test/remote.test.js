@@ -39,7 +39,7 @@ async function rejectsWith(promise, code) {
 test('backup, quota and restore through the server', async (t) => {
   const server = await TestServer.start(t, { maxDevices: 2 })
   const dir = tempDir(t)
-  const service = server.client({ timeout: 10000, retries: 1 })
+  const service = server.client({ timeout: 10, retries: 1 })
   assert.equal(service.url, server.url)
   const a = device(t, dir, 'a', service, 25)
   assert.equal((await a.backupLicenses()).licenses, 25)
@@ -84,7 +84,7 @@ test('an unreachable service: SERVICE_UNAVAILABLE, no archive', async (t) => {
     })
   })
   const dir = tempDir(t)
-  const r = device(t, dir, 'a', lb.RemoteService.open(`http://127.0.0.1:${port}`, { timeout: 1000, retries: 0 }), 2)
+  const r = device(t, dir, 'a', lb.RemoteService.open(`http://127.0.0.1:${port}`, { timeout: 1, retries: 0 }), 2)
   await rejectsWith(r.backupLicenses(), 'SERVICE_UNAVAILABLE')
   assert.ok(!fs.existsSync(path.join(dir, 'backup', 'licenses.lbk')))
 })

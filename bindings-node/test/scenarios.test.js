@@ -32,35 +32,36 @@ function licenseOf(v) {
 }
 const ARCHIVE = 'licenses.lbk'
 
-/** The normalized form (StatusEvent::normalized in core/src/event.rs) of one emitted event. */
+const iface = JSON.parse(fs.readFileSync(path.join(REPO, 'core', 'interface.json'), 'utf8'))
+const camel = (s) => s.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
+// Each event's interface entry, by its JavaScript name (`restrictedLicense`).
+const EVENT_SPECS = new Map(iface.events.map((e) => [camel(e.name), e]))
+
+/**
+ * The normalized form (tests/scenarios/README.md) of one emitted event: each normalized field is
+ * the payload field of that name in camelCase, except END's error and counts, which come from
+ * its error and summary.
+ */
 function normalize(name, e) {
-  switch (name) {
-    case 'begin':
-      return { event: 'begin', operation: e.operation }
-    case 'progress':
-      return { event: 'progress', operation: e.operation, done: e.done, total: e.total }
-    case 'restrictedLicense':
-      return { event: 'restricted_license', key_id: e.keyId, title: e.title }
-    case 'connecting':
-      return { event: 'connecting' }
-    case 'disconnecting':
-      return { event: 'disconnecting' }
-    case 'refused':
-      return { event: 'refused', code: e.code, url: e.url }
-    case 'end': {
-      const s = e.summary ?? { licenses: 0, restricted: 0, skipped: 0 }
-      return {
-        event: 'end',
-        operation: e.operation,
-        error: e.error ? e.error.code : null,
-        licenses: s.licenses,
-        restricted: s.restricted,
-        skipped: s.skipped,
-      }
+  const spec = EVENT_SPECS.get(name)
+  assert.ok(spec, `unexpected event ${name}`)
+  if (name === 'end') {
+    const s = e.summary ?? { licenses: 0, restricted: 0, skipped: 0 }
+    return {
+      event: 'end',
+      operation: e.operation,
+      error: e.error ? e.error.code : null,
+      licenses: s.licenses,
+      restricted: s.restricted,
+      skipped: s.skipped,
     }
-    default:
-      throw new Error(`unexpected event ${name}`)
   }
+  const out = { event: spec.name }
+  for (const field of spec.fields) {
+    assert.ok(camel(field.name) in e, `'${name}' payload has ${camel(field.name)}`)
+    out[field.name] = e[camel(field.name)]
+  }
+  return out
 }
 
 class Runner {

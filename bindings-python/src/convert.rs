@@ -1,136 +1,289 @@
-//! Conversions between the core's records and events and the facade's value classes
-//! (`license_backup._types`): records are built by calling their class positionally, in field
-//! order; events, the hot path, field by field without a call (see [`event`]).
+//! Conversions between the core's values and Python objects: the building blocks the generated
+//! conversions of records and events (`generated.rs`) are made of. Records are built by calling
+//! the facade's classes (`license_backup._types`) positionally; events, the hot path, field by
+//! field without a call ([`build`]). Values from Python are checked against their type in the
+//! interface definition, and a value that is not what the type wants raises
+//! `InvalidArgumentError` naming the argument (`license.rights.plays_remaining must be ...`).
 
-use license_backup::{
-    CatalogEntry, KeyId, LedgerAudit, License, NewLicense, OperationKind, Outcome, PropertyValue, Quota, Rights,
-    StatusEvent, Summary,
-};
-use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use license_backup::interface::{self, ArgPath, Type};
+use license_backup::{ErrorCode, KeyId, OperationKind, Outcome, Property, PropertyValue};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyInt, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use pyo3::{ffi, intern};
 
 use crate::OrRaise;
 
 const TYPES_MODULE: &str = "license_backup._types";
 
-/// A value class of the facade, by name (looked up once, then cached by pyo3's interning).
-fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+/// A value class of the facade, by name (the module looked up once).
+pub(crate) fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     static TYPES: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
     let module = TYPES.get_or_try_init(py, || py.import(TYPES_MODULE).map(Bound::unbind))?;
     module.bind(py).getattr(name)
 }
 
-/// Parses a key ID given as a UUID string or a `uuid.UUID`.
-pub(crate) fn key_id(obj: &Bound<'_, PyAny>) -> PyResult<KeyId> {
+/// The `InvalidArgumentError` for a value that is not what `ty` wants.
+pub(crate) fn invalid(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyErr {
+    crate::py_err(value.py(), &interface::invalid(path, ty, describe(value)))
+}
+
+/// A short description of a Python value for a message: its repr, cut to 40 characters, or
+/// its type for long values.
+fn describe(value: &Bound<'_, PyAny>) -> String {
+    let repr = value.repr().map(|r| r.to_string()).unwrap_or_default();
+    if repr.chars().count() <= 40 {
+        repr
+    } else {
+        let type_name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        format!("a {type_name} of {} characters", repr.chars().count())
+    }
+}
+
+/// A Rust value read from a Python object and checked against its interface type.
+pub(crate) trait FromPy: Sized {
+    /// Reads `value` as `ty` (the field's type) at `path`.
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self>;
+}
+
+impl FromPy for bool {
+    /// Only `True` and `False` (not `0`, `1` or a string).
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        match value.cast::<PyBool>() {
+            Ok(b) => Ok(b.is_true()),
+            Err(_) => Err(invalid(value, ty, path)),
+        }
+    }
+}
+
+/// An `int` (not a `bool`, a `float` or a string) within the type's range.
+fn int_from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<i128> {
+    if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
+        return Err(invalid(value, ty, path));
+    }
+    // Every range of the interface fits an i64; a larger int is out of range.
+    let n: i64 = value.extract().map_err(|_| invalid(value, ty, path))?;
+    ty.check_int(path, i128::from(n)).or_raise(value.py())?;
+    Ok(i128::from(n))
+}
+
+impl FromPy for u32 {
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        let n = int_from_py(value, ty, path)?;
+        u32::try_from(n).map_err(|_| invalid(value, ty, path))
+    }
+}
+
+impl FromPy for i64 {
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        let n = int_from_py(value, ty, path)?;
+        i64::try_from(n).map_err(|_| invalid(value, ty, path))
+    }
+}
+
+impl FromPy for String {
+    /// A `str` within the type's limits (length in bytes of UTF-8, no NUL).
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        let text = value.cast::<PyString>().map_err(|_| invalid(value, ty, path))?.to_cow()?.into_owned();
+        ty.check_text(path, &text).or_raise(value.py())?;
+        Ok(text)
+    }
+}
+
+impl FromPy for Vec<u8> {
+    /// `bytes` within the type's limits.
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        let bytes = value.cast::<PyBytes>().map_err(|_| invalid(value, ty, path))?.as_bytes();
+        ty.check_bytes(path, bytes.len()).or_raise(value.py())?;
+        Ok(bytes.to_vec())
+    }
+}
+
+impl FromPy for KeyId {
+    /// A UUID string or a `uuid.UUID`.
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        key_id_at(value, ty, path)
+    }
+}
+
+impl<T: FromPy> FromPy for Option<T> {
+    /// `None`, or the type inside.
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        if value.is_none() { Ok(None) } else { T::from_py(value, ty.required(), path).map(Some) }
+    }
+}
+
+impl FromPy for Vec<String> {
+    /// A list or tuple of `str`, each within the item type's limits (a lone `str` is not a list
+    /// of its characters).
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        let Type::List(item) = ty.required() else { return Err(invalid(value, ty, path)) };
+        if !(value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>()) {
+            return Err(invalid(value, ty, path));
+        }
+        let mut out = Vec::new();
+        for (i, v) in value.try_iter()?.enumerate() {
+            let at = format!("{path}[{i}]");
+            out.push(String::from_py(&v?, item, &ArgPath::arg(&at))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Field `name` of a record-like object, read as `ty`.
+pub(crate) fn field<T: FromPy>(obj: &Bound<'_, PyAny>, path: &ArgPath<'_>, name: &str, ty: &Type) -> PyResult<T> {
+    let at = path.field(name);
+    match obj.getattr(name) {
+        Ok(value) => T::from_py(&value, ty, &at),
+        Err(_) => Err(crate::py_err(
+            obj.py(),
+            &license_backup::Error::new(
+                ErrorCode::InvalidArgument,
+                format!("{path} must have the fields of its record: {name} is missing (got {})", describe(obj)),
+            ),
+        )),
+    }
+}
+
+/// Keyword argument `name` read as `ty`; left out or `None`, it is `default`.
+pub(crate) fn option<T: FromPy>(value: Option<&Bound<'_, PyAny>>, name: &str, ty: &Type, default: T) -> PyResult<T> {
+    match value {
+        Some(v) if !v.is_none() => T::from_py(v, ty, &ArgPath::arg(name)),
+        _ => Ok(default),
+    }
+}
+
+impl FromPy for f64 {
+    /// A number of seconds: an `int` or a `float` (not a `bool`), within the type's range.
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        if value.is_instance_of::<PyBool>() || !(value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>()) {
+            return Err(invalid(value, ty, path));
+        }
+        let seconds = value.extract::<f64>().map_err(|_| invalid(value, ty, path))?;
+        ty.check_seconds(path, seconds).map_err(|_| invalid(value, ty, path))?;
+        Ok(seconds)
+    }
+}
+
+/// A path argument: a `str` or an `os.PathLike` of one, within the type's limits.
+pub(crate) fn path(value: &Bound<'_, PyAny>, name: &str) -> PyResult<std::path::PathBuf> {
+    let py = value.py();
+    let at = ArgPath::arg(name);
+    let text = if value.is_instance_of::<PyString>() {
+        value.clone()
+    } else {
+        static FSPATH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let fspath = FSPATH.import(py, "os", "fspath")?;
+        fspath.call1((value,)).map_err(|_| invalid(value, &interface::PATH, &at))?
+    };
+    Ok(std::path::PathBuf::from(String::from_py(&text, &interface::PATH, &at)?))
+}
+
+/// A value read as `ty` from an argument named `name`.
+pub(crate) fn arg<T: FromPy>(value: &Bound<'_, PyAny>, name: &str, ty: &Type) -> PyResult<T> {
+    T::from_py(value, ty, &ArgPath::arg(name))
+}
+
+fn key_id_at(obj: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<KeyId> {
     let py = obj.py();
     if let Ok(text) = obj.cast::<PyString>() {
-        return text.to_cow()?.parse::<KeyId>().or_raise(py);
+        return KeyId::parse_arg(&text.to_cow()?, path).or_raise(py);
     }
     static UUID: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     if obj.is_instance(UUID.import(py, "uuid", "UUID")?)? {
-        return obj.str()?.to_cow()?.parse::<KeyId>().or_raise(py);
+        return KeyId::parse_arg(&obj.str()?.to_cow()?, path).or_raise(py);
     }
-    Err(PyTypeError::new_err(format!("a key ID is a UUID string or a uuid.UUID, not {}", obj.get_type().name()?)))
+    Err(invalid(obj, ty, path))
 }
 
-fn opt_attr<'py, T: for<'a> FromPyObject<'a, 'py, Error = PyErr>>(
-    obj: &Bound<'py, PyAny>,
-    name: &str,
-) -> PyResult<Option<T>> {
-    let value = obj.getattr(name)?;
-    if value.is_none() { Ok(None) } else { value.extract().map(Some) }
+/// Parses a key ID argument given as a UUID string or a `uuid.UUID`.
+pub(crate) fn key_id(obj: &Bound<'_, PyAny>) -> PyResult<KeyId> {
+    key_id_at(obj, &Type::KeyId, &ArgPath::arg("key_id"))
 }
 
-fn attr<'py, T: for<'a> FromPyObject<'a, 'py, Error = PyErr>>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<T> {
-    obj.getattr(name)?.extract()
+/// A Python object made from a core value.
+pub(crate) trait ToPy {
+    /// The Python object for this value.
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>>;
 }
 
-/// Reads a `Rights`-like object (any object with the fields of `Rights`).
-pub(crate) fn rights_from(obj: &Bound<'_, PyAny>) -> PyResult<Rights> {
-    Ok(Rights {
-        play: attr(obj, "play")?,
-        burn: attr(obj, "burn")?,
-        transfer: attr(obj, "transfer")?,
-        backup_allowed: attr(obj, "backup_allowed")?,
-        expires_at: opt_attr(obj, "expires_at")?,
-        plays_remaining: opt_attr(obj, "plays_remaining")?,
+impl ToPy for bool {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(PyBool::new(py, *self).to_owned().into_any())
+    }
+}
+
+macro_rules! int_to_py {
+    ($($t:ty),*) => {$(
+        impl ToPy for $t {
+            fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                Ok(self.into_pyobject(py)?.into_any())
+            }
+        }
+    )*};
+}
+int_to_py!(u32, u64, i64);
+
+impl ToPy for String {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(PyString::new(py, self).into_any())
+    }
+}
+
+impl ToPy for KeyId {
+    /// The lowercase hyphenated UUID string.
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(PyString::new(py, &self.to_string()).into_any())
+    }
+}
+
+impl ToPy for ErrorCode {
+    /// The facade's `ErrorCode` member.
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        static ERROR_CODE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        ERROR_CODE.import(py, crate::ERRORS_MODULE, "ErrorCode")?.call1((self.number(),))
+    }
+}
+
+impl ToPy for OperationKind {
+    /// `"backup"` or `"restore"` (interned).
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self {
+            OperationKind::Backup => intern!(py, "backup").clone().into_any(),
+            OperationKind::Restore => intern!(py, "restore").clone().into_any(),
+        })
+    }
+}
+
+impl<T: ToPy> ToPy for Option<T> {
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Some(v) => v.to_py(py),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+}
+
+/// An END event's `summary` and `error` (the exception of the code): one of them is `None`.
+pub(crate) fn outcome<'py>(py: Python<'py>, outcome: &Outcome) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    Ok(match outcome {
+        Outcome::Completed(s) => (s.to_py(py)?, py.None().into_bound(py)),
+        Outcome::Failed(e) => (py.None().into_bound(py), crate::error_object(py, e)?),
     })
-}
-
-/// Reads a `NewLicense`-like object.
-pub(crate) fn new_license_from(obj: &Bound<'_, PyAny>) -> PyResult<NewLicense> {
-    let content_key = obj.getattr("content_key")?;
-    let content_key = content_key
-        .cast::<PyBytes>()
-        .map_err(|_| PyTypeError::new_err("NewLicense.content_key must be bytes"))?
-        .as_bytes()
-        .to_vec();
-    Ok(NewLicense {
-        key_id: key_id(&obj.getattr("key_id")?)?,
-        content_key,
-        rights: rights_from(&obj.getattr("rights")?)?,
-        issuer: attr(obj, "issuer")?,
-        issued_at: attr(obj, "issued_at")?,
-    })
-}
-
-/// Reads a `CatalogEntry`-like object.
-pub(crate) fn catalog_from(obj: &Bound<'_, PyAny>) -> PyResult<CatalogEntry> {
-    Ok(CatalogEntry {
-        title: opt_attr(obj, "title")?,
-        artist: opt_attr(obj, "artist")?,
-        file_path: opt_attr(obj, "file_path")?,
-    })
-}
-
-pub(crate) fn rights<'py>(py: Python<'py>, r: &Rights) -> PyResult<Bound<'py, PyAny>> {
-    class(py, "Rights")?.call1((r.play, r.burn, r.transfer, r.backup_allowed, r.expires_at, r.plays_remaining))
-}
-
-pub(crate) fn catalog<'py>(py: Python<'py>, c: &CatalogEntry) -> PyResult<Bound<'py, PyAny>> {
-    class(py, "CatalogEntry")?.call1((c.title.as_deref(), c.artist.as_deref(), c.file_path.as_deref()))
-}
-
-pub(crate) fn license<'py>(py: Python<'py>, l: &License) -> PyResult<Bound<'py, PyAny>> {
-    let catalog = l.catalog.as_ref().map(|c| catalog(py, c)).transpose()?;
-    class(py, "License")?.call1((l.key_id.to_string(), rights(py, &l.rights)?, l.issuer.as_str(), l.issued_at, catalog))
-}
-
-pub(crate) fn quota<'py>(py: Python<'py>, q: &Quota) -> PyResult<Bound<'py, PyAny>> {
-    class(py, "Quota")?.call1((q.licenses, q.max_devices, q.restores_remaining, q.device_already_counted, q.allowed))
-}
-
-pub(crate) fn ledger_audit<'py>(py: Python<'py>, a: &LedgerAudit) -> PyResult<Bound<'py, PyAny>> {
-    class(py, "LedgerAudit")?.call1((
-        a.pending,
-        a.confirmed,
-        a.released,
-        a.expired,
-        a.licenses,
-        a.placements,
-        a.devices,
-    ))
-}
-
-pub(crate) fn summary<'py>(py: Python<'py>, s: &Summary) -> PyResult<Bound<'py, PyAny>> {
-    class(py, "Summary")?.call1((s.licenses, s.restricted, s.skipped, s.bytes, s.duration_ms))
-}
-
-fn error_code<'py>(py: Python<'py>, code: license_backup::ErrorCode) -> PyResult<Bound<'py, PyAny>> {
-    static ERROR_CODE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    ERROR_CODE.import(py, crate::ERRORS_MODULE, "ErrorCode")?.call1((code.number(),))
 }
 
 /// An event class of the facade and its `tp_new` slot, looked up once.
-struct EventClass {
+pub(crate) struct EventClass {
     cls: Py<PyType>,
     new: Option<ffi::newfunc>,
 }
 
-fn event_class(py: Python<'_>, cell: &'static PyOnceLock<EventClass>, name: &str) -> PyResult<&'static EventClass> {
+/// The event class `name`, cached in `cell`.
+pub(crate) fn event_class(
+    py: Python<'_>,
+    cell: &'static PyOnceLock<EventClass>,
+    name: &str,
+) -> PyResult<&'static EventClass> {
     cell.get_or_try_init(py, || {
         let cls = class(py, name)?.cast_into::<PyType>()?;
         // SAFETY: `cls` is a live type object; the facade's classes are heap types, for which
@@ -150,7 +303,7 @@ fn event_class(py: Python<'_>, cell: &'static PyOnceLock<EventClass>, name: &str
 /// running it (a Python-level call per event would cost more than the rest of the delivery):
 /// `object.__new__(cls)`, then `object.__setattr__` of each field in order, then `emitted_ns`.
 /// The object is the one `cls(*values)` makes, plus `emitted_ns`.
-fn build<'py>(
+pub(crate) fn build<'py>(
     py: Python<'py>,
     class: &EventClass,
     fields: &[(&Bound<'py, PyString>, Bound<'py, PyAny>)],
@@ -182,107 +335,28 @@ fn build<'py>(
     Ok(obj)
 }
 
-fn operation_name(py: Python<'_>, kind: OperationKind) -> Bound<'_, PyAny> {
-    match kind {
-        OperationKind::Backup => intern!(py, "backup").clone().into_any(),
-        OperationKind::Restore => intern!(py, "restore").clone().into_any(),
-    }
-}
-
-fn int<'py>(py: Python<'py>, value: u64) -> PyResult<Bound<'py, PyAny>> {
-    Ok(value.into_pyobject(py)?.into_any())
-}
-
-fn opt_str<'py>(py: Python<'py>, value: Option<&str>) -> Bound<'py, PyAny> {
-    match value {
-        Some(s) => PyString::new(py, s).into_any(),
-        None => py.None().into_bound(py),
-    }
-}
-
-/// The facade's event object for an event the engine emitted at `emitted_ns`.
-pub(crate) fn event<'py>(py: Python<'py>, event: &StatusEvent, emitted_ns: u64) -> PyResult<Bound<'py, PyAny>> {
-    static BEGIN: PyOnceLock<EventClass> = PyOnceLock::new();
-    static PROGRESS: PyOnceLock<EventClass> = PyOnceLock::new();
-    static RESTRICTED: PyOnceLock<EventClass> = PyOnceLock::new();
-    static CONNECTING: PyOnceLock<EventClass> = PyOnceLock::new();
-    static DISCONNECTING: PyOnceLock<EventClass> = PyOnceLock::new();
-    static REFUSED: PyOnceLock<EventClass> = PyOnceLock::new();
-    static END: PyOnceLock<EventClass> = PyOnceLock::new();
-    let operation = intern!(py, "operation");
-    match event {
-        StatusEvent::Begin { operation: kind } => {
-            build(py, event_class(py, &BEGIN, "Begin")?, &[(operation, operation_name(py, *kind))], emitted_ns)
-        }
-        StatusEvent::Progress { operation: kind, done, total } => build(
-            py,
-            event_class(py, &PROGRESS, "Progress")?,
-            &[
-                (operation, operation_name(py, *kind)),
-                (intern!(py, "done"), int(py, *done)?),
-                (intern!(py, "total"), int(py, *total)?),
-            ],
-            emitted_ns,
-        ),
-        StatusEvent::RestrictedLicense { key_id, title } => build(
-            py,
-            event_class(py, &RESTRICTED, "RestrictedLicense")?,
-            &[
-                (intern!(py, "key_id"), PyString::new(py, &key_id.to_string()).into_any()),
-                (intern!(py, "title"), opt_str(py, title.as_deref())),
-            ],
-            emitted_ns,
-        ),
-        StatusEvent::Connecting => build(py, event_class(py, &CONNECTING, "Connecting")?, &[], emitted_ns),
-        StatusEvent::Disconnecting => build(py, event_class(py, &DISCONNECTING, "Disconnecting")?, &[], emitted_ns),
-        StatusEvent::Refused { code, message, url } => build(
-            py,
-            event_class(py, &REFUSED, "Refused")?,
-            &[
-                (intern!(py, "code"), error_code(py, *code)?),
-                (intern!(py, "message"), PyString::new(py, message).into_any()),
-                (intern!(py, "url"), PyString::new(py, url).into_any()),
-            ],
-            emitted_ns,
-        ),
-        StatusEvent::End { operation: kind, outcome } => {
-            let (summary, error) = match outcome {
-                Outcome::Completed(s) => (summary(py, s)?, py.None().into_bound(py)),
-                Outcome::Failed(e) => (py.None().into_bound(py), crate::error_object(py, e)?),
-            };
-            build(
-                py,
-                event_class(py, &END, "End")?,
-                &[
-                    (operation, operation_name(py, *kind)),
-                    (intern!(py, "summary"), summary),
-                    (intern!(py, "error"), error),
-                ],
-                emitted_ns,
-            )
-        }
-    }
-}
-
-/// A property value from Python: `str` (or `os.PathLike`), `bool`, or an `int` that fits a u32.
-/// Anything else is the core's `WRONG_PROPERTY_TYPE` error, reported by the core itself.
-pub(crate) fn property_value(obj: &Bound<'_, PyAny>) -> PyResult<Option<PropertyValue>> {
+/// A property value from Python: `str`, `bool`, or a number (`int` or `float`) that is an
+/// unsigned 32-bit integer (checked by the core's `number_value`: unknown name first, then the
+/// property's type, then the range). Anything else is `None`: the caller reports the core's
+/// `WRONG_PROPERTY_TYPE`.
+pub(crate) fn property_value(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<PropertyValue>> {
     // bool first: in Python a bool is also an int.
     if let Ok(b) = obj.cast::<PyBool>() {
         return Ok(Some(PropertyValue::Bool(b.is_true())));
     }
-    if let Ok(i) = obj.cast::<PyInt>() {
-        return match i.extract::<u32>() {
-            Ok(v) => Ok(Some(PropertyValue::U32(v))),
-            Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(crate::py_err(
-                obj.py(),
-                &license_backup::Error::new(
-                    license_backup::ErrorCode::InvalidArgument,
-                    format!("a property value must fit an unsigned 32-bit integer, not {i}"),
-                ),
-            )),
-            Err(e) => Err(e),
-        };
+    if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() {
+        // An int too large for a double is out of range all the same.
+        let number = obj.extract::<f64>().unwrap_or(f64::INFINITY);
+        let value = license_backup::number_value(name, number).or_raise(obj.py())?;
+        if obj.is_instance_of::<PyFloat>() {
+            // A float is not an integer, even 5.0 (a JavaScript number cannot tell them apart).
+            return Err(invalid(
+                obj,
+                &Property::from_name(name).map_or(interface::U32, |p| p.spec()),
+                &ArgPath::arg(name),
+            ));
+        }
+        return Ok(Some(value));
     }
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(Some(PropertyValue::String(s.to_cow()?.into_owned())));

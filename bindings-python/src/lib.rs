@@ -33,6 +33,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyModule;
 
 mod convert;
+mod generated;
 mod operation;
 mod protector;
 mod restorer;

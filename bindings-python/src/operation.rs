@@ -6,13 +6,15 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use license_backup::interface::Type;
 use license_backup::{CallbackError, Emitted, ErrorCode, OperationHandle, Outcome, StatusCallback, StatusEvent};
-use pyo3::exceptions::{PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::convert;
+use crate::convert::ToPy;
+use crate::generated;
 
 /// How long `wait()` stays detached before it checks for signals (Ctrl-C).
 const WAIT_SLICE: Duration = Duration::from_millis(50);
@@ -197,7 +199,8 @@ impl PyCallback {
             message
         };
         if self.batched {
-            let events = batch.iter().map(|e| convert::event(py, &e.event, e.emitted_ns)).collect::<PyResult<Vec<_>>>();
+            let events =
+                batch.iter().map(|e| generated::event(py, &e.event, e.emitted_ns)).collect::<PyResult<Vec<_>>>();
             let list = events.and_then(|events| PyList::new(py, events));
             return list.and_then(|list| callback.call1((list,))).map(drop).map_err(failed);
         }
@@ -205,7 +208,7 @@ impl PyCallback {
             if GATE_CLOSED.load(Ordering::Relaxed) {
                 return Err(SHUTTING_DOWN.into());
             }
-            convert::event(py, &emitted.event, emitted.emitted_ns)
+            generated::event(py, &emitted.event, emitted.emitted_ns)
                 .and_then(|event| callback.call1((event,)))
                 .map_err(failed)?;
             if stop() {
@@ -267,7 +270,7 @@ impl Operation {
 
     fn result(&self, py: Python<'_>, outcome: Outcome) -> PyResult<Py<PyAny>> {
         match outcome {
-            Outcome::Completed(summary) => Ok(convert::summary(py, &summary)?.unbind()),
+            Outcome::Completed(summary) => Ok(summary.to_py(py)?.unbind()),
             Outcome::Failed(err) => {
                 let raised = crate::py_err(py, &err);
                 if err.code() == ErrorCode::CallbackFailed {
@@ -314,14 +317,10 @@ impl Operation {
     /// error; `TimeoutError` if `timeout` seconds pass first. Ctrl-C interrupts the wait (the
     /// operation goes on; cancel it if that is what you want).
     #[pyo3(signature = (timeout = None))]
-    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let deadline = match timeout {
-            Some(t) if !(t >= 0.0 && t.is_finite()) => {
-                return Err(PyValueError::new_err("timeout must be a non-negative number of seconds"));
-            }
-            Some(t) => Some(Instant::now() + Duration::from_secs_f64(t)),
-            None => None,
-        };
+    fn wait(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let timeout: Option<f64> =
+            crate::convert::option(timeout, "timeout", &Type::Optional(&license_backup::interface::SECONDS), None)?;
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
         if !self.handle.is_finished() && self.shared.worker.get() == Some(&std::thread::current().id()) {
             return Err(PyRuntimeError::new_err(
                 "wait() called from the operation's own status callback would never return",

@@ -2,16 +2,17 @@
 
 use std::sync::Arc;
 
-use license_backup::{
-    BackupFlags, Error, ErrorCode, LicenseService, OperationHandle, Property, RestoreFlags, StatusCallback,
-};
+use license_backup::{Error, ErrorCode, LicenseService, OperationHandle, Property, StatusCallback};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+use license_backup::interface;
+
+use crate::convert::{self, ToPy};
 use crate::operation::{Operation, PyCallback, Shared};
 use crate::service::{EmbeddedService, RemoteService};
 use crate::store::LicenseStore;
-use crate::{OrRaise, convert};
+use crate::{OrRaise, generated};
 
 /// Backs up and restores the licenses of one store (`WMCreateBackupRestorer`), with named
 /// properties (`IWMBackupRestoreProps`) and asynchronous operations that report status events
@@ -74,8 +75,10 @@ impl BackupRestorer {
     }
 
     /// Sets a property: `str` for paths, `int` (u32) for counts, `bool` for flags.
-    fn set_property(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        match convert::property_value(value)? {
+    fn set_property(&self, py: Python<'_>, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name: String = convert::arg(name, "name", &interface::STRING)?;
+        let name = name.as_str();
+        match convert::property_value(value, name)? {
             Some(v) => self.inner.set_property(name, v).or_raise(py),
             None => {
                 // Not a value type the engine has: report it as the engine would.
@@ -93,14 +96,16 @@ impl BackupRestorer {
     }
 
     /// A property's value by name; `None` if it is a known property that is not set.
-    fn get_property<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let value = self.inner.get_property(name).or_raise(py)?;
+    fn get_property<'py>(&self, py: Python<'py>, name: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let name: String = convert::arg(name, "name", &interface::STRING)?;
+        let value = self.inner.get_property(&name).or_raise(py)?;
         value.map(|v| convert::property_object(py, &v)).transpose()
     }
 
     /// The `index`-th property set (in the order they were first set), as `(name, value)`.
-    fn property_by_index<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyTuple>> {
-        let (name, value) = self.inner.property_by_index(index).or_raise(py)?;
+    fn property_by_index<'py>(&self, py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+        let index: u32 = convert::arg(index, "index", &interface::U32)?;
+        let (name, value) = self.inner.property_by_index(index as usize).or_raise(py)?;
         PyTuple::new(py, [name.into_pyobject(py)?.into_any(), convert::property_object(py, &value)?])
     }
 
@@ -110,8 +115,9 @@ impl BackupRestorer {
     }
 
     /// Removes a property; returns whether it was set.
-    fn remove_property(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
-        self.inner.remove_property(name).or_raise(py)
+    fn remove_property(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let name: String = convert::arg(name, "name", &interface::STRING)?;
+        self.inner.remove_property(&name).or_raise(py)
     }
 
     /// Removes every property.
@@ -122,28 +128,29 @@ impl BackupRestorer {
     /// Starts backing up to the folder in `BackupPath`; `callback(event)` receives every status
     /// event, in order, on the operation's delivery thread (with `batched`, `callback(events)`
     /// receives them as lists, one per batch). Raises at once for `PATH_NOT_SET` and `BUSY`.
-    #[pyo3(signature = (overwrite = false, callback = None, *, batched = false))]
+    #[pyo3(signature = (overwrite = None, callback = None, *, batched = false))]
     fn backup_licenses(
         &self,
         py: Python<'_>,
-        overwrite: bool,
+        overwrite: Option<&Bound<'_, PyAny>>,
         callback: Option<Py<PyAny>>,
         batched: bool,
     ) -> PyResult<Operation> {
-        self.start(py, callback, batched, |cb| self.inner.backup_licenses(BackupFlags { overwrite }, cb))
+        let flags = generated::backup_flags(overwrite)?;
+        self.start(py, callback, batched, |cb| self.inner.backup_licenses(flags, cb))
     }
 
     /// Starts restoring from the folder in `RestorePath`; see `backup_licenses`.
-    #[pyo3(signature = (individualize = false, replace_existing = false, callback = None, *, batched = false))]
+    #[pyo3(signature = (individualize = None, replace_existing = None, callback = None, *, batched = false))]
     fn restore_licenses(
         &self,
         py: Python<'_>,
-        individualize: bool,
-        replace_existing: bool,
+        individualize: Option<&Bound<'_, PyAny>>,
+        replace_existing: Option<&Bound<'_, PyAny>>,
         callback: Option<Py<PyAny>>,
         batched: bool,
     ) -> PyResult<Operation> {
-        let flags = RestoreFlags { individualize, replace_existing };
+        let flags = generated::restore_flags(individualize, replace_existing)?;
         self.start(py, callback, batched, |cb| self.inner.restore_licenses(flags, cb))
     }
 
@@ -159,11 +166,16 @@ impl BackupRestorer {
 
     /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a
     /// new identity of it with `individualize`).
-    #[pyo3(signature = (*, individualize = false))]
-    fn restore_quota<'py>(&self, py: Python<'py>, individualize: bool) -> PyResult<Bound<'py, PyAny>> {
-        let inner = &self.inner;
+    #[pyo3(signature = (*, individualize = None))]
+    fn restore_quota<'py>(
+        &self,
+        py: Python<'py>,
+        individualize: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let individualize = generated::quota_options(individualize)?.individualize;
         let flags = license_backup::RestoreFlags { individualize, replace_existing: false };
+        let inner = &self.inner;
         let quota = py.detach(|| inner.restore_quota_with(flags)).or_raise(py)?;
-        convert::quota(py, &quota)
+        quota.to_py(py)
     }
 }

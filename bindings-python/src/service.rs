@@ -4,9 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use license_backup::ServicePolicy;
+use license_backup::interface;
 use pyo3::prelude::*;
 
-use crate::OrRaise;
+use crate::convert::{self, ToPy};
+use crate::{OrRaise, generated};
 
 /// The embedded License Management Service: authorizes restores and keeps the restore quota
 /// in a SQLite ledger at `path`. Devices (stores) on one machine share it by opening the same
@@ -26,13 +28,15 @@ impl EmbeddedService {
     #[pyo3(signature = (path, max_devices = None, refusal_url = None, *, protector = None))]
     fn new(
         py: Python<'_>,
-        path: PathBuf,
-        max_devices: Option<u32>,
-        refusal_url: Option<String>,
+        path: &Bound<'_, PyAny>,
+        max_devices: Option<&Bound<'_, PyAny>>,
+        refusal_url: Option<&Bound<'_, PyAny>>,
         protector: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let path = convert::path(path, "path")?;
+        let options = generated::service_options(max_devices, refusal_url)?;
         let protector = crate::protector::from_arg(protector)?;
-        let policy = ServicePolicy::with_overrides(max_devices, refusal_url);
+        let policy = ServicePolicy::with_overrides(options.max_devices, options.refusal_url);
         let options = license_backup::ServiceOptions::protected(policy, protector.inner.clone());
         let service = py
             .detach(|| license_backup::EmbeddedService::open_with(&path, options))
@@ -42,8 +46,9 @@ impl EmbeddedService {
 
     /// Takes the service offline (or back online): while offline, restores and quota queries
     /// fail with `ServiceUnavailableError`.
-    fn set_online(&self, online: bool) {
-        self.inner.set_online(online);
+    fn set_online(&self, online: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner.set_online(convert::arg(online, "online", &interface::BOOL)?);
+        Ok(())
     }
 
     /// What the ledger holds: reservations by state, licenses and devices counted
@@ -51,7 +56,7 @@ impl EmbeddedService {
     fn audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = &self.inner;
         let audit = py.detach(|| inner.audit()).or_raise(py)?;
-        crate::convert::ledger_audit(py, &audit)
+        audit.to_py(py)
     }
 
     /// The path of the ledger file.
@@ -97,36 +102,38 @@ impl RemoteService {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        url: &str,
-        token: Option<String>,
-        ca_file: Option<PathBuf>,
-        cert_pins: Option<Vec<String>>,
-        service_keys: Option<Vec<String>>,
-        timeout: Option<f64>,
-        retries: Option<u32>,
+        url: &Bound<'_, PyAny>,
+        token: Option<&Bound<'_, PyAny>>,
+        ca_file: Option<&Bound<'_, PyAny>>,
+        cert_pins: Option<&Bound<'_, PyAny>>,
+        service_keys: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        retries: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let timeout = timeout
+        let url: String = convert::arg(url, "url", &interface::STRING)?;
+        let o = generated::remote_service_options(token, ca_file, cert_pins, service_keys, timeout, retries)?;
+        // The core checks the timeout's range; a number too large for a Duration is out of it.
+        let timeout = o
+            .timeout
             .map(|t| {
-                if t.is_finite() && t > 0.0 && t <= 3600.0 {
-                    Ok(std::time::Duration::from_secs_f64(t))
-                } else {
-                    Err(license_backup::Error::new(
+                std::time::Duration::try_from_secs_f64(t).map_err(|_| {
+                    license_backup::Error::new(
                         license_backup::ErrorCode::InvalidArgument,
-                        "the timeout must be more than 0 and at most 3600 seconds",
-                    ))
-                }
+                        "the timeout must be more than 0 and at most an hour",
+                    )
+                })
             })
             .transpose()
             .or_raise(py)?;
         let options = license_backup::RemoteOptions {
-            token,
-            ca_file,
-            cert_pins: cert_pins.unwrap_or_default(),
-            service_keys: service_keys.unwrap_or_default(),
+            token: o.token,
+            ca_file: o.ca_file.map(PathBuf::from),
+            cert_pins: o.cert_pins.unwrap_or_default(),
+            service_keys: o.service_keys.unwrap_or_default(),
             timeout,
-            retries,
+            retries: o.retries,
         };
-        let service = license_backup::RemoteService::new(url, options).or_raise(py)?;
+        let service = license_backup::RemoteService::new(&url, options).or_raise(py)?;
         Ok(RemoteService { inner: Arc::new(service) })
     }
 

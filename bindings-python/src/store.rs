@@ -3,14 +3,15 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use license_backup::ConflictPolicy;
+use license_backup::interface::{ArgPath, Type};
+use license_backup::{CatalogEntry, ConflictPolicy, NewLicense, Rights};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::OrRaise;
-use crate::convert;
+use crate::convert::{self, ToPy};
 use crate::protector::Protector;
+use crate::{OrRaise, generated};
 
 /// The licenses stored on this device (a SQLite file), content keys sealed to the device key.
 ///
@@ -54,7 +55,8 @@ impl LicenseStore {
     /// a protector is protected in place.
     #[new]
     #[pyo3(signature = (path, *, protector = None))]
-    fn new(py: Python<'_>, path: PathBuf, protector: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn new(py: Python<'_>, path: &Bound<'_, PyAny>, protector: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let path = convert::path(path, "path")?;
         let protector = crate::protector::from_arg(protector)?;
         let options = license_backup::StoreOptions::protected(protector.inner.clone());
         let opened = py
@@ -108,16 +110,33 @@ impl LicenseStore {
     }
 
     /// Adds a license. With `replace=False` an existing key ID raises `LicenseExistsError`.
-    #[pyo3(signature = (license, *, replace = false))]
-    fn add_license(&self, py: Python<'_>, license: &Bound<'_, PyAny>, replace: bool) -> PyResult<()> {
-        let license = convert::new_license_from(license)?;
+    #[pyo3(signature = (license, *, replace = None))]
+    fn add_license(
+        &self,
+        py: Python<'_>,
+        license: &Bound<'_, PyAny>,
+        replace: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let license: NewLicense = convert::arg(license, "license", &Type::Record("NewLicense"))?;
+        let replace = generated::add_options(replace)?.replace;
         self.with(py, move |s| s.add_license(&license, ConflictPolicy::from_replace(replace)))
     }
 
     /// Adds many licenses in one transaction: all of them, or none.
-    #[pyo3(signature = (licenses, *, replace = false))]
-    fn add_licenses(&self, py: Python<'_>, licenses: &Bound<'_, PyAny>, replace: bool) -> PyResult<()> {
-        let licenses = licenses.try_iter()?.map(|l| convert::new_license_from(&l?)).collect::<PyResult<Vec<_>>>()?;
+    #[pyo3(signature = (licenses, *, replace = None))]
+    fn add_licenses(
+        &self,
+        py: Python<'_>,
+        licenses: &Bound<'_, PyAny>,
+        replace: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let replace = generated::add_options(replace)?.replace;
+        let list = Type::List(&Type::Record("NewLicense"));
+        let licenses = licenses
+            .try_iter()
+            .map_err(|_| convert::invalid(licenses, &list, &ArgPath::arg("licenses")))?
+            .map(|l| convert::arg::<NewLicense>(&l?, "licenses[]", &Type::Record("NewLicense")))
+            .collect::<PyResult<Vec<_>>>()?;
         self.with(py, move |s| s.add_licenses(&licenses, ConflictPolicy::from_replace(replace)))
     }
 
@@ -125,13 +144,13 @@ impl LicenseStore {
     fn get_license<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let key_id = convert::key_id(key_id)?;
         let found = self.with(py, move |s| s.get_license(&key_id))?;
-        found.map(|l| convert::license(py, &l)).transpose()
+        found.map(|l| l.to_py(py)).transpose()
     }
 
     /// Every license, ordered by key ID.
     fn list_licenses<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let all = self.with(py, |s| s.list_licenses())?;
-        PyList::new(py, all.iter().map(|l| convert::license(py, l)).collect::<PyResult<Vec<_>>>()?)
+        PyList::new(py, all.iter().map(|l| l.to_py(py)).collect::<PyResult<Vec<_>>>()?)
     }
 
     /// Removes a license; returns whether there was one. Its catalog entry stays.
@@ -158,7 +177,7 @@ impl LicenseStore {
     /// its row again.
     fn update_rights(&self, py: Python<'_>, key_id: &Bound<'_, PyAny>, rights: &Bound<'_, PyAny>) -> PyResult<()> {
         let key_id = convert::key_id(key_id)?;
-        let rights = convert::rights_from(rights)?;
+        let rights: Rights = convert::arg(rights, "rights", &Type::Record("Rights"))?;
         self.with(py, move |s| s.update_rights(&key_id, &rights))
     }
 
@@ -167,13 +186,13 @@ impl LicenseStore {
     fn use_play<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let key_id = convert::key_id(key_id)?;
         let rights = self.with(py, move |s| s.use_play(&key_id))?;
-        convert::rights(py, &rights)
+        rights.to_py(py)
     }
 
     /// Sets (replaces) the catalog entry of a key ID.
     fn set_catalog_entry(&self, py: Python<'_>, key_id: &Bound<'_, PyAny>, entry: &Bound<'_, PyAny>) -> PyResult<()> {
         let key_id = convert::key_id(key_id)?;
-        let entry = convert::catalog_from(entry)?;
+        let entry: CatalogEntry = convert::arg(entry, "entry", &Type::Record("CatalogEntry"))?;
         self.with(py, move |s| s.set_catalog_entry(&key_id, &entry))
     }
 
@@ -181,7 +200,7 @@ impl LicenseStore {
     fn catalog_entry<'py>(&self, py: Python<'py>, key_id: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let key_id = convert::key_id(key_id)?;
         let entry = self.with(py, move |s| s.catalog_entry(&key_id))?;
-        entry.map(|e| convert::catalog(py, &e)).transpose()
+        entry.map(|e| e.to_py(py)).transpose()
     }
 
     /// Removes the catalog entry of a key ID; returns whether there was one.

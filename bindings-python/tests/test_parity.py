@@ -40,23 +40,6 @@ def test_no_extra_error_codes() -> None:
     assert subclasses == {e["variant"] + "Error" for e in SPEC["errors"]}
 
 
-EXAMPLES: Dict[str, lb.StatusEvent] = {
-    "begin": lb.Begin("backup"),
-    "progress": lb.Progress("backup", 1, 2),
-    "restricted_license": lb.RestrictedLicense("01010101-0101-0101-0101-010101010101", "Title"),
-    "connecting": lb.Connecting(),
-    "disconnecting": lb.Disconnecting(),
-    "refused": lb.Refused(lb.ErrorCode.RESTORE_LIMIT_EXCEEDED, "limit", "https://example.invalid"),
-    "end": lb.End("backup", lb.Summary(1, 2, 3, 4, 5), None),
-}
-
-# Where the normalized fields live on the Python event when not directly an attribute.
-FIELD_PATHS = {
-    ("end", "licenses"): "summary.licenses",
-    ("end", "restricted"): "summary.restricted",
-    ("end", "skipped"): "summary.skipped",
-}
-
 PY_TYPES = {
     "operation": str,
     "u64": int,
@@ -69,28 +52,47 @@ PY_TYPES = {
     "bytes": bytes,
 }
 
+# A value of each surface type, to build an example of every event from the interface alone.
+SAMPLES: Dict[str, Any] = {
+    "operation": "backup",
+    "u64": 1,
+    "key_id": "01010101-0101-0101-0101-010101010101",
+    "string": "text",
+    "string?": "text",
+    "error_code": lb.ErrorCode.RESTORE_LIMIT_EXCEEDED,
+}
+
+
+def example(event: Dict[str, Any]) -> Any:
+    """An event of this kind made from sample values of its surface fields (the outcome is a
+    summary and no error)."""
+    values: List[Any] = []
+    for field in event["surface"]:
+        values += [lb.Summary(1, 2, 3, 4, 5), None] if field["type"] == "outcome" else [SAMPLES[field["type"]]]
+    return getattr(lb, camel(event["name"]))(*values)
+
 
 @pytest.mark.parametrize("event", SPEC["events"], ids=[e["name"] for e in SPEC["events"]])
 def test_events(event: Dict[str, Any]) -> None:
+    """Each event is a frozen dataclass whose fields are its surface fields in order (the
+    outcome as summary and error), each of the surface type."""
     cls = getattr(lb, camel(event["name"]))
     assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
     assert cls.__match_args__ == tuple(f.name for f in dataclasses.fields(cls))
-    example = EXAMPLES[event["name"]]
-    assert isinstance(example, cls)
-    for field in event["fields"]:
-        path = FIELD_PATHS.get((event["name"], field["name"]), field["name"])
-        value: Any = example
-        for part in path.split("."):
-            value = getattr(value, part)
-        kind = field["type"].rstrip("?")
-        if field["type"] == "error_code?":
-            # End.error is the exception (None on success); its code is .code
-            assert value is None
+    expected: List[str] = []
+    for field in event["surface"]:
+        expected += ["summary", "error"] if field["type"] == "outcome" else [field["name"]]
+    assert list(cls.__match_args__) == expected
+    instance = example(event)
+    for field in event["surface"]:
+        if field["type"] == "outcome":
+            assert isinstance(instance.summary, lb.Summary) and instance.error is None
             failed = lb.End("backup", None, lb.CancelledError("x"))
             assert failed.error is not None and isinstance(failed.error.code, lb.ErrorCode)
             continue
-        assert isinstance(value, PY_TYPES[kind]), (event["name"], field["name"], value)
-    assert type(example) in lb.StatusEvent.__args__  # type: ignore[attr-defined]
+        value = getattr(instance, field["name"])
+        assert isinstance(value, PY_TYPES[field["type"].rstrip("?")]), (event["name"], field["name"], value)
+    assert type(instance) in lb.StatusEvent.__args__  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("meta", SPEC["event_metadata"], ids=[m["name"] for m in SPEC["event_metadata"]])
@@ -102,7 +104,7 @@ def test_event_metadata(meta: Dict[str, Any]) -> None:
         cls = getattr(lb, camel(event["name"]))
         assert meta["name"] not in {f.name for f in dataclasses.fields(cls)}
         assert meta["name"] not in cls.__match_args__
-        value = getattr(EXAMPLES[event["name"]], meta["name"])
+        value = getattr(example(event), meta["name"])
         assert isinstance(value, PY_TYPES[meta["type"]]) and value == 0, (event["name"], value)
         assert inspect.getattr_static(cls, meta["name"]) == 0
     # ... and no other metadata: the event classes' common base declares exactly these.
@@ -124,17 +126,29 @@ RECORD_CLASSES = {
 }
 
 
+# Option records are keyword arguments of the operations that take them.
+OPTIONS_OF = {
+    "BackupFlags": [lb.BackupRestorer.backup_licenses],
+    "RestoreFlags": [lb.BackupRestorer.restore_licenses],
+    "AddOptions": [lb.LicenseStore.add_license, lb.LicenseStore.add_licenses],
+    "ServiceOptions": [lb.EmbeddedService],
+    "StoreOptions": [lb.LicenseStore],
+    "QuotaOptions": [lb.BackupRestorer.restore_quota],
+}
+
+
 @pytest.mark.parametrize("name", sorted(SPEC["records"]))
 def test_records(name: str) -> None:
     fields: List[str] = [f["name"] for f in SPEC["records"][name]]
-    if name == "BackupFlags":
-        params = inspect.signature(lb.BackupRestorer.backup_licenses).parameters
-        assert all(f in params and params[f].default is False for f in fields)
+    if name in OPTIONS_OF:
+        for member in OPTIONS_OF[name]:
+            params = inspect.signature(member).parameters
+            for f in SPEC["records"][name]:
+                # The native module's default is None: "the definition's default".
+                assert f["name"] in params and params[f["name"]].default in (None, f["default"]), (name, f["name"])
         return
-    if name == "RestoreFlags":
-        params = inspect.signature(lb.BackupRestorer.restore_licenses).parameters
-        assert all(f in params and params[f].default is False for f in fields)
-        return
+    if name == "PropertyEntry":
+        return  # property_by_index returns a (name, value) tuple
     cls = RECORD_CLASSES[name]
     assert [f.name for f in dataclasses.fields(cls)] == fields
     assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
@@ -171,8 +185,8 @@ PARAM_RENAMES = {
     "flags": None,
     "license": "license",
     "licenses": "licenses",
-    "wrap": "obj",
-    "unwrap": "obj",
+    # Protector.host(obj): the host object with wrap and unwrap.
+    "protector": "obj",
 }
 
 

@@ -1,12 +1,12 @@
 """The shared conformance scenarios (tests/scenarios/*.json), run through the Python package.
 
 Implements tests/scenarios/README.md, reading each scenario's expanded file
-(tests/scenarios/expanded/, licenses and archive damage spelled out). The normalized events are built from the package's own
-event objects (by pattern matching on them), so a passing run shows that the Python surface
-carries every field. Every scenario runs three times: with callbacks on the engine's delivery
-thread (``wait()``), started from a coroutine with callbacks on the asyncio loop (``await``),
-and through a real license-backup-service process on 127.0.0.1 (``RemoteService``, callbacks on
-the delivery thread); all must give exactly the expected sequences.
+(tests/scenarios/expanded/, licenses and archive damage spelled out). The normalized events are
+built from the package's own event objects (each normalized field read from the attribute of
+that name), so a passing run shows that the Python surface carries every field. Every scenario runs three times: with callbacks on the engine's
+delivery thread (``wait()``), started from a coroutine with callbacks on the asyncio loop
+(``await``), and through a real license-backup-service process on 127.0.0.1 (``RemoteService``,
+callbacks on the delivery thread); all must give exactly the expected sequences.
 """
 
 from __future__ import annotations
@@ -33,32 +33,32 @@ MODES = ["thread", "asyncio", "server"]
 REACHED: Dict[str, Dict[str, Set[str]]] = {mode: {"events": set(), "errors": set()} for mode in MODES}
 
 
+INTERFACE = json.loads((SCENARIOS.parents[1] / "core" / "interface.json").read_text())
+# Each event's normalized fields (README, "Normalized events"), by the Python class name.
+NORMALIZED = {"".join(p.capitalize() for p in e["name"].split("_")): e for e in INTERFACE["events"]}
+
+
 def normalize(event: lb.StatusEvent) -> Dict[str, Any]:
-    """The normalized form of an event (README, "Normalized events"), from the event object."""
-    match event:
-        case lb.Begin(operation):
-            return {"event": "begin", "operation": operation}
-        case lb.Progress(operation, done, total):
-            return {"event": "progress", "operation": operation, "done": done, "total": total}
-        case lb.RestrictedLicense(kid, title):
-            return {"event": "restricted_license", "key_id": kid, "title": title}
-        case lb.Connecting():
-            return {"event": "connecting"}
-        case lb.Disconnecting():
-            return {"event": "disconnecting"}
-        case lb.Refused(code, _message, url):
-            return {"event": "refused", "code": code.name, "url": url}
-        case lb.End(operation, summary, error):
-            counts = (summary.licenses, summary.restricted, summary.skipped) if summary else (0, 0, 0)
-            return {
-                "event": "end",
-                "operation": operation,
-                "error": error.name if error is not None else None,
-                "licenses": counts[0],
-                "restricted": counts[1],
-                "skipped": counts[2],
-            }
-    raise AssertionError(f"not an event: {event!r}")
+    """The normalized form of an event (README, "Normalized events"), from the event object:
+    each normalized field is the attribute of that name (an error code by its name), except
+    END's counts and error, which come from its summary or its exception."""
+    spec = NORMALIZED[type(event).__name__]
+    out: Dict[str, Any] = {"event": spec["name"]}
+    if isinstance(event, lb.End):
+        counts = (event.summary.licenses, event.summary.restricted, event.summary.skipped) if event.summary else (0, 0, 0)
+        out.update(
+            operation=event.operation,
+            error=event.error.name if event.error is not None else None,
+            licenses=counts[0],
+            restricted=counts[1],
+            skipped=counts[2],
+        )
+    else:
+        for field in spec["fields"]:
+            value = getattr(event, field["name"])
+            out[field["name"]] = value.name if isinstance(value, lb.ErrorCode) else value
+    assert list(out) == ["event", *(f["name"] for f in spec["fields"])], out
+    return out
 
 
 def code_of(exc: BaseException) -> str:
@@ -426,12 +426,11 @@ def test_scenarios_reach_every_event_and_error(mode: str, request: pytest.Fixtur
     ran = [i for i in request.session.items if i.name.startswith("test_scenario[") and i.name.endswith(f"-{mode}]")]
     if len(ran) != len(FILES):
         pytest.skip("only meaningful when every scenario ran in this session")
-    interface = json.loads((SCENARIOS.parents[1] / "core" / "interface.json").read_text())
-    events = {e["name"] for e in interface["events"]}
+    events = {e["name"] for e in INTERFACE["events"]}
     # The media codes need a failing device (core/tests/media.rs reaches them on mounted images);
     # LICENSE_TAMPERED needs the store edited outside the library (core/tests/at_rest.rs);
     # FOREIGN_DEVICE needs a service with several accounts (see coverage.md).
     media = {"NO_SPACE", "MEDIA_FAILURE", "DEVICE_GONE", "NOT_READABLE"}
-    errors = {e["name"] for e in interface["errors"]} - {"INTERNAL", "LICENSE_TAMPERED", "FOREIGN_DEVICE"} - media - NETWORK_ONLY
+    errors = {e["name"] for e in INTERFACE["errors"]} - {"INTERNAL", "LICENSE_TAMPERED", "FOREIGN_DEVICE"} - media - NETWORK_ONLY
     assert events - REACHED[mode]["events"] == set()
     assert errors - REACHED[mode]["errors"] == set()

@@ -25,172 +25,28 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use license_backup as core_api;
+use license_backup::interface::{ArgPath, Type};
 
 uniffi::setup_scaffolding!();
+
+mod generated;
+
+pub use generated::*;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
 
-/// A stable error code: the same numbers (the discriminants) and symbolic names as the core's
-/// `ErrorCode`. Swift sees `enum ErrorCode: UInt32`, whose raw value is the number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]
-#[repr(u32)]
-pub enum ErrorCode {
-    /// An argument was malformed or out of range.
-    InvalidArgument = 101,
-    /// A property name is not one of the known properties.
-    UnknownProperty = 102,
-    /// A property value has the wrong type for its name.
-    WrongPropertyType = 103,
-    /// The `BackupPath` or `RestorePath` property an operation needs is not set.
-    PathNotSet = 104,
-    /// The folder named by a path property does not exist.
-    PathNotFound = 201,
-    /// The path names something that is not a folder.
-    NotAFolder = 202,
-    /// The folder cannot be written to.
-    NotWritable = 203,
-    /// A backup already exists in the folder and the overwrite flag was not given.
-    BackupExists = 204,
-    /// There is no backup archive in the restore folder.
-    ArchiveMissing = 205,
-    /// The device holding the folder is full (or the file outgrew its file system).
-    NoSpace = 206,
-    /// The device reported an I/O error (failing or removed media).
-    MediaFailure = 207,
-    /// The device or network share is no longer connected.
-    DeviceGone = 208,
-    /// The path is too long, or has too many levels of symbolic links.
-    PathInvalid = 209,
-    /// The folder or the archive cannot be read (permission denied).
-    NotReadable = 210,
-    /// The archive is damaged, truncated or was tampered with.
-    ArchiveCorrupt = 301,
-    /// The archive was written by an unknown format version.
-    UnsupportedVersion = 302,
-    /// The archive was made for another License Management Service, or a key does not match.
-    WrongKey = 303,
-    /// The License Management Service could not be reached or failed.
-    ServiceUnavailable = 401,
-    /// The service refused the restore: a license already lives on the maximum number of devices.
-    RestoreLimitExceeded = 402,
-    /// The archive was made on (or the device is registered with) another account of the service.
-    ForeignDevice = 403,
-    /// The License Management Service rejected the application's credentials (its token).
-    AuthenticationFailed = 410,
-    /// A message between the device and the service broke the protocol.
-    ProtocolViolation = 411,
-    /// The service's TLS certificate does not verify or does not match the pinned certificate.
-    ServiceNotTrusted = 412,
-    /// The service's current key is not one the application pinned: a backup does not wrap to it.
-    ServiceKeyNotPinned = 413,
-    /// The service asked the caller to slow down; try again later.
-    RateLimited = 414,
-    /// The request is larger than the service accepts (too many licenses).
-    RequestTooLarge = 415,
-    /// The operation was cancelled.
-    Cancelled = 501,
-    /// Another operation is already running on this store.
-    Busy = 502,
-    /// A status callback (a delegate method) threw; the operation was stopped.
-    CallbackFailed = 503,
-    /// The license store could not be read or written.
-    Storage = 601,
-    /// No license with that key ID is in the store.
-    LicenseNotFound = 602,
-    /// A license with that key ID is already in the store.
-    LicenseExists = 603,
-    /// The file is not of the expected kind (a ledger or an archive opened as a store, ...).
-    WrongFileKind = 604,
-    /// The file is protected and no protector was given.
-    ProtectorRequired = 610,
-    /// The protector cannot unwrap the file's secret.
-    ProtectorMismatch = 611,
-    /// The protector failed (its error is attached).
-    ProtectorFailed = 612,
-    /// A license row was changed outside the library.
-    LicenseTampered = 613,
-    /// No plays remain on the license.
-    PlaysExhausted = 614,
-    /// The license has expired.
-    LicenseExpired = 615,
-    /// The license does not allow playing.
-    PlayNotAllowed = 616,
-    /// An internal error (a bug): the engine panicked or an invariant broke.
-    Internal = 900,
-}
-
-impl ErrorCode {
-    /// Every mirrored code, in numeric order.
-    pub const ALL: &'static [ErrorCode] = &[
-        ErrorCode::InvalidArgument,
-        ErrorCode::UnknownProperty,
-        ErrorCode::WrongPropertyType,
-        ErrorCode::PathNotSet,
-        ErrorCode::PathNotFound,
-        ErrorCode::NotAFolder,
-        ErrorCode::NotWritable,
-        ErrorCode::BackupExists,
-        ErrorCode::ArchiveMissing,
-        ErrorCode::NoSpace,
-        ErrorCode::MediaFailure,
-        ErrorCode::DeviceGone,
-        ErrorCode::PathInvalid,
-        ErrorCode::NotReadable,
-        ErrorCode::ArchiveCorrupt,
-        ErrorCode::UnsupportedVersion,
-        ErrorCode::WrongKey,
-        ErrorCode::ServiceUnavailable,
-        ErrorCode::RestoreLimitExceeded,
-        ErrorCode::ForeignDevice,
-        ErrorCode::AuthenticationFailed,
-        ErrorCode::ProtocolViolation,
-        ErrorCode::ServiceNotTrusted,
-        ErrorCode::ServiceKeyNotPinned,
-        ErrorCode::RateLimited,
-        ErrorCode::RequestTooLarge,
-        ErrorCode::Cancelled,
-        ErrorCode::Busy,
-        ErrorCode::CallbackFailed,
-        ErrorCode::Storage,
-        ErrorCode::LicenseNotFound,
-        ErrorCode::LicenseExists,
-        ErrorCode::WrongFileKind,
-        ErrorCode::ProtectorRequired,
-        ErrorCode::ProtectorMismatch,
-        ErrorCode::ProtectorFailed,
-        ErrorCode::LicenseTampered,
-        ErrorCode::PlaysExhausted,
-        ErrorCode::LicenseExpired,
-        ErrorCode::PlayNotAllowed,
-        ErrorCode::Internal,
-    ];
-
-    /// The core code with this number (every mirrored code has one; a test checks it).
-    fn to_core(self) -> Option<core_api::ErrorCode> {
-        core_api::ErrorCode::from_number(self as u32)
-    }
-}
-
-impl From<core_api::ErrorCode> for ErrorCode {
-    /// Maps by number. A code added to the core but not yet mirrored here becomes `Internal`;
-    /// the Rust test `every_core_code_is_mirrored` and the Swift parity test catch that.
-    fn from(code: core_api::ErrorCode) -> Self {
-        ErrorCode::ALL.iter().copied().find(|c| *c as u32 == code.number()).unwrap_or(ErrorCode::Internal)
-    }
-}
-
 #[uniffi::export]
 impl ErrorCode {
     /// The stable symbolic name, such as `"BACKUP_EXISTS"` (defined once, in the core).
     pub fn symbolic_name(&self) -> String {
-        self.to_core().map_or("INTERNAL", |c| c.name()).to_string()
+        self.to_core().name().to_string()
     }
 
     /// A generic, user-presentable description of the code (from the core).
     pub fn summary(&self) -> String {
-        self.to_core().map_or("internal error", |c| c.description()).to_string()
+        self.to_core().description().to_string()
     }
 }
 
@@ -244,228 +100,57 @@ fn guarded<T>(body: impl FnOnce() -> FfiResult<T>) -> FfiResult<T> {
     })
 }
 
-fn parse_key_id(text: &str) -> FfiResult<core_api::KeyId> {
-    Ok(text.parse::<core_api::KeyId>()?)
+/// Parses a key ID given as argument (or field) `path` (the generated records call it too).
+pub(crate) fn parse_key_id(text: &str, path: impl std::fmt::Display) -> FfiResult<core_api::KeyId> {
+    Ok(core_api::KeyId::parse_arg(text, path)?)
+}
+
+/// A value the generated records check against its type's limits before it reaches the core.
+pub(crate) trait Checked: Sized {
+    /// The value, or `INVALID_ARGUMENT` naming `path` when it is out of `ty`'s limits.
+    fn checked(self, ty: &Type, path: &ArgPath<'_>) -> FfiResult<Self>;
+}
+
+impl Checked for u32 {
+    fn checked(self, ty: &Type, path: &ArgPath<'_>) -> FfiResult<Self> {
+        Ok(ty.check_int(path, i128::from(self)).map(|()| self)?)
+    }
+}
+
+impl Checked for i64 {
+    fn checked(self, ty: &Type, path: &ArgPath<'_>) -> FfiResult<Self> {
+        Ok(ty.check_int(path, i128::from(self)).map(|()| self)?)
+    }
+}
+
+impl Checked for String {
+    fn checked(self, ty: &Type, path: &ArgPath<'_>) -> FfiResult<Self> {
+        ty.check_text(path, &self)?;
+        Ok(self)
+    }
+}
+
+impl Checked for Vec<u8> {
+    fn checked(self, ty: &Type, path: &ArgPath<'_>) -> FfiResult<Self> {
+        ty.check_bytes(path, self.len())?;
+        Ok(self)
+    }
+}
+
+impl<T: Checked> Checked for Option<T> {
+    fn checked(self, ty: &Type, path: &ArgPath<'_>) -> FfiResult<Self> {
+        self.map(|v| v.checked(ty.required(), path)).transpose()
+    }
+}
+
+/// `value`, checked against `ty` (what the generated records call for each field).
+pub(crate) fn check<T: Checked>(ty: &Type, path: &ArgPath<'_>, value: T) -> FfiResult<T> {
+    value.checked(ty, path)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Records
 // ---------------------------------------------------------------------------------------------
-
-/// What the content owner allows the holder of a license to do.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct Rights {
-    /// The content may be played.
-    #[uniffi(default = true)]
-    pub play: bool,
-    /// The content may be burned to a CD.
-    #[uniffi(default = true)]
-    pub burn: bool,
-    /// The content may be transferred to a portable device.
-    #[uniffi(default = true)]
-    pub transfer: bool,
-    /// The license may be backed up and restored.
-    #[uniffi(default = true)]
-    pub backup_allowed: bool,
-    /// When the license expires, in seconds since the Unix epoch; `nil` never expires.
-    #[uniffi(default = None)]
-    pub expires_at: Option<i64>,
-    /// How many plays remain; `nil` is unlimited.
-    #[uniffi(default = None)]
-    pub plays_remaining: Option<u32>,
-}
-
-impl From<Rights> for core_api::Rights {
-    fn from(r: Rights) -> Self {
-        core_api::Rights {
-            play: r.play,
-            burn: r.burn,
-            transfer: r.transfer,
-            backup_allowed: r.backup_allowed,
-            expires_at: r.expires_at,
-            plays_remaining: r.plays_remaining,
-        }
-    }
-}
-
-impl From<core_api::Rights> for Rights {
-    fn from(r: core_api::Rights) -> Self {
-        Rights {
-            play: r.play,
-            burn: r.burn,
-            transfer: r.transfer,
-            backup_allowed: r.backup_allowed,
-            expires_at: r.expires_at,
-            plays_remaining: r.plays_remaining,
-        }
-    }
-}
-
-/// Content metadata an application keeps about a protected file, by key ID.
-#[derive(Clone, Debug, Default, PartialEq, Eq, uniffi::Record)]
-pub struct CatalogEntry {
-    /// The title of the song or film.
-    #[uniffi(default = None)]
-    pub title: Option<String>,
-    /// The artist.
-    #[uniffi(default = None)]
-    pub artist: Option<String>,
-    /// Where the protected file lives on this device.
-    #[uniffi(default = None)]
-    pub file_path: Option<String>,
-}
-
-impl From<CatalogEntry> for core_api::CatalogEntry {
-    fn from(c: CatalogEntry) -> Self {
-        core_api::CatalogEntry { title: c.title, artist: c.artist, file_path: c.file_path }
-    }
-}
-
-impl From<core_api::CatalogEntry> for CatalogEntry {
-    fn from(c: core_api::CatalogEntry) -> Self {
-        CatalogEntry { title: c.title, artist: c.artist, file_path: c.file_path }
-    }
-}
-
-/// A license as an application adds it: the only type that carries a content key in clear.
-#[derive(Clone, PartialEq, Eq, uniffi::Record)]
-pub struct NewLicense {
-    /// The key ID, a UUID string (lowercase hyphenated is the canonical form).
-    pub key_id: String,
-    /// The content key (secret); encrypted to the device key before it is stored.
-    pub content_key: Vec<u8>,
-    /// The rights granted.
-    pub rights: Rights,
-    /// Who issued the license.
-    pub issuer: String,
-    /// When it was issued, in seconds since the Unix epoch.
-    pub issued_at: i64,
-}
-
-impl std::fmt::Debug for NewLicense {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewLicense").field("key_id", &self.key_id).finish_non_exhaustive()
-    }
-}
-
-impl NewLicense {
-    fn to_core(&self) -> FfiResult<core_api::NewLicense> {
-        Ok(core_api::NewLicense {
-            key_id: parse_key_id(&self.key_id)?,
-            content_key: self.content_key.clone(),
-            rights: self.rights.clone().into(),
-            issuer: self.issuer.clone(),
-            issued_at: self.issued_at,
-        })
-    }
-}
-
-/// A license as the store describes it: everything but the content key.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct License {
-    /// The key ID (lowercase hyphenated UUID).
-    pub key_id: String,
-    /// The rights granted.
-    pub rights: Rights,
-    /// Who issued the license.
-    pub issuer: String,
-    /// When it was issued, in seconds since the Unix epoch.
-    pub issued_at: i64,
-    /// The catalog entry for this key ID, if the application keeps one.
-    pub catalog: Option<CatalogEntry>,
-}
-
-impl From<core_api::License> for License {
-    fn from(l: core_api::License) -> Self {
-        License {
-            key_id: l.key_id.to_string(),
-            rights: l.rights.into(),
-            issuer: l.issuer,
-            issued_at: l.issued_at,
-            catalog: l.catalog.map(Into::into),
-        }
-    }
-}
-
-/// What a finished operation did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, uniffi::Record)]
-pub struct Summary {
-    /// Licenses written to the archive (backup) or added to the store (restore).
-    pub licenses: u64,
-    /// Licenses a backup left out because their owner forbids backup.
-    pub restricted: u64,
-    /// Archived licenses a restore did not apply because the device already had them.
-    pub skipped: u64,
-    /// Archive bytes written (backup) or read (restore).
-    pub bytes: u64,
-    /// Wall time of the operation, in milliseconds.
-    pub duration_ms: u64,
-}
-
-impl From<core_api::Summary> for Summary {
-    fn from(s: core_api::Summary) -> Self {
-        Summary {
-            licenses: s.licenses,
-            restricted: s.restricted,
-            skipped: s.skipped,
-            bytes: s.bytes,
-            duration_ms: s.duration_ms,
-        }
-    }
-}
-
-/// What the restore quota allows for restoring an archive onto a device.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct Quota {
-    /// Licenses in the archive.
-    pub licenses: u64,
-    /// Distinct devices a license may live on.
-    pub max_devices: u32,
-    /// How many more new devices could still receive every license in the archive.
-    pub restores_remaining: u32,
-    /// This device already counts for every license, so restoring onto it again is free.
-    pub device_already_counted: bool,
-    /// Whether the service would authorize this restore now.
-    pub allowed: bool,
-}
-
-impl From<core_api::Quota> for Quota {
-    fn from(q: core_api::Quota) -> Self {
-        Quota {
-            licenses: q.licenses,
-            max_devices: q.max_devices,
-            restores_remaining: q.restores_remaining,
-            device_already_counted: q.device_already_counted,
-            allowed: q.allowed,
-        }
-    }
-}
-
-/// What an embedded service's ledger holds (`EmbeddedService.audit()`).
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
-pub struct LedgerAudit {
-    /// Reservations granted and not yet confirmed or released (they count).
-    pub pending: u64,
-    /// Reservations confirmed by their device (they count).
-    pub confirmed: u64,
-    /// Reservations released by their device (they do not count).
-    pub released: u64,
-    /// Reservations left pending past the service's limit (they count, for good).
-    pub expired: u64,
-    /// Licenses with at least one device counted.
-    pub licenses: u64,
-    /// (license, device) pairs that count.
-    pub placements: u64,
-    /// Devices known to belong to the account.
-    pub devices: u64,
-}
-
-impl From<core_api::LedgerAudit> for LedgerAudit {
-    fn from(a: core_api::LedgerAudit) -> Self {
-        let core_api::LedgerAudit { pending, confirmed, released, expired, licenses, placements, devices } = a;
-        LedgerAudit { pending, confirmed, released, expired, licenses, placements, devices }
-    }
-}
 
 /// A property value (`IWMBackupRestoreProps`): a string (paths), a u32 (counts) or a bool.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
@@ -528,84 +213,6 @@ impl From<core_api::OperationKind> for OperationKind {
 // ---------------------------------------------------------------------------------------------
 // Events and the foreign callback
 // ---------------------------------------------------------------------------------------------
-
-/// A status event (`IWMStatusCallback::OnStatus`), as the Swift side receives it.
-#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]
-pub enum StatusEvent {
-    /// The operation's work begins.
-    Begin {
-        /// The operation.
-        operation: OperationKind,
-    },
-    /// `done` of `total` licenses processed.
-    Progress {
-        /// The operation.
-        operation: OperationKind,
-        /// Licenses processed so far.
-        done: u64,
-        /// Licenses to process in all.
-        total: u64,
-    },
-    /// A license that may not be backed up (its owner did not grant the right).
-    RestrictedLicense {
-        /// The license's key ID.
-        key_id: String,
-        /// The catalog title, when the application keeps one.
-        title: Option<String>,
-    },
-    /// A restore is connecting to the License Management Service.
-    Connecting,
-    /// The service has answered; the restore disconnects from it.
-    Disconnecting,
-    /// The service refused the restore.
-    Refused {
-        /// Why, as a stable code.
-        code: ErrorCode,
-        /// A human-readable reason.
-        message: String,
-        /// A page the application can show.
-        url: String,
-    },
-    /// The operation ended: always last, exactly once. Either `summary` or `error_code` (with
-    /// `error_message`) is set.
-    End {
-        /// The operation.
-        operation: OperationKind,
-        /// The summary, when the operation completed.
-        summary: Option<Summary>,
-        /// The error code, when it failed.
-        error_code: Option<ErrorCode>,
-        /// The error message, when it failed.
-        error_message: Option<String>,
-    },
-}
-
-impl From<&core_api::StatusEvent> for StatusEvent {
-    fn from(event: &core_api::StatusEvent) -> Self {
-        use core_api::StatusEvent as E;
-        match event {
-            E::Begin { operation } => StatusEvent::Begin { operation: (*operation).into() },
-            E::Progress { operation, done, total } => {
-                StatusEvent::Progress { operation: (*operation).into(), done: *done, total: *total }
-            }
-            E::RestrictedLicense { key_id, title } => {
-                StatusEvent::RestrictedLicense { key_id: key_id.to_string(), title: title.clone() }
-            }
-            E::Connecting => StatusEvent::Connecting,
-            E::Disconnecting => StatusEvent::Disconnecting,
-            E::Refused { code, message, url } => {
-                StatusEvent::Refused { code: (*code).into(), message: message.clone(), url: url.clone() }
-            }
-            E::End { operation, outcome } => {
-                let (summary, error_code, error_message) = match outcome {
-                    core_api::Outcome::Completed(s) => (Some(s.clone().into()), None, None),
-                    core_api::Outcome::Failed(e) => (None, Some(e.code().into()), Some(e.message().to_string())),
-                };
-                StatusEvent::End { operation: (*operation).into(), summary, error_code, error_message }
-            }
-        }
-    }
-}
 
 /// The error a Swift event sink reports: whatever it threw, described.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, uniffi::Error)]
@@ -857,12 +464,14 @@ impl RawLicenseStore {
 
     /// Replaces the rights of a license and seals its row again.
     pub fn update_rights(&self, key_id: String, rights: Rights) -> FfiResult<()> {
-        guarded(|| Ok(self.inner.update_rights(&parse_key_id(&key_id)?, &rights.into())?))
+        guarded(|| {
+            Ok(self.inner.update_rights(&parse_key_id(&key_id, "keyId")?, &rights.to_core(&ArgPath::arg("rights"))?)?)
+        })
     }
 
     /// Records one play; returns the rights after it.
     pub fn use_play(&self, key_id: String) -> FfiResult<Rights> {
-        guarded(|| Ok(self.inner.use_play(&parse_key_id(&key_id)?)?.into()))
+        guarded(|| Ok(self.inner.use_play(&parse_key_id(&key_id, "keyId")?)?.into()))
     }
 
     /// This device's identity (32 hex digits).
@@ -872,20 +481,24 @@ impl RawLicenseStore {
 
     /// Adds a license; with `replace` an existing key ID is replaced, else it is `LICENSE_EXISTS`.
     pub fn add_license(&self, license: NewLicense, replace: bool) -> FfiResult<()> {
-        guarded(|| Ok(self.inner.add_license(&license.to_core()?, core_api::ConflictPolicy::from_replace(replace))?))
+        guarded(|| {
+            let license = license.to_core(&ArgPath::arg("license"))?;
+            Ok(self.inner.add_license(&license, core_api::ConflictPolicy::from_replace(replace))?)
+        })
     }
 
     /// Adds many licenses in one transaction: all or none.
     pub fn add_licenses(&self, licenses: Vec<NewLicense>, replace: bool) -> FfiResult<()> {
         guarded(|| {
-            let licenses = licenses.iter().map(NewLicense::to_core).collect::<FfiResult<Vec<_>>>()?;
+            let path = ArgPath::arg("licenses[]");
+            let licenses = licenses.iter().map(|l| l.to_core(&path)).collect::<FfiResult<Vec<_>>>()?;
             Ok(self.inner.add_licenses(&licenses, core_api::ConflictPolicy::from_replace(replace))?)
         })
     }
 
     /// The license with this key ID, if any.
     pub fn get_license(&self, key_id: String) -> FfiResult<Option<License>> {
-        guarded(|| Ok(self.inner.get_license(&parse_key_id(&key_id)?)?.map(Into::into)))
+        guarded(|| Ok(self.inner.get_license(&parse_key_id(&key_id, "keyId")?)?.map(Into::into)))
     }
 
     /// Every license, ordered by key ID.
@@ -895,7 +508,7 @@ impl RawLicenseStore {
 
     /// Removes a license; returns whether there was one.
     pub fn remove_license(&self, key_id: String) -> FfiResult<bool> {
-        guarded(|| Ok(self.inner.remove_license(&parse_key_id(&key_id)?)?))
+        guarded(|| Ok(self.inner.remove_license(&parse_key_id(&key_id, "keyId")?)?))
     }
 
     /// How many licenses the store holds.
@@ -906,7 +519,7 @@ impl RawLicenseStore {
     /// The content key of a license, opened with this device's key.
     pub fn content_key(&self, key_id: String) -> FfiResult<Vec<u8>> {
         // The core's buffer is wiped when it drops; the copy handed to Swift is the host's.
-        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id)?)?.to_vec()))
+        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id, "keyId")?)?.to_vec()))
     }
 
     /// Checks the store's integrity; returns the number of licenses checked.
@@ -916,17 +529,21 @@ impl RawLicenseStore {
 
     /// Sets (replaces) the catalog entry of a key ID.
     pub fn set_catalog_entry(&self, key_id: String, entry: CatalogEntry) -> FfiResult<()> {
-        guarded(|| Ok(self.inner.set_catalog_entry(&parse_key_id(&key_id)?, &entry.into())?))
+        guarded(|| {
+            Ok(self
+                .inner
+                .set_catalog_entry(&parse_key_id(&key_id, "keyId")?, &entry.to_core(&ArgPath::arg("entry"))?)?)
+        })
     }
 
     /// The catalog entry of a key ID, if any.
     pub fn catalog_entry(&self, key_id: String) -> FfiResult<Option<CatalogEntry>> {
-        guarded(|| Ok(self.inner.catalog_entry(&parse_key_id(&key_id)?)?.map(Into::into)))
+        guarded(|| Ok(self.inner.catalog_entry(&parse_key_id(&key_id, "keyId")?)?.map(Into::into)))
     }
 
     /// Removes the catalog entry of a key ID; returns whether there was one.
     pub fn remove_catalog_entry(&self, key_id: String) -> FfiResult<bool> {
-        guarded(|| Ok(self.inner.remove_catalog_entry(&parse_key_id(&key_id)?)?))
+        guarded(|| Ok(self.inner.remove_catalog_entry(&parse_key_id(&key_id, "keyId")?)?))
     }
 }
 
@@ -1252,7 +869,7 @@ mod tests {
     fn errors_keep_code_and_message() {
         let e: BindingError = core_api::Error::new(core_api::ErrorCode::BackupExists, "there").into();
         assert_eq!(e, BindingError::new(ErrorCode::BackupExists, "there"));
-        let bad = parse_key_id("nope").unwrap_err();
+        let bad = parse_key_id("nope", "keyId").unwrap_err();
         assert!(matches!(bad, BindingError::Failure { code: ErrorCode::InvalidArgument, .. }));
     }
 
@@ -1268,18 +885,11 @@ mod tests {
     #[test]
     fn every_event_kind_converts() {
         for &kind in core_api::EventKind::ALL {
-            let event = core_api::StatusEvent::example(kind);
-            let mirrored = StatusEvent::from(&event);
-            let name = match mirrored {
-                StatusEvent::Begin { .. } => "begin",
-                StatusEvent::Progress { .. } => "progress",
-                StatusEvent::RestrictedLicense { .. } => "restricted_license",
-                StatusEvent::Connecting => "connecting",
-                StatusEvent::Disconnecting => "disconnecting",
-                StatusEvent::Refused { .. } => "refused",
-                StatusEvent::End { .. } => "end",
-            };
-            assert_eq!(name, kind.name());
+            let mirrored = StatusEvent::from(&core_api::StatusEvent::example(kind));
+            // The variant is the event's name in UpperCamelCase (`restricted_license`: RestrictedLicense).
+            let variant: String = kind.name().split('_').map(|w| w[..1].to_uppercase() + &w[1..]).collect();
+            let debug = format!("{mirrored:?}");
+            assert!(debug.starts_with(&variant), "{debug} is not a {variant}");
         }
     }
 

@@ -162,8 +162,6 @@ fn verbose_line(event: &StatusEvent) -> String {
     match event {
         StatusEvent::Begin { operation } => format!("BEGIN {}", operation.name()),
         StatusEvent::Progress { done, total, .. } => format!("PROGRESS {done}/{total}"),
-        StatusEvent::Connecting => "CONNECTING to the License Management Service".to_string(),
-        StatusEvent::Disconnecting => "DISCONNECTING (the service has answered)".to_string(),
         StatusEvent::End { operation, outcome: Outcome::Completed(s) } => format!(
             "END {}: {} licenses, {} restricted, {} skipped, {} bytes, {} ms",
             operation.name(),
@@ -178,6 +176,15 @@ fn verbose_line(event: &StatusEvent) -> String {
         }
         // Printed by `human` in every mode.
         StatusEvent::RestrictedLicense { .. } | StatusEvent::Refused { .. } => String::new(),
+        // Every other kind (CONNECTING, DISCONNECTING, ...): its name and its fields.
+        other => {
+            let fields: Vec<String> = other
+                .surface_values()
+                .iter()
+                .map(|(name, value)| format!(" {name}={}", crate::json::field_value(value)))
+                .collect();
+            format!("{}{}", other.kind().name().to_uppercase(), fields.concat())
+        }
     }
 }
 

@@ -35,8 +35,6 @@ fn printer(device: &'static str) -> Arc<dyn StatusCallback> {
                 "RESTRICTED_LICENSE {key_id} ({}) may not be backed up",
                 title.as_deref().unwrap_or("unknown title")
             ),
-            StatusEvent::Connecting => "CONNECTING to the License Management Service".to_string(),
-            StatusEvent::Disconnecting => "DISCONNECTING (the service has answered)".to_string(),
             StatusEvent::Refused { code, message, url } => format!("REFUSED {code}: {message} (see {url})"),
             StatusEvent::End { operation, outcome: Outcome::Completed(s) } => format!(
                 "END {}: {} licenses, {} restricted, {} skipped, {} bytes, {} ms",
@@ -49,6 +47,12 @@ fn printer(device: &'static str) -> Arc<dyn StatusCallback> {
             ),
             StatusEvent::End { operation, outcome: Outcome::Failed(e) } => {
                 format!("END {} failed: {e}", operation.name())
+            }
+            // Every other kind (CONNECTING, DISCONNECTING, ...): its name and its fields.
+            other => {
+                let fields: Vec<String> =
+                    other.surface_values().iter().map(|(name, value)| format!(" {name}={value:?}")).collect();
+                format!("{}{}", other.kind().name().to_uppercase(), fields.concat())
             }
         };
         println!("  [{device}] {line}");

@@ -7,12 +7,12 @@
 use std::fmt;
 
 macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $variant:ident = $num:literal, $sym:literal, $msg:literal; )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident = $num:literal, $sym:literal, $msg:literal; )*) => {
         /// A stable error code. The numbers and symbolic names never change once published.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[non_exhaustive]
         pub enum ErrorCode {
-            $( $(#[$doc])* $variant = $num, )*
+            $( $(#[doc = $doc])* $variant = $num, )*
         }
 
         impl ErrorCode {
@@ -33,6 +33,11 @@ macro_rules! error_codes {
             /// The Rust variant name, such as `"BackupExists"`: the form bindings use for classes.
             pub const fn variant_name(self) -> &'static str {
                 match self { $( ErrorCode::$variant => stringify!($variant), )* }
+            }
+
+            /// The code's documentation (what it means, for generated documentation).
+            pub const fn doc(self) -> &'static str {
+                match self { $( ErrorCode::$variant => concat!($($doc),*), )* }
             }
 
             /// A generic, user-presentable description of the code.

@@ -2,6 +2,7 @@
 //! `IWMStatusCallback::OnStatus`.
 
 use crate::error::{Error, ErrorCode};
+use crate::interface::{self, Field, Type};
 use crate::key_id::KeyId;
 
 /// Which operation an event belongs to.
@@ -113,7 +114,12 @@ pub enum StatusEvent {
 }
 
 macro_rules! event_kinds {
-    ($( $variant:ident = $name:literal, $desc:literal, [ $( $field:literal : $ty:literal ),* ]; )*) => {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $name:literal, $desc:literal,
+        { $( $field:ident : $fty:expr, $fdoc:literal; )* }
+        [ $( $nfield:literal : $nty:literal ),* ];
+    )*) => {
         /// The kind of a [`StatusEvent`], without its data.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[non_exhaustive]
@@ -135,43 +141,84 @@ macro_rules! event_kinds {
                 match self { $( EventKind::$variant => $desc, )* }
             }
 
+            /// The event's fields as the bindings present them, with their types and
+            /// documentation, in order: the fields of its [`StatusEvent`] variant.
+            pub const fn surface(self) -> &'static [Field] {
+                match self {
+                    $( EventKind::$variant => {
+                        const FIELDS: &[Field] = &[ $( Field::new(stringify!($field), $fty, $fdoc), )* ];
+                        FIELDS
+                    } )*
+                }
+            }
+
             /// The fields of the event's normalized form, with their types, in order
             /// (the `event` field itself excluded).
             pub const fn fields(self) -> &'static [(&'static str, &'static str)] {
-                match self { $( EventKind::$variant => &[ $( ($field, $ty), )* ], )* }
+                match self { $( EventKind::$variant => &[ $( ($nfield, $nty), )* ], )* }
             }
+        }
+
+        impl StatusEvent {
+            /// The kind of this event.
+            pub fn kind(&self) -> EventKind {
+                match self { $( StatusEvent::$variant { .. } => EventKind::$variant, )* }
+            }
+
+            /// The event's fields as values, named and in the order of
+            /// [`EventKind::surface`]: for consumers that handle every kind alike (logs,
+            /// conformance runners).
+            pub fn surface_values(&self) -> Vec<(&'static str, FieldValue<'_>)> {
+                match self {
+                    $( StatusEvent::$variant { $( $field ),* } => vec![ $( (stringify!($field), FieldValue::from($field)), )* ], )*
+                }
+            }
+        }
+
+        /// Fails to compile unless every variant of [`StatusEvent`] is listed with exactly its
+        /// fields, so the surface the bindings are generated from is the enum's.
+        #[allow(dead_code)]
+        fn surface_lists_every_field(event: &StatusEvent) {
+            match event { $( StatusEvent::$variant { $( $field: _ ),* } => {} )* }
         }
     };
 }
 
 event_kinds! {
-    Begin = "begin", "The operation's work begins.", ["operation": "operation"];
-    Progress = "progress", "done of total licenses processed.",
+    Begin = "begin", "The operation's work begins (for a restore: after the service has answered).",
+        { operation: Type::OperationKind, "The operation."; }
+        ["operation": "operation"];
+    Progress = "progress", "done of total licenses processed (every ProgressInterval licenses, and at the end).",
+        {
+            operation: Type::OperationKind, "The operation.";
+            done: interface::COUNT, "Licenses processed so far.";
+            total: interface::COUNT, "Licenses to process in all.";
+        }
         ["operation": "operation", "done": "u64", "total": "u64"];
-    RestrictedLicense = "restricted_license", "A license that may not be backed up.",
+    RestrictedLicense = "restricted_license", "A license that may not be backed up: its content owner did not grant the right.",
+        {
+            key_id: Type::KeyId, "The license's key ID.";
+            title: Type::Optional(&interface::STRING), "The title from the application's catalog, when it has one.";
+        }
         ["key_id": "key_id", "title": "string?"];
-    Connecting = "connecting", "Connecting to the License Management Service.", [];
-    Disconnecting = "disconnecting", "The service answered; disconnecting.", [];
-    Refused = "refused", "The service refused the restore (reason and URL).",
+    Connecting = "connecting", "A restore is connecting to the License Management Service.", {} [];
+    Disconnecting = "disconnecting", "The service has answered; the restore disconnects from it.", {} [];
+    Refused = "refused", "The service refused the restore; url is a page the application can show.",
+        {
+            code: Type::ErrorCode, "Why, as a stable code (RESTORE_LIMIT_EXCEEDED, ...).";
+            message: interface::STRING, "A human-readable reason.";
+            url: interface::STRING, "Where the user can learn more or act.";
+        }
         ["code": "error_code", "url": "string"];
-    End = "end", "The operation ended; always last, exactly once.",
+    End = "end", "The operation ended: always the last event, exactly once per operation.",
+        {
+            operation: Type::OperationKind, "The operation.";
+            outcome: Type::Outcome, "Its summary when it completed, its error when it failed or was cancelled.";
+        }
         ["operation": "operation", "error": "error_code?", "licenses": "u64", "restricted": "u64", "skipped": "u64"];
 }
 
 impl StatusEvent {
-    /// The kind of this event.
-    pub fn kind(&self) -> EventKind {
-        match self {
-            StatusEvent::Begin { .. } => EventKind::Begin,
-            StatusEvent::Progress { .. } => EventKind::Progress,
-            StatusEvent::RestrictedLicense { .. } => EventKind::RestrictedLicense,
-            StatusEvent::Connecting => EventKind::Connecting,
-            StatusEvent::Disconnecting => EventKind::Disconnecting,
-            StatusEvent::Refused { .. } => EventKind::Refused,
-            StatusEvent::End { .. } => EventKind::End,
-        }
-    }
-
     /// An example event of every kind (for describing the interface and testing bindings).
     pub fn example(kind: EventKind) -> StatusEvent {
         let op = OperationKind::Backup;
@@ -190,6 +237,68 @@ impl StatusEvent {
             },
             EventKind::End => StatusEvent::End { operation: op, outcome: Outcome::Completed(Summary::default()) },
         }
+    }
+}
+
+/// A field of a [`StatusEvent`], borrowed ([`StatusEvent::surface_values`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldValue<'a> {
+    /// An operation kind.
+    Operation(OperationKind),
+    /// A count.
+    Count(u64),
+    /// A key ID.
+    KeyId(KeyId),
+    /// A text.
+    Text(&'a str),
+    /// A text that may be absent.
+    OptionalText(Option<&'a str>),
+    /// An error code.
+    Code(ErrorCode),
+    /// How an operation ended.
+    Outcome(&'a Outcome),
+}
+
+impl From<&OperationKind> for FieldValue<'_> {
+    fn from(v: &OperationKind) -> Self {
+        FieldValue::Operation(*v)
+    }
+}
+
+impl From<&u64> for FieldValue<'_> {
+    fn from(v: &u64) -> Self {
+        FieldValue::Count(*v)
+    }
+}
+
+impl From<&KeyId> for FieldValue<'_> {
+    fn from(v: &KeyId) -> Self {
+        FieldValue::KeyId(*v)
+    }
+}
+
+impl<'a> From<&'a String> for FieldValue<'a> {
+    fn from(v: &'a String) -> Self {
+        FieldValue::Text(v)
+    }
+}
+
+impl<'a> From<&'a Option<String>> for FieldValue<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        FieldValue::OptionalText(v.as_deref())
+    }
+}
+
+impl From<&ErrorCode> for FieldValue<'_> {
+    fn from(v: &ErrorCode) -> Self {
+        FieldValue::Code(*v)
+    }
+}
+
+impl<'a> From<&'a Outcome> for FieldValue<'a> {
+    fn from(v: &'a Outcome) -> Self {
+        FieldValue::Outcome(v)
     }
 }
 

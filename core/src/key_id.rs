@@ -52,6 +52,17 @@ impl fmt::Debug for KeyId {
     }
 }
 
+impl KeyId {
+    /// Parses a key ID given as argument (or field) `path`: an `INVALID_ARGUMENT` that names it
+    /// (`"license.key_id must be a key ID (a UUID string), not \"x\""`) when it is not one.
+    pub fn parse_arg(text: &str, path: impl fmt::Display) -> Result<Self> {
+        text.parse().map_err(|_| {
+            let shown = if text.chars().count() <= 40 { format!("{text:?}") } else { "a longer string".into() };
+            crate::interface::invalid(path, &crate::interface::Type::KeyId, shown)
+        })
+    }
+}
+
 impl FromStr for KeyId {
     type Err = Error;
 

@@ -80,12 +80,14 @@ mod store;
 
 pub use crypto::WrappedKey;
 pub use error::{Error, ErrorCode, Result};
-pub use event::{CallbackError, Emitted, EventKind, OperationKind, Outcome, StatusCallback, StatusEvent, Summary};
+pub use event::{
+    CallbackError, Emitted, EventKind, FieldValue, OperationKind, Outcome, StatusCallback, StatusEvent, Summary,
+};
 pub use file_kind::{LEDGER_APPLICATION_ID, STORE_APPLICATION_ID};
 pub use key_id::KeyId;
 pub use license::{CatalogEntry, ConflictPolicy, ContentKey, License, NewLicense, Rights};
 pub use operation::{OperationHandle, monotonic_ns};
-pub use props::{Properties, Property, PropertyValue, ValueType};
+pub use props::{Properties, Property, PropertyValue, ValueType, number_value};
 #[cfg(feature = "keyring")]
 pub use protector::KeyringProtector;
 pub use protector::{FileKind, KeyProtector, ProtectedFile, Protector};

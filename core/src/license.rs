@@ -2,7 +2,8 @@
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::interface::{self, ArgPath};
 use crate::key_id::KeyId;
 
 /// Longest content key accepted, in bytes.
@@ -36,6 +37,15 @@ impl Default for Rights {
 }
 
 impl Rights {
+    /// Checks every field against its limits in the interface definition (`path` names the
+    /// rights in messages).
+    pub(crate) fn validate(&self, path: &ArgPath<'_>) -> Result<()> {
+        if let Some(expires_at) = self.expires_at {
+            interface::TIMESTAMP.check_int(path.field("expires_at"), expires_at.into())?;
+        }
+        Ok(())
+    }
+
     /// The narrower of two sets of rights: each right only if both grant it, the earlier
     /// expiry, the fewer plays (`None`, no limit, is the widest). What a restore keeps when the
     /// store holds, or held, the license it brings back.
@@ -75,9 +85,13 @@ impl CatalogEntry {
         CatalogEntry { title: Some(title.into()), ..Default::default() }
     }
 
+    /// Checks every field against its limits in the interface definition.
     pub(crate) fn validate(&self) -> Result<()> {
-        for field in [&self.title, &self.artist, &self.file_path].into_iter().flatten() {
-            check_text("catalog field", field)?;
+        let entry = ArgPath::arg("entry");
+        for (name, field) in [("title", &self.title), ("artist", &self.artist), ("file_path", &self.file_path)] {
+            if let Some(text) = field {
+                interface::TEXT.check_text(entry.field(name), text)?;
+            }
         }
         Ok(())
     }
@@ -123,14 +137,13 @@ impl Drop for NewLicense {
 }
 
 impl NewLicense {
+    /// Checks every field against its limits in the interface definition.
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.content_key.is_empty() || self.content_key.len() > MAX_CONTENT_KEY_LEN {
-            return Err(Error::invalid(format!(
-                "a content key has 1 to {MAX_CONTENT_KEY_LEN} bytes, not {}",
-                self.content_key.len()
-            )));
-        }
-        check_text("issuer", &self.issuer)
+        let license = ArgPath::arg("license");
+        interface::CONTENT_KEY.check_bytes(license.field("content_key"), self.content_key.len())?;
+        interface::TEXT.check_text(license.field("issuer"), &self.issuer)?;
+        interface::TIMESTAMP.check_int(license.field("issued_at"), self.issued_at.into())?;
+        self.rights.validate(&license.field("rights"))
     }
 }
 
@@ -252,14 +265,4 @@ impl ConflictPolicy {
     pub const fn from_replace(replace: bool) -> Self {
         if replace { ConflictPolicy::Replace } else { ConflictPolicy::Keep }
     }
-}
-
-pub(crate) fn check_text(what: &str, text: &str) -> Result<()> {
-    if text.len() > MAX_TEXT_LEN {
-        return Err(Error::invalid(format!("{what} is longer than {MAX_TEXT_LEN} bytes")));
-    }
-    if text.contains('\0') {
-        return Err(Error::invalid(format!("{what} contains a NUL character")));
-    }
-    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Named properties of a backup restorer, mirroring `IWMBackupRestoreProps`.
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::interface::{self, Type};
 
 /// The type of a property's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +48,7 @@ impl PropertyValue {
 }
 
 macro_rules! properties {
-    ($( $variant:ident = $name:literal : $ty:ident, $desc:literal; )*) => {
+    ($( $variant:ident = $name:literal : $ty:ident ($spec:expr), $desc:literal; )*) => {
         /// A known property name.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[non_exhaustive]
@@ -69,6 +70,11 @@ macro_rules! properties {
                 match self { $( Property::$variant => ValueType::$ty, )* }
             }
 
+            /// The values the property takes: its type with its limits.
+            pub const fn spec(self) -> Type {
+                match self { $( Property::$variant => $spec, )* }
+            }
+
             /// A one-line description of the property.
             pub const fn description(self) -> &'static str {
                 match self { $( Property::$variant => $desc, )* }
@@ -83,10 +89,31 @@ macro_rules! properties {
 }
 
 properties! {
-    BackupPath = "BackupPath": String, "The folder a backup writes its archive to.";
-    RestorePath = "RestorePath": String, "The folder a restore reads the archive from.";
-    ProgressInterval = "ProgressInterval": U32,
+    BackupPath = "BackupPath": String(interface::PATH), "The folder a backup writes its archive to.";
+    RestorePath = "RestorePath": String(interface::PATH), "The folder a restore reads the archive from.";
+    ProgressInterval = "ProgressInterval": U32(interface::U32_NONZERO),
         "Emit a PROGRESS event every this many licenses (default 100, at least 1).";
+}
+
+/// The value of property `name` that a host language gives as a number (a double, or an
+/// integer of any size converted to one): an unsigned 32-bit value within the property's
+/// limits. Checked in the order the core checks a value: `UNKNOWN_PROPERTY` for an unknown
+/// name, `WRONG_PROPERTY_TYPE` for a property that does not take numbers, `INVALID_ARGUMENT`
+/// for a fraction, a value out of range, NaN or an infinity.
+pub fn number_value(name: &str, number: f64) -> Result<PropertyValue> {
+    let prop = lookup(name)?;
+    if prop.value_type() != ValueType::U32 {
+        return Err(Error::new(
+            ErrorCode::WrongPropertyType,
+            format!("property {name} takes a {:?} value, not a number", prop.value_type()),
+        ));
+    }
+    let spec = prop.spec();
+    let Type::Int { min, max, .. } = spec else { unreachable!("a u32 property has an integer spec") };
+    if number.fract() != 0.0 || !(min as f64..=max as f64).contains(&number) {
+        return Err(interface::invalid(name, &spec, number));
+    }
+    Ok(PropertyValue::U32(number as u32))
 }
 
 /// The default of `ProgressInterval`.
@@ -99,6 +126,7 @@ pub struct Properties {
 }
 
 fn lookup(name: &str) -> Result<Property> {
+    interface::STRING.check_text("name", name)?;
     Property::from_name(name).ok_or_else(|| {
         let known: Vec<&str> = Property::ALL.iter().map(|p| p.name()).collect();
         Error::new(ErrorCode::UnknownProperty, format!("unknown property {name:?} (known: {})", known.join(", ")))
@@ -115,17 +143,10 @@ impl Properties {
                 format!("property {name} takes a {:?} value, not {:?}", prop.value_type(), value.value_type()),
             ));
         }
-        match (&value, prop) {
-            (PropertyValue::String(s), _) if s.is_empty() => {
-                return Err(Error::invalid(format!("property {name} cannot be empty")));
-            }
-            (PropertyValue::String(s), _) if s.contains('\0') => {
-                return Err(Error::invalid(format!("property {name} contains a NUL character")));
-            }
-            (PropertyValue::U32(0), Property::ProgressInterval) => {
-                return Err(Error::invalid("ProgressInterval must be at least 1"));
-            }
-            _ => {}
+        match &value {
+            PropertyValue::String(s) => prop.spec().check_text(name, s)?,
+            PropertyValue::U32(n) => prop.spec().check_int(name, i128::from(*n))?,
+            PropertyValue::Bool(_) => {}
         }
         match self.entries.iter_mut().find(|(p, _)| *p == prop) {
             Some(entry) => entry.1 = value,

@@ -364,9 +364,7 @@ impl LicenseStore {
     /// Older stores are migrated in the same transaction.
     pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        if path.as_os_str().is_empty() {
-            return Err(Error::invalid("the store path is empty"));
-        }
+        crate::interface::check_path("path", &path)?;
         if path.is_dir() {
             return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not a store file", path.display())));
         }
@@ -582,6 +580,7 @@ impl LicenseStore {
     /// license server) and seals its row again. `LICENSE_NOT_FOUND` if there is none,
     /// `LICENSE_TAMPERED` if its row was edited outside this library (nothing is changed).
     pub fn update_rights(&self, key_id: &KeyId, rights: &Rights) -> Result<()> {
+        rights.validate(&crate::interface::ArgPath::arg("rights"))?;
         self.change(key_id, |_| Ok(rights.clone())).map(|_| ())
     }
 

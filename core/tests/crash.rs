@@ -254,14 +254,17 @@ fn spin(d: Duration) {
 }
 
 /// Measures the final window: the median time from the last PROGRESS line to END.
-fn final_window(op: &str, dir: &Path, licenses: usize, reset: &dyn Fn()) -> Duration {
+fn final_window(op: &str, dir: &Path, licenses: usize, reset: &dyn Fn()) -> (Duration, usize) {
     let mut samples = Vec::new();
+    let mut events = 0;
     for _ in 0..3 {
         reset();
         let mut run = Running::start(op, dir, false, None);
         let last = format!("EV progress {licenses} {licenses}");
         let mut t0 = None;
+        events = 0;
         while let Some(line) = run.next() {
+            events += usize::from(line.starts_with("EV "));
             if line == last {
                 t0 = Some(Instant::now());
             } else if line == "EV end" {
@@ -271,7 +274,7 @@ fn final_window(op: &str, dir: &Path, licenses: usize, reset: &dyn Fn()) -> Dura
         run.child.wait().unwrap();
     }
     samples.sort();
-    samples[1]
+    (samples[1], events)
 }
 
 fn setup(licenses: u32) -> (World, Vec<u8>, Vec<KeyId>) {
@@ -313,8 +316,10 @@ fn backup_killed_anywhere_leaves_the_old_or_the_new_archive() {
     let archive = archive_path(&w);
     let service = open_service(dir);
     let reset = || put_archive(&archive, &old);
-    let window = final_window("backup", dir, licenses as usize, &reset);
-    let plan = schedule(licenses as usize + 2, window, total);
+    // BEGIN, a PROGRESS per license, END.
+    let (window, events) = final_window("backup", dir, licenses as usize, &reset);
+    assert_eq!(events, licenses as usize + 2);
+    let plan = schedule(events, window, total);
     let started = Instant::now();
     let (mut kept_old, mut got_new, mut temps) = (0, 0, 0);
     for kill in &plan {
@@ -435,8 +440,10 @@ fn restore_killed_anywhere_leaves_the_store_before_or_after() {
     let (mut before, mut after, mut n) = (0, 0, 0);
     let mut journal_states: std::collections::BTreeMap<String, usize> = Default::default();
     for op in ["restore", "restore-individualize"] {
-        let window = final_window(op, dir, licenses as usize, &reset);
-        let plan = schedule(licenses as usize + 4, window, total / 2);
+        // A lockstep kill at every event of a full run, then timed kills after the last PROGRESS.
+        let (window, events) = final_window(op, dir, licenses as usize, &reset);
+        assert!(events >= licenses as usize + 4, "{op}: {events} events");
+        let plan = schedule(events, window, total / 2);
         for kill in &plan {
             reset();
             run_and_kill(op, dir, kill, licenses as usize);

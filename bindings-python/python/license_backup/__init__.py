@@ -48,58 +48,25 @@ from __future__ import annotations
 
 from ._errors import *  # noqa: F403 - the generated exception classes
 from ._errors import __all__ as _error_names
+from ._extras import HostProtector
 from ._native import ARCHIVE_FILE_NAME, EmbeddedService, LicenseStore, Protector, RemoteService
 from ._native import __version__ as __version__
 from ._restorer import BackupRestorer, Operation, Properties, StatusCallback
-from ._types import (
-    Begin,
-    CatalogEntry,
-    Connecting,
-    Disconnecting,
-    End,
-    HostProtector,
-    LedgerAudit,
-    License,
-    NewLicense,
-    OperationKind,
-    Progress,
-    PropertyValue,
-    Quota,
-    Refused,
-    RestrictedLicense,
-    Rights,
-    StatusEvent,
-    Summary,
-)
+from ._types import *  # noqa: F403 - the generated records and events
+from ._types import __all__ as _type_names
 
 __all__ = [
     "ARCHIVE_FILE_NAME",
     "BackupRestorer",
-    "Begin",
-    "CatalogEntry",
-    "Connecting",
-    "Disconnecting",
     "EmbeddedService",
-    "End",
     "HostProtector",
-    "License",
     "LicenseStore",
-    "NewLicense",
     "Operation",
-    "OperationKind",
-    "Progress",
     "Properties",
     "Protector",
-    "PropertyValue",
-    "LedgerAudit",
-    "Quota",
-    "Refused",
     "RemoteService",
-    "RestrictedLicense",
-    "Rights",
     "StatusCallback",
-    "StatusEvent",
-    "Summary",
+    *_type_names,
     *_error_names,
 ]
 

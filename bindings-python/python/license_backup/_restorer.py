@@ -19,12 +19,10 @@ from typing import (
 
 from . import _native
 from ._native import EmbeddedService, LicenseStore, RemoteService
-from ._types import OperationKind, PropertyValue, Quota, StatusEvent, Summary
+from ._types import OperationKind, PropertyAccessors, PropertyValue, Quota, StatusEvent, Summary
 
 StatusCallback = Callable[[StatusEvent], object]
 """What ``on_status`` takes: a callable that receives each :data:`StatusEvent`."""
-
-PathValue = Union[str, "os.PathLike[str]"]
 
 # How often a worker waiting for the event loop checks whether it should give up.
 _POLL_SECONDS = 0.05
@@ -256,12 +254,12 @@ def _fspath(value: Union[PropertyValue, "os.PathLike[str]"]) -> PropertyValue:
     return value
 
 
-class BackupRestorer:
+class BackupRestorer(PropertyAccessors):
     """Backs up and restores the licenses of a :class:`LicenseStore` (``WMCreateBackupRestorer``).
 
     Properties (``IWMBackupRestoreProps``) are set by name (``set_property``, or the
-    ``properties`` mapping) or through the ``backup_path``, ``restore_path`` and
-    ``progress_interval`` attributes, which are views of the same properties.
+    ``properties`` mapping) or through attributes named after them (``backup_path``,
+    ``restore_path``, ``progress_interval``), which are views of the same properties.
 
     Threading model
     ---------------
@@ -332,45 +330,11 @@ class BackupRestorer:
         """Removes every property."""
         self._native.remove_all_properties()
 
-    def _get_str(self, name: str) -> Optional[str]:
-        value = self._native.get_property(name)
-        assert value is None or isinstance(value, str)
-        return value
-
     def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, "os.PathLike[str]"]]) -> None:
         if value is None:
             self._native.remove_property(name)
         else:
             self._native.set_property(name, _fspath(value))
-
-    @property
-    def backup_path(self) -> Optional[str]:
-        """The ``BackupPath`` property: the folder a backup writes to (``None``: not set)."""
-        return self._get_str("BackupPath")
-
-    @backup_path.setter
-    def backup_path(self, value: Optional[PathValue]) -> None:
-        self._set_or_remove("BackupPath", value)
-
-    @property
-    def restore_path(self) -> Optional[str]:
-        """The ``RestorePath`` property: the folder a restore reads from (``None``: not set)."""
-        return self._get_str("RestorePath")
-
-    @restore_path.setter
-    def restore_path(self, value: Optional[PathValue]) -> None:
-        self._set_or_remove("RestorePath", value)
-
-    @property
-    def progress_interval(self) -> Optional[int]:
-        """The ``ProgressInterval`` property: a PROGRESS event every this many licenses."""
-        value = self._native.get_property("ProgressInterval")
-        assert value is None or (isinstance(value, int) and not isinstance(value, bool))
-        return value
-
-    @progress_interval.setter
-    def progress_interval(self, value: Optional[int]) -> None:
-        self._set_or_remove("ProgressInterval", value)
 
     # --- operations ---------------------------------------------------------------------------
 

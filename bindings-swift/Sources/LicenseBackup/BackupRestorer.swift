@@ -1,113 +1,8 @@
 import Foundation
 import LicenseBackupBindings
 
-/// Receives the status events of the operations of a ``BackupRestorer``
-/// (`IWMStatusCallback::OnStatus`).
-///
-/// Methods are called on the operation's delivery thread (not the main thread), one at a time and
-/// in order; hop to the main actor for UI work. Every operation ends with exactly one
-/// ``end(_:result:)``, last. Every method has an empty default implementation.
-///
-/// A method that throws stops the operation: it ends with ``ErrorCode/callbackFailed`` (``end``
-/// is still delivered), and the awaiting caller gets a ``LicenseBackupError`` whose
-/// ``LicenseBackupError/underlyingError`` is what the delegate threw.
-///
-/// Every event first reaches ``receive(_:)``, whose default implementation calls the method of
-/// that event below; implement ``receive(_:)`` to see each event as a value, with the time the
-/// engine emitted it (``BackupRestoreEvent/emittedNs``).
-public protocol BackupRestoreDelegate: AnyObject, Sendable {
-    /// Receives every event of an operation, with its emission time. The default implementation
-    /// calls ``BackupRestoreEvent/dispatch(to:)``, which calls the event's own method
-    /// (``begin(_:)``, ``progress(_:done:total:)``, ...); an implementation that wants those
-    /// too calls `try event.dispatch(to: self)`.
-    func receive(_ event: BackupRestoreEvent) throws
-    /// The operation's work begins (for a restore: after the service has answered).
-    func begin(_ operation: OperationKind) throws
-    /// `done` of `total` licenses processed (every `progressInterval` licenses, and at the end).
-    func progress(_ operation: OperationKind, done: UInt64, total: UInt64) throws
-    /// A license was left out of a backup: its content owner does not allow backups. `title`
-    /// comes from the catalog, when the application keeps one for that key ID.
-    func restrictedLicense(keyId: String, title: String?) throws
-    /// A restore is connecting to the License Management Service.
-    func connecting() throws
-    /// The service has answered; the restore disconnects from it.
-    func disconnecting() throws
-    /// The service refused the restore; `url` is a page the application can show.
-    func refused(code: ErrorCode, message: String, url: String) throws
-    /// The operation ended, with its summary or its error. Always last, exactly once.
-    func end(_ operation: OperationKind, result: Result<Summary, LicenseBackupError>) throws
-}
-
-extension BackupRestoreDelegate {
-    public func receive(_ event: BackupRestoreEvent) throws { try event.dispatch(to: self) }
-    public func begin(_ operation: OperationKind) throws {}
-    public func progress(_ operation: OperationKind, done: UInt64, total: UInt64) throws {}
-    public func restrictedLicense(keyId: String, title: String?) throws {}
-    public func connecting() throws {}
-    public func disconnecting() throws {}
-    public func refused(code: ErrorCode, message: String, url: String) throws {}
-    public func end(_ operation: OperationKind, result: Result<Summary, LicenseBackupError>) throws {}
-}
-
-/// One status event as a value, with when the engine emitted it: what
-/// ``BackupRestoreDelegate/receive(_:)`` gets.
-public struct BackupRestoreEvent: Sendable {
-    /// Which event, with its fields (the arguments of the matching delegate method).
-    public enum Kind: Sendable {
-        /// ``BackupRestoreDelegate/begin(_:)``.
-        case begin(OperationKind)
-        /// ``BackupRestoreDelegate/progress(_:done:total:)``.
-        case progress(OperationKind, done: UInt64, total: UInt64)
-        /// ``BackupRestoreDelegate/restrictedLicense(keyId:title:)``.
-        case restrictedLicense(keyId: String, title: String?)
-        /// ``BackupRestoreDelegate/connecting()``.
-        case connecting
-        /// ``BackupRestoreDelegate/disconnecting()``.
-        case disconnecting
-        /// ``BackupRestoreDelegate/refused(code:message:url:)``.
-        case refused(code: ErrorCode, message: String, url: String)
-        /// ``BackupRestoreDelegate/end(_:result:)``: always last, exactly once.
-        case end(OperationKind, result: Result<Summary, LicenseBackupError>)
-    }
-
-    /// The event.
-    public let kind: Kind
-
-    /// When the engine emitted the event, in nanoseconds of the clock of
-    /// `DispatchTime.now().uptimeNanoseconds`: `mach_absolute_time` (`CLOCK_UPTIME_RAW`) on
-    /// Apple platforms, `CLOCK_MONOTONIC` on Linux (where libdispatch reads that clock for
-    /// `DispatchTime.now()`). `DispatchTime.now().uptimeNanoseconds - emittedNs` is how long
-    /// the event waited before reaching the delegate. Events of an operation have
-    /// non-decreasing emission times.
-    public let emittedNs: UInt64
-
-    /// An event emitted at `emittedNs`.
-    public init(_ kind: Kind, emittedNs: UInt64) {
-        self.kind = kind
-        self.emittedNs = emittedNs
-    }
-
-    /// Calls the delegate method of this event with its fields (what the default
-    /// ``BackupRestoreDelegate/receive(_:)`` does); rethrows what it throws.
-    public func dispatch(to delegate: any BackupRestoreDelegate) throws {
-        switch kind {
-        case .begin(let operation):
-            try delegate.begin(operation)
-        case .progress(let operation, let done, let total):
-            try delegate.progress(operation, done: done, total: total)
-        case .restrictedLicense(let keyId, let title):
-            try delegate.restrictedLicense(keyId: keyId, title: title)
-        case .connecting:
-            try delegate.connecting()
-        case .disconnecting:
-            try delegate.disconnecting()
-        case .refused(let code, let message, let url):
-            try delegate.refused(code: code, message: message, url: url)
-        case .end(let operation, let result):
-            try delegate.end(operation, result: result)
-        }
-    }
-}
+// The delegate protocol `BackupRestoreDelegate`, the event value `BackupRestoreEvent` and the
+// property accessors (`backupPath`, `setBackupPath(_:)`, ...) are generated: Generated.swift.
 
 /// Backs up the licenses of a store to a folder and restores them from one
 /// (`WMCreateBackupRestorer`, `IWMBackupRestoreProps`, `IWMLicenseBackup`, `IWMLicenseRestore`).
@@ -194,39 +89,8 @@ public final class BackupRestorer: @unchecked Sendable {
         try bridged { try raw.removeAllProperties() }
     }
 
-    /// The folder a backup writes its archive to (`BackupPath`), or `nil` if not set.
-    public var backupPath: String? { stringProperty("BackupPath") }
-
-    /// The folder a restore reads the archive from (`RestorePath`), or `nil` if not set.
-    public var restorePath: String? { stringProperty("RestorePath") }
-
-    /// A PROGRESS event every this many licenses (`ProgressInterval`); `nil` if not set (the
-    /// core then uses 100).
-    public var progressInterval: UInt32? {
-        if case .u32(let n)? = try? raw.getProperty(name: "ProgressInterval") { n } else { nil }
-    }
-
-    /// Sets `BackupPath` (`nil` removes it).
-    public func setBackupPath(_ path: String?) throws(LicenseBackupError) {
-        try setOrRemove("BackupPath", path.map(PropertyValue.string))
-    }
-
-    /// Sets `RestorePath` (`nil` removes it).
-    public func setRestorePath(_ path: String?) throws(LicenseBackupError) {
-        try setOrRemove("RestorePath", path.map(PropertyValue.string))
-    }
-
-    /// Sets `ProgressInterval` (at least 1; `nil` removes it).
-    public func setProgressInterval(_ interval: UInt32?) throws(LicenseBackupError) {
-        try setOrRemove("ProgressInterval", interval.map(PropertyValue.u32))
-    }
-
-    private func stringProperty(_ name: String) -> String? {
-        // Reading a known property cannot fail.
-        if case .string(let s)? = try? raw.getProperty(name: name) { s } else { nil }
-    }
-
-    private func setOrRemove(_ name: String, _ value: PropertyValue?) throws(LicenseBackupError) {
+    /// Sets a property, or removes it for `nil` (what the generated accessors call).
+    func setOrRemove(_ name: String, _ value: PropertyValue?) throws(LicenseBackupError) {
         if let value {
             try setProperty(name, value)
         } else {
@@ -364,36 +228,28 @@ final class DelegateBridge: RawEventSink, @unchecked Sendable {
         }
     }
 
-    /// The overlay's event value for `timed`; an END of ``ErrorCode/callbackFailed`` carries
-    /// what the delegate threw.
+    /// The overlay's event value for `timed` (generated); an END of
+    /// ``ErrorCode/callbackFailed`` carries what the delegate threw.
     private func event(_ timed: TimedEvent) -> BackupRestoreEvent {
-        let kind: BackupRestoreEvent.Kind
-        switch timed.event {
-        case .begin(let operation):
-            kind = .begin(operation)
-        case .progress(let operation, let done, let total):
-            kind = .progress(operation, done: done, total: total)
-        case .restrictedLicense(let keyId, let title):
-            kind = .restrictedLicense(keyId: keyId, title: title)
-        case .connecting:
-            kind = .connecting
-        case .disconnecting:
-            kind = .disconnecting
-        case .refused(let code, let message, let url):
-            kind = .refused(code: code, message: message, url: url)
-        case .end(let operation, let summary, let errorCode, let errorMessage):
-            let result: Result<Summary, LicenseBackupError>
-            if let errorCode {
-                // What the delegate threw, or what the store's key protector threw (an
-                // individualizing restore wraps the new seed with it).
-                let underlying = errorCode == .callbackFailed ? thrownError
-                    : errorCode == .protectorFailed ? lock.withLock({ restorer })?.store.protectorBridge?.take() : nil
-                result = .failure(LicenseBackupError(errorCode, message: errorMessage, underlyingError: underlying))
-            } else {
-                result = .success(summary ?? Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0))
+        BackupRestoreEvent(timed, thrown: { code in
+            // What the delegate threw, or what the store's key protector threw (an
+            // individualizing restore wraps the new seed with it).
+            switch code {
+            case .callbackFailed: self.thrownError
+            case .protectorFailed: self.lock.withLock({ self.restorer })?.store.protectorBridge?.take()
+            default: nil
             }
-            kind = .end(operation, result: result)
-        }
-        return BackupRestoreEvent(kind, emittedNs: timed.emittedNs)
+        })
     }
+}
+
+/// An END event's result: its summary, or its error, with `thrown(code)` attached (what a
+/// delegate or a host protector threw).
+func outcomeResult(
+    summary: Summary?, errorCode: ErrorCode?, errorMessage: String?, thrown: (ErrorCode) -> (any Error)?
+) -> Result<Summary, LicenseBackupError> {
+    if let errorCode {
+        return .failure(LicenseBackupError(errorCode, message: errorMessage, underlyingError: thrown(errorCode)))
+    }
+    return .success(summary ?? Summary(licenses: 0, restricted: 0, skipped: 0, bytes: 0, durationMs: 0))
 }

@@ -1,20 +1,8 @@
 import Foundation
 import LicenseBackupBindings
 
-/// What the content owner allows: play, burn, transfer, backup, expiry, play count.
-public typealias Rights = LicenseBackupBindings.Rights
-/// Content metadata an application keeps about a protected file (title, artist, file path).
-public typealias CatalogEntry = LicenseBackupBindings.CatalogEntry
-/// A license as an application adds it (the only type that carries a content key in clear).
-public typealias NewLicense = LicenseBackupBindings.NewLicense
-/// A license as the store describes it: everything but the content key.
-public typealias License = LicenseBackupBindings.License
-/// What a finished backup or restore did.
-public typealias Summary = LicenseBackupBindings.Summary
-/// What the restore quota allows for an archive on this device.
-public typealias Quota = LicenseBackupBindings.Quota
-/// What an embedded service's ledger holds (``EmbeddedService/audit()``).
-public typealias LedgerAudit = LicenseBackupBindings.LedgerAudit
+// The record type aliases (Rights, CatalogEntry, NewLicense, License, Summary, Quota) are
+// generated: Generated.swift.
 /// A property value: `.string`, `.u32` or `.bool`.
 public typealias PropertyValue = LicenseBackupBindings.PropertyValue
 /// `.backup` or `.restore`.

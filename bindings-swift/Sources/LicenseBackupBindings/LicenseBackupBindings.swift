@@ -2468,7 +2468,7 @@ public func FfiConverterTypeRawStopSignal_lower(_ value: RawStopSignal) -> UInt6
 
 
 /**
- * Content metadata an application keeps about a protected file, by key ID.
+ * What the application knows about a protected file, by key ID.
  */
 public struct CatalogEntry: Equatable, Hashable {
     /**
@@ -2547,7 +2547,7 @@ public func FfiConverterTypeCatalogEntry_lower(_ value: CatalogEntry) -> RustBuf
 
 
 /**
- * What an embedded service's ledger holds (`EmbeddedService.audit()`).
+ * What an embedded service's ledger holds (EmbeddedService.audit()).
  */
 public struct LedgerAudit: Equatable, Hashable {
     /**
@@ -2670,7 +2670,7 @@ public func FfiConverterTypeLedgerAudit_lower(_ value: LedgerAudit) -> RustBuffe
  */
 public struct License: Equatable, Hashable {
     /**
-     * The key ID (lowercase hyphenated UUID).
+     * The key ID: a lowercase hyphenated UUID.
      */
     public var keyId: String
     /**
@@ -2686,7 +2686,7 @@ public struct License: Equatable, Hashable {
      */
     public var issuedAt: Int64
     /**
-     * The catalog entry for this key ID, if the application keeps one.
+     * The catalog entry of this key ID, if the application keeps one.
      */
     public var catalog: CatalogEntry?
 
@@ -2694,7 +2694,7 @@ public struct License: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * The key ID (lowercase hyphenated UUID).
+         * The key ID: a lowercase hyphenated UUID.
          */keyId: String, 
         /**
          * The rights granted.
@@ -2706,7 +2706,7 @@ public struct License: Equatable, Hashable {
          * When it was issued, in seconds since the Unix epoch.
          */issuedAt: Int64, 
         /**
-         * The catalog entry for this key ID, if the application keeps one.
+         * The catalog entry of this key ID, if the application keeps one.
          */catalog: CatalogEntry?) {
         self.keyId = keyId
         self.rights = rights
@@ -2834,15 +2834,15 @@ public func FfiConverterTypeNamedProperty_lower(_ value: NamedProperty) -> RustB
 
 
 /**
- * A license as an application adds it: the only type that carries a content key in clear.
+ * A license as the application adds it: the only record that carries the content key.
  */
 public struct NewLicense: Equatable, Hashable {
     /**
-     * The key ID, a UUID string (lowercase hyphenated is the canonical form).
+     * The key ID: a UUID string.
      */
     public var keyId: String
     /**
-     * The content key (secret); encrypted to the device key before it is stored.
+     * The content key (secret): sealed to the device key before it is stored.
      */
     public var contentKey: Data
     /**
@@ -2850,7 +2850,7 @@ public struct NewLicense: Equatable, Hashable {
      */
     public var rights: Rights
     /**
-     * Who issued the license.
+     * Who issued the license (a license server URL or name).
      */
     public var issuer: String
     /**
@@ -2862,16 +2862,16 @@ public struct NewLicense: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * The key ID, a UUID string (lowercase hyphenated is the canonical form).
+         * The key ID: a UUID string.
          */keyId: String, 
         /**
-         * The content key (secret); encrypted to the device key before it is stored.
+         * The content key (secret): sealed to the device key before it is stored.
          */contentKey: Data, 
         /**
          * The rights granted.
          */rights: Rights, 
         /**
-         * Who issued the license.
+         * Who issued the license (a license server URL or name).
          */issuer: String, 
         /**
          * When it was issued, in seconds since the Unix epoch.
@@ -2933,7 +2933,7 @@ public func FfiConverterTypeNewLicense_lower(_ value: NewLicense) -> RustBuffer 
 
 
 /**
- * What the restore quota allows for restoring an archive onto a device.
+ * What the restore quota allows for the archive in RestorePath onto this device.
  */
 public struct Quota: Equatable, Hashable {
     /**
@@ -2945,11 +2945,11 @@ public struct Quota: Equatable, Hashable {
      */
     public var maxDevices: UInt32
     /**
-     * How many more new devices could still receive every license in the archive.
+     * How many more new devices could still receive every license of the archive.
      */
     public var restoresRemaining: UInt32
     /**
-     * This device already counts for every license, so restoring onto it again is free.
+     * This device already counts for every license: restoring onto it again is free.
      */
     public var deviceAlreadyCounted: Bool
     /**
@@ -2967,10 +2967,10 @@ public struct Quota: Equatable, Hashable {
          * Distinct devices a license may live on.
          */maxDevices: UInt32, 
         /**
-         * How many more new devices could still receive every license in the archive.
+         * How many more new devices could still receive every license of the archive.
          */restoresRemaining: UInt32, 
         /**
-         * This device already counts for every license, so restoring onto it again is free.
+         * This device already counts for every license: restoring onto it again is free.
          */deviceAlreadyCounted: Bool, 
         /**
          * Whether the service would authorize this restore now.
@@ -3048,15 +3048,16 @@ public struct Rights: Equatable, Hashable {
      */
     public var transfer: Bool
     /**
-     * The license may be backed up and restored.
+     * The license may be backed up and restored; a backup reports a license without this right
+     * with a RESTRICTED_LICENSE event and leaves it out.
      */
     public var backupAllowed: Bool
     /**
-     * When the license expires, in seconds since the Unix epoch; `nil` never expires.
+     * When the license expires, in seconds since the Unix epoch; none: never.
      */
     public var expiresAt: Int64?
     /**
-     * How many plays remain; `nil` is unlimited.
+     * How many plays remain; none: unlimited.
      */
     public var playsRemaining: UInt32?
 
@@ -3073,13 +3074,14 @@ public struct Rights: Equatable, Hashable {
          * The content may be transferred to a portable device.
          */transfer: Bool = true, 
         /**
-         * The license may be backed up and restored.
+         * The license may be backed up and restored; a backup reports a license without this right
+         * with a RESTRICTED_LICENSE event and leaves it out.
          */backupAllowed: Bool = true, 
         /**
-         * When the license expires, in seconds since the Unix epoch; `nil` never expires.
+         * When the license expires, in seconds since the Unix epoch; none: never.
          */expiresAt: Int64? = nil, 
         /**
-         * How many plays remain; `nil` is unlimited.
+         * How many plays remain; none: unlimited.
          */playsRemaining: UInt32? = nil) {
         self.play = play
         self.burn = burn
@@ -3153,7 +3155,7 @@ public struct Summary: Equatable, Hashable {
      */
     public var restricted: UInt64
     /**
-     * Archived licenses a restore did not apply because the device already had them.
+     * Archived licenses a restore left alone because the device already had them.
      */
     public var skipped: UInt64
     /**
@@ -3175,7 +3177,7 @@ public struct Summary: Equatable, Hashable {
          * Licenses a backup left out because their owner forbids backup.
          */restricted: UInt64, 
         /**
-         * Archived licenses a restore did not apply because the device already had them.
+         * Archived licenses a restore left alone because the device already had them.
          */skipped: UInt64, 
         /**
          * Archive bytes written (backup) or read (restore).
@@ -3530,23 +3532,27 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case archiveMissing = 205
     /**
-     * The device holding the folder is full (or the file outgrew its file system).
+     * The device holding the folder is full (or the file grew past what its file system allows,
+     * such as 4 GiB on FAT32). A backup that runs out of space removes its temporary file and
+     * leaves the previous archive as it was.
      */
     case noSpace = 206
     /**
-     * The device reported an I/O error (failing or removed media).
+     * The device reported an input/output error: failing media, or media removed while in use.
      */
     case mediaFailure = 207
     /**
-     * The device or network share is no longer connected.
+     * The device or network share holding the folder is no longer connected (a USB stick pulled
+     * out, a file-system driver that stopped, a share that went away).
      */
     case deviceGone = 208
     /**
-     * The path is too long, or has too many levels of symbolic links.
+     * The path cannot name a file on this system: a name longer than the file system allows, or
+     * too many levels of symbolic links.
      */
     case pathInvalid = 209
     /**
-     * The folder or the archive cannot be read (permission denied).
+     * The folder or the archive cannot be read: permission denied.
      */
     case notReadable = 210
     /**
@@ -3570,19 +3576,17 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case restoreLimitExceeded = 402
     /**
-     * The archive was made on (or the device is registered with) another account of the service.
-     */
-    case foreignDevice = 403
-    /**
      * The License Management Service rejected the application's credentials (its token).
      */
     case authenticationFailed = 410
     /**
-     * A message between the device and the service broke the protocol.
+     * A message between the device and the License Management Service broke the protocol (a
+     * malformed, oversized or unexpected answer, or a request the service could not read).
      */
     case protocolViolation = 411
     /**
-     * The service's TLS certificate does not verify or does not match the pinned certificate.
+     * The License Management Service's TLS certificate does not verify or does not match the
+     * pinned certificate.
      */
     case serviceNotTrusted = 412
     /**
@@ -3590,13 +3594,17 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case serviceKeyNotPinned = 413
     /**
-     * The service asked the caller to slow down; try again later.
+     * The License Management Service asked the caller to slow down; try again later.
      */
     case rateLimited = 414
     /**
-     * The request is larger than the service accepts (too many licenses).
+     * The request is larger than the License Management Service accepts (too many licenses).
      */
     case requestTooLarge = 415
+    /**
+     * The archive was made on (or the device is registered with) another account of the service.
+     */
+    case foreignDevice = 403
     /**
      * The operation was cancelled.
      */
@@ -3606,7 +3614,7 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case busy = 502
     /**
-     * A status callback (a delegate method) threw; the operation was stopped.
+     * A status callback raised an error or panicked; the operation was stopped.
      */
     case callbackFailed = 503
     /**
@@ -3622,23 +3630,29 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case licenseExists = 603
     /**
-     * The file is not of the expected kind (a ledger or an archive opened as a store, ...).
+     * The file is not of the kind the call opens: a service ledger or an archive opened as a
+     * license store, a store opened as a ledger, or a file that is not this library's at all.
+     * Nothing in it was changed.
      */
     case wrongFileKind = 604
     /**
-     * The file is protected and no protector was given.
+     * The file's secret is wrapped by a key protector and none was given: open it with the
+     * protector it was protected with. Nothing was changed.
      */
     case protectorRequired = 610
     /**
-     * The protector cannot unwrap the file's secret.
+     * The key protector given cannot unwrap the file's secret (another keystore, another key, a
+     * file copied from another device, or a protected file opened with another protector).
      */
     case protectorMismatch = 611
     /**
-     * The protector failed (its error is attached).
+     * The key protector failed (the keystore is unavailable or locked, or a host protector raised
+     * an error, which is attached as the cause). Nothing was changed.
      */
     case protectorFailed = 612
     /**
-     * A license row was changed outside the library.
+     * A license row (rights, expiry, plays, issuer, issue time, key) or a tombstone was changed
+     * outside this library: its seal does not match. The message names the key ID.
      */
     case licenseTampered = 613
     /**
@@ -3650,7 +3664,7 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case licenseExpired = 615
     /**
-     * The license does not allow playing.
+     * The license does not grant the right to play.
      */
     case playNotAllowed = 616
     /**
@@ -3740,19 +3754,19 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
         
         case 19: return .restoreLimitExceeded
         
-        case 20: return .foreignDevice
+        case 20: return .authenticationFailed
         
-        case 21: return .authenticationFailed
+        case 21: return .protocolViolation
         
-        case 22: return .protocolViolation
+        case 22: return .serviceNotTrusted
         
-        case 23: return .serviceNotTrusted
+        case 23: return .serviceKeyNotPinned
         
-        case 24: return .serviceKeyNotPinned
+        case 24: return .rateLimited
         
-        case 25: return .rateLimited
+        case 25: return .requestTooLarge
         
-        case 26: return .requestTooLarge
+        case 26: return .foreignDevice
         
         case 27: return .cancelled
         
@@ -3868,31 +3882,31 @@ public struct FfiConverterTypeErrorCode: FfiConverterRustBuffer {
             writeInt(&buf, Int32(19))
         
         
-        case .foreignDevice:
+        case .authenticationFailed:
             writeInt(&buf, Int32(20))
         
         
-        case .authenticationFailed:
+        case .protocolViolation:
             writeInt(&buf, Int32(21))
         
         
-        case .protocolViolation:
+        case .serviceNotTrusted:
             writeInt(&buf, Int32(22))
         
         
-        case .serviceNotTrusted:
+        case .serviceKeyNotPinned:
             writeInt(&buf, Int32(23))
         
         
-        case .serviceKeyNotPinned:
+        case .rateLimited:
             writeInt(&buf, Int32(24))
         
         
-        case .rateLimited:
+        case .requestTooLarge:
             writeInt(&buf, Int32(25))
         
         
-        case .requestTooLarge:
+        case .foreignDevice:
             writeInt(&buf, Int32(26))
         
         
@@ -4322,7 +4336,7 @@ public func FfiConverterTypeProtectorKind_lower(_ value: ProtectorKind) -> RustB
 public enum StatusEvent: Equatable, Hashable {
     
     /**
-     * The operation's work begins.
+     * The operation's work begins (for a restore: after the service has answered).
      */
     case begin(
         /**
@@ -4330,7 +4344,7 @@ public enum StatusEvent: Equatable, Hashable {
          */operation: OperationKind
     )
     /**
-     * `done` of `total` licenses processed.
+     * done of total licenses processed (every ProgressInterval licenses, and at the end).
      */
     case progress(
         /**
@@ -4344,14 +4358,14 @@ public enum StatusEvent: Equatable, Hashable {
          */total: UInt64
     )
     /**
-     * A license that may not be backed up (its owner did not grant the right).
+     * A license that may not be backed up: its content owner did not grant the right.
      */
     case restrictedLicense(
         /**
          * The license's key ID.
          */keyId: String, 
         /**
-         * The catalog title, when the application keeps one.
+         * The title from the application's catalog, when it has one.
          */title: String?
     )
     /**
@@ -4363,22 +4377,21 @@ public enum StatusEvent: Equatable, Hashable {
      */
     case disconnecting
     /**
-     * The service refused the restore.
+     * The service refused the restore; url is a page the application can show.
      */
     case refused(
         /**
-         * Why, as a stable code.
+         * Why, as a stable code (RESTORE_LIMIT_EXCEEDED, ...).
          */code: ErrorCode, 
         /**
          * A human-readable reason.
          */message: String, 
         /**
-         * A page the application can show.
+         * Where the user can learn more or act.
          */url: String
     )
     /**
-     * The operation ended: always last, exactly once. Either `summary` or `error_code` (with
-     * `error_message`) is set.
+     * The operation ended: always the last event, exactly once per operation.
      */
     case end(
         /**
@@ -4950,7 +4963,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_property() != 49528) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 19041) {
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 34081) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_set_property() != 23610) {
@@ -4962,7 +4975,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_start_restore() != 4915) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 1240) {
+    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 55241) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 11046) {
@@ -4977,13 +4990,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawkeyprotector_unwrap() != 50487) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license() != 23593) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license() != 6281) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_licenses() != 49918) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_licenses() != 6453) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_catalog_entry() != 61897) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_catalog_entry() != 23245) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_content_key() != 22919) {
@@ -4992,13 +5005,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_device_id() != 8602) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_get_license() != 8980) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_get_license() != 27423) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_license_count() != 48911) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_list_licenses() != 27006) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_list_licenses() != 36709) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_protector_label() != 5147) {
@@ -5010,13 +5023,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_license() != 35761) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_set_catalog_entry() != 55602) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_set_catalog_entry() != 59451) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_update_rights() != 65258) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_update_rights() != 6778) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_use_play() != 33866) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_use_play() != 32329) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_verify() != 47543) {
@@ -5031,7 +5044,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawoperation_kind() != 3488) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawoperation_wait() != 16892) {
+    if (uniffi_license_backup_swift_checksum_method_rawoperation_wait() != 9915) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawremoteservice_url() != 27500) {

@@ -8,8 +8,7 @@ import Glibc
 /// Emission times, and events delivered in batches: each one still reaches the delegate on its
 /// own, in order, and a cancel or a throw inside a batch stops delivery right there.
 final class DeliveryTests: XCTestCase {
-    /// Records each event's emission time and delivery time, then dispatches it to the
-    /// per-event methods of `recorder`.
+    /// Records each event's emission time and delivery time, then hands it to `recorder`.
     final class Timing: BackupRestoreDelegate, @unchecked Sendable {
         let recorder = Recorder()
         /// (emitted, delivered) per event, in delivery order.
@@ -18,7 +17,7 @@ final class DeliveryTests: XCTestCase {
         func receive(_ event: BackupRestoreEvent) throws {
             let delivered = DispatchTime.now().uptimeNanoseconds
             times.update { $0.append((event.emittedNs, delivered)) }
-            try event.dispatch(to: recorder)
+            try recorder.receive(event)
         }
     }
 

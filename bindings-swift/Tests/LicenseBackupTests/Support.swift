@@ -63,43 +63,49 @@ func opName(_ kind: OperationKind) -> String {
     }
 }
 
-/// A delegate that records every event in normalized form and can act on the n-th event.
-final class Recorder: BackupRestoreDelegate, @unchecked Sendable {
-    private let events = Locked<[Normalized]>([])
-    /// Called with the 1-based number of each event, after recording it; may throw.
-    let onEvent = Locked<(@Sendable (Int) throws -> Void)?>(nil)
-    let endResults = Locked<[Result<Summary, LicenseBackupError>]>([])
-    let threads = Locked<Set<String>>([])
+/// The interface description, `core/interface.json`.
+nonisolated(unsafe) let interfaceDescription: [String: Any] = {
+    let data = try! Data(contentsOf: repoRoot.appendingPathComponent("core/interface.json"))
+    return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
+}()
 
-    var recorded: [Normalized] { events.get() }
+/// Each event's surface fields (the delegate method's arguments, in order) and normalized
+/// fields, by event name.
+let eventFields: [String: (surface: [String], normalized: [String])] = {
+    var out: [String: (surface: [String], normalized: [String])] = [:]
+    for event in interfaceDescription["events"] as! [[String: Any]] {
+        let names = { (key: String) in (event[key] as! [[String: Any]]).map { $0["name"] as! String } }
+        out[event["name"] as! String] = (names("surface"), names("fields"))
+    }
+    return out
+}()
 
-    private func record(_ e: Normalized) throws {
-        let n = events.update { list -> Int in
-            list.append(e)
-            return list.count
-        }
-        threads.update { _ = $0.insert(Thread.isMainThread ? "main" : "other") }
-        try onEvent.get()?(n)
-    }
+/// The associated values of an event, in the order of its surface fields.
+func associatedValues(_ kind: BackupRestoreEvent.Kind) -> [Any] {
+    guard let child = Mirror(reflecting: kind).children.first else { return [] }
+    let values = Mirror(reflecting: child.value)
+    return values.displayStyle == .tuple ? values.children.map { $0.value } : [child.value]
+}
 
-    func begin(_ operation: OperationKind) throws {
-        try record(["event": "begin", "operation": opName(operation)])
+/// A field value in the normalized form: operations and codes by name, counts as Int, a
+/// missing title as NSNull.
+func normalizedValue(_ value: Any) -> AnyHashable {
+    switch value {
+    case let operation as OperationKind: return opName(operation)
+    case let code as ErrorCode: return code.name
+    case let n as UInt64: return Int(n)
+    case let text as String: return text
+    case let text as String?: return text.map { AnyHashable($0) } ?? AnyHashable(NSNull())
+    default: return AnyHashable("\(value)")
     }
-    func progress(_ operation: OperationKind, done: UInt64, total: UInt64) throws {
-        try record(["event": "progress", "operation": opName(operation), "done": Int(done), "total": Int(total)])
-    }
-    func restrictedLicense(keyId: String, title: String?) throws {
-        try record(["event": "restricted_license", "key_id": keyId, "title": title.map { AnyHashable($0) } ?? AnyHashable(NSNull())])
-    }
-    func connecting() throws { try record(["event": "connecting"]) }
-    func disconnecting() throws { try record(["event": "disconnecting"]) }
-    func refused(code: ErrorCode, message: String, url: String) throws {
-        XCTAssertFalse(message.isEmpty)
-        try record(["event": "refused", "code": code.name, "url": url])
-    }
-    func end(_ operation: OperationKind, result: Result<Summary, LicenseBackupError>) throws {
-        endResults.update { $0.append(result) }
-        var e: Normalized = ["event": "end", "operation": opName(operation)]
+}
+
+/// The normalized form of an event (tests/scenarios/README.md): each normalized field is the
+/// delegate argument of that name, except END's error and counts, from its result.
+func normalize(_ event: BackupRestoreEvent) -> Normalized {
+    var e: Normalized = ["event": event.name]
+    if case .end(let operation, let result) = event.kind {
+        e["operation"] = opName(operation)
         switch result {
         case .success(let s):
             e["error"] = NSNull()
@@ -112,7 +118,38 @@ final class Recorder: BackupRestoreDelegate, @unchecked Sendable {
             e["restricted"] = 0
             e["skipped"] = 0
         }
-        try record(e)
+        return e
+    }
+    let fields = eventFields[event.name]!
+    let values = associatedValues(event.kind)
+    for name in fields.normalized {
+        e[name] = normalizedValue(values[fields.surface.firstIndex(of: name)!])
+    }
+    return e
+}
+
+/// A delegate that records every event in normalized form and can act on the n-th event.
+final class Recorder: BackupRestoreDelegate, @unchecked Sendable {
+    private let events = Locked<[Normalized]>([])
+    /// Called with the 1-based number of each event, after recording it; may throw.
+    let onEvent = Locked<(@Sendable (Int) throws -> Void)?>(nil)
+    let endResults = Locked<[Result<Summary, LicenseBackupError>]>([])
+    let threads = Locked<Set<String>>([])
+
+    var recorded: [Normalized] { events.get() }
+
+    func receive(_ event: BackupRestoreEvent) throws {
+        switch event.kind {
+        case .end(_, let result): endResults.update { $0.append(result) }
+        case .refused(_, let message, _): XCTAssertFalse(message.isEmpty)
+        default: break
+        }
+        let n = events.update { list -> Int in
+            list.append(normalize(event))
+            return list.count
+        }
+        threads.update { _ = $0.insert(Thread.isMainThread ? "main" : "other") }
+        try onEvent.get()?(n)
     }
 }
 

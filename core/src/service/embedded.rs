@@ -52,10 +52,12 @@ impl EmbeddedService {
     /// protected ledger opened without its protector fails with `PROTECTOR_REQUIRED`, with one
     /// that cannot unwrap it with `PROTECTOR_MISMATCH` or `PROTECTOR_FAILED`, changing nothing.
     pub fn open_with(path: impl AsRef<Path>, options: ServiceOptions) -> Result<Self> {
+        crate::interface::check_path("path", path.as_ref())?;
         let ServiceOptions { policy, protector } = options;
         if policy.max_devices == 0 {
             return Err(Error::invalid("max_devices must be at least 1"));
         }
+        crate::interface::TEXT.check_text("refusal_url", &policy.refusal_url)?;
         let authority = Authority::new(SqliteLedger::open_with(path, &protector)?, policy)?;
         Ok(EmbeddedService { authority, online: AtomicBool::new(true) })
     }

@@ -171,24 +171,35 @@ pub fn hex16(hex: &str) -> [u8; 16] {
 /// `{"event": <kind name>, <fields of EventKind::fields, in order>}`; an `end` has
 /// `"error": null` or the symbolic code, and the summary's counts (zero when it failed).
 pub fn normalized(event: &StatusEvent) -> Value {
-    match event {
-        StatusEvent::Begin { operation } => json!({"event": "begin", "operation": operation.name()}),
-        StatusEvent::Progress { operation, done, total } => {
-            json!({"event": "progress", "operation": operation.name(), "done": done, "total": total})
-        }
-        StatusEvent::RestrictedLicense { key_id, title } => {
-            json!({"event": "restricted_license", "key_id": key_id.to_string(), "title": title})
-        }
-        StatusEvent::Connecting => json!({"event": "connecting"}),
-        StatusEvent::Disconnecting => json!({"event": "disconnecting"}),
-        StatusEvent::Refused { code, url, .. } => json!({"event": "refused", "code": code.name(), "url": url}),
-        StatusEvent::End { operation, outcome } => {
-            let (error, s) = match outcome {
-                Outcome::Completed(s) => (Value::Null, s.clone()),
-                Outcome::Failed(e) => (Value::from(e.code().name()), Summary::default()),
-            };
-            json!({"event": "end", "operation": operation.name(), "error": error,
-                   "licenses": s.licenses, "restricted": s.restricted, "skipped": s.skipped})
-        }
+    let kind = event.kind();
+    let mut out = serde_json::Map::new();
+    out.insert("event".into(), json!(kind.name()));
+    if let StatusEvent::End { operation, outcome } = event {
+        let (error, s) = match outcome {
+            Outcome::Completed(s) => (Value::Null, s.clone()),
+            Outcome::Failed(e) => (Value::from(e.code().name()), Summary::default()),
+        };
+        out.insert("operation".into(), json!(operation.name()));
+        out.insert("error".into(), error);
+        out.insert("licenses".into(), json!(s.licenses));
+        out.insert("restricted".into(), json!(s.restricted));
+        out.insert("skipped".into(), json!(s.skipped));
+        return Value::Object(out);
     }
+    // Every other event: each normalized field is the surface field of that name.
+    let values = event.surface_values();
+    for (name, _) in kind.fields() {
+        let (_, value) = values.iter().find(|(n, _)| n == name).expect("a normalized field is a surface field");
+        let value = match value {
+            FieldValue::Operation(op) => json!(op.name()),
+            FieldValue::Count(n) => json!(n),
+            FieldValue::KeyId(k) => json!(k.to_string()),
+            FieldValue::Text(t) => json!(t),
+            FieldValue::OptionalText(t) => json!(t),
+            FieldValue::Code(c) => json!(c.name()),
+            other => panic!("no normalized form of {other:?}"),
+        };
+        out.insert((*name).into(), value);
+    }
+    Value::Object(out)
 }

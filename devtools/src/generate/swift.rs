@@ -1,0 +1,491 @@
+//! The Swift package's generated files.
+//!
+//! * `bindings-swift/src/generated.rs`: the uniffi crate's mirrors of the core's lists: the
+//!   error codes (Swift's `ErrorCode`, whose raw value is the stable number), the records (with
+//!   their defaults, conversions and the checks of their limits) and the status events.
+//! * `bindings-swift/Sources/LicenseBackup/Generated.swift`: the overlay's repeated parts: the
+//!   record type aliases, the delegate protocol with a method per event and its default
+//!   implementations, the event value with its dispatch and its conversion from the generated
+//!   layer, and the property accessors.
+
+use std::fmt::Write;
+
+use license_backup::interface::{Default, EVENT_METADATA, Field, IntKind, RECORDS, Role, Type};
+use license_backup::{ErrorCode, EventKind, Property, ValueType};
+
+use super::{HEADER, Output, lower_camel, lower_first, rust_type_expr, upper_camel, wrap};
+
+/// Every generated file of the Swift package.
+pub fn outputs() -> Vec<Output> {
+    vec![
+        Output { path: "bindings-swift/src/generated.rs".into(), text: rust() },
+        Output { path: "bindings-swift/Sources/LicenseBackup/Generated.swift".into(), text: overlay() },
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The uniffi crate (Rust)
+// ---------------------------------------------------------------------------------------------
+
+/// The uniffi crate's Rust type of a field.
+fn rust_type(ty: &Type) -> String {
+    match ty {
+        Type::Bool => "bool".into(),
+        Type::Int { kind, .. } => kind.name().into(),
+        Type::Text { .. } | Type::KeyId => "String".into(),
+        Type::Bytes { .. } => "Vec<u8>".into(),
+        Type::ErrorCode => "ErrorCode".into(),
+        Type::OperationKind => "OperationKind".into(),
+        Type::Record(name) => (*name).into(),
+        Type::Optional(inner) => format!("Option<{}>", rust_type(inner)),
+        Type::List(inner) => format!("Vec<{}>", rust_type(inner)),
+        other => unreachable!("no uniffi field of type {other:?}"),
+    }
+}
+
+fn uniffi_default(d: Default) -> String {
+    match d {
+        Default::Bool(b) => b.to_string(),
+        Default::Int(n) => n.to_string(),
+        Default::Null => "None".into(),
+    }
+}
+
+/// The expression converting field `f` of `self` (a uniffi record) to the core's type, checking
+/// its limits (`?` applies; `path` is the record's place in the arguments).
+fn to_core_expr(f: &Field) -> String {
+    let at = format!("&path.field({:?})", lower_camel(f.name));
+    let value = format!("self.{}", f.name);
+    match f.ty {
+        Type::Bool => value,
+        Type::KeyId => format!("parse_key_id(&{value}, path.field({:?}))?", lower_camel(f.name)),
+        Type::Record(_) => format!("{value}.to_core({at})?"),
+        Type::Optional(Type::Record(_)) => format!("{value}.as_ref().map(|r| r.to_core({at})).transpose()?"),
+        Type::Int { .. } | Type::Optional(Type::Int { .. }) => {
+            format!("check(&{}, {at}, {value})?", rust_type_expr(&f.ty))
+        }
+        _ => format!("check(&{}, {at}, {value}.clone())?", rust_type_expr(&f.ty)),
+    }
+}
+
+fn rust() -> String {
+    let mut w = String::new();
+    writeln!(w, "// {HEADER}").unwrap();
+    w.push_str(
+        "//! The uniffi crate's mirrors of the core's lists (error codes, records, status events), generated\n\
+         //! from the interface definition.\n\n\
+         // An event without fields is matched as `Kind {}`, whether the core declares it with braces or not.\n\
+         #![allow(clippy::unneeded_struct_pattern)]\n\n\
+         use license_backup as core_api;\n\
+         use license_backup::interface::{ArgPath, IntKind, Type};\n\n\
+         use crate::{FfiResult, OperationKind, check, parse_key_id};\n\n",
+    );
+    // Error codes.
+    w.push_str(
+        "/// A stable error code: the same numbers (the discriminants) and symbolic names as the core's\n\
+         /// `ErrorCode`. Swift sees `enum ErrorCode: UInt32`, whose raw value is the number.\n\
+         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, uniffi::Enum)]\n\
+         #[repr(u32)]\n\
+         pub enum ErrorCode {\n",
+    );
+    for code in ErrorCode::ALL {
+        writeln!(w, "{}\n    {} = {},", wrap("    /// ", code.doc(), 100), code.variant_name(), code.number()).unwrap();
+    }
+    w.push_str(
+        "}\n\nimpl ErrorCode {\n    /// Every code, in numeric order.\n    pub const ALL: &'static [ErrorCode] = &[\n",
+    );
+    for code in ErrorCode::ALL {
+        writeln!(w, "        ErrorCode::{},", code.variant_name()).unwrap();
+    }
+    w.push_str(
+        "    ];\n\n    /// The core's code.\n    pub fn to_core(self) -> core_api::ErrorCode {\n        match self {\n",
+    );
+    for code in ErrorCode::ALL {
+        writeln!(w, "            ErrorCode::{0} => core_api::ErrorCode::{0},", code.variant_name()).unwrap();
+    }
+    w.push_str("        }\n    }\n}\n\nimpl From<core_api::ErrorCode> for ErrorCode {\n");
+    w.push_str("    fn from(code: core_api::ErrorCode) -> Self {\n        match code {\n");
+    for code in ErrorCode::ALL {
+        writeln!(w, "            core_api::ErrorCode::{0} => ErrorCode::{0},", code.variant_name()).unwrap();
+    }
+    w.push_str("            // The core's enum is non-exhaustive; every code it has is listed above.\n");
+    w.push_str("            _ => ErrorCode::Internal,\n        }\n    }\n}\n");
+    // Records.
+    for record in RECORDS.iter().filter(|r| r.role != Role::Options && r.core) {
+        let custom_debug = record.fields.iter().any(|f| f.secret);
+        writeln!(w, "\n{}", wrap("/// ", record.doc, 100)).unwrap();
+        let mut derives = vec!["Clone"];
+        if !custom_debug {
+            derives.push("Debug");
+        }
+        derives.extend(["PartialEq", "Eq", "uniffi::Record"]);
+        writeln!(w, "#[derive({})]\npub struct {} {{", derives.join(", "), record.name).unwrap();
+        for f in record.fields {
+            writeln!(w, "{}", wrap("    /// ", f.doc, 100)).unwrap();
+            if let Some(d) = f.default {
+                writeln!(w, "    #[uniffi(default = {})]", uniffi_default(d)).unwrap();
+            }
+            writeln!(w, "    pub {}: {},", f.name, rust_type(&f.ty)).unwrap();
+        }
+        w.push_str("}\n");
+        if custom_debug {
+            writeln!(w, "\nimpl std::fmt::Debug for {} {{", record.name).unwrap();
+            w.push_str("    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {\n");
+            writeln!(w, "        f.debug_struct({:?})", record.name).unwrap();
+            for f in record.fields {
+                if f.secret {
+                    writeln!(w, "            .field({:?}, &\"<secret>\")", f.name).unwrap();
+                } else {
+                    writeln!(w, "            .field({:?}, &self.{})", f.name, f.name).unwrap();
+                }
+            }
+            w.push_str("            .finish()\n    }\n}\n");
+        }
+        if matches!(record.role, Role::Value | Role::Input) {
+            writeln!(w, "\nimpl {} {{", record.name).unwrap();
+            writeln!(
+                w,
+                "    /// The core's record, every field checked against its limits (`INVALID_ARGUMENT`); `path`\n    \
+                 /// names it in messages.\n    \
+                 pub fn to_core(&self, path: &ArgPath<'_>) -> FfiResult<core_api::{}> {{\n        Ok(core_api::{} {{",
+                record.name, record.name
+            )
+            .unwrap();
+            for f in record.fields {
+                writeln!(w, "            {}: {},", f.name, to_core_expr(f)).unwrap();
+            }
+            w.push_str("        })\n    }\n}\n");
+        }
+        if matches!(record.role, Role::Value | Role::Output) {
+            writeln!(
+                w,
+                "\nimpl From<core_api::{0}> for {0} {{\n    fn from(r: core_api::{0}) -> Self {{\n        {0} {{",
+                record.name
+            )
+            .unwrap();
+            for f in record.fields {
+                let expr = match f.ty {
+                    Type::KeyId => format!("r.{}.to_string()", f.name),
+                    Type::Record(_) => format!("r.{}.into()", f.name),
+                    Type::Optional(Type::Record(_)) => format!("r.{}.map(Into::into)", f.name),
+                    _ => format!("r.{}", f.name),
+                };
+                writeln!(w, "            {}: {expr},", f.name).unwrap();
+            }
+            w.push_str("        }\n    }\n}\n");
+        }
+    }
+    // Events.
+    w.push_str("\n/// A status event (`IWMStatusCallback::OnStatus`), as the Swift side receives it.\n");
+    w.push_str("#[derive(Clone, Debug, PartialEq, Eq, uniffi::Enum)]\npub enum StatusEvent {\n");
+    for &kind in EventKind::ALL {
+        writeln!(w, "{}", wrap("    /// ", kind.description(), 100)).unwrap();
+        let fields = uniffi_event_fields(kind);
+        if fields.is_empty() {
+            writeln!(w, "    {},", upper_camel(kind.name())).unwrap();
+        } else {
+            writeln!(w, "    {} {{", upper_camel(kind.name())).unwrap();
+            for (name, ty, doc) in fields {
+                writeln!(w, "{}\n        {name}: {ty},", wrap("        /// ", doc, 100)).unwrap();
+            }
+            w.push_str("    },\n");
+        }
+    }
+    w.push_str("}\n\nimpl From<&core_api::StatusEvent> for StatusEvent {\n");
+    w.push_str("    fn from(event: &core_api::StatusEvent) -> Self {\n        match event {\n");
+    for &kind in EventKind::ALL {
+        let variant = upper_camel(kind.name());
+        let names: Vec<&str> = kind.surface().iter().map(|f| f.name).collect();
+        if names.is_empty() {
+            writeln!(w, "            core_api::StatusEvent::{variant} {{}} => StatusEvent::{variant},").unwrap();
+            continue;
+        }
+        writeln!(
+            w,
+            "            core_api::StatusEvent::{variant} {{ {} }} => StatusEvent::{variant} {{",
+            names.join(", ")
+        )
+        .unwrap();
+        for f in kind.surface() {
+            match f.ty {
+                Type::Outcome => w.push_str(
+                    "                summary: match outcome { core_api::Outcome::Completed(s) => Some(s.clone().into()), _ => None },\n\
+                     \x20               error_code: match outcome { core_api::Outcome::Failed(e) => Some(e.code().into()), _ => None },\n\
+                     \x20               error_message: match outcome { core_api::Outcome::Failed(e) => Some(e.message().to_string()), _ => None },\n",
+                ),
+                Type::KeyId => writeln!(w, "                {0}: {0}.to_string(),", f.name).unwrap(),
+                Type::ErrorCode | Type::OperationKind => writeln!(w, "                {0}: (*{0}).into(),", f.name).unwrap(),
+                Type::Int { .. } | Type::Bool => writeln!(w, "                {0}: *{0},", f.name).unwrap(),
+                _ => writeln!(w, "                {0}: {0}.clone(),", f.name).unwrap(),
+            }
+        }
+        w.push_str("            },\n");
+    }
+    w.push_str("        }\n    }\n}\n");
+    w
+}
+
+/// The uniffi event's fields: the surface, `outcome` as `summary`, `error_code`, `error_message`.
+fn uniffi_event_fields(kind: EventKind) -> Vec<(String, String, &'static str)> {
+    let mut out = Vec::new();
+    for f in kind.surface() {
+        match f.ty {
+            Type::Outcome => {
+                out.push(("summary".into(), "Option<Summary>".into(), "The summary, when the operation completed."));
+                out.push(("error_code".into(), "Option<ErrorCode>".into(), "The error code, when it failed."));
+                out.push(("error_message".into(), "Option<String>".into(), "The error message, when it failed."));
+            }
+            ty => out.push((f.name.to_string(), rust_type(&ty), f.doc)),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Swift overlay
+// ---------------------------------------------------------------------------------------------
+
+/// Swift's type of a field.
+fn swift_type(ty: &Type) -> String {
+    match ty {
+        Type::Bool => "Bool".into(),
+        Type::Int { kind: IntKind::U32, .. } => "UInt32".into(),
+        Type::Int { kind: IntKind::I64, .. } => "Int64".into(),
+        Type::Int { kind: IntKind::U64, .. } => "UInt64".into(),
+        Type::Text { .. } | Type::KeyId => "String".into(),
+        Type::Bytes { .. } => "Data".into(),
+        Type::ErrorCode => "ErrorCode".into(),
+        Type::OperationKind => "OperationKind".into(),
+        Type::PropertyValue => "PropertyValue".into(),
+        Type::Seconds { .. } => "Double".into(),
+        Type::Record(name) | Type::Object(name) => (*name).into(),
+        Type::Optional(inner) => format!("{}?", swift_type(inner)),
+        Type::List(inner) => format!("[{}]", swift_type(inner)),
+        Type::Outcome => "Result<Summary, LicenseBackupError>".into(),
+        Type::StatusCallback | Type::Void => unreachable!("not a field type"),
+    }
+}
+
+/// An event's parameters in Swift: (label, name, type). A leading `operation` has no label
+/// (`begin(_ operation:)`); the outcome is `result`.
+fn swift_params(kind: EventKind) -> Vec<(String, String, String)> {
+    kind.surface()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = if f.ty == Type::Outcome { "result".to_string() } else { lower_camel(f.name) };
+            let label = if i == 0 && f.ty == Type::OperationKind { "_".to_string() } else { name.clone() };
+            (label, name, swift_type(&f.ty))
+        })
+        .collect()
+}
+
+/// `progress(_:done:total:)`.
+fn swift_selector(kind: EventKind) -> String {
+    let labels: String = swift_params(kind).iter().map(|(l, _, _)| format!("{l}:")).collect();
+    format!("{}({labels})", lower_camel(kind.name()))
+}
+
+/// `func progress(_ operation: OperationKind, done: UInt64, total: UInt64)`.
+pub fn swift_method(kind: EventKind) -> String {
+    let params: Vec<String> = swift_params(kind)
+        .iter()
+        .map(|(label, name, ty)| if label == name { format!("{name}: {ty}") } else { format!("{label} {name}: {ty}") })
+        .collect();
+    format!("func {}({})", lower_camel(kind.name()), params.join(", "))
+}
+
+/// `progress(OperationKind, done: UInt64, total: UInt64)`: a case of `BackupRestoreEvent.Kind`.
+fn swift_case(kind: EventKind) -> String {
+    let params = swift_params(kind);
+    if params.is_empty() {
+        return lower_camel(kind.name());
+    }
+    let items: Vec<String> =
+        params.iter().map(|(label, _, ty)| if label == "_" { ty.clone() } else { format!("{label}: {ty}") }).collect();
+    format!("{}({})", lower_camel(kind.name()), items.join(", "))
+}
+
+fn overlay() -> String {
+    let mut w = String::new();
+    writeln!(w, "// {HEADER}").unwrap();
+    w.push_str("// The overlay's repeated parts; the hand-written files give them their idiom.\n\n");
+    w.push_str("import Foundation\nimport LicenseBackupBindings\n\n// MARK: Records\n");
+    for record in RECORDS.iter().filter(|r| r.role != Role::Options && r.core) {
+        writeln!(
+            w,
+            "\n{}\npublic typealias {1} = LicenseBackupBindings.{1}",
+            wrap("/// ", record.doc, 100),
+            record.name
+        )
+        .unwrap();
+    }
+    w.push_str(DELEGATE_DOC);
+    w.push_str("public protocol BackupRestoreDelegate: AnyObject, Sendable {\n");
+    w.push_str(RECEIVE_DOC);
+    w.push_str("    func receive(_ event: BackupRestoreEvent) throws\n");
+    for &kind in EventKind::ALL {
+        writeln!(w, "{}\n    {} throws", wrap("    /// ", kind.description(), 100), swift_method(kind)).unwrap();
+    }
+    w.push_str("}\n\nextension BackupRestoreDelegate {\n");
+    w.push_str("    public func receive(_ event: BackupRestoreEvent) throws { try event.dispatch(to: self) }\n");
+    for &kind in EventKind::ALL {
+        writeln!(w, "    public {} throws {{}}", swift_method(kind)).unwrap();
+    }
+    w.push_str("}\n");
+    w.push_str(EVENT_DOC);
+    w.push_str("public struct BackupRestoreEvent: Sendable {\n");
+    w.push_str("    /// Which event, with its fields (the arguments of the matching delegate method).\n");
+    w.push_str("    public enum Kind: Sendable {\n");
+    for &kind in EventKind::ALL {
+        writeln!(
+            w,
+            "        /// ``BackupRestoreDelegate/{}``.\n        case {}",
+            swift_selector(kind),
+            swift_case(kind)
+        )
+        .unwrap();
+    }
+    w.push_str("    }\n\n    /// The event.\n    public let kind: Kind\n\n");
+    for meta in EVENT_METADATA {
+        writeln!(
+            w,
+            "{}\n    public let {}: {}\n",
+            wrap("    /// ", meta.doc, 100),
+            lower_camel(meta.name),
+            swift_type(&meta.ty)
+        )
+        .unwrap();
+    }
+    let meta_params: Vec<String> =
+        EVENT_METADATA.iter().map(|m| format!("{}: {}", lower_camel(m.name), swift_type(&m.ty))).collect();
+    writeln!(
+        w,
+        "    /// An event with its metadata.\n    public init(_ kind: Kind, {}) {{\n        self.kind = kind",
+        meta_params.join(", ")
+    )
+    .unwrap();
+    for meta in EVENT_METADATA {
+        writeln!(w, "        self.{0} = {0}", lower_camel(meta.name)).unwrap();
+    }
+    w.push_str("    }\n\n    /// The event's name in the interface (`\"restricted_license\"`).\n    public var name: String {\n        switch kind {\n");
+    for &kind in EventKind::ALL {
+        writeln!(w, "        case .{}: {:?}", lower_camel(kind.name()), kind.name()).unwrap();
+    }
+    w.push_str(
+        "        }\n    }\n\n    /// Calls the delegate method of this event with its fields (what the default\n    \
+         /// ``BackupRestoreDelegate/receive(_:)`` does); rethrows what it throws.\n    \
+         public func dispatch(to delegate: any BackupRestoreDelegate) throws {\n        switch kind {\n",
+    );
+    for &kind in EventKind::ALL {
+        let params = swift_params(kind);
+        let method = lower_camel(kind.name());
+        if params.is_empty() {
+            writeln!(w, "        case .{method}:\n            try delegate.{method}()").unwrap();
+            continue;
+        }
+        let binds: Vec<String> = params.iter().map(|(_, n, _)| format!("let {n}")).collect();
+        let args: Vec<String> =
+            params.iter().map(|(l, n, _)| if l == "_" { n.clone() } else { format!("{l}: {n}") }).collect();
+        writeln!(
+            w,
+            "        case .{method}({}):\n            try delegate.{method}({})",
+            binds.join(", "),
+            args.join(", ")
+        )
+        .unwrap();
+    }
+    w.push_str("        }\n    }\n}\n\nextension BackupRestoreEvent {\n");
+    w.push_str(
+        "    /// The overlay's event for an event of the generated layer; an END that failed carries\n    \
+         /// `thrown(code)` (what a delegate method or a host protector threw).\n    \
+         init(_ timed: TimedEvent, thrown: (ErrorCode) -> (any Error)?) {\n        let kind: Kind\n        switch timed.event {\n",
+    );
+    for &kind in EventKind::ALL {
+        let method = lower_camel(kind.name());
+        let uniffi: Vec<String> = uniffi_event_fields(kind).iter().map(|(n, _, _)| lower_camel(n)).collect();
+        if uniffi.is_empty() {
+            writeln!(w, "        case .{method}:\n            kind = .{method}").unwrap();
+            continue;
+        }
+        let binds: Vec<String> = uniffi.iter().map(|n| format!("let {n}")).collect();
+        let args: Vec<String> = swift_params(kind)
+            .iter()
+            .map(|(l, n, _)| {
+                let value = if n == "result" {
+                    "outcomeResult(summary: summary, errorCode: errorCode, errorMessage: errorMessage, thrown: thrown)"
+                        .to_string()
+                } else {
+                    n.clone()
+                };
+                if l == "_" { value } else { format!("{l}: {value}") }
+            })
+            .collect();
+        writeln!(w, "        case .{method}({}):\n            kind = .{method}({})", binds.join(", "), args.join(", "))
+            .unwrap();
+    }
+    let meta_args: Vec<String> =
+        EVENT_METADATA.iter().map(|m| format!("{0}: timed.{0}", lower_camel(m.name))).collect();
+    writeln!(w, "        }}\n        self.init(kind, {})\n    }}\n}}", meta_args.join(", ")).unwrap();
+    // Properties.
+    w.push_str("\n// MARK: Properties\n\nextension BackupRestorer {\n");
+    for &prop in Property::ALL {
+        let accessor = lower_first(prop.name());
+        let (swift, case) = match prop.value_type() {
+            ValueType::String => ("String", "string"),
+            ValueType::U32 => ("UInt32", "u32"),
+            ValueType::Bool => ("Bool", "bool"),
+        };
+        writeln!(
+            w,
+            "    /// {} (`{}`); `nil` when it is not set.\n    public var {accessor}: {swift}? {{\n        \
+             if case .{case}(let value)? = try? property({:?}) {{ value }} else {{ nil }}\n    }}\n",
+            prop.description().trim_end_matches('.'),
+            prop.name(),
+            prop.name()
+        )
+        .unwrap();
+        writeln!(
+            w,
+            "    /// Sets `{}` (`nil` removes it).\n    public func set{}(_ value: {swift}?) throws(LicenseBackupError) {{\n        \
+             try setOrRemove({:?}, value.map(PropertyValue.{case}))\n    }}\n",
+            prop.name(),
+            prop.name(),
+            prop.name()
+        )
+        .unwrap();
+    }
+    w.push_str("}\n");
+    w
+}
+
+const DELEGATE_DOC: &str = "
+// MARK: Events
+
+/// Receives the status events of the operations of a ``BackupRestorer``
+/// (`IWMStatusCallback::OnStatus`).
+///
+/// Methods are called on the operation's delivery thread (not the main thread), one at a time and
+/// in order; hop to the main actor for UI work. Every operation ends with exactly one
+/// ``end(_:result:)``, last. Every method has an empty default implementation.
+///
+/// A method that throws stops the operation: it ends with ``ErrorCode/callbackFailed`` (``end``
+/// is still delivered), and the awaiting caller gets a ``LicenseBackupError`` whose
+/// ``LicenseBackupError/underlyingError`` is what the delegate threw.
+///
+/// Every event first reaches ``receive(_:)``, whose default implementation calls the method of
+/// that event below; implement ``receive(_:)`` to see each event as a value, with the time the
+/// engine emitted it (``BackupRestoreEvent/emittedNs``).
+";
+
+const RECEIVE_DOC: &str =
+    "    /// Receives every event of an operation, with its emission time. The default implementation
+    /// calls ``BackupRestoreEvent/dispatch(to:)``, which calls the event's own method
+    /// (``begin(_:)``, ``progress(_:done:total:)``, ...); an implementation that wants those
+    /// too calls `try event.dispatch(to: self)`.
+";
+
+const EVENT_DOC: &str = "
+/// One status event as a value, with when the engine emitted it: what
+/// ``BackupRestoreDelegate/receive(_:)`` gets.
+";

@@ -133,6 +133,7 @@ OPTIONS_OF = {
     "AddOptions": [lb.LicenseStore.add_license, lb.LicenseStore.add_licenses],
     "ServiceOptions": [lb.EmbeddedService],
     "StoreOptions": [lb.LicenseStore],
+    "RemoteServiceOptions": [lb.RemoteService],
     "QuotaOptions": [lb.BackupRestorer.restore_quota],
 }
 

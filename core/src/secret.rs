@@ -192,6 +192,7 @@ CREATE TABLE IF NOT EXISTS retired_secrets (
     key_fingerprint BLOB PRIMARY KEY CHECK (length(key_fingerprint) = 16),
     protector       TEXT,
     seed            BLOB NOT NULL CHECK (protector IS NOT NULL OR length(seed) = 32),
+    retired         INTEGER NOT NULL UNIQUE,
     retired_at      INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
@@ -200,8 +201,9 @@ CREATE TABLE IF NOT EXISTS retired_secrets (
 /// `replacement` in its place, in the caller's transaction.
 pub(crate) fn retire(tx: &Connection, replacement: &Replacement, now: i64) -> Result<()> {
     let moved = tx.execute(
-        "INSERT INTO retired_secrets (key_fingerprint, protector, seed, retired_at) \
-         SELECT key_fingerprint, protector, seed, ?1 FROM secret WHERE singleton = 1",
+        "INSERT INTO retired_secrets (key_fingerprint, protector, seed, retired, retired_at) \
+         SELECT key_fingerprint, protector, seed, (SELECT coalesce(max(retired), 0) + 1 FROM retired_secrets), ?1 \
+         FROM secret WHERE singleton = 1",
         [now],
     )?;
     if moved != 1 {
@@ -216,9 +218,7 @@ pub(crate) fn retire(tx: &Connection, replacement: &Replacement, now: i64) -> Re
 pub(crate) fn open_retired(tx: &Connection, kind: FileKind, protector: &Protector) -> Result<Vec<KeyPair>> {
     let Some(file) = file(tx, kind)? else { return Ok(Vec::new()) };
     let rows: Vec<(Vec<u8>, Option<String>, Vec<u8>)> = tx
-        .prepare(
-            "SELECT key_fingerprint, protector, seed FROM retired_secrets ORDER BY retired_at DESC, key_fingerprint",
-        )?
+        .prepare("SELECT key_fingerprint, protector, seed FROM retired_secrets ORDER BY retired DESC")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let bad = || Error::new(ErrorCode::Storage, "a retired secret row is malformed");

@@ -13,9 +13,24 @@ use crate::error::{Error, ErrorCode, Result};
 /// `secure_delete` (deleted and overwritten content is zeroed in the file, so a removed
 /// license's sealed key or a replaced secret does not linger in free space).
 pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
+    open_connection_with(path, None)
+}
+
+/// The page size of a store this library creates, in bytes (an existing store keeps the one
+/// it was made with). Measured for backup and restore at 4, 8, 16 and 32 KiB
+/// (`docs/performance.md`).
+pub(crate) const STORE_PAGE_SIZE: u32 = 16384;
+
+/// [`open_connection`], giving a database that does not exist yet `page_size` (SQLite ignores
+/// the setting for a database that already has its first table).
+pub(crate) fn open_connection_with(path: &Path, page_size: Option<u32>) -> Result<Connection> {
     let conn = Connection::open(path)
         .map_err(|e| Error::new(ErrorCode::Storage, format!("cannot open license store {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    if let Some(size) = page_size {
+        // Before the journal mode: a new file's first write (switching to WAL) fixes its page size.
+        conn.pragma_update(None, "page_size", size)?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| Error::new(ErrorCode::Storage, format!("{} is not a license store: {e}", path.display())))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -31,6 +46,57 @@ pub(crate) fn truncate_wal(conn: &Connection) {
     let _ = conn.busy_timeout(Duration::ZERO);
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     let _ = conn.busy_timeout(BUSY_TIMEOUT);
+}
+
+/// Turns off SQLite's automatic checkpoint on `conn`: a commit then leaves its pages in the
+/// write-ahead log (durable there once the commit returns) for a [`Checkpointer`] or the
+/// store's own connection to copy back later. For the connections of a restore, whose one big
+/// commit would otherwise copy every page it wrote into the database before the restore ends.
+pub(crate) fn no_autocheckpoint(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(())
+}
+
+/// Copies a store's write-ahead log back into the database on a thread of its own, after the
+/// operation that wrote it has ended (a restore's commit is durable once the log is synced;
+/// copying it is not part of the restore). One at a time per store; [`Checkpointer::wait`]
+/// (called when the store is closed) waits for the one running.
+///
+/// A crash during the copy loses nothing: the log stays valid until SQLite has copied and
+/// synced every page it holds, and the next connection to open the store reads it.
+#[derive(Default)]
+pub(crate) struct Checkpointer {
+    running: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    /// Starts copying the log of the database at `path` back into it (after the one running, if
+    /// any, has finished). Best effort: a reader holding an older snapshot keeps the frames it
+    /// needs in the log (the next checkpoint copies them), and a failure changes nothing.
+    pub(crate) fn start(&self, path: &Path) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = running.take() {
+            let _ = previous.join();
+        }
+        let path = path.to_path_buf();
+        let spawned = std::thread::Builder::new().name("license-checkpoint".into()).spawn(move || {
+            if let Ok(conn) = open_connection(&path) {
+                // Everything it can without waiting for (or blocking) anyone, then the log
+                // truncated if no reader needs it any more.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                truncate_wal(&conn);
+            }
+        });
+        *running = spawned.ok();
+    }
+
+    /// Waits for the checkpoint running, if any.
+    pub(crate) fn wait(&self) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(running) = running {
+            let _ = running.join();
+        }
+    }
 }
 
 /// How long a connection waits for another one's lock.

@@ -70,12 +70,17 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts copying the log of the database at `path` back into it (after the one running, if
-    /// any, has finished). Best effort: a reader holding an older snapshot keeps the frames it
-    /// needs in the log (the next checkpoint copies them), and a failure changes nothing.
+    /// Starts copying the log of the database at `path` back into it, unless a copy is still
+    /// running (the next start, or the store's close, copies what it leaves). Best effort: a
+    /// reader holding an older snapshot keeps the frames it needs in the log, and a failure
+    /// changes nothing.
     pub(crate) fn start(&self, path: &Path) {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(previous) = running.take() {
+            if !previous.is_finished() {
+                *running = Some(previous);
+                return;
+            }
             let _ = previous.join();
         }
         let path = path.to_path_buf();
@@ -88,6 +93,15 @@ impl Checkpointer {
             }
         });
         *running = spawned.ok();
+    }
+
+    /// [`Checkpointer::start`] when the log of the database at `path` holds more than
+    /// `threshold` bytes.
+    pub(crate) fn start_beyond(&self, path: &Path, threshold: u64) {
+        let log = format!("{}-wal", path.display());
+        if std::fs::metadata(log).is_ok_and(|m| m.len() > threshold) {
+            self.start(path);
+        }
     }
 
     /// Waits for the checkpoint running, if any.

@@ -85,7 +85,9 @@ impl Checkpointer {
         }
         let path = path.to_path_buf();
         let spawned = std::thread::Builder::new().name("license-checkpoint".into()).spawn(move || {
-            if let Ok(conn) = open_connection(&path) {
+            // An existing database only: if the file was removed meanwhile, nothing is created.
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            if let Ok(conn) = Connection::open_with_flags(&path, flags) {
                 // Everything it can without waiting for (or blocking) anyone, then the log
                 // truncated if no reader needs it any more.
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
@@ -268,4 +270,40 @@ fn raw_error(db: *mut rusqlite::ffi::sqlite3, rc: std::os::raw::c_int) -> Error 
     // SQLite owns, copied here before any other call on `db`.
     let message = unsafe { std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_errmsg(db)) }.to_string_lossy().into_owned();
     rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), Some(message)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpointer_copies_the_log_back_and_truncates_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let conn = open_connection(&path).unwrap();
+        no_autocheckpoint(&conn).unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        for _ in 0..2000 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(1000))", []).unwrap();
+        }
+        let log = dir.path().join("db-wal");
+        assert!(std::fs::metadata(&log).unwrap().len() > 1 << 20, "the commits stayed in the log");
+        let checkpointer = Checkpointer::default();
+        checkpointer.start(&path);
+        checkpointer.wait();
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 0, "the log is truncated");
+        assert!(std::fs::metadata(&path).unwrap().len() > 2_000_000, "the pages are in the file");
+        let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 2000);
+    }
+
+    #[test]
+    fn a_checkpoint_of_a_file_removed_meanwhile_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.db");
+        let checkpointer = Checkpointer::default();
+        checkpointer.start(&path);
+        checkpointer.wait();
+        assert!(!path.exists());
+    }
 }

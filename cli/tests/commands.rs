@@ -412,11 +412,17 @@ fn verify_checks_the_store_and_fails_on_a_damaged_one() {
     let run = w.run(&["verify", "--store", "a.db", "--json"]);
     run.expect(0);
     assert_eq!(run.summary()["licenses"], 300);
-    // Overwrite a page in the middle of the database file (the store is closed and
-    // checkpointed): the integrity check fails.
+    // Overwrite the last page of the database file past its first 100 bytes (the store is
+    // closed and checkpointed; the last page is a table's leaf, whose cells fill the end of the
+    // page), whatever the file's page size: the integrity check fails.
     let mut bytes = std::fs::read(&a).unwrap();
-    assert!(bytes.len() > 3 * 4096, "{} bytes", bytes.len());
-    bytes[2 * 4096 + 100..3 * 4096].fill(0x55);
+    let page = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65536,
+        n => usize::from(n),
+    };
+    assert!(bytes.len() >= 3 * page && bytes.len() % page == 0, "{} bytes, {page}-byte pages", bytes.len());
+    let last = bytes.len() - page;
+    bytes[last + 100..].fill(0x55);
     std::fs::write(&a, &bytes).unwrap();
     let run = w.run(&["verify", "--store", "a.db"]);
     run.expect(8);

@@ -24,7 +24,7 @@ use crate::clock::now_secs;
 use crate::crypto;
 use crate::error::{Error, ErrorCode, Result};
 use crate::service::{LicenseService, RequestId};
-use crate::sqlite::open_connection;
+use crate::sqlite::{no_autocheckpoint, open_connection};
 
 /// The request IDs of the restores running in this process: their entries are theirs to settle.
 static IN_FLIGHT: Mutex<Vec<RequestId>> = Mutex::new(Vec::new());
@@ -190,6 +190,9 @@ impl PendingRestore {
         }
         self.done = true;
         let conn = open_connection(&self.store_path)?;
+        // Right after a restore's commit: its pages stay in the log for the checkpoint that
+        // follows the restore, not copied by this small commit.
+        no_autocheckpoint(&conn)?;
         if !self.asked && state_of(&conn, &self.request_id)? == Some(EntryState::Requested) {
             conn.execute("DELETE FROM restore_journal WHERE request_id = ?1", [self.request_id.as_slice()])?;
             return Ok(());

@@ -145,6 +145,7 @@ impl BackupRestorer {
         let job = RestoreJob {
             store_path: self.store.path().to_path_buf(),
             keys: self.store.keys(),
+            checkpointer: self.store.checkpointer(),
             service: Arc::clone(&self.service),
             folder,
             individualize: flags.individualize,

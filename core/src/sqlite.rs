@@ -13,9 +13,24 @@ use crate::error::{Error, ErrorCode, Result};
 /// `secure_delete` (deleted and overwritten content is zeroed in the file, so a removed
 /// license's sealed key or a replaced secret does not linger in free space).
 pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
+    open_connection_with(path, None)
+}
+
+/// The page size of a store this library creates, in bytes (an existing store keeps the one
+/// it was made with). Measured for backup and restore at 4, 8, 16 and 32 KiB
+/// (`docs/performance.md`).
+pub(crate) const STORE_PAGE_SIZE: u32 = 16384;
+
+/// [`open_connection`], giving a database that does not exist yet `page_size` (SQLite ignores
+/// the setting for a database that already has its first table).
+pub(crate) fn open_connection_with(path: &Path, page_size: Option<u32>) -> Result<Connection> {
     let conn = Connection::open(path)
         .map_err(|e| Error::new(ErrorCode::Storage, format!("cannot open license store {}: {e}", path.display())))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    if let Some(size) = page_size {
+        // Before the journal mode: a new file's first write (switching to WAL) fixes its page size.
+        conn.pragma_update(None, "page_size", size)?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| Error::new(ErrorCode::Storage, format!("{} is not a license store: {e}", path.display())))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -31,6 +46,73 @@ pub(crate) fn truncate_wal(conn: &Connection) {
     let _ = conn.busy_timeout(Duration::ZERO);
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     let _ = conn.busy_timeout(BUSY_TIMEOUT);
+}
+
+/// Turns off SQLite's automatic checkpoint on `conn`: a commit then leaves its pages in the
+/// write-ahead log (durable there once the commit returns) for a [`Checkpointer`] or the
+/// store's own connection to copy back later. For the connections of a restore, whose one big
+/// commit would otherwise copy every page it wrote into the database before the restore ends.
+pub(crate) fn no_autocheckpoint(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(())
+}
+
+/// Copies a store's write-ahead log back into the database on a thread of its own, after the
+/// operation that wrote it has ended (a restore's commit is durable once the log is synced;
+/// copying it is not part of the restore). One at a time per store; [`Checkpointer::wait`]
+/// (called when the store is closed) waits for the one running.
+///
+/// A crash during the copy loses nothing: the log stays valid until SQLite has copied and
+/// synced every page it holds, and the next connection to open the store reads it.
+#[derive(Default)]
+pub(crate) struct Checkpointer {
+    running: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Checkpointer {
+    /// Starts copying the log of the database at `path` back into it, unless a copy is still
+    /// running (the next start, or the store's close, copies what it leaves). Best effort: a
+    /// reader holding an older snapshot keeps the frames it needs in the log, and a failure
+    /// changes nothing.
+    pub(crate) fn start(&self, path: &Path) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = running.take() {
+            if !previous.is_finished() {
+                *running = Some(previous);
+                return;
+            }
+            let _ = previous.join();
+        }
+        let path = path.to_path_buf();
+        let spawned = std::thread::Builder::new().name("license-checkpoint".into()).spawn(move || {
+            // An existing database only: if the file was removed meanwhile, nothing is created.
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            if let Ok(conn) = Connection::open_with_flags(&path, flags) {
+                // Everything it can without waiting for (or blocking) anyone, then the log
+                // truncated if no reader needs it any more.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                truncate_wal(&conn);
+            }
+        });
+        *running = spawned.ok();
+    }
+
+    /// [`Checkpointer::start`] when the log of the database at `path` holds more than
+    /// `threshold` bytes.
+    pub(crate) fn start_beyond(&self, path: &Path, threshold: u64) {
+        let log = format!("{}-wal", path.display());
+        if std::fs::metadata(log).is_ok_and(|m| m.len() > threshold) {
+            self.start(path);
+        }
+    }
+
+    /// Waits for the checkpoint running, if any.
+    pub(crate) fn wait(&self) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(running) = running {
+            let _ = running.join();
+        }
+    }
 }
 
 /// How long a connection waits for another one's lock.
@@ -188,4 +270,40 @@ fn raw_error(db: *mut rusqlite::ffi::sqlite3, rc: std::os::raw::c_int) -> Error 
     // SQLite owns, copied here before any other call on `db`.
     let message = unsafe { std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_errmsg(db)) }.to_string_lossy().into_owned();
     rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), Some(message)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpointer_copies_the_log_back_and_truncates_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let conn = open_connection(&path).unwrap();
+        no_autocheckpoint(&conn).unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        for _ in 0..2000 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(1000))", []).unwrap();
+        }
+        let log = dir.path().join("db-wal");
+        assert!(std::fs::metadata(&log).unwrap().len() > 1 << 20, "the commits stayed in the log");
+        let checkpointer = Checkpointer::default();
+        checkpointer.start(&path);
+        checkpointer.wait();
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 0, "the log is truncated");
+        assert!(std::fs::metadata(&path).unwrap().len() > 2_000_000, "the pages are in the file");
+        let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 2000);
+    }
+
+    #[test]
+    fn a_checkpoint_of_a_file_removed_meanwhile_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.db");
+        let checkpointer = Checkpointer::default();
+        checkpointer.start(&path);
+        checkpointer.wait();
+        assert!(!path.exists());
+    }
 }

@@ -18,7 +18,7 @@ use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, ConflictPolicy, ContentKey, License, LicenseFields, NewLicense, Rights};
 use crate::protector::Protector;
 use crate::secret;
-use crate::sqlite::{RawRows, open_connection, truncate_wal};
+use crate::sqlite::{Checkpointer, RawRows, STORE_PAGE_SIZE, open_connection_with, truncate_wal};
 
 /// The schema version this library writes and reads.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -327,6 +327,8 @@ pub struct LicenseStore {
     conn: Mutex<Connection>,
     keys: Arc<StoreKeys>,
     busy: AtomicBool,
+    /// Copies a restore's write-ahead log back into the file after the restore has ended.
+    checkpointer: Arc<Checkpointer>,
 }
 
 impl std::fmt::Debug for LicenseStore {
@@ -339,6 +341,7 @@ impl Drop for LicenseStore {
     fn drop(&mut self) {
         // Whatever the WAL still holds (old pages of removed licenses) is copied back, wiped by
         // secure_delete, and the WAL truncated, when no other connection reads the file.
+        self.checkpointer.wait();
         if let Ok(conn) = self.conn.lock() {
             truncate_wal(&conn);
         }
@@ -369,7 +372,7 @@ impl LicenseStore {
             return Err(Error::new(ErrorCode::NotAFolder, format!("{} is a folder, not a store file", path.display())));
         }
         file_kind::check(&path, FileKind::Store)?;
-        let mut conn = open_connection(&path)?;
+        let mut conn = open_connection_with(&path, Some(STORE_PAGE_SIZE))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(Error::new(
@@ -408,7 +411,13 @@ impl LicenseStore {
         file_kind::checkpoint(&conn);
         let keys =
             StoreKeys { protector: options.protector, cached: Mutex::new(Some(Arc::new(DeviceKeys::new(pair)))) };
-        Ok(LicenseStore { path, conn: Mutex::new(conn), keys: Arc::new(keys), busy: AtomicBool::new(false) })
+        Ok(LicenseStore {
+            path,
+            conn: Mutex::new(conn),
+            keys: Arc::new(keys),
+            busy: AtomicBool::new(false),
+            checkpointer: Arc::default(),
+        })
     }
 
     /// The path of the store file.
@@ -419,6 +428,11 @@ impl LicenseStore {
     /// The label of the protector the store was opened with (`"unprotected"` without one).
     pub fn protector_label(&self) -> String {
         self.keys.protector().label()
+    }
+
+    /// What copies a restore's write-ahead log back into the file once the restore has ended.
+    pub(crate) fn checkpointer(&self) -> Arc<Checkpointer> {
+        Arc::clone(&self.checkpointer)
     }
 
     /// The device's keys, shared with the store's operations.
@@ -1030,6 +1044,29 @@ mod tests {
         std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
         assert_eq!(LicenseStore::open(&junk).unwrap_err().code(), ErrorCode::WrongFileKind);
         assert_eq!(std::fs::read(&junk).unwrap(), vec![0x42u8; 8192]);
+    }
+
+    #[test]
+    fn new_stores_get_the_larger_pages_and_existing_ones_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |p: &Path| -> i64 {
+            Connection::open(p).unwrap().pragma_query_value(None, "page_size", |r| r.get(0)).unwrap()
+        };
+        let new = dir.path().join("new.db");
+        LicenseStore::open(&new).unwrap().add_license(&sample(1), ConflictPolicy::Keep).unwrap();
+        assert_eq!(page_size(&new), i64::from(STORE_PAGE_SIZE));
+        // A file that already has its page size (4 KiB, SQLite's default, which earlier
+        // versions made every store with) keeps it through the open, the schema and writes.
+        let old = dir.path().join("old.db");
+        let conn = Connection::open(&old).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        drop(conn);
+        let store = LicenseStore::open(&old).unwrap();
+        store.add_license(&sample(2), ConflictPolicy::Keep).unwrap();
+        assert_eq!(store.verify().unwrap(), 1);
+        drop(store);
+        assert_eq!(page_size(&old), 4096);
     }
 
     #[test]

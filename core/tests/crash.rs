@@ -35,6 +35,10 @@ const CHILD_DIR: &str = "LB_CRASH_DIR";
 const LOCKSTEP: &str = "LB_CRASH_LOCKSTEP";
 /// The ledger file the child uses, when not `service.db`.
 const LEDGER: &str = "LB_CRASH_LEDGER";
+/// The suffix of a child operation that, once the restore has ended, waits until the store's
+/// write-ahead log has been copied back and truncated (the checkpoint that runs after END),
+/// then prints `EV checkpointed`.
+const AND_CHECKPOINT: &str = "+checkpoint";
 
 fn open_service(dir: &Path) -> EmbeddedService {
     let name = std::env::var(LEDGER).unwrap_or_else(|_| "service.db".into());
@@ -51,6 +55,10 @@ fn open_ledger(path: &Path) -> EmbeddedService {
 #[test]
 fn crash_child() {
     let Ok(op) = std::env::var(CHILD) else { return };
+    let (op, and_checkpoint) = match op.strip_suffix(AND_CHECKPOINT) {
+        Some(op) => (op.to_string(), true),
+        None => (op, false),
+    };
     let dir = PathBuf::from(std::env::var(CHILD_DIR).unwrap());
     let lockstep = std::env::var_os(LOCKSTEP).is_some();
     let service: Arc<dyn LicenseService> = Arc::new(open_service(&dir));
@@ -87,6 +95,15 @@ fn crash_child() {
         Err(e) => format!("RESULT err {} {}", e.code().name(), e.message()),
     };
     println!("{line}");
+    if and_checkpoint {
+        let wal = dir.join("b.db-wal");
+        let until = Instant::now() + Duration::from_secs(60);
+        while std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            assert!(Instant::now() < until, "the log was not checkpointed within a minute");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        println!("EV checkpointed");
+    }
     std::process::exit(0);
 }
 
@@ -474,6 +491,105 @@ fn restore_killed_anywhere_leaves_the_store_before_or_after() {
         "crash sweep (restore, {licenses} licenses, plain and individualize): {n} kill points: {before} left the \
          store as it was, {after} fully restored; the ledger matched the model after each; journal entries \
          settled on reopening, by state: {journal_states:?}; {:?}",
+        started.elapsed()
+    );
+}
+
+/// Measures, over three runs of `op` (a `+checkpoint` child), the median times from the last
+/// PROGRESS line to END and to `EV checkpointed`.
+fn commit_and_checkpoint_windows(op: &str, dir: &Path, licenses: usize, reset: &dyn Fn()) -> (Duration, Duration) {
+    let (mut to_end, mut to_checkpoint) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        reset();
+        let mut run = Running::start(op, dir, false, None);
+        let last = format!("EV progress {licenses} {licenses}");
+        let mut t0 = None;
+        while let Some(line) = run.next() {
+            if line == last {
+                t0 = Some(Instant::now());
+            } else if line == "EV end" {
+                to_end.push(t0.expect("progress before end").elapsed());
+            } else if line == "EV checkpointed" {
+                to_checkpoint.push(t0.expect("progress before the checkpoint").elapsed());
+            }
+        }
+        assert!(run.child.wait().unwrap().success());
+    }
+    to_end.sort();
+    to_checkpoint.sort();
+    assert_eq!(to_checkpoint.len(), 3, "every run reports its checkpoint");
+    (to_end[1], to_checkpoint[1])
+}
+
+/// The restore's commit leaves its pages in the store's write-ahead log, and a thread copies
+/// them back into the file after END. Killed anywhere from inside the apply pass, through the
+/// commit and the END, to the end of that checkpoint: the store opens, passes `verify()`, holds
+/// the pre- or the post-restore licenses, and the ledger matches (the restore is charged if
+/// and only if it landed). Each kill is classified by what it left: the store as it was, the
+/// restore committed with its pages still in the log (killed before the checkpoint finished),
+/// or the restore checkpointed into the file.
+#[test]
+fn restore_killed_during_commit_or_checkpoint_leaves_the_store_before_or_after() {
+    let total = points();
+    // Enough licenses that the log holds many pages (the store's pages are 16 KiB).
+    let licenses = 400u32;
+    let w = World::new();
+    let (pre, post, device) = restore_setup(&w, licenses);
+    rusqlite::Connection::open(w.path("service.db"))
+        .unwrap()
+        .execute("VACUUM INTO ?1", [w.path("ledger0.db").display().to_string()])
+        .unwrap();
+    let origin = hex16(&LicenseStore::open(w.path("a.db")).unwrap().device_id().unwrap());
+    let ids: Vec<KeyId> =
+        post.iter().map(|(l, _)| l.key_id).filter(|k| pre.iter().all(|(p, _)| p.key_id != *k)).collect();
+    let dir = w.dir.path();
+    let reset = || reset_store(&w);
+    let started = Instant::now();
+    let (mut before, mut in_log, mut checkpointed) = (0, 0, 0);
+    let mut windows = Vec::new();
+    for (op, points) in [("restore+checkpoint", total), ("restore-individualize+checkpoint", total / 4)] {
+        let (to_end, to_checkpoint) = commit_and_checkpoint_windows(op, dir, licenses as usize, &reset);
+        windows.push((op, to_end, to_checkpoint));
+        // From halfway through the last stretch of the apply pass to past the checkpoint's end.
+        let (from, to) = (to_end.mul_f64(0.5), to_checkpoint.mul_f64(1.2));
+        for i in 0..points {
+            reset();
+            let delay = from + (to - from).mul_f64(i as f64 / points as f64);
+            run_and_kill(op, dir, &Kill::AfterLastProgress(delay), licenses as usize);
+            // What the kill left in the log, before anything opens the store again.
+            let log_left = std::fs::metadata(w.path("b.db-wal")).map(|m| m.len()).unwrap_or(0);
+            let store = LicenseStore::open(w.path("b.db")).expect("the store opens after a crash");
+            store.verify().expect("the store passes verify() after a crash");
+            let now = snapshot(&store);
+            let rebound = store.device_id().unwrap() != device;
+            drop(store);
+            let landed = if now == pre {
+                assert!(!rebound, "{op}: the device changed but no license was restored");
+                before += 1;
+                false
+            } else {
+                assert_eq!(now, post, "{op}: neither the pre- nor the post-restore license set");
+                assert_eq!(rebound, op.starts_with("restore-individualize"), "{op}: device identity");
+                if log_left > 0 {
+                    in_log += 1;
+                } else {
+                    checkpointed += 1;
+                }
+                true
+            };
+            settle_and_check_ledger(&w, landed, origin, hex16(&device), &ids);
+        }
+    }
+    let n = before + in_log + checkpointed;
+    assert!(n >= total, "{n} kill points");
+    assert!(before > 0, "some kills land before the commit");
+    assert!(in_log > 0, "some kills land after the commit, before the checkpoint finished");
+    assert!(checkpointed > 0, "some kills land after the checkpoint");
+    println!(
+        "crash sweep (restore, commit and checkpoint, {licenses} licenses, plain and individualize): {n} kill \
+         points over the windows {windows:?} (last PROGRESS to END, to checkpointed): {before} left the store as \
+         it was, {in_log} had committed with the pages still in the log, {checkpointed} after the checkpoint; \
+         every store passed verify() and held the pre- or post-restore licenses, the ledger matched; {:?}",
         started.elapsed()
     );
 }

@@ -34,6 +34,7 @@ use crate::service::{
 pub(crate) struct RestoreJob {
     pub(crate) store_path: PathBuf,
     pub(crate) keys: Arc<crate::store::StoreKeys>,
+    pub(crate) checkpointer: Arc<crate::sqlite::Checkpointer>,
     pub(crate) service: Arc<dyn LicenseService>,
     pub(crate) folder: PathBuf,
     pub(crate) individualize: bool,
@@ -115,6 +116,9 @@ impl RestoreJob {
         // The store committed: confirm now (if the service cannot be reached, the journal
         // keeps the entry and a later settle confirms it).
         let _ = pending.settle();
+        // The commit is durable in the store's write-ahead log; copying the log back into the
+        // file happens after the restore, on a thread of its own.
+        self.checkpointer.start(&self.store_path);
         Ok(Summary { licenses: restored, restricted: 0, skipped, bytes: scanned.size, duration_ms: 0 })
     }
 }

@@ -25,6 +25,10 @@ use crate::service::{EMBEDDED_ACCOUNT, RequestId};
 /// replaced (`retired_secrets`), so their archives stay restorable.
 const LEDGER_VERSION: i64 = 5;
 
+/// The size of the write-ahead log beyond which a commit starts a checkpoint (SQLite's own
+/// automatic checkpoint starts at 1000 pages).
+const LOG_CHECKPOINT_BYTES: u64 = 4 << 20;
+
 /// Rows per multi-row `INSERT` into the placements.
 const ROWS_PER_INSERT: usize = 64;
 
@@ -74,11 +78,14 @@ pub struct SqliteLedger {
     conn: Mutex<Connection>,
     /// The service's keys, the current one first, then the retired ones, newest first.
     keys: Mutex<Vec<KeyPair>>,
+    /// Copies a big commit's write-ahead log back into the file after the commit.
+    checkpointer: crate::sqlite::Checkpointer,
 }
 
 impl Drop for SqliteLedger {
     fn drop(&mut self) {
         // Old page images (a seed replaced by its wrapped form) do not linger in the WAL.
+        self.checkpointer.wait();
         if let Ok(conn) = self.conn.lock() {
             crate::sqlite::truncate_wal(&conn);
         }
@@ -236,7 +243,12 @@ impl SqliteLedger {
         tx.commit()?;
         // Into the main file now, so the kind is in its header for every later open.
         file_kind::checkpoint(&conn);
-        Ok(SqliteLedger { path, conn: Mutex::new(conn), keys: Mutex::new(keys) })
+        // A restore's reservation (a row per license) is a big commit: its log is copied back
+        // on a thread after the commit ([`SqliteTx::commit`]) instead of inside it; statement
+        // journals stay in memory.
+        crate::sqlite::no_autocheckpoint(&conn)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        Ok(SqliteLedger { path, conn: Mutex::new(conn), keys: Mutex::new(keys), checkpointer: Default::default() })
     }
 
     /// Rotates the service key: a fresh key, wrapped by `protector` (the one the ledger was
@@ -278,7 +290,7 @@ impl SqliteLedger {
     fn begin(&self, sql: &str) -> Result<Box<dyn LedgerTx + '_>> {
         let conn = self.lock()?;
         conn.execute_batch(sql)?;
-        Ok(Box::new(SqliteTx { conn, open: true, account: None }))
+        Ok(Box::new(SqliteTx { conn, open: true, account: None, ledger: self }))
     }
 }
 
@@ -303,6 +315,7 @@ struct SqliteTx<'a> {
     open: bool,
     /// The last account looked up: (name, row id or `None` when it has none yet).
     account: Option<(String, Option<i64>)>,
+    ledger: &'a SqliteLedger,
 }
 
 impl Drop for SqliteTx<'_> {
@@ -579,6 +592,8 @@ impl LedgerTx for SqliteTx<'_> {
         // A commit that fails leaves the transaction open: dropping it rolls back.
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
+        // What SQLite's automatic checkpoint would do (at 1000 pages), on a thread of its own.
+        self.ledger.checkpointer.start_beyond(&self.ledger.path, LOG_CHECKPOINT_BYTES);
         Ok(())
     }
 }

@@ -76,9 +76,27 @@ pub struct StoreArgs {
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
     /// The License Management Service: the path of an embedded service's ledger file (it must
-    /// exist; backup --create-service creates one)
-    #[arg(long, env = "LICENSE_BACKUP_SERVICE", value_name = "LEDGER", help_heading = "Service")]
+    /// exist; backup --create-service creates one), or the https:// URL of a networked service
+    #[arg(long, env = "LICENSE_BACKUP_SERVICE", value_name = "LEDGER|URL", help_heading = "Service")]
     pub service: String,
+    /// Networked service: a file holding the bearer token the provider gave (or the
+    /// LICENSE_BACKUP_TOKEN variable; never on the command line, where other users see it)
+    #[arg(long, env = "LICENSE_BACKUP_TOKEN_FILE", value_name = "FILE", help_heading = "Service")]
+    pub token_file: Option<PathBuf>,
+    /// Networked service: a PEM file of CA certificates trusted besides the system's roots
+    #[arg(long, value_name = "PEM", help_heading = "Service")]
+    pub ca_file: Option<PathBuf>,
+    /// Networked service: accept only the server certificate with this SHA-256 fingerprint
+    /// (hex; repeat for several)
+    #[arg(long = "cert-pin", value_name = "SHA256", help_heading = "Service")]
+    pub cert_pins: Vec<String>,
+    /// Networked service: back up only to the service key with this fingerprint (32 hex
+    /// digits; repeat for several)
+    #[arg(long = "service-key", value_name = "FINGERPRINT", help_heading = "Service")]
+    pub service_keys: Vec<String>,
+    /// Networked service: the connect, read and write timeout in seconds (default 30)
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600), help_heading = "Service")]
+    pub timeout: Option<u64>,
     /// Embedded service: distinct devices a license may live on (default 4)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Service")]
     pub max_devices: Option<u32>,

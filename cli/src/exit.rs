@@ -132,6 +132,12 @@ fn default_hint(code: ErrorCode) -> Option<&'static str> {
         ErrorCode::RestoreLimitExceeded => {
             "`license-backup quota` shows what remains; restoring onto a device that already counts is free"
         }
+        ErrorCode::AuthenticationFailed => {
+            "check --token-file (or LICENSE_BACKUP_TOKEN): the service refused the token"
+        }
+        ErrorCode::ServiceNotTrusted => "a self-hosted service needs --ca-file with its CA, or --cert-pin",
+        ErrorCode::ServiceKeyNotPinned => "the service's key is not one given with --service-key",
+        ErrorCode::RateLimited => "the service is busy; try again later",
         ErrorCode::Cancelled => "nothing was changed",
         ErrorCode::Storage => "check that --store names this device's license store",
         ErrorCode::Internal => "this is a bug in license-backup; please report it",

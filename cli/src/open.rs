@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use license_backup::{EmbeddedService, ErrorCode, LicenseService, LicenseStore, ServicePolicy};
+use license_backup::{
+    EmbeddedService, ErrorCode, LicenseService, LicenseStore, RemoteOptions, RemoteService, ServicePolicy,
+};
 
 use crate::args::{ServiceArgs, StoreArgs};
 use crate::exit::Failure;
@@ -87,12 +89,44 @@ fn location(service: &str) -> Location<'_> {
 /// with `create`.
 pub fn service(args: &ServiceArgs, create: bool) -> Result<Arc<dyn LicenseService>, Failure> {
     match location(&args.service) {
-        Location::Url(url) => Err(Failure::new(
-            ErrorCode::InvalidArgument,
-            format!("--service {url}: this build has no client for networked License Management Services"),
-        )
-        .with_hint("give the path of an embedded service's ledger file")),
+        Location::Url(url) => {
+            if args.max_devices.is_some() || args.refusal_url.is_some() {
+                return Err(Failure::new(
+                    ErrorCode::InvalidArgument,
+                    "--max-devices and --refusal-url set an embedded service's policy; a networked service has its own",
+                ));
+            }
+            let token = match (&args.token_file, std::env::var("LICENSE_BACKUP_TOKEN")) {
+                (Some(file), _) => Some(read_token(file)?),
+                (None, Ok(token)) if !token.is_empty() => Some(token),
+                _ => None,
+            };
+            let options = RemoteOptions {
+                token,
+                ca_file: args.ca_file.clone(),
+                cert_pins: args.cert_pins.clone(),
+                service_keys: args.service_keys.clone(),
+                timeout: args.timeout.map(std::time::Duration::from_secs),
+                retries: None,
+            };
+            Ok(Arc::new(RemoteService::new(url, options)?))
+        }
         Location::Embedded(path) => {
+            if args.token_file.is_some()
+                || args.ca_file.is_some()
+                || !args.cert_pins.is_empty()
+                || !args.service_keys.is_empty()
+                || args.timeout.is_some()
+            {
+                return Err(Failure::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "--token-file, --ca-file, --cert-pin, --service-key and --timeout are for a networked service; {} is a ledger file",
+                        path.display()
+                    ),
+                )
+                .with_hint("give the service's https:// URL"));
+            }
             if path.as_os_str().is_empty() {
                 return Err(Failure::new(ErrorCode::InvalidArgument, "--service is empty"));
             }
@@ -122,4 +156,16 @@ pub fn service(args: &ServiceArgs, create: bool) -> Result<Arc<dyn LicenseServic
             Ok(Arc::new(service))
         }
     }
+}
+
+/// The token in `file`: its first line, trimmed.
+fn read_token(file: &Path) -> Result<String, Failure> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Failure::new(ErrorCode::PathNotFound, format!("cannot read the token file {}: {e}", file.display()))
+    })?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        return Err(Failure::new(ErrorCode::InvalidArgument, format!("the token file {} is empty", file.display())));
+    }
+    Ok(token)
 }

@@ -471,15 +471,18 @@ fn missing_stores_and_services_are_errors_and_nothing_is_created_by_mistake() {
     let run = w.run(&["backup", "--store", "a.db", "--to", "missing", "--overwrite"]);
     run.expect(3);
     assert!(run.stderr().starts_with("error: PATH_NOT_FOUND: "), "{}", run.stderr());
-    let run = w.run(&["backup", "--store", "a.db", "--to", "usb", "--overwrite", "--service", "https://lms.example"]);
-    run.expect(2);
-    assert!(run.stderr().starts_with("error: INVALID_ARGUMENT: --service https://lms.example: "), "{}", run.stderr());
+    // A networked service that cannot be reached: the service's exit class, nothing written.
+    let before = files_in(&w.path("usb"));
+    let run = w.run(&["backup", "--store", "a.db", "--to", "usb", "--overwrite", "--service", "https://lms.invalid"]);
+    run.expect(7);
+    assert!(run.stderr().starts_with("error: SERVICE_UNAVAILABLE: "), "{}", run.stderr());
+    assert_eq!(files_in(&w.path("usb")), before);
 
     // Usage errors: exit 2; with --json, a summary line too.
     let mut cmd = w.cmd(&["backup", "--store", "a.db", "--to", "usb"]);
     let run = Run(cmd.env_remove("LICENSE_BACKUP_SERVICE").output().unwrap());
     run.expect(2);
-    assert!(run.stderr().contains("--service <LEDGER>"), "{}", run.stderr());
+    assert!(run.stderr().contains("--service <LEDGER|URL>"), "{}", run.stderr());
     assert_eq!(run.stdout(), "");
     let run = w.run(&["backup", "--store", "a.db", "--json"]);
     run.expect(2);

@@ -126,6 +126,9 @@ final class ParityTests: XCTestCase {
             case "ServiceOptions":
                 // ... of EmbeddedService(path:maxDevices:refusalUrl:protector:).
                 XCTAssertEqual(want, ["maxDevices", "refusalUrl", "protector"])
+            case "RemoteServiceOptions":
+                // ... of RemoteService(url:token:caFile:certPins:serviceKeys:timeout:retries:).
+                XCTAssertEqual(want, ["token", "caFile", "certPins", "serviceKeys", "timeout", "retries"])
             case "StoreOptions":
                 // ... of LicenseStore(path:protector:).
                 XCTAssertEqual(want, ["protector"])

@@ -172,25 +172,26 @@ impl StoredRow {
     }
 }
 
-/// Reads a row selected with [`ROW_COLUMNS`] (or the tombstone columns in the same order).
-pub(crate) fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+/// The key ID and rights of a row whose first seven columns are those of [`ROW_COLUMNS`].
+fn key_id_and_rights(r: &rusqlite::Row<'_>) -> rusqlite::Result<(KeyId, Rights)> {
     let key_id: Vec<u8> = r.get(0)?;
     let key_id = KeyId::from_slice(&key_id)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))?;
-    Ok(StoredRow {
-        key_id,
-        rights: Rights {
-            play: r.get(1)?,
-            burn: r.get(2)?,
-            transfer: r.get(3)?,
-            backup_allowed: r.get(4)?,
-            expires_at: r.get(5)?,
-            plays_remaining: r.get(6)?,
-        },
-        issuer: r.get(7)?,
-        issued_at: r.get(8)?,
-        sealed: r.get(9)?,
-    })
+    let rights = Rights {
+        play: r.get(1)?,
+        burn: r.get(2)?,
+        transfer: r.get(3)?,
+        backup_allowed: r.get(4)?,
+        expires_at: r.get(5)?,
+        plays_remaining: r.get(6)?,
+    };
+    Ok((key_id, rights))
+}
+
+/// Reads a row selected with [`ROW_COLUMNS`] (or the tombstone columns in the same order).
+pub(crate) fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    let (key_id, rights) = key_id_and_rights(r)?;
+    Ok(StoredRow { key_id, rights, issuer: r.get(7)?, issued_at: r.get(8)?, sealed: r.get(9)? })
 }
 
 /// The columns of a tombstone, in [`stored_row`]'s order.
@@ -809,20 +810,11 @@ fn not_found(key_id: &KeyId) -> Error {
 
 /// A license selected with `LICENSE_COLUMNS`, and its sealed key.
 fn license_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(License, Vec<u8>)> {
-    let key_id: Vec<u8> = r.get(0)?;
-    let key_id = KeyId::from_slice(&key_id)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e)))?;
+    let (key_id, rights) = key_id_and_rights(r)?;
     let has_catalog: bool = r.get(9)?;
     let license = License {
         key_id,
-        rights: Rights {
-            play: r.get(1)?,
-            burn: r.get(2)?,
-            transfer: r.get(3)?,
-            backup_allowed: r.get(4)?,
-            expires_at: r.get(5)?,
-            plays_remaining: r.get(6)?,
-        },
+        rights,
         issuer: r.get(7)?,
         issued_at: r.get(8)?,
         catalog: if has_catalog {

@@ -5,14 +5,8 @@
 // passes is returned in the form the native layer takes (defaults filled in, nulls dropped).
 
 const { RECORDS, PARAMS, PROPERTIES } = require('./generated.js')
-
-/** What went wrong: the core's code and a message naming the argument. */
-class ArgumentError extends Error {
-  constructor(code, message) {
-    super(message)
-    this.code = code
-  }
-}
+// What went wrong: the core's code and a message naming the argument.
+const { LicenseBackupError } = require('./errors.js')
 
 /** A short description of a JavaScript value for a message. */
 function describe(value) {
@@ -37,7 +31,7 @@ function describe(value) {
 }
 
 function invalid(path, spec, value, got = describe(value)) {
-  return new ArgumentError('INVALID_ARGUMENT', `${path} must be ${spec.expect}, not ${got}`)
+  return new LicenseBackupError('INVALID_ARGUMENT', `${path} must be ${spec.expect}, not ${got}`)
 }
 
 const isPlainObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
@@ -48,7 +42,7 @@ function unknownKey(path, value, known) {
     if (known.includes(key)) continue
     const near = known.find((k) => k.toLowerCase() === key.toLowerCase())
     const hint = near ? ` (did you mean ${near}?)` : ` (known: ${known.join(', ')})`
-    return new ArgumentError('INVALID_ARGUMENT', `${path} has no field ${key}${hint}`)
+    return new LicenseBackupError('INVALID_ARGUMENT', `${path} has no field ${key}${hint}`)
   }
   return null
 }
@@ -68,7 +62,7 @@ function checkValue(value, spec, path) {
       if (typeof value !== 'string') throw invalid(path, spec, value)
       const bytes = Buffer.byteLength(value, 'utf8')
       if (bytes < spec.min || bytes > spec.max) throw invalid(path, spec, value, `${bytes} bytes`)
-      if (value.includes('\0')) throw new ArgumentError('INVALID_ARGUMENT', `${path} must not contain a NUL character`)
+      if (value.includes('\0')) throw new LicenseBackupError('INVALID_ARGUMENT', `${path} must not contain a NUL character`)
       return value
     }
     case 'bytes':
@@ -111,7 +105,7 @@ function checkRecord(value, name, path, spec = { expect: `a ${name}` }) {
   for (const [key, fieldSpec, fallback] of fields) {
     const given = value[key]
     if (given === undefined && fallback === undefined) {
-      throw new ArgumentError('INVALID_ARGUMENT', `${path}.${key} is missing: it must be ${fieldSpec.expect}`)
+      throw new LicenseBackupError('INVALID_ARGUMENT', `${path}.${key} is missing: it must be ${fieldSpec.expect}`)
     }
     const checked = checkValue(given === undefined ? fallback : given, fieldSpec, `${path}.${key}`)
     if (checked !== undefined && checked !== null) out[key] = checked
@@ -146,7 +140,7 @@ function checkPropertyValue(name, value) {
   if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') return value
   const prop = PROPERTIES.find((p) => p.name === name)
   const expected = { string: 'String', u32: 'U32', bool: 'Bool' }[prop?.type] ?? 'known'
-  throw new ArgumentError('WRONG_PROPERTY_TYPE', `property ${name} takes a ${expected} value, not ${describe(value)}`)
+  throw new LicenseBackupError('WRONG_PROPERTY_TYPE', `property ${name} takes a ${expected} value, not ${describe(value)}`)
 }
 
 /** The positional arguments of operation `key` (`'LicenseStore.addLicense'`), checked. */
@@ -154,4 +148,4 @@ function checkParams(key, args) {
   return PARAMS[key].map(([name, spec], i) => checkValue(args[i], spec, name))
 }
 
-module.exports = { ArgumentError, checkValue, checkRecord, checkOptions, checkParams, checkPropertyValue, describe }
+module.exports = { checkValue, checkRecord, checkOptions, checkParams, checkPropertyValue, describe }

@@ -184,16 +184,6 @@ export interface CatalogEntry {
   filePath?: string
 }
 
-/** An operation's failure, as the END event carries it. */
-export interface ErrorInfo {
-  /** The symbolic code (`BACKUP_EXISTS`). */
-  code: string
-  /** The stable number of the code (204). */
-  errno: number
-  /** A human-readable message. */
-  message: string
-}
-
 /** What an embedded service's ledger holds (EmbeddedService.audit()). */
 export interface LedgerAudit {
   /** Reservations granted and not yet confirmed or released (they count). */
@@ -276,8 +266,8 @@ export type NativeEvent =
   url: string }
   | { kind: 'end', /** The operation. */
     operation: Operation, /** The summary, when it completed. */
-    summary?: Summary, /** The failure, when it failed or was cancelled. */
-  error?: ErrorInfo }
+    summary?: Summary, /** The failure, when it failed or was cancelled: a `LicenseBackupError`. */
+  error?: Error }
 
 /** A license as the application adds it: the only record that carries the content key. */
 export interface NewLicense {
@@ -317,6 +307,14 @@ export interface Quota {
   /** Whether the service would authorize this restore now. */
   allowed: boolean
 }
+
+/**
+ * Registers the class the addon makes its errors with: `new errorClass(code, message)`, where
+ * `code` is the core's symbolic name (`BACKUP_EXISTS`). The last registration in an
+ * environment wins (a module registry that loads the package again, as test runners do, gets
+ * its own class).
+ */
+export declare function registerErrorClass(errorClass: new (code: string, message: string) => Error): void
 
 /** What the content owner allows the holder of a license to do. */
 export interface Rights {

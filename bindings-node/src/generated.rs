@@ -9,7 +9,7 @@ use license_backup as lb;
 use napi::bindgen_prelude::Uint8Array;
 use napi_derive::napi;
 
-use crate::{ErrorInfo, Operation, Result};
+use crate::{NativeError, Operation, Result};
 
 /// What the content owner allows the holder of a license to do.
 #[napi(object)]
@@ -279,8 +279,9 @@ pub enum NativeEvent {
         operation: Operation,
         /// The summary, when it completed.
         summary: Option<Summary>,
-        /// The failure, when it failed or was cancelled.
-        error: Option<ErrorInfo>,
+        /// The failure, when it failed or was cancelled: a `LicenseBackupError`.
+        #[napi(ts_type = "Error")]
+        error: Option<NativeError>,
     },
 }
 

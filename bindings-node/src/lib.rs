@@ -3,9 +3,9 @@
 //!
 //! It adds no behaviour. It converts values (key IDs stay lowercase UUID strings, 64-bit counts
 //! become JavaScript numbers, content keys are copied into Node-owned `Buffer`s, never handed out
-//! as external buffers, so it runs inside Electron), turns core errors into JavaScript errors whose
-//! `code` is the core's symbolic name, and delivers status events to JavaScript through a
-//! thread-safe function. The idiomatic API (`EventEmitter`, Promises, `AbortSignal`,
+//! as external buffers, so it runs inside Electron), throws core errors as instances of the
+//! package's `LicenseBackupError` class (registered once at load, see `errors`), and delivers
+//! status events to JavaScript through a thread-safe function. The idiomatic API (`EventEmitter`, Promises, `AbortSignal`,
 //! `LicenseBackupError`) is the JavaScript wrapper in `index.js`.
 //!
 //! Event delivery: the core's delivery thread hands over the events that queued up meanwhile as
@@ -19,9 +19,13 @@
 
 #![deny(missing_docs)]
 
+mod errors;
 mod generated;
 
+pub use errors::{NativeError, register_error_class};
 pub use generated::*;
+
+use errors::{Result, invalid, js_error};
 
 use std::sync::Arc;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
@@ -33,33 +37,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status, sys};
 use napi_derive::napi;
 
-/// The JavaScript `Error.code` of a failure: the core's symbolic error name (`BACKUP_EXISTS`).
-pub struct Code(&'static str);
-
-impl AsRef<str> for Code {
-    fn as_ref(&self) -> &str {
-        self.0
-    }
-}
-
-impl From<Status> for Code {
-    fn from(_: Status) -> Self {
-        Code(lb::ErrorCode::Internal.name())
-    }
-}
-
-/// The result of every native call: a JavaScript `Error` with `code` set to the core's name.
-pub type Result<T> = std::result::Result<T, napi::Error<Code>>;
-
-fn js_error(e: lb::Error) -> napi::Error<Code> {
-    napi::Error::new(Code(e.code().name()), e.message())
-}
-
-fn invalid(message: impl Into<String>) -> napi::Error<Code> {
-    js_error(lb::Error::new(lb::ErrorCode::InvalidArgument, message))
-}
-
-fn closed(what: &str) -> napi::Error<Code> {
+fn closed(what: &str) -> napi::Error {
     invalid(format!("the {what} is closed"))
 }
 
@@ -84,24 +62,6 @@ pub struct PropertyEntry {
     pub name: String,
     /// Its value.
     pub value: Either3<String, u32, bool>,
-}
-
-/// An operation's failure, as the END event carries it.
-#[napi(object)]
-#[derive(Clone, Debug)]
-pub struct ErrorInfo {
-    /// The symbolic code (`BACKUP_EXISTS`).
-    pub code: String,
-    /// The stable number of the code (204).
-    pub errno: u32,
-    /// A human-readable message.
-    pub message: String,
-}
-
-impl From<&lb::Error> for ErrorInfo {
-    fn from(e: &lb::Error) -> Self {
-        ErrorInfo { code: e.code().name().to_string(), errno: e.code().number(), message: e.message().to_string() }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

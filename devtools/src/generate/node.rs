@@ -441,7 +441,7 @@ fn rust() -> String {
          use license_backup as lb;\n\
          use napi::bindgen_prelude::Uint8Array;\n\
          use napi_derive::napi;\n\n\
-         use crate::{ErrorInfo, Operation, Result};\n",
+         use crate::{NativeError, Operation, Result};\n",
     );
     for record in RECORDS.iter().filter(|r| r.role != Role::Options && r.core) {
         let plain = record.fields.iter().all(|f| !matches!(f.ty, Type::Bytes { .. }));
@@ -497,7 +497,8 @@ fn rust() -> String {
             match f.ty {
                 Type::Outcome => w.push_str(
                     "        /// The summary, when it completed.\n        summary: Option<Summary>,\n        \
-                     /// The failure, when it failed or was cancelled.\n        error: Option<ErrorInfo>,\n",
+                     /// The failure, when it failed or was cancelled: a `LicenseBackupError`.\n        \
+                     #[napi(ts_type = \"Error\")]\n        error: Option<NativeError>,\n",
                 ),
                 Type::ErrorCode => writeln!(
                     w,

@@ -1,6 +1,8 @@
 // Type declarations of the license-backup npm package (the JavaScript layer in index.js): the
 // classes. Their records, option objects, events and property accessors are declared in
-// generated.d.ts, which `make generate` writes from the core's interface definition.
+// generated.d.ts, which `make generate` writes from the core's interface definition. The Node
+// types (EventEmitter, Buffer, AbortSignal) come from @types/node, an optional peer dependency.
+/// <reference types="node" />
 
 import { EventEmitter } from 'node:events'
 import type {
@@ -20,17 +22,22 @@ import type {
 export { ErrorCode, EVENTS } from './generated'
 export type * from './generated'
 
-/** The error of every failing call and operation. */
+/**
+ * The error of every failing call and operation, and of every bad argument (INVALID_ARGUMENT,
+ * naming the argument). A cancelled operation's error (code CANCELLED) is named 'AbortError',
+ * as the platform names the error of an aborted signal.
+ */
 export declare class LicenseBackupError extends Error {
   constructor(code: ErrorCodeName, message: string, options?: { cause?: unknown })
-  readonly name: 'LicenseBackupError'
+  /** 'AbortError' when `code` is CANCELLED, else 'LicenseBackupError'. */
+  readonly name: 'LicenseBackupError' | 'AbortError'
   /** The symbolic code, such as `'BACKUP_EXISTS'`. */
   readonly code: ErrorCodeName
   /** The stable number of the code, such as 204: `ErrorCode[code]`. */
   readonly errno: number
   /**
-   * For CALLBACK_FAILED: what the listener threw. For CANCELLED through an AbortSignal: the
-   * signal's reason.
+   * For CALLBACK_FAILED: what the listener threw (or its Promise rejected with). For CANCELLED
+   * through an AbortSignal: the signal's reason.
    */
   readonly cause?: unknown
 }
@@ -92,21 +99,34 @@ export declare class RemoteService {
 }
 
 /**
+ * The events of a BackupRestorer (`begin` ... `end`, generated) and `error`: a listener's failure
+ * that could no longer change an operation's outcome (an `end` listener's, or a late rejection).
+ */
+export interface BackupRestorerEmitterEvents extends BackupRestorerEvents {
+  error: [error: LicenseBackupError]
+}
+
+/** A listener: it may be async (a rejection of its Promise counts as a throw, see README). */
+export type Listener<E extends keyof BackupRestorerEmitterEvents> = (...args: BackupRestorerEmitterEvents[E]) => void
+
+/**
  * Backs up and restores the licenses of one store (WMCreateBackupRestorer). Listeners run on
- * the main thread, in order; a listener that throws stops the operation (CALLBACK_FAILED, with
- * what it threw as the error's `cause`).
+ * the main thread, in order; a listener that throws (or whose Promise rejects while the
+ * operation can still be stopped) stops the operation (CALLBACK_FAILED, with what it threw as
+ * the error's `cause`). An `end` listener's failure never changes the outcome: it is emitted as
+ * `error`, or is a process warning when there is no `error` listener.
  */
 export declare class BackupRestorer extends EventEmitter {
   constructor(store: LicenseStore, service: EmbeddedService | RemoteService)
 
-  on<E extends keyof BackupRestorerEvents>(event: E, listener: (...args: BackupRestorerEvents[E]) => void): this
-  once<E extends keyof BackupRestorerEvents>(event: E, listener: (...args: BackupRestorerEvents[E]) => void): this
-  addListener<E extends keyof BackupRestorerEvents>(event: E, listener: (...args: BackupRestorerEvents[E]) => void): this
-  prependListener<E extends keyof BackupRestorerEvents>(event: E, listener: (...args: BackupRestorerEvents[E]) => void): this
-  prependOnceListener<E extends keyof BackupRestorerEvents>(event: E, listener: (...args: BackupRestorerEvents[E]) => void): this
-  off<E extends keyof BackupRestorerEvents>(event: E, listener: (...args: BackupRestorerEvents[E]) => void): this
-  removeListener<E extends keyof BackupRestorerEvents>(event: E, listener: (...args: BackupRestorerEvents[E]) => void): this
-  emit<E extends keyof BackupRestorerEvents>(event: E, ...args: BackupRestorerEvents[E]): boolean
+  on<E extends keyof BackupRestorerEmitterEvents>(event: E, listener: Listener<E>): this
+  once<E extends keyof BackupRestorerEmitterEvents>(event: E, listener: Listener<E>): this
+  addListener<E extends keyof BackupRestorerEmitterEvents>(event: E, listener: Listener<E>): this
+  prependListener<E extends keyof BackupRestorerEmitterEvents>(event: E, listener: Listener<E>): this
+  prependOnceListener<E extends keyof BackupRestorerEmitterEvents>(event: E, listener: Listener<E>): this
+  off<E extends keyof BackupRestorerEmitterEvents>(event: E, listener: Listener<E>): this
+  removeListener<E extends keyof BackupRestorerEmitterEvents>(event: E, listener: Listener<E>): this
+  emit<E extends keyof BackupRestorerEmitterEvents>(event: E, ...args: BackupRestorerEmitterEvents[E]): boolean
 
   /** Whether close() was called. */
   readonly closed: boolean

@@ -398,7 +398,7 @@ function reportUncaught(emitter, error) {
 function lateFailure(failure, event, how, operation) {
   return new LicenseBackupError(
     'CALLBACK_FAILED',
-    `a '${event}' listener ${how} after the ${operation} could no longer be stopped; its outcome stands: ${describe(failure)}`,
+    `a listener of '${event}' ${how} after the ${operation} could no longer be stopped; its outcome stands: ${describe(failure)}`,
     { cause: failure },
   )
 }

@@ -1,11 +1,14 @@
 # Node package (bindings-node/): napi-rs addon + JavaScript wrapper, published as `license-backup`.
 #
 #   make test-node      build the addon with the napi CLI, pack the main package and this
-#                       platform's package, install both tarballs in a fresh folder and run
-#                       `node --test` there; then the Electron-style example
+#                       platform's package, install both tarballs (and @types/node, as a
+#                       TypeScript user does) in a fresh folder and run `node --test` there
+#                       (it type-checks consumer projects with TypeScript 5 and 7 too); then
+#                       the Electron-style example
 #   make generate-node  rewrite the generated native.js / native.d.ts (committed)
 #
-# The napi CLI, TypeScript (for the declaration check) and fast-check (the property-based tests,
+# The napi CLI, TypeScript 5 (`typescript`) and the current major (`typescript-7`, an npm
+# alias) for the consumer type checks, @types/node, and fast-check (the property-based tests,
 # found through NODE_PATH) are devDependencies installed with
 # `npm ci` into bindings-node/node_modules (ignored), only when package-lock.json changed.
 # `napi build` runs with the C toolchain of `make dist` (CROSS_HOST) in target/host-dist, shared
@@ -26,7 +29,10 @@ NPM_FLAGS := --no-audit --no-fund --loglevel=error
 # The files `napi build` generates and the package ships (committed, checked fresh by a test).
 NODE_GENERATED := native.js native.d.ts
 # generated.js / generated.d.ts: written by lb-generate (make generate-bindings), committed.
-NODE_PACKAGE_FILES := package.json README.md index.js index.d.ts check.js generated.js generated.d.ts $(NODE_GENERATED)
+NODE_PACKAGE_FILES := package.json README.md index.js index.mjs index.d.ts index.d.mts errors.js check.js generated.js \
+	generated.d.ts $(NODE_GENERATED)
+# The @types/node a TypeScript user installs beside the package (the devDependency's version).
+NODE_TYPES_VERSION = $(shell node -p "require('$(NODE_DIR)/package.json').devDependencies['@types/node']")
 
 .PHONY: test-node generate-node node-tools node-build node-pack
 
@@ -53,10 +59,9 @@ node-pack: node-build
 	python3 $(ROOT)/scripts/npm_packages.py --out $(NODE_BUILD)/tarballs --addon $(HOST_TRIPLE)=$$(ls $(NODE_NAPI_OUT)/*.node)
 
 test-node: node-pack service-binary
-	cd $(NODE_DIR) && ./node_modules/.bin/tsc -p test/tsconfig.json
 	rm -rf $(NODE_FRESH) && mkdir -p $(NODE_FRESH)
 	echo '{"name": "license-backup-fresh-install", "private": true}' > $(NODE_FRESH)/package.json
-	cd $(NODE_FRESH) && $(NPM) install $(NPM_FLAGS) --offline $(NODE_BUILD)/tarballs/*.tgz
+	cd $(NODE_FRESH) && $(NPM) install $(NPM_FLAGS) --prefer-offline $(NODE_BUILD)/tarballs/*.tgz @types/node@$(NODE_TYPES_VERSION)
 	cp -r $(NODE_DIR)/test $(NODE_FRESH)/test
 	cp -r $(ROOT)/examples/node $(NODE_FRESH)/example
 	cd $(NODE_FRESH) && LB_REPO=$(ROOT) LB_GENERATED_DIR=$(NODE_NAPI_OUT) NODE_PATH=$(NODE_DIR)/node_modules \

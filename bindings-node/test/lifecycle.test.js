@@ -138,22 +138,15 @@ test('a throwing listener cancels the operation: CALLBACK_FAILED with the error 
   assert.equal(summary.licenses, 20)
 })
 
-test('throwing something that is not an Error, or from the end listener', async (t) => {
+test('throwing something that is not an Error (the end listener: listeners.test.js)', async (t) => {
   const { restorer } = world(t, { count: 3 })
-  const once = (name, value) =>
-    restorer.once(name, () => {
-      throw value
-    })
-  once('begin', 'a string')
+  restorer.once('begin', () => {
+    throw 'a string'
+  })
   const err = await restorer.backupLicenses().catch((e) => e)
   assert.ok(isCode('CALLBACK_FAILED')(err))
   assert.equal(err.cause, 'a string')
-
-  const endBug = new Error('end listener bug')
-  once('end', endBug)
-  const err2 = await restorer.backupLicenses({ overwrite: true }).catch((e) => e)
-  assert.ok(isCode('CALLBACK_FAILED')(err2))
-  assert.equal(err2.cause, endBug)
+  assert.match(err.message, /"a string"/)
   await restorer.backupLicenses({ overwrite: true })
 })
 

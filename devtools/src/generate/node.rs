@@ -246,7 +246,8 @@ fn dts() -> String {
     writeln!(w, "// {HEADER}").unwrap();
     w.push_str(
         "// Declarations of generated.js and the package's generated types; index.d.ts re-exports them\n\
-         // and merges the method interfaces below into its classes.\n\n\
+         // and merges the method interfaces below into its classes. Buffer and AbortSignal: @types/node.\n\
+         /// <reference types=\"node\" />\n\n\
          import type { LicenseBackupError, Protector } from './index'\n\n",
     );
     w.push_str("/** Every error code: symbolic name → stable number. */\nexport declare const ErrorCode: Readonly<{\n");

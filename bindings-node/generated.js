@@ -97,11 +97,11 @@ function defineProperties(proto) {
     Object.defineProperty(proto, accessor, {
       configurable: true,
       get() {
-        return this.getProperty(name)
+        return proto.getProperty.call(this, name)
       },
       set(value) {
-        if (value === null || value === undefined) this.removeProperty(name)
-        else this.setProperty(name, value)
+        if (value === null || value === undefined) proto.removeProperty.call(this, name)
+        else proto.setProperty.call(this, name, value)
       },
     })
   }

@@ -135,6 +135,9 @@ class Protector {
 
   /** 'unprotected', 'keyring' or 'host'. */
   get kind() {
+    if (typeof this !== 'object' || this === null || !(#kind in this)) {
+      throw invalidArgument(`Protector.kind must be read on a Protector, not on ${describeValue(this)}`)
+    }
     return this.#kind
   }
 

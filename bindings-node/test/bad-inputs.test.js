@@ -172,3 +172,110 @@ test('the table covers every call and every kind of bad value the issue lists', 
     assert.ok(notes.has(needed), needed)
   }
 })
+
+// Every entry point, every argument, every JavaScript type it does not take (undefined, null, a
+// boolean, a number, a BigInt, a string, a symbol, a function, an object, an array): a
+// LicenseBackupError (INVALID_ARGUMENT, or WRONG_PROPERTY_TYPE for a property value) whose
+// message names the argument and shows nothing of the binding's internals; operations reject
+// (they never throw); and a method called on something else than its object says so.
+const SAMPLES = [
+  ['undefined', undefined], ['null', null], ['boolean', true], ['number', 42], ['bigint', 1n], ['string', 'text'],
+  ['symbol', Symbol('s')], ['function', () => {}], ['object', {}], ['array', []],
+]
+// The JavaScript types each kind of argument takes (the samples of these types are left out).
+const TAKES = {
+  text: ['string'], bool: ['boolean'], int: ['number'], record: ['object'], list: ['array'],
+  options: ['undefined', 'null', 'object'], optionalText: ['undefined', 'null', 'string'], object: [], value: ['string', 'number', 'boolean'],
+}
+const KEY = '01234567-89ab-cdef-0123-456789abcdef'
+const LICENSE = () => ({ keyId: KEY, contentKey: Buffer.alloc(16, 7), rights: {}, issuer: 'text', issuedAt: 1 })
+// [call, [[argument, kind, valid value (a function of the world)], ...], call it, async]
+const SIGNATURES = [
+  ['LicenseStore.open', [['path', 'text', (w) => path.join(w.root, 'x.db')], ['options', 'options', () => ({})]], (w, ...a) => lb.LicenseStore.open(...a).close()],
+  ['LicenseStore.addLicense', [['license', 'record', LICENSE], ['options', 'options', () => ({})]], (w, ...a) => w.store.addLicense(...a)],
+  ['LicenseStore.addLicenses', [['licenses', 'list', () => [LICENSE()]], ['options', 'options', () => ({})]], (w, ...a) => w.store.addLicenses(...a)],
+  ['LicenseStore.getLicense', [['keyId', 'text', () => KEY]], (w, ...a) => w.store.getLicense(...a)],
+  ['LicenseStore.removeLicense', [['keyId', 'text', () => KEY]], (w, ...a) => w.store.removeLicense(...a)],
+  ['LicenseStore.contentKey', [['keyId', 'text', () => KEY]], (w, ...a) => w.store.contentKey(...a)],
+  ['LicenseStore.updateRights', [['keyId', 'text', () => KEY], ['rights', 'record', () => ({})]], (w, ...a) => w.store.updateRights(...a)],
+  ['LicenseStore.usePlay', [['keyId', 'text', () => KEY]], (w, ...a) => w.store.usePlay(...a)],
+  ['LicenseStore.setCatalogEntry', [['keyId', 'text', () => KEY], ['entry', 'record', () => ({})]], (w, ...a) => w.store.setCatalogEntry(...a)],
+  ['LicenseStore.catalogEntry', [['keyId', 'text', () => KEY]], (w, ...a) => w.store.catalogEntry(...a)],
+  ['LicenseStore.removeCatalogEntry', [['keyId', 'text', () => KEY]], (w, ...a) => w.store.removeCatalogEntry(...a)],
+  ['EmbeddedService.open', [['path', 'text', (w) => path.join(w.root, 's.db')], ['options', 'options', () => ({})]], (w, ...a) => lb.EmbeddedService.open(...a).close()],
+  ['EmbeddedService.setOnline', [['online', 'bool', () => true]], (w, ...a) => w.service.setOnline(...a)],
+  ['RemoteService.open', [['url', 'text', () => 'https://lms.example'], ['options', 'options', () => ({})]], (w, ...a) => lb.RemoteService.open(...a)],
+  ['BackupRestorer', [['store', 'object', (w) => w.store], ['service', 'object', (w) => w.service]], (w, ...a) => new lb.BackupRestorer(...a).close()],
+  ['createBackupRestorer', [['store', 'object', (w) => w.store], ['service', 'object', (w) => w.service]], (w, ...a) => lb.createBackupRestorer(...a).close()],
+  ['BackupRestorer.setProperty', [['name', 'text', () => 'BackupPath'], ['BackupPath', 'value', (w) => w.root]], (w, ...a) => w.restorer.setProperty(...a)],
+  ['BackupRestorer.getProperty', [['name', 'text', () => 'BackupPath']], (w, ...a) => w.restorer.getProperty(...a)],
+  ['BackupRestorer.propertyByIndex', [['index', 'int', () => 0]], (w, ...a) => w.restorer.propertyByIndex(...a)],
+  ['BackupRestorer.removeProperty', [['name', 'text', () => 'BackupPath']], (w, ...a) => w.restorer.removeProperty(...a)],
+  ['BackupRestorer.restoreQuota', [['options', 'options', () => ({})]], (w, ...a) => w.restorer.restoreQuota(...a)],
+  ['BackupRestorer.backupLicenses', [['options', 'options', () => ({})]], (w, ...a) => w.restorer.backupLicenses(...a), 'async'],
+  ['BackupRestorer.restoreLicenses', [['options', 'options', () => ({})]], (w, ...a) => w.restorer.restoreLicenses(...a), 'async'],
+  ['Protector.keyring', [['service', 'optionalText', () => 'svc']], (w, ...a) => lb.Protector.keyring(...a)],
+  ['Protector.host', [['protector', 'object', () => ({ wrap: (b) => b, unwrap: (b) => b })]], (w, ...a) => lb.Protector.host(...a)],
+  ['LicenseBackupError', [['code', 'text', () => 'INTERNAL'], ['message', 'any', () => 'm']], (w, ...a) => new lb.LicenseBackupError(...a)],
+]
+const INTERNALS = /Failed to convert|napi|non of these types|Cannot read|is not a function|private member|undefined \(reading/i
+
+for (const [call, params, fn, async] of SIGNATURES) {
+  for (const [i, [name, kind]] of params.entries()) {
+    const wrong = SAMPLES.filter(([type]) => !(TAKES[kind] ?? SAMPLES.map(([t]) => t)).includes(type))
+    if (wrong.length === 0) continue
+    test(`${call}: ${name} of a type it does not take (${wrong.map(([t]) => t).join(', ')})`, async (t) => {
+      const w = world(t)
+      const count = w.store.licenseCount()
+      for (const [type, value] of wrong) {
+        const args = params.map(([, , valid]) => valid(w))
+        args[i] = value
+        let outcome
+        try {
+          outcome = fn(w, ...args)
+        } catch (err) {
+          assert.ok(!async, `${call} threw instead of rejecting: ${err}`)
+          outcome = Promise.reject(err)
+        }
+        if (!async && !(outcome instanceof Promise)) assert.fail(`${call} accepted ${type} for ${name}`)
+        const err = await Promise.resolve(outcome).then(() => assert.fail(`${call} accepted ${type} for ${name}`), (e) => e)
+        assert.ok(err instanceof lb.LicenseBackupError, `${call}(${name}: ${type}) threw ${err && err.stack}`)
+        const code = kind === 'value' ? 'WRONG_PROPERTY_TYPE' : 'INVALID_ARGUMENT'
+        assert.equal(err.code, code, `${call}(${name}: ${type}): ${err.message}`)
+        assert.ok(err.message.includes(name), `${call}(${name}: ${type}): the message names ${name}: ${err.message}`)
+        assert.doesNotMatch(err.message, INTERNALS, `${call}(${name}: ${type})`)
+      }
+      assert.equal(w.store.licenseCount(), count, 'nothing changed')
+    })
+  }
+}
+
+test('every method and accessor called on something else than its object: INVALID_ARGUMENT naming it', async (t) => {
+  const w = world(t)
+  const classes = [lb.LicenseStore, lb.EmbeddedService, lb.RemoteService, lb.BackupRestorer, lb.Protector]
+  let checked = 0
+  for (const Class of classes) {
+    for (const [name, desc] of Object.entries(Object.getOwnPropertyDescriptors(Class.prototype))) {
+      if (name === 'constructor') continue
+      for (const receiver of [undefined, {}, Class === lb.LicenseStore ? w.service : w.store]) {
+        for (const fn of [desc.value, desc.get, desc.set].filter(Boolean)) {
+          let err
+          try {
+            err = await Promise.resolve(fn.call(receiver, 'x')).then(() => null, (e) => e)
+          } catch (e) {
+            err = e
+          }
+          assert.ok(err instanceof lb.LicenseBackupError, `${Class.name}.${name} on ${receiver}: ${err && err.stack}`)
+          assert.equal(err.code, 'INVALID_ARGUMENT')
+          assert.doesNotMatch(err.message, INTERNALS, `${Class.name}.${name}`)
+          checked++
+        }
+      }
+    }
+  }
+  assert.ok(checked > 60, `only ${checked} checked`)
+  // The constructors but BackupRestorer's are private: open() and the factories make the objects.
+  for (const Class of classes.filter((c) => c !== lb.BackupRestorer)) {
+    assert.throws(() => new Class(), (err) => err instanceof lb.LicenseBackupError && err.code === 'INVALID_ARGUMENT' && /use /.test(err.message))
+  }
+})

@@ -202,9 +202,9 @@ fn js() -> String {
          * is `getProperty(name)`, setting it `setProperty(name, value)`, and null or undefined removes it.\n */\n\
          function defineProperties(proto) {\n  for (const { name, accessor } of PROPERTIES) {\n    \
          Object.defineProperty(proto, accessor, {\n      configurable: true,\n      \
-         get() {\n        return this.getProperty(name)\n      },\n      \
-         set(value) {\n        if (value === null || value === undefined) this.removeProperty(name)\n        \
-         else this.setProperty(name, value)\n      },\n    })\n  }\n}\n\n",
+         get() {\n        return proto.getProperty.call(this, name)\n      },\n      \
+         set(value) {\n        if (value === null || value === undefined) proto.removeProperty.call(this, name)\n        \
+         else proto.setProperty.call(this, name, value)\n      },\n    })\n  }\n}\n\n",
     );
     // Validation specs.
     w.push_str(

@@ -11,6 +11,7 @@ const path = require('node:path')
 const { test } = require('node:test')
 const fc = require('fast-check')
 const { lb, REPO, tempDir, generatedLicense } = require('./helpers.js')
+const { SIGNATURES, TAKES, INTERNALS, typeOf } = require('./signatures.js')
 
 const iface = JSON.parse(fs.readFileSync(path.join(REPO, 'core', 'interface.json'), 'utf8'))
 const camel = (s) => s.replace(/_([a-z])/g, (_, c) => c.toUpperCase())
@@ -147,6 +148,42 @@ test('any value for a property', (t) => {
       const ok = number && Number.isInteger(value) && value >= prop.min && value <= prop.max
       const codes = number ? ['INVALID_ARGUMENT'] : ['WRONG_PROPERTY_TYPE']
       check(() => d.restorer.setProperty('ProgressInterval', value), ok, 'ProgressInterval', d, codes)
+    }),
+    RUNS,
+  )
+})
+
+test('any value for any argument of any call: accepted, or a LicenseBackupError; a type the argument does not take names it', async (t) => {
+  const d = device(t)
+  const service = lb.EmbeddedService.open(path.join(d.dir, 'sweep-service.db'))
+  t.after(() => service.close())
+  const w = { root: d.dir, store: d.store, service, restorer: d.restorer }
+  // Random paths are left out: a valid one would create a file where the test runs.
+  const cases = SIGNATURES.flatMap((sig) => sig[1].map((param, i) => [sig, i]).filter(([, i]) => sig[1][i][0] !== 'path'))
+  const value = fc.oneof(anything, fc.constantFrom(Symbol('s'), () => {}, new Date(0), new Map(), Object.create(null), [null], [undefined]))
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom(...cases), value, async ([[call, params, fn, async], i], v) => {
+      const [name, kind] = params[i]
+      const args = params.map(([, , valid]) => valid(w))
+      args[i] = v
+      let err = null
+      try {
+        const out = fn(w, ...args)
+        if (async) err = await out.then(() => null, (e) => e)
+      } catch (e) {
+        assert.ok(!async, `${call} threw instead of rejecting`)
+        err = e
+      }
+      const takes = TAKES[kind]
+      if (takes && !takes.includes(typeOf(v))) {
+        assert.ok(err, `${call} accepted ${typeOf(v)} for ${name}`)
+        assert.ok(err.message.includes(name), `the message names ${name}: ${err.message}`)
+      }
+      if (err) {
+        assert.ok(err instanceof lb.LicenseBackupError, `${call}(${name}): ${err && err.stack}`)
+        assert.ok(Object.hasOwn(lb.ErrorCode, err.code), err.code)
+        assert.doesNotMatch(err.message, INTERNALS)
+      }
     }),
     RUNS,
   )

@@ -313,3 +313,24 @@ test('close(): calls on a closed object fail; a closed restorer cancels its oper
   assert.equal(service.closed, true)
   assert.throws(() => service.setOnline(true), isCode('INVALID_ARGUMENT'))
 })
+
+test('in a worker thread the addon throws that thread\'s own LicenseBackupError', async (t) => {
+  const { Worker } = require('node:worker_threads')
+  const dir = tempDir(t)
+  const source = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const lb = require(workerData.pkg)
+    const store = lb.LicenseStore.open(require('node:path').join(workerData.dir, 'worker.db'))
+    const restorer = new lb.BackupRestorer(store, lb.EmbeddedService.open(require('node:path').join(workerData.dir, 'svc.db')))
+    restorer.backupLicenses().catch((err) => {
+      parentPort.postMessage([err instanceof lb.LicenseBackupError, err.code, err.name])
+      restorer.close(); store.close()
+    })
+  `
+  const worker = new Worker(source, { eval: true, workerData: { pkg: require.resolve('license-backup'), dir } })
+  const [message] = await require('node:events').once(worker, 'message')
+  assert.deepEqual(message, [true, 'PATH_NOT_SET', 'LicenseBackupError'])
+  await require('node:events').once(worker, 'exit')
+  // The main thread's class is still the one its errors are made with.
+  assert.throws(() => lb.LicenseStore.open(path.join(dir, 'missing', 'x.db')), (err) => err instanceof lb.LicenseBackupError)
+})

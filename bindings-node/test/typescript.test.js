@@ -4,7 +4,7 @@
 // `tsc --noEmit` under TypeScript 5 and the current major (7), with `moduleResolution`
 // `nodenext` and `bundler`, as ES modules and as CommonJS, with no `types` setting (TypeScript 7
 // includes no @types package by itself: the package's reference to `node` must bring it); a
-// declaration error is caught too (`skipLibCheck: false`). Then the ESM and CommonJS entry
+// declaration error is caught too (`skipLibCheck: false` in the first project of each compiler). Then the ESM and CommonJS entry
 // points are imported for real: the same classes, and a backup through the ESM entry.
 
 const assert = require('node:assert/strict')
@@ -55,13 +55,17 @@ for (const version of Object.keys(COMPILERS)) {
       const dir = fs.mkdtempSync(path.join(APP_DIR, `.ts-${version}-${name}-`))
       t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
       fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `consumer-${name}`, private: true, type }))
-      const compilerOptions = { strict: true, noEmit: true, target: 'es2022', lib: ['es2022'], skipLibCheck: false, ...options }
+      // The package's declaration files are checked themselves once per compiler (they are the
+      // same in every project; @types/node's make each check slow).
+      const first = name === PROJECTS[0][0]
+      const compilerOptions = { strict: true, noEmit: true, target: 'es2022', lib: ['es2022'], skipLibCheck: !first, ...options }
       fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: [file] }, null, 2))
       fs.writeFileSync(path.join(dir, file), imports + '\n' + USAGE)
       const run = tsc(version, dir)
       assert.equal(run.status, 0, `tsc ${version} failed:\n${run.stdout}${run.stderr}`)
 
       // The check can fail: a wrong type in the same project is reported.
+      if (!first) return
       fs.appendFileSync(path.join(dir, file), "\nconst wrong: number = LicenseStore.open('/tmp/x.db')\n")
       const broken = tsc(version, dir)
       assert.notEqual(broken.status, 0, 'tsc accepted a wrong type')

@@ -21,10 +21,19 @@ class LicenseBackupError extends Error {
       // Not an error code: the caller's bad argument, reported in this class.
       throw new LicenseBackupError('INVALID_ARGUMENT', `code must be an error code (ErrorCode), not ${typeof code === 'string' ? JSON.stringify(code) : typeof code}`)
     }
-    super(String(message), options)
+    super(typeof message === 'string' ? message : text(message), options)
     this.name = code === 'CANCELLED' ? 'AbortError' : 'LicenseBackupError'
     this.code = code
     this.errno = ErrorCode[code]
+  }
+}
+
+/** `value` as a message, as `Error` would make it, or its tag when it has no string form. */
+function text(value) {
+  try {
+    return String(value)
+  } catch {
+    return Object.prototype.toString.call(value)
   }
 }
 

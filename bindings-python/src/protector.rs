@@ -156,10 +156,15 @@ pub(crate) fn from_arg(arg: Option<&Bound<'_, PyAny>>) -> PyResult<Protector> {
     }
 }
 
-/// The Python exception for a core error, with the host protector's exception as its cause
-/// when the protector failed.
-pub(crate) fn raise(py: Python<'_>, err: &license_backup::Error, protector: &Protector) -> PyErr {
-    let raised = crate::py_err(py, err);
+/// The Python exception for a core error opening the file at `path` (its `filename` when it is
+/// an `OSError`), with the host protector's exception as its cause when the protector failed.
+pub(crate) fn raise(
+    py: Python<'_>,
+    err: &license_backup::Error,
+    protector: &Protector,
+    path: &std::path::Path,
+) -> PyErr {
+    let raised = crate::py_err_at(py, err, Some(path));
     if err.code() == ErrorCode::ProtectorFailed {
         if let Some(host) = &protector.host {
             raised.set_cause(py, host.take_failure());

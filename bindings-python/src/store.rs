@@ -61,7 +61,7 @@ impl LicenseStore {
         let options = license_backup::StoreOptions::protected(protector.inner.clone());
         let opened = py
             .detach(|| license_backup::LicenseStore::open_with(&path, options))
-            .map_err(|e| crate::protector::raise(py, &e, &protector))?;
+            .map_err(|e| crate::protector::raise(py, &e, &protector, &path))?;
         Ok(LicenseStore { inner: RwLock::new(Some(Arc::new(opened))), path, protector })
     }
 

@@ -363,7 +363,7 @@ def test_cancel_methods_and_operation_cancel(world: World) -> None:
         r.backup_licenses()
     r.cancel_license_backup()
     release.set()
-    with pytest.raises(lb.CancelledError) as info:
+    with pytest.raises(lb.OperationCancelledError) as info:
         op.wait()
     assert rec.events[0] == lb.Begin("backup") and isinstance(rec.end, lb.End)
     assert rec.end.error is not None and rec.end.error.name == "CANCELLED" and not rec.end.ok
@@ -378,13 +378,13 @@ def test_cancel_methods_and_operation_cancel(world: World) -> None:
     b.cancel_license_backup()  # no backup running: nothing happens
     op.cancel()
     release.set()
-    with pytest.raises(lb.CancelledError):
+    with pytest.raises(lb.OperationCancelledError):
         op.wait()
     release.clear()
     op = b.restore_licenses(on_status=lambda e: release.wait(10) if isinstance(e, lb.Begin) else None)
     b.cancel_license_restore()
     release.set()
-    with pytest.raises(lb.CancelledError):
+    with pytest.raises(lb.OperationCancelledError):
         op.wait()
     assert b.store.license_count() == 0
     b.cancel_license_restore()  # nothing running: nothing happens

@@ -111,7 +111,7 @@ def test_async_callbacks_can_cancel(world: World) -> None:
             if isinstance(event, lb.Progress) and event.done == 3:
                 a.cancel_license_backup()
 
-        with pytest.raises(lb.CancelledError):
+        with pytest.raises(lb.OperationCancelledError):
             await a.backup_licenses(on_status=on_status)
         return events
 
@@ -142,7 +142,7 @@ def test_cancelling_the_awaiting_task_cancels_the_operation(world: World) -> Non
         with pytest.raises(asyncio.CancelledError):
             await task
         # The operation itself was cancelled (its callbacks still run on this loop meanwhile).
-        with pytest.raises(lb.CancelledError):
+        with pytest.raises(lb.OperationCancelledError):
             await asyncio.to_thread(op.wait, 30)
 
     asyncio.run(main())
@@ -264,7 +264,7 @@ def test_a_restore_cancelled_by_its_task_after_the_service_answered_costs_nothin
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        with pytest.raises(lb.CancelledError):
+        with pytest.raises(lb.OperationCancelledError):
             await asyncio.to_thread(op.wait, 30)
 
     asyncio.run(main())

@@ -87,7 +87,7 @@ def test_events(event: Dict[str, Any]) -> None:
     for field in event["surface"]:
         if field["type"] == "outcome":
             assert isinstance(instance.summary, lb.Summary) and instance.error is None
-            failed = lb.End("backup", None, lb.CancelledError("x"))
+            failed = lb.End("backup", None, lb.OperationCancelledError("x"))
             assert failed.error is not None and isinstance(failed.error.code, lb.ErrorCode)
             continue
         value = getattr(instance, field["name"])

@@ -276,7 +276,7 @@ def test_ctrl_c_interrupts_wait(tmp_path: Path) -> None:
         release.set()
         try:
             op.wait()
-        except lb.CancelledError:
+        except lb.OperationCancelledError:
             print("cancelled")
     """
     result = _run(script, tmp_path)
@@ -305,7 +305,7 @@ def test_stop_in_the_middle_of_a_batch(world: World, how: str) -> None:
             holder[0].cancel()
 
     holder.append(r.backup_licenses(on_status=on_status))
-    with pytest.raises(lb.CancelledError if how == "cancel" else lb.CallbackFailedError) as info:
+    with pytest.raises(lb.OperationCancelledError if how == "cancel" else lb.CallbackFailedError) as info:
         holder[0].wait(timeout=30)
     assert rec.kinds() == ["Begin", *["Progress"] * 100, "End"]
     assert [e.done for e in rec.events if isinstance(e, lb.Progress)] == list(range(1, 101))

@@ -57,16 +57,16 @@ pub(crate) fn error_object<'py>(py: Python<'py>, err: &license_backup::Error) ->
     error_for.call1((err.code().number(), err.message()))
 }
 
-/// Sets `filename` on the exception object of a core error when it is an `OSError` (a code
-/// about a file): the path the error is about, as `os.fsdecode` makes it. For `BACKUP_EXISTS`
-/// and `ARCHIVE_MISSING` under a folder, that is the archive in it.
+/// Sets `filename` on the exception object of a path error (a 2xx code, an `OSError`): the
+/// path the error is about, as `os.fsdecode` makes it. For `BACKUP_EXISTS` and
+/// `ARCHIVE_MISSING` under a folder, that is the archive in it.
 pub(crate) fn set_filename(
     obj: &Bound<'_, PyAny>,
     code: license_backup::ErrorCode,
     path: &std::path::Path,
 ) -> PyResult<()> {
     use license_backup::ErrorCode::{ArchiveMissing, BackupExists};
-    if !obj.is_instance_of::<pyo3::exceptions::PyOSError>() {
+    if !(200..300).contains(&code.number()) || !obj.is_instance_of::<pyo3::exceptions::PyOSError>() {
         return Ok(());
     }
     let archive;

@@ -102,12 +102,14 @@ impl Protector {
     /// The platform keystore, its entries filed under `service` (default ``"license-backup"``).
     #[staticmethod]
     #[pyo3(signature = (service = None))]
-    fn keyring(service: Option<String>) -> Self {
+    fn keyring(service: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let service: Option<String> =
+            crate::convert::option(service, "service", &license_backup::interface::OPT_TEXT, None)?;
         let service = service.unwrap_or_else(|| license_backup::KeyringProtector::DEFAULT_SERVICE.into());
-        Protector {
+        Ok(Protector {
             inner: license_backup::Protector::new(Arc::new(license_backup::KeyringProtector::new(service))),
             host: None,
-        }
+        })
     }
 
     /// A protector made of a Python object with ``wrap`` and ``unwrap`` methods.
@@ -115,10 +117,17 @@ impl Protector {
     fn host(obj: Bound<'_, PyAny>) -> PyResult<Self> {
         for method in ["wrap", "unwrap"] {
             if !obj.hasattr(method)? || !obj.getattr(method)?.is_callable() {
-                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                    "a host protector needs a callable {method}(bytes) method; {} has none",
-                    type_name(&obj)
-                )));
+                return Err(crate::py_err(
+                    obj.py(),
+                    &license_backup::Error::new(
+                        ErrorCode::InvalidArgument,
+                        format!(
+                            "protector must be a Protector or an object with callable wrap(bytes) and \
+                             unwrap(bytes) methods; {} has no {method}",
+                            type_name(&obj)
+                        ),
+                    ),
+                ));
             }
         }
         let host = Arc::new(HostProtector {

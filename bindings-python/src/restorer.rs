@@ -6,7 +6,7 @@ use license_backup::{Error, ErrorCode, LicenseService, OperationHandle, Property
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use license_backup::interface;
+use license_backup::interface::{self, ArgPath, Type};
 
 use crate::convert::{self, ToPy};
 use crate::operation::{Operation, PyCallback, Shared};
@@ -64,17 +64,25 @@ impl BackupRestorer {
 impl BackupRestorer {
     /// A restorer over `store`, authorizing restores with `service`.
     #[new]
-    fn new(store: Bound<'_, LicenseStore>, service: Bound<'_, PyAny>) -> PyResult<Self> {
+    fn new(store: Bound<'_, PyAny>, service: Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = store.py();
+        let store = store.cast_into::<LicenseStore>().map_err(|e| {
+            let value = e.into_inner();
+            convert::invalid(&value, &Type::Object("LicenseStore"), &ArgPath::arg("store"))
+        })?;
         let engine_store = store.get().get()?;
         let engine_service: Arc<dyn LicenseService> = if let Ok(s) = service.cast::<EmbeddedService>() {
             s.get().inner.clone()
         } else if let Ok(s) = service.cast::<RemoteService>() {
             s.get().inner.clone()
         } else {
-            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                "service must be an EmbeddedService or a RemoteService, not {}",
-                service.get_type().name()?
-            )));
+            return Err(crate::py_err(
+                py,
+                &Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("service must be an EmbeddedService or a RemoteService, not {}", service.repr()?),
+                ),
+            ));
         };
         Ok(BackupRestorer {
             inner: license_backup::create_backup_restorer(engine_store, engine_service),

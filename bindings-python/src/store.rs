@@ -132,6 +132,10 @@ impl LicenseStore {
     ) -> PyResult<()> {
         let replace = generated::add_options(replace)?.replace;
         let list = Type::List(&Type::Record("NewLicense"));
+        // A str is iterable, but not a list of licenses.
+        if licenses.is_instance_of::<pyo3::types::PyString>() || licenses.is_instance_of::<PyBytes>() {
+            return Err(convert::invalid(licenses, &list, &ArgPath::arg("licenses")));
+        }
         let licenses = licenses
             .try_iter()
             .map_err(|_| convert::invalid(licenses, &list, &ArgPath::arg("licenses")))?

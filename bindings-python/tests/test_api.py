@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import sys
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Dict
 
 import pytest
 
@@ -418,15 +419,24 @@ def test_events_are_immutable_and_match(world: World) -> None:
     event = lb.Progress("backup", 1, 2)
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.done = 3  # type: ignore[misc]
-    assert lb.Progress.__match_args__ == ("operation", "done", "total")
-    assert lb.End.__match_args__ == ("operation", "summary", "error")
-    assert lb.Refused.__match_args__ == ("code", "message", "url")
+    if sys.version_info >= (3, 10):  # dataclasses add __match_args__ from 3.10 on
+        assert lb.Progress.__match_args__ == ("operation", "done", "total")
+        assert lb.End.__match_args__ == ("operation", "summary", "error")
+        assert lb.Refused.__match_args__ == ("code", "message", "url")
     assert lb.Connecting() == lb.Connecting() and hash(lb.Begin("restore")) == hash(lb.Begin("restore"))
-    match event:
-        case lb.Progress(op, done, total) if done < total:
-            assert (op, done, total) == ("backup", 1, 2)
-        case _:
-            pytest.fail("no match")
+    if sys.version_info >= (3, 10):  # the match statement (a SyntaxError on 3.9: compiled here)
+        code = compile(
+            "match event:\n"
+            "    case lb.Progress(op, done, total) if done < total:\n"
+            "        matched = (op, done, total)\n"
+            "    case _:\n"
+            "        matched = None\n",
+            "<match>",
+            "exec",
+        )
+        scope: Dict[str, Any] = {"event": event, "lb": lb}
+        exec(code, scope)
+        assert scope["matched"] == ("backup", 1, 2)
 
 
 def _delivered(r: lb.BackupRestorer, start: Callable[..., lb.Operation]) -> list[tuple[lb.StatusEvent, int]]:

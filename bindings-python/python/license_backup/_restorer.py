@@ -18,6 +18,7 @@ from typing import (
 
 from . import _native
 from ._native import EmbeddedService, LicenseStore, RemoteService
+from ._errors import InvalidArgumentError
 from ._types import End, OperationKind, PropertyAccessors, PropertyValue, Quota, StatusEvent, Summary, _PathArg
 
 StatusCallback = Callable[[StatusEvent], object]
@@ -171,6 +172,8 @@ class Operation:
 
     def add_done_callback(self, fn: Callable[[Operation], object]) -> None:
         """Calls ``fn(op)`` once the operation has ended (from a helper thread, or at once)."""
+        if not callable(fn):
+            raise InvalidArgumentError(f"fn must be callable, not {fn!r:.40}")
         self._native.add_done_callback(lambda: fn(self))
 
     def __await__(self) -> Generator[Any, None, Summary]:
@@ -399,7 +402,7 @@ def _bind(
     except RuntimeError:
         loop = None
     if on_status is not None and not callable(on_status):
-        raise TypeError(f"on_status must be callable, not {type(on_status).__name__}")
+        raise InvalidArgumentError(f"on_status must be callable, not {on_status!r:.40}")
     if loop is None or on_status is None:
         return on_status, None
     return _LoopDispatcher(loop, on_status), loop

@@ -308,17 +308,39 @@ class Checker:
         return [str(HERE / "test-chroot.sh"), "run", name, *[a for b in binds for a in ("-B", str(b))],
                 "-C", str(binds[0]), "--", "sh", "-ec", script]
 
+    def host_service(self, work: pathlib.Path) -> pathlib.Path:
+        """A wrapper in `work` that runs the host's license-backup-service with the host's C
+        library (its loader and the libraries `ldd` lists, copied into `work/hostlib`)."""
+        binary = ROOT / "target/debug/license-backup-service"
+        need(binary.exists(), f"{binary} is missing: cargo build -p license-backup-service")
+        lib = work / "hostlib"
+        lib.mkdir(parents=True, exist_ok=True)
+        loader = None
+        for path in re.findall(r"(/\S+\.so[.\d]*)", sh(["ldd", str(binary)])):
+            shutil.copy(path, lib)
+            if "ld-linux" in path:
+                loader = pathlib.Path(path).name
+        need(loader is not None, "ldd names no loader for the service")
+        wrapper = work / "license-backup-service"
+        wrapper.write_text(f'#!/bin/sh\nexec {lib}/{loader} --library-path {lib} {binary} "$@"\n')
+        wrapper.chmod(0o755)
+        return wrapper
+
     def python_suite(self, r: dict, whl: pathlib.Path, where: str) -> None:
         req, house = self.wheelhouse_for(where)
         work = self.work / f"py-{where}"
         shutil.rmtree(work, ignore_errors=True)
         (work / "run").mkdir(parents=True)
+        # The suite starts the networked service (the host's debug build, linked against the
+        # host's glibc, newer than Debian 11's): there it runs with the host's C library, copied
+        # beside it. What the suite tests is the wheel, on the chroot's own Python and glibc.
+        service = f"LICENSE_BACKUP_SERVICE={self.host_service(work)} " if where == "bullseye-amd64" else ""
         script = (
             f"python3 -m venv {work}/venv\n"
             f"{work}/venv/bin/python -m pip install --quiet --disable-pip-version-check --no-index "
             f"--find-links {house} -r {req} {whl}\n"
             f"cd {work}/run\n"
-            f"LICENSE_BACKUP_REPO={ROOT} {work}/venv/bin/python -m pytest -p no:cacheprovider -q "
+            f"{service}LICENSE_BACKUP_REPO={ROOT} {work}/venv/bin/python -m pytest -p no:cacheprovider -q "
             f"--rootdir {ROOT}/bindings-python/tests {ROOT}/bindings-python/tests\n"
         )
         start = time.monotonic()

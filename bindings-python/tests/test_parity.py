@@ -43,6 +43,18 @@ def test_no_extra_error_codes() -> None:
     assert subclasses == named
 
 
+def signature(member: Any) -> inspect.Signature:
+    """``inspect.signature(member)``; on CPython 3.9 a native class has none (pyo3 gives an abi3
+    class its text signature from 3.10 on): that check then runs on 3.10+ only (and stubtest
+    checks the stub's constructors on every version)."""
+    try:
+        return inspect.signature(member)
+    except ValueError:
+        if sys.version_info < (3, 10) and isinstance(member, type):
+            pytest.skip("CPython 3.9 exposes no signature of a native class")
+        raise
+
+
 PY_TYPES = {
     "operation": str,
     "u64": int,
@@ -147,7 +159,7 @@ def test_records(name: str) -> None:
     fields: List[str] = [f["name"] for f in SPEC["records"][name]]
     if name in OPTIONS_OF:
         for member in OPTIONS_OF[name]:
-            params = inspect.signature(member).parameters
+            params = signature(member).parameters
             for f in SPEC["records"][name]:
                 # The native module's default is None: "the definition's default".
                 assert f["name"] in params and params[f["name"]].default in (None, f["default"]), (name, f["name"])
@@ -208,7 +220,7 @@ def test_operations(op: Dict[str, Any]) -> None:
         if isinstance(member, property) or inspect.isgetsetdescriptor(member):
             return  # a read-only attribute (Operation.done, RemoteService.url)
     assert callable(member)
-    params = inspect.signature(member).parameters
+    params = signature(member).parameters
     for p in op["params"]:
         py_name = PARAM_RENAMES.get(p["name"], p["name"])
         if py_name is None:  # flags become keyword arguments (checked with the records)

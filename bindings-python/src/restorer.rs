@@ -46,9 +46,7 @@ impl BackupRestorer {
         let handle = start(Arc::new(PyCallback::new(callback, batched, Arc::clone(&shared)))).or_raise(py)?;
         Ok(Operation::new(handle, shared))
     }
-}
 
-impl BackupRestorer {
     /// The Python value of property `name` (a path as `os.fsdecode` makes it).
     fn value<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
         if Property::from_name(name).is_some_and(Property::is_path) {

@@ -21,7 +21,8 @@ pub struct EmbeddedService {
 
 #[pymethods]
 impl EmbeddedService {
-    /// Opens (or creates, with a fresh key pair) the service ledger at `path`.
+    /// Opens (or creates, with a fresh key pair) the service ledger at `path` (`str`, `bytes` or
+    /// `os.PathLike`, as `os.fsencode` reads it).
     #[new]
     /// `protector` holds the service's seed, as for `LicenseStore` (default
     /// `Protector.unprotected()`).

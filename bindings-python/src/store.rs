@@ -49,10 +49,10 @@ impl LicenseStore {
 
 #[pymethods]
 impl LicenseStore {
-    /// Opens (or creates) the store at `path` (`str` or `os.PathLike`). `protector` holds the
-    /// device's seed: `Protector.unprotected()` (the default: the seed in clear in the file),
-    /// `Protector.keyring()`, or an object with `wrap`/`unwrap`; an unprotected store opened with
-    /// a protector is protected in place.
+    /// Opens (or creates) the store at `path` (`str`, `bytes` or `os.PathLike`, as `os.fsencode`
+    /// reads it). `protector` holds the device's seed: `Protector.unprotected()` (the default:
+    /// the seed in clear in the file), `Protector.keyring()`, or an object with `wrap`/`unwrap`;
+    /// an unprotected store opened with a protector is protected in place.
     #[new]
     #[pyo3(signature = (path, *, protector = None))]
     fn new(py: Python<'_>, path: &Bound<'_, PyAny>, protector: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {

@@ -3,8 +3,9 @@
 #
 #   make dist          wheels + sdist, npm main + platform packages, LicenseBackup.xcframework
 #                      into dist/ (ignored), one target at a time under nice
-#   make dist-check    verify every artifact: run what runs here (host, Debian 11 chroot, arm64
-#                      chroot under qemu) with the packages' own test suites, inspect the rest
+#   make dist-check    verify every artifact: run what runs here (host, Debian 11 and Debian 13
+#                      chroots: Python 3.9 and 3.13, arm64 chroot under qemu) with the packages'
+#                      own test suites, inspect the rest
 #   make notices       regenerate THIRD-PARTY-NOTICES.md (cargo-about)
 #   make test-release  the release checks that `make test` runs
 #
@@ -35,7 +36,7 @@ dist: node-tools test-release
 	python3 $(ROOT)/scripts/dist.py --out $(DIST_DIR) $(DIST_ARGS); \
 	echo "make dist: $$(( $$(date +%s) - start )) s"
 
-dist-check: node-tools python-tools
+dist-check: node-tools python-tools service-binary
 	@start=$$(date +%s); \
 	python3 $(ROOT)/scripts/dist_check.py --dist $(DIST_DIR) $(DIST_CHECK_ARGS); \
 	echo "make dist-check: $$(( $$(date +%s) - start )) s"

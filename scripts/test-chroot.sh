@@ -4,7 +4,9 @@
 #   scripts/test-chroot.sh ensure NAME                  build NAME once (idempotent), print its path
 #   scripts/test-chroot.sh run NAME [-B DIR]... [-C DIR] [-e VAR=VAL]... -- CMD ARGS...
 #
-#   bullseye-amd64  Debian 11: glibc 2.31, Python 3.9 (the oldest glibc a user still has)
+#   bullseye-amd64  Debian 11: glibc 2.31, Python 3.9 (the oldest glibc a user still has, and
+#                   the oldest Python the wheel declares)
+#   trixie-amd64    Debian 13: Python 3.13 (the newest CPython Debian packages)
 #   bookworm-arm64  Debian 12 for arm64 under qemu-user: glibc 2.36, Python 3.11, Node 18
 #
 # Roots live in ${LICENSE_BACKUP_CHROOTS:-$HOME/.cache/license-backup}/NAME. A root counts as
@@ -24,8 +26,9 @@ CACHE="${LICENSE_BACKUP_CHROOTS:-$HOME/.cache/license-backup}"
 MIRROR="${LICENSE_BACKUP_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 case "$name" in
   bullseye-amd64) suite=bullseye arch=amd64 packages=python3,python3-venv ;;
+  trixie-amd64) suite=trixie arch=amd64 packages=python3,python3-venv ;;
   bookworm-arm64) suite=bookworm arch=arm64 packages=python3,python3-venv,nodejs ;;
-  *) die "unknown chroot $name (bullseye-amd64, bookworm-arm64)" ;;
+  *) die "unknown chroot $name (bullseye-amd64, trixie-amd64, bookworm-arm64)" ;;
 esac
 ROOT="$CACHE/$name"
 READY="$ROOT/.license-backup-ready"

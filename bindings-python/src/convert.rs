@@ -5,6 +5,9 @@
 //! interface definition, and a value that is not what the type wants raises
 //! `InvalidArgumentError` naming the argument (`license.rights.plays_remaining must be ...`).
 
+use std::ffi::OsString;
+use std::path::PathBuf;
+
 use license_backup::interface::{self, ArgPath, Type};
 use license_backup::{ErrorCode, KeyId, OperationKind, Outcome, Property, PropertyValue};
 use pyo3::prelude::*;
@@ -130,6 +133,17 @@ impl FromPy for Vec<String> {
     }
 }
 
+/// Checks that `obj` can be read as the record `ty`: any object but `None` and the scalars
+/// (`str`, `bytes`, numbers), which have no fields to read.
+pub(crate) fn record(obj: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<()> {
+    let scalar = obj.is_none()
+        || obj.is_instance_of::<PyString>()
+        || obj.is_instance_of::<PyBytes>()
+        || obj.is_instance_of::<PyInt>()
+        || obj.is_instance_of::<PyFloat>();
+    if scalar { Err(invalid(obj, ty, path)) } else { Ok(()) }
+}
+
 /// Field `name` of a record-like object, read as `ty`.
 pub(crate) fn field<T: FromPy>(obj: &Bound<'_, PyAny>, path: &ArgPath<'_>, name: &str, ty: &Type) -> PyResult<T> {
     let at = path.field(name);
@@ -165,18 +179,46 @@ impl FromPy for f64 {
     }
 }
 
-/// A path argument: a `str` or an `os.PathLike` of one, within the type's limits.
-pub(crate) fn path(value: &Bound<'_, PyAny>, name: &str) -> PyResult<std::path::PathBuf> {
+/// A path argument: a `str`, `bytes` or an `os.PathLike` of either, read as `os.fsencode`
+/// reads it: a `str` with surrogate escapes (how Python decodes a name that is not UTF-8) and a
+/// `bytes` path name the same folder, whatever its encoding. Not empty, no NUL.
+pub(crate) fn path(value: &Bound<'_, PyAny>, name: &str) -> PyResult<PathBuf> {
+    path_at(value, &interface::PATH, &ArgPath::arg(name))
+}
+
+fn path_at(value: &Bound<'_, PyAny>, ty: &Type, at: &ArgPath<'_>) -> PyResult<PathBuf> {
     let py = value.py();
-    let at = ArgPath::arg(name);
-    let text = if value.is_instance_of::<PyString>() {
+    static FSPATH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static FSDECODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let fspath = if value.is_instance_of::<PyString>() || value.is_instance_of::<PyBytes>() {
         value.clone()
     } else {
-        static FSPATH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let fspath = FSPATH.import(py, "os", "fspath")?;
-        fspath.call1((value,)).map_err(|_| invalid(value, &interface::PATH, &at))?
+        FSPATH.import(py, "os", "fspath")?.call1((value,)).map_err(|_| invalid(value, ty, at))?
     };
-    Ok(std::path::PathBuf::from(String::from_py(&text, &interface::PATH, &at)?))
+    // bytes -> the str os.fsdecode makes of them, which pyo3 encodes back as os.fsencode does.
+    let text = if fspath.is_instance_of::<PyBytes>() {
+        FSDECODE.import(py, "os", "fsdecode")?.call1((fspath,))?
+    } else {
+        fspath
+    };
+    let os: OsString = text.extract().map_err(|_| invalid(value, ty, at))?;
+    let path = PathBuf::from(os);
+    interface::check_path(&at.to_string(), &path).or_raise(py)?;
+    Ok(path)
+}
+
+impl FromPy for PathBuf {
+    /// A path: see [`path`].
+    fn from_py(value: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        path_at(value, ty, path)
+    }
+}
+
+/// Whether `value` is what a path argument takes: `str`, `bytes` or an `os.PathLike`.
+pub(crate) fn is_path_like(value: &Bound<'_, PyAny>) -> bool {
+    value.is_instance_of::<PyString>()
+        || value.is_instance_of::<PyBytes>()
+        || value.hasattr(intern!(value.py(), "__fspath__")).unwrap_or(false)
 }
 
 /// A value read as `ty` from an argument named `name`.

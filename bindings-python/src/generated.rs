@@ -20,7 +20,8 @@ use crate::convert::{self, EventClass, FromPy, ToPy};
 
 impl FromPy for Rights {
     /// Reads a `Rights`-like object: any object with the fields of `Rights`.
-    fn from_py(obj: &Bound<'_, PyAny>, _ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+    fn from_py(obj: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        convert::record(obj, ty, path)?;
         Ok(Rights {
             play: convert::field(obj, path, "play", &Type::Bool)?,
             burn: convert::field(obj, path, "burn", &Type::Bool)?,
@@ -44,7 +45,8 @@ impl FromPy for Rights {
 
 impl FromPy for CatalogEntry {
     /// Reads a `CatalogEntry`-like object: any object with the fields of `CatalogEntry`.
-    fn from_py(obj: &Bound<'_, PyAny>, _ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+    fn from_py(obj: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        convert::record(obj, ty, path)?;
         Ok(CatalogEntry {
             title: convert::field(
                 obj,
@@ -70,7 +72,8 @@ impl FromPy for CatalogEntry {
 
 impl FromPy for NewLicense {
     /// Reads a `NewLicense`-like object: any object with the fields of `NewLicense`.
-    fn from_py(obj: &Bound<'_, PyAny>, _ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+    fn from_py(obj: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {
+        convert::record(obj, ty, path)?;
         Ok(NewLicense {
             key_id: convert::field(obj, path, "key_id", &Type::KeyId)?,
             content_key: convert::field(obj, path, "content_key", &Type::Bytes { min_len: 1, max_len: 1024 })?,
@@ -164,7 +167,7 @@ pub(crate) struct RemoteServiceOptionsArgs {
     /// The bearer token the content provider gave the application (A-Z a-z 0-9 - . _ ~ + / =).
     pub(crate) token: Option<String>,
     /// A PEM file of CA certificates trusted besides the system's (a self-hosted service's own CA).
-    pub(crate) ca_file: Option<String>,
+    pub(crate) ca_file: Option<std::path::PathBuf>,
     /// SHA-256 fingerprints (hex) of the only server certificates accepted (then neither the
     /// system's roots nor the host name are checked).
     pub(crate) cert_pins: Option<Vec<String>>,

@@ -16,9 +16,10 @@
 //!   thread keeps one Python thread state from its first batch to END (detached between
 //!   batches) rather than making one per batch. Event objects carry `emitted_ns`, the core's
 //!   emission time on the clock of `time.monotonic_ns()`.
-//! * An exception raised by a callback stops the operation (the core ends it with
+//! * An exception raised by a callback before END stops the operation (the core ends it with
 //!   `CALLBACK_FAILED`); `Operation.wait()` raises `CallbackFailedError` with the callback's
-//!   exception as its `__cause__`.
+//!   exception as its `__cause__`. One raised at END goes to `sys.unraisablehook` and is not
+//!   returned to the core: the END callback never changes the outcome.
 //! * `Operation.wait()` waits detached, in slices, checking for signals between them so Ctrl-C
 //!   interrupts it.
 //!
@@ -54,6 +55,39 @@ pub(crate) fn error_object<'py>(py: Python<'py>, err: &license_backup::Error) ->
     static ERROR_FOR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let error_for = ERROR_FOR.import(py, ERRORS_MODULE, "error_for")?;
     error_for.call1((err.code().number(), err.message()))
+}
+
+/// Sets `filename` on the exception object of a path error (a 2xx code, an `OSError`): the
+/// path the error is about, as `os.fsdecode` makes it. For `BACKUP_EXISTS` and
+/// `ARCHIVE_MISSING` under a folder, that is the archive in it.
+pub(crate) fn set_filename(
+    obj: &Bound<'_, PyAny>,
+    code: license_backup::ErrorCode,
+    path: &std::path::Path,
+) -> PyResult<()> {
+    use license_backup::ErrorCode::{ArchiveMissing, BackupExists};
+    if !(200..300).contains(&code.number()) || !obj.is_instance_of::<pyo3::exceptions::PyOSError>() {
+        return Ok(());
+    }
+    let archive;
+    let path = if matches!(code, BackupExists | ArchiveMissing) && path.is_dir() {
+        archive = path.join(license_backup::archive::ARCHIVE_FILE_NAME);
+        archive.as_path()
+    } else {
+        path
+    };
+    obj.setattr(pyo3::intern!(obj.py(), "filename"), path.as_os_str())
+}
+
+/// [`py_err`] with `filename` set from `path` (see [`set_filename`]).
+pub(crate) fn py_err_at(py: Python<'_>, err: &license_backup::Error, path: Option<&std::path::Path>) -> PyErr {
+    let raised = py_err(py, err);
+    if let Some(path) = path {
+        if let Err(e) = set_filename(raised.value(py), err.code(), path) {
+            e.write_unraisable(py, None);
+        }
+    }
+    raised
 }
 
 /// The Python exception for a core error, ready to raise.

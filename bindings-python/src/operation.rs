@@ -1,6 +1,7 @@
 //! Running operations: the status callback bridge and the `Operation` handle.
 
 use std::cell::Cell;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::ThreadId;
@@ -149,11 +150,13 @@ pub(crate) struct Shared {
     worker: OnceLock<ThreadId>,
     /// The store's host protector, whose exception is the `__cause__` of `ProtectorFailedError`.
     protector: Option<Arc<crate::protector::HostProtector>>,
+    /// The operation's folder (`BackupPath` or `RestorePath`): the `filename` of an `OSError`.
+    folder: Option<PathBuf>,
 }
 
 impl Shared {
-    pub(crate) fn with_protector(protector: Option<Arc<crate::protector::HostProtector>>) -> Self {
-        Shared { protector, ..Shared::default() }
+    pub(crate) fn new(protector: Option<Arc<crate::protector::HostProtector>>, folder: Option<PathBuf>) -> Self {
+        Shared { protector, folder, ..Shared::default() }
     }
 
     fn remember(&self, err: PyErr) {
@@ -183,9 +186,23 @@ impl PyCallback {
         PyCallback { callback, batched, shared }
     }
 
+    /// The facade's event object for `emitted`; an END's error has its `filename` (the folder).
+    fn event<'py>(&self, py: Python<'py>, emitted: &Emitted) -> PyResult<Bound<'py, PyAny>> {
+        let event = generated::event(py, &emitted.event, emitted.emitted_ns)?;
+        if let (StatusEvent::End { outcome: Outcome::Failed(err), .. }, Some(folder)) =
+            (&emitted.event, &self.shared.folder)
+        {
+            crate::set_filename(&event.getattr(pyo3::intern!(py, "error"))?, err.code(), folder)?;
+        }
+        Ok(event)
+    }
+
     /// Calls the callable for each event of `batch` in order (or once with all of them when
     /// batched), checking `stop()` after each event and stopping at the first exception, which
-    /// is kept as the cause of `CallbackFailedError`; the message describes it.
+    /// is kept as the cause of `CallbackFailedError`; the message describes it. An exception
+    /// at END (always alone in its batch) does not change the outcome: it goes to
+    /// `sys.unraisablehook` (the facade's asyncio dispatcher hands it to the loop's exception
+    /// handler itself).
     fn deliver(
         &self,
         py: Python<'_>,
@@ -193,29 +210,36 @@ impl PyCallback {
         batch: &[Emitted],
         stop: &dyn Fn() -> bool,
     ) -> Result<(), String> {
+        let at_end = matches!(batch, [Emitted { event: StatusEvent::End { .. }, .. }]);
         let failed = |err: PyErr| {
             let message = describe(py, &err);
             self.shared.remember(err);
             message
         };
-        if self.batched {
-            let events =
-                batch.iter().map(|e| generated::event(py, &e.event, e.emitted_ns)).collect::<PyResult<Vec<_>>>();
+        let result = if self.batched {
+            let events = batch.iter().map(|e| self.event(py, e)).collect::<PyResult<Vec<_>>>();
             let list = events.and_then(|events| PyList::new(py, events));
-            return list.and_then(|list| callback.call1((list,))).map(drop).map_err(failed);
-        }
-        for emitted in batch {
-            if GATE_CLOSED.load(Ordering::Relaxed) {
-                return Err(SHUTTING_DOWN.into());
+            list.and_then(|list| callback.call1((list,))).map(drop)
+        } else {
+            let mut result = Ok(());
+            for emitted in batch {
+                if GATE_CLOSED.load(Ordering::Relaxed) {
+                    return Err(SHUTTING_DOWN.into());
+                }
+                result = self.event(py, emitted).and_then(|event| callback.call1((event,))).map(drop);
+                if result.is_err() || stop() {
+                    break;
+                }
             }
-            generated::event(py, &emitted.event, emitted.emitted_ns)
-                .and_then(|event| callback.call1((event,)))
-                .map_err(failed)?;
-            if stop() {
-                break;
+            result
+        };
+        match result {
+            Err(err) if at_end => {
+                err.write_unraisable(py, Some(callback));
+                Ok(())
             }
+            other => other.map_err(failed),
         }
-        Ok(())
     }
 }
 
@@ -255,7 +279,7 @@ impl StatusCallback for PyCallback {
 ///
 /// `wait(timeout=None)` blocks, with the GIL released, until the operation has ended and every
 /// callback has run, then returns its `Summary` or raises its error. `cancel()` asks it to stop
-/// (it then ends with `CancelledError`). `add_done_callback(fn)` calls `fn()` once it has
+/// (it then ends with `OperationCancelledError`). `add_done_callback(fn)` calls `fn()` once it has
 /// ended, from a helper thread (at once, on the calling thread, if it already has).
 #[pyclass(module = "license_backup._native", frozen, weakref)]
 pub struct Operation {
@@ -272,7 +296,7 @@ impl Operation {
         match outcome {
             Outcome::Completed(summary) => Ok(summary.to_py(py)?.unbind()),
             Outcome::Failed(err) => {
-                let raised = crate::py_err(py, &err);
+                let raised = crate::py_err_at(py, &err, self.shared.folder.as_deref());
                 if err.code() == ErrorCode::CallbackFailed {
                     // `raise CallbackFailedError(...) from <the callback's exception>`
                     raised.set_cause(py, self.shared.failure(py));
@@ -308,7 +332,7 @@ impl Operation {
         self.handle.is_cancel_requested()
     }
 
-    /// Asks the operation to stop; it ends with `CancelledError` unless it had already ended.
+    /// Asks the operation to stop; it ends with `OperationCancelledError` unless it had already ended.
     fn cancel(&self) {
         self.handle.cancel();
     }

@@ -102,12 +102,14 @@ impl Protector {
     /// The platform keystore, its entries filed under `service` (default ``"license-backup"``).
     #[staticmethod]
     #[pyo3(signature = (service = None))]
-    fn keyring(service: Option<String>) -> Self {
+    fn keyring(service: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let service: Option<String> =
+            crate::convert::option(service, "service", &license_backup::interface::OPT_TEXT, None)?;
         let service = service.unwrap_or_else(|| license_backup::KeyringProtector::DEFAULT_SERVICE.into());
-        Protector {
+        Ok(Protector {
             inner: license_backup::Protector::new(Arc::new(license_backup::KeyringProtector::new(service))),
             host: None,
-        }
+        })
     }
 
     /// A protector made of a Python object with ``wrap`` and ``unwrap`` methods.
@@ -115,10 +117,17 @@ impl Protector {
     fn host(obj: Bound<'_, PyAny>) -> PyResult<Self> {
         for method in ["wrap", "unwrap"] {
             if !obj.hasattr(method)? || !obj.getattr(method)?.is_callable() {
-                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                    "a host protector needs a callable {method}(bytes) method; {} has none",
-                    type_name(&obj)
-                )));
+                return Err(crate::py_err(
+                    obj.py(),
+                    &license_backup::Error::new(
+                        ErrorCode::InvalidArgument,
+                        format!(
+                            "protector must be a Protector or an object with callable wrap(bytes) and \
+                             unwrap(bytes) methods; {} has no {method}",
+                            type_name(&obj)
+                        ),
+                    ),
+                ));
             }
         }
         let host = Arc::new(HostProtector {
@@ -156,10 +165,15 @@ pub(crate) fn from_arg(arg: Option<&Bound<'_, PyAny>>) -> PyResult<Protector> {
     }
 }
 
-/// The Python exception for a core error, with the host protector's exception as its cause
-/// when the protector failed.
-pub(crate) fn raise(py: Python<'_>, err: &license_backup::Error, protector: &Protector) -> PyErr {
-    let raised = crate::py_err(py, err);
+/// The Python exception for a core error opening the file at `path` (its `filename` when it is
+/// an `OSError`), with the host protector's exception as its cause when the protector failed.
+pub(crate) fn raise(
+    py: Python<'_>,
+    err: &license_backup::Error,
+    protector: &Protector,
+    path: &std::path::Path,
+) -> PyErr {
+    let raised = crate::py_err_at(py, err, Some(path));
     if err.code() == ErrorCode::ProtectorFailed {
         if let Some(host) = &protector.host {
             raised.set_cause(py, host.take_failure());

@@ -6,7 +6,7 @@ use license_backup::{Error, ErrorCode, LicenseService, OperationHandle, Property
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use license_backup::interface;
+use license_backup::interface::{self, ArgPath, Type};
 
 use crate::convert::{self, ToPy};
 use crate::operation::{Operation, PyCallback, Shared};
@@ -25,17 +25,36 @@ pub struct BackupRestorer {
 }
 
 impl BackupRestorer {
-    /// Starts an operation with a callback bridge to `callback` (given lists of events when
-    /// `batched`).
-    fn start<F>(&self, py: Python<'_>, callback: Option<Py<PyAny>>, batched: bool, start: F) -> PyResult<Operation>
+    /// Starts an operation on the folder in property `folder` with a callback bridge to
+    /// `callback` (given lists of events when `batched`).
+    fn start<F>(
+        &self,
+        py: Python<'_>,
+        callback: Option<Py<PyAny>>,
+        batched: bool,
+        folder: Property,
+        start: F,
+    ) -> PyResult<Operation>
     where
         F: FnOnce(Arc<dyn StatusCallback>) -> license_backup::Result<OperationHandle>,
     {
         // A restore that individualizes wraps the new seed with the store's protector: its
-        // exception becomes the cause of ProtectorFailedError.
-        let shared = Arc::new(Shared::with_protector(self.store.get().protector.host.clone()));
+        // exception becomes the cause of ProtectorFailedError. The folder is the `filename`
+        // of an error about it.
+        let folder = self.inner.path_property(folder.name()).or_raise(py)?;
+        let shared = Arc::new(Shared::new(self.store.get().protector.host.clone(), folder));
         let handle = start(Arc::new(PyCallback::new(callback, batched, Arc::clone(&shared)))).or_raise(py)?;
         Ok(Operation::new(handle, shared))
+    }
+
+    /// The Python value of property `name` (a path as `os.fsdecode` makes it).
+    fn value<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if Property::from_name(name).is_some_and(Property::is_path) {
+            let path = self.inner.path_property(name).or_raise(py)?;
+            return path.map(|p| Ok(p.as_os_str().into_pyobject(py)?.into_any())).transpose();
+        }
+        let value = self.inner.get_property(name).or_raise(py)?;
+        value.map(|v| convert::property_object(py, &v)).transpose()
     }
 }
 
@@ -43,17 +62,25 @@ impl BackupRestorer {
 impl BackupRestorer {
     /// A restorer over `store`, authorizing restores with `service`.
     #[new]
-    fn new(store: Bound<'_, LicenseStore>, service: Bound<'_, PyAny>) -> PyResult<Self> {
+    fn new(store: Bound<'_, PyAny>, service: Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = store.py();
+        let store = store.cast_into::<LicenseStore>().map_err(|e| {
+            let value = e.into_inner();
+            convert::invalid(&value, &Type::Object("LicenseStore"), &ArgPath::arg("store"))
+        })?;
         let engine_store = store.get().get()?;
         let engine_service: Arc<dyn LicenseService> = if let Ok(s) = service.cast::<EmbeddedService>() {
             s.get().inner.clone()
         } else if let Ok(s) = service.cast::<RemoteService>() {
             s.get().inner.clone()
         } else {
-            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                "service must be an EmbeddedService or a RemoteService, not {}",
-                service.get_type().name()?
-            )));
+            return Err(crate::py_err(
+                py,
+                &Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("service must be an EmbeddedService or a RemoteService, not {}", service.repr()?),
+                ),
+            ));
         };
         Ok(BackupRestorer {
             inner: license_backup::create_backup_restorer(engine_store, engine_service),
@@ -74,10 +101,15 @@ impl BackupRestorer {
         self.service.clone_ref(py)
     }
 
-    /// Sets a property: `str` for paths, `int` (u32) for counts, `bool` for flags.
+    /// Sets a property: a path (`str`, `bytes` or `os.PathLike`, as `os.fsencode` reads it) for
+    /// the folders, `int` (u32) for counts, `bool` for flags.
     fn set_property(&self, py: Python<'_>, name: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let name: String = convert::arg(name, "name", &interface::STRING)?;
         let name = name.as_str();
+        if Property::from_name(name).is_some_and(Property::is_path) && convert::is_path_like(value) {
+            let path = convert::path(value, name)?;
+            return self.inner.set_path_property(name, &path).or_raise(py);
+        }
         match convert::property_value(value, name)? {
             Some(v) => self.inner.set_property(name, v).or_raise(py),
             None => {
@@ -95,18 +127,19 @@ impl BackupRestorer {
         }
     }
 
-    /// A property's value by name; `None` if it is a known property that is not set.
+    /// A property's value by name; `None` if it is a known property that is not set. A path
+    /// is the `str` `os.fsdecode` makes of it (surrogate escapes for a name that is not UTF-8).
     fn get_property<'py>(&self, py: Python<'py>, name: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let name: String = convert::arg(name, "name", &interface::STRING)?;
-        let value = self.inner.get_property(&name).or_raise(py)?;
-        value.map(|v| convert::property_object(py, &v)).transpose()
+        self.value(py, &name)
     }
 
     /// The `index`-th property set (in the order they were first set), as `(name, value)`.
     fn property_by_index<'py>(&self, py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
         let index: u32 = convert::arg(index, "index", &interface::U32)?;
-        let (name, value) = self.inner.property_by_index(index as usize).or_raise(py)?;
-        PyTuple::new(py, [name.into_pyobject(py)?.into_any(), convert::property_object(py, &value)?])
+        let (name, _) = self.inner.property_by_index(index as usize).or_raise(py)?;
+        let value = self.value(py, &name)?.unwrap_or_else(|| py.None().into_bound(py));
+        PyTuple::new(py, [name.into_pyobject(py)?.into_any(), value])
     }
 
     /// How many properties are set.
@@ -137,7 +170,7 @@ impl BackupRestorer {
         batched: bool,
     ) -> PyResult<Operation> {
         let flags = generated::backup_flags(overwrite)?;
-        self.start(py, callback, batched, |cb| self.inner.backup_licenses(flags, cb))
+        self.start(py, callback, batched, Property::BackupPath, |cb| self.inner.backup_licenses(flags, cb))
     }
 
     /// Starts restoring from the folder in `RestorePath`; see `backup_licenses`.
@@ -151,7 +184,7 @@ impl BackupRestorer {
         batched: bool,
     ) -> PyResult<Operation> {
         let flags = generated::restore_flags(individualize, replace_existing)?;
-        self.start(py, callback, batched, |cb| self.inner.restore_licenses(flags, cb))
+        self.start(py, callback, batched, Property::RestorePath, |cb| self.inner.restore_licenses(flags, cb))
     }
 
     /// Cancels the running backup, if any.
@@ -175,7 +208,9 @@ impl BackupRestorer {
         let individualize = generated::quota_options(individualize)?.individualize;
         let flags = license_backup::RestoreFlags { individualize, replace_existing: false };
         let inner = &self.inner;
-        let quota = py.detach(|| inner.restore_quota_with(flags)).or_raise(py)?;
+        let folder = inner.path_property(Property::RestorePath.name()).or_raise(py)?;
+        let quota =
+            py.detach(|| inner.restore_quota_with(flags)).map_err(|e| crate::py_err_at(py, &e, folder.as_deref()))?;
         quota.to_py(py)
     }
 }

@@ -21,7 +21,8 @@ pub struct EmbeddedService {
 
 #[pymethods]
 impl EmbeddedService {
-    /// Opens (or creates, with a fresh key pair) the service ledger at `path`.
+    /// Opens (or creates, with a fresh key pair) the service ledger at `path` (`str`, `bytes` or
+    /// `os.PathLike`, as `os.fsencode` reads it).
     #[new]
     /// `protector` holds the service's seed, as for `LicenseStore` (default
     /// `Protector.unprotected()`).
@@ -40,7 +41,7 @@ impl EmbeddedService {
         let options = license_backup::ServiceOptions::protected(policy, protector.inner.clone());
         let service = py
             .detach(|| license_backup::EmbeddedService::open_with(&path, options))
-            .map_err(|e| crate::protector::raise(py, &e, &protector))?;
+            .map_err(|e| crate::protector::raise(py, &e, &protector, &path))?;
         Ok(EmbeddedService { inner: Arc::new(service) })
     }
 
@@ -127,7 +128,7 @@ impl RemoteService {
             .or_raise(py)?;
         let options = license_backup::RemoteOptions {
             token: o.token,
-            ca_file: o.ca_file.map(PathBuf::from),
+            ca_file: o.ca_file,
             cert_pins: o.cert_pins.unwrap_or_default(),
             service_keys: o.service_keys.unwrap_or_default(),
             timeout,

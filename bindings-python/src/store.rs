@@ -49,10 +49,10 @@ impl LicenseStore {
 
 #[pymethods]
 impl LicenseStore {
-    /// Opens (or creates) the store at `path` (`str` or `os.PathLike`). `protector` holds the
-    /// device's seed: `Protector.unprotected()` (the default: the seed in clear in the file),
-    /// `Protector.keyring()`, or an object with `wrap`/`unwrap`; an unprotected store opened with
-    /// a protector is protected in place.
+    /// Opens (or creates) the store at `path` (`str`, `bytes` or `os.PathLike`, as `os.fsencode`
+    /// reads it). `protector` holds the device's seed: `Protector.unprotected()` (the default:
+    /// the seed in clear in the file), `Protector.keyring()`, or an object with `wrap`/`unwrap`;
+    /// an unprotected store opened with a protector is protected in place.
     #[new]
     #[pyo3(signature = (path, *, protector = None))]
     fn new(py: Python<'_>, path: &Bound<'_, PyAny>, protector: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
@@ -61,7 +61,7 @@ impl LicenseStore {
         let options = license_backup::StoreOptions::protected(protector.inner.clone());
         let opened = py
             .detach(|| license_backup::LicenseStore::open_with(&path, options))
-            .map_err(|e| crate::protector::raise(py, &e, &protector))?;
+            .map_err(|e| crate::protector::raise(py, &e, &protector, &path))?;
         Ok(LicenseStore { inner: RwLock::new(Some(Arc::new(opened))), path, protector })
     }
 
@@ -132,6 +132,10 @@ impl LicenseStore {
     ) -> PyResult<()> {
         let replace = generated::add_options(replace)?.replace;
         let list = Type::List(&Type::Record("NewLicense"));
+        // A str is iterable, but not a list of licenses.
+        if licenses.is_instance_of::<pyo3::types::PyString>() || licenses.is_instance_of::<PyBytes>() {
+            return Err(convert::invalid(licenses, &list, &ArgPath::arg("licenses")));
+        }
         let licenses = licenses
             .try_iter()
             .map_err(|_| convert::invalid(licenses, &list, &ArgPath::arg("licenses")))?

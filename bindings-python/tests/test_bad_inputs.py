@@ -231,3 +231,45 @@ def test_the_table_covers_every_call_and_kind_of_value() -> None:
     for needed in ["negative", "a fraction", "NaN", "infinity", "2^32", "2^63", "a BigInt", "an unknown option (a typo)"]:
         assert needed in notes, needed
     assert len(ROWS) > 200, len(ROWS)
+
+
+# The entry points outside the table (objects, callables, the facade's own arguments): a value
+# of the wrong type is an InvalidArgumentError (a TypeError and a LicenseBackupError with a
+# stable code) naming the argument, never a bare TypeError or an AttributeError.
+def _entry_points(tmp_path: Path) -> Dict[str, Callable[[Any], object]]:
+    store = lb.LicenseStore(tmp_path / "device.db")
+    service = lb.EmbeddedService(tmp_path / "service.db")
+    restorer = lb.BackupRestorer(store, service)
+    restorer.backup_path = tmp_path
+    done = restorer.backup_licenses()
+    done.wait(30)
+    return {
+        "store": lambda v: lb.BackupRestorer(v, service),
+        "service": lambda v: lb.BackupRestorer(store, v),
+        "on_status": lambda v: restorer.backup_licenses(overwrite=True, on_status=v),
+        "fn": lambda v: done.add_done_callback(v),
+        "protector": lambda v: lb.LicenseStore(tmp_path / "other.db", protector=v),
+        "service ": lambda v: lb.Protector.keyring(v),
+        "protector ": lambda v: lb.Protector.host(v),
+        "licenses": lambda v: store.add_licenses(v),
+        "license": lambda v: store.add_license(v),
+        "rights": lambda v: store.update_rights("5a000000-0000-0000-0000-000000000001", v),
+        "entry": lambda v: store.set_catalog_entry("5a000000-0000-0000-0000-000000000001", v),
+    }
+
+
+WRONG_TYPES = [42, 1.5, True, b"raw", object()]
+
+
+def test_every_entry_point_refuses_wrong_types_by_name(tmp_path: Path) -> None:
+    points = _entry_points(tmp_path)
+    for name, call in points.items():
+        values = WRONG_TYPES + ([None, "ab"] if name.strip() not in ("on_status", "protector", "service ") else [])
+        if name == "service ":
+            values = [42, 1.5, True, b"raw"]  # Protector.keyring(service): a str or None
+        for value in values:
+            with pytest.raises(TypeError) as info:
+                call(value)
+            err = info.value
+            assert isinstance(err, lb.InvalidArgumentError) and err.code == lb.ErrorCode.INVALID_ARGUMENT, (name, value, err)
+            assert name.strip() in err.message, (name, value, err.message)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import errno
 import hashlib
 import json
 import os
 import pickle
 import re
-import tempfile
 import sqlite3
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Callable, Dict
 
@@ -31,11 +33,13 @@ from _support import (
 from conftest import World
 
 ERRORS = json.loads(INTERFACE.read_text())["errors"]
+# Classes not named after the code's variant: CancelledError would be asyncio's name.
+RENAMED = {"CANCELLED": "OperationCancelledError"}
 
 
 @pytest.mark.parametrize("spec", ERRORS, ids=[e["name"] for e in ERRORS])
 def test_error_class_of_every_code(spec: Dict[str, object]) -> None:
-    cls = getattr(lb, f"{spec['variant']}Error")
+    cls = getattr(lb, RENAMED.get(str(spec["name"]), f"{spec['variant']}Error"))
     assert issubclass(cls, lb.LicenseBackupError) and issubclass(cls, Exception)
     code = lb.ErrorCode[str(spec["name"])]
     assert int(code) == spec["number"] and code.name == spec["name"]
@@ -133,7 +137,8 @@ def _wrong_key(world: World) -> None:
 
 def _callback_failed(world: World) -> None:
     def boom(event: lb.StatusEvent) -> None:
-        raise ValueError("boom")
+        if not isinstance(event, lb.End):  # one raised at END would not change the outcome
+            raise ValueError("boom")
 
     world.device("A").backup_licenses(on_status=boom).wait()
 
@@ -336,3 +341,99 @@ def test_reach_code_through_the_api(name: str, world: World) -> None:
         REACH[name](world)
     exc = info.value
     assert exc.name == name and exc.message and re.match(rf"{name}: .+", str(exc))
+    # ... and it is the built-in a Python programmer catches for it, an OSError with its errno
+    # and the file it is about.
+    builtins = BUILTINS.get(name, ())
+    assert all(isinstance(exc, b) for b in builtins), (name, type(exc).__mro__)
+    if OSError in [c for b in builtins for c in b.__mro__]:
+        assert isinstance(exc, OSError)
+        assert exc.errno == ERRNO.get(name) and exc.strerror == exc.message
+        where = FILENAME.get(name)
+        assert exc.filename == (None if where is None else str(where(world))), (name, exc.filename)
+    else:
+        assert not isinstance(exc, OSError), name
+
+
+# What each code's class also is (README.md of the package), checked against the classes'
+# documentation: the codes not listed are only LicenseBackupErrors.
+BUILTINS = {
+    "INVALID_ARGUMENT": (ValueError, TypeError),
+    "UNKNOWN_PROPERTY": (KeyError,),
+    "WRONG_PROPERTY_TYPE": (TypeError,),
+    "PATH_NOT_FOUND": (FileNotFoundError,),
+    "NOT_A_FOLDER": (NotADirectoryError,),
+    "NOT_WRITABLE": (PermissionError,),
+    "BACKUP_EXISTS": (FileExistsError,),
+    "ARCHIVE_MISSING": (FileNotFoundError,),
+    "NO_SPACE": (OSError,),
+    "PATH_INVALID": (OSError,),
+    "SERVICE_UNAVAILABLE": (ConnectionError,),
+    "LICENSE_NOT_FOUND": (KeyError,),
+    # Not reached here: MEDIA_FAILURE and DEVICE_GONE (OSError), NOT_READABLE (PermissionError).
+}
+ERRNO = {
+    "PATH_NOT_FOUND": errno.ENOENT,
+    "NOT_A_FOLDER": errno.ENOTDIR,
+    "NOT_WRITABLE": errno.EACCES,
+    "BACKUP_EXISTS": errno.EEXIST,
+    "ARCHIVE_MISSING": errno.ENOENT,
+    "NO_SPACE": errno.ENOSPC,
+}
+FILENAME: Dict[str, Callable[[World], object]] = {
+    "PATH_NOT_FOUND": lambda w: w.backup,
+    "NOT_A_FOLDER": lambda w: w.root,  # LicenseStore(w.root)
+    "NOT_WRITABLE": _not_writable_folder,
+    "BACKUP_EXISTS": lambda w: w.backup / lb.ARCHIVE_FILE_NAME,
+    "ARCHIVE_MISSING": lambda w: w.backup / lb.ARCHIVE_FILE_NAME,
+    "NO_SPACE": lambda w: w.backup,
+    "PATH_INVALID": lambda w: w.root / ("n" * 300),
+}
+
+
+def test_os_error_classes_match_their_builtin_without_the_code_base() -> None:
+    """Each OSError class as Python would build it: errno, strerror, filename, pickled."""
+    expected = {
+        lb.PathNotFoundError: (FileNotFoundError, errno.ENOENT),
+        lb.NotAFolderError: (NotADirectoryError, errno.ENOTDIR),
+        lb.NotWritableError: (PermissionError, errno.EACCES),
+        lb.NotReadableError: (PermissionError, errno.EACCES),
+        lb.BackupExistsError: (FileExistsError, errno.EEXIST),
+        lb.ArchiveMissingError: (FileNotFoundError, errno.ENOENT),
+        lb.NoSpaceError: (OSError, errno.ENOSPC),
+        lb.MediaFailureError: (OSError, errno.EIO),
+        lb.DeviceGoneError: (OSError, errno.ENODEV),
+        lb.PathInvalidError: (OSError, None),
+    }
+    for cls, (builtin, number) in expected.items():
+        exc = lb.error_for(cls.code, "about /x", "/media/caf\udce9")
+        assert type(exc) is cls and isinstance(exc, builtin) and isinstance(exc, lb.LicenseBackupError)
+        assert (exc.errno, exc.strerror, exc.filename) == (number, "about /x", "/media/caf\udce9")
+        assert str(exc) == f"{cls.code.name}: about /x"
+        again = pickle.loads(pickle.dumps(exc))
+        assert type(again) is cls and (again.errno, again.message, again.filename) == (number, "about /x", exc.filename)
+        assert cls("no file").filename is None
+        try:
+            raise cls("caught")
+        except OSError as caught:  # what `except OSError as e: e.filename` code sees
+            assert caught.filename is None and caught.errno == number
+    # A filename for a class that is no OSError is ignored.
+    assert not hasattr(lb.error_for(lb.ErrorCode.ARCHIVE_CORRUPT, "x", "/a"), "filename")
+
+
+def test_cancelled_is_not_asyncio_cancelled_error() -> None:
+    assert lb.OperationCancelledError.code == lb.ErrorCode.CANCELLED
+    assert not issubclass(lb.OperationCancelledError, asyncio.CancelledError)
+    assert "CancelledError" not in lb.__all__ and "OperationCancelledError" in lb.__all__
+    # A star import cannot shadow asyncio's.
+    namespace: Dict[str, object] = {}
+    exec("from asyncio import CancelledError\nfrom license_backup import *", namespace)
+    assert namespace["CancelledError"] is asyncio.CancelledError
+    # The old name still imports, with a DeprecationWarning naming the new one.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        from license_backup import CancelledError
+    assert CancelledError is lb.OperationCancelledError
+    assert caught and all(w.category is DeprecationWarning for w in caught)
+    assert "OperationCancelledError" in str(caught[0].message) and caught[0].filename == __file__
+    with pytest.raises(AttributeError):
+        lb.NoSuchName  # type: ignore[attr-defined]

@@ -144,11 +144,11 @@ def test_cancel_from_inside_the_callback(world: World, how: str) -> None:
 
     holder.append(r.backup_licenses(on_status=on_status))
     ready.set()
-    with pytest.raises(lb.CancelledError):
+    with pytest.raises(lb.OperationCancelledError):
         holder[0].wait(timeout=30)
     # The cancel took effect at that very event: END(CANCELLED) right after it, once, last.
     assert rec.kinds() == ["Begin", "Progress", "Progress", "Progress", "End"]
-    assert isinstance(rec.end, lb.End) and isinstance(rec.end.error, lb.CancelledError)
+    assert isinstance(rec.end, lb.End) and isinstance(rec.end.error, lb.OperationCancelledError)
     assert not (world.backup / lb.ARCHIVE_FILE_NAME).exists()
     assert r.backup_licenses().wait(timeout=30).licenses == 10
 
@@ -166,7 +166,7 @@ def test_cancel_restore_from_inside_the_callback(world: World) -> None:
         if isinstance(event, lb.Progress) and event.done == 2:
             b.cancel_license_restore()
 
-    with pytest.raises(lb.CancelledError):
+    with pytest.raises(lb.OperationCancelledError):
         b.restore_licenses(on_status=on_status).wait(timeout=30)
     assert rec.kinds() == ["Connecting", "Disconnecting", "Begin", "Progress", "Progress", "End"]
     assert b.store.license_count() == 0

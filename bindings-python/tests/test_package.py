@@ -51,8 +51,14 @@ def test_stub_matches_the_native_module() -> None:
 
 
 def test_mypy_strict_on_the_package_and_the_examples(tmp_path: Path) -> None:
+    from test_readme import readme_examples
+
+    readme = tmp_path / "readme"
+    readme.mkdir()
+    for i, code in enumerate(readme_examples()):
+        (readme / f"readme_example_{i + 1}.py").write_text(code)
     common = ["-m", "mypy", "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache")]
-    for target in (["-p", "license_backup"], [str(EXAMPLES)]):
+    for target in (["-p", "license_backup"], [str(EXAMPLES)], [str(readme)]):
         result = _run(*common, *target, cwd=tmp_path)
         assert result.returncode == 0, f"mypy --strict {' '.join(target)}:\n{result.stdout}{result.stderr}"
 

@@ -140,3 +140,57 @@ def test_any_value_for_progress_interval(value: Any) -> None:
 
 
 DEVICE = Device()
+
+
+# Paths: any str, bytes or path-like, including names that are not UTF-8.
+path_like = st.one_of(
+    anything,
+    st.binary(max_size=12).map(lambda b: b"/tmp/" + b),
+    st.binary(min_size=1, max_size=12).map(lambda b: Path("/tmp") / __import__("os").fsdecode(b)),
+)
+
+
+def valid_path(value: Any) -> Optional[bytes]:
+    """The path's bytes, as os.fsencode reads it, when the definition accepts it (not empty, no
+    NUL); None when it is refused."""
+    import os
+
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        return None
+    raw = os.fsencode(value)
+    return raw if raw and b"\0" not in raw else None
+
+
+@SETTINGS
+@given(name=st.sampled_from(["BackupPath", "RestorePath"]), value=path_like)
+def test_any_value_for_a_path_property(name: str, value: Any) -> None:
+    import os
+
+    raw = valid_path(value)
+    restorer = DEVICE.restorer
+    # A path that is empty or holds a NUL is an invalid argument; a value that is no path at all
+    # (None, a number, a list) is the wrong type of value for the property. Both name it.
+    codes = ("INVALID_ARGUMENT",) if isinstance(value, (str, bytes, os.PathLike)) else ("WRONG_PROPERTY_TYPE",)
+    check(lambda: restorer.set_property(name, value), raw is not None, name, DEVICE, codes)
+    if raw is not None:
+        # Read back as os.fsdecode makes it: it names the same bytes.
+        assert os.fsencode(restorer.get_property(name)) == raw  # type: ignore[arg-type]
+        assert isinstance(restorer.get_property(name), str)
+
+
+@SETTINGS
+@given(value=anything)
+def test_any_value_for_a_record_argument(value: Any) -> None:
+    # Nothing but an object with the record's fields is a record: None, str, bytes, numbers and
+    # lists (of no such object) are refused, as a TypeError naming the argument.
+    for call, named in [
+        (lambda: DEVICE.store.add_license(value), "license"),
+        (lambda: DEVICE.store.update_rights(str(uuid.uuid4()), value), "rights"),
+        (lambda: DEVICE.store.set_catalog_entry(str(uuid.uuid4()), value), "entry"),
+    ]:
+        try:
+            call()
+        except TypeError as err:
+            assert isinstance(err, lb.InvalidArgumentError) and named in err.message, repr(err)
+        else:
+            raise AssertionError(f"accepted {value!r} as {named}")

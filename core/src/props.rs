@@ -1,5 +1,7 @@
 //! Named properties of a backup restorer, mirroring `IWMBackupRestoreProps`.
 
+use std::path::{Path, PathBuf};
+
 use crate::error::{Error, ErrorCode, Result};
 use crate::interface::{self, Type};
 
@@ -80,6 +82,11 @@ macro_rules! properties {
                 match self { $( Property::$variant => $desc, )* }
             }
 
+            /// Whether the property names a folder (its values are paths).
+            pub fn is_path(self) -> bool {
+                matches!(self.spec(), Type::Text { .. }) && self.value_type() == ValueType::String
+            }
+
             /// Looks a property up by name (exact, case-sensitive).
             pub fn from_name(name: &str) -> Option<Property> {
                 match name { $( $name => Some(Property::$variant), )* _ => None }
@@ -122,7 +129,25 @@ pub const DEFAULT_PROGRESS_INTERVAL: u32 = 100;
 /// An ordered set of properties: the order of `set` is the order of `get_by_index`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Properties {
-    entries: Vec<(Property, PropertyValue)>,
+    entries: Vec<(Property, Stored)>,
+}
+
+/// A property as it is held: a value, or a path that is not UTF-8 (a folder name in another
+/// encoding), which only [`Properties::set_path`] stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Stored {
+    Value(PropertyValue),
+    Path(PathBuf),
+}
+
+impl Stored {
+    /// The value as the property API reports it: a path that is not UTF-8 as its lossy text.
+    fn value(&self) -> PropertyValue {
+        match self {
+            Stored::Value(v) => v.clone(),
+            Stored::Path(p) => PropertyValue::String(p.to_string_lossy().into_owned()),
+        }
+    }
 }
 
 fn lookup(name: &str) -> Result<Property> {
@@ -148,22 +173,60 @@ impl Properties {
             PropertyValue::U32(n) => prop.spec().check_int(name, i128::from(*n))?,
             PropertyValue::Bool(_) => {}
         }
+        self.store(prop, Stored::Value(value));
+        Ok(())
+    }
+
+    /// Sets a path property (`BackupPath`, `RestorePath`) to an operating-system path, which
+    /// need not be UTF-8: a folder whose name is in another encoding. Checked as [`set`]
+    /// checks a string (not empty, no NUL), on the path's bytes.
+    ///
+    /// [`set`]: Properties::set
+    pub fn set_path(&mut self, name: &str, path: &Path) -> Result<()> {
+        if let Some(text) = path.to_str() {
+            return self.set(name, PropertyValue::String(text.to_string()));
+        }
+        let prop = lookup(name)?;
+        if !prop.is_path() {
+            return Err(Error::new(
+                ErrorCode::WrongPropertyType,
+                format!("property {name} takes a {:?} value, not a path", prop.value_type()),
+            ));
+        }
+        interface::check_path(name, path)?;
+        self.store(prop, Stored::Path(path.to_path_buf()));
+        Ok(())
+    }
+
+    fn store(&mut self, prop: Property, value: Stored) {
         match self.entries.iter_mut().find(|(p, _)| *p == prop) {
             Some(entry) => entry.1 = value,
             None => self.entries.push((prop, value)),
         }
-        Ok(())
     }
 
-    /// The value of a property by name; `None` if it is a known property that is not set.
+    /// The value of a property by name; `None` if it is a known property that is not set. A
+    /// path that is not UTF-8 reads as its lossy text: [`get_path`] reads it as it is.
+    ///
+    /// [`get_path`]: Properties::get_path
     pub fn get(&self, name: &str) -> Result<Option<PropertyValue>> {
         let prop = lookup(name)?;
-        Ok(self.value(prop).cloned())
+        Ok(self.value(prop))
+    }
+
+    /// The value of a path property by name as the path it names (`None`: not set);
+    /// `WRONG_PROPERTY_TYPE` for a property that is not a path.
+    pub fn get_path(&self, name: &str) -> Result<Option<PathBuf>> {
+        let prop = lookup(name)?;
+        if !prop.is_path() {
+            return Err(Error::new(ErrorCode::WrongPropertyType, format!("property {name} is not a path")));
+        }
+        Ok(self.path(prop))
     }
 
     /// The `index`-th property set, with its name.
     pub fn get_by_index(&self, index: usize) -> Result<(String, PropertyValue)> {
-        self.entries.get(index).map(|(p, v)| (p.name().to_string(), v.clone())).ok_or_else(|| {
+        self.entries.get(index).map(|(p, v)| (p.name().to_string(), v.value())).ok_or_else(|| {
             Error::invalid(format!("property index {index} out of range (count {})", self.entries.len()))
         })
     }
@@ -186,21 +249,23 @@ impl Properties {
         self.entries.clear();
     }
 
-    /// The value of a known property.
-    pub fn value(&self, prop: Property) -> Option<&PropertyValue> {
-        self.entries.iter().find(|(p, _)| *p == prop).map(|(_, v)| v)
+    /// The value of a known property (a path that is not UTF-8 as its lossy text).
+    pub fn value(&self, prop: Property) -> Option<PropertyValue> {
+        self.entries.iter().find(|(p, _)| *p == prop).map(|(_, v)| v.value())
     }
 
-    pub(crate) fn string(&self, prop: Property) -> Option<&str> {
-        match self.value(prop) {
-            Some(PropertyValue::String(s)) => Some(s),
-            _ => None,
-        }
+    /// The path a known path property names.
+    pub(crate) fn path(&self, prop: Property) -> Option<PathBuf> {
+        self.entries.iter().find(|(p, _)| *p == prop).and_then(|(_, v)| match v {
+            Stored::Value(PropertyValue::String(s)) => Some(PathBuf::from(s)),
+            Stored::Path(p) => Some(p.clone()),
+            Stored::Value(_) => None,
+        })
     }
 
     pub(crate) fn progress_interval(&self) -> u64 {
         match self.value(Property::ProgressInterval) {
-            Some(PropertyValue::U32(n)) => u64::from(*n),
+            Some(PropertyValue::U32(n)) => u64::from(n),
             _ => u64::from(DEFAULT_PROGRESS_INTERVAL),
         }
     }
@@ -240,5 +305,26 @@ mod tests {
         assert_eq!(p.set("ProgressInterval", PropertyValue::U32(0)).unwrap_err().code(), ErrorCode::InvalidArgument);
         assert_eq!(p.count(), 0);
         assert!(Property::BackupPath.description().contains("folder"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_path_that_is_not_utf8_is_kept_as_it_is() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut p = Properties::default();
+        let latin1 = Path::new(std::ffi::OsStr::from_bytes(b"/media/caf\xe9"));
+        p.set_path("BackupPath", latin1).unwrap();
+        assert_eq!(p.get_path("BackupPath").unwrap().as_deref(), Some(latin1));
+        assert_eq!(p.path(Property::BackupPath).as_deref(), Some(latin1));
+        assert_eq!(p.get("BackupPath").unwrap(), Some(PropertyValue::String("/media/caf\u{fffd}".into())));
+        // A UTF-8 path is a plain string value.
+        p.set_path("RestorePath", Path::new("/r")).unwrap();
+        assert_eq!(p.get("RestorePath").unwrap(), Some(PropertyValue::String("/r".into())));
+        let nul = Path::new(std::ffi::OsStr::from_bytes(b"/a\xe9\0b"));
+        assert_eq!(p.set_path("RestorePath", nul).unwrap_err().code(), ErrorCode::InvalidArgument);
+        assert_eq!(p.set_path("ProgressInterval", latin1).unwrap_err().code(), ErrorCode::WrongPropertyType);
+        assert_eq!(p.get_path("ProgressInterval").unwrap_err().code(), ErrorCode::WrongPropertyType);
+        assert_eq!(p.set_path("Nope", latin1).unwrap_err().code(), ErrorCode::UnknownProperty);
+        assert_eq!(p.get_path("RestorePath").unwrap().as_deref(), Some(Path::new("/r")));
     }
 }

@@ -89,6 +89,17 @@ impl BackupRestorer {
         self.props().set(name, value)
     }
 
+    /// Sets a path property (`BackupPath`, `RestorePath`) to an operating-system path that need
+    /// not be UTF-8 (see [`Properties::set_path`]).
+    pub fn set_path_property(&self, name: &str, path: &std::path::Path) -> Result<()> {
+        self.props().set_path(name, path)
+    }
+
+    /// The path a path property names; `None` if it is not set (see [`Properties::get_path`]).
+    pub fn path_property(&self, name: &str) -> Result<Option<PathBuf>> {
+        self.props().get_path(name)
+    }
+
     /// A property's value by name; `None` if it is known but not set.
     pub fn get_property(&self, name: &str) -> Result<Option<PropertyValue>> {
         self.props().get(name)
@@ -116,7 +127,7 @@ impl BackupRestorer {
 
     fn folder(&self, prop: Property) -> Result<(PathBuf, u64)> {
         let props = self.props();
-        let folder = props.string(prop).map(PathBuf::from).ok_or_else(|| {
+        let folder = props.path(prop).ok_or_else(|| {
             Error::new(ErrorCode::PathNotSet, format!("set the {} property before starting", prop.name()))
         })?;
         Ok((folder, props.progress_interval()))

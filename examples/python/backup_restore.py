@@ -5,7 +5,8 @@ progress display: the backup waits in a thread, the restore is awaited from asyn
     python examples/python/backup_restore.py [FOLDER]
 
 FOLDER (default: a fresh temporary folder) receives the two device stores, the License
-Management Service's ledger and the backup folder ("usb-stick").
+Management Service's ledger and the backup folder ("usb-stick"). Runs on every Python the
+package supports (3.9+: no ``match`` statement; on 3.10+ the events also work with ``match``).
 """
 
 from __future__ import annotations
@@ -47,32 +48,32 @@ class ProgressDisplay:
         self.live = sys.stdout.isatty()
 
     def __call__(self, event: StatusEvent) -> None:
-        match event:
-            case Connecting():
-                self.say("connecting to the License Management Service")
-            case Disconnecting():
-                self.say("the service answered")
-            case Begin(operation):
-                self.say(f"{operation} started")
-            case Progress(_, done, total):
-                width = 30
-                filled = width * done // total if total else width
-                bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
-                if self.live:
-                    print(f"\r  {self.label}: {bar}", end="", flush=True)
-                else:
-                    self.say(bar)
-            case RestrictedLicense(key_id, title):
-                self.say(f'"{title or key_id}" may not be backed up (its owner forbids it)')
-            case Refused(code, message, url):
-                self.say(f"refused ({code.name}): {message}; see {url}")
-            case End(operation, summary, None) if summary is not None:
-                self.say(
-                    f"{operation} done: {summary.licenses} licenses, {summary.restricted} restricted,"
-                    f" {summary.skipped} skipped, {summary.bytes} bytes in {summary.duration_ms} ms"
-                )
-            case End(operation, _, error):
-                self.say(f"{operation} failed: {error}")
+        if isinstance(event, Connecting):
+            self.say("connecting to the License Management Service")
+        elif isinstance(event, Disconnecting):
+            self.say("the service answered")
+        elif isinstance(event, Begin):
+            self.say(f"{event.operation} started")
+        elif isinstance(event, Progress):
+            width = 30
+            filled = width * event.done // event.total if event.total else width
+            bar = f"[{'#' * filled}{'.' * (width - filled)}] {event.done}/{event.total}"
+            if self.live:
+                print(f"\r  {self.label}: {bar}", end="", flush=True)
+            else:
+                self.say(bar)
+        elif isinstance(event, RestrictedLicense):
+            self.say(f'"{event.title or event.key_id}" may not be backed up (its owner forbids it)')
+        elif isinstance(event, Refused):
+            self.say(f"refused ({event.code.name}): {event.message}; see {event.url}")
+        elif isinstance(event, End) and event.summary is not None:
+            s = event.summary
+            self.say(
+                f"{event.operation} done: {s.licenses} licenses, {s.restricted} restricted,"
+                f" {s.skipped} skipped, {s.bytes} bytes in {s.duration_ms} ms"
+            )
+        elif isinstance(event, End):
+            self.say(f"{event.operation} failed: {event.error}")
 
     def say(self, text: str) -> None:
         print(f"\r  {self.label}: {text}" if self.live else f"  {self.label}: {text}", flush=True)

@@ -23,8 +23,10 @@ with the GIL taken for a batch of queued events at a time (released between batc
 the operation was started from a coroutine it is called on the event loop's thread instead.
 Each event carries ``emitted_ns``, when the engine emitted it (``time.monotonic_ns()`` clock).
 ``Operation.wait()`` and every call that touches the store or the service release the GIL.
-An exception raised by ``on_status`` stops the operation (``CALLBACK_FAILED``) and is re-raised
-by ``wait()``/``await`` as the ``__cause__`` of :class:`CallbackFailedError`. At interpreter
+An exception raised by ``on_status`` before END stops the operation (``CALLBACK_FAILED``,
+nothing changed) and is re-raised by ``wait()``/``await`` as the ``__cause__`` of
+:class:`CallbackFailedError`. One raised at END does not change the outcome: it goes to
+``sys.unraisablehook`` (from asyncio, the loop's ``call_exception_handler``). At interpreter
 exit, running operations are cancelled and allowed to end. See :class:`BackupRestorer`.
 
 Secrets at rest
@@ -41,10 +43,16 @@ Errors
 ------
 Every engine error raises a subclass of :class:`LicenseBackupError` named after its code
 (``BackupExistsError`` for ``BACKUP_EXISTS``), with ``.code`` (an :class:`ErrorCode`, which is an
-``int``), ``.name`` and ``.message``. Using a closed :class:`LicenseStore` raises ``ValueError``.
+``int``), ``.name`` and ``.message``. Codes about files are also the matching ``OSError`` subclass
+(``PathNotFoundError`` is a ``FileNotFoundError``, ``NotWritableError`` a ``PermissionError``,
+...) with ``errno`` and ``filename``; ``InvalidArgumentError`` is a ``ValueError`` and a
+``TypeError``. A cancelled operation raises :class:`OperationCancelledError` (not
+``asyncio.CancelledError``). Using a closed :class:`LicenseStore` raises ``ValueError``.
 """
 
 from __future__ import annotations
+
+import warnings
 
 from ._errors import *  # noqa: F403 - the generated exception classes
 from ._errors import __all__ as _error_names
@@ -69,6 +77,23 @@ __all__ = [
     *_type_names,
     *_error_names,
 ]
+
+
+
+def __getattr__(name: str) -> object:
+    # `CancelledError`, the name of CANCELLED's class before it was renamed: it shares its name
+    # with asyncio's, so it is not in __all__ (a star import never brings it in to shadow
+    # `asyncio.CancelledError`) and importing it warns.
+    if name == "CancelledError":
+        warnings.warn(
+            "license_backup.CancelledError is deprecated: use OperationCancelledError "
+            "(it is not asyncio.CancelledError)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return OperationCancelledError  # noqa: F405 - from the generated _errors
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Show the public classes as `license_backup.X` (in reprs and tracebacks), where users import them.
 for _name in __all__:

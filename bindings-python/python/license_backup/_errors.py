@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import enum
+import errno
+import os
 from typing import ClassVar, Dict, Optional, Type, Union
 
 
@@ -113,18 +115,31 @@ class LicenseBackupError(Exception):
 
     ``code`` is the :class:`ErrorCode` (an ``int``: the stable number), ``name`` its symbolic
     name (``"BACKUP_EXISTS"``) and ``message`` the engine's message. Each code has its own
-    subclass (``BackupExistsError``, ...); catch this class to handle them all.
+    subclass (``BackupExistsError``, ...); catch this class to handle them all. The subclasses
+    of codes about files are also ``OSError`` subclasses (``PathNotFoundError`` is a
+    ``FileNotFoundError``) with ``errno`` and ``filename`` set.
     """
 
     code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
     message: str
+    _errno: ClassVar[Optional[int]] = None
 
-    def __init__(self, message: str = "", code: Optional[Union[ErrorCode, int]] = None) -> None:
-        super().__init__(message)
-        self.message = message or (self.code.description if code is None else ErrorCode(code).description)
+    def __init__(
+        self,
+        message: str = "",
+        code: Optional[Union[ErrorCode, int]] = None,
+        filename: Optional[Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]] = None,
+    ) -> None:
         if code is not None:
             # An instance of the base class itself may carry any code.
             self.code = ErrorCode(code)  # type: ignore[misc]
+        self.message = message or self.code.description
+        if isinstance(self, OSError):
+            # OSError(errno, strerror, filename): sets .errno, .strerror and .filename.
+            os_args: tuple[object, ...] = (self._errno, self.message)
+            super().__init__(*(os_args if filename is None else (*os_args, os.fspath(filename))))
+        else:
+            super().__init__(message)
 
     @property
     def name(self) -> str:
@@ -138,7 +153,7 @@ class LicenseBackupError(Exception):
         return f"{type(self).__name__}({self.message!r})"
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (int(self.code), self.message))
+        return (_rebuild, (int(self.code), self.message, getattr(self, "filename", None)))
 
 
 class InvalidArgumentError(LicenseBackupError, ValueError, TypeError):
@@ -168,64 +183,73 @@ class PathNotSetError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.PATH_NOT_SET
 
 
-class PathNotFoundError(LicenseBackupError):
+class PathNotFoundError(LicenseBackupError, FileNotFoundError):
     """PATH_NOT_FOUND (201): folder does not exist."""
 
     code: ClassVar[ErrorCode] = ErrorCode.PATH_NOT_FOUND
+    _errno: ClassVar[Optional[int]] = errno.ENOENT
 
 
-class NotAFolderError(LicenseBackupError):
+class NotAFolderError(LicenseBackupError, NotADirectoryError):
     """NOT_A_FOLDER (202): path is not a folder."""
 
     code: ClassVar[ErrorCode] = ErrorCode.NOT_A_FOLDER
+    _errno: ClassVar[Optional[int]] = errno.ENOTDIR
 
 
-class NotWritableError(LicenseBackupError):
+class NotWritableError(LicenseBackupError, PermissionError):
     """NOT_WRITABLE (203): folder is not writable."""
 
     code: ClassVar[ErrorCode] = ErrorCode.NOT_WRITABLE
+    _errno: ClassVar[Optional[int]] = errno.EACCES
 
 
-class BackupExistsError(LicenseBackupError):
+class BackupExistsError(LicenseBackupError, FileExistsError):
     """BACKUP_EXISTS (204): a backup already exists in the folder."""
 
     code: ClassVar[ErrorCode] = ErrorCode.BACKUP_EXISTS
+    _errno: ClassVar[Optional[int]] = errno.EEXIST
 
 
-class ArchiveMissingError(LicenseBackupError):
+class ArchiveMissingError(LicenseBackupError, FileNotFoundError):
     """ARCHIVE_MISSING (205): no backup archive in the folder."""
 
     code: ClassVar[ErrorCode] = ErrorCode.ARCHIVE_MISSING
+    _errno: ClassVar[Optional[int]] = errno.ENOENT
 
 
-class NoSpaceError(LicenseBackupError):
+class NoSpaceError(LicenseBackupError, OSError):
     """NO_SPACE (206): not enough space on the device."""
 
     code: ClassVar[ErrorCode] = ErrorCode.NO_SPACE
+    _errno: ClassVar[Optional[int]] = errno.ENOSPC
 
 
-class MediaFailureError(LicenseBackupError):
+class MediaFailureError(LicenseBackupError, OSError):
     """MEDIA_FAILURE (207): the device reported an I/O error."""
 
     code: ClassVar[ErrorCode] = ErrorCode.MEDIA_FAILURE
+    _errno: ClassVar[Optional[int]] = errno.EIO
 
 
-class DeviceGoneError(LicenseBackupError):
+class DeviceGoneError(LicenseBackupError, OSError):
     """DEVICE_GONE (208): the device is no longer connected."""
 
     code: ClassVar[ErrorCode] = ErrorCode.DEVICE_GONE
+    _errno: ClassVar[Optional[int]] = errno.ENODEV
 
 
-class PathInvalidError(LicenseBackupError):
+class PathInvalidError(LicenseBackupError, OSError):
     """PATH_INVALID (209): the path is too long or cannot be resolved."""
 
     code: ClassVar[ErrorCode] = ErrorCode.PATH_INVALID
 
 
-class NotReadableError(LicenseBackupError):
+class NotReadableError(LicenseBackupError, PermissionError):
     """NOT_READABLE (210): the folder or archive cannot be read."""
 
     code: ClassVar[ErrorCode] = ErrorCode.NOT_READABLE
+    _errno: ClassVar[Optional[int]] = errno.EACCES
 
 
 class ArchiveCorruptError(LicenseBackupError):
@@ -246,7 +270,7 @@ class WrongKeyError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.WRONG_KEY
 
 
-class ServiceUnavailableError(LicenseBackupError):
+class ServiceUnavailableError(LicenseBackupError, ConnectionError):
     """SERVICE_UNAVAILABLE (401): license management service unavailable."""
 
     code: ClassVar[ErrorCode] = ErrorCode.SERVICE_UNAVAILABLE
@@ -300,7 +324,7 @@ class ForeignDeviceError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.FOREIGN_DEVICE
 
 
-class CancelledError(LicenseBackupError):
+class OperationCancelledError(LicenseBackupError):
     """CANCELLED (501): operation cancelled."""
 
     code: ClassVar[ErrorCode] = ErrorCode.CANCELLED
@@ -324,10 +348,13 @@ class StorageError(LicenseBackupError):
     code: ClassVar[ErrorCode] = ErrorCode.STORAGE
 
 
-class LicenseNotFoundError(LicenseBackupError):
+class LicenseNotFoundError(LicenseBackupError, KeyError):
     """LICENSE_NOT_FOUND (602): license not found."""
 
     code: ClassVar[ErrorCode] = ErrorCode.LICENSE_NOT_FOUND
+
+    def __str__(self) -> str:
+        return LicenseBackupError.__str__(self)
 
 
 class LicenseExistsError(LicenseBackupError):
@@ -417,7 +444,7 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
     ErrorCode.RATE_LIMITED: RateLimitedError,
     ErrorCode.REQUEST_TOO_LARGE: RequestTooLargeError,
     ErrorCode.FOREIGN_DEVICE: ForeignDeviceError,
-    ErrorCode.CANCELLED: CancelledError,
+    ErrorCode.CANCELLED: OperationCancelledError,
     ErrorCode.BUSY: BusyError,
     ErrorCode.CALLBACK_FAILED: CallbackFailedError,
     ErrorCode.STORAGE: StorageError,
@@ -435,17 +462,20 @@ _CLASSES: Dict[ErrorCode, Type[LicenseBackupError]] = {
 }
 
 
-def error_for(code: Union[ErrorCode, int], message: str) -> LicenseBackupError:
-    """The exception (not raised) for a code and message: what the engine's errors become."""
+def error_for(code: Union[ErrorCode, int], message: str, filename: Optional[str] = None) -> LicenseBackupError:
+    """The exception (not raised) for a code and message: what the engine's errors become.
+    ``filename`` is the path an ``OSError`` subclass is about (ignored by the others)."""
     try:
         cls = _CLASSES[ErrorCode(code)]
     except ValueError:
         return LicenseBackupError(message or f"unknown error code {code}", ErrorCode.INTERNAL)
+    if filename is not None and issubclass(cls, OSError):
+        return cls(message, filename=filename)
     return cls(message)
 
 
-def _rebuild(code: int, message: str) -> LicenseBackupError:
-    return error_for(code, message)
+def _rebuild(code: int, message: str, filename: Optional[str] = None) -> LicenseBackupError:
+    return error_for(code, message, filename)
 
 
 __all__ = [
@@ -478,7 +508,7 @@ __all__ = [
     "RateLimitedError",
     "RequestTooLargeError",
     "ForeignDeviceError",
-    "CancelledError",
+    "OperationCancelledError",
     "BusyError",
     "CallbackFailedError",
     "StorageError",

@@ -18,17 +18,13 @@ __version__: str
 ARCHIVE_FILE_NAME: str
 
 _KeyId = Union[str, uuid.UUID]
+_Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
 
 def _close_gate(timeout: float = ...) -> bool: ...
 
 @final
 class LicenseStore:
-    def __new__(
-        cls,
-        path: Union[str, os.PathLike[str]],
-        *,
-        protector: Optional[Union[Protector, HostProtector]] = None,
-    ) -> LicenseStore: ...
+    def __new__(cls, path: _Path, *, protector: Optional[Union[Protector, HostProtector]] = None) -> LicenseStore: ...
     def device_id(self) -> str: ...
     def add_license(self, license: NewLicense, *, replace: Optional[bool] = None) -> None: ...
     def add_licenses(self, licenses: Iterable[NewLicense], *, replace: Optional[bool] = None) -> None: ...
@@ -57,7 +53,7 @@ class LicenseStore:
 class EmbeddedService:
     def __new__(
         cls,
-        path: Union[str, os.PathLike[str]],
+        path: _Path,
         max_devices: Optional[int] = None,
         refusal_url: Optional[str] = None,
         *,
@@ -78,7 +74,7 @@ class RemoteService:
         cls,
         url: str,
         token: Optional[str] = None,
-        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        ca_file: Optional[_Path] = None,
         cert_pins: Optional[Iterable[str]] = None,
         service_keys: Optional[Iterable[str]] = None,
         timeout: Optional[float] = None,
@@ -90,7 +86,7 @@ class RemoteService:
 @final
 class BackupRestorer:
     def __new__(cls, store: LicenseStore, service: Union[EmbeddedService, RemoteService]) -> BackupRestorer: ...
-    def set_property(self, name: str, value: PropertyValue) -> None: ...
+    def set_property(self, name: str, value: Union[PropertyValue, _Path]) -> None: ...
     def get_property(self, name: str) -> Optional[PropertyValue]: ...
     def property_by_index(self, index: int) -> tuple[str, PropertyValue]: ...
     def property_count(self) -> int: ...

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import os
 import threading
 from typing import (
     Any,
@@ -19,7 +18,8 @@ from typing import (
 
 from . import _native
 from ._native import EmbeddedService, LicenseStore, RemoteService
-from ._types import OperationKind, PropertyAccessors, PropertyValue, Quota, StatusEvent, Summary
+from ._errors import InvalidArgumentError
+from ._types import End, OperationKind, PropertyAccessors, PropertyValue, Quota, StatusEvent, Summary, _PathArg
 
 StatusCallback = Callable[[StatusEvent], object]
 """What ``on_status`` takes: a callable that receives each :data:`StatusEvent`."""
@@ -70,7 +70,8 @@ class _LoopDispatcher:
     list of them; it hands the whole batch to the loop with one ``call_soon_threadsafe`` and
     waits, the GIL released, until the loop has run the callback for each event in order, so
     events stay in order, and an exception from the callback stops the operation exactly as in
-    the threaded mode (the rest of the batch is not delivered). After each event the loop
+    the threaded mode (the rest of the batch is not delivered); one at END goes to the loop's
+    ``call_exception_handler`` instead and the outcome stands. After each event the loop
     checks whether the operation is being cancelled (what the engine's stop check reports while
     a batch runs, a callback failure aside) and then drops the rest of the batch, so a callback
     that cancels at the n-th event sees END next. If the loop closes (or the interpreter
@@ -92,13 +93,20 @@ class _LoopDispatcher:
 
         def run() -> None:
             on_status, native = self._on_status, self._native
+            event: Optional[StatusEvent] = None
             try:
                 for event in events:
                     on_status(event)
                     if native is not None and native.cancel_requested:
                         break
             except BaseException as exc:  # noqa: BLE001 - handed to the engine, re-raised by wait
-                failure.append(exc)
+                if isinstance(event, End):
+                    # END never changes the outcome: the loop's handler reports the exception.
+                    self._loop.call_exception_handler(
+                        {"message": f"on_status raised at the END of the {event.operation}", "exception": exc}
+                    )
+                else:
+                    failure.append(exc)
             finally:
                 done.set()
 
@@ -120,12 +128,13 @@ class Operation:
       error (a :class:`LicenseBackupError` subclass; ``TimeoutError`` when ``timeout`` passes).
     * ``await op`` does the same from asyncio without blocking the loop. Cancelling the task
       that awaits also cancels the operation.
-    * ``cancel()`` asks the operation to stop: it then ends with ``CancelledError``.
+    * ``cancel()`` asks the operation to stop: it then ends with ``OperationCancelledError``.
     * ``done`` tells whether it has ended.
 
-    When ``on_status`` raised, the operation ended with ``CALLBACK_FAILED``: ``wait()`` and
-    ``await`` raise :class:`CallbackFailedError` whose ``__cause__`` is the callback's exception
-    (``raise CallbackFailedError(...) from exc``).
+    When ``on_status`` raised before END, the operation ended with ``CALLBACK_FAILED``: ``wait()``
+    and ``await`` raise :class:`CallbackFailedError` whose ``__cause__`` is the callback's
+    exception (``raise CallbackFailedError(...) from exc``). An exception at END leaves the
+    outcome as it was (see :class:`BackupRestorer`).
     """
 
     __slots__ = ("_native", "_loop", "__weakref__")
@@ -145,7 +154,7 @@ class Operation:
         return self._native.done
 
     def cancel(self) -> None:
-        """Asks the operation to stop; it ends with ``CancelledError`` unless it already ended."""
+        """Asks the operation to stop; it ends with ``OperationCancelledError`` unless it already ended."""
         self._native.cancel()
 
     def wait(self, timeout: Optional[float] = None) -> Summary:
@@ -163,6 +172,8 @@ class Operation:
 
     def add_done_callback(self, fn: Callable[[Operation], object]) -> None:
         """Calls ``fn(op)`` once the operation has ended (from a helper thread, or at once)."""
+        if not callable(fn):
+            raise InvalidArgumentError(f"fn must be callable, not {fn!r:.40}")
         self._native.add_done_callback(lambda: fn(self))
 
     def __await__(self) -> Generator[Any, None, Summary]:
@@ -206,6 +217,9 @@ def _loop_thread_is_current(loop: asyncio.AbstractEventLoop) -> bool:
 class Properties(MutableMapping[str, PropertyValue]):
     """The restorer's properties as a mapping: ``restorer.properties["BackupPath"] = "/mnt/usb"``.
 
+    A path property takes ``str``, ``bytes`` or a path-like object (read as ``os.fsencode`` reads
+    it) and reads back as ``str`` (``os.fsdecode``: surrogate escapes for a name that is not UTF-8).
+
     Iteration follows the order in which properties were first set. Reading a known property
     that is not set raises ``KeyError``; an unknown name raises :class:`UnknownPropertyError`
     (itself a ``KeyError``), and a wrongly typed value :class:`WrongPropertyTypeError`.
@@ -222,8 +236,8 @@ class Properties(MutableMapping[str, PropertyValue]):
             raise KeyError(name)
         return value
 
-    def __setitem__(self, name: str, value: Union[PropertyValue, "os.PathLike[str]"]) -> None:
-        self._restorer.set_property(name, _fspath(value))
+    def __setitem__(self, name: str, value: Union[PropertyValue, _PathArg]) -> None:
+        self._restorer.set_property(name, value)
 
     def __delitem__(self, name: str) -> None:
         if not self._restorer.remove_property(name):
@@ -243,15 +257,6 @@ class Properties(MutableMapping[str, PropertyValue]):
 
     def __repr__(self) -> str:
         return f"Properties({dict(self.items())!r})"
-
-
-def _fspath(value: Union[PropertyValue, "os.PathLike[str]"]) -> PropertyValue:
-    if isinstance(value, os.PathLike):
-        path = os.fspath(value)
-        if not isinstance(path, str):
-            raise TypeError("a path property takes a str path, not bytes")
-        return path
-    return value
 
 
 class BackupRestorer(PropertyAccessors):
@@ -276,9 +281,12 @@ class BackupRestorer(PropertyAccessors):
       bound to that loop: ``on_status`` runs **on the loop's thread**, in order, and
       ``await op`` resolves after the last callback (END) has run. Do not call the blocking
       ``wait()`` from that loop.
-    * An exception raised by ``on_status`` stops the operation, which ends with
-      ``CALLBACK_FAILED`` (END is still delivered); ``wait()``/``await`` then raise
-      :class:`CallbackFailedError` chained ``from`` your exception.
+    * An exception raised by ``on_status`` before END stops the operation, which ends with
+      ``CALLBACK_FAILED``, nothing changed (END is still delivered); ``wait()``/``await`` then
+      raise :class:`CallbackFailedError` chained ``from`` your exception.
+    * The END callback never changes the outcome: when it raises, the summary (or the error)
+      stands and the exception goes to ``sys.unraisablehook`` (from a coroutine: the loop's
+      ``call_exception_handler``).
     * Waiting releases the GIL; other Python threads run meanwhile.
     * At interpreter exit, operations still running are cancelled and allowed to end.
     """
@@ -306,9 +314,9 @@ class BackupRestorer(PropertyAccessors):
 
     # --- properties by name (IWMBackupRestoreProps) ----------------------------------------
 
-    def set_property(self, name: str, value: Union[PropertyValue, "os.PathLike[str]"]) -> None:
-        """Sets a property (``str`` or path-like for paths, ``int`` for counts, ``bool``)."""
-        self._native.set_property(name, _fspath(value))
+    def set_property(self, name: str, value: Union[PropertyValue, _PathArg]) -> None:
+        """Sets a property (``str``, ``bytes`` or path-like for paths, ``int`` for counts, ``bool``)."""
+        self._native.set_property(name, value)
 
     def get_property(self, name: str) -> Optional[PropertyValue]:
         """A property's value; ``None`` if it is a known property that is not set."""
@@ -330,11 +338,11 @@ class BackupRestorer(PropertyAccessors):
         """Removes every property."""
         self._native.remove_all_properties()
 
-    def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, "os.PathLike[str]"]]) -> None:
+    def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, _PathArg]]) -> None:
         if value is None:
             self._native.remove_property(name)
         else:
-            self._native.set_property(name, _fspath(value))
+            self._native.set_property(name, value)
 
     # --- operations ---------------------------------------------------------------------------
 
@@ -394,7 +402,7 @@ def _bind(
     except RuntimeError:
         loop = None
     if on_status is not None and not callable(on_status):
-        raise TypeError(f"on_status must be callable, not {type(on_status).__name__}")
+        raise InvalidArgumentError(f"on_status must be callable, not {on_status!r:.40}")
     if loop is None or on_status is None:
         return on_status, None
     return _LoopDispatcher(loop, on_status), loop

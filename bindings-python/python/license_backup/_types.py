@@ -39,6 +39,10 @@ OperationKind = Literal["backup", "restore"]
 PropertyValue = Union[str, int, bool]
 """A property value: ``str`` (paths), ``int`` (an unsigned 32-bit count) or ``bool``."""
 
+_PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+"""What a path property or argument takes: ``os.fsencode`` reads it, so a folder whose name is not
+UTF-8 can be given as ``bytes`` or as the ``str`` Python decodes it to (surrogate escapes)."""
+
 
 @dataclass(frozen=True)
 class Rights:
@@ -235,8 +239,8 @@ class End(EndExtras, _Event):
     summary: Optional[Summary]
     """What it did, when it completed; None when it failed."""
     error: Optional[LicenseBackupError]
-    """Why it failed (the exception wait() and await raise; CancelledError when it was cancelled); None
-    when it completed.
+    """Why it failed (the exception wait() and await raise; OperationCancelledError when it was
+    cancelled); None when it completed.
     """
 
 
@@ -263,7 +267,7 @@ class PropertyAccessors:
         """A property's value; ``None`` if it is a known property that is not set."""
         raise NotImplementedError
 
-    def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, "os.PathLike[str]"]]) -> None:
+    def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, _PathArg]]) -> None:
         raise NotImplementedError
 
     @property
@@ -275,7 +279,7 @@ class PropertyAccessors:
         return value
 
     @backup_path.setter
-    def backup_path(self, value: Optional[Union[str, "os.PathLike[str]"]]) -> None:
+    def backup_path(self, value: Optional[_PathArg]) -> None:
         self._set_or_remove("BackupPath", value)
 
     @property
@@ -288,7 +292,7 @@ class PropertyAccessors:
         return value
 
     @restore_path.setter
-    def restore_path(self, value: Optional[Union[str, "os.PathLike[str]"]]) -> None:
+    def restore_path(self, value: Optional[_PathArg]) -> None:
         self._set_or_remove("RestorePath", value)
 
     @property

@@ -16,13 +16,31 @@ use super::{HEADER, Output, quoted, rust_type_expr, snake, upper_camel, wrap};
 
 const PACKAGE: &str = "bindings-python/python/license_backup";
 
-/// Python idiom: a few codes are also the built-in exception a Python programmer catches.
-const EXTRA_BASES: &[(ErrorCode, &str)] = &[
+/// Python idiom: a code is also the built-in exception a Python programmer catches for it, and
+/// a code about a file is an `OSError` with the `errno` Python gives that condition (`None`:
+/// none fits), so `except FileNotFoundError` and `e.errno`/`e.filename` work.
+const EXTRA_BASES: &[(ErrorCode, &str, Option<&str>)] = &[
     // A value of the wrong type (`add_license(42)`) is INVALID_ARGUMENT too: also a TypeError.
-    (ErrorCode::InvalidArgument, "ValueError, TypeError"),
-    (ErrorCode::UnknownProperty, "KeyError"),
-    (ErrorCode::WrongPropertyType, "TypeError"),
+    (ErrorCode::InvalidArgument, "ValueError, TypeError", None),
+    (ErrorCode::UnknownProperty, "KeyError", None),
+    (ErrorCode::WrongPropertyType, "TypeError", None),
+    (ErrorCode::PathNotFound, "FileNotFoundError", Some("ENOENT")),
+    (ErrorCode::NotAFolder, "NotADirectoryError", Some("ENOTDIR")),
+    (ErrorCode::NotWritable, "PermissionError", Some("EACCES")),
+    (ErrorCode::BackupExists, "FileExistsError", Some("EEXIST")),
+    (ErrorCode::ArchiveMissing, "FileNotFoundError", Some("ENOENT")),
+    (ErrorCode::NoSpace, "OSError", Some("ENOSPC")),
+    (ErrorCode::MediaFailure, "OSError", Some("EIO")),
+    (ErrorCode::DeviceGone, "OSError", Some("ENODEV")),
+    (ErrorCode::PathInvalid, "OSError", None),
+    (ErrorCode::NotReadable, "PermissionError", Some("EACCES")),
+    (ErrorCode::ServiceUnavailable, "ConnectionError", None),
+    (ErrorCode::LicenseNotFound, "KeyError", None),
 ];
+
+/// Python names that differ from the code's variant: `CancelledError` would shadow
+/// `asyncio.CancelledError` (kept only as a deprecated alias, see `__init__.py`).
+const RENAMED: &[(ErrorCode, &str)] = &[(ErrorCode::Cancelled, "OperationCancelledError")];
 
 /// Every generated file of the Python package.
 pub fn outputs() -> Vec<Output> {
@@ -36,6 +54,9 @@ pub fn outputs() -> Vec<Output> {
 
 /// The exception class of a code: `BackupExists` → `BackupExistsError`.
 pub fn class_name(code: ErrorCode) -> String {
+    if let Some((_, name)) = RENAMED.iter().find(|(c, _)| *c == code) {
+        return (*name).to_string();
+    }
     let variant = code.variant_name();
     if variant.ends_with("Error") { variant.to_string() } else { format!("{variant}Error") }
 }
@@ -50,6 +71,8 @@ fn errors() -> String {
 from __future__ import annotations
 
 import enum
+import errno
+import os
 from typing import ClassVar, Dict, Optional, Type, Union
 
 
@@ -89,18 +112,31 @@ class LicenseBackupError(Exception):
 
     ``code`` is the :class:`ErrorCode` (an ``int``: the stable number), ``name`` its symbolic
     name (``"BACKUP_EXISTS"``) and ``message`` the engine's message. Each code has its own
-    subclass (``BackupExistsError``, ...); catch this class to handle them all.
+    subclass (``BackupExistsError``, ...); catch this class to handle them all. The subclasses
+    of codes about files are also ``OSError`` subclasses (``PathNotFoundError`` is a
+    ``FileNotFoundError``) with ``errno`` and ``filename`` set.
     """
 
     code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
     message: str
+    _errno: ClassVar[Optional[int]] = None
 
-    def __init__(self, message: str = "", code: Optional[Union[ErrorCode, int]] = None) -> None:
-        super().__init__(message)
-        self.message = message or (self.code.description if code is None else ErrorCode(code).description)
+    def __init__(
+        self,
+        message: str = "",
+        code: Optional[Union[ErrorCode, int]] = None,
+        filename: Optional[Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]] = None,
+    ) -> None:
         if code is not None:
             # An instance of the base class itself may carry any code.
             self.code = ErrorCode(code)  # type: ignore[misc]
+        self.message = message or self.code.description
+        if isinstance(self, OSError):
+            # OSError(errno, strerror, filename): sets .errno, .strerror and .filename.
+            os_args: tuple[object, ...] = (self._errno, self.message)
+            super().__init__(*(os_args if filename is None else (*os_args, os.fspath(filename))))
+        else:
+            super().__init__(message)
 
     @property
     def name(self) -> str:
@@ -114,13 +150,13 @@ class LicenseBackupError(Exception):
         return f"{type(self).__name__}({self.message!r})"
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (int(self.code), self.message))
+        return (_rebuild, (int(self.code), self.message, getattr(self, "filename", None)))
 "#,
     );
     for &code in ErrorCode::ALL {
-        let extra = EXTRA_BASES.iter().find(|(c, _)| *c == code).map(|(_, base)| *base);
+        let extra = EXTRA_BASES.iter().find(|(c, _, _)| *c == code);
         let bases = match extra {
-            Some(base) => format!("LicenseBackupError, {base}"),
+            Some((_, base, _)) => format!("LicenseBackupError, {base}"),
             None => "LicenseBackupError".to_string(),
         };
         write!(
@@ -133,7 +169,10 @@ class LicenseBackupError(Exception):
             code.name()
         )
         .unwrap();
-        if extra == Some("KeyError") {
+        if let Some((_, _, Some(errno))) = extra {
+            writeln!(w, "    _errno: ClassVar[Optional[int]] = errno.{errno}").unwrap();
+        }
+        if extra.is_some_and(|(_, base, _)| *base == "KeyError") {
             // KeyError's own __str__ shows the repr of its argument.
             w.push_str("\n    def __str__(self) -> str:\n        return LicenseBackupError.__str__(self)\n");
         }
@@ -146,17 +185,20 @@ class LicenseBackupError(Exception):
         r#"}
 
 
-def error_for(code: Union[ErrorCode, int], message: str) -> LicenseBackupError:
-    """The exception (not raised) for a code and message: what the engine's errors become."""
+def error_for(code: Union[ErrorCode, int], message: str, filename: Optional[str] = None) -> LicenseBackupError:
+    """The exception (not raised) for a code and message: what the engine's errors become.
+    ``filename`` is the path an ``OSError`` subclass is about (ignored by the others)."""
     try:
         cls = _CLASSES[ErrorCode(code)]
     except ValueError:
         return LicenseBackupError(message or f"unknown error code {code}", ErrorCode.INTERNAL)
+    if filename is not None and issubclass(cls, OSError):
+        return cls(message, filename=filename)
     return cls(message)
 
 
-def _rebuild(code: int, message: str) -> LicenseBackupError:
-    return error_for(code, message)
+def _rebuild(code: int, message: str, filename: Optional[str] = None) -> LicenseBackupError:
+    return error_for(code, message, filename)
 
 
 __all__ = [
@@ -222,7 +264,7 @@ pub fn event_attributes(kind: EventKind) -> Vec<(String, String, &'static str)> 
                 out.push((
                     "error".into(),
                     "Optional[LicenseBackupError]".into(),
-                    "Why it failed (the exception wait() and await raise; CancelledError when it was cancelled); \
+                    "Why it failed (the exception wait() and await raise; OperationCancelledError when it was cancelled); \
                      None when it completed.",
                 ));
             }
@@ -285,7 +327,7 @@ fn types() -> String {
     for &prop in Property::ALL {
         let attr = snake(prop.name());
         let (get_ann, set_ann, check) = match prop.value_type() {
-            ValueType::String => ("str", "Optional[Union[str, \"os.PathLike[str]\"]]", "isinstance(value, str)"),
+            ValueType::String => ("str", "Optional[_PathArg]", "isinstance(value, str)"),
             ValueType::U32 => ("int", "Optional[int]", "isinstance(value, int) and not isinstance(value, bool)"),
             ValueType::Bool => ("bool", "Optional[bool]", "isinstance(value, bool)"),
         };
@@ -354,6 +396,10 @@ OperationKind = Literal["backup", "restore"]
 
 PropertyValue = Union[str, int, bool]
 """A property value: ``str`` (paths), ``int`` (an unsigned 32-bit count) or ``bool``."""
+
+_PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+"""What a path property or argument takes: ``os.fsencode`` reads it, so a folder whose name is not
+UTF-8 can be given as ``bytes`` or as the ``str`` Python decodes it to (surrogate escapes)."""
 "#;
 
 const EVENTS_PREAMBLE: &str = r#"
@@ -389,7 +435,7 @@ class PropertyAccessors:
         """A property's value; ``None`` if it is a known property that is not set."""
         raise NotImplementedError
 
-    def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, "os.PathLike[str]"]]) -> None:
+    def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, _PathArg]]) -> None:
         raise NotImplementedError
 "#;
 
@@ -402,6 +448,8 @@ fn core_rust_type(ty: &Type) -> String {
     match ty {
         Type::Bool => "bool".into(),
         Type::Int { kind, .. } => kind.name().into(),
+        // A path (`interface::PATH`): str, bytes or os.PathLike, read as os.fsencode reads it.
+        Type::Text { min_bytes: 1, max_bytes: None } => "std::path::PathBuf".into(),
         Type::Text { .. } => "String".into(),
         Type::Bytes { .. } => "Vec<u8>".into(),
         Type::Seconds { .. } => "f64".into(),
@@ -441,7 +489,8 @@ fn rust() -> String {
         writeln!(
             w,
             "\nimpl FromPy for {0} {{\n    /// Reads a `{0}`-like object: any object with the fields of `{0}`.\n    \
-             fn from_py(obj: &Bound<'_, PyAny>, _ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {{\n        Ok({0} {{",
+             fn from_py(obj: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<Self> {{\n        \
+             convert::record(obj, ty, path)?;\n        Ok({0} {{",
             record.name
         )
         .unwrap();
@@ -621,7 +670,8 @@ const NATIVE_ELSEWHERE: &[(&str, &str)] = &[
 fn stub_param_type(ty: &Type) -> String {
     match ty {
         Type::KeyId => "_KeyId".into(),
-        Type::Text { min_bytes: 1, max_bytes: None } => "Union[str, os.PathLike[str]]".into(),
+        Type::Text { min_bytes: 1, max_bytes: None } => "_Path".into(),
+        Type::PropertyValue => "Union[PropertyValue, _Path]".into(),
         Type::Object("Protector") => "Union[Protector, HostProtector]".into(),
         Type::List(inner) => format!("Iterable[{}]", stub_param_type(inner)),
         Type::Optional(inner) => format!("Optional[{}]", stub_param_type(inner)),
@@ -651,7 +701,7 @@ fn native_stub() -> String {
     writeln!(w, "from ._types import {}\n", types.join(", ")).unwrap();
     w.push_str(
         "__all__ = [\"__version__\", \"ARCHIVE_FILE_NAME\", \"LicenseStore\", \"EmbeddedService\", \"RemoteService\", \"BackupRestorer\", \"Operation\", \"Protector\", \"_close_gate\"]\n\n\
-         __version__: str\nARCHIVE_FILE_NAME: str\n\n_KeyId = Union[str, uuid.UUID]\n\n\
+         __version__: str\nARCHIVE_FILE_NAME: str\n\n_KeyId = Union[str, uuid.UUID]\n_Path = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]\n\n\
          def _close_gate(timeout: float = ...) -> bool: ...\n",
     );
     for object in interface::OBJECTS {

@@ -11,8 +11,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::scan::{KeyTally, ScannedArchive};
 use crate::archive::{
-    self, Commitment, Digesting, RECORD_END, RECORDS_DOMAIN, expect_eof, open_record, read_exact_or_corrupt, read_frame,
-    skip,
+    self, Commitment, Digesting, RECORD_END, RECORDS_DOMAIN, expect_eof, open_record, read_exact_or_corrupt,
+    read_frame, skip,
 };
 use crate::crypto::SealingKey;
 use crate::error::{Error, Result};

@@ -1,5 +1,5 @@
 //! The restore job: scan the archive, get the service's authorization (a reservation, kept in
-//! the store's journal), check every record (reporting progress), apply them
+//! the store's journal), check every record (reporting progress), apply its licenses
 //! to the store in one transaction, then confirm the reservation (or release it if anything
 //! stopped the restore before its commit).
 //!

@@ -77,8 +77,9 @@ fn verify_batch(key: &SealingKey, archive_id: &[u8; 16], batch: &SealedBatch) ->
 
 impl ScannedArchive {
     /// Checks every record of the archive before the store is touched, calling `done(n)` in
-    /// archive order as each batch of `n` licenses checks out (an error from `done` stops
-    /// everything), then that what it read is what the scan saw. A version-2 archive's records
+    /// archive order as each batch of `n` licenses is through (an error from `done` stops
+    /// everything; the last batch is reported only once the whole archive checked out), and
+    /// that what it read is what the scan saw. A version-2 archive's records
     /// are hashed again and must be the ones its header commits to ([`Self::verify_committed`]);
     /// a version-1 archive's are authenticated and decoded ([`Self::verify_sealed`]). Either
     /// way the pass that writes the store authenticates and decodes every record again and
@@ -96,7 +97,8 @@ impl ScannedArchive {
     /// to the archive), so the records are those the archive's maker sealed, byte for byte,
     /// unless SHA-256 is broken. This catches a file changed in place after the scan before
     /// anything is written, at a fraction of the cost of opening every record (which the writing
-    /// pass does anyway).
+    /// pass does anyway). Batches are reported as they are read; the last one after the digest
+    /// matched.
     fn verify_committed(&self, commitment: &Commitment, mut done: impl FnMut(u64) -> Result<()>) -> Result<()> {
         let mut f = &self.file;
         f.seek(SeekFrom::Start(self.header.len() as u64)).map_err(|e| archive::read_error(&e))?;
@@ -111,10 +113,12 @@ impl ScannedArchive {
                 break;
             }
             tally.add(&frame.key_id);
-            batch += 1;
+            // A full batch is reported once another license follows: the last one always waits
+            // for the digest.
             if batch == VERIFY_BATCH as u64 {
                 done(std::mem::take(&mut batch))?;
             }
+            batch += 1;
         }
         expect_eof(&mut r)?;
         let records: [u8; 32] = r.into_inner().digest.finalize().into();

@@ -18,7 +18,7 @@ use crate::key_id::KeyId;
 use crate::license::{CatalogEntry, ConflictPolicy, ContentKey, License, LicenseFields, NewLicense, Rights};
 use crate::protector::Protector;
 use crate::secret;
-use crate::sqlite::{Checkpointer, RawRows, STORE_PAGE_SIZE, open_connection_with, truncate_wal};
+use crate::sqlite::{Binder, Checkpointer, RawRows, STORE_PAGE_SIZE, open_connection_with, truncate_wal};
 
 /// The schema version this library writes and reads.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -789,6 +789,28 @@ pub(crate) fn bind_license_row(
     stmt.raw_bind_parameter(at + 7, r.plays_remaining)?;
     stmt.raw_bind_parameter(at + 8, issuer)?;
     stmt.raw_bind_parameter(at + 9, issued_at)
+}
+
+/// The same values as [`bind_license_row`], bound without copies through a [`Binder`].
+pub(crate) fn bind_license_values<'a>(
+    b: &mut Binder<'a>,
+    at: usize,
+    key_id: &'a KeyId,
+    sealed_key: &'a [u8],
+    r: &Rights,
+    issuer: &'a str,
+    issued_at: i64,
+) {
+    b.blob(at, key_id.as_bytes());
+    b.blob(at + 1, sealed_key);
+    b.int(at + 2, Some(i64::from(r.play)));
+    b.int(at + 3, Some(i64::from(r.burn)));
+    b.int(at + 4, Some(i64::from(r.transfer)));
+    b.int(at + 5, Some(i64::from(r.backup_allowed)));
+    b.int(at + 6, r.expires_at);
+    b.int(at + 7, r.plays_remaining.map(i64::from));
+    b.text(at + 8, Some(issuer));
+    b.int(at + 9, Some(issued_at));
 }
 
 /// Executes a prepared `INSERT ... INTO <licenses table> VALUES (?1 .. ?10)` for one license.

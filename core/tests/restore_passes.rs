@@ -22,6 +22,20 @@ enum Twist {
     Damage { path: PathBuf, offset: u64 },
     /// After the embedded service answered, replaces the archive's path with another file.
     Replace { path: PathBuf, with: Vec<u8> },
+    /// Nothing: the embedded service as it is.
+    None,
+}
+
+/// Flips a bit of the file at `path` in place: the same file (inode) a restore holds open.
+fn flip_in_place(path: &std::path::Path, offset: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut byte = [0u8];
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.read_exact(&mut byte).unwrap();
+    byte[0] ^= 0x40;
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&byte).unwrap();
 }
 
 struct Wrapped {
@@ -48,15 +62,10 @@ impl LicenseService for Wrapped {
             }
             Twist::Damage { path, offset } => {
                 let grant = self.inner.authorize_restore(request, key_ids)?;
-                let mut bytes = std::fs::read(path).unwrap();
-                bytes[*offset as usize] ^= 0x40;
-                // In place: the same file (inode) the restore holds open.
-                use std::io::{Seek, SeekFrom, Write};
-                let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-                f.seek(SeekFrom::Start(*offset)).unwrap();
-                f.write_all(&bytes[*offset as usize..*offset as usize + 1]).unwrap();
+                flip_in_place(path, *offset);
                 Ok(grant)
             }
+            Twist::None => self.inner.authorize_restore(request, key_ids),
             Twist::Replace { path, with } => {
                 let grant = self.inner.authorize_restore(request, key_ids)?;
                 let tmp = path.with_extension("other");
@@ -142,6 +151,40 @@ fn an_archive_damaged_in_place_after_the_service_answered_restores_nothing() {
         assert_eq!(rec.kinds().last(), Some(&"end"));
         assert_eq!(b.license_count().unwrap(), 0, "offset {offset}");
         assert_eq!(b.verify().unwrap(), 0);
+    }
+}
+
+/// The verifying pass of a version-2 archive checks its records' bytes against the header's
+/// commitment; the pass that writes the store opens every record again. A record changed in
+/// place after the last PROGRESS (after the verifying pass, before the store's transaction)
+/// rolls that transaction back: nothing restored, the reservation released.
+#[test]
+fn an_archive_damaged_in_place_after_the_verifying_pass_restores_nothing() {
+    // Offsets: the first frame's key ID, then inside records further on.
+    for offset in [284u64, 5_000, 20_000] {
+        let (w, b, rb) = setup(|_| Twist::None);
+        let path = archive_path(&w);
+        assert!(offset < std::fs::metadata(&path).unwrap().len());
+        let rec = Recorder::default();
+        let events = Arc::clone(&rec.0);
+        let cb: Arc<dyn StatusCallback> = Arc::new(move |e: &StatusEvent| {
+            if let StatusEvent::Progress { done, total, .. } = e {
+                if done == total {
+                    flip_in_place(&path, offset);
+                }
+            }
+            events.lock().unwrap().push(e.clone());
+            Ok(())
+        });
+        let res = rb.restore_licenses(RestoreFlags::default(), cb).unwrap().wait();
+        assert_eq!(res.unwrap_err().code(), ErrorCode::ArchiveCorrupt, "offset {offset}");
+        let kinds = rec.kinds();
+        assert!(kinds.contains(&"progress"), "{kinds:?}");
+        assert_eq!(kinds.last(), Some(&"end"));
+        assert_eq!(b.license_count().unwrap(), 0, "offset {offset}");
+        assert_eq!(b.verify().unwrap(), 0);
+        let audit = w.service.audit().unwrap();
+        assert_eq!((audit.pending, audit.confirmed, audit.released, audit.placements), (0, 0, 1, 0), "{audit:?}");
     }
 }
 

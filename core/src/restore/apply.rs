@@ -18,11 +18,12 @@ use crate::key_id::KeyId;
 use crate::license::{ConflictPolicy, Rights};
 use crate::secret::{self, Replacement};
 use crate::sqlite::{
-    ROWS_PER_INSERT, STREAMING_CACHE_KIB, insert_chunked, no_autocheckpoint, open_connection, values_placeholders,
+    ROWS_PER_INSERT, RawInsert, STREAMING_CACHE_KIB, insert_chunked, no_autocheckpoint, open_connection,
+    values_placeholders,
 };
 use crate::store::{
-    LICENSE_ROW_COLUMNS, ROW_COLUMNS, StoreKeys, StoredRow, TOMBSTONE_COLUMNS, bind_license_row, read_row, stored_row,
-    tombstone,
+    LICENSE_ROW_COLUMNS, ROW_COLUMNS, StoreKeys, StoredRow, TOMBSTONE_COLUMNS, bind_license_values, read_row,
+    stored_row, tombstone,
 };
 
 /// How many licenses the reading thread of a restore hands to the writing thread at a time.
@@ -235,8 +236,10 @@ fn write_batches(
             values_placeholders(4, rows)
         )
     };
-    let (mut licenses_many, mut licenses_one) = (tx.prepare(&licenses(ROWS_PER_INSERT))?, tx.prepare(&licenses(1))?);
-    let (mut catalog_many, mut catalog_one) = (tx.prepare(&catalog(ROWS_PER_INSERT))?, tx.prepare(&catalog(1))?);
+    let (mut licenses_many, mut licenses_one) =
+        (RawInsert::prepare(tx, &licenses(ROWS_PER_INSERT))?, RawInsert::prepare(tx, &licenses(1))?);
+    let (mut catalog_many, mut catalog_one) =
+        (RawInsert::prepare(tx, &catalog(ROWS_PER_INSERT))?, RawInsert::prepare(tx, &catalog(1))?);
     let mut restored = 0u64;
     let mut forget = tx.prepare("DELETE FROM main.tombstones WHERE key_id = ?1")?;
     let mut nonces = NoncePool::new(usize::MAX);
@@ -249,26 +252,19 @@ fn write_batches(
                 }
             }
         }
+        let batch = &batch;
         restored +=
-            insert_chunked(&mut licenses_many, &mut licenses_one, LICENSE_ROW_COLUMNS, &batch.rows, |stmt, at, row| {
-                let sealed = &batch.sealed[row.sealed.clone()];
-                bind_license_row(
-                    stmt,
-                    at,
-                    &row.key_id,
-                    sealed,
-                    &row.rights,
-                    &batch.text[row.issuer.clone()],
-                    row.issued_at,
-                )
+            insert_chunked(&mut licenses_many, &mut licenses_one, LICENSE_ROW_COLUMNS, &batch.rows, |b, at, row| {
+                let (sealed, issuer) = (&batch.sealed[row.sealed.clone()], &batch.text[row.issuer.clone()]);
+                bind_license_values(b, at, &row.key_id, sealed, &row.rights, issuer, row.issued_at);
             })? as u64;
         let with_catalog: Vec<&ReadyRow> = batch.rows.iter().filter(|r| r.catalog.is_some()).collect();
-        insert_chunked(&mut catalog_many, &mut catalog_one, 4, &with_catalog, |stmt, at, row| {
+        insert_chunked(&mut catalog_many, &mut catalog_one, 4, &with_catalog, |b, at, row| {
             let [title, artist, file_path] = row.catalog.as_ref().expect("filtered on catalog");
-            stmt.raw_bind_parameter(at, row.key_id.as_bytes().as_slice())?;
-            stmt.raw_bind_parameter(at + 1, batch.text(title))?;
-            stmt.raw_bind_parameter(at + 2, batch.text(artist))?;
-            stmt.raw_bind_parameter(at + 3, batch.text(file_path))
+            b.blob(at, row.key_id.as_bytes());
+            b.text(at + 1, batch.text(title));
+            b.text(at + 2, batch.text(artist));
+            b.text(at + 3, batch.text(file_path));
         })?;
     }
     Ok(restored)

@@ -1,5 +1,5 @@
 //! The restore job: scan the archive, get the service's authorization (a reservation, kept in
-//! the store's journal), read and authenticate every license (reporting progress), apply them
+//! the store's journal), check every record (reporting progress), apply its licenses
 //! to the store in one transaction, then confirm the reservation (or release it if anything
 //! stopped the restore before its commit).
 //!
@@ -7,8 +7,9 @@
 //! archive file is read in passes, each checked against the first by the count and a digest of
 //! the key IDs: the scan (every byte, checked against the header's commitments, [`scan`]), the
 //! key IDs streamed to the service, the
-//! verifying pass that reports PROGRESS ([`verify`]), and the pass that writes the store
-//! ([`apply`]).
+//! verifying pass that reports PROGRESS ([`verify`]: a version-2 archive's records hashed
+//! against the header's commitment, a version-1 archive's opened), and the pass that writes the
+//! store, opening every record ([`apply`]).
 
 mod apply;
 pub(crate) mod scan;
@@ -102,9 +103,11 @@ impl RestoreJob {
         let data_key = zeroize::Zeroizing::new(data_key);
 
         emitter.emit(StatusEvent::Begin { operation: emitter.kind() })?;
-        // Every record is authenticated and decoded before the store is touched, so a damaged
-        // archive, a cancel or a failing callback leaves the store as it was (and the
-        // reservation is released when `pending` is dropped).
+        // Every record is checked before the store is touched (a version-2 archive's bytes
+        // against its authenticated commitment, a version-1 archive's records opened), so a
+        // damaged archive, a cancel or a failing callback leaves the store as it was (and the
+        // reservation is released when `pending` is dropped). The writing pass opens every
+        // record again and rolls back on any failure.
         let mut progress = Progress::new(scanned.tally.licenses(), self.progress_interval);
         scanned.verify(&data_key, |licenses| (0..licenses).try_for_each(|_| progress.step(emitter)))?;
         progress.finish(emitter)?;

@@ -23,7 +23,7 @@ pub(crate) struct ScannedArchive {
     pub(crate) header: ArchiveHeader,
     /// The licenses the scan saw.
     pub(crate) tally: KeyTally,
-    file: File,
+    pub(super) file: File,
     pub(crate) size: u64,
 }
 

@@ -145,10 +145,9 @@ def test_exception_in_the_end_callback(world: World) -> None:
         if isinstance(event, lb.End):
             raise KeyError("late")
 
-    with pytest.raises(lb.CallbackFailedError) as info:
-        r.backup_licenses(on_status=on_status).wait()
-    assert isinstance(info.value.__cause__, KeyError)
-    # The archive was written before END; the failure is reported all the same.
+    # The END callback never changes the outcome (docs/reliability.md, "Errors in callbacks"):
+    # the backup completed and its archive stands.
+    assert r.backup_licenses(on_status=on_status).wait().licenses == 0
     assert (world.backup / lb.ARCHIVE_FILE_NAME).exists()
 
 

@@ -19,6 +19,8 @@ import type {
 // The generated types: records, option objects, events and their payloads.
 export { ErrorCode, EVENTS } from './generated'
 export type * from './generated'
+// setLogger and its record types (logging.d.ts).
+export { setLogger, LogLevel, LogRecord, Logger, LoggerOptions } from './logging'
 
 /** The error of every failing call and operation. */
 export declare class LicenseBackupError extends Error {

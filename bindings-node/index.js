@@ -13,6 +13,8 @@ const native = require('./native.js')
 const { ErrorCode, EVENTS, decodeEvent, defineProperties } = require('./generated.js')
 // Arguments are checked against the definition before they reach the native layer.
 const { checkOptions, checkParams, checkPropertyValue } = require('./check.js')
+// setLogger: the engine's diagnostics for the application's logger (logging.js).
+const { setLogger } = require('./logging.js')
 
 // What each entry of a native batch's `kinds` says its event is (native BatchKind).
 const { BackupProgress: BACKUP_PROGRESS, RestrictedLicense: RESTRICTED, Other: OTHER } = native.BatchKind
@@ -638,4 +640,5 @@ module.exports = {
   LicenseBackupError,
   ErrorCode,
   EVENTS,
+  setLogger,
 }

@@ -842,3 +842,4 @@ module.exports.NativeOperation = nativeBinding.NativeOperation
 module.exports.RemoteService = nativeBinding.RemoteService
 module.exports.BatchKind = nativeBinding.BatchKind
 module.exports.Operation = nativeBinding.Operation
+module.exports.setLogSink = nativeBinding.setLogSink

@@ -26,7 +26,7 @@ NPM_FLAGS := --no-audit --no-fund --loglevel=error
 # The files `napi build` generates and the package ships (committed, checked fresh by a test).
 NODE_GENERATED := native.js native.d.ts
 # generated.js / generated.d.ts: written by lb-generate (make generate-bindings), committed.
-NODE_PACKAGE_FILES := package.json README.md index.js index.d.ts check.js generated.js generated.d.ts $(NODE_GENERATED)
+NODE_PACKAGE_FILES := package.json README.md index.js index.d.ts check.js logging.js logging.d.ts generated.js generated.d.ts $(NODE_GENERATED)
 
 .PHONY: test-node generate-node node-tools node-build node-pack
 

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod generated;
+pub mod logging;
 
 pub use generated::*;
 

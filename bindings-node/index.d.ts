@@ -21,6 +21,9 @@ import type {
 // The generated types: records, option objects, events and their payloads.
 export { ErrorCode, EVENTS } from './generated'
 export type * from './generated'
+// setLogger and its record types (logging.d.ts).
+export { setLogger } from './logging'
+export type { LogLevel, LogRecord, Logger, LoggerOptions } from './logging'
 
 /**
  * The error of every failing call and operation, and of every bad argument (INVALID_ARGUMENT,

@@ -15,6 +15,8 @@ const { ErrorCode, EVENTS, decodeEvent, defineProperties } = require('./generate
 // Arguments are checked against the definition before they reach the native layer.
 const { checkOptions, checkParams, checkPropertyValue, describe: describeValue } = require('./check.js')
 const { LicenseBackupError, withCause, invalidArgument } = require('./errors.js')
+// setLogger: the engine's diagnostics for the application's logger (logging.js).
+const { setLogger } = require('./logging.js')
 
 // What each entry of a native batch's `kinds` says its event is (native BatchKind).
 const { BackupProgress: BACKUP_PROGRESS, RestrictedLicense: RESTRICTED, Other: OTHER } = native.BatchKind
@@ -704,4 +706,5 @@ module.exports = {
   LicenseBackupError,
   ErrorCode,
   EVENTS,
+  setLogger,
 }

@@ -12,5 +12,6 @@ export const {
   LicenseBackupError,
   ErrorCode,
   EVENTS,
+  setLogger,
 } = lb
 export default lb

@@ -269,6 +269,18 @@ export type NativeEvent =
     summary?: Summary, /** The failure, when it failed or was cancelled: a `LicenseBackupError`. */
   error?: Error }
 
+/** One record of the core's log, as `setLogger`'s logger receives it. */
+export interface NativeLogRecord {
+  /** `"error"`, `"warn"`, `"info"`, `"debug"` or `"trace"`. */
+  level: string
+  /** The core module that logged it (`license_backup::operation`). */
+  target: string
+  /** What happened. */
+  message: string
+  /** The record's structured values, as `[name, value]` pairs of text, in logging order. */
+  fields: Array<Array<string>>
+}
+
 /** A license as the application adds it: the only record that carries the content key. */
 export interface NewLicense {
   /** The key ID: a UUID string. */
@@ -334,6 +346,12 @@ export interface Rights {
   /** How many plays remain; none: unlimited. */
   playsRemaining?: number
 }
+
+/**
+ * Sends the core's records at `level` and above to `callback` on the main thread (`null`:
+ * nowhere). For `setLogger` in `logging.js`.
+ */
+export declare function setLogSink(callback: ((record: NativeLogRecord) => void) | null, level: string): void
 
 /** What a finished operation did. */
 export interface Summary {

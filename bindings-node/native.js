@@ -843,3 +843,4 @@ module.exports.RemoteService = nativeBinding.RemoteService
 module.exports.BatchKind = nativeBinding.BatchKind
 module.exports.Operation = nativeBinding.Operation
 module.exports.registerErrorClass = nativeBinding.registerErrorClass
+module.exports.setLogSink = nativeBinding.setLogSink

@@ -29,8 +29,8 @@ NPM_FLAGS := --no-audit --no-fund --loglevel=error
 # The files `napi build` generates and the package ships (committed, checked fresh by a test).
 NODE_GENERATED := native.js native.d.ts
 # generated.js / generated.d.ts: written by lb-generate (make generate-bindings), committed.
-NODE_PACKAGE_FILES := package.json README.md index.js index.mjs index.d.ts index.d.mts errors.js check.js generated.js \
-	generated.d.ts $(NODE_GENERATED)
+NODE_PACKAGE_FILES := package.json README.md index.js index.mjs index.d.ts index.d.mts errors.js check.js logging.js \
+	logging.d.ts generated.js generated.d.ts $(NODE_GENERATED)
 # The @types/node a TypeScript user installs beside the package (the devDependency's version).
 NODE_TYPES_VERSION = $(shell node -p "require('$(NODE_DIR)/package.json').devDependencies['@types/node']")
 

@@ -17,6 +17,7 @@ BINDINGS = {
     "python": ("bindings-python/src/", "bindings-python/python/"),
     "node": ("bindings-node/src/", "bindings-node/index.js", "bindings-node/index.d.ts", "bindings-node/check.js",
              "bindings-node/index.mjs", "bindings-node/index.d.mts", "bindings-node/errors.js",
+             "bindings-node/logging.js", "bindings-node/logging.d.ts",
              "bindings-node/generated.js", "bindings-node/generated.d.ts", "bindings-node/native.js",
              "bindings-node/native.d.ts"),
     "swift": ("bindings-swift/src/", "bindings-swift/Sources/"),

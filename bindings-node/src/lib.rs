@@ -21,6 +21,7 @@
 
 mod errors;
 mod generated;
+pub mod logging;
 
 pub use errors::{NativeError, register_error_class};
 pub use generated::*;

@@ -26,7 +26,7 @@ test('the package ships its files and the licenses, and no addon (the notices go
   assert.deepEqual(files, [
     'LICENSE-APACHE', 'LICENSE-MIT', 'README.md',
     'check.js', 'errors.js', 'generated.d.ts', 'generated.js',
-    'index.d.mts', 'index.d.ts', 'index.js', 'index.mjs', 'native.d.ts', 'native.js', 'package.json',
+    'index.d.mts', 'index.d.ts', 'index.js', 'index.mjs', 'logging.d.ts', 'logging.js', 'native.d.ts', 'native.js', 'package.json',
   ])
   const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'))
   assert.equal(pkg.name, 'license-backup')

@@ -35,6 +35,7 @@ use pyo3::types::PyModule;
 
 mod convert;
 mod generated;
+mod logging;
 mod operation;
 mod protector;
 mod restorer;
@@ -128,6 +129,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Protector>()?;
     let close_gate = wrap_pyfunction!(operation::_close_gate, m)?;
     m.add_function(close_gate.clone())?;
+    // Private to the facade (`_logging.py`): an attribute, not in `__all__` or the stub.
+    m.setattr("_set_log_sink", wrap_pyfunction!(logging::_set_log_sink, m)?)?;
     // Even when the facade is bypassed, no thread of ours attaches once exit has begun.
     m.py().import("atexit")?.call_method1("register", (close_gate,))?;
     Ok(())

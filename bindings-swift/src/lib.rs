@@ -30,6 +30,9 @@ use license_backup::interface::{ArgPath, Type};
 uniffi::setup_scaffolding!();
 
 mod generated;
+mod logging;
+
+pub use logging::{RawLogField, RawLogLevel, RawLogRecord, RawLogSink, set_raw_log_sink};
 
 pub use generated::*;
 

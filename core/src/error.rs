@@ -204,6 +204,7 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
+        tracing::warn!(target: "license_backup::storage", error = %err, "SQLite error");
         Error::new(ErrorCode::Storage, format!("license store: {err}"))
     }
 }

@@ -86,6 +86,7 @@ fn settle_entry(conn: &Connection, service: &dyn LicenseService, request: &Reque
             None => return Ok(()),
             Some(EntryState::Committed) => {
                 service.confirm_restore(request)?;
+                tracing::debug!("confirmed a restore the journal kept (it had landed)");
                 break;
             }
             Some(EntryState::Requested) => {
@@ -98,6 +99,7 @@ fn settle_entry(conn: &Connection, service: &dyn LicenseService, request: &Reque
             }
             Some(EntryState::Releasing) => {
                 service.release_restore(request)?;
+                tracing::debug!("released a reservation the journal kept (its restore applied nothing)");
                 break;
             }
         }
@@ -110,6 +112,20 @@ fn settle_entry(conn: &Connection, service: &dyn LicenseService, request: &Reque
 /// running in this process). Returns how many were settled; stops at the first that cannot
 /// be (the others stay for later). Asks the service nothing when the journal is empty.
 pub(crate) fn settle(store_path: &Path, service: &dyn LicenseService) -> Result<usize> {
+    let result = settle_all(store_path, service);
+    match &result {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(settled = n, "settled restore reservations left in the journal"),
+        Err(e) => tracing::warn!(
+            code = e.code().name(),
+            error = %e.message(),
+            "restore reservations left in the journal could not be settled now; kept for later"
+        ),
+    }
+    result
+}
+
+fn settle_all(store_path: &Path, service: &dyn LicenseService) -> Result<usize> {
     let conn = open_connection(store_path)?;
     let any: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM restore_journal)", [], |r| r.get(0))?;
     if !any {

@@ -15,6 +15,8 @@
 //!   (a grant is a reservation, confirmed once the restore landed); [`EmbeddedService`] runs
 //!   in process with its ledger in a local SQLite file; [`Authority`] is the service's logic
 //!   over any [`Ledger`], for a networked service to run per account.
+//! * [`diagnostics`]: the core logs through `tracing` (nothing printed); [`diagnostics::install`]
+//!   forwards the records to a host's logging.
 //! * [`interface`]: the tables of the machine-readable description every binding is checked
 //!   against (`core/interface.json`, written by the `license-backup-devtools` crate).
 //!
@@ -55,6 +57,7 @@ pub mod bench_support;
 mod clock;
 mod crypto;
 mod device;
+pub mod diagnostics;
 pub mod error;
 pub mod event;
 mod file_kind;

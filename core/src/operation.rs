@@ -18,6 +18,8 @@ struct Shared {
     cancel: AtomicBool,
     outcome: Mutex<Option<Outcome>>,
     done: Condvar,
+    /// The END callback's own failure (it never changes the outcome); set before `outcome`.
+    end_callback_error: Mutex<Option<Error>>,
     /// Set once the job has returned (its files closed, its temporary files removed), which
     /// may be before its END was delivered.
     stopped: Mutex<bool>,
@@ -48,6 +50,7 @@ impl OperationHandle {
                 cancel: AtomicBool::new(false),
                 outcome: Mutex::new(None),
                 done: Condvar::new(),
+                end_callback_error: Mutex::new(None),
                 stopped: Mutex::new(false),
                 stopped_changed: Condvar::new(),
             }),
@@ -79,6 +82,18 @@ impl OperationHandle {
     /// The outcome, once finished.
     pub fn outcome(&self) -> Option<Outcome> {
         self.lock().clone()
+    }
+
+    /// How the END callback failed (`CALLBACK_FAILED` with its message, or its panic's), once
+    /// finished; `None` if it returned `Ok` or the operation has not finished. The END callback
+    /// never changes the outcome: a completed operation stays completed (its archive written,
+    /// its restore applied) and a failed one keeps its own error; this failure is only reported
+    /// here and logged at WARN (target `license_backup::operation`).
+    pub fn end_callback_error(&self) -> Option<Error> {
+        if !self.is_finished() {
+            return None;
+        }
+        self.shared.end_callback_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Blocks until the operation has finished and every event has been delivered; returns its
@@ -133,7 +148,8 @@ impl OperationHandle {
         self.shared.outcome.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn finish(&self, outcome: Outcome) {
+    fn finish(&self, outcome: Outcome, end_callback_error: Option<Error>) {
+        *self.shared.end_callback_error.lock().unwrap_or_else(|p| p.into_inner()) = end_callback_error;
         *self.lock() = Some(outcome);
         self.shared.done.notify_all();
     }
@@ -303,6 +319,11 @@ impl Delivery {
                 continue;
             }
             if let Err(e) = call(self.callback.as_ref(), chunk, &stop) {
+                tracing::warn!(
+                    operation = self.pipe.handle.kind().name(),
+                    error = %e.message(),
+                    "a status callback failed: the operation stops with CALLBACK_FAILED"
+                );
                 self.pipe.fail(e);
             }
         }
@@ -317,18 +338,26 @@ impl Delivery {
             (outcome, _) => outcome,
         };
         before_end();
+        // Logged before END is delivered: a host that settles on END has the record already.
+        log_end(pipe.handle.kind(), &outcome);
         let end = Emitted {
             event: StatusEvent::End { operation: pipe.handle.kind(), outcome: outcome.clone() },
             emitted_ns: monotonic_ns(),
         };
-        let outcome = match call(callback.as_ref(), std::slice::from_ref(&end), &|| false) {
-            Ok(()) => outcome,
-            Err(e) => Outcome::Failed(Error::new(
-                ErrorCode::CallbackFailed,
-                format!("the END callback failed: {}", e.message()),
-            )),
+        // The END callback never changes the outcome: its failure is logged and kept apart.
+        let end_callback_error = match call(callback.as_ref(), std::slice::from_ref(&end), &|| false) {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(
+                    operation = pipe.handle.kind().name(),
+                    outcome = outcome_code(&outcome),
+                    error = %e.message(),
+                    "the END callback failed; the outcome stands"
+                );
+                Some(Error::new(ErrorCode::CallbackFailed, format!("the END callback failed: {}", e.message())))
+            }
         };
-        pipe.handle.finish(outcome);
+        pipe.handle.finish(outcome, end_callback_error);
     }
 }
 
@@ -349,6 +378,37 @@ pub(crate) struct Emitter {
     pending: Mutex<Vec<Emitted>>,
     /// Emission time of the oldest pending event; 0 when none is pending.
     oldest_ns: AtomicU64,
+}
+
+/// The outcome's code for the log: `OK`, or the error's symbolic name.
+fn outcome_code(outcome: &Outcome) -> &'static str {
+    outcome.error_code().map_or("OK", ErrorCode::name)
+}
+
+/// Logs an operation's end: INFO when it completed or was cancelled, WARN when it failed.
+fn log_end(kind: OperationKind, outcome: &Outcome) {
+    match outcome {
+        Outcome::Completed(s) => tracing::info!(
+            operation = kind.name(),
+            outcome = "OK",
+            licenses = s.licenses,
+            restricted = s.restricted,
+            skipped = s.skipped,
+            bytes = s.bytes,
+            duration_ms = s.duration_ms,
+            "operation ended"
+        ),
+        Outcome::Failed(e) if e.code() == ErrorCode::Cancelled => {
+            tracing::info!(operation = kind.name(), outcome = "CANCELLED", "operation ended")
+        }
+        Outcome::Failed(e) => tracing::warn!(
+            operation = kind.name(),
+            outcome = e.code().name(),
+            code = e.code().number(),
+            error = %e.message(),
+            "operation ended"
+        ),
+    }
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -537,6 +597,7 @@ where
 {
     let emitter = Emitter::start(callback, handle.clone(), Box::new(move || store.clear_busy()))?;
     let name = format!("license-{}", handle.kind().name());
+    tracing::info!(operation = handle.kind().name(), "operation started");
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| job(&emitter)));

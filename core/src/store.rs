@@ -408,8 +408,17 @@ impl LicenseStore {
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
+        if version != 0 && version < SCHEMA_VERSION {
+            tracing::info!(path = %path.display(), from = version, to = SCHEMA_VERSION, "store schema migrated");
+        }
         // Into the main file now, so the kind is in its header for every later open.
         file_kind::checkpoint(&conn);
+        tracing::debug!(
+            path = %path.display(),
+            created = device_id.is_none(),
+            protector = options.protector.label(),
+            "store opened (its write-ahead log checkpointed)"
+        );
         let keys =
             StoreKeys { protector: options.protector, cached: Mutex::new(Some(Arc::new(DeviceKeys::new(pair)))) };
         Ok(LicenseStore {

@@ -438,17 +438,59 @@ fn a_callback_error_stops_the_operation_with_its_message() {
 }
 
 #[test]
-fn an_end_callback_error_is_reported_to_the_waiter() {
+fn an_end_callback_error_never_changes_the_outcome() {
     let w = World::new();
     let (a, ra) = w.device("a");
-    fill(&a, 1, 0);
+    fill(&a, 3, 0);
     let cb: Arc<dyn StatusCallback> = Arc::new(|e: &StatusEvent| {
         if matches!(e, StatusEvent::End { .. }) { Err(CallbackError::new("end handler failed")) } else { Ok(()) }
     });
-    let h = ra.backup_licenses(BackupFlags::default(), cb).unwrap();
-    assert_eq!(h.wait().unwrap_err().code(), ErrorCode::CallbackFailed);
+    let h = ra.backup_licenses(BackupFlags::default(), cb.clone()).unwrap();
+    // The backup completed: the waiter gets its summary, the archive stands.
+    assert_eq!(h.wait().unwrap().licenses, 3);
     assert!(h.is_finished());
+    assert!(matches!(h.outcome(), Some(Outcome::Completed(_))));
     assert!(archive_path(&w).exists(), "the backup itself completed");
+    let e = h.end_callback_error().expect("the END callback's failure is kept for the caller");
+    assert_eq!(e.code(), ErrorCode::CallbackFailed);
+    assert!(e.message().contains("end handler failed"), "{}", e.message());
+
+    // A restore whose END callback fails is applied all the same.
+    let (b, rb) = w.device("b");
+    let h = rb.restore_licenses(RestoreFlags::default(), cb.clone()).unwrap();
+    assert_eq!(h.wait().unwrap().licenses, 3);
+    assert_eq!(snapshot(&a), snapshot(&b));
+    assert!(h.end_callback_error().is_some());
+
+    // A failed operation keeps its own error, not the END callback's.
+    let h = ra.backup_licenses(BackupFlags::default(), cb).unwrap();
+    assert_eq!(h.wait().unwrap_err().code(), ErrorCode::BackupExists);
+    assert_eq!(h.end_callback_error().unwrap().code(), ErrorCode::CallbackFailed);
+
+    // An END callback that succeeds leaves nothing there.
+    let h = ra.backup_licenses(BackupFlags { overwrite: true }, Recorder::default().callback()).unwrap();
+    h.wait().unwrap();
+    assert_eq!(h.end_callback_error(), None);
+}
+
+#[test]
+fn a_panicking_end_callback_leaves_the_outcome_and_the_process_alone() {
+    let w = World::new();
+    let (a, ra) = w.device("a");
+    fill(&a, 2, 0);
+    let cb: Arc<dyn StatusCallback> = Arc::new(|e: &StatusEvent| {
+        if matches!(e, StatusEvent::End { .. }) {
+            panic!("end listener bug");
+        }
+        Ok(())
+    });
+    let h = ra.backup_licenses(BackupFlags::default(), cb).unwrap();
+    assert_eq!(h.wait().unwrap().licenses, 2);
+    let e = h.end_callback_error().unwrap();
+    assert_eq!(e.code(), ErrorCode::CallbackFailed);
+    assert!(e.message().contains("end listener bug"), "{}", e.message());
+    // The store is free for the next operation.
+    assert_eq!(backup(&ra, true).0.unwrap().licenses, 2);
 }
 
 #[test]

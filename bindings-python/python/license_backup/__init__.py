@@ -57,6 +57,7 @@ import warnings
 from ._errors import *  # noqa: F403 - the generated exception classes
 from ._errors import __all__ as _error_names
 from ._extras import HostProtector
+from ._logging import logger as _logger  # noqa: F401 - forwards the engine's diagnostics to `logging`
 from ._native import ARCHIVE_FILE_NAME, EmbeddedService, LicenseStore, Protector, RemoteService
 from ._native import __version__ as __version__
 from ._restorer import BackupRestorer, Operation, Properties, StatusCallback

@@ -2001,6 +2001,216 @@ public func FfiConverterTypeRawLicenseStore_lower(_ value: RawLicenseStore) -> U
 
 
 /**
+ * Receives the core's records, on the thread that logged them.
+ */
+public protocol RawLogSink: AnyObject, Sendable {
+    
+    /**
+     * Called with one record at or above the installed level.
+     */
+    func log(record: RawLogRecord) 
+    
+}
+/**
+ * Receives the core's records, on the thread that logged them.
+ */
+open class RawLogSinkImpl: RawLogSink, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_license_backup_swift_fn_clone_rawlogsink(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_license_backup_swift_fn_free_rawlogsink(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Called with one record at or above the installed level.
+     */
+open func log(record: RawLogRecord)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawlogsink_log(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeRawLogRecord_lower(record),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceRawLogSink {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceRawLogSink = UniffiVTableCallbackInterfaceRawLogSink(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeRawLogSink.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface RawLogSink: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeRawLogSink.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface RawLogSink: handle missing in uniffiClone")
+            }
+        },
+        log: { (
+            uniffiHandle: UInt64,
+            record: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeRawLogSink.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.log(
+                     record: try FfiConverterTypeRawLogRecord_lift(record)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceRawLogSink> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceRawLogSink>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitRawLogSink() {
+    uniffi_license_backup_swift_fn_init_callback_vtable_rawlogsink(UniffiCallbackInterfaceRawLogSink.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRawLogSink: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<RawLogSink>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = RawLogSink
+
+    public static func lift(_ handle: UInt64) throws -> RawLogSink {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return RawLogSinkImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: RawLogSink) -> UInt64 {
+         if let rustImpl = value as? RawLogSinkImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RawLogSink {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: RawLogSink, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawLogSink_lift(_ handle: UInt64) throws -> RawLogSink {
+    return try FfiConverterTypeRawLogSink.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawLogSink_lower(_ value: RawLogSink) -> UInt64 {
+    return FfiConverterTypeRawLogSink.lower(value)
+}
+
+
+
+
+
+
+/**
  * A started backup or restore.
  */
 public protocol RawOperationProtocol: AnyObject, Sendable {
@@ -3028,6 +3238,164 @@ public func FfiConverterTypeQuota_lift(_ buf: RustBuffer) throws -> Quota {
 #endif
 public func FfiConverterTypeQuota_lower(_ value: Quota) -> RustBuffer {
     return FfiConverterTypeQuota.lower(value)
+}
+
+
+/**
+ * One structured value of a record.
+ */
+public struct RawLogField: Equatable, Hashable {
+    /**
+     * Its name (`operation`, `outcome`, `licenses`, ...).
+     */
+    public var name: String
+    /**
+     * Its value, as text.
+     */
+    public var value: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its name (`operation`, `outcome`, `licenses`, ...).
+         */name: String, 
+        /**
+         * Its value, as text.
+         */value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RawLogField: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRawLogField: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RawLogField {
+        return
+            try RawLogField(
+                name: FfiConverterString.read(from: &buf), 
+                value: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RawLogField, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.value, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawLogField_lift(_ buf: RustBuffer) throws -> RawLogField {
+    return try FfiConverterTypeRawLogField.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawLogField_lower(_ value: RawLogField) -> RustBuffer {
+    return FfiConverterTypeRawLogField.lower(value)
+}
+
+
+/**
+ * One record of the core's log.
+ */
+public struct RawLogRecord: Equatable, Hashable {
+    /**
+     * How severe it is.
+     */
+    public var level: RawLogLevel
+    /**
+     * The core module that logged it (`license_backup::operation`).
+     */
+    public var target: String
+    /**
+     * What happened.
+     */
+    public var message: String
+    /**
+     * Its structured values, in logging order.
+     */
+    public var fields: [RawLogField]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * How severe it is.
+         */level: RawLogLevel, 
+        /**
+         * The core module that logged it (`license_backup::operation`).
+         */target: String, 
+        /**
+         * What happened.
+         */message: String, 
+        /**
+         * Its structured values, in logging order.
+         */fields: [RawLogField]) {
+        self.level = level
+        self.target = target
+        self.message = message
+        self.fields = fields
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RawLogRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRawLogRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RawLogRecord {
+        return
+            try RawLogRecord(
+                level: FfiConverterTypeRawLogLevel.read(from: &buf), 
+                target: FfiConverterString.read(from: &buf), 
+                message: FfiConverterString.read(from: &buf), 
+                fields: FfiConverterSequenceTypeRawLogField.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RawLogRecord, into buf: inout [UInt8]) {
+        FfiConverterTypeRawLogLevel.write(value.level, into: &buf)
+        FfiConverterString.write(value.target, into: &buf)
+        FfiConverterString.write(value.message, into: &buf)
+        FfiConverterSequenceTypeRawLogField.write(value.fields, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawLogRecord_lift(_ buf: RustBuffer) throws -> RawLogRecord {
+    return try FfiConverterTypeRawLogRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawLogRecord_lower(_ value: RawLogRecord) -> RustBuffer {
+    return FfiConverterTypeRawLogRecord.lower(value)
 }
 
 
@@ -4330,6 +4698,111 @@ public func FfiConverterTypeProtectorKind_lower(_ value: ProtectorKind) -> RustB
 
 
 /**
+ * How severe a record is, most severe first.
+ */
+
+public enum RawLogLevel: Equatable, Hashable, CaseIterable {
+    
+    /**
+     * Something failed.
+     */
+    case error
+    /**
+     * Something went wrong that the library handled.
+     */
+    case warn
+    /**
+     * Operations started and ended.
+     */
+    case info
+    /**
+     * Details for a developer.
+     */
+    case debug
+    /**
+     * Everything.
+     */
+    case trace
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RawLogLevel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRawLogLevel: FfiConverterRustBuffer {
+    typealias SwiftType = RawLogLevel
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RawLogLevel {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .error
+        
+        case 2: return .warn
+        
+        case 3: return .info
+        
+        case 4: return .debug
+        
+        case 5: return .trace
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RawLogLevel, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .error:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .warn:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .info:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .debug:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .trace:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawLogLevel_lift(_ buf: RustBuffer) throws -> RawLogLevel {
+    return try FfiConverterTypeRawLogLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRawLogLevel_lower(_ value: RawLogLevel) -> RustBuffer {
+    return FfiConverterTypeRawLogLevel.lower(value)
+}
+
+
+
+/**
  * A status event (`IWMStatusCallback::OnStatus`), as the Swift side receives it.
  */
 
@@ -4662,6 +5135,30 @@ fileprivate struct FfiConverterOptionTypeRawKeyProtector: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeRawLogSink: FfiConverterRustBuffer {
+    typealias SwiftType = RawLogSink?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeRawLogSink.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeRawLogSink.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeCatalogEntry: FfiConverterRustBuffer {
     typealias SwiftType = CatalogEntry?
 
@@ -4857,6 +5354,31 @@ fileprivate struct FfiConverterSequenceTypeNewLicense: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeRawLogField: FfiConverterRustBuffer {
+    typealias SwiftType = [RawLogField]
+
+    public static func write(_ value: [RawLogField], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRawLogField.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RawLogField] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RawLogField]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRawLogField.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeTimedEvent: FfiConverterRustBuffer {
     typealias SwiftType = [TimedEvent]
 
@@ -4926,6 +5448,17 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+/**
+ * Sends the core's records at `level` and above to `sink` (`nil`: nowhere).
+ */
+public func setRawLogSink(sink: RawLogSink?, level: RawLogLevel)throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_func_set_raw_log_sink(
+        FfiConverterOptionTypeRawLogSink.lower(sink),
+        FfiConverterTypeRawLogLevel_lower(level),uniffiCallStatus
+    )
+}
+}
 
 private enum InitializationResult {
     case ok
@@ -4941,6 +5474,9 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_license_backup_swift_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_func_set_raw_log_sink() != 10509) {
+        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_backup() != 11311) {
         return InitializationResult.apiChecksumMismatch
@@ -5053,6 +5589,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawstopsignal_is_set() != 34216) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_license_backup_swift_checksum_method_rawlogsink_log() != 24577) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_license_backup_swift_checksum_constructor_rawbackuprestorer_new() != 23167) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5071,6 +5610,7 @@ private let initializationResult: InitializationResult = {
 
     uniffiCallbackInitRawEventSink()
     uniffiCallbackInitRawKeyProtector()
+    uniffiCallbackInitRawLogSink()
     return InitializationResult.ok
 }()
 

@@ -264,6 +264,13 @@ typedef void (*UniffiCallbackInterfaceRawKeyProtectorMethod1)(uint64_t, RustBuff
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_LOG_SINK_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_LOG_SINK_METHOD0
+typedef void (*UniffiCallbackInterfaceRawLogSinkMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RAW_EVENT_SINK
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RAW_EVENT_SINK
 typedef struct UniffiVTableCallbackInterfaceRawEventSink {
@@ -281,6 +288,15 @@ typedef struct UniffiVTableCallbackInterfaceRawKeyProtector {
     UniffiCallbackInterfaceRawKeyProtectorMethod0 _Nonnull wrap;
     UniffiCallbackInterfaceRawKeyProtectorMethod1 _Nonnull unwrap;
 } UniffiVTableCallbackInterfaceRawKeyProtector;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RAW_LOG_SINK
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_RAW_LOG_SINK
+typedef struct UniffiVTableCallbackInterfaceRawLogSink {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceRawLogSinkMethod0 _Nonnull log;
+} UniffiVTableCallbackInterfaceRawLogSink;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWBACKUPRESTORER
@@ -583,6 +599,26 @@ void uniffi_license_backup_swift_fn_free_rawstopsignal(uint64_t handle, RustCall
 int8_t uniffi_license_backup_swift_fn_method_rawstopsignal_is_set(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWLOGSINK
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWLOGSINK
+uint64_t uniffi_license_backup_swift_fn_clone_rawlogsink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_FREE_RAWLOGSINK
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_FREE_RAWLOGSINK
+void uniffi_license_backup_swift_fn_free_rawlogsink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_INIT_CALLBACK_VTABLE_RAWLOGSINK
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_INIT_CALLBACK_VTABLE_RAWLOGSINK
+void uniffi_license_backup_swift_fn_init_callback_vtable_rawlogsink(const UniffiVTableCallbackInterfaceRawLogSink* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLOGSINK_LOG
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWLOGSINK_LOG
+void uniffi_license_backup_swift_fn_method_rawlogsink_log(uint64_t ptr, RustBuffer record, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_ERRORCODE_SUMMARY
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_ERRORCODE_SUMMARY
 RustBuffer uniffi_license_backup_swift_fn_method_errorcode_summary(RustBuffer ptr, RustCallStatus *_Nonnull out_status
@@ -591,6 +627,11 @@ RustBuffer uniffi_license_backup_swift_fn_method_errorcode_summary(RustBuffer pt
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_ERRORCODE_SYMBOLIC_NAME
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_ERRORCODE_SYMBOLIC_NAME
 RustBuffer uniffi_license_backup_swift_fn_method_errorcode_symbolic_name(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_FUNC_SET_RAW_LOG_SINK
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_FUNC_SET_RAW_LOG_SINK
+void uniffi_license_backup_swift_fn_func_set_raw_log_sink(RustBuffer sink, RustBuffer level, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_LICENSE_BACKUP_SWIFT_RUSTBUFFER_ALLOC
@@ -853,6 +894,12 @@ void ffi_license_backup_swift_rust_future_free_void(uint64_t handle
 void ffi_license_backup_swift_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_FUNC_SET_RAW_LOG_SINK
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_FUNC_SET_RAW_LOG_SINK
+uint16_t uniffi_license_backup_swift_checksum_func_set_raw_log_sink(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWBACKUPRESTORER_CANCEL_LICENSE_BACKUP
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWBACKUPRESTORER_CANCEL_LICENSE_BACKUP
 uint16_t uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_backup(void
@@ -1072,6 +1119,12 @@ uint16_t uniffi_license_backup_swift_checksum_method_rawremoteservice_url(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWSTOPSIGNAL_IS_SET
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWSTOPSIGNAL_IS_SET
 uint16_t uniffi_license_backup_swift_checksum_method_rawstopsignal_is_set(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLOGSINK_LOG
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWLOGSINK_LOG
+uint16_t uniffi_license_backup_swift_checksum_method_rawlogsink_log(void
     
 );
 #endif

@@ -208,7 +208,11 @@ impl RemoteService {
     fn call(&self, method: &str, path: &str, body: &mut Body<'_, '_>) -> std::result::Result<Vec<u8>, ServiceError> {
         let mut attempt = 0;
         loop {
-            match self.exchange(method, path, body) {
+            let answer = self.exchange(method, path, body);
+            if let Ok(r) = &answer {
+                tracing::debug!(method, path, status = r.status, "the service answered");
+            }
+            match answer {
                 Ok(r) if r.status == 200 => {
                     if !r.content_type.as_deref().is_some_and(|t| t.starts_with(protocol::JSON_TYPE)) {
                         return Err(
@@ -225,7 +229,17 @@ impl RemoteService {
                     }
                     attempt += 1;
                     let backoff = Duration::from_millis(200) * 4u32.pow(attempt - 1);
-                    std::thread::sleep(delay.unwrap_or(backoff).min(MAX_BACKOFF));
+                    let wait = delay.unwrap_or(backoff).min(MAX_BACKOFF);
+                    tracing::warn!(
+                        method,
+                        path,
+                        attempt,
+                        of = self.retries,
+                        wait_ms = wait.as_millis() as u64,
+                        error = %e,
+                        "the service call failed; retrying"
+                    );
+                    std::thread::sleep(wait);
                 }
             }
         }

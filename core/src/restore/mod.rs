@@ -56,6 +56,11 @@ impl RestoreJob {
         // CONNECTING before the first call that may reach the service (a networked service's
         // keys, the journal's settlements), DISCONNECTING once it answered or failed.
         emitter.emit(StatusEvent::Connecting)?;
+        tracing::debug!(
+            licenses = scanned.tally.licenses(),
+            individualize = self.individualize,
+            "connecting to the service"
+        );
         let prepared = (|| {
             // Reservations an earlier restore left unsettled (a crash, the service unreachable).
             let _ = journal::settle(&self.store_path, self.service.as_ref());
@@ -72,6 +77,7 @@ impl RestoreJob {
         let (mut pending, request) = match prepared {
             Ok(p) => p,
             Err(e) => {
+                tracing::debug!(code = e.code().name(), "disconnected from the service: it could not be asked");
                 emitter.emit(StatusEvent::Disconnecting)?;
                 return Err(e);
             }
@@ -79,10 +85,17 @@ impl RestoreJob {
         let mut key_ids = scanned.key_ids()?;
         pending.asking();
         let answer = self.service.authorize_restore(&request, &mut key_ids);
+        tracing::debug!(granted = answer.is_ok(), "disconnected from the service");
         emitter.emit(StatusEvent::Disconnecting)?;
         let grant = match answer {
             Ok(grant) => grant,
             Err(ServiceError::Refused(r)) => {
+                tracing::info!(
+                    code = r.code.name(),
+                    licenses = scanned.tally.licenses(),
+                    reason = %r.message,
+                    "the service refused the restore"
+                );
                 emitter.emit(StatusEvent::Refused { code: r.code, message: r.message.clone(), url: r.url })?;
                 return Err(Error::new(r.code, r.message));
             }
@@ -118,7 +131,14 @@ impl RestoreJob {
             })?;
         // The store committed: confirm now (if the service cannot be reached, the journal
         // keeps the entry and a later settle confirms it).
-        let _ = pending.settle();
+        if let Err(e) = pending.settle() {
+            tracing::warn!(
+                code = e.code().name(),
+                error = %e.message(),
+                "the restore landed but its reservation could not be confirmed; the journal keeps it for later"
+            );
+        }
+        tracing::debug!(restored, skipped, "restore applied to the store");
         // The commit is durable in the store's write-ahead log; copying the log back into the
         // file happens after the restore, on a thread of its own.
         self.checkpointer.start(&self.store_path);

@@ -170,6 +170,43 @@ extension BackupRestoreEvent {
     }
 }
 
+extension BackupRestoreEvent {
+    /// Reads the next event of a packed batch (`RawEventSink.onPackedEvents`; the uniffi crate's
+    /// generated `pack_event` writes it); `nil` when the bytes are not a packed event.
+    static func unpack(_ reader: inout PackedReader) -> BackupRestoreEvent? {
+        let tag = reader.u8()
+        let emittedNs: UInt64 = reader.u64()
+        let kind: Kind
+        switch tag {
+        case 0:
+            let operation: OperationKind = reader.operation()
+            kind = .begin(operation)
+        case 1:
+            let operation: OperationKind = reader.operation()
+            let done: UInt64 = reader.u64()
+            let total: UInt64 = reader.u64()
+            kind = .progress(operation, done: done, total: total)
+        case 2:
+            let keyId: String = reader.string()
+            let title: String? = reader.bool() ? reader.string() : nil
+            kind = .restrictedLicense(keyId: keyId, title: title)
+        case 3:
+            kind = .connecting
+        case 4:
+            kind = .disconnecting
+        case 5:
+            let code: ErrorCode = reader.code()
+            let message: String = reader.string()
+            let url: String = reader.string()
+            kind = .refused(code: code, message: message, url: url)
+        default:
+            return nil
+        }
+        guard reader.isValid else { return nil }
+        return BackupRestoreEvent(kind, emittedNs: emittedNs)
+    }
+}
+
 // MARK: Properties
 
 extension BackupRestorer {

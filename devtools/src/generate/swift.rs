@@ -570,8 +570,14 @@ fn unpack_swift(w: &mut String) {
          let tag = reader.u8()\n",
     );
     for meta in EVENT_METADATA {
-        writeln!(w, "        let {}: {} = {}", lower_camel(meta.name), swift_type(&meta.ty), swift_unpack_expr(&meta.ty))
-            .unwrap();
+        writeln!(
+            w,
+            "        let {}: {} = {}",
+            lower_camel(meta.name),
+            swift_type(&meta.ty),
+            swift_unpack_expr(&meta.ty)
+        )
+        .unwrap();
     }
     w.push_str("        let kind: Kind\n        switch tag {\n");
     for (index, &kind) in EventKind::ALL.iter().enumerate() {
@@ -592,7 +598,9 @@ fn unpack_swift(w: &mut String) {
             params.iter().map(|(l, n, _)| if l == "_" { n.clone() } else { format!("{l}: {n}") }).collect();
         writeln!(w, "            kind = .{method}({})", args.join(", ")).unwrap();
     }
-    w.push_str("        default:\n            return nil\n        }\n        guard reader.isValid else { return nil }\n");
+    w.push_str(
+        "        default:\n            return nil\n        }\n        guard reader.isValid else { return nil }\n",
+    );
     let meta_args: Vec<String> = EVENT_METADATA.iter().map(|m| format!("{0}: {0}", lower_camel(m.name))).collect();
     writeln!(w, "        return BackupRestoreEvent(kind, {})\n    }}\n}}", meta_args.join(", ")).unwrap();
 }

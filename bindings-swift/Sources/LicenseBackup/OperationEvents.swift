@@ -49,11 +49,15 @@ public struct OperationEvents: AsyncSequence, Sendable {
         AsyncIterator(lifetime: lifetime)
     }
 
-    /// Takes the buffered events a batch at a time and hands them out one by one.
+    /// Takes the buffered events a batch at a time and hands them out one by one. Only an empty
+    /// buffer suspends the task; otherwise `next` returns at once, in the caller's isolation.
     public struct AsyncIterator: AsyncIteratorProtocol, Sendable {
+        public typealias Failure = Never
+
         private let lifetime: EventsLifetime
         private var pending: [BackupRestoreEvent] = []
         private var index = 0
+        private var over = false
 
         init(lifetime: EventsLifetime) {
             self.lifetime = lifetime
@@ -62,14 +66,41 @@ public struct OperationEvents: AsyncSequence, Sendable {
         /// The next event; `nil` after END, or once the iterating task is cancelled (which
         /// cancels the operation).
         public mutating func next() async -> BackupRestoreEvent? {
+            while true {
+                if let event = nextBuffered() { return event }
+                if over { return nil }
+                await lifetime.channel.waitForEvents()
+            }
+        }
+
+        /// ``next()`` without leaving the caller's isolation (what `for await` calls in Swift 6).
+        @available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, *)
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> BackupRestoreEvent? {
+            while true {
+                if let event = nextBuffered() { return event }
+                if over { return nil }
+                await lifetime.channel.waitForEvents(isolation: actor)
+            }
+        }
+
+        /// An event already at hand, or taken from the channel without waiting; sets `over` when
+        /// the sequence has ended.
+        private mutating func nextBuffered() -> BackupRestoreEvent? {
+            if over { return nil }
             if Task.isCancelled {
                 lifetime.channel.consumerCancelled()
+                over = true
                 return nil
             }
             if index == pending.count {
-                pending = await lifetime.channel.take()
+                guard let taken = lifetime.channel.poll() else { return nil }
+                if taken.isEmpty {
+                    over = true
+                    pending = []
+                    return nil
+                }
+                pending = taken
                 index = 0
-                if pending.isEmpty { return nil }
             }
             defer { index += 1 }
             return pending[index]
@@ -91,7 +122,7 @@ final class EventsLifetime: Sendable {
 }
 
 /// The buffer between the delivery thread (``push(_:)``, which blocks while it is full) and the
-/// consumer (``take()``, which suspends while it is empty).
+/// consumer (``poll()``, and ``waitForEvents(isolation:)`` while it is empty).
 final class EventChannel: @unchecked Sendable {
     // @unchecked: every mutable field is guarded by `condition`.
     static let capacity = 4096
@@ -133,22 +164,20 @@ final class EventChannel: @unchecked Sendable {
         resume?.resume()
     }
 
-    /// Everything buffered, waiting for at least one event; empty once the sequence is over.
-    func take() async -> [BackupRestoreEvent] {
-        while true {
-            if let taken = poll() { return taken }
-            await withTaskCancellationHandler {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    park(continuation)
-                }
-            } onCancel: {
-                self.consumerCancelled()
+    /// Returns once there are events to take or the sequence is over (at once if so already).
+    /// Cancelling the waiting task cancels the operation.
+    func waitForEvents(isolation actor: isolated (any Actor)? = #isolation) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation(isolation: actor) { (continuation: CheckedContinuation<Void, Never>) in
+                park(continuation)
             }
+        } onCancel: {
+            self.consumerCancelled()
         }
     }
 
     /// Everything buffered; empty once the sequence is over; `nil` when there is nothing yet.
-    private func poll() -> [BackupRestoreEvent]? {
+    func poll() -> [BackupRestoreEvent]? {
         condition.lock()
         defer { condition.unlock() }
         if !buffer.isEmpty {

@@ -116,7 +116,8 @@ for _ in 0..<runs {
     p50s.append(Double(percentile(waits, 0.5)) / 1000)
     p99s.append(Double(percentile(waits, 0.99)) / 1000)
     // emitted-ns:end
-    let consumed = Task { () throws(LicenseBackupError) -> ([UInt64], [UInt64]) in
+    restorer.delegate = nil
+    let consumed = Task { () async throws -> ([UInt64], [UInt64]) in
         var delivered: [UInt64] = []
         var emitted: [UInt64] = []
         delivered.reserveCapacity(n + n / 10 + 2)

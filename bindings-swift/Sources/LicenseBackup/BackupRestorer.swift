@@ -9,13 +9,15 @@ import LicenseBackupBindings
 ///
 /// ```swift
 /// let restorer = try BackupRestorer(store: store, service: service)
-/// restorer.delegate = self                       // weak
 /// try restorer.setBackupPath("/Volumes/USB")
-/// let summary = try await restorer.backupLicenses(overwrite: true)
+/// let events = try restorer.backupEvents(overwrite: true)     // or a delegate + backupLicenses
+/// for await event in events { /* any isolation: a @MainActor model, an actor */ }
+/// let summary = try await events.wait()
 /// ```
 ///
-/// Cancelling the awaiting task cancels the operation, as do ``cancelLicenseBackup()`` and
-/// ``cancelLicenseRestore()``; it then ends with ``ErrorCode/cancelled``.
+/// Cancelling the awaiting (or iterating) task cancels the operation, as do
+/// ``cancelLicenseBackup()`` and ``cancelLicenseRestore()``; it then ends with
+/// ``ErrorCode/cancelled``. A running operation keeps its restorer alive until END.
 public final class BackupRestorer: @unchecked Sendable {
     // @unchecked: the only mutable state, the delegate reference, is guarded by `lock`.
     private let raw: RawBackupRestorer

@@ -617,7 +617,11 @@ const DELEGATE_DOC: &str = "
 ///
 /// A method that throws stops the operation: it ends with ``ErrorCode/callbackFailed`` (``end``
 /// is still delivered), and the awaiting caller gets a ``LicenseBackupError`` whose
-/// ``LicenseBackupError/underlyingError`` is what the delegate threw.
+/// ``LicenseBackupError/underlyingError`` is what the delegate threw. A throw from
+/// ``end(_:result:)`` changes no outcome: the call returns what END reported.
+///
+/// The methods are synchronous and nonisolated, so a delegate is `Sendable`; to handle events on
+/// the main actor or in an actor, iterate ``BackupRestorer/backupEvents(overwrite:)`` instead.
 ///
 /// Every event first reaches ``receive(_:)``, whose default implementation calls the method of
 /// that event below; implement ``receive(_:)`` to see each event as a value, with the time the

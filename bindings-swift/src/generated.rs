@@ -8,7 +8,7 @@
 use license_backup as core_api;
 use license_backup::interface::{ArgPath, IntKind, Type};
 
-use crate::{FfiResult, OperationKind, check, parse_key_id};
+use crate::{FfiResult, OperationKind, Pack, check, parse_key_id};
 
 /// A stable error code: the same numbers (the discriminants) and symbolic names as the core's
 /// `ErrorCode`. Swift sees `enum ErrorCode: UInt32`, whose raw value is the number.
@@ -608,4 +608,67 @@ impl From<&core_api::StatusEvent> for StatusEvent {
             },
         }
     }
+}
+
+/// Appends `e` to `out` in its packed form (`RawEventSink::on_packed_events`): the kind's index in
+/// the interface's event list, the metadata, the fields. Returns false for an event without a
+/// packed form (END: its outcome crosses as a record); `out` is then not to be used.
+pub(crate) fn pack_event(e: &core_api::Emitted, out: &mut Vec<u8>) -> bool {
+    match &e.event {
+        core_api::StatusEvent::Begin { operation } => {
+            out.push(0);
+            e.emitted_ns.pack(out);
+            operation.pack(out);
+        }
+        core_api::StatusEvent::Progress { operation, done, total } => {
+            out.push(1);
+            e.emitted_ns.pack(out);
+            operation.pack(out);
+            done.pack(out);
+            total.pack(out);
+        }
+        core_api::StatusEvent::RestrictedLicense { key_id, title } => {
+            out.push(2);
+            e.emitted_ns.pack(out);
+            key_id.pack(out);
+            title.pack(out);
+        }
+        core_api::StatusEvent::Connecting {} => {
+            out.push(3);
+            e.emitted_ns.pack(out);
+        }
+        core_api::StatusEvent::Disconnecting {} => {
+            out.push(4);
+            e.emitted_ns.pack(out);
+        }
+        core_api::StatusEvent::Refused { code, message, url } => {
+            out.push(5);
+            e.emitted_ns.pack(out);
+            code.pack(out);
+            message.pack(out);
+            url.pack(out);
+        }
+        core_api::StatusEvent::End { .. } => return false,
+    }
+    true
+}
+
+/// Reads one packed event back (the crate's tests check the packed form with it).
+#[cfg(test)]
+pub(crate) fn unpack_event(r: &mut crate::PackedReader<'_>) -> Option<crate::TimedEvent> {
+    let tag = r.u8()?;
+    let emitted_ns = r.u64()?;
+    let event = match tag {
+        0 => StatusEvent::Begin { operation: r.operation()? },
+        1 => StatusEvent::Progress { operation: r.operation()?, done: r.u64()?, total: r.u64()? },
+        2 => StatusEvent::RestrictedLicense {
+            key_id: r.string()?,
+            title: if r.u8()? != 0 { Some(r.string()?) } else { None },
+        },
+        3 => StatusEvent::Connecting,
+        4 => StatusEvent::Disconnecting,
+        5 => StatusEvent::Refused { code: r.code()?, message: r.string()?, url: r.string()? },
+        _ => return None,
+    };
+    Some(crate::TimedEvent { event, emitted_ns })
 }

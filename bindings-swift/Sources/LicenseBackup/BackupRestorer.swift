@@ -9,13 +9,15 @@ import LicenseBackupBindings
 ///
 /// ```swift
 /// let restorer = try BackupRestorer(store: store, service: service)
-/// restorer.delegate = self                       // weak
 /// try restorer.setBackupPath("/Volumes/USB")
-/// let summary = try await restorer.backupLicenses(overwrite: true)
+/// let events = try restorer.backupEvents(overwrite: true)     // or a delegate + backupLicenses
+/// for await event in events { /* any isolation: a @MainActor model, an actor */ }
+/// let summary = try await events.wait()
 /// ```
 ///
-/// Cancelling the awaiting task cancels the operation, as do ``cancelLicenseBackup()`` and
-/// ``cancelLicenseRestore()``; it then ends with ``ErrorCode/cancelled``.
+/// Cancelling the awaiting (or iterating) task cancels the operation, as do
+/// ``cancelLicenseBackup()`` and ``cancelLicenseRestore()``; it then ends with
+/// ``ErrorCode/cancelled``. A running operation keeps its restorer alive until END.
 public final class BackupRestorer: @unchecked Sendable {
     // @unchecked: the only mutable state, the delegate reference, is guarded by `lock`.
     private let raw: RawBackupRestorer
@@ -115,19 +117,43 @@ public final class BackupRestorer: @unchecked Sendable {
         try await startRestore(individualize: individualize, replaceExisting: replaceExisting).wait()
     }
 
+    /// Starts a backup and returns its events as an `AsyncSequence` (``OperationEvents``),
+    /// ending after END; `try await events.wait()` gives the summary. Fails synchronously with
+    /// ``ErrorCode/pathNotSet`` or ``ErrorCode/busy``. The delegate, if any, gets the events too.
+    public func backupEvents(overwrite: Bool = false) throws(LicenseBackupError) -> OperationEvents {
+        let channel = EventChannel()
+        let operation = try startBackup(overwrite: overwrite, channel: channel)
+        return OperationEvents(operation: operation, channel: channel)
+    }
+
+    /// Starts a restore and returns its events as an `AsyncSequence` (``OperationEvents``).
+    public func restoreEvents(individualize: Bool = false, replaceExisting: Bool = false) throws(LicenseBackupError) -> OperationEvents {
+        let channel = EventChannel()
+        let operation = try startRestore(individualize: individualize, replaceExisting: replaceExisting, channel: channel)
+        return OperationEvents(operation: operation, channel: channel)
+    }
+
     /// Starts a backup and returns at once. Fails synchronously with ``ErrorCode/pathNotSet``
     /// or ``ErrorCode/busy``; everything else is reported to the delegate and by
     /// ``LicenseOperation/wait()``.
     public func startBackup(overwrite: Bool = false) throws(LicenseBackupError) -> LicenseOperation {
-        let bridge = DelegateBridge(restorer: self)
-        let op = try bridged { try raw.startBackup(overwrite: overwrite, sink: bridge) }
-        return LicenseOperation(raw: op, bridge: bridge, kind: .backup)
+        try startBackup(overwrite: overwrite, channel: nil)
     }
 
     /// Starts a restore and returns at once. Fails synchronously with ``ErrorCode/pathNotSet``
     /// or ``ErrorCode/busy``.
     public func startRestore(individualize: Bool = false, replaceExisting: Bool = false) throws(LicenseBackupError) -> LicenseOperation {
-        let bridge = DelegateBridge(restorer: self)
+        try startRestore(individualize: individualize, replaceExisting: replaceExisting, channel: nil)
+    }
+
+    private func startBackup(overwrite: Bool, channel: EventChannel?) throws(LicenseBackupError) -> LicenseOperation {
+        let bridge = EventBridge(restorer: self, channel: channel)
+        let op = try bridged { try raw.startBackup(overwrite: overwrite, sink: bridge) }
+        return LicenseOperation(raw: op, bridge: bridge, kind: .backup)
+    }
+
+    private func startRestore(individualize: Bool, replaceExisting: Bool, channel: EventChannel?) throws(LicenseBackupError) -> LicenseOperation {
+        let bridge = EventBridge(restorer: self, channel: channel)
         let op = try bridged {
             try raw.startRestore(individualize: individualize, replaceExisting: replaceExisting, sink: bridge)
         }
@@ -151,35 +177,42 @@ public final class BackupRestorer: @unchecked Sendable {
         try bridged { try raw.restoreQuota(individualize: individualize) }
     }
 
-    fileprivate func delegateForEvent() -> (any BackupRestoreDelegate)? { delegate }
 }
 
-/// A started backup or restore.
+/// A started backup or restore. It keeps what it needs alive until its END has been delivered:
+/// releasing the ``BackupRestorer`` (or this object) while it runs neither stops it nor loses an
+/// event; the restorer's delegate at the time of each event gets it, END included.
 public final class LicenseOperation: Sendable {
     private let raw: RawOperation
-    private let bridge: DelegateBridge
+    private let bridge: EventBridge
     /// Which operation this is.
     public let kind: OperationKind
 
-    fileprivate init(raw: RawOperation, bridge: DelegateBridge, kind: OperationKind) {
+    fileprivate init(raw: RawOperation, bridge: EventBridge, kind: OperationKind) {
         self.raw = raw
         self.bridge = bridge
         self.kind = kind
+        bridge.bind(raw)
     }
 
     /// Waits until the operation has ended and its END event has been delivered; returns the
-    /// summary. Cancelling the waiting task cancels the operation.
+    /// outcome END reported (a delegate that throws at END does not change it). Cancelling the
+    /// waiting task cancels the operation.
     public func wait() async throws(LicenseBackupError) -> Summary {
         let raw = self.raw
+        let coreResult: Result<Summary, LicenseBackupError>
         do {
-            return try await withTaskCancellationHandler {
+            coreResult = .success(try await withTaskCancellationHandler {
                 try await raw.wait()
             } onCancel: {
                 try? raw.cancel()
-            }
+            })
         } catch {
-            throw LicenseBackupError(binding: error, underlyingError: bridge.thrownError)
+            coreResult = .failure(LicenseBackupError(binding: error, underlyingError: bridge.thrownError))
         }
+        // END's outcome is the operation's (the END rule); it is recorded before `raw.wait()`
+        // returns. Without one (the wait itself failed), what the core answered.
+        return try (bridge.endResult ?? coreResult).get()
     }
 
     /// Asks the operation to stop; it ends soon after with ``ErrorCode/cancelled``.
@@ -193,38 +226,92 @@ public final class LicenseOperation: Sendable {
     }
 }
 
-/// Receives one operation's events from Rust, a batch per call, and forwards each to the
-/// restorer's delegate, in order. Holds the restorer weakly, so no cycle runs through the Rust
-/// side.
-final class DelegateBridge: RawEventSink, @unchecked Sendable {
+/// Receives one operation's events from Rust, a batch per call, and hands them to the
+/// operation's ``OperationEvents`` (if it was started with one) and, one by one, to the
+/// restorer's delegate. Holds the restorer (and so its store and service) strongly until END
+/// has been delivered, then lets it go: no cycle outlives the operation.
+final class EventBridge: RawEventSink, @unchecked Sendable {
     // @unchecked: mutable state is guarded by `lock`.
     private let lock = NSLock()
-    private weak var restorer: BackupRestorer?
+    private var restorer: BackupRestorer?
+    private let channel: EventChannel?
     private var firstThrown: (any Error)?
+    private var end: Result<Summary, LicenseBackupError>?
 
-    init(restorer: BackupRestorer) {
+    init(restorer: BackupRestorer, channel: EventChannel?) {
         self.restorer = restorer
+        self.channel = channel
+    }
+
+    /// Lets a cancelled event consumer cancel the operation.
+    func bind(_ raw: RawOperation) {
+        channel?.bind(cancel: { try? raw.cancel() })
     }
 
     /// The first error a delegate method threw during this operation.
     var thrownError: (any Error)? { lock.withLock { firstThrown } }
 
-    /// Delivers `events` in order. Between two events it asks `stop` whether the operation was
-    /// cancelled meanwhile (a delegate method may have cancelled it) and then drops the rest;
-    /// the first event a delegate method throws on ends the batch with the thrown error.
+    /// What END reported, once it has been delivered.
+    var endResult: Result<Summary, LicenseBackupError>? { lock.withLock { end } }
+
     func onEvents(events: [TimedEvent], stop: RawStopSignal) throws {
-        for (index, timed) in events.enumerated() {
+        try deliver(events.map(event), stop: stop)
+    }
+
+    func onPackedEvents(packed: Data, stop: RawStopSignal) throws {
+        var events: [BackupRestoreEvent] = []
+        events.reserveCapacity(packed.count / 26)
+        let complete = packed.withUnsafeBytes { bytes in
+            var reader = PackedReader(bytes)
+            while !reader.isAtEnd {
+                guard let event = BackupRestoreEvent.unpack(&reader) else { return false }
+                events.append(event)
+            }
+            return true
+        }
+        try deliver(events, stop: stop)
+        if !complete {
+            throw CallbackFailure.Thrown(message: "internal: a packed event batch did not decode")
+        }
+    }
+
+    /// Delivers `events` in order: all at once to the event sequence, then one by one to the
+    /// delegate set at the time of each. Between two delegate calls it asks `stop` whether the
+    /// operation was cancelled meanwhile (a delegate method may have cancelled it) and then
+    /// drops the rest; the first event a delegate method throws on ends the batch with the
+    /// thrown error.
+    private func deliver(_ events: [BackupRestoreEvent], stop: RawStopSignal) throws {
+        channel?.push(events)
+        for (index, event) in events.enumerated() {
+            if case .end(_, let result) = event.kind {
+                try deliverEnd(event, result: result)
+                continue
+            }
+            guard let delegate = lock.withLock({ restorer })?.delegate else { continue }
             if index > 0, (try? stop.isSet()) ?? false { return }
-            // The delegate set at the time of each event receives it.
-            guard let delegate = lock.withLock({ restorer })?.delegateForEvent() else { continue }
             do {
-                try delegate.receive(event(timed))
+                try delegate.receive(event)
             } catch {
                 lock.withLock {
                     if firstThrown == nil { firstThrown = error }
                 }
                 throw CallbackFailure.Thrown(message: String(describing: error))
             }
+        }
+    }
+
+    /// END: recorded as the outcome, delivered, then the restorer is let go. What a delegate
+    /// throws at END is reported to the core (which logs it) but changes no outcome.
+    private func deliverEnd(_ event: BackupRestoreEvent, result: Result<Summary, LicenseBackupError>) throws {
+        let delegate = lock.withLock { () -> (any BackupRestoreDelegate)? in
+            end = result
+            return restorer?.delegate
+        }
+        defer { lock.withLock { restorer = nil } }
+        do {
+            try delegate?.receive(event)
+        } catch {
+            throw CallbackFailure.Thrown(message: "the END callback threw: \(error)")
         }
     }
 

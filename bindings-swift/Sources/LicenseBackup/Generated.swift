@@ -38,7 +38,11 @@ public typealias LedgerAudit = LicenseBackupBindings.LedgerAudit
 ///
 /// A method that throws stops the operation: it ends with ``ErrorCode/callbackFailed`` (``end``
 /// is still delivered), and the awaiting caller gets a ``LicenseBackupError`` whose
-/// ``LicenseBackupError/underlyingError`` is what the delegate threw.
+/// ``LicenseBackupError/underlyingError`` is what the delegate threw. A throw from
+/// ``end(_:result:)`` changes no outcome: the call returns what END reported.
+///
+/// The methods are synchronous and nonisolated, so a delegate is `Sendable`; to handle events on
+/// the main actor or in an actor, iterate ``BackupRestorer/backupEvents(overwrite:)`` instead.
 ///
 /// Every event first reaches ``receive(_:)``, whose default implementation calls the method of
 /// that event below; implement ``receive(_:)`` to see each event as a value, with the time the
@@ -167,6 +171,43 @@ extension BackupRestoreEvent {
             kind = .end(operation, result: outcomeResult(summary: summary, errorCode: errorCode, errorMessage: errorMessage, thrown: thrown))
         }
         self.init(kind, emittedNs: timed.emittedNs)
+    }
+}
+
+extension BackupRestoreEvent {
+    /// Reads the next event of a packed batch (`RawEventSink.onPackedEvents`; the uniffi crate's
+    /// generated `pack_event` writes it); `nil` when the bytes are not a packed event.
+    static func unpack(_ reader: inout PackedReader) -> BackupRestoreEvent? {
+        let tag = reader.u8()
+        let emittedNs: UInt64 = reader.u64()
+        let kind: Kind
+        switch tag {
+        case 0:
+            let operation: OperationKind = reader.operation()
+            kind = .begin(operation)
+        case 1:
+            let operation: OperationKind = reader.operation()
+            let done: UInt64 = reader.u64()
+            let total: UInt64 = reader.u64()
+            kind = .progress(operation, done: done, total: total)
+        case 2:
+            let keyId: String = reader.string()
+            let title: String? = reader.bool() ? reader.string() : nil
+            kind = .restrictedLicense(keyId: keyId, title: title)
+        case 3:
+            kind = .connecting
+        case 4:
+            kind = .disconnecting
+        case 5:
+            let code: ErrorCode = reader.code()
+            let message: String = reader.string()
+            let url: String = reader.string()
+            kind = .refused(code: code, message: message, url: url)
+        default:
+            return nil
+        }
+        guard reader.isValid else { return nil }
+        return BackupRestoreEvent(kind, emittedNs: emittedNs)
     }
 }
 

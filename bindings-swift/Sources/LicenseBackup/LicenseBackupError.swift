@@ -5,15 +5,22 @@ import LicenseBackupBindings
 /// in the Rust core) and the core's message. When an operation stopped because a delegate
 /// method threw, ``underlyingError`` is the error the delegate threw.
 ///
+/// Every call `throws(LicenseBackupError)`. A plain `do` in a closure or `Task {}` catches
+/// `any Error`; `do throws(LicenseBackupError)` keeps the type there:
+///
 /// ```swift
-/// do {
-///     try await restorer.backupLicenses()           // throws(LicenseBackupError)
-/// } catch where error.code == .backupExists {
-///     // ask the user whether to overwrite
-/// } catch {
-///     print(error.name, error.number, error.message) // "BUSY", 502, "..."
+/// Task {
+///     do throws(LicenseBackupError) {
+///         _ = try await restorer.backupLicenses()
+///     } catch where error.code == .backupExists {
+///         // ask the user whether to overwrite
+///     } catch {
+///         print(error.name, error.number, error.message) // "BUSY", 502, "..."
+///     }
 /// }
 /// ```
+///
+/// Where the error is `any Error` (`try await task.value`): `catch let error as LicenseBackupError`.
 public struct LicenseBackupError: Error, CustomStringConvertible, LocalizedError {
     /// The stable error codes; `rawValue` is the stable number (`backupExists.rawValue == 204`).
     public typealias Code = LicenseBackupBindings.ErrorCode

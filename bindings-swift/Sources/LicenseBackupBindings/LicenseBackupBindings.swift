@@ -1140,6 +1140,14 @@ public protocol RawEventSink: AnyObject, Sendable {
      */
     func onEvents(events: [TimedEvent], stop: RawStopSignal) throws 
     
+    /**
+     * The same for a batch of events that all have a packed form (every event but END): one
+     * byte string holding them one after the other, each its kind's index in the interface's
+     * event list (a byte), its metadata and its fields (generated `pack_event`). Delivering it
+     * costs the Swift side a few loads per field instead of uniffi's generic reader.
+     */
+    func onPackedEvents(packed: Data, stop: RawStopSignal) throws 
+    
 }
 /**
  * Receives the events of one operation, on the operation's delivery thread, in order. The
@@ -1215,6 +1223,22 @@ open func onEvents(events: [TimedEvent], stop: RawStopSignal)throws   {try rustC
 }
 }
     
+    /**
+     * The same for a batch of events that all have a packed form (every event but END): one
+     * byte string holding them one after the other, each its kind's index in the interface's
+     * event list (a byte), its metadata and its fields (generated `pack_event`). Delivering it
+     * costs the Swift side a few loads per field instead of uniffi's generic reader.
+     */
+open func onPackedEvents(packed: Data, stop: RawStopSignal)throws   {try rustCallWithError(FfiConverterTypeCallbackFailure_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_raweventsink_on_packed_events(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(packed),
+        FfiConverterTypeRawStopSignal_lower(stop),uniffiCallStatus
+    )
+}
+}
+    
 
     
 }
@@ -1257,6 +1281,33 @@ fileprivate struct UniffiCallbackInterfaceRawEventSink {
                 }
                 return try uniffiObj.onEvents(
                      events: try FfiConverterSequenceTypeTimedEvent.lift(events),
+                     stop: try FfiConverterTypeRawStopSignal_lift(stop)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackFailure_lower
+            )
+        },
+        onPackedEvents: { (
+            uniffiHandle: UInt64,
+            packed: RustBuffer,
+            stop: UInt64,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeRawEventSink.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onPackedEvents(
+                     packed: try FfiConverterData.lift(packed),
                      stop: try FfiConverterTypeRawStopSignal_lift(stop)
                 )
             }
@@ -5518,6 +5569,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_raweventsink_on_events() != 14244) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_raweventsink_on_packed_events() != 22810) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawkeyprotector_wrap() != 50599) {

@@ -250,6 +250,13 @@ typedef void (*UniffiCallbackInterfaceRawEventSinkMethod0)(uint64_t, RustBuffer,
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_EVENT_SINK_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_EVENT_SINK_METHOD1
+typedef void (*UniffiCallbackInterfaceRawEventSinkMethod1)(uint64_t, RustBuffer, uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_KEY_PROTECTOR_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_RAW_KEY_PROTECTOR_METHOD0
 typedef void (*UniffiCallbackInterfaceRawKeyProtectorMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
@@ -277,6 +284,7 @@ typedef struct UniffiVTableCallbackInterfaceRawEventSink {
     UniffiCallbackInterfaceFree _Nonnull uniffiFree;
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceRawEventSinkMethod0 _Nonnull onEvents;
+    UniffiCallbackInterfaceRawEventSinkMethod1 _Nonnull onPackedEvents;
 } UniffiVTableCallbackInterfaceRawEventSink;
 
 #endif
@@ -417,6 +425,11 @@ void uniffi_license_backup_swift_fn_init_callback_vtable_raweventsink(const Unif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWEVENTSINK_ON_EVENTS
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWEVENTSINK_ON_EVENTS
 void uniffi_license_backup_swift_fn_method_raweventsink_on_events(uint64_t ptr, RustBuffer events, uint64_t stop, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWEVENTSINK_ON_PACKED_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_METHOD_RAWEVENTSINK_ON_PACKED_EVENTS
+void uniffi_license_backup_swift_fn_method_raweventsink_on_packed_events(uint64_t ptr, RustBuffer packed, uint64_t stop, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_FN_CLONE_RAWKEYPROTECTOR
@@ -981,6 +994,12 @@ uint16_t uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_onli
 #ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWEVENTSINK_ON_EVENTS
 #define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWEVENTSINK_ON_EVENTS
 uint16_t uniffi_license_backup_swift_checksum_method_raweventsink_on_events(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWEVENTSINK_ON_PACKED_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_LICENSE_BACKUP_SWIFT_CHECKSUM_METHOD_RAWEVENTSINK_ON_PACKED_EVENTS
+uint16_t uniffi_license_backup_swift_checksum_method_raweventsink_on_packed_events(void
     
 );
 #endif

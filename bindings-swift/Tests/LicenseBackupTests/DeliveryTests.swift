@@ -118,3 +118,58 @@ final class DeliveryTests: XCTestCase {
         XCTAssertEqual(restricted, stride(from: 10, through: 1000, by: 10).map { generatedKeyId($0) })
     }
 }
+
+/// The packed form's reader: what the uniffi crate's `pack_event` writes reads back, and bytes
+/// that are not a packed event read as `nil` (never a trap or an out-of-bounds read).
+final class PackedFormTests: XCTestCase {
+    private func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+        withUnsafeBytes(of: value.littleEndian) { Array($0) }
+    }
+
+    private func unpackAll(_ bytes: [UInt8]) -> [BackupRestoreEvent]? {
+        bytes.withUnsafeBytes { raw in
+            var reader = PackedReader(raw)
+            var out: [BackupRestoreEvent] = []
+            while !reader.isAtEnd {
+                guard let event = BackupRestoreEvent.unpack(&reader) else { return nil }
+                out.append(event)
+            }
+            return out
+        }
+    }
+
+    func testPackedEventsReadBack() throws {
+        let title = "Caf\u{e9} \u{1F3B5}"
+        var bytes: [UInt8] = []
+        func text(_ s: String) { bytes += le(UInt32(s.utf8.count)); bytes += Array(s.utf8) }
+        // PROGRESS (index 1): emittedNs, operation (restore = 1), done, total.
+        bytes += [1]; bytes += le(UInt64(42)); bytes += [1]; bytes += le(UInt64(7)); bytes += le(UInt64(9))
+        // RESTRICTED_LICENSE (index 2): emittedNs, key ID, title present.
+        bytes += [2]; bytes += le(UInt64(43)); text("abc"); bytes += [1]; text(title)
+        // REFUSED (index 5): emittedNs, code, message, url.
+        bytes += [5]; bytes += le(UInt64(44)); bytes += le(UInt32(401)); text("no"); text("")
+        let events = try XCTUnwrap(unpackAll(bytes))
+        XCTAssertEqual(events.map(\.name), ["progress", "restricted_license", "refused"])
+        XCTAssertEqual(events.map(\.emittedNs), [42, 43, 44])
+        guard case .progress(.restore, 7, 9) = events[0].kind else { return XCTFail("\(events[0].kind)") }
+        guard case .restrictedLicense("abc", title?) = events[1].kind else { return XCTFail("\(events[1].kind)") }
+        guard case .refused(let code, "no", "") = events[2].kind else { return XCTFail("\(events[2].kind)") }
+        XCTAssertEqual(code.number, 401)
+    }
+
+    func testBytesThatAreNotPackedEventsReadAsNil() {
+        var progress: [UInt8] = [1]
+        progress += le(UInt64(42)); progress += [0]; progress += le(UInt64(7)); progress += le(UInt64(9))
+        XCTAssertNotNil(unpackAll(progress))
+        for cut in 0..<progress.count {
+            XCTAssertNil(unpackAll(Array(progress[..<cut]) + (cut == 0 ? [1] : [])), "truncated at \(cut)")
+        }
+        let ns = le(UInt64(1))
+        XCTAssertNil(unpackAll([6] + ns), "END has no packed form")
+        XCTAssertNil(unpackAll([200] + ns), "unknown kind")
+        XCTAssertNil(unpackAll([0] + ns + [9]), "unknown operation")
+        let zero = le(UInt32(0))
+        XCTAssertNil(unpackAll([5] + ns + le(UInt32(99_999)) + zero + zero), "unknown code")
+        XCTAssertNil(unpackAll([2] + ns + le(UInt32.max) + [0]), "a length past the end")
+    }
+}

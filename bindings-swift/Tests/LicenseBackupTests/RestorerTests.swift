@@ -291,11 +291,10 @@ final class RestorerTests: XCTestCase {
         recorder.onEvent.set(nil)
         let next = try await a.backupLicenses()
         XCTAssertEqual(next.licenses, 6)
-        // A delegate that throws in END never changes the outcome (docs/reliability.md, "Errors
-        // in callbacks"): the backup completed.
+        // A delegate that throws in END changes no outcome (the END rule): the backup stands.
         recorder.onEvent.set { _ in if recorder.recorded.last?["event"] == AnyHashable("end") { throw DelegateThrew(event: -1) } }
-        let late = try await a.backupLicenses(overwrite: true)
-        XCTAssertEqual(late.licenses, 6)
+        let kept = try await a.backupLicenses(overwrite: true)
+        XCTAssertEqual(kept.licenses, 6)
     }
 
     func testNoRetainCycleBetweenRestorerAndDelegate() async throws {

@@ -78,7 +78,7 @@ fn rust() -> String {
          #![allow(clippy::unneeded_struct_pattern)]\n\n\
          use license_backup as core_api;\n\
          use license_backup::interface::{ArgPath, IntKind, Type};\n\n\
-         use crate::{FfiResult, OperationKind, check, parse_key_id};\n\n",
+         use crate::{FfiResult, OperationKind, Pack, check, parse_key_id};\n\n",
     );
     // Error codes.
     w.push_str(
@@ -222,7 +222,92 @@ fn rust() -> String {
         w.push_str("            },\n");
     }
     w.push_str("        }\n    }\n}\n");
+    pack_rust(&mut w);
     w
+}
+
+/// Whether a field of this type has a packed form (`Pack` in the uniffi crate; END's outcome
+/// does not: it crosses as a uniffi record).
+fn packs(ty: &Type) -> bool {
+    match ty {
+        Type::Bool | Type::Int { .. } | Type::Text { .. } | Type::KeyId | Type::ErrorCode | Type::OperationKind => true,
+        Type::Optional(inner) => packs(inner),
+        _ => false,
+    }
+}
+
+/// Whether an event kind has a packed form: every field of it packs.
+fn event_packs(kind: EventKind) -> bool {
+    kind.surface().iter().all(|f| packs(&f.ty)) && EVENT_METADATA.iter().all(|m| packs(&m.ty))
+}
+
+/// The Rust expression reading a packed field of type `ty` from `r` (the test decoder).
+fn rust_unpack_expr(ty: &Type) -> String {
+    match ty {
+        Type::Bool => "r.u8()? != 0".into(),
+        Type::Int { kind, .. } => format!("r.{}()?", kind.name()),
+        Type::Text { .. } | Type::KeyId => "r.string()?".into(),
+        Type::ErrorCode => "r.code()?".into(),
+        Type::OperationKind => "r.operation()?".into(),
+        Type::Optional(inner) => format!("if r.u8()? != 0 {{ Some({}) }} else {{ None }}", rust_unpack_expr(inner)),
+        other => unreachable!("no packed form for {other:?}"),
+    }
+}
+
+/// `pack_event` (the events' packed form) and its reader for the crate's tests.
+fn pack_rust(w: &mut String) {
+    w.push_str(
+        "\n/// Appends `e` to `out` in its packed form (`RawEventSink::on_packed_events`): the kind's index in\n\
+         /// the interface's event list, the metadata, the fields. Returns false for an event without a\n\
+         /// packed form (END: its outcome crosses as a record); `out` is then not to be used.\n\
+         pub(crate) fn pack_event(e: &core_api::Emitted, out: &mut Vec<u8>) -> bool {\n    match &e.event {\n",
+    );
+    for (index, &kind) in EventKind::ALL.iter().enumerate() {
+        let variant = upper_camel(kind.name());
+        if !event_packs(kind) {
+            writeln!(w, "        core_api::StatusEvent::{variant} {{ .. }} => return false,").unwrap();
+            continue;
+        }
+        let names: Vec<&str> = kind.surface().iter().map(|f| f.name).collect();
+        writeln!(w, "        core_api::StatusEvent::{variant} {{ {} }} => {{", names.join(", ")).unwrap();
+        writeln!(w, "            out.push({index});").unwrap();
+        for meta in EVENT_METADATA {
+            writeln!(w, "            e.{}.pack(out);", meta.name).unwrap();
+        }
+        for name in names {
+            writeln!(w, "            {name}.pack(out);").unwrap();
+        }
+        w.push_str("        }\n");
+    }
+    w.push_str("    }\n    true\n}\n");
+    w.push_str(
+        "\n/// Reads one packed event back (the crate's tests check the packed form with it).\n\
+         #[cfg(test)]\n\
+         pub(crate) fn unpack_event(r: &mut crate::PackedReader<'_>) -> Option<crate::TimedEvent> {\n    \
+         let tag = r.u8()?;\n",
+    );
+    for meta in EVENT_METADATA {
+        writeln!(w, "    let {} = {};", meta.name, rust_unpack_expr(&meta.ty)).unwrap();
+    }
+    w.push_str("    let event = match tag {\n");
+    for (index, &kind) in EventKind::ALL.iter().enumerate() {
+        if !event_packs(kind) {
+            continue;
+        }
+        let variant = upper_camel(kind.name());
+        if kind.surface().is_empty() {
+            writeln!(w, "        {index} => StatusEvent::{variant},").unwrap();
+            continue;
+        }
+        writeln!(w, "        {index} => StatusEvent::{variant} {{").unwrap();
+        for f in kind.surface() {
+            writeln!(w, "            {}: {},", f.name, rust_unpack_expr(&f.ty)).unwrap();
+        }
+        w.push_str("        },\n");
+    }
+    w.push_str("        _ => return None,\n    };\n");
+    let metas: Vec<&str> = EVENT_METADATA.iter().map(|m| m.name).collect();
+    writeln!(w, "    Some(crate::TimedEvent {{ event, {} }})\n}}", metas.join(", ")).unwrap();
 }
 
 /// The uniffi event's fields: the surface, `outcome` as `summary`, `error_code`, `error_message`.
@@ -427,6 +512,7 @@ fn overlay() -> String {
     let meta_args: Vec<String> =
         EVENT_METADATA.iter().map(|m| format!("{0}: timed.{0}", lower_camel(m.name))).collect();
     writeln!(w, "        }}\n        self.init(kind, {})\n    }}\n}}", meta_args.join(", ")).unwrap();
+    unpack_swift(&mut w);
     // Properties.
     w.push_str("\n// MARK: Properties\n\nextension BackupRestorer {\n");
     for &prop in Property::ALL {
@@ -459,6 +545,66 @@ fn overlay() -> String {
     w
 }
 
+/// The Swift expression reading a packed field of type `ty` from `reader` (a `PackedReader`).
+fn swift_unpack_expr(ty: &Type) -> String {
+    match ty {
+        Type::Bool => "reader.bool()".into(),
+        Type::Int { kind: IntKind::U32, .. } => "reader.u32()".into(),
+        Type::Int { kind: IntKind::I64, .. } => "Int64(bitPattern: reader.u64())".into(),
+        Type::Int { kind: IntKind::U64, .. } => "reader.u64()".into(),
+        Type::Text { .. } | Type::KeyId => "reader.string()".into(),
+        Type::ErrorCode => "reader.code()".into(),
+        Type::OperationKind => "reader.operation()".into(),
+        Type::Optional(inner) => format!("reader.bool() ? {} : nil", swift_unpack_expr(inner)),
+        other => unreachable!("no packed form for {other:?}"),
+    }
+}
+
+/// `BackupRestoreEvent.unpack(_:)`: the decoder of the packed form `pack_event` writes.
+fn unpack_swift(w: &mut String) {
+    w.push_str(
+        "\nextension BackupRestoreEvent {\n    \
+         /// Reads the next event of a packed batch (`RawEventSink.onPackedEvents`; the uniffi crate's\n    \
+         /// generated `pack_event` writes it); `nil` when the bytes are not a packed event.\n    \
+         static func unpack(_ reader: inout PackedReader) -> BackupRestoreEvent? {\n        \
+         let tag = reader.u8()\n",
+    );
+    for meta in EVENT_METADATA {
+        writeln!(
+            w,
+            "        let {}: {} = {}",
+            lower_camel(meta.name),
+            swift_type(&meta.ty),
+            swift_unpack_expr(&meta.ty)
+        )
+        .unwrap();
+    }
+    w.push_str("        let kind: Kind\n        switch tag {\n");
+    for (index, &kind) in EventKind::ALL.iter().enumerate() {
+        if !event_packs(kind) {
+            continue;
+        }
+        let method = lower_camel(kind.name());
+        writeln!(w, "        case {index}:").unwrap();
+        let params = swift_params(kind);
+        if params.is_empty() {
+            writeln!(w, "            kind = .{method}").unwrap();
+            continue;
+        }
+        for (f, (_, name, ty)) in kind.surface().iter().zip(&params) {
+            writeln!(w, "            let {name}: {ty} = {}", swift_unpack_expr(&f.ty)).unwrap();
+        }
+        let args: Vec<String> =
+            params.iter().map(|(l, n, _)| if l == "_" { n.clone() } else { format!("{l}: {n}") }).collect();
+        writeln!(w, "            kind = .{method}({})", args.join(", ")).unwrap();
+    }
+    w.push_str(
+        "        default:\n            return nil\n        }\n        guard reader.isValid else { return nil }\n",
+    );
+    let meta_args: Vec<String> = EVENT_METADATA.iter().map(|m| format!("{0}: {0}", lower_camel(m.name))).collect();
+    writeln!(w, "        return BackupRestoreEvent(kind, {})\n    }}\n}}", meta_args.join(", ")).unwrap();
+}
+
 const DELEGATE_DOC: &str = "
 // MARK: Events
 
@@ -471,7 +617,11 @@ const DELEGATE_DOC: &str = "
 ///
 /// A method that throws stops the operation: it ends with ``ErrorCode/callbackFailed`` (``end``
 /// is still delivered), and the awaiting caller gets a ``LicenseBackupError`` whose
-/// ``LicenseBackupError/underlyingError`` is what the delegate threw.
+/// ``LicenseBackupError/underlyingError`` is what the delegate threw. A throw from
+/// ``end(_:result:)`` changes no outcome: the call returns what END reported.
+///
+/// The methods are synchronous and nonisolated, so a delegate is `Sendable`; to handle events on
+/// the main actor or in an actor, iterate ``BackupRestorer/backupEvents(overwrite:)`` instead.
 ///
 /// Every event first reaches ``receive(_:)``, whose default implementation calls the method of
 /// that event below; implement ``receive(_:)`` to see each event as a value, with the time the

@@ -8,7 +8,9 @@
 // second between the first and the last delivery into the per-event delegate methods, and the
 // end-to-end wall time of that backup; then, for a second backup per run whose delegate
 // implements receive(_:), its deliveries per second and the median and p99 of
-// emission-to-delivery (DispatchTime.now().uptimeNanoseconds minus the event's emittedNs).
+// emission-to-delivery (DispatchTime.now().uptimeNanoseconds minus the event's emittedNs);
+// then, for a third backup per run consumed as `for await event in restorer.backupEvents(...)`
+// in a task, the same two figures for the events sequence.
 import Dispatch
 import Foundation
 import LicenseBackup
@@ -95,6 +97,9 @@ var walls: [Double] = []
 var receiveRates: [Double] = []
 var p50s: [Double] = []
 var p99s: [Double] = []
+var streamRates: [Double] = []
+var streamP50s: [Double] = []
+var streamP99s: [Double] = []
 for _ in 0..<runs {
     let delegate = Deliveries(capacity: n + n / 10 + 2)
     restorer.delegate = delegate
@@ -111,6 +116,25 @@ for _ in 0..<runs {
     p50s.append(Double(percentile(waits, 0.5)) / 1000)
     p99s.append(Double(percentile(waits, 0.99)) / 1000)
     // emitted-ns:end
+    restorer.delegate = nil
+    let consumed = Task { () async throws -> ([UInt64], [UInt64]) in
+        var delivered: [UInt64] = []
+        var emitted: [UInt64] = []
+        delivered.reserveCapacity(n + n / 10 + 2)
+        emitted.reserveCapacity(n + n / 10 + 2)
+        let events = try restorer.backupEvents(overwrite: true)
+        for await event in events {
+            delivered.append(DispatchTime.now().uptimeNanoseconds)
+            emitted.append(event.emittedNs)
+        }
+        _ = try await events.wait()
+        return (delivered, emitted)
+    }
+    let (delivered, emitted) = try await consumed.value
+    streamRates.append(rate(delivered))
+    let streamWaits = zip(delivered, emitted).map { $0 - $1 }.sorted()
+    streamP50s.append(Double(percentile(streamWaits, 0.5)) / 1000)
+    streamP99s.append(Double(percentile(streamWaits, 0.99)) / 1000)
 }
 emit("swift_events_per_s", median(rates), "events/s")
 emit("swift_backup_wall_s", median(walls), "s")
@@ -119,3 +143,6 @@ emit("swift_receive_events_per_s", median(receiveRates), "events/s")
 emit("swift_latency_p50_us", median(p50s), "us")
 emit("swift_latency_p99_us", median(p99s), "us")
 // emitted-ns:end
+emit("swift_stream_events_per_s", median(streamRates), "events/s")
+emit("swift_stream_latency_p50_us", median(streamP50s), "us")
+emit("swift_stream_latency_p99_us", median(streamP99s), "us")

@@ -1,5 +1,6 @@
 // Back up the licenses of device A to a "USB stick" folder, then restore them onto device B
-// through the embedded License Management Service, with a progress line.
+// through the embedded License Management Service, with a progress line: the backup reports to a
+// delegate, the restore's events are read as an AsyncSequence.
 import Foundation
 import LicenseBackup
 
@@ -75,12 +76,21 @@ do {
     print("== Device B: restore from the USB stick")
     let deviceB = try LicenseStore(path: root.appendingPathComponent("device-b.db").path)
     let restore = try BackupRestorer(store: deviceB, service: service)
-    restore.delegate = delegate
     try restore.setRestorePath(usb.path)
     try restore.setProgressInterval(2)
     let quota = try restore.restoreQuota()
     print("quota: \(quota.restoresRemaining) more devices may receive these \(quota.licenses) licenses")
-    let restored = try await restore.restoreLicenses()
+    // The restore's events as an AsyncSequence, handled here, in this task.
+    let events = try restore.restoreEvents()
+    for await event in events {
+        switch event.kind {
+        case .progress(_, let done, let total): print("  restored \(done)/\(total)")
+        case .refused(_, let message, let url): print("  refused: \(message); see \(url)")
+        case .end(_, .failure(let error)): print("  restore failed: \(error)")
+        default: break
+        }
+    }
+    let restored = try await events.wait()
     print("restored \(restored.licenses) licenses; device B now holds \(try deviceB.licenseCount())")
     guard restored.licenses == backedUp.licenses, try deviceB.licenseCount() == backedUp.licenses else {
         print("error: device B does not hold what was backed up")

@@ -3,12 +3,15 @@
 //! The quota stays exact when several instances serve one account at once, when operations
 //! interleave at random (checked against a model), and under faults: the database restarted
 //! during a load run, an instance killed mid-transaction, an exhausted pool, a lock held too
-//! long, a database that is down when the service starts.
+//! long, a database that is down when the service starts. Registrations racing across
+//! accounts give each device to exactly one account.
 
 #[path = "support/pg.rs"]
 mod pg;
 #[path = "../../core/tests/common/server.rs"]
 mod server;
+#[path = "../../fuzz/writer.rs"]
+mod writer;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -762,4 +765,135 @@ fn serialization_failures_deadlocks_and_lost_connections_are_service_unavailable
         let e = db_error(a.batch_execute("SELECT 1").await.unwrap_err());
         assert_eq!(e.code(), ErrorCode::ServiceUnavailable, "{e}");
     });
+}
+
+/// A registration of `key` signed for the service key `service` (what a device sends).
+fn registration(service: &[u8; 32], key: &writer::DeviceKey) -> DeviceRegistration {
+    let aad = [writer::fingerprint(service).as_slice(), &key.id(), &key.public].concat();
+    let proof = writer::hpke_seal(service, Some(key), b"license-backup/v2/register-device", &aad, &[]);
+    DeviceRegistration {
+        device_id: key.id(),
+        public_key: key.public,
+        proof: WrappedKey { enc: proof[..32].to_vec(), ciphertext: proof[32..].to_vec() },
+    }
+}
+
+/// The account a device is recorded in ("" when none).
+fn device_account(cluster: &PgCluster, id: &[u8; 16]) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    sql(
+        &cluster,
+        "ledger",
+        &format!("SELECT a.name FROM devices d JOIN accounts a ON a.id = d.account WHERE d.device_id = '\\x{hex}'"),
+    )
+}
+
+#[test]
+fn registrations_racing_across_accounts_give_each_device_to_exactly_one_account() {
+    let cluster = PgCluster::start();
+    let (url, env) = database(&cluster, "ledger");
+    let a = TestServer::start(&ServerOptions {
+        max_devices: Some(4),
+        plain: true,
+        env: env.clone(),
+        extra_tokens: vec![("alpha-token".into(), "alpha".into()), ("beta-token".into(), "beta".into())],
+        ..Default::default()
+    });
+    let b = a.another_instance();
+    let as_account = |server: &TestServer, token: &str| {
+        RemoteService::new(
+            &server.url,
+            RemoteOptions { token: Some(token.into()), retries: Some(0), ..server.options() },
+        )
+        .unwrap()
+    };
+    let service_key = as_account(&a, "alpha-token").public_key().unwrap();
+
+    // The interleaving made exact: another transaction has inserted the device for alpha and not
+    // committed when beta's registration reads (nothing) and inserts (waits on the device's key);
+    // once alpha's commits, beta's finds the device taken: FOREIGN_DEVICE, not a silent success.
+    let key = writer::DeviceKey::generate();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let holder = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute("BEGIN; INSERT INTO accounts (name) VALUES ('alpha') ON CONFLICT DO NOTHING")
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO devices (device_id, account, counts_as, public_key, since) \
+                 SELECT $1, id, $1, $2, 0 FROM accounts WHERE name = 'alpha'",
+                &[&key.id().as_slice(), &key.public.as_slice()],
+            )
+            .await
+            .unwrap();
+        client
+    });
+    let beta = as_account(&b, "beta-token");
+    let reg = registration(&service_key, &key);
+    let racing = std::thread::spawn(move || beta.register_device(&reg).map_err(|e| e.code()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sql(&cluster, "ledger", "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {
+        assert!(Instant::now() < deadline, "beta's registration never waited on the device's key");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rt.block_on(holder.batch_execute("COMMIT")).unwrap();
+    assert_eq!(racing.join().unwrap(), Err(ErrorCode::ForeignDevice));
+    assert_eq!(device_account(&cluster, &key.id()), "alpha");
+    // alpha's own registration of it is idempotent.
+    as_account(&a, "alpha-token").register_device(&registration(&service_key, &key)).unwrap();
+
+    // Free-running: each device registered at once by alpha (instance a), beta (instance b) and
+    // by a brand-new account twice (both instances); exactly one account gets each device, every
+    // other account is told FOREIGN_DEVICE, a second registration into the winner's account
+    // succeeds, and the database agrees.
+    let keys: Vec<Arc<writer::DeviceKey>> = (0..12).map(|_| Arc::new(writer::DeviceKey::generate())).collect();
+    let accounts = [("alpha", "alpha-token", &a), ("beta", "beta-token", &b)];
+    for (round, key) in keys.iter().enumerate() {
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        let mut threads = Vec::new();
+        for (name, token, server) in accounts {
+            let (service, barrier) = (as_account(server, token), Arc::clone(&barrier));
+            let reg = registration(&service_key, key);
+            threads.push(std::thread::spawn(move || {
+                barrier.wait();
+                (name, service.register_device(&reg).map_err(|e| e.code()))
+            }));
+        }
+        let (service, barrier) = (as_account(&a, "alpha-token"), Arc::clone(&barrier));
+        let reg = registration(&service_key, key);
+        threads.push(std::thread::spawn(move || {
+            barrier.wait();
+            ("alpha", service.register_device(&reg).map_err(|e| e.code()))
+        }));
+        let results: Vec<(&str, std::result::Result<(), ErrorCode>)> =
+            threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let owner = device_account(&cluster, &key.id());
+        assert!(owner == "alpha" || owner == "beta", "round {round}: recorded in {owner:?}");
+        for (name, result) in &results {
+            let expected = if *name == owner { Ok(()) } else { Err(ErrorCode::ForeignDevice) };
+            assert_eq!(*result, expected, "round {round}: {name} (the device went to {owner}): {results:?}");
+        }
+    }
+    assert_eq!(sql(&cluster, "ledger", "SELECT count(*) FROM devices"), (keys.len() + 1).to_string());
+    assert_eq!(sql(&cluster, "ledger", "SELECT count(*) FROM accounts WHERE name IN ('alpha', 'beta')"), "2");
+    // Many first registrations of one brand-new account at once: one account row, every device in it.
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            let (service, barrier) = (as_account(server, "beta-token"), Arc::clone(&barrier));
+            let reg = registration(&service_key, &writer::DeviceKey::generate());
+            std::thread::spawn(move || {
+                barrier.wait();
+                service.register_device(&reg).map_err(|e| e.code())
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Ok(()));
+    }
+    assert_eq!(sql(&cluster, "ledger", "SELECT count(*) FROM accounts WHERE name = 'beta'"), "1");
 }

@@ -450,11 +450,7 @@ impl<L: Ledger> Authority<L> {
             }
             // The common case, licenses the ledger has not seen: one statement for many. When
             // some were known, each is checked (the rows just written check out as they are).
-            if fresh_allowed
-                && over == 0
-                && chunk.len() == CHUNK
-                && tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len()
-            {
+            if fresh_allowed && over == 0 && tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len() {
                 continue;
             }
             for kid in &chunk {

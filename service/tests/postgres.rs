@@ -782,7 +782,7 @@ fn registration(service: &[u8; 32], key: &writer::DeviceKey) -> DeviceRegistrati
 fn device_account(cluster: &PgCluster, id: &[u8; 16]) -> String {
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
     sql(
-        &cluster,
+        cluster,
         "ledger",
         &format!("SELECT a.name FROM devices d JOIN accounts a ON a.id = d.account WHERE d.device_id = '\\x{hex}'"),
     )
@@ -896,4 +896,127 @@ fn registrations_racing_across_accounts_give_each_device_to_exactly_one_account(
         assert_eq!(t.join().unwrap(), Ok(()));
     }
     assert_eq!(sql(&cluster, "ledger", "SELECT count(*) FROM accounts WHERE name = 'beta'"), "1");
+}
+
+/// Opens a ledger at `url` (migrates, opens its keys): what a starting instance does.
+fn open_ledger(rt: &tokio::runtime::Runtime, url: &str) -> Result<license_backup_service::pg_ledger::PgLedger> {
+    use license_backup_service::pg_ledger::{PgLedger, PgSettings};
+    let ledger = PgLedger::new(url, PgSettings::default(), Protector::unprotected(), rt.handle().clone())?;
+    ledger.prepare()?;
+    Ok(ledger)
+}
+
+/// Sessions of the service in `database`, and how many of them are encrypted.
+fn service_sessions(cluster: &PgCluster, database: &str) -> (u32, u32) {
+    let out = sql(
+        cluster,
+        "postgres",
+        &format!(
+            "SELECT count(*) || ' ' || count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a JOIN pg_stat_ssl s \
+             USING (pid) WHERE a.application_name = 'license-backup-service' AND a.datname = '{database}'"
+        ),
+    );
+    let (all, tls) = out.split_once(' ').unwrap();
+    (all.parse().unwrap(), tls.parse().unwrap())
+}
+
+#[test]
+fn the_ledger_connection_follows_libpq_sslmode_and_refuses_an_untrusted_database() {
+    use license_backup_service::tls::self_hosted;
+    // A server certificate for 127.0.0.1 (not for "localhost"), signed by the test's own CA.
+    let made = self_hosted(&["127.0.0.1".to_string()]).unwrap();
+    let tls = PgCluster::start_with(&pg::PgOptions {
+        tls: Some((made.cert_pem.clone(), made.key_pem.clone())),
+        ..Default::default()
+    });
+    let plain = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca = pem("ca.pem", &made.ca_pem);
+    let other_ca = pem("other-ca.pem", &self_hosted(&["127.0.0.1".to_string()]).unwrap().ca_pem);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = |cluster: &PgCluster, host: &str, db: &str, query: &str| {
+        format!("postgres://postgres@{host}:{}/{db}?{query}", cluster.port)
+    };
+
+    // verify-full: the chain and the host name verify; the session is encrypted.
+    tls.create_database("full");
+    let full = open_ledger(&rt, &url(&tls, "127.0.0.1", "full", &format!("sslmode=verify-full&sslrootcert={ca}")))
+        .expect("verify-full against the right CA and host");
+    let (sessions, encrypted) = service_sessions(&tls, "full");
+    assert!(sessions >= 1 && sessions == encrypted, "{sessions} sessions, {encrypted} encrypted");
+    drop(full);
+
+    // Refused, with STORAGE (waiting cures neither) and a message that says why; nothing is
+    // created in the database.
+    tls.create_database("refused");
+    for (query, host, why) in [
+        (format!("sslmode=verify-full&sslrootcert={other_ca}"), "127.0.0.1", "not signed by a CA"),
+        (format!("sslmode=verify-ca&sslrootcert={other_ca}"), "127.0.0.1", "not signed by a CA"),
+        // libpq: require with a root certificate verifies the chain.
+        (format!("sslmode=require&sslrootcert={other_ca}"), "127.0.0.1", "not signed by a CA"),
+        (format!("sslmode=verify-full&sslrootcert={ca}"), "localhost", "does not name the host"),
+    ] {
+        let e = open_ledger(&rt, &url(&tls, host, "refused", &query)).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Storage, "{query} @ {host}: {e}");
+        assert!(e.message().contains(why), "{query} @ {host}: {e}");
+    }
+    assert_eq!(sql(&tls, "refused", "SELECT to_regclass('lb_schema_migrations') IS NULL"), "t");
+
+    // verify-ca does not check the name; require and prefer without a root certificate encrypt
+    // without verifying (libpq's semantics); disable does not encrypt.
+    for (db, query, host, encrypted) in [
+        ("ca", format!("sslmode=verify-ca&sslrootcert={ca}"), "localhost", true),
+        ("required", "sslmode=require".to_string(), "localhost", true),
+        ("preferred", String::new(), "127.0.0.1", true),
+        ("disabled", "sslmode=disable".to_string(), "127.0.0.1", false),
+    ] {
+        tls.create_database(db);
+        let ledger = open_ledger(&rt, &url(&tls, host, db, &query)).unwrap_or_else(|e| panic!("{query}: {e}"));
+        let (sessions, tls_sessions) = service_sessions(&tls, db);
+        assert!(sessions >= 1, "{query}");
+        assert_eq!(tls_sessions, if encrypted { sessions } else { 0 }, "{query}");
+        drop(ledger);
+    }
+
+    // A server without TLS: require is refused, prefer goes on without.
+    plain.create_database("plain");
+    let e = open_ledger(&rt, &url(&plain, "127.0.0.1", "plain", "sslmode=require")).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Storage, "{e}");
+    assert!(e.message().contains("does not offer TLS"), "{e}");
+    open_ledger(&rt, &url(&plain, "127.0.0.1", "plain", "sslmode=prefer")).expect("prefer without TLS");
+    // A mode or parameter libpq has and this service does not is refused, not ignored.
+    for query in ["sslmode=allow", "sslmode=verify-full", "sslmode=require&sslcert=c.pem"] {
+        let e = open_ledger(&rt, &url(&plain, "127.0.0.1", "plain", query)).expect_err(query);
+        assert_eq!(e.code(), ErrorCode::InvalidArgument, "{query}: {e}");
+    }
+
+    // The service itself over verify-full: a backup and a restore authorized through it.
+    tls.create_database("served");
+    let env = vec![(
+        "LB_SERVICE_LEDGER".to_string(),
+        url(&tls, "127.0.0.1", "served", &format!("sslmode=verify-full&sslrootcert={ca}")),
+    )];
+    let server = pg_server(&env, 4, "");
+    let arch = make_archive(&server, dir.path(), 0x71, 100);
+    assert_eq!(arch.authorize(&client(&server, 0), &arch.request(1)), Ok(()));
+    let (sessions, encrypted) = service_sessions(&tls, "served");
+    assert!(sessions >= 1 && sessions == encrypted, "{sessions} sessions, {encrypted} encrypted");
+    // And one started against an untrusted database stops with the reason.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_license-backup-service"))
+        .args(["serve", "--migrate-only", "--config"])
+        .arg(&server.made.config)
+        .env(
+            "LB_SERVICE_LEDGER",
+            url(&tls, "127.0.0.1", "served", &format!("sslmode=verify-full&sslrootcert={other_ca}")),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not trusted"), "{stderr}");
 }

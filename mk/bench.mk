@@ -5,6 +5,8 @@
 #   make bench                          the full run, under nice (the machine is shared)
 #   make bench BENCH_NICE=              the same on a quiet machine
 #   make bench BENCH_ARGS="--sizes 10000,100000 --repeat 5"
+#   make bench BENCH_ARGS="--ledger-sizes 100000,10000000"   the ledger pre-filled to 10M
+#                                       placements (about 5 minutes and 3 GB more; default 100k,1M)
 #
 # Fixtures are cached in $(BENCH_DIR)/fixtures; the last table is left in $(BENCH_DIR)/table.md
 # and every figure in $(BENCH_DIR)/results.jsonl.

@@ -21,6 +21,12 @@
 //!                                  clients over 2 instances, and single large authorizations,
 //!                                  each against the SQLite ledger in the same run
 //!   --pg-auth-sizes 100000,1000000 licenses of the single authorizations (--service postgres)
+//!   --accounts 1,8,32              32 clients spread over each of these numbers of accounts,
+//!                                  each ledger (--service postgres)
+//!   --ledger-sizes 100000,1000000  placements the ledger is pre-filled to, one authorization
+//!                                  latency figure each and the ratio of the largest to the
+//!                                  smallest (--service postgres; the issue's figure is
+//!                                  100000,10000000: about 3 GB of disk and 10 minutes more)
 //! ```
 //!
 //! Through the server: a real `license-backup-service` on 127.0.0.1 with TLS (made with its
@@ -50,6 +56,9 @@ use serde_json::{Value, json};
 
 #[path = "../../service/tests/support/pg.rs"]
 mod pg;
+
+#[path = "bench-parts/ledger.rs"]
+mod ledger_scale;
 
 /// Bump when the fixture shape changes, so cached fixtures are rebuilt.
 const FIXTURE_VERSION: u32 = 3;
@@ -87,6 +96,8 @@ struct Opts {
     auth_seconds: f64,
     postgres: bool,
     pg_auth_sizes: Vec<u64>,
+    accounts: Vec<usize>,
+    ledger_sizes: Vec<u64>,
 }
 
 fn list(s: &str) -> Res<Vec<u64>> {
@@ -109,6 +120,8 @@ fn parse_opts(args: &[String]) -> Res<Opts> {
         auth_seconds: 5.0,
         postgres: false,
         pg_auth_sizes: vec![100_000, 1_000_000],
+        accounts: vec![1, 8, 32],
+        ledger_sizes: vec![100_000, 1_000_000],
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -131,6 +144,8 @@ fn parse_opts(args: &[String]) -> Res<Opts> {
                 other => return Err(format!("--service {other}: sqlite or postgres")),
             },
             "--pg-auth-sizes" => o.pg_auth_sizes = list(&val()?)?,
+            "--accounts" => o.accounts = list(&val()?)?.into_iter().map(|n| n.max(1) as usize).collect(),
+            "--ledger-sizes" => o.ledger_sizes = list(&val()?)?,
             "--smoke" => {
                 o.smoke = true;
                 o.sizes = vec![200, 2_000];
@@ -140,6 +155,8 @@ fn parse_opts(args: &[String]) -> Res<Opts> {
                 o.remote_sizes = vec![200, 2_000];
                 o.auth_seconds = 0.5;
                 o.pg_auth_sizes = vec![2_000];
+                o.accounts = vec![1, 2];
+                o.ledger_sizes = vec![2_000, 20_000];
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -350,15 +367,17 @@ fn child(args: &[String]) -> Res<()> {
             let wall = start.elapsed().as_secs_f64();
             json!({"wall_s": wall, "licenses": s.licenses, "peak_rss_kib": peak_rss_kib(), "cpu_s": cpu_seconds(false)})
         }
-        // authorize-load URL TOKEN CA ARCHIVE SECONDS CLIENTS: CLIENTS threads, each its own
-        // client and device, authorizing the archive's restore over and over
+        // authorize-load URLS TOKENS CA ARCHIVES SECONDS CLIENTS [confirm|release]: CLIENTS
+        // threads, each its own client and device, authorizing an archive's restore over and
+        // over (client i through URLS[i], as TOKENS[i] with ARCHIVES[i], cyclically)
         "authorize-load" => authorize_load(
             a(1)?,
             a(2)?,
             a(3)?,
-            Path::new(a(4)?),
+            a(4)?,
             a(5)?.parse().map_err(err)?,
             a(6)?.parse().map_err(err)?,
+            args.get(7).map(String::as_str) == Some("release"),
         )?,
         // authorize-once URL TOKEN CA ARCHIVE: one authorization, timed
         "authorize-once" => authorize_once(a(1)?, a(2)?, a(3)?, Path::new(a(4)?))?,
@@ -401,18 +420,33 @@ fn archive_key_ids(path: &Path) -> Res<Vec<KeyId>> {
     Ok(out)
 }
 
-/// `clients` threads authorizing the restore of `archive` for `seconds`, each authorization
-/// under a fresh request ID and confirmed at once, client `i` through `urls[i % urls.len()]`
-/// (comma-separated): authorizations a second, and the authorizations' latency.
-fn authorize_load(urls: &str, token: &str, ca: &str, archive: &Path, seconds: f64, clients: usize) -> Res<Value> {
-    let header = archive::read_header_at(archive).map_err(err)?;
-    let kids = Arc::new(archive_key_ids(archive)?);
+/// `clients` threads authorizing the restore of an archive for `seconds`, each authorization
+/// under a fresh request ID and confirmed (or, `release`, released) at once, client `i` through
+/// `urls[i % urls.len()]`, as `tokens[i % tokens.len()]`, restoring `archives[i %
+/// archives.len()]` (each comma-separated; token `j` is the account of archive `j`):
+/// authorizations a second, and the authorizations' latency.
+fn authorize_load(
+    urls: &str,
+    tokens: &str,
+    ca: &str,
+    archives: &str,
+    seconds: f64,
+    clients: usize,
+    release: bool,
+) -> Res<Value> {
+    let mut read = Vec::new();
+    for archive in archives.split(',') {
+        let archive = Path::new(archive);
+        read.push((archive::read_header_at(archive).map_err(err)?, Arc::new(archive_key_ids(archive)?)));
+    }
     let urls: Vec<&str> = urls.split(',').collect();
+    let tokens: Vec<&str> = tokens.split(',').collect();
     let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
     let threads: Vec<_> = (0..clients)
         .map(|i| {
-            let (kids, header) = (Arc::clone(&kids), header.clone());
-            let service = remote_service(urls[i % urls.len()], token, ca);
+            let (header, kids) = &read[i % read.len()];
+            let (kids, header) = (Arc::clone(kids), header.clone());
+            let service = remote_service(urls[i % urls.len()], tokens[i % tokens.len()], ca);
             std::thread::spawn(move || -> Res<(u64, u64, Vec<f64>)> {
                 let service = service?;
                 // Any 32 bytes are an X25519 public key; the device ID is its fingerprint.
@@ -434,8 +468,11 @@ fn authorize_load(urls: &str, token: &str, ca: &str, archive: &Path, seconds: f6
                     let started = Instant::now();
                     let granted = service.authorize_restore(&request, &mut stream);
                     latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    let settled = |id: &RequestId| {
+                        if release { service.release_restore(id).is_ok() } else { service.confirm_restore(id).is_ok() }
+                    };
                     match granted {
-                        Ok(_) if service.confirm_restore(&request.request_id).is_ok() => ok += 1,
+                        Ok(_) if settled(&request.request_id) => ok += 1,
                         _ => failed += 1,
                     }
                 }
@@ -500,6 +537,16 @@ impl BenchServer {
 
     /// A server whose ledger the environment may name (`LB_SERVICE_LEDGER=postgres://...`).
     fn start_with(bin: &Path, dir: &Path, env: &[(String, String)]) -> Res<BenchServer> {
+        Self::start_accounts(bin, dir, env, &[])
+    }
+
+    /// A server with more (token, account) pairs in its token file.
+    fn start_accounts(
+        bin: &Path,
+        dir: &Path,
+        env: &[(String, String)],
+        tokens: &[(String, String)],
+    ) -> Res<BenchServer> {
         fresh_dir(dir)?;
         let folder = dir.join("service");
         let out = Command::new(bin)
@@ -521,6 +568,10 @@ impl BenchServer {
         .map_err(err)?;
         let token = made["token"].as_str().unwrap_or_default().to_string();
         let ca = made["ca_file"].as_str().unwrap_or_default().to_string();
+        let mut t = std::fs::OpenOptions::new().append(true).open(folder.join("tokens.txt")).map_err(err)?;
+        for (token, account) in tokens {
+            writeln!(t, "{token} {account}").map_err(err)?;
+        }
         Self::launch(bin, &config, env, token, ca)
     }
 
@@ -556,8 +607,13 @@ impl BenchServer {
 
     /// What the ledger holds for the token's account (`license-backup-service audit`).
     fn audit(&self) -> Res<Value> {
+        self.audit_account("default")
+    }
+
+    /// What the ledger holds for `account`.
+    fn audit_account(&self, account: &str) -> Res<Value> {
         let out = Command::new(&self.bin)
-            .args(["audit", "--account", "default", "--config"])
+            .args(["audit", "--account", account, "--config"])
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
@@ -1059,6 +1115,14 @@ fn parent(args: &[String]) -> Res<()> {
                         ratio: Some(pgw / sq),
                         target: String::new(),
                     });
+                }
+                // Clients spread over accounts, and the ledger's size (bench-parts/ledger.rs).
+                for part in [ledger_scale::accounts, ledger_scale::ledger_sizes] {
+                    let m = part(&opts, &bin, &cluster, &scratch)?;
+                    rows.extend(m.rows);
+                    for (name, value, unit) in m.figures {
+                        record(name, value, unit);
+                    }
                 }
             }
         }

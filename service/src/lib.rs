@@ -12,6 +12,7 @@ pub mod http;
 pub mod init;
 pub mod ledger;
 pub mod pg_ledger;
+pub mod pg_tls;
 pub mod protector;
 pub mod ratelimit;
 pub mod server;

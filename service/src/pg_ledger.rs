@@ -45,6 +45,8 @@ use license_backup::{
 use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
+
+use crate::pg_tls;
 use zeroize::Zeroizing;
 
 use crate::BoxFuture;
@@ -132,6 +134,9 @@ fn retryable(state: &str) -> bool {
 
 /// A database error as the service reports it.
 pub fn db_error(e: tokio_postgres::Error) -> Error {
+    if let Some(tls) = pg_tls::tls_failure(&e) {
+        return tls;
+    }
     match e.code() {
         Some(state) if retryable(state.code()) => {
             unavailable(format!("the ledger database cannot complete the request now (SQLSTATE {}): {e}", state.code()))
@@ -166,15 +171,18 @@ fn opt16(v: Option<Vec<u8>>) -> Result<Option<[u8; 16]>> {
 }
 
 impl PgLedger {
-    /// A ledger on the database at `url` (`postgres://user:password@host:port/database`), the
-    /// service keys in it wrapped by `protector`, calling the database on `handle`'s runtime.
-    /// Connects lazily: nothing is read until [`PgLedger::prepare`].
+    /// A ledger on the database at `url` (`postgres://user:password@host:port/database`, with
+    /// libpq's `sslmode` and `sslrootcert`: [`crate::pg_tls`]), the service keys in it wrapped
+    /// by `protector`, calling the database on `handle`'s runtime. Connects lazily: nothing is
+    /// read until [`PgLedger::prepare`].
     pub fn new(url: &str, settings: PgSettings, protector: Protector, handle: Handle) -> Result<Self> {
+        let (url, tls) = pg_tls::split_url(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             Error::new(ErrorCode::InvalidArgument, format!("the ledger URL is not a PostgreSQL URL: {e}"))
         })?;
         let ms = |d: Duration| d.as_millis().max(1);
         config
+            .ssl_mode(tls.mode.driver_mode())
             .application_name("license-backup-service")
             .connect_timeout(settings.connect_timeout)
             .keepalives(true)
@@ -185,7 +193,11 @@ impl PgLedger {
                 ms(settings.statement_timeout),
                 ms(settings.idle_in_transaction_timeout)
             ));
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match pg_tls::connector(&tls)? {
+            Some(tls) => Manager::from_config(config, tls, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(settings.max_connections.max(1))
             .wait_timeout(Some(settings.acquire_timeout))
@@ -845,14 +857,38 @@ impl LedgerTx for PgTx<'_> {
         self.read_ahead.clear();
         self.range = None;
         self.chunk = key_ids.iter().map(|k| *k.as_bytes()).collect();
-        // One statement for the whole slice: the key IDs as one array parameter.
+        // One statement for the whole slice (the key IDs as one array parameter), which also
+        // returns the rows of the licenses known before it: the logic reads those next. (The
+        // outer query sees the rows as they were before the statement's insert.)
         let keys: Vec<&[u8]> = key_ids.iter().map(|k| k.as_bytes().as_slice()).collect();
-        let n = self.execute(
-            "INSERT INTO placements (account, key_id, entries) SELECT $1, k, $3 FROM unnest($2::bytea[]) AS k \
-             ON CONFLICT DO NOTHING",
+        let rows = self.query(
+            "WITH inserted AS (INSERT INTO placements (account, key_id, entries) \
+             SELECT $1, k, $3 FROM unnest($2::bytea[]) AS k ON CONFLICT DO NOTHING RETURNING 1) \
+             SELECT NULL::bytea, NULL::bytea, (SELECT count(*) FROM inserted) \
+             UNION ALL SELECT key_id, entries, 0 FROM placements WHERE account = $1 AND key_id = ANY($2::bytea[])",
             &[&account, &keys, &entries],
         )?;
-        Ok(n as usize)
+        let mut inserted = 0i64;
+        let mut named: Vec<ReservationRef> = Vec::new();
+        for kid in &self.chunk {
+            // Rows not returned were written by this statement.
+            self.read_ahead.insert(*kid, Some(entries.to_vec()));
+        }
+        for row in &rows {
+            let Some(kid) = row.get::<_, Option<Vec<u8>>>(0) else {
+                inserted = row.get(2);
+                continue;
+            };
+            let known: Vec<u8> = row.get(1);
+            for e in license_backup::service::ledger::entries(&known)? {
+                if e.reservation != PERMANENT && !self.reservations_ahead.contains_key(&e.reservation) {
+                    named.push(e.reservation);
+                }
+            }
+            self.read_ahead.insert(array16(kid)?, Some(known));
+        }
+        self.read_reservations_ahead(named)?;
+        usize::try_from(inserted).map_err(|_| malformed())
     }
 
     fn put_placements(&mut self, account: &str, key_id: &KeyId, entries: &[u8]) -> Result<()> {

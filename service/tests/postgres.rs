@@ -3,12 +3,15 @@
 //! The quota stays exact when several instances serve one account at once, when operations
 //! interleave at random (checked against a model), and under faults: the database restarted
 //! during a load run, an instance killed mid-transaction, an exhausted pool, a lock held too
-//! long, a database that is down when the service starts.
+//! long, a database that is down when the service starts. Registrations racing across
+//! accounts give each device to exactly one account.
 
 #[path = "support/pg.rs"]
 mod pg;
 #[path = "../../core/tests/common/server.rs"]
 mod server;
+#[path = "../../fuzz/writer.rs"]
+mod writer;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -762,4 +765,258 @@ fn serialization_failures_deadlocks_and_lost_connections_are_service_unavailable
         let e = db_error(a.batch_execute("SELECT 1").await.unwrap_err());
         assert_eq!(e.code(), ErrorCode::ServiceUnavailable, "{e}");
     });
+}
+
+/// A registration of `key` signed for the service key `service` (what a device sends).
+fn registration(service: &[u8; 32], key: &writer::DeviceKey) -> DeviceRegistration {
+    let aad = [writer::fingerprint(service).as_slice(), &key.id(), &key.public].concat();
+    let proof = writer::hpke_seal(service, Some(key), b"license-backup/v2/register-device", &aad, &[]);
+    DeviceRegistration {
+        device_id: key.id(),
+        public_key: key.public,
+        proof: WrappedKey { enc: proof[..32].to_vec(), ciphertext: proof[32..].to_vec() },
+    }
+}
+
+/// The account a device is recorded in ("" when none).
+fn device_account(cluster: &PgCluster, id: &[u8; 16]) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    sql(
+        cluster,
+        "ledger",
+        &format!("SELECT a.name FROM devices d JOIN accounts a ON a.id = d.account WHERE d.device_id = '\\x{hex}'"),
+    )
+}
+
+#[test]
+fn registrations_racing_across_accounts_give_each_device_to_exactly_one_account() {
+    let cluster = PgCluster::start();
+    let (url, env) = database(&cluster, "ledger");
+    let a = TestServer::start(&ServerOptions {
+        max_devices: Some(4),
+        plain: true,
+        env: env.clone(),
+        extra_tokens: vec![("alpha-token".into(), "alpha".into()), ("beta-token".into(), "beta".into())],
+        ..Default::default()
+    });
+    let b = a.another_instance();
+    let as_account = |server: &TestServer, token: &str| {
+        RemoteService::new(
+            &server.url,
+            RemoteOptions { token: Some(token.into()), retries: Some(0), ..server.options() },
+        )
+        .unwrap()
+    };
+    let service_key = as_account(&a, "alpha-token").public_key().unwrap();
+
+    // The interleaving made exact: another transaction has inserted the device for alpha and not
+    // committed when beta's registration reads (nothing) and inserts (waits on the device's key);
+    // once alpha's commits, beta's finds the device taken: FOREIGN_DEVICE, not a silent success.
+    let key = writer::DeviceKey::generate();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let holder = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute("BEGIN; INSERT INTO accounts (name) VALUES ('alpha') ON CONFLICT DO NOTHING")
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO devices (device_id, account, counts_as, public_key, since) \
+                 SELECT $1, id, $1, $2, 0 FROM accounts WHERE name = 'alpha'",
+                &[&key.id().as_slice(), &key.public.as_slice()],
+            )
+            .await
+            .unwrap();
+        client
+    });
+    let beta = as_account(&b, "beta-token");
+    let reg = registration(&service_key, &key);
+    let racing = std::thread::spawn(move || beta.register_device(&reg).map_err(|e| e.code()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sql(&cluster, "ledger", "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {
+        assert!(Instant::now() < deadline, "beta's registration never waited on the device's key");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rt.block_on(holder.batch_execute("COMMIT")).unwrap();
+    assert_eq!(racing.join().unwrap(), Err(ErrorCode::ForeignDevice));
+    assert_eq!(device_account(&cluster, &key.id()), "alpha");
+    // alpha's own registration of it is idempotent.
+    as_account(&a, "alpha-token").register_device(&registration(&service_key, &key)).unwrap();
+
+    // Free-running: each device registered at once by alpha (instance a), beta (instance b) and
+    // by a brand-new account twice (both instances); exactly one account gets each device, every
+    // other account is told FOREIGN_DEVICE, a second registration into the winner's account
+    // succeeds, and the database agrees.
+    let keys: Vec<Arc<writer::DeviceKey>> = (0..12).map(|_| Arc::new(writer::DeviceKey::generate())).collect();
+    let accounts = [("alpha", "alpha-token", &a), ("beta", "beta-token", &b)];
+    for (round, key) in keys.iter().enumerate() {
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        let mut threads = Vec::new();
+        for (name, token, server) in accounts {
+            let (service, barrier) = (as_account(server, token), Arc::clone(&barrier));
+            let reg = registration(&service_key, key);
+            threads.push(std::thread::spawn(move || {
+                barrier.wait();
+                (name, service.register_device(&reg).map_err(|e| e.code()))
+            }));
+        }
+        let (service, barrier) = (as_account(&a, "alpha-token"), Arc::clone(&barrier));
+        let reg = registration(&service_key, key);
+        threads.push(std::thread::spawn(move || {
+            barrier.wait();
+            ("alpha", service.register_device(&reg).map_err(|e| e.code()))
+        }));
+        let results: Vec<(&str, std::result::Result<(), ErrorCode>)> =
+            threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let owner = device_account(&cluster, &key.id());
+        assert!(owner == "alpha" || owner == "beta", "round {round}: recorded in {owner:?}");
+        for (name, result) in &results {
+            let expected = if *name == owner { Ok(()) } else { Err(ErrorCode::ForeignDevice) };
+            assert_eq!(*result, expected, "round {round}: {name} (the device went to {owner}): {results:?}");
+        }
+    }
+    assert_eq!(sql(&cluster, "ledger", "SELECT count(*) FROM devices"), (keys.len() + 1).to_string());
+    assert_eq!(sql(&cluster, "ledger", "SELECT count(*) FROM accounts WHERE name IN ('alpha', 'beta')"), "2");
+    // Many first registrations of one brand-new account at once: one account row, every device in it.
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            let (service, barrier) = (as_account(server, "beta-token"), Arc::clone(&barrier));
+            let reg = registration(&service_key, &writer::DeviceKey::generate());
+            std::thread::spawn(move || {
+                barrier.wait();
+                service.register_device(&reg).map_err(|e| e.code())
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), Ok(()));
+    }
+    assert_eq!(sql(&cluster, "ledger", "SELECT count(*) FROM accounts WHERE name = 'beta'"), "1");
+}
+
+/// Opens a ledger at `url` (migrates, opens its keys): what a starting instance does.
+fn open_ledger(rt: &tokio::runtime::Runtime, url: &str) -> Result<license_backup_service::pg_ledger::PgLedger> {
+    use license_backup_service::pg_ledger::{PgLedger, PgSettings};
+    let ledger = PgLedger::new(url, PgSettings::default(), Protector::unprotected(), rt.handle().clone())?;
+    ledger.prepare()?;
+    Ok(ledger)
+}
+
+/// Sessions of the service in `database`, and how many of them are encrypted.
+fn service_sessions(cluster: &PgCluster, database: &str) -> (u32, u32) {
+    let out = sql(
+        cluster,
+        "postgres",
+        &format!(
+            "SELECT count(*) || ' ' || count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a JOIN pg_stat_ssl s \
+             USING (pid) WHERE a.application_name = 'license-backup-service' AND a.datname = '{database}'"
+        ),
+    );
+    let (all, tls) = out.split_once(' ').unwrap();
+    (all.parse().unwrap(), tls.parse().unwrap())
+}
+
+#[test]
+fn the_ledger_connection_follows_libpq_sslmode_and_refuses_an_untrusted_database() {
+    use license_backup_service::tls::self_hosted;
+    // A server certificate for 127.0.0.1 (not for "localhost"), signed by the test's own CA.
+    let made = self_hosted(&["127.0.0.1".to_string()]).unwrap();
+    let tls = PgCluster::start_with(&pg::PgOptions {
+        tls: Some((made.cert_pem.clone(), made.key_pem.clone())),
+        ..Default::default()
+    });
+    let plain = PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca = pem("ca.pem", &made.ca_pem);
+    let other_ca = pem("other-ca.pem", &self_hosted(&["127.0.0.1".to_string()]).unwrap().ca_pem);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = |cluster: &PgCluster, host: &str, db: &str, query: &str| {
+        format!("postgres://postgres@{host}:{}/{db}?{query}", cluster.port)
+    };
+
+    // verify-full: the chain and the host name verify; the session is encrypted.
+    tls.create_database("full");
+    let full = open_ledger(&rt, &url(&tls, "127.0.0.1", "full", &format!("sslmode=verify-full&sslrootcert={ca}")))
+        .expect("verify-full against the right CA and host");
+    let (sessions, encrypted) = service_sessions(&tls, "full");
+    assert!(sessions >= 1 && sessions == encrypted, "{sessions} sessions, {encrypted} encrypted");
+    drop(full);
+
+    // Refused, with STORAGE (waiting cures neither) and a message that says why; nothing is
+    // created in the database.
+    tls.create_database("refused");
+    for (query, host, why) in [
+        (format!("sslmode=verify-full&sslrootcert={other_ca}"), "127.0.0.1", "not signed by a CA"),
+        (format!("sslmode=verify-ca&sslrootcert={other_ca}"), "127.0.0.1", "not signed by a CA"),
+        // libpq: require with a root certificate verifies the chain.
+        (format!("sslmode=require&sslrootcert={other_ca}"), "127.0.0.1", "not signed by a CA"),
+        (format!("sslmode=verify-full&sslrootcert={ca}"), "localhost", "does not name the host"),
+    ] {
+        let e = open_ledger(&rt, &url(&tls, host, "refused", &query)).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Storage, "{query} @ {host}: {e}");
+        assert!(e.message().contains(why), "{query} @ {host}: {e}");
+    }
+    assert_eq!(sql(&tls, "refused", "SELECT to_regclass('lb_schema_migrations') IS NULL"), "t");
+
+    // verify-ca does not check the name; require and prefer without a root certificate encrypt
+    // without verifying (libpq's semantics); disable does not encrypt.
+    for (db, query, host, encrypted) in [
+        ("ca", format!("sslmode=verify-ca&sslrootcert={ca}"), "localhost", true),
+        ("required", "sslmode=require".to_string(), "localhost", true),
+        ("preferred", String::new(), "127.0.0.1", true),
+        ("disabled", "sslmode=disable".to_string(), "127.0.0.1", false),
+    ] {
+        tls.create_database(db);
+        let ledger = open_ledger(&rt, &url(&tls, host, db, &query)).unwrap_or_else(|e| panic!("{query}: {e}"));
+        let (sessions, tls_sessions) = service_sessions(&tls, db);
+        assert!(sessions >= 1, "{query}");
+        assert_eq!(tls_sessions, if encrypted { sessions } else { 0 }, "{query}");
+        drop(ledger);
+    }
+
+    // A server without TLS: require is refused, prefer goes on without.
+    plain.create_database("plain");
+    let e = open_ledger(&rt, &url(&plain, "127.0.0.1", "plain", "sslmode=require")).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Storage, "{e}");
+    assert!(e.message().contains("does not offer TLS"), "{e}");
+    open_ledger(&rt, &url(&plain, "127.0.0.1", "plain", "sslmode=prefer")).expect("prefer without TLS");
+    // A mode or parameter libpq has and this service does not is refused, not ignored.
+    for query in ["sslmode=allow", "sslmode=verify-full", "sslmode=require&sslcert=c.pem"] {
+        let e = open_ledger(&rt, &url(&plain, "127.0.0.1", "plain", query)).expect_err(query);
+        assert_eq!(e.code(), ErrorCode::InvalidArgument, "{query}: {e}");
+    }
+
+    // The service itself over verify-full: a backup and a restore authorized through it.
+    tls.create_database("served");
+    let env = vec![(
+        "LB_SERVICE_LEDGER".to_string(),
+        url(&tls, "127.0.0.1", "served", &format!("sslmode=verify-full&sslrootcert={ca}")),
+    )];
+    let server = pg_server(&env, 4, "");
+    let arch = make_archive(&server, dir.path(), 0x71, 100);
+    assert_eq!(arch.authorize(&client(&server, 0), &arch.request(1)), Ok(()));
+    let (sessions, encrypted) = service_sessions(&tls, "served");
+    assert!(sessions >= 1 && sessions == encrypted, "{sessions} sessions, {encrypted} encrypted");
+    // And one started against an untrusted database stops with the reason.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_license-backup-service"))
+        .args(["serve", "--migrate-only", "--config"])
+        .arg(&server.made.config)
+        .env(
+            "LB_SERVICE_LEDGER",
+            url(&tls, "127.0.0.1", "served", &format!("sslmode=verify-full&sslrootcert={other_ca}")),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not trusted"), "{stderr}");
 }

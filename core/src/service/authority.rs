@@ -174,22 +174,33 @@ impl<L: Ledger> Authority<L> {
         if !signed {
             return Err(Error::new(ErrorCode::WrongKey, "the registration is not signed by the device it names"));
         }
-        let mut tx = self.ledger.write()?;
-        match tx.device(&registration.device_id)? {
-            Some(d) if d.account != account => Err(Error::new(
+        let foreign = || {
+            Error::new(
                 ErrorCode::ForeignDevice,
                 "this device is registered with another account of this License Management Service",
-            )),
+            )
+        };
+        let mut tx = self.ledger.write()?;
+        match tx.device(&registration.device_id)? {
+            Some(d) if d.account != account => Err(foreign()),
             Some(_) => Ok(()),
             None => {
-                tx.insert_device(&DeviceRecord {
+                let inserted = tx.insert_device(&DeviceRecord {
                     device_id: registration.device_id,
                     account: account.to_string(),
                     counts_as: registration.device_id,
                     public_key: Some(registration.public_key),
                     since: now_secs(),
                 })?;
-                tx.commit()
+                if inserted {
+                    return tx.commit();
+                }
+                // Another transaction recorded the device between the read and the insert (a
+                // ledger whose writers of different accounts run at once): its record decides.
+                match tx.device(&registration.device_id)? {
+                    Some(d) if d.account == account => Ok(()),
+                    _ => Err(foreign()),
+                }
             }
         }
     }
@@ -439,11 +450,7 @@ impl<L: Ledger> Authority<L> {
             }
             // The common case, licenses the ledger has not seen: one statement for many. When
             // some were known, each is checked (the rows just written check out as they are).
-            if fresh_allowed
-                && over == 0
-                && chunk.len() == CHUNK
-                && tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len()
-            {
+            if fresh_allowed && over == 0 && tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len() {
                 continue;
             }
             for kid in &chunk {

@@ -68,6 +68,8 @@ pub struct PgOptions {
     pub fsync: bool,
     /// Extra `-c name=value` settings.
     pub settings: Vec<String>,
+    /// TLS (`ssl=on`) with this certificate chain and private key (PEM).
+    pub tls: Option<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -118,6 +120,19 @@ impl PgCluster {
             &["-D", path_str(&data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
         );
         assert!(out.status.success(), "initdb failed:\n{}{}", lossy(&out.stdout), lossy(&out.stderr));
+        if let Some((cert, key)) = &options.tls {
+            // In the data folder, the key readable by its owner only (PostgreSQL refuses it otherwise).
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, pem).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                if is_root() {
+                    let out = Command::new("chown").arg("postgres:postgres").arg(&path).output().expect("chown runs");
+                    assert!(out.status.success(), "chown {}: {}", path.display(), lossy(&out.stderr));
+                }
+            }
+            cluster.settings.push("ssl=on".to_string());
+        }
         cluster.launch();
         cluster
     }

@@ -429,7 +429,8 @@ mod tests {
         assert_eq!(n, 2);
         // Nothing bound: every binding was cleared, so the rows are NULLs, not the old values.
         assert_eq!(two.execute(|_| {}).unwrap(), 2);
-        let rows: Vec<(Option<Vec<u8>>, Option<String>, Option<i64>)> = conn
+        type Row = (Option<Vec<u8>>, Option<String>, Option<i64>);
+        let rows: Vec<Row> = conn
             .prepare("SELECT a, b, c FROM t ORDER BY rowid")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

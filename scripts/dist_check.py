@@ -458,8 +458,8 @@ class Checker:
         # npm runs on the host: it installs for arm64 as told, --force past its own platform check
         # (EBADPLATFORM); node then runs inside the arm64 chroot.
         flags = ["--force", "--cpu=arm64", "--os=linux", "--libc=glibc"] if where == "bookworm-arm64" else []
-        # The suite's own test dependencies (fast-check, the TypeScript compilers, @types/node), at the versions bindings-node pins,
-        # from npm's cache (make node-tools filled it).
+        # The suite's own test dependencies (fast-check, the TypeScript compilers, @types/node),
+        # at the versions bindings-node pins, from npm's cache (make node-tools filled it).
         dev = json.loads((ROOT / "bindings-node/package.json").read_text())["devDependencies"]
         test_deps = [f"{name}@{dev[name]}" for name in ("fast-check", "typescript", "typescript-7", "@types/node")]
         run_logged(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--offline", *flags,

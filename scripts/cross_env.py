@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tomllib
 
+import apple_stubs
+
 HERE = pathlib.Path(__file__).resolve().parent
 MACOS_MIN = "11.0"
 IOS_MIN = "15.0"
@@ -109,6 +111,9 @@ def _target_env(triple: str) -> dict[str, str]:
         sdk = wrappers / "empty-sdk"
         sdk.mkdir(parents=True, exist_ok=True)
         env["SDKROOT"] = str(sdk)
+    if triple.endswith("-apple-darwin"):
+        # zig carries no framework: link stubs generated from the -sys crates (apple_stubs.py).
+        extra = f" -F {apple_stubs.write_stubs(triple, wrappers / 'frameworks')}"
     # cargo-zigbuild's `zig cc` drops the flags zig does not take (--target=, -arch, ...).
     write_if_changed(wrappers / "cc", (
         "#!/bin/sh\n"

@@ -262,6 +262,9 @@ def test_ctrl_c_interrupts_wait(tmp_path: Path) -> None:
         import os, signal, sys, threading, time
         from pathlib import Path
         import license_backup as lb
+        # A shell's background job starts with SIGINT ignored, and Python then installs no
+        # KeyboardInterrupt handler: restore Python's own, as an interactive session has it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         root = Path(sys.argv[1])
         (root / "backup").mkdir()
         store = lb.LicenseStore(root / "a.db")

@@ -23,6 +23,16 @@ func rootReadmeExample() async throws {
     _ = summary
 }
 
+// bindings-swift/README.md, how to read the restore quota:
+func quotaReadmeExample(restorer: BackupRestorer, show: (String) -> Void) throws {
+    let quota = try restorer.restoreQuota()
+    switch (quota.allowed, quota.deviceAlreadyCounted) {
+    case (false, _): show("Every device slot is used (\(quota.maxDevices) devices per license)")
+    case (true, true): show("Restoring here is free: this device already counts")
+    case (true, false): show("Allowed; uses one of \(quota.restoresRemaining) remaining devices")
+    }
+}
+
 // README.md, "The License Management Service over the network":
 func remoteReadmeExample(token: String) throws {
     let service = try RemoteService(url: "https://licenses.example.com", token: token, caFile: "ca.pem", timeout: 10)
@@ -103,7 +113,7 @@ final class ReadmeExampleTests: XCTestCase {
         let root = try swiftBlocks("README.md")
         let package = try swiftBlocks("bindings-swift/README.md")
         XCTAssertEqual(root.count, 2)
-        XCTAssertEqual(package.count, 3)
+        XCTAssertEqual(package.count, 4)
         for block in root + package {
             let found = here.indices.contains { start in
                 start + block.count <= here.count && Array(here[start..<start + block.count]) == block

@@ -256,23 +256,8 @@ impl<'a> Binder<'a> {
 impl<'c> RawInsert<'c> {
     /// Prepares `sql` (one statement that returns no rows) on `conn`.
     pub(crate) fn prepare(conn: &'c Connection, sql: &str) -> Result<Self> {
-        use rusqlite::ffi;
-        // SAFETY: as in `RawRows::prepare`.
-        unsafe {
-            let db = conn.handle();
-            let mut stmt = std::ptr::null_mut();
-            let rc = ffi::sqlite3_prepare_v2(
-                db,
-                sql.as_ptr().cast(),
-                sql.len() as std::os::raw::c_int,
-                &mut stmt,
-                std::ptr::null_mut(),
-            );
-            if rc != ffi::SQLITE_OK || stmt.is_null() {
-                return Err(raw_error(db, rc));
-            }
-            Ok(RawInsert { stmt, db, _conn: std::marker::PhantomData })
-        }
+        let (stmt, db) = raw_prepare(conn, sql)?;
+        Ok(RawInsert { stmt, db, _conn: std::marker::PhantomData })
     }
 
     /// Binds the statement's values with `bind`, runs it, and clears the bindings (also on an
@@ -321,24 +306,8 @@ pub(crate) struct RawRows<'c> {
 impl<'c> RawRows<'c> {
     /// Prepares `sql` (one statement, no parameters) on `conn`.
     pub(crate) fn prepare(conn: &'c Connection, sql: &str) -> Result<Self> {
-        use rusqlite::ffi;
-        // SAFETY: the handle is `conn`'s open database, used on this thread only while `conn`
-        // is borrowed (`'c`); `sql` is passed with its length, so it needs no NUL.
-        unsafe {
-            let db = conn.handle();
-            let mut stmt = std::ptr::null_mut();
-            let rc = ffi::sqlite3_prepare_v2(
-                db,
-                sql.as_ptr().cast(),
-                sql.len() as std::os::raw::c_int,
-                &mut stmt,
-                std::ptr::null_mut(),
-            );
-            if rc != ffi::SQLITE_OK || stmt.is_null() {
-                return Err(raw_error(db, rc));
-            }
-            Ok(RawRows { stmt, db, _conn: std::marker::PhantomData })
-        }
+        let (stmt, db) = raw_prepare(conn, sql)?;
+        Ok(RawRows { stmt, db, _conn: std::marker::PhantomData })
     }
 
     /// Moves to the next row: `false` past the last one.
@@ -399,6 +368,33 @@ impl Drop for RawRows<'_> {
 }
 
 /// The error SQLite reports for `rc` on `db`, as rusqlite would make it.
+/// Prepares `sql` (one statement) on `conn` through SQLite's C API: the statement and its
+/// database handle, for [`RawInsert`] and [`RawRows`], which finalize the statement on drop.
+fn raw_prepare(
+    conn: &Connection,
+    sql: &str,
+) -> Result<(*mut rusqlite::ffi::sqlite3_stmt, *mut rusqlite::ffi::sqlite3)> {
+    use rusqlite::ffi;
+    // SAFETY: the handle is `conn`'s open database, used on this thread only while `conn` is
+    // borrowed (the callers tie their statement to that borrow); `sql` is passed with its
+    // length, so it needs no NUL.
+    unsafe {
+        let db = conn.handle();
+        let mut stmt = std::ptr::null_mut();
+        let rc = ffi::sqlite3_prepare_v2(
+            db,
+            sql.as_ptr().cast(),
+            sql.len() as std::os::raw::c_int,
+            &mut stmt,
+            std::ptr::null_mut(),
+        );
+        if rc != ffi::SQLITE_OK || stmt.is_null() {
+            return Err(raw_error(db, rc));
+        }
+        Ok((stmt, db))
+    }
+}
+
 fn raw_error(db: *mut rusqlite::ffi::sqlite3, rc: std::os::raw::c_int) -> Error {
     // SAFETY: `db` is an open connection; `sqlite3_errmsg` returns a NUL-terminated string
     // SQLite owns, copied here before any other call on `db`.

@@ -59,9 +59,8 @@ fn main() -> Result<()> {
         let unchecked = best(&mut || {
             let mut stmt = conn
                 .prepare(
-                    "SELECT l.key_id, l.play, l.burn, l.transfer, l.backup_allowed, l.expires_at, l.plays_remaining, \
-                     l.issuer, l.issued_at, c.key_id IS NOT NULL, c.title, c.artist, c.file_path, l.sealed_key \
-                     FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id ORDER BY l.key_id",
+                    "SELECT key_id, play, burn, transfer, backup_allowed, expires_at, plays_remaining, issuer, \
+                     issued_at, cataloged, title, artist, file_path, sealed_key FROM licenses ORDER BY key_id",
                 )
                 .expect("prepare");
             let rows = stmt

@@ -1,6 +1,7 @@
 //! The license store: a transactional SQLite database holding this device's identity, its
-//! licenses (content keys sealed to the device key, each seal bound to its row), tombstones of
-//! removed licenses, and the application's content catalog.
+//! licenses (content keys sealed to the device key, each seal bound to its row, and the
+//! application's catalog entry of the same key ID beside it, unsealed), tombstones of removed
+//! licenses, and the catalog entries of key IDs with no license on the device.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,12 +22,13 @@ use crate::secret;
 use crate::sqlite::{Binder, Checkpointer, RawRows, STORE_PAGE_SIZE, open_connection_with, truncate_wal};
 
 /// The schema version this library writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The migration steps, in order: step `n` moves a store from version `n - 1` to `n`. Each is
 /// idempotent (it checks what is there) and runs, like all of them, in the one transaction that
 /// opens the store: a store is migrated entirely or not at all.
-const MIGRATIONS: &[(i64, MigrationStep)] = &[(1, migrate_to_1), (2, migrate_to_2), (3, migrate_to_3)];
+const MIGRATIONS: &[(i64, MigrationStep)] =
+    &[(1, migrate_to_1), (2, migrate_to_2), (3, migrate_to_3), (4, migrate_to_4)];
 
 /// One migration step, run in the opening transaction.
 type MigrationStep = fn(&Connection) -> Result<()>;
@@ -125,6 +127,36 @@ CREATE TABLE IF NOT EXISTS restore_journal (
     state       TEXT NOT NULL CHECK (state IN ('requested', 'committed', 'releasing')),
     created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
+",
+    )?;
+    Ok(())
+}
+
+/// Version 4: a license's catalog entry moves into its row (`title`, `artist`, `file_path`, and
+/// `cataloged` saying whether there is an entry), so a license and its entry are one row, one
+/// B-tree insert; the `catalog` table keeps only the entries of key IDs with no license. The
+/// seal binds the same fields as before (the catalog is the application's unsealed metadata).
+fn migrate_to_4(tx: &Connection) -> Result<()> {
+    let has_columns: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('licenses') WHERE name = 'cataloged')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_columns {
+        tx.execute_batch(
+            "
+ALTER TABLE licenses ADD COLUMN title TEXT;
+ALTER TABLE licenses ADD COLUMN artist TEXT;
+ALTER TABLE licenses ADD COLUMN file_path TEXT;
+ALTER TABLE licenses ADD COLUMN cataloged INTEGER NOT NULL DEFAULT 0 CHECK (cataloged IN (0, 1));
+",
+        )?;
+    }
+    tx.execute_batch(
+        "
+UPDATE licenses SET title = c.title, artist = c.artist, file_path = c.file_path, cataloged = 1
+    FROM catalog c WHERE c.key_id = licenses.key_id;
+DELETE FROM catalog WHERE key_id IN (SELECT key_id FROM licenses);
 ",
     )?;
     Ok(())
@@ -251,8 +283,20 @@ pub(crate) fn nothing_allowed() -> Rights {
     }
 }
 
-const LICENSE_COLUMNS: &str = "l.key_id, l.play, l.burn, l.transfer, l.backup_allowed, l.expires_at, \
-     l.plays_remaining, l.issuer, l.issued_at, c.key_id IS NOT NULL, c.title, c.artist, c.file_path, l.sealed_key";
+const LICENSE_COLUMNS: &str = "key_id, play, burn, transfer, backup_allowed, expires_at, plays_remaining, issuer, \
+     issued_at, cataloged, title, artist, file_path, sealed_key";
+
+/// The columns of the `licenses` table in the order [`bind_license_values`] binds them: the
+/// license's (sealed by its row), then its catalog entry's.
+pub(crate) const LICENSE_INSERT_COLUMNS: &str = "key_id, sealed_key, play, burn, transfer, backup_allowed, \
+     expires_at, plays_remaining, issuer, issued_at, title, artist, file_path, cataloged";
+
+/// What an upsert of a license row changes in the row it replaces: the license, not the
+/// catalog entry the row holds.
+pub(crate) const LICENSE_UPSERT: &str = "ON CONFLICT (key_id) DO UPDATE SET sealed_key = excluded.sealed_key, \
+     play = excluded.play, burn = excluded.burn, transfer = excluded.transfer, \
+     backup_allowed = excluded.backup_allowed, expires_at = excluded.expires_at, \
+     plays_remaining = excluded.plays_remaining, issuer = excluded.issuer, issued_at = excluded.issued_at";
 
 /// How a store is opened: which [`Protector`] holds its secret seed. There is no default: the
 /// choice is named ([`StoreOptions::unprotected`] or [`StoreOptions::protected`]).
@@ -481,20 +525,24 @@ impl LicenseStore {
             // connection) cannot replace the device key between this read and the insert.
             let device = self.keys.load(&tx)?;
             {
-                let sql = match policy {
-                    ConflictPolicy::Keep => "INSERT INTO licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    ConflictPolicy::Replace => {
-                        "INSERT OR REPLACE INTO licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-                    }
-                };
-                let mut stmt = tx.prepare_cached(sql)?;
+                // A license keeps the catalog entry its key ID had (without a license, it was in
+                // the catalog table; with one, it stays in the row a replacement updates).
+                let sql = format!(
+                    "INSERT INTO licenses ({LICENSE_INSERT_COLUMNS}) VALUES ({}) {}",
+                    (1..=LICENSE_ROW_COLUMNS).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", "),
+                    if policy == ConflictPolicy::Replace { LICENSE_UPSERT } else { "" }
+                );
+                let mut stmt = tx.prepare_cached(&sql)?;
                 let mut forget = tx.prepare_cached("DELETE FROM tombstones WHERE key_id = ?1")?;
+                let mut unlisted = tx.prepare_cached(UNLISTED_TAKE)?;
                 let mut nonces = NoncePool::new(licenses.len());
                 for l in licenses {
                     let row =
                         RowFields { key_id: &l.key_id, rights: &l.rights, issuer: &l.issuer, issued_at: l.issued_at };
                     let sealed = device.seal_row(&mut nonces, &row, &l.content_key);
-                    let res = insert_row(&mut stmt, &l.key_id, &sealed, &l.rights, &l.issuer, l.issued_at);
+                    let entry = unlisted.query_row([l.key_id.as_bytes().as_slice()], catalog_entry).optional()?;
+                    let res =
+                        insert_row(&mut stmt, &l.key_id, &sealed, &l.rights, &l.issuer, l.issued_at, entry.as_ref());
                     match res {
                         Err(rusqlite::Error::SqliteFailure(e, _))
                             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -522,9 +570,7 @@ impl LicenseStore {
         self.with_conn(|c| {
             let tx = c.transaction()?;
             let device = self.keys.load(&tx)?;
-            let sql = format!(
-                "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id WHERE l.key_id = ?1"
-            );
+            let sql = format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE key_id = ?1");
             let found = tx.query_row(&sql, [key_id.as_bytes().as_slice()], license_from_row).optional()?;
             let Some((license, sealed)) = found else { return Ok(None) };
             device.check_row(&row_of(&license), &sealed, &mut Vec::new(), &mut Vec::new())?;
@@ -538,9 +584,7 @@ impl LicenseStore {
         self.with_conn(|c| {
             let tx = c.transaction()?;
             let device = self.keys.load(&tx)?;
-            let sql = format!(
-                "SELECT {LICENSE_COLUMNS} FROM licenses l LEFT JOIN catalog c ON c.key_id = l.key_id ORDER BY l.key_id"
-            );
+            let sql = format!("SELECT {LICENSE_COLUMNS} FROM licenses ORDER BY key_id");
             let mut stmt = tx.prepare(&sql)?;
             let mut rows = stmt.query([])?;
             let (mut aad, mut scratch) = (Vec::new(), Vec::new());
@@ -572,6 +616,11 @@ impl LicenseStore {
                     fields.rights = &nothing;
                 }
                 put_tombstone(&tx, &device, &mut NoncePool::new(1), &fields)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO catalog (key_id, title, artist, file_path) \
+                     SELECT key_id, title, artist, file_path FROM licenses WHERE key_id = ?1 AND cataloged",
+                    [key_id.as_bytes().as_slice()],
+                )?;
                 tx.execute("DELETE FROM licenses WHERE key_id = ?1", [key_id.as_bytes().as_slice()])?;
                 tx.commit()?;
                 true
@@ -675,10 +724,19 @@ impl LicenseStore {
     pub fn set_catalog_entry(&self, key_id: &KeyId, entry: &CatalogEntry) -> Result<()> {
         entry.validate()?;
         self.with_conn(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO catalog (key_id, title, artist, file_path) VALUES (?1, ?2, ?3, ?4)",
-                params![key_id.as_bytes().as_slice(), entry.title, entry.artist, entry.file_path],
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let k = key_id.as_bytes().as_slice();
+            let in_row = tx.execute(
+                "UPDATE licenses SET title = ?2, artist = ?3, file_path = ?4, cataloged = 1 WHERE key_id = ?1",
+                params![k, entry.title, entry.artist, entry.file_path],
             )?;
+            if in_row == 0 {
+                tx.execute(
+                    "INSERT OR REPLACE INTO catalog (key_id, title, artist, file_path) VALUES (?1, ?2, ?3, ?4)",
+                    params![k, entry.title, entry.artist, entry.file_path],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
     }
@@ -687,9 +745,9 @@ impl LicenseStore {
     pub fn catalog_entry(&self, key_id: &KeyId) -> Result<Option<CatalogEntry>> {
         self.with_conn(|c| {
             Ok(c.query_row(
-                "SELECT title, artist, file_path FROM catalog WHERE key_id = ?1",
+                &format!("{CATALOG_SELECT} WHERE key_id = ?1 ORDER BY licensed DESC LIMIT 1"),
                 [key_id.as_bytes().as_slice()],
-                |r| Ok(CatalogEntry { title: r.get(0)?, artist: r.get(1)?, file_path: r.get(2)? }),
+                |r| catalog_entry_at(r, 1),
             )
             .optional()?)
         })
@@ -697,19 +755,34 @@ impl LicenseStore {
 
     /// Removes the catalog entry of a key ID; returns whether there was one.
     pub fn remove_catalog_entry(&self, key_id: &KeyId) -> Result<bool> {
-        self.with_conn(|c| Ok(c.execute("DELETE FROM catalog WHERE key_id = ?1", [key_id.as_bytes().as_slice()])? > 0))
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let k = key_id.as_bytes().as_slice();
+            let in_row = tx.execute(
+                "UPDATE licenses SET title = NULL, artist = NULL, file_path = NULL, cataloged = 0 \
+                 WHERE key_id = ?1 AND cataloged",
+                [k],
+            )?;
+            let unlisted = tx.execute("DELETE FROM catalog WHERE key_id = ?1", [k])?;
+            tx.commit()?;
+            Ok(in_row + unlisted > 0)
+        })
     }
 
     /// Every catalog entry, ordered by key ID, whether or not a license for it is on the device.
     pub fn list_catalog(&self) -> Result<Vec<(KeyId, CatalogEntry)>> {
         self.with_conn(|c| {
-            let mut stmt = c.prepare("SELECT key_id, title, artist, file_path FROM catalog ORDER BY key_id")?;
+            let mut stmt = c.prepare(&format!("{CATALOG_SELECT} ORDER BY key_id, licensed DESC"))?;
             let mut rows = stmt.query([])?;
-            let mut entries = Vec::new();
+            let mut entries: Vec<(KeyId, CatalogEntry)> = Vec::new();
             while let Some(row) = rows.next()? {
                 let key_id = KeyId::from_slice(&row.get::<_, Vec<u8>>(0)?)?;
-                entries
-                    .push((key_id, CatalogEntry { title: row.get(1)?, artist: row.get(2)?, file_path: row.get(3)? }));
+                // A key ID in both places (only an edit outside this library makes one): the
+                // license's row is what `get_license` shows.
+                if entries.last().is_some_and(|(k, _)| *k == key_id) {
+                    continue;
+                }
+                entries.push((key_id, catalog_entry_at(row, 1)?));
             }
             Ok(entries)
         })
@@ -775,11 +848,32 @@ fn row_of(l: &License) -> RowFields<'_> {
 }
 
 /// Columns of a row of the `licenses` table.
-pub(crate) const LICENSE_ROW_COLUMNS: usize = 10;
+pub(crate) const LICENSE_ROW_COLUMNS: usize = 14;
 
-/// Binds one license's values, in the column order of the `licenses` table, at parameters
-/// `at .. at + LICENSE_ROW_COLUMNS` of a prepared `INSERT ... VALUES (?, ...)`.
-pub(crate) fn bind_license_row(
+/// Takes the catalog entry of a key ID with no license out of the `catalog` table (the license
+/// about to be inserted holds it from now on).
+pub(crate) const UNLISTED_TAKE: &str = "DELETE FROM main.catalog WHERE key_id = ?1 RETURNING title, artist, file_path";
+
+/// Every catalog entry: those in license rows and those of key IDs with no license
+/// (`key_id, title, artist, file_path, licensed`).
+const CATALOG_SELECT: &str = "SELECT * FROM (SELECT key_id, title, artist, file_path, 1 AS licensed FROM licenses \
+     WHERE cataloged UNION ALL SELECT key_id, title, artist, file_path, 0 FROM catalog)";
+
+/// A catalog entry from three text columns starting at `at`.
+fn catalog_entry_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<CatalogEntry> {
+    Ok(CatalogEntry { title: r.get(at)?, artist: r.get(at + 1)?, file_path: r.get(at + 2)? })
+}
+
+/// A catalog entry selected as `title, artist, file_path`.
+pub(crate) fn catalog_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<CatalogEntry> {
+    catalog_entry_at(r, 0)
+}
+
+/// Binds one license's values and its catalog entry, in the order of
+/// [`LICENSE_INSERT_COLUMNS`], at parameters `at .. at + LICENSE_ROW_COLUMNS` of a prepared
+/// `INSERT ... VALUES (?, ...)`.
+#[allow(clippy::too_many_arguments)]
+fn bind_license_row(
     stmt: &mut rusqlite::Statement<'_>,
     at: usize,
     key_id: &KeyId,
@@ -787,6 +881,7 @@ pub(crate) fn bind_license_row(
     r: &Rights,
     issuer: &str,
     issued_at: i64,
+    entry: Option<&CatalogEntry>,
 ) -> rusqlite::Result<()> {
     stmt.raw_bind_parameter(at, key_id.as_bytes().as_slice())?;
     stmt.raw_bind_parameter(at + 1, sealed_key)?;
@@ -797,10 +892,16 @@ pub(crate) fn bind_license_row(
     stmt.raw_bind_parameter(at + 6, r.expires_at)?;
     stmt.raw_bind_parameter(at + 7, r.plays_remaining)?;
     stmt.raw_bind_parameter(at + 8, issuer)?;
-    stmt.raw_bind_parameter(at + 9, issued_at)
+    stmt.raw_bind_parameter(at + 9, issued_at)?;
+    stmt.raw_bind_parameter(at + 10, entry.and_then(|e| e.title.as_deref()))?;
+    stmt.raw_bind_parameter(at + 11, entry.and_then(|e| e.artist.as_deref()))?;
+    stmt.raw_bind_parameter(at + 12, entry.and_then(|e| e.file_path.as_deref()))?;
+    stmt.raw_bind_parameter(at + 13, entry.is_some())
 }
 
-/// The same values as [`bind_license_row`], bound without copies through a [`Binder`].
+/// The same values as [`bind_license_row`], bound without copies through a [`Binder`]; the
+/// catalog entry as its three fields.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn bind_license_values<'a>(
     b: &mut Binder<'a>,
     at: usize,
@@ -809,6 +910,7 @@ pub(crate) fn bind_license_values<'a>(
     r: &Rights,
     issuer: &'a str,
     issued_at: i64,
+    entry: Option<[Option<&'a str>; 3]>,
 ) {
     b.blob(at, key_id.as_bytes());
     b.blob(at + 1, sealed_key);
@@ -820,9 +922,15 @@ pub(crate) fn bind_license_values<'a>(
     b.int(at + 7, r.plays_remaining.map(i64::from));
     b.text(at + 8, Some(issuer));
     b.int(at + 9, Some(issued_at));
+    let [title, artist, file_path] = entry.unwrap_or([None; 3]);
+    b.text(at + 10, title);
+    b.text(at + 11, artist);
+    b.text(at + 12, file_path);
+    b.int(at + 13, Some(i64::from(entry.is_some())));
 }
 
-/// Executes a prepared `INSERT ... INTO <licenses table> VALUES (?1 .. ?10)` for one license.
+/// Executes a prepared `INSERT ... INTO licenses (LICENSE_INSERT_COLUMNS) VALUES (?1 .. ?14)`
+/// for one license.
 fn insert_row(
     stmt: &mut rusqlite::CachedStatement<'_>,
     key_id: &KeyId,
@@ -830,8 +938,9 @@ fn insert_row(
     r: &Rights,
     issuer: &str,
     issued_at: i64,
+    entry: Option<&CatalogEntry>,
 ) -> rusqlite::Result<usize> {
-    bind_license_row(stmt, 1, key_id, sealed_key, r, issuer, issued_at)?;
+    bind_license_row(stmt, 1, key_id, sealed_key, r, issuer, issued_at, entry)?;
     stmt.raw_execute()
 }
 
@@ -870,27 +979,19 @@ fn raw_key_id(rows: &RawRows<'_>, i: i32) -> Result<[u8; 16]> {
 /// content key as sealed at rest, both borrowed from the row (or from buffers reused for the
 /// next license).
 ///
-/// The catalog is merged in by key ID (both tables are ordered by it) rather than joined, so
-/// no license costs a lookup in the catalog's tree.
 pub(crate) fn scan_licenses(
     conn: &Connection,
     mut visit: impl FnMut(&LicenseFields<'_>, &[u8]) -> Result<()>,
 ) -> Result<()> {
-    let mut catalog = RawRows::prepare(conn, "SELECT key_id, title, artist, file_path FROM catalog ORDER BY key_id")?;
-    // The key ID of the catalog's current row; `None` past its end.
-    let mut entry = if catalog.step()? { Some(raw_key_id(&catalog, 0)?) } else { None };
     let mut licenses = RawRows::prepare(
         conn,
         "SELECT key_id, play, burn, transfer, backup_allowed, expires_at, plays_remaining, issuer, issued_at, \
-         sealed_key FROM licenses ORDER BY key_id",
+         sealed_key, cataloged, title, artist, file_path FROM licenses ORDER BY key_id",
     )?;
     while licenses.step()? {
         let key_id = raw_key_id(&licenses, 0)?;
-        while entry.is_some_and(|k| k < key_id) {
-            entry = if catalog.step()? { Some(raw_key_id(&catalog, 0)?) } else { None };
-        }
-        let listed = entry == Some(key_id);
-        let text = |i| if listed { catalog.opt_text(i) } else { Ok(None) };
+        let listed = licenses.int(10) != 0;
+        let text = |i| if listed { licenses.opt_text(10 + i) } else { Ok(None) };
         let plays_remaining = match licenses.opt_int(6) {
             Some(n) => Some(u32::try_from(n).map_err(|_| {
                 Error::new(ErrorCode::Storage, format!("a play count of {n} in the store is out of range"))

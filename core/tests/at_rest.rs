@@ -153,7 +153,7 @@ fn edited_rights_are_detected_by_every_read_and_never_reach_an_archive() {
         let db = sql(store.path());
         let saved: Vec<rusqlite::types::Value> = db
             .query_row("SELECT * FROM licenses WHERE key_id = ?1", [victim.as_bytes().as_slice()], |r| {
-                (0..10).map(|i| r.get(i)).collect()
+                (0..r.as_ref().column_count()).map(|i| r.get(i)).collect()
             })
             .unwrap();
         assert_eq!(db.execute(edit, [victim.as_bytes().as_slice()]).unwrap(), 1, "{what}");
@@ -175,11 +175,8 @@ fn edited_rights_are_detected_by_every_read_and_never_reach_an_archive() {
         assert!(matches!(rec.events().last(), Some(StatusEvent::End { .. })));
         // Put back: everything reads again.
         db.execute("DELETE FROM licenses WHERE key_id = ?1", [victim.as_bytes().as_slice()]).unwrap();
-        db.execute(
-            "INSERT INTO licenses VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            rusqlite::params_from_iter(&saved),
-        )
-        .unwrap();
+        let values = (1..=saved.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+        db.execute(&format!("INSERT INTO licenses VALUES ({values})"), rusqlite::params_from_iter(&saved)).unwrap();
         assert_eq!(store.verify().unwrap(), 36, "{what}");
     }
     let (res, _) = backup(&r, true);
@@ -209,7 +206,8 @@ fn swapped_and_copied_rows_are_detected() {
     assert_eq!(store.verify().unwrap(), 36);
     // A whole row copied under a new key ID (a license the device never had).
     db.execute(
-        "INSERT INTO licenses SELECT ?1, sealed_key, play, burn, transfer, backup_allowed, expires_at, plays_remaining, \
+        "INSERT INTO licenses (key_id, sealed_key, play, burn, transfer, backup_allowed, expires_at, plays_remaining, \
+         issuer, issued_at) SELECT ?1, sealed_key, play, burn, transfer, backup_allowed, expires_at, plays_remaining, \
          issuer, issued_at FROM licenses WHERE key_id = ?2",
         (key_id(900).as_bytes().as_slice(), key_id(1).as_bytes().as_slice()),
     )

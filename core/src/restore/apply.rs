@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::scan::{KeyTally, ScannedArchive};
 use crate::archive::RecordReader;
@@ -22,8 +22,8 @@ use crate::sqlite::{
     values_placeholders,
 };
 use crate::store::{
-    LICENSE_ROW_COLUMNS, ROW_COLUMNS, StoreKeys, StoredRow, TOMBSTONE_COLUMNS, bind_license_values, read_row,
-    stored_row, tombstone,
+    LICENSE_INSERT_COLUMNS, LICENSE_ROW_COLUMNS, LICENSE_UPSERT, ROW_COLUMNS, StoreKeys, StoredRow, TOMBSTONE_COLUMNS,
+    UNLISTED_TAKE, bind_license_values, catalog_entry, read_row, stored_row, tombstone,
 };
 
 /// How many licenses the reading thread of a restore hands to the writing thread at a time.
@@ -118,7 +118,8 @@ impl RestoreTarget {
 
     /// Applies the licenses of `records` to the store in one transaction: re-binds existing
     /// licenses when individualizing, inserts the restored ones under `policy` (a thread reads
-    /// and re-seals while this one writes), and adds catalog entries the device does not have.
+    /// and re-seals while this one writes), and adds catalog entries the device does not have
+    /// (a license row keeps its entry; a key ID's entry without a license goes into its row).
     /// `expected` is what the earlier passes saw (count, key-ID digest): anything else rolls
     /// back with `ARCHIVE_CORRUPT`, as does any damaged record, and `stop()` (checked between
     /// batches) rolls back with its error. The same transaction marks the restore's journal
@@ -151,8 +152,10 @@ impl RestoreTarget {
         }
         // What the store holds or held narrows what the archive brings back: the store's own
         // row (when replacing) or a removed license's tombstone.
-        let tombstones: i64 = tx.query_row("SELECT count(*) FROM main.tombstones", [], |r| r.get(0))?;
-        let narrow = Narrowing { device, replace: policy == ConflictPolicy::Replace, tombstones: tombstones > 0 };
+        let tombstones: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM main.tombstones)", [], |r| r.get(0))?;
+        let unlisted: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM main.catalog)", [], |r| r.get(0))?;
+        let licensed: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM main.licenses)", [], |r| r.get(0))?;
+        let narrow = Narrowing { device, replace: policy == ConflictPolicy::Replace, tombstones, unlisted, licensed };
         let (restored, seen) = std::thread::scope(|scope| -> Result<(u64, u64)> {
             let (ready, incoming) = std::sync::mpsc::sync_channel::<ReadyBatch>(APPLY_QUEUE);
             let reader = std::thread::Builder::new()
@@ -224,48 +227,90 @@ fn write_batches(
     incoming: std::sync::mpsc::Receiver<ReadyBatch>,
     stop: &dyn Fn() -> Result<()>,
 ) -> Result<u64> {
-    let verb = match policy {
-        ConflictPolicy::Keep => "INSERT OR IGNORE",
-        ConflictPolicy::Replace => "INSERT OR REPLACE",
+    // Keep: a key ID the store has a license for is skipped (above). Replace: its row takes the
+    // archive's license and keeps its own catalog entry, or takes the archive's if it has none.
+    let (verb, upsert) = match policy {
+        ConflictPolicy::Keep => ("INSERT OR IGNORE", String::new()),
+        ConflictPolicy::Replace => (
+            "INSERT",
+            format!(
+                " {LICENSE_UPSERT}, title = iif(cataloged, title, excluded.title), \
+                 artist = iif(cataloged, artist, excluded.artist), \
+                 file_path = iif(cataloged, file_path, excluded.file_path), \
+                 cataloged = max(cataloged, excluded.cataloged)"
+            ),
+        ),
     };
-    let licenses =
-        |rows| format!("{verb} INTO main.licenses VALUES {}", values_placeholders(LICENSE_ROW_COLUMNS, rows));
-    let catalog = |rows| {
+    let licenses = |rows| {
         format!(
-            "INSERT OR IGNORE INTO main.catalog (key_id, title, artist, file_path) VALUES {}",
-            values_placeholders(4, rows)
+            "{verb} INTO main.licenses ({LICENSE_INSERT_COLUMNS}) VALUES {}{upsert}",
+            values_placeholders(LICENSE_ROW_COLUMNS, rows)
         )
     };
     let (mut licenses_many, mut licenses_one) =
         (RawInsert::prepare(tx, &licenses(ROWS_PER_INSERT))?, RawInsert::prepare(tx, &licenses(1))?);
-    let (mut catalog_many, mut catalog_one) =
-        (RawInsert::prepare(tx, &catalog(ROWS_PER_INSERT))?, RawInsert::prepare(tx, &catalog(1))?);
     let mut restored = 0u64;
     let mut forget = tx.prepare("DELETE FROM main.tombstones WHERE key_id = ?1")?;
+    let mut unlisted = tx.prepare(UNLISTED_TAKE)?;
+    let mut fill = tx.prepare(
+        "UPDATE main.licenses SET title = ?2, artist = ?3, file_path = ?4, cataloged = 1 WHERE key_id = ?1 AND NOT cataloged",
+    )?;
     let mut nonces = NoncePool::new(usize::MAX);
     for mut batch in incoming {
         stop()?;
-        if narrow.replace || narrow.tombstones {
+        if narrow.replace || narrow.tombstones || narrow.licensed {
+            let mut kept = Vec::new();
             for i in 0..batch.rows.len() {
-                if narrow.apply(tx, &mut batch, i, &mut nonces)? {
-                    forget.execute([batch.rows[i].key_id.as_bytes().as_slice()])?;
+                let key_id = batch.rows[i].key_id;
+                let k = key_id.as_bytes().as_slice();
+                match narrow.apply(tx, &mut batch, i, &mut nonces)? {
+                    Held::Tombstone => {
+                        forget.execute([k])?;
+                    }
+                    Held::Kept => {
+                        kept.push(i);
+                        // The license stays; the archive's catalog entry is added if its row
+                        // has none.
+                        if let Some([title, artist, file_path]) = &batch.rows[i].catalog {
+                            fill.execute(params![k, batch.text(title), batch.text(artist), batch.text(file_path)])?;
+                        }
+                    }
+                    Held::Nothing | Held::Replaced => {}
                 }
+            }
+            if !kept.is_empty() {
+                let mut i = 0;
+                batch.rows.retain(|_| {
+                    i += 1;
+                    kept.binary_search(&(i - 1)).is_err()
+                });
+            }
+        }
+        if narrow.unlisted {
+            // The device's own entry of a key ID with no license wins over the archive's, and
+            // moves into the license's row (a key ID with a license has no such entry).
+            for row in &mut batch.rows {
+                let Some(entry) = unlisted.query_row([row.key_id.as_bytes().as_slice()], catalog_entry).optional()?
+                else {
+                    continue;
+                };
+                let mut push = |t: &Option<String>| {
+                    t.as_deref().map(|t| {
+                        let start = batch.text.len();
+                        batch.text.push_str(t);
+                        start..batch.text.len()
+                    })
+                };
+                row.catalog = Some([push(&entry.title), push(&entry.artist), push(&entry.file_path)]);
             }
         }
         let batch = &batch;
         restored +=
             insert_chunked(&mut licenses_many, &mut licenses_one, LICENSE_ROW_COLUMNS, &batch.rows, |b, at, row| {
                 let (sealed, issuer) = (&batch.sealed[row.sealed.clone()], &batch.text[row.issuer.clone()]);
-                bind_license_values(b, at, &row.key_id, sealed, &row.rights, issuer, row.issued_at);
+                let entry = row.catalog.as_ref().map(|c| c.each_ref().map(|t| batch.text(t)));
+                bind_license_values(b, at, &row.key_id, sealed, &row.rights, issuer, row.issued_at, entry);
             })? as u64;
-        let with_catalog: Vec<&ReadyRow> = batch.rows.iter().filter(|r| r.catalog.is_some()).collect();
-        insert_chunked(&mut catalog_many, &mut catalog_one, 4, &with_catalog, |b, at, row| {
-            let [title, artist, file_path] = row.catalog.as_ref().expect("filtered on catalog");
-            b.blob(at, row.key_id.as_bytes());
-            b.text(at + 1, batch.text(title));
-            b.text(at + 2, batch.text(artist));
-            b.text(at + 3, batch.text(file_path));
-        })?;
     }
     Ok(restored)
 }
@@ -276,17 +321,20 @@ struct Narrowing<'a> {
     device: &'a DeviceKeys,
     replace: bool,
     tombstones: bool,
+    /// The store has catalog entries of key IDs with no license.
+    unlisted: bool,
+    /// The store has licenses (under `Keep`, each restored key ID is looked up).
+    licensed: bool,
 }
 
 impl Narrowing<'_> {
     /// Narrows the rights of `batch.rows[i]` by what the store holds or held of its key ID,
-    /// sealing its content key again when they change. Returns whether a tombstone was used
-    /// (it goes: the license is back).
-    fn apply(&self, tx: &Connection, batch: &mut ReadyBatch, i: usize, nonces: &mut NoncePool) -> Result<bool> {
+    /// sealing its content key again when they change. Returns what the store has of it.
+    fn apply(&self, tx: &Connection, batch: &mut ReadyBatch, i: usize, nonces: &mut NoncePool) -> Result<Held> {
         let key_id = batch.rows[i].key_id;
         let existing = match read_row(tx, &key_id)? {
             // Kept as it is: the archived copy is skipped.
-            Some(_) if !self.replace => return Ok(false),
+            Some(_) if !self.replace => return Ok(Held::Kept),
             Some(row) => {
                 // The rows were sealed again to `device` when individualizing.
                 self.device.check_row(&row.fields(), &row.sealed, &mut Vec::new(), &mut Vec::new())?;
@@ -295,7 +343,7 @@ impl Narrowing<'_> {
             None if self.tombstones => tombstone(tx, self.device, &key_id)?.map(|t| (t, true)),
             None => None,
         };
-        let Some((held, is_tombstone)) = existing else { return Ok(false) };
+        let Some((held, is_tombstone)) = existing else { return Ok(Held::Nothing) };
         let row = &batch.rows[i];
         let narrowed = row.rights.narrower(&held.rights);
         if narrowed != row.rights {
@@ -311,8 +359,20 @@ impl Narrowing<'_> {
             row.sealed = start..batch.sealed.len();
             row.rights = narrowed;
         }
-        Ok(is_tombstone)
+        Ok(if is_tombstone { Held::Tombstone } else { Held::Replaced })
     }
+}
+
+/// What the store has of a restored license's key ID.
+enum Held {
+    /// Nothing: the license is added.
+    Nothing,
+    /// A license it keeps (the archived one is skipped).
+    Kept,
+    /// A license the archived one replaces.
+    Replaced,
+    /// The tombstone of a license it held (it goes: the license is back).
+    Tombstone,
 }
 
 /// Re-seals every license and tombstone in the store from the device key `old` to `device` (an

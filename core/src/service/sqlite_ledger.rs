@@ -538,10 +538,13 @@ impl LedgerTx for SqliteTx<'_> {
 
     fn insert_placements(&mut self, account: &str, key_ids: &[KeyId], entries: &[u8]) -> Result<usize> {
         let account = self.account_id(account, true)?.expect("created");
-        let sql = |rows| {
+        // Every row has the same account (?1) and entries (?2): bound once a statement, so a row
+        // binds (and SQLite copies) only its key ID.
+        let sql = |rows: usize| {
+            let values: Vec<String> = (0..rows).map(|i| format!("(?1, ?{}, ?2)", i + 3)).collect();
             format!(
                 "INSERT INTO placements (account, key_id, entries) VALUES {} ON CONFLICT DO NOTHING",
-                crate::sqlite::values_placeholders(3, rows)
+                values.join(", ")
             )
         };
         // The many-row statement's text, made once (a restore runs it for every 64 licenses).
@@ -551,16 +554,16 @@ impl LedgerTx for SqliteTx<'_> {
         let mut chunks = key_ids.chunks_exact(ROWS_PER_INSERT);
         for chunk in &mut chunks {
             let mut stmt = self.conn.prepare_cached(many)?;
+            stmt.raw_bind_parameter(1, account)?;
+            stmt.raw_bind_parameter(2, entries)?;
             for (i, kid) in chunk.iter().enumerate() {
-                stmt.raw_bind_parameter(1 + 3 * i, account)?;
-                stmt.raw_bind_parameter(2 + 3 * i, kid.as_bytes().as_slice())?;
-                stmt.raw_bind_parameter(3 + 3 * i, entries)?;
+                stmt.raw_bind_parameter(3 + i, kid.as_bytes().as_slice())?;
             }
             inserted += stmt.raw_execute()?;
         }
         let mut one = self.conn.prepare_cached(&sql(1))?;
         for kid in chunks.remainder() {
-            inserted += one.execute(params![account, kid.as_bytes().as_slice(), entries])?;
+            inserted += one.execute(params![account, entries, kid.as_bytes().as_slice()])?;
         }
         Ok(inserted)
     }

@@ -26,9 +26,10 @@ export declare const ErrorCode: Readonly<{
   /** There is no backup archive in the restore folder. */
   ARCHIVE_MISSING: 205
   /**
-   * The device holding the folder is full (or the file grew past what its file system allows, such
-   * as 4 GiB on FAT32). A backup that runs out of space removes its temporary file and leaves the
-   * previous archive as it was.
+   * The device holding the folder, the store or the service's ledger is full (or the file grew past
+   * what its file system allows, such as 4 GiB on FAT32). A backup that runs out of space removes
+   * its temporary file and leaves the previous archive as it was; a store or ledger write that runs
+   * out of space is rolled back.
    */
   NO_SPACE: 206
   /** The device reported an input/output error: failing media, or media removed while in use. */

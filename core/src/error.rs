@@ -77,9 +77,10 @@ error_codes! {
     BackupExists = 204, "BACKUP_EXISTS", "a backup already exists in the folder";
     /// There is no backup archive in the restore folder.
     ArchiveMissing = 205, "ARCHIVE_MISSING", "no backup archive in the folder";
-    /// The device holding the folder is full (or the file grew past what its file system
-    /// allows, such as 4 GiB on FAT32). A backup that runs out of space removes its temporary
-    /// file and leaves the previous archive as it was.
+    /// The device holding the folder, the store or the service's ledger is full (or the file
+    /// grew past what its file system allows, such as 4 GiB on FAT32). A backup that runs out
+    /// of space removes its temporary file and leaves the previous archive as it was; a store
+    /// or ledger write that runs out of space is rolled back.
     NoSpace = 206, "NO_SPACE", "not enough space on the device";
     /// The device reported an input/output error: failing media, or media removed while in use.
     MediaFailure = 207, "MEDIA_FAILURE", "the device reported an I/O error";
@@ -202,10 +203,18 @@ impl Error {
     }
 }
 
+/// SQLite's errors: `NO_SPACE` when the disk holding the database is full (`SQLITE_FULL`: the
+/// store's or the ledger's write was refused for space, the transaction rolled back), `STORAGE`
+/// for everything else.
 impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
         tracing::warn!(target: "license_backup::storage", error = %err, "SQLite error");
-        Error::new(ErrorCode::Storage, format!("license store: {err}"))
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => {
+                Error::new(ErrorCode::NoSpace, format!("the disk holding the database is full: {err}"))
+            }
+            _ => Error::new(ErrorCode::Storage, format!("license store: {err}")),
+        }
     }
 }
 

@@ -629,7 +629,9 @@ fn a_full_disk_midway_is_a_clear_error_and_loses_nothing() {
         service.audit().unwrap()
     };
     // The ledger's write (a reservation of 1500 new placements) is what outgrows the limit:
-    // the service records nothing.
+    // the service records nothing. A file-size limit makes SQLite's write fail with EFBIG,
+    // which it reports as an I/O error (STORAGE); a disk that is really full is NO_SPACE
+    // (tests/full_disk.rs).
     let result = Running::start("restore", dir, false, Some(64)).finish();
     assert!(result.starts_with("RESULT err STORAGE"), "restore on a full disk: {result}");
     let b = LicenseStore::open(w.path("b.db")).unwrap();

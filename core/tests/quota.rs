@@ -216,6 +216,48 @@ fn a_forged_archive_with_someone_elses_key_ids_touches_only_the_forgers_account(
 }
 
 #[test]
+fn records_beyond_the_librarys_limits_sealed_by_a_modified_client_restore_nothing() {
+    // A modified client seals, on its own device, records that are well formed but that the
+    // library refuses from an application (add_license, set_catalog_entry): a restore of them
+    // is ARCHIVE_CORRUPT, the store stays empty and the reservation is released.
+    let s = Accounts::new(ServicePolicy::default());
+    let expiring_at = |at: i64| {
+        let mut p = writer::license_plaintext([7; 16], b"k", None);
+        // The expiry follows the encoding byte, key ID, key length, key, rights and its flag.
+        p[1 + 16 + 2 + 1 + 1 + 1..][..8].copy_from_slice(&at.to_le_bytes());
+        p
+    };
+    let long_title = "t".repeat(4097);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("a 2,000-byte content key", writer::license_plaintext([7; 16], &[1; 2000], None), "content_key"),
+        ("an empty content key", writer::license_plaintext([7; 16], b"", None), "content_key"),
+        ("a title with a NUL", writer::license_plaintext([7; 16], b"k", Some("a\0b")), "NUL"),
+        ("a 4,097-byte title", writer::license_plaintext([7; 16], b"k", Some(&long_title)), "title"),
+        ("an expiry past 2^53 seconds", expiring_at(1 << 60), "expires_at"),
+    ];
+    let mallory = DeviceKey::generate();
+    for (i, (what, plaintext, named)) in cases.into_iter().enumerate() {
+        let ok = Record::license([6; 16], b"a good key", Some("fine"));
+        let bad = Record { kind: 1, key_id: [7; 16], plaintext };
+        let forged = writer::v2_archive(&s.authority.public_key(), &mallory, &[ok, bad]);
+        let folder = format!("stick-{i}");
+        s.folder(&folder);
+        std::fs::write(s.archive(&folder), &forged).unwrap();
+        let (store, r) = s.device(&format!("d{i}"), "mallory", &folder);
+        let (res, rec) = restore(&r, RestoreFlags::default());
+        let err = res.expect_err(what);
+        assert_eq!(err.code(), ErrorCode::ArchiveCorrupt, "{what}: {err}");
+        assert!(err.message().contains(named), "{what}: the message names {named}: {err}");
+        assert_eq!(rec.kinds().last(), Some(&"end"), "{what}");
+        assert_eq!(store.license_count().unwrap(), 0, "{what}: nothing restored");
+        store.verify().unwrap();
+        println!("{what}: {err}");
+    }
+    let audit = s.authority.audit("mallory").unwrap();
+    assert_eq!((audit.pending, audit.confirmed, audit.placements), (0, 0, 0), "no quota spent: {audit:?}");
+}
+
+#[test]
 fn an_archive_naming_another_device_is_refused() {
     let s = Accounts::new(ServicePolicy::default());
     let (alice_a, alice_ra) = s.device("alice-a", "alice", "stick");

@@ -3951,9 +3951,10 @@ public enum ErrorCode: UInt32, Equatable, Hashable, CaseIterable {
      */
     case archiveMissing = 205
     /**
-     * The device holding the folder is full (or the file grew past what its file system allows,
-     * such as 4 GiB on FAT32). A backup that runs out of space removes its temporary file and
-     * leaves the previous archive as it was.
+     * The device holding the folder, the store or the service's ledger is full (or the file grew
+     * past what its file system allows, such as 4 GiB on FAT32). A backup that runs out of space
+     * removes its temporary file and leaves the previous archive as it was; a store or ledger
+     * write that runs out of space is rolled back.
      */
     case noSpace = 206
     /**

@@ -12,7 +12,7 @@ use crate::convert::{self, ToPy};
 use crate::operation::{Operation, PyCallback, Shared};
 use crate::service::{EmbeddedService, RemoteService};
 use crate::store::LicenseStore;
-use crate::{OrRaise, generated};
+use crate::{Engine, OrRaise, generated};
 
 /// Backs up and restores the licenses of one store (`WMCreateBackupRestorer`), with named
 /// properties (`IWMBackupRestoreProps`) and asynchronous operations that report status events
@@ -58,8 +58,20 @@ impl BackupRestorer {
     }
 }
 
-#[pymethods]
-impl BackupRestorer {
+impl Engine for BackupRestorer {
+    type Core = license_backup::BackupRestorer;
+
+    fn call<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        T: Send,
+        F: Send + FnOnce(&license_backup::BackupRestorer) -> license_backup::Result<T>,
+    {
+        py.detach(|| f(&self.inner)).or_raise(py)
+    }
+}
+
+// The generated entry points (entries.rs) and these hand-written methods.
+crate::entries::backup_restorer_methods! {
     /// A restorer over `store`, authorizing restores with `service`.
     #[new]
     fn new(store: Bound<'_, PyAny>, service: Bound<'_, PyAny>) -> PyResult<Self> {
@@ -147,11 +159,6 @@ impl BackupRestorer {
         self.inner.property_count()
     }
 
-    /// Removes a property; returns whether it was set.
-    fn remove_property(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let name: String = convert::arg(name, "name", &interface::STRING)?;
-        self.inner.remove_property(&name).or_raise(py)
-    }
 
     /// Removes every property.
     fn remove_all_properties(&self) {

@@ -657,7 +657,7 @@ pub const OVERLAY_BY_HAND: &[(&str, &str, &str)] = &[(
 )];
 
 /// Operations whose overlay method takes its first argument without a label.
-const UNLABELED_FIRST: &[(&str, &str)] =
+pub const UNLABELED_FIRST: &[(&str, &str)] =
     &[("LicenseStore", "add_license"), ("LicenseStore", "add_licenses"), ("BackupRestorer", "remove_property")];
 
 /// Operations whose overlay method's result may be ignored (`@discardableResult`): what they

@@ -287,6 +287,11 @@ function defineOperations(classes, { own, checkParams, checkOptions }) {
   })
   const EmbeddedService = classes.EmbeddedService
   define(EmbeddedService, {
+    /** Takes the service offline (SERVICE_UNAVAILABLE) or back online. */
+    setOnline(online) {
+      const inner = own(this, EmbeddedService, 'setOnline')
+      return inner.setOnline(...checkParams('EmbeddedService.setOnline', [online]))
+    },
     /** What the ledger holds: reservations by state, licenses and devices counted. */
     audit() {
       return own(this, EmbeddedService, 'audit').audit()
@@ -298,6 +303,10 @@ function defineOperations(classes, { own, checkParams, checkOptions }) {
     removeProperty(name) {
       const inner = own(this, BackupRestorer, 'removeProperty')
       return inner.removeProperty(...checkParams('BackupRestorer.removeProperty', [name]))
+    },
+    /** Removes every property. */
+    removeAllProperties() {
+      return own(this, BackupRestorer, 'removeAllProperties').removeAllProperties()
     },
   })
 }

@@ -236,11 +236,6 @@ class EmbeddedService {
     return new EmbeddedService(callWith(protector, () => native.EmbeddedService.open(checkedPath, maxDevices, refusalUrl, ...args)))
   }
 
-  /** Takes the service offline (calls then fail with SERVICE_UNAVAILABLE) or back online. */
-  setOnline(online) {
-    own(this, EmbeddedService, 'setOnline').setOnline(...checkParams('EmbeddedService.setOnline', [online]))
-  }
-
   /** Whether close() was called. */
   get closed() {
     return own(this, EmbeddedService, 'closed').closed
@@ -396,11 +391,6 @@ class BackupRestorer extends EventEmitter {
   /** How many properties are set. */
   propertyCount() {
     return own(this, BackupRestorer, 'propertyCount').propertyCount()
-  }
-
-  /** Removes every property. */
-  removeAllProperties() {
-    own(this, BackupRestorer, 'removeAllProperties').removeAllProperties()
   }
 
   // --- operations ---

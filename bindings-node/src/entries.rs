@@ -127,6 +127,13 @@ impl LicenseStore {
 
 #[napi]
 impl EmbeddedService {
+    /// Takes the service offline (SERVICE_UNAVAILABLE) or back online.
+    #[napi]
+    pub fn set_online(&self, online: bool) -> Result<()> {
+        self.get()?.set_online(online);
+        Ok(())
+    }
+
     /// What the ledger holds: reservations by state, licenses and devices counted.
     #[napi]
     pub fn audit(&self) -> Result<LedgerAudit> {
@@ -141,5 +148,26 @@ impl BackupRestorer {
     #[napi]
     pub fn remove_property(&self, name: String) -> Result<bool> {
         self.get()?.remove_property(&name).map_err(js_error)
+    }
+
+    /// Removes every property.
+    #[napi]
+    pub fn remove_all_properties(&self) -> Result<()> {
+        self.get()?.remove_all_properties();
+        Ok(())
+    }
+
+    /// Cancels the running backup, if any.
+    #[napi]
+    pub fn cancel_license_backup(&self) -> Result<()> {
+        self.get()?.cancel_license_backup();
+        Ok(())
+    }
+
+    /// Cancels the running restore, if any.
+    #[napi]
+    pub fn cancel_license_restore(&self) -> Result<()> {
+        self.get()?.cancel_license_restore();
+        Ok(())
     }
 }

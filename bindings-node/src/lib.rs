@@ -538,14 +538,6 @@ impl EmbeddedService {
         Ok(EmbeddedService { inner: Some(Arc::new(service)) })
     }
 
-    /// Takes the service offline (every call then fails with `SERVICE_UNAVAILABLE`) or back
-    /// online.
-    #[napi]
-    pub fn set_online(&self, online: bool) -> Result<()> {
-        self.get()?.set_online(online);
-        Ok(())
-    }
-
     /// Whether `close` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
@@ -672,13 +664,6 @@ impl BackupRestorer {
         Ok(u32::try_from(self.get()?.property_count()).unwrap_or(u32::MAX))
     }
 
-    /// Removes every property.
-    #[napi]
-    pub fn remove_all_properties(&self) -> Result<()> {
-        self.get()?.remove_all_properties();
-        Ok(())
-    }
-
     /// Starts a backup. `onEvents` is called on the main thread with every batch of events
     /// (`NativeBatch`), END last and alone; returning a string stops the operation with that
     /// message (`CALLBACK_FAILED`). Returns the running operation, whose `cancelRequested` the
@@ -707,20 +692,6 @@ impl BackupRestorer {
         let flags = lb::RestoreFlags { individualize, replace_existing };
         let handle = restorer.restore_licenses(flags, callback).map_err(js_error)?;
         Ok(NativeOperation { handle })
-    }
-
-    /// Cancels the running backup, if any; it ends with `CANCELLED`.
-    #[napi]
-    pub fn cancel_license_backup(&self) -> Result<()> {
-        self.get()?.cancel_license_backup();
-        Ok(())
-    }
-
-    /// Cancels the running restore, if any; it ends with `CANCELLED`.
-    #[napi]
-    pub fn cancel_license_restore(&self) -> Result<()> {
-        self.get()?.cancel_license_restore();
-        Ok(())
     }
 
     /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a

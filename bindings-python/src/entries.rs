@@ -121,6 +121,12 @@ macro_rules! embedded_service_methods {
         impl EmbeddedService {
             $($hand)*
 
+            /// Takes the service offline (SERVICE_UNAVAILABLE) or back online.
+            fn set_online(&self, py: pyo3::Python<'_>, online: &pyo3::Bound<'_, pyo3::PyAny>) -> pyo3::PyResult<()> {
+                let online: bool = crate::convert::arg(online, "online", &license_backup::interface::Type::Bool)?;
+                crate::Engine::call(self, py, move |engine| Ok(engine.set_online(online)))
+            }
+
             /// What the ledger holds: reservations by state, licenses and devices counted.
             fn audit<'py>(&self, py: pyo3::Python<'py>) -> pyo3::PyResult<pyo3::Bound<'py, pyo3::PyAny>> {
                 let r = crate::Engine::call(self, py, move |engine| engine.audit())?;
@@ -144,6 +150,21 @@ macro_rules! backup_restorer_methods {
             fn remove_property(&self, py: pyo3::Python<'_>, name: &pyo3::Bound<'_, pyo3::PyAny>) -> pyo3::PyResult<bool> {
                 let name: String = crate::convert::arg(name, "name", &license_backup::interface::Type::Text { min_bytes: 0, max_bytes: None })?;
                 crate::Engine::call(self, py, move |engine| engine.remove_property(&name))
+            }
+
+            /// Removes every property.
+            fn remove_all_properties(&self, py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
+                crate::Engine::call(self, py, move |engine| Ok(engine.remove_all_properties()))
+            }
+
+            /// Cancels the running backup, if any.
+            fn cancel_license_backup(&self, py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
+                crate::Engine::call(self, py, move |engine| Ok(engine.cancel_license_backup()))
+            }
+
+            /// Cancels the running restore, if any.
+            fn cancel_license_restore(&self, py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
+                crate::Engine::call(self, py, move |engine| Ok(engine.cancel_license_restore()))
             }
 
         }

@@ -159,12 +159,6 @@ crate::entries::backup_restorer_methods! {
         self.inner.property_count()
     }
 
-
-    /// Removes every property.
-    fn remove_all_properties(&self) {
-        self.inner.remove_all_properties()
-    }
-
     /// Starts backing up to the folder in `BackupPath`; `callback(event)` receives every status
     /// event, in order, on the operation's delivery thread (with `batched`, `callback(events)`
     /// receives them as lists, one per batch). Raises at once for `PATH_NOT_SET` and `BUSY`.
@@ -192,16 +186,6 @@ crate::entries::backup_restorer_methods! {
     ) -> PyResult<Operation> {
         let flags = generated::restore_flags(individualize, replace_existing)?;
         self.start(py, callback, batched, Property::RestorePath, |cb| self.inner.restore_licenses(flags, cb))
-    }
-
-    /// Cancels the running backup, if any.
-    fn cancel_license_backup(&self) {
-        self.inner.cancel_license_backup()
-    }
-
-    /// Cancels the running restore, if any.
-    fn cancel_license_restore(&self) {
-        self.inner.cancel_license_restore()
     }
 
     /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a

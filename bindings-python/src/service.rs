@@ -57,13 +57,6 @@ crate::entries::embedded_service_methods! {
         Ok(EmbeddedService { inner: Arc::new(service) })
     }
 
-    /// Takes the service offline (or back online): while offline, restores and quota queries
-    /// fail with `ServiceUnavailableError`.
-    fn set_online(&self, online: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.set_online(convert::arg(online, "online", &interface::BOOL)?);
-        Ok(())
-    }
-
     /// The path of the ledger file.
     #[getter]
     fn path(&self) -> PathBuf {

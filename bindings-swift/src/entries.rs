@@ -128,6 +128,14 @@ impl RawLicenseStore {
 
 #[uniffi::export]
 impl RawEmbeddedService {
+    /// Takes the service offline (SERVICE_UNAVAILABLE) or back online.
+    pub fn set_online(&self, online: bool) -> FfiResult<()> {
+        guarded(|| {
+            self.inner.set_online(online);
+            Ok(())
+        })
+    }
+
     /// What the ledger holds: reservations by state, licenses and devices counted.
     pub fn audit(&self) -> FfiResult<LedgerAudit> {
         guarded(|| {
@@ -142,5 +150,29 @@ impl RawBackupRestorer {
     /// Removes a property; returns whether it was set.
     pub fn remove_property(&self, name: String) -> FfiResult<bool> {
         guarded(|| Ok(self.inner.remove_property(&name)?))
+    }
+
+    /// Removes every property.
+    pub fn remove_all_properties(&self) -> FfiResult<()> {
+        guarded(|| {
+            self.inner.remove_all_properties();
+            Ok(())
+        })
+    }
+
+    /// Cancels the running backup, if any.
+    pub fn cancel_license_backup(&self) -> FfiResult<()> {
+        guarded(|| {
+            self.inner.cancel_license_backup();
+            Ok(())
+        })
+    }
+
+    /// Cancels the running restore, if any.
+    pub fn cancel_license_restore(&self) -> FfiResult<()> {
+        guarded(|| {
+            self.inner.cancel_license_restore();
+            Ok(())
+        })
     }
 }

@@ -632,15 +632,6 @@ impl RawEmbeddedService {
             Ok(Arc::new(RawEmbeddedService { inner: Arc::new(inner) }))
         })
     }
-
-    /// Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
-    /// or back online.
-    pub fn set_online(&self, online: bool) -> FfiResult<()> {
-        guarded(|| {
-            self.inner.set_online(online);
-            Ok(())
-        })
-    }
 }
 
 /// A License Management Service over HTTPS (`RemoteService` in Swift wraps it).
@@ -748,14 +739,6 @@ impl RawBackupRestorer {
         })
     }
 
-    /// Removes every property.
-    pub fn remove_all_properties(&self) -> FfiResult<()> {
-        guarded(|| {
-            self.inner.remove_all_properties();
-            Ok(())
-        })
-    }
-
     /// Starts a backup; fails at once with `PATH_NOT_SET` or `BUSY`, reports everything else
     /// to `sink`, ending with exactly one END.
     pub fn start_backup(&self, overwrite: bool, sink: Arc<dyn RawEventSink>) -> FfiResult<Arc<RawOperation>> {
@@ -782,22 +765,6 @@ impl RawBackupRestorer {
             let handle = self.inner.restore_licenses(flags, Arc::new(callback))?;
             stop.bind(&handle);
             Ok(Arc::new(RawOperation { handle }))
-        })
-    }
-
-    /// Cancels the running backup, if any.
-    pub fn cancel_license_backup(&self) -> FfiResult<()> {
-        guarded(|| {
-            self.inner.cancel_license_backup();
-            Ok(())
-        })
-    }
-
-    /// Cancels the running restore, if any.
-    pub fn cancel_license_restore(&self) -> FfiResult<()> {
-        guarded(|| {
-            self.inner.cancel_license_restore();
-            Ok(())
         })
     }
 

@@ -340,10 +340,6 @@ class BackupRestorer(PropertyAccessors, BackupRestorerOperations):
         """How many properties are set."""
         return self._native.property_count()
 
-    def remove_all_properties(self) -> None:
-        """Removes every property."""
-        self._native.remove_all_properties()
-
     def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, _PathArg]]) -> None:
         if value is None:
             self._native.remove_property(name)
@@ -379,14 +375,6 @@ class BackupRestorer(PropertyAccessors, BackupRestorerOperations):
             individualize, replace_existing, callback, batched=isinstance(callback, _LoopDispatcher)
         )
         return _started(native, callback, loop)
-
-    def cancel_license_backup(self) -> None:
-        """Cancels the running backup, if any."""
-        self._native.cancel_license_backup()
-
-    def cancel_license_restore(self) -> None:
-        """Cancels the running restore, if any."""
-        self._native.cancel_license_restore()
 
     def restore_quota(self, *, individualize: bool = False) -> Quota:
         """What the restore quota allows for the archive in ``restore_path`` onto this device

@@ -321,6 +321,18 @@ class BackupRestorerOperations:
         """Removes a property; returns whether it was set."""
         return self._native.remove_property(name)
 
+    def remove_all_properties(self) -> None:
+        """Removes every property."""
+        self._native.remove_all_properties()
+
+    def cancel_license_backup(self) -> None:
+        """Cancels the running backup, if any."""
+        self._native.cancel_license_backup()
+
+    def cancel_license_restore(self) -> None:
+        """Cancels the running restore, if any."""
+        self._native.cancel_license_restore()
+
 
 __all__ = [
     "OperationKind",

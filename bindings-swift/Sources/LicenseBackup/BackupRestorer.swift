@@ -80,11 +80,6 @@ public final class BackupRestorer: @unchecked Sendable {
         Int(try bridged { try raw.propertyCount() })
     }
 
-    /// Removes every property.
-    public func removeAllProperties() throws(LicenseBackupError) {
-        try bridged { try raw.removeAllProperties() }
-    }
-
     /// Sets a property, or removes it for `nil` (what the generated accessors call).
     func setOrRemove(_ name: String, _ value: PropertyValue?) throws(LicenseBackupError) {
         if let value {

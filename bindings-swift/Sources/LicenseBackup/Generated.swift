@@ -333,4 +333,9 @@ extension BackupRestorer {
     public func removeProperty(_ name: String) throws(LicenseBackupError) -> Bool {
         try bridged { try raw.removeProperty(name: name) }
     }
+
+    /// Removes every property.
+    public func removeAllProperties() throws(LicenseBackupError) {
+        try bridged { try raw.removeAllProperties() }
+    }
 }

@@ -71,6 +71,7 @@ func generatedForm(
     case "LicenseStore.verify": _ = try store.verify()
     case "EmbeddedService.audit": _ = try service.audit()
     case "BackupRestorer.remove_property": _ = try restorer.removeProperty(try String.from(a["name"] as Any))
+    case "BackupRestorer.remove_all_properties": _ = try restorer.removeAllProperties()
     default: return false
     }
     return true

@@ -6,7 +6,8 @@
 //! not start an asynchronous operation, its parameters are plain values (key IDs, strings,
 //! booleans, integers, records, lists of records), its options (if any) map onto the core's
 //! arguments through [`OPTIONS_TO_CORE`], and it is not in [`HAND_WRITTEN`]. Its core call is
-//! `<object>.<name>(<arguments in order>, <options>)` returning `license_backup::Result<_>`.
+//! `<object>.<name>(<arguments in order>, <options>)` returning `license_backup::Result<_>`
+//! (or its value, for the few in [`INFALLIBLE`]).
 //! Everything else stays idiom glue written by hand, for the reasons [`HAND_WRITTEN`] gives.
 
 use license_backup::interface::{Call, OPERATIONS, Operation, Type};
@@ -14,7 +15,6 @@ use license_backup::interface::{Call, OPERATIONS, Operation, Type};
 /// Operations that fit the generated form's shape but keep hand-written entry points:
 /// (object, name, why).
 pub const HAND_WRITTEN: &[(&str, &str, &str)] = &[
-    ("EmbeddedService", "set_online", "the core's call cannot fail (it flips a flag): Swift exposes it non-throwing"),
     (
         "BackupRestorer",
         "get_property",
@@ -30,17 +30,10 @@ pub const HAND_WRITTEN: &[(&str, &str, &str)] = &[
         "property_by_index",
         "property values are each language's own idiom (Python returns a (name, value) tuple)",
     ),
-    ("BackupRestorer", "property_count", "the core's call cannot fail"),
-    ("BackupRestorer", "remove_all_properties", "the core's call cannot fail"),
     (
         "BackupRestorer",
-        "cancel_license_backup",
-        "the core's call cannot fail; the JavaScript wrapper counts cancels for the Promise's outcome",
-    ),
-    (
-        "BackupRestorer",
-        "cancel_license_restore",
-        "the core's call cannot fail; the JavaScript wrapper counts cancels for the Promise's outcome",
+        "property_count",
+        "the core counts in usize, the interface in u32: Python and Swift give a native integer",
     ),
     (
         "BackupRestorer",
@@ -50,6 +43,19 @@ pub const HAND_WRITTEN: &[(&str, &str, &str)] = &[
     ("Operation", "cancel", "the operation handle's lifetime is each language's idiom"),
     ("Operation", "wait", "waiting is each language's idiom (GIL and asyncio, Promise, Swift async)"),
 ];
+
+/// Operations whose core method returns its value rather than a `Result` (it cannot fail).
+pub const INFALLIBLE: &[(&str, &str)] = &[
+    ("EmbeddedService", "set_online"),
+    ("BackupRestorer", "remove_all_properties"),
+    ("BackupRestorer", "cancel_license_backup"),
+    ("BackupRestorer", "cancel_license_restore"),
+];
+
+/// Whether the core's method of `op` returns a `Result`.
+pub fn fallible(op: &Operation) -> bool {
+    !INFALLIBLE.contains(&(op.object, op.name))
+}
 
 /// How an options record becomes the core's last argument: (record, Rust expression over the
 /// record's fields, in scope as local variables of their snake_case names).

@@ -39,9 +39,10 @@
 //! start a backup or a restore (status events, callbacks, asyncio, EventEmitter and Promise
 //! plumbing, Swift async and delegate lifetime), `Operation` (waiting is each language's idiom),
 //! property values (Python path-likes and the `properties` mapping, JavaScript numbers checked
-//! against the property's limits), the calls the core cannot fail (Swift makes them
-//! non-throwing; JavaScript counts cancels), and a few Swift signatures whose argument labels or
-//! order are Swift's own idiom (`swift::OVERLAY_BY_HAND`).
+//! against the property's limits), `property_count` (the core counts in `usize`), and a few
+//! wrapper methods whose form is the language's own: Swift's non-throwing `setOnline` and
+//! cancels and its `setCatalogEntry(_:keyId:)` (`swift::OVERLAY_BY_HAND`), JavaScript's cancels,
+//! which count for the running Promise (`node::JS_BY_HAND`).
 
 use std::path::{Path, PathBuf};
 

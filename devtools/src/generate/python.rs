@@ -941,11 +941,9 @@ fn entries_rust() -> String {
                 )
                 .unwrap();
             }
-            let call = format!(
-                "crate::Engine::call(self, py, move |engine| engine.{}({}))?",
-                op.name,
-                super::entries::core_args(op)
-            );
+            let core = format!("engine.{}({})", op.name, super::entries::core_args(op));
+            let core = if super::entries::fallible(op) { core } else { format!("Ok({core})") };
+            let call = format!("crate::Engine::call(self, py, move |engine| {core})?");
             if convert_result == "Ok(r)" {
                 writeln!(w, "                {}", call.trim_end_matches('?')).unwrap();
             } else {

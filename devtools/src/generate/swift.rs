@@ -650,11 +650,16 @@ const EVENT_DOC: &str = "
 
 /// Operations whose overlay method stays hand-written although its `Raw*` entry point is
 /// generated, and why.
-pub const OVERLAY_BY_HAND: &[(&str, &str, &str)] = &[(
-    "LicenseStore",
-    "set_catalog_entry",
-    "Swift's signature puts the value first (`setCatalogEntry(_:keyId:)`, as `updateValue(_:forKey:)`)",
-)];
+pub const OVERLAY_BY_HAND: &[(&str, &str, &str)] = &[
+    (
+        "LicenseStore",
+        "set_catalog_entry",
+        "Swift's signature puts the value first (`setCatalogEntry(_:keyId:)`, as `updateValue(_:forKey:)`)",
+    ),
+    ("EmbeddedService", "set_online", "the core's call cannot fail: non-throwing in Swift"),
+    ("BackupRestorer", "cancel_license_backup", "the core's call cannot fail: non-throwing in Swift"),
+    ("BackupRestorer", "cancel_license_restore", "the core's call cannot fail: non-throwing in Swift"),
+];
 
 /// Operations whose overlay method takes its first argument without a label.
 pub const UNLABELED_FIRST: &[(&str, &str)] =
@@ -749,7 +754,14 @@ fn entries_rust() -> String {
                     _ => {}
                 }
             }
-            let call = format!("self.inner.{}({})?", op.name, super::entries::core_args(op));
+            let call = format!("self.inner.{}({})", op.name, super::entries::core_args(op));
+            if !super::entries::fallible(op) {
+                assert_eq!(op.result, Type::Void, "an infallible core call returns nothing");
+                writeln!(w, "            {call};\n            Ok(())").unwrap();
+                w.push_str("        })\n    }\n\n");
+                continue;
+            }
+            let call = format!("{call}?");
             if convert == "r" {
                 writeln!(w, "            Ok({call})").unwrap();
             } else {

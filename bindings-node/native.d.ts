@@ -13,6 +13,12 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class BackupRestorer {
   /** Removes a property; returns whether it was set. */
   removeProperty(name: string): boolean
+  /** Removes every property. */
+  removeAllProperties(): void
+  /** Cancels the running backup, if any. */
+  cancelLicenseBackup(): void
+  /** Cancels the running restore, if any. */
+  cancelLicenseRestore(): void
   /** A restorer over `store`, authorizing restores with `service` (`WMCreateBackupRestorer`). */
   constructor(store: LicenseStore, service: EmbeddedService)
   /** A restorer over `store`, authorizing restores with a remote `service`. */
@@ -28,8 +34,6 @@ export declare class BackupRestorer {
   propertyByIndex(index: number): PropertyEntry
   /** How many properties are set. */
   propertyCount(): number
-  /** Removes every property. */
-  removeAllProperties(): void
   /**
    * Starts a backup. `onEvents` is called on the main thread with every batch of events
    * (`NativeBatch`), END last and alone; returning a string stops the operation with that
@@ -40,10 +44,6 @@ export declare class BackupRestorer {
   backupLicenses(overwrite: boolean, onEvents: (batch: NativeBatch) => string | null | undefined): NativeOperation
   /** Starts a restore; events and errors as for `backupLicenses`. */
   restoreLicenses(individualize: boolean, replaceExisting: boolean, onEvents: (batch: NativeBatch) => string | null | undefined): NativeOperation
-  /** Cancels the running backup, if any; it ends with `CANCELLED`. */
-  cancelLicenseBackup(): void
-  /** Cancels the running restore, if any; it ends with `CANCELLED`. */
-  cancelLicenseRestore(): void
   /**
    * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
    * new identity of it with `individualize`).
@@ -60,6 +60,8 @@ export declare class BackupRestorer {
 
 /** The in-process License Management Service (native half of `EmbeddedService`). */
 export declare class EmbeddedService {
+  /** Takes the service offline (SERVICE_UNAVAILABLE) or back online. */
+  setOnline(online: boolean): void
   /** What the ledger holds: reservations by state, licenses and devices counted. */
   audit(): LedgerAudit
   /**
@@ -67,11 +69,6 @@ export declare class EmbeddedService {
    * defaults (4 devices, the library's refusal URL).
    */
   static open(path: string, maxDevices: number | undefined | null, refusalUrl: string | undefined | null, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null): EmbeddedService
-  /**
-   * Takes the service offline (every call then fails with `SERVICE_UNAVAILABLE`) or back
-   * online.
-   */
-  setOnline(online: boolean): void
   /** Whether `close` was called. */
   get closed(): boolean
   /** Releases this handle on the service ledger. Closing twice does nothing. */

@@ -629,16 +629,6 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
     
     /**
-     * Cancels the running backup, if any.
-     */
-    func cancelLicenseBackup() throws 
-    
-    /**
-     * Cancels the running restore, if any.
-     */
-    func cancelLicenseRestore() throws 
-    
-    /**
      * A property's value by name; `nil` if it is known but not set.
      */
     func getProperty(name: String) throws  -> PropertyValue?
@@ -652,11 +642,6 @@ public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
      * How many properties are set.
      */
     func propertyCount() throws  -> UInt32
-    
-    /**
-     * Removes every property.
-     */
-    func removeAllProperties() throws 
     
     /**
      * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
@@ -679,6 +664,21 @@ public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
      * Starts a restore; fails at once with `PATH_NOT_SET` or `BUSY`.
      */
     func startRestore(individualize: Bool, replaceExisting: Bool, sink: RawEventSink) throws  -> RawOperation
+    
+    /**
+     * Cancels the running backup, if any.
+     */
+    func cancelLicenseBackup() throws 
+    
+    /**
+     * Cancels the running restore, if any.
+     */
+    func cancelLicenseRestore() throws 
+    
+    /**
+     * Removes every property.
+     */
+    func removeAllProperties() throws 
     
     /**
      * Removes a property; returns whether it was set.
@@ -769,28 +769,6 @@ public static func withRemote(store: RawLicenseStore, service: RawRemoteService)
 
     
     /**
-     * Cancels the running backup, if any.
-     */
-open func cancelLicenseBackup()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawbackuprestorer_cancel_license_backup(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
-}
-    
-    /**
-     * Cancels the running restore, if any.
-     */
-open func cancelLicenseRestore()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawbackuprestorer_cancel_license_restore(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
-}
-    
-    /**
      * A property's value by name; `nil` if it is known but not set.
      */
 open func getProperty(name: String)throws  -> PropertyValue?  {
@@ -826,17 +804,6 @@ open func propertyCount()throws  -> UInt32  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
-}
-    
-    /**
-     * Removes every property.
-     */
-open func removeAllProperties()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawbackuprestorer_remove_all_properties(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
 }
     
     /**
@@ -894,6 +861,39 @@ open func startRestore(individualize: Bool, replaceExisting: Bool, sink: RawEven
         FfiConverterTypeRawEventSink_lower(sink),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Cancels the running backup, if any.
+     */
+open func cancelLicenseBackup()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawbackuprestorer_cancel_license_backup(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Cancels the running restore, if any.
+     */
+open func cancelLicenseRestore()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawbackuprestorer_cancel_license_restore(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Removes every property.
+     */
+open func removeAllProperties()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawbackuprestorer_remove_all_properties(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -965,15 +965,14 @@ public func FfiConverterTypeRawBackupRestorer_lower(_ value: RawBackupRestorer) 
 public protocol RawEmbeddedServiceProtocol: AnyObject, Sendable {
     
     /**
-     * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
-     * or back online.
-     */
-    func setOnline(online: Bool) throws 
-    
-    /**
      * What the ledger holds: reservations by state, licenses and devices counted.
      */
     func audit() throws  -> LedgerAudit
+    
+    /**
+     * Takes the service offline (SERVICE_UNAVAILABLE) or back online.
+     */
+    func setOnline(online: Bool) throws 
     
 }
 /**
@@ -1051,19 +1050,6 @@ public static func `open`(path: String, maxDevices: UInt32? = nil, refusalUrl: S
 
     
     /**
-     * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
-     * or back online.
-     */
-open func setOnline(online: Bool)throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawembeddedservice_set_online(
-            self.uniffiCloneHandle(),
-        FfiConverterBool.lower(online),uniffiCallStatus
-    )
-}
-}
-    
-    /**
      * What the ledger holds: reservations by state, licenses and devices counted.
      */
 open func audit()throws  -> LedgerAudit  {
@@ -1073,6 +1059,18 @@ open func audit()throws  -> LedgerAudit  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Takes the service offline (SERVICE_UNAVAILABLE) or back online.
+     */
+open func setOnline(online: Bool)throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawembeddedservice_set_online(
+            self.uniffiCloneHandle(),
+        FfiConverterBool.lower(online),uniffiCallStatus
+    )
+}
 }
     
 
@@ -5531,12 +5529,6 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_func_set_raw_log_sink() != 10509) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_backup() != 11311) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_restore() != 55769) {
-        return InitializationResult.apiChecksumMismatch
-    }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_get_property() != 15978) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5544,9 +5536,6 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_property_count() != 62764) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_all_properties() != 18489) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 34081) {
@@ -5561,13 +5550,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_start_restore() != 4915) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_backup() != 18010) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_restore() != 18400) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_all_properties() != 31901) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_property() != 16256) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 11046) {
+    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 8165) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 8165) {
+    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 45766) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_raweventsink_on_events() != 14244) {

@@ -174,7 +174,10 @@ function callWith(protector, fn) {
 // The protector each store was opened with, for the cause of a restore's PROTECTOR_FAILED.
 const protectorOf = new WeakMap()
 
-/** The licenses on this device, in a SQLite file; content keys are sealed to the device key. */
+/**
+ * The licenses on this device, in a SQLite file; content keys are sealed to the device key. Its
+ * methods (getLicense, addLicense, ...) are generated.js's, defined by defineOperations below.
+ */
 class LicenseStore {
   /** @private Use LicenseStore.open(path). */
   constructor(inner) {
@@ -213,7 +216,10 @@ class LicenseStore {
   }
 }
 
-/** The in-process License Management Service, its key pair and quota ledger in a local file. */
+/**
+ * The in-process License Management Service, its key pair and quota ledger in a local file. Its
+ * methods (audit, setOnline) are generated.js's, defined by defineOperations below.
+ */
 class EmbeddedService {
   /** @private Use EmbeddedService.open(path, options). */
   constructor(inner) {

@@ -147,6 +147,18 @@ mod tests {
     }
 
     #[test]
+    fn every_per_language_exception_names_a_generated_operation() {
+        let generated = |object: &str, name: &str| of(object).any(|op| op.name == name);
+        for (object, name) in INFALLIBLE.iter().chain(crate::generate::swift::UNLABELED_FIRST) {
+            assert!(generated(object, name), "{object}.{name}");
+        }
+        for (object, name, _) in crate::generate::node::JS_BY_HAND.iter().chain(crate::generate::swift::OVERLAY_BY_HAND)
+        {
+            assert!(generated(object, name), "{object}.{name}");
+        }
+    }
+
+    #[test]
     fn the_store_methods_are_generated() {
         let names: Vec<&str> = of("LicenseStore").map(|op| op.name).collect();
         assert!(names.contains(&"get_license") && names.contains(&"add_licenses"), "{names:?}");

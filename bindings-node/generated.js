@@ -207,4 +207,115 @@ const PARAMS = Object.freeze({
   'Protector.label': [],
 })
 
-module.exports = { ErrorCode, EVENTS, PROPERTIES, RECORDS, PARAMS, decodeEvent, defineProperties }
+/**
+ * Defines the wrapper methods of the operations with generated entry points on the public
+ * classes (index.js passes them and its helpers): each checks its receiver (`own`), its
+ * arguments (`checkParams`) and options (`checkOptions`), then calls the native method.
+ */
+function defineOperations(classes, { own, checkParams, checkOptions }) {
+  const LicenseStore = classes.LicenseStore
+  define(LicenseStore, {
+    /** This device's identity: 32 hex digits (a restore that individualizes changes it). */
+    deviceId() {
+      return own(this, LicenseStore, 'deviceId').deviceId()
+    },
+    /** Adds a license (LICENSE_EXISTS for a key ID already there, unless replace). */
+    addLicense(license, options) {
+      const inner = own(this, LicenseStore, 'addLicense')
+      return inner.addLicense(...checkParams('LicenseStore.addLicense', [license]), ...checkOptions(options, 'AddOptions'))
+    },
+    /** Adds many licenses in one transaction: all of them, or none. */
+    addLicenses(licenses, options) {
+      const inner = own(this, LicenseStore, 'addLicenses')
+      return inner.addLicenses(...checkParams('LicenseStore.addLicenses', [licenses]), ...checkOptions(options, 'AddOptions'))
+    },
+    /** The license with this key ID (without its content key), or none. */
+    getLicense(keyId) {
+      const inner = own(this, LicenseStore, 'getLicense')
+      return inner.getLicense(...checkParams('LicenseStore.getLicense', [keyId]))
+    },
+    /** Every license, ordered by key ID. */
+    listLicenses() {
+      return own(this, LicenseStore, 'listLicenses').listLicenses()
+    },
+    /** Removes a license; returns whether there was one. */
+    removeLicense(keyId) {
+      const inner = own(this, LicenseStore, 'removeLicense')
+      return inner.removeLicense(...checkParams('LicenseStore.removeLicense', [keyId]))
+    },
+    /** How many licenses the store holds. */
+    licenseCount() {
+      return own(this, LicenseStore, 'licenseCount').licenseCount()
+    },
+    /** The content key of a license (LICENSE_NOT_FOUND if there is none). */
+    contentKey(keyId) {
+      const inner = own(this, LicenseStore, 'contentKey')
+      return inner.contentKey(...checkParams('LicenseStore.contentKey', [keyId]))
+    },
+    /** Replaces the rights of a license (renewed by the license server) and seals its row again. */
+    updateRights(keyId, rights) {
+      const inner = own(this, LicenseStore, 'updateRights')
+      return inner.updateRights(...checkParams('LicenseStore.updateRights', [keyId, rights]))
+    },
+    /**
+     * Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights
+     * after it.
+     */
+    usePlay(keyId) {
+      const inner = own(this, LicenseStore, 'usePlay')
+      return inner.usePlay(...checkParams('LicenseStore.usePlay', [keyId]))
+    },
+    /** Sets (replaces) the catalog entry of a key ID. */
+    setCatalogEntry(keyId, entry) {
+      const inner = own(this, LicenseStore, 'setCatalogEntry')
+      return inner.setCatalogEntry(...checkParams('LicenseStore.setCatalogEntry', [keyId, entry]))
+    },
+    /** The catalog entry of a key ID, or none. */
+    catalogEntry(keyId) {
+      const inner = own(this, LicenseStore, 'catalogEntry')
+      return inner.catalogEntry(...checkParams('LicenseStore.catalogEntry', [keyId]))
+    },
+    /** Removes the catalog entry of a key ID; returns whether there was one. */
+    removeCatalogEntry(keyId) {
+      const inner = own(this, LicenseStore, 'removeCatalogEntry')
+      return inner.removeCatalogEntry(...checkParams('LicenseStore.removeCatalogEntry', [keyId]))
+    },
+    /** Checks the database and every content key; returns how many licenses were checked. */
+    verify() {
+      return own(this, LicenseStore, 'verify').verify()
+    },
+  })
+  const EmbeddedService = classes.EmbeddedService
+  define(EmbeddedService, {
+    /** Takes the service offline (SERVICE_UNAVAILABLE) or back online. */
+    setOnline(online) {
+      const inner = own(this, EmbeddedService, 'setOnline')
+      return inner.setOnline(...checkParams('EmbeddedService.setOnline', [online]))
+    },
+    /** What the ledger holds: reservations by state, licenses and devices counted. */
+    audit() {
+      return own(this, EmbeddedService, 'audit').audit()
+    },
+  })
+  const BackupRestorer = classes.BackupRestorer
+  define(BackupRestorer, {
+    /** Removes a property; returns whether it was set. */
+    removeProperty(name) {
+      const inner = own(this, BackupRestorer, 'removeProperty')
+      return inner.removeProperty(...checkParams('BackupRestorer.removeProperty', [name]))
+    },
+    /** Removes every property. */
+    removeAllProperties() {
+      return own(this, BackupRestorer, 'removeAllProperties').removeAllProperties()
+    },
+  })
+}
+
+/** Defines `methods` on `cls.prototype` as a class body would: not enumerable. */
+function define(cls, methods) {
+  for (const name of Object.getOwnPropertyNames(methods)) {
+    Object.defineProperty(cls.prototype, name, { value: methods[name], writable: true, configurable: true, enumerable: false })
+  }
+}
+
+module.exports = { ErrorCode, EVENTS, PROPERTIES, RECORDS, PARAMS, decodeEvent, defineProperties, defineOperations }

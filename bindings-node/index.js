@@ -11,7 +11,7 @@
 const { EventEmitter } = require('node:events')
 const native = require('./native.js')
 // The repeated parts (error codes, events, records, properties), generated from the core.
-const { ErrorCode, EVENTS, decodeEvent, defineProperties } = require('./generated.js')
+const { ErrorCode, EVENTS, decodeEvent, defineOperations, defineProperties } = require('./generated.js')
 // Arguments are checked against the definition before they reach the native layer.
 const { checkOptions, checkParams, checkPropertyValue, describe: describeValue } = require('./check.js')
 const { LicenseBackupError, withCause, invalidArgument } = require('./errors.js')
@@ -174,7 +174,10 @@ function callWith(protector, fn) {
 // The protector each store was opened with, for the cause of a restore's PROTECTOR_FAILED.
 const protectorOf = new WeakMap()
 
-/** The licenses on this device, in a SQLite file; content keys are sealed to the device key. */
+/**
+ * The licenses on this device, in a SQLite file; content keys are sealed to the device key. Its
+ * methods (getLicense, addLicense, ...) are generated.js's, defined by defineOperations below.
+ */
 class LicenseStore {
   /** @private Use LicenseStore.open(path). */
   constructor(inner) {
@@ -202,80 +205,6 @@ class LicenseStore {
     return own(this, LicenseStore, 'protectorLabel').protectorLabel()
   }
 
-  /** Replaces the rights of a license (renewed by the license server) and seals its row again. */
-  updateRights(keyId, rights) {
-    own(this, LicenseStore, 'updateRights').updateRights(...checkParams('LicenseStore.updateRights', [keyId, rights]))
-  }
-
-  /** Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights after it. */
-  usePlay(keyId) {
-    return own(this, LicenseStore, 'usePlay').usePlay(...checkParams('LicenseStore.usePlay', [keyId]))
-  }
-
-  /** This device's identity (32 hex digits); a restore with `individualize` changes it. */
-  deviceId() {
-    return own(this, LicenseStore, 'deviceId').deviceId()
-  }
-
-  /** Adds a license; `replace: true` replaces one with the same key ID (else LICENSE_EXISTS). */
-  addLicense(license, options) {
-    const inner = own(this, LicenseStore, 'addLicense')
-    const [checked] = checkParams('LicenseStore.addLicense', [license])
-    inner.addLicense(checked, ...checkOptions(options, 'AddOptions'))
-  }
-
-  /** Adds many licenses in one transaction: all of them, or none. */
-  addLicenses(licenses, options) {
-    const inner = own(this, LicenseStore, 'addLicenses')
-    const [checked] = checkParams('LicenseStore.addLicenses', [licenses])
-    inner.addLicenses(checked, ...checkOptions(options, 'AddOptions'))
-  }
-
-  /** The license with this key ID (without its content key), or null. */
-  getLicense(keyId) {
-    return own(this, LicenseStore, 'getLicense').getLicense(...checkParams('LicenseStore.getLicense', [keyId]))
-  }
-
-  /** Every license, ordered by key ID. */
-  listLicenses() {
-    return own(this, LicenseStore, 'listLicenses').listLicenses()
-  }
-
-  /** Removes a license; returns whether there was one. */
-  removeLicense(keyId) {
-    return own(this, LicenseStore, 'removeLicense').removeLicense(...checkParams('LicenseStore.removeLicense', [keyId]))
-  }
-
-  /** How many licenses the store holds. */
-  licenseCount() {
-    return own(this, LicenseStore, 'licenseCount').licenseCount()
-  }
-
-  /** The content key of a license, in a new Buffer (LICENSE_NOT_FOUND if there is none). */
-  contentKey(keyId) {
-    return own(this, LicenseStore, 'contentKey').contentKey(...checkParams('LicenseStore.contentKey', [keyId]))
-  }
-
-  /** Sets (replaces) the catalog entry of a key ID. */
-  setCatalogEntry(keyId, entry) {
-    own(this, LicenseStore, 'setCatalogEntry').setCatalogEntry(...checkParams('LicenseStore.setCatalogEntry', [keyId, entry]))
-  }
-
-  /** The catalog entry of a key ID, or null. */
-  catalogEntry(keyId) {
-    return own(this, LicenseStore, 'catalogEntry').catalogEntry(...checkParams('LicenseStore.catalogEntry', [keyId]))
-  }
-
-  /** Removes the catalog entry of a key ID; returns whether there was one. */
-  removeCatalogEntry(keyId) {
-    return own(this, LicenseStore, 'removeCatalogEntry').removeCatalogEntry(...checkParams('LicenseStore.removeCatalogEntry', [keyId]))
-  }
-
-  /** Checks the database and every content key; returns how many licenses were checked. */
-  verify() {
-    return own(this, LicenseStore, 'verify').verify()
-  }
-
   /** Whether close() was called. */
   get closed() {
     return own(this, LicenseStore, 'closed').closed
@@ -287,7 +216,10 @@ class LicenseStore {
   }
 }
 
-/** The in-process License Management Service, its key pair and quota ledger in a local file. */
+/**
+ * The in-process License Management Service, its key pair and quota ledger in a local file. Its
+ * methods (audit, setOnline) are generated.js's, defined by defineOperations below.
+ */
 class EmbeddedService {
   /** @private Use EmbeddedService.open(path, options). */
   constructor(inner) {
@@ -308,16 +240,6 @@ class EmbeddedService {
     ]
     const args = Protector.args(protector)
     return new EmbeddedService(callWith(protector, () => native.EmbeddedService.open(checkedPath, maxDevices, refusalUrl, ...args)))
-  }
-
-  /** Takes the service offline (calls then fail with SERVICE_UNAVAILABLE) or back online. */
-  setOnline(online) {
-    own(this, EmbeddedService, 'setOnline').setOnline(...checkParams('EmbeddedService.setOnline', [online]))
-  }
-
-  /** What the ledger holds: reservations by state, licenses and devices counted. */
-  audit() {
-    return own(this, EmbeddedService, 'audit').audit()
   }
 
   /** Whether close() was called. */
@@ -475,16 +397,6 @@ class BackupRestorer extends EventEmitter {
   /** How many properties are set. */
   propertyCount() {
     return own(this, BackupRestorer, 'propertyCount').propertyCount()
-  }
-
-  /** Removes a property; returns whether it was set. */
-  removeProperty(name) {
-    return own(this, BackupRestorer, 'removeProperty').removeProperty(...checkParams('BackupRestorer.removeProperty', [name]))
-  }
-
-  /** Removes every property. */
-  removeAllProperties() {
-    own(this, BackupRestorer, 'removeAllProperties').removeAllProperties()
   }
 
   // --- operations ---
@@ -690,6 +602,8 @@ class BackupRestorer extends EventEmitter {
 
 // An accessor per known property: `restorer.backupPath = '/media/usb'`, null removes it.
 defineProperties(BackupRestorer.prototype)
+// The methods of the operations with generated entry points (getLicense, audit, ...).
+defineOperations({ LicenseStore, EmbeddedService, BackupRestorer }, { own, checkParams, checkOptions })
 
 /** WMCreateBackupRestorer: the same as `new BackupRestorer(store, service)`. */
 function createBackupRestorer(store, service) {

@@ -11,6 +11,14 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** Backs up and restores the licenses of one store (native half of `BackupRestorer`). */
 export declare class BackupRestorer {
+  /** Removes a property; returns whether it was set. */
+  removeProperty(name: string): boolean
+  /** Removes every property. */
+  removeAllProperties(): void
+  /** Cancels the running backup, if any. */
+  cancelLicenseBackup(): void
+  /** Cancels the running restore, if any. */
+  cancelLicenseRestore(): void
   /** A restorer over `store`, authorizing restores with `service` (`WMCreateBackupRestorer`). */
   constructor(store: LicenseStore, service: EmbeddedService)
   /** A restorer over `store`, authorizing restores with a remote `service`. */
@@ -26,10 +34,6 @@ export declare class BackupRestorer {
   propertyByIndex(index: number): PropertyEntry
   /** How many properties are set. */
   propertyCount(): number
-  /** Removes a property; returns whether it was set. */
-  removeProperty(name: string): boolean
-  /** Removes every property. */
-  removeAllProperties(): void
   /**
    * Starts a backup. `onEvents` is called on the main thread with every batch of events
    * (`NativeBatch`), END last and alone; returning a string stops the operation with that
@@ -40,10 +44,6 @@ export declare class BackupRestorer {
   backupLicenses(overwrite: boolean, onEvents: (batch: NativeBatch) => string | null | undefined): NativeOperation
   /** Starts a restore; events and errors as for `backupLicenses`. */
   restoreLicenses(individualize: boolean, replaceExisting: boolean, onEvents: (batch: NativeBatch) => string | null | undefined): NativeOperation
-  /** Cancels the running backup, if any; it ends with `CANCELLED`. */
-  cancelLicenseBackup(): void
-  /** Cancels the running restore, if any; it ends with `CANCELLED`. */
-  cancelLicenseRestore(): void
   /**
    * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
    * new identity of it with `individualize`).
@@ -60,18 +60,15 @@ export declare class BackupRestorer {
 
 /** The in-process License Management Service (native half of `EmbeddedService`). */
 export declare class EmbeddedService {
+  /** Takes the service offline (SERVICE_UNAVAILABLE) or back online. */
+  setOnline(online: boolean): void
+  /** What the ledger holds: reservations by state, licenses and devices counted. */
+  audit(): LedgerAudit
   /**
    * Opens (or creates) the service ledger at `path`; absent policy values take the core's
    * defaults (4 devices, the library's refusal URL).
    */
   static open(path: string, maxDevices: number | undefined | null, refusalUrl: string | undefined | null, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null): EmbeddedService
-  /**
-   * Takes the service offline (every call then fails with `SERVICE_UNAVAILABLE`) or back
-   * online.
-   */
-  setOnline(online: boolean): void
-  /** What the ledger holds: reservations by state, licenses and devices counted. */
-  audit(): LedgerAudit
   /** Whether `close` was called. */
   get closed(): boolean
   /** Releases this handle on the service ledger. Closing twice does nothing. */
@@ -80,27 +77,13 @@ export declare class EmbeddedService {
 
 /** The licenses on this device (native half of `LicenseStore`). */
 export declare class LicenseStore {
-  /**
-   * Opens the store at `path`, creating it with a fresh device identity if it does not
-   * exist, its seed held by the protector `kind` names (see `with_protector`).
-   */
-  static open(path: string, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null): LicenseStore
-  /** The label of the protector the store was opened with. */
-  protectorLabel(): string
-  /** Replaces the rights of a license and seals its row again. */
-  updateRights(keyId: string, rights: Rights): void
-  /** Records one play; returns the rights after it. */
-  usePlay(keyId: string): Rights
-  /** This device's identity: 32 lowercase hex digits. */
+  /** This device's identity: 32 hex digits (a restore that individualizes changes it). */
   deviceId(): string
-  /**
-   * Adds a license; with `replace`, one with the same key ID is replaced, otherwise that is
-   * `LICENSE_EXISTS`.
-   */
+  /** Adds a license (LICENSE_EXISTS for a key ID already there, unless replace). */
   addLicense(license: NewLicense, replace: boolean): void
-  /** Adds many licenses in one transaction: all or none. */
+  /** Adds many licenses in one transaction: all of them, or none. */
   addLicenses(licenses: Array<NewLicense>, replace: boolean): void
-  /** The license with this key ID, or `null`. */
+  /** The license with this key ID (without its content key), or none. */
   getLicense(keyId: string): License | null
   /** Every license, ordered by key ID. */
   listLicenses(): Array<License>
@@ -108,16 +91,30 @@ export declare class LicenseStore {
   removeLicense(keyId: string): boolean
   /** How many licenses the store holds. */
   licenseCount(): number
-  /** The content key of a license, copied into a new Node-owned `Buffer`. */
+  /** The content key of a license (LICENSE_NOT_FOUND if there is none). */
   contentKey(keyId: string): Buffer
+  /** Replaces the rights of a license (renewed by the license server) and seals its row again. */
+  updateRights(keyId: string, rights: Rights): void
+  /**
+   * Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights
+   * after it.
+   */
+  usePlay(keyId: string): Rights
   /** Sets (replaces) the catalog entry of a key ID. */
   setCatalogEntry(keyId: string, entry: CatalogEntry): void
-  /** The catalog entry of a key ID, or `null`. */
+  /** The catalog entry of a key ID, or none. */
   catalogEntry(keyId: string): CatalogEntry | null
   /** Removes the catalog entry of a key ID; returns whether there was one. */
   removeCatalogEntry(keyId: string): boolean
-  /** Checks the database and every content key; returns the number of licenses checked. */
+  /** Checks the database and every content key; returns how many licenses were checked. */
   verify(): number
+  /**
+   * Opens the store at `path`, creating it with a fresh device identity if it does not
+   * exist, its seed held by the protector `kind` names (see `with_protector`).
+   */
+  static open(path: string, kind: 'unprotected' | 'keyring' | 'host', service?: string | undefined | null, host?: ((call: [method: string, hex: string]) => string | null) | undefined | null): LicenseStore
+  /** The label of the protector the store was opened with. */
+  protectorLabel(): string
   /** Whether `close` was called. */
   get closed(): boolean
   /**

@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+mod entries;
 mod errors;
 mod generated;
 pub mod logging;
@@ -33,9 +34,9 @@ use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::time::Duration;
 
 use license_backup as lb;
-use napi::bindgen_prelude::{BufferSlice, Either3, ToNapiValue, TypeName, ValueType};
+use napi::bindgen_prelude::{Either3, ToNapiValue, TypeName, ValueType};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status, sys};
+use napi::{Status, sys};
 use napi_derive::napi;
 
 fn closed(what: &str) -> napi::Error {
@@ -488,107 +489,6 @@ impl LicenseStore {
         Ok(self.get()?.protector_label())
     }
 
-    /// Replaces the rights of a license and seals its row again.
-    #[napi]
-    pub fn update_rights(&self, key_id: String, rights: Rights) -> Result<()> {
-        let id = self::key_id(&key_id, "keyId")?;
-        self.get()?.update_rights(&id, &rights.to_core(&"rights")?).map_err(js_error)
-    }
-
-    /// Records one play; returns the rights after it.
-    #[napi]
-    pub fn use_play(&self, key_id: String) -> Result<Rights> {
-        let id = self::key_id(&key_id, "keyId")?;
-        Ok(self.get()?.use_play(&id).map_err(js_error)?.into())
-    }
-
-    /// This device's identity: 32 lowercase hex digits.
-    #[napi]
-    pub fn device_id(&self) -> Result<String> {
-        self.get()?.device_id().map_err(js_error)
-    }
-
-    /// Adds a license; with `replace`, one with the same key ID is replaced, otherwise that is
-    /// `LICENSE_EXISTS`.
-    #[napi]
-    pub fn add_license(&self, license: NewLicense, replace: bool) -> Result<()> {
-        let license = license.to_core(&"license")?;
-        self.get()?.add_license(&license, lb::ConflictPolicy::from_replace(replace)).map_err(js_error)
-    }
-
-    /// Adds many licenses in one transaction: all or none.
-    #[napi]
-    pub fn add_licenses(&self, licenses: Vec<NewLicense>, replace: bool) -> Result<()> {
-        let licenses = licenses
-            .iter()
-            .enumerate()
-            .map(|(i, l)| l.to_core(&format_args!("licenses[{i}]")))
-            .collect::<Result<Vec<_>>>()?;
-        self.get()?.add_licenses(&licenses, lb::ConflictPolicy::from_replace(replace)).map_err(js_error)
-    }
-
-    /// The license with this key ID, or `null`.
-    #[napi]
-    pub fn get_license(&self, key_id: String) -> Result<Option<License>> {
-        let id = self::key_id(&key_id, "keyId")?;
-        Ok(self.get()?.get_license(&id).map_err(js_error)?.map(Into::into))
-    }
-
-    /// Every license, ordered by key ID.
-    #[napi]
-    pub fn list_licenses(&self) -> Result<Vec<License>> {
-        Ok(self.get()?.list_licenses().map_err(js_error)?.into_iter().map(Into::into).collect())
-    }
-
-    /// Removes a license; returns whether there was one.
-    #[napi]
-    pub fn remove_license(&self, key_id: String) -> Result<bool> {
-        let id = self::key_id(&key_id, "keyId")?;
-        self.get()?.remove_license(&id).map_err(js_error)
-    }
-
-    /// How many licenses the store holds.
-    #[napi]
-    pub fn license_count(&self) -> Result<i64> {
-        Ok(count(self.get()?.license_count().map_err(js_error)?))
-    }
-
-    /// The content key of a license, copied into a new Node-owned `Buffer`.
-    #[napi]
-    pub fn content_key<'env>(&self, env: &'env Env, key_id: String) -> Result<BufferSlice<'env>> {
-        let id = self::key_id(&key_id, "keyId")?;
-        let key = self.get()?.content_key(&id).map_err(js_error)?;
-        BufferSlice::copy_from(env, &key)
-            .map_err(|e| js_error(lb::Error::new(lb::ErrorCode::Internal, e.reason.clone())))
-    }
-
-    /// Sets (replaces) the catalog entry of a key ID.
-    #[napi]
-    pub fn set_catalog_entry(&self, key_id: String, entry: CatalogEntry) -> Result<()> {
-        let id = self::key_id(&key_id, "keyId")?;
-        self.get()?.set_catalog_entry(&id, &entry.to_core(&"entry")?).map_err(js_error)
-    }
-
-    /// The catalog entry of a key ID, or `null`.
-    #[napi]
-    pub fn catalog_entry(&self, key_id: String) -> Result<Option<CatalogEntry>> {
-        let id = self::key_id(&key_id, "keyId")?;
-        Ok(self.get()?.catalog_entry(&id).map_err(js_error)?.map(Into::into))
-    }
-
-    /// Removes the catalog entry of a key ID; returns whether there was one.
-    #[napi]
-    pub fn remove_catalog_entry(&self, key_id: String) -> Result<bool> {
-        let id = self::key_id(&key_id, "keyId")?;
-        self.get()?.remove_catalog_entry(&id).map_err(js_error)
-    }
-
-    /// Checks the database and every content key; returns the number of licenses checked.
-    #[napi]
-    pub fn verify(&self) -> Result<i64> {
-        Ok(count(self.get()?.verify().map_err(js_error)?))
-    }
-
     /// Whether `close` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
@@ -636,20 +536,6 @@ impl EmbeddedService {
             lb::EmbeddedService::open_with(&path, lb::ServiceOptions::protected(policy, protector))
         })?;
         Ok(EmbeddedService { inner: Some(Arc::new(service)) })
-    }
-
-    /// Takes the service offline (every call then fails with `SERVICE_UNAVAILABLE`) or back
-    /// online.
-    #[napi]
-    pub fn set_online(&self, online: bool) -> Result<()> {
-        self.get()?.set_online(online);
-        Ok(())
-    }
-
-    /// What the ledger holds: reservations by state, licenses and devices counted.
-    #[napi]
-    pub fn audit(&self) -> Result<LedgerAudit> {
-        Ok(self.get()?.audit().map_err(js_error)?.into())
     }
 
     /// Whether `close` was called.
@@ -778,19 +664,6 @@ impl BackupRestorer {
         Ok(u32::try_from(self.get()?.property_count()).unwrap_or(u32::MAX))
     }
 
-    /// Removes a property; returns whether it was set.
-    #[napi]
-    pub fn remove_property(&self, name: String) -> Result<bool> {
-        self.get()?.remove_property(&name).map_err(js_error)
-    }
-
-    /// Removes every property.
-    #[napi]
-    pub fn remove_all_properties(&self) -> Result<()> {
-        self.get()?.remove_all_properties();
-        Ok(())
-    }
-
     /// Starts a backup. `onEvents` is called on the main thread with every batch of events
     /// (`NativeBatch`), END last and alone; returning a string stops the operation with that
     /// message (`CALLBACK_FAILED`). Returns the running operation, whose `cancelRequested` the
@@ -819,20 +692,6 @@ impl BackupRestorer {
         let flags = lb::RestoreFlags { individualize, replace_existing };
         let handle = restorer.restore_licenses(flags, callback).map_err(js_error)?;
         Ok(NativeOperation { handle })
-    }
-
-    /// Cancels the running backup, if any; it ends with `CANCELLED`.
-    #[napi]
-    pub fn cancel_license_backup(&self) -> Result<()> {
-        self.get()?.cancel_license_backup();
-        Ok(())
-    }
-
-    /// Cancels the running restore, if any; it ends with `CANCELLED`.
-    #[napi]
-    pub fn cancel_license_restore(&self) -> Result<()> {
-        self.get()?.cancel_license_restore();
-        Ok(())
     }
 
     /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a

@@ -226,6 +226,25 @@ pub(crate) fn arg<T: FromPy>(value: &Bound<'_, PyAny>, name: &str, ty: &Type) ->
     T::from_py(value, ty, &ArgPath::arg(name))
 }
 
+/// A list read as a list of `ty` from an argument named `name` (a `str` or `bytes` is iterable,
+/// but not a list).
+pub(crate) fn list_arg<T: FromPy>(value: &Bound<'_, PyAny>, name: &str, ty: &'static Type) -> PyResult<Vec<T>> {
+    let item = match ty {
+        Type::List(item) => *item,
+        other => other,
+    };
+    let list = Type::List(item);
+    if value.is_instance_of::<PyString>() || value.is_instance_of::<PyBytes>() {
+        return Err(invalid(value, &list, &ArgPath::arg(name)));
+    }
+    let at = format!("{name}[]");
+    value
+        .try_iter()
+        .map_err(|_| invalid(value, &list, &ArgPath::arg(name)))?
+        .map(|v| arg::<T>(&v?, &at, item))
+        .collect()
+}
+
 fn key_id_at(obj: &Bound<'_, PyAny>, ty: &Type, path: &ArgPath<'_>) -> PyResult<KeyId> {
     let py = obj.py();
     if let Ok(text) = obj.cast::<PyString>() {

@@ -34,6 +34,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyModule;
 
 mod convert;
+mod entries;
 mod generated;
 mod logging;
 mod operation;
@@ -114,6 +115,20 @@ impl<T> OrRaise<T> for license_backup::Result<T> {
     fn or_raise(self, py: Python<'_>) -> PyResult<T> {
         self.map_err(|e| py_err(py, &e))
     }
+}
+
+/// A native class over an engine object: the convention the generated entry points
+/// (`entries.rs`) call the core through.
+pub(crate) trait Engine {
+    /// The core's object.
+    type Core: Sync;
+
+    /// Runs `f` on the core's object with the thread detached from the interpreter; the core's
+    /// error becomes the exception of its code (`ValueError` once the object is closed).
+    fn call<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        T: Send,
+        F: Send + FnOnce(&Self::Core) -> license_backup::Result<T>;
 }
 
 /// The native module.

@@ -12,7 +12,7 @@ use crate::convert::{self, ToPy};
 use crate::operation::{Operation, PyCallback, Shared};
 use crate::service::{EmbeddedService, RemoteService};
 use crate::store::LicenseStore;
-use crate::{OrRaise, generated};
+use crate::{Engine, OrRaise, generated};
 
 /// Backs up and restores the licenses of one store (`WMCreateBackupRestorer`), with named
 /// properties (`IWMBackupRestoreProps`) and asynchronous operations that report status events
@@ -58,8 +58,20 @@ impl BackupRestorer {
     }
 }
 
-#[pymethods]
-impl BackupRestorer {
+impl Engine for BackupRestorer {
+    type Core = license_backup::BackupRestorer;
+
+    fn call<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        T: Send,
+        F: Send + FnOnce(&license_backup::BackupRestorer) -> license_backup::Result<T>,
+    {
+        py.detach(|| f(&self.inner)).or_raise(py)
+    }
+}
+
+// The generated entry points (entries.rs) and these hand-written methods.
+crate::entries::backup_restorer_methods! {
     /// A restorer over `store`, authorizing restores with `service`.
     #[new]
     fn new(store: Bound<'_, PyAny>, service: Bound<'_, PyAny>) -> PyResult<Self> {
@@ -147,17 +159,6 @@ impl BackupRestorer {
         self.inner.property_count()
     }
 
-    /// Removes a property; returns whether it was set.
-    fn remove_property(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let name: String = convert::arg(name, "name", &interface::STRING)?;
-        self.inner.remove_property(&name).or_raise(py)
-    }
-
-    /// Removes every property.
-    fn remove_all_properties(&self) {
-        self.inner.remove_all_properties()
-    }
-
     /// Starts backing up to the folder in `BackupPath`; `callback(event)` receives every status
     /// event, in order, on the operation's delivery thread (with `batched`, `callback(events)`
     /// receives them as lists, one per batch). Raises at once for `PATH_NOT_SET` and `BUSY`.
@@ -185,16 +186,6 @@ impl BackupRestorer {
     ) -> PyResult<Operation> {
         let flags = generated::restore_flags(individualize, replace_existing)?;
         self.start(py, callback, batched, Property::RestorePath, |cb| self.inner.restore_licenses(flags, cb))
-    }
-
-    /// Cancels the running backup, if any.
-    fn cancel_license_backup(&self) {
-        self.inner.cancel_license_backup()
-    }
-
-    /// Cancels the running restore, if any.
-    fn cancel_license_restore(&self) {
-        self.inner.cancel_license_restore()
     }
 
     /// What the restore quota allows for the archive in `RestorePath` onto this device (onto a

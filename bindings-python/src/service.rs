@@ -7,8 +7,8 @@ use license_backup::ServicePolicy;
 use license_backup::interface;
 use pyo3::prelude::*;
 
-use crate::convert::{self, ToPy};
-use crate::{OrRaise, generated};
+use crate::convert;
+use crate::{Engine, OrRaise, generated};
 
 /// The embedded License Management Service: authorizes restores and keeps the restore quota
 /// in a SQLite ledger at `path`. Devices (stores) on one machine share it by opening the same
@@ -19,8 +19,20 @@ pub struct EmbeddedService {
     pub(crate) inner: Arc<license_backup::EmbeddedService>,
 }
 
-#[pymethods]
-impl EmbeddedService {
+impl Engine for EmbeddedService {
+    type Core = license_backup::EmbeddedService;
+
+    fn call<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        T: Send,
+        F: Send + FnOnce(&license_backup::EmbeddedService) -> license_backup::Result<T>,
+    {
+        py.detach(|| f(&self.inner)).or_raise(py)
+    }
+}
+
+// The generated entry points (entries.rs) and these hand-written methods.
+crate::entries::embedded_service_methods! {
     /// Opens (or creates, with a fresh key pair) the service ledger at `path` (`str`, `bytes` or
     /// `os.PathLike`, as `os.fsencode` reads it).
     #[new]
@@ -43,21 +55,6 @@ impl EmbeddedService {
             .detach(|| license_backup::EmbeddedService::open_with(&path, options))
             .map_err(|e| crate::protector::raise(py, &e, &protector, &path))?;
         Ok(EmbeddedService { inner: Arc::new(service) })
-    }
-
-    /// Takes the service offline (or back online): while offline, restores and quota queries
-    /// fail with `ServiceUnavailableError`.
-    fn set_online(&self, online: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.set_online(convert::arg(online, "online", &interface::BOOL)?);
-        Ok(())
-    }
-
-    /// What the ledger holds: reservations by state, licenses and devices counted
-    /// (a `LedgerAudit`).
-    fn audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let inner = &self.inner;
-        let audit = py.detach(|| inner.audit()).or_raise(py)?;
-        audit.to_py(py)
     }
 
     /// The path of the ledger file.

@@ -29,6 +29,7 @@ use license_backup::interface::{ArgPath, Type};
 
 uniffi::setup_scaffolding!();
 
+mod entries;
 mod generated;
 mod logging;
 
@@ -603,90 +604,6 @@ impl RawLicenseStore {
     pub fn protector_label(&self) -> String {
         self.inner.protector_label()
     }
-
-    /// Replaces the rights of a license and seals its row again.
-    pub fn update_rights(&self, key_id: String, rights: Rights) -> FfiResult<()> {
-        guarded(|| {
-            Ok(self.inner.update_rights(&parse_key_id(&key_id, "keyId")?, &rights.to_core(&ArgPath::arg("rights"))?)?)
-        })
-    }
-
-    /// Records one play; returns the rights after it.
-    pub fn use_play(&self, key_id: String) -> FfiResult<Rights> {
-        guarded(|| Ok(self.inner.use_play(&parse_key_id(&key_id, "keyId")?)?.into()))
-    }
-
-    /// This device's identity (32 hex digits).
-    pub fn device_id(&self) -> FfiResult<String> {
-        guarded(|| Ok(self.inner.device_id()?))
-    }
-
-    /// Adds a license; with `replace` an existing key ID is replaced, else it is `LICENSE_EXISTS`.
-    pub fn add_license(&self, license: NewLicense, replace: bool) -> FfiResult<()> {
-        guarded(|| {
-            let license = license.to_core(&ArgPath::arg("license"))?;
-            Ok(self.inner.add_license(&license, core_api::ConflictPolicy::from_replace(replace))?)
-        })
-    }
-
-    /// Adds many licenses in one transaction: all or none.
-    pub fn add_licenses(&self, licenses: Vec<NewLicense>, replace: bool) -> FfiResult<()> {
-        guarded(|| {
-            let path = ArgPath::arg("licenses[]");
-            let licenses = licenses.iter().map(|l| l.to_core(&path)).collect::<FfiResult<Vec<_>>>()?;
-            Ok(self.inner.add_licenses(&licenses, core_api::ConflictPolicy::from_replace(replace))?)
-        })
-    }
-
-    /// The license with this key ID, if any.
-    pub fn get_license(&self, key_id: String) -> FfiResult<Option<License>> {
-        guarded(|| Ok(self.inner.get_license(&parse_key_id(&key_id, "keyId")?)?.map(Into::into)))
-    }
-
-    /// Every license, ordered by key ID.
-    pub fn list_licenses(&self) -> FfiResult<Vec<License>> {
-        guarded(|| Ok(self.inner.list_licenses()?.into_iter().map(Into::into).collect()))
-    }
-
-    /// Removes a license; returns whether there was one.
-    pub fn remove_license(&self, key_id: String) -> FfiResult<bool> {
-        guarded(|| Ok(self.inner.remove_license(&parse_key_id(&key_id, "keyId")?)?))
-    }
-
-    /// How many licenses the store holds.
-    pub fn license_count(&self) -> FfiResult<u64> {
-        guarded(|| Ok(self.inner.license_count()?))
-    }
-
-    /// The content key of a license, opened with this device's key.
-    pub fn content_key(&self, key_id: String) -> FfiResult<Vec<u8>> {
-        // The core's buffer is wiped when it drops; the copy handed to Swift is the host's.
-        guarded(|| Ok(self.inner.content_key(&parse_key_id(&key_id, "keyId")?)?.to_vec()))
-    }
-
-    /// Checks the store's integrity; returns the number of licenses checked.
-    pub fn verify(&self) -> FfiResult<u64> {
-        guarded(|| Ok(self.inner.verify()?))
-    }
-
-    /// Sets (replaces) the catalog entry of a key ID.
-    pub fn set_catalog_entry(&self, key_id: String, entry: CatalogEntry) -> FfiResult<()> {
-        guarded(|| {
-            Ok(self
-                .inner
-                .set_catalog_entry(&parse_key_id(&key_id, "keyId")?, &entry.to_core(&ArgPath::arg("entry"))?)?)
-        })
-    }
-
-    /// The catalog entry of a key ID, if any.
-    pub fn catalog_entry(&self, key_id: String) -> FfiResult<Option<CatalogEntry>> {
-        guarded(|| Ok(self.inner.catalog_entry(&parse_key_id(&key_id, "keyId")?)?.map(Into::into)))
-    }
-
-    /// Removes the catalog entry of a key ID; returns whether there was one.
-    pub fn remove_catalog_entry(&self, key_id: String) -> FfiResult<bool> {
-        guarded(|| Ok(self.inner.remove_catalog_entry(&parse_key_id(&key_id, "keyId")?)?))
-    }
 }
 
 /// The embedded License Management Service (`EmbeddedService` in Swift wraps it).
@@ -714,20 +631,6 @@ impl RawEmbeddedService {
             let inner = core_api::EmbeddedService::open_with(path, options)?;
             Ok(Arc::new(RawEmbeddedService { inner: Arc::new(inner) }))
         })
-    }
-
-    /// Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
-    /// or back online.
-    pub fn set_online(&self, online: bool) -> FfiResult<()> {
-        guarded(|| {
-            self.inner.set_online(online);
-            Ok(())
-        })
-    }
-
-    /// What the ledger holds: reservations by state, licenses and devices counted.
-    pub fn audit(&self) -> FfiResult<LedgerAudit> {
-        guarded(|| Ok(self.inner.audit()?.into()))
     }
 }
 
@@ -836,19 +739,6 @@ impl RawBackupRestorer {
         })
     }
 
-    /// Removes a property; returns whether it was set.
-    pub fn remove_property(&self, name: String) -> FfiResult<bool> {
-        guarded(|| Ok(self.inner.remove_property(&name)?))
-    }
-
-    /// Removes every property.
-    pub fn remove_all_properties(&self) -> FfiResult<()> {
-        guarded(|| {
-            self.inner.remove_all_properties();
-            Ok(())
-        })
-    }
-
     /// Starts a backup; fails at once with `PATH_NOT_SET` or `BUSY`, reports everything else
     /// to `sink`, ending with exactly one END.
     pub fn start_backup(&self, overwrite: bool, sink: Arc<dyn RawEventSink>) -> FfiResult<Arc<RawOperation>> {
@@ -875,22 +765,6 @@ impl RawBackupRestorer {
             let handle = self.inner.restore_licenses(flags, Arc::new(callback))?;
             stop.bind(&handle);
             Ok(Arc::new(RawOperation { handle }))
-        })
-    }
-
-    /// Cancels the running backup, if any.
-    pub fn cancel_license_backup(&self) -> FfiResult<()> {
-        guarded(|| {
-            self.inner.cancel_license_backup();
-            Ok(())
-        })
-    }
-
-    /// Cancels the running restore, if any.
-    pub fn cancel_license_restore(&self) -> FfiResult<()> {
-        guarded(|| {
-            self.inner.cancel_license_restore();
-            Ok(())
         })
     }
 

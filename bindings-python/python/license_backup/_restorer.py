@@ -19,7 +19,17 @@ from typing import (
 from . import _native
 from ._native import EmbeddedService, LicenseStore, RemoteService
 from ._errors import InvalidArgumentError
-from ._types import End, OperationKind, PropertyAccessors, PropertyValue, Quota, StatusEvent, Summary, _PathArg
+from ._types import (
+    BackupRestorerOperations,
+    End,
+    OperationKind,
+    PropertyAccessors,
+    PropertyValue,
+    Quota,
+    StatusEvent,
+    Summary,
+    _PathArg,
+)
 
 StatusCallback = Callable[[StatusEvent], object]
 """What ``on_status`` takes: a callable that receives each :data:`StatusEvent`."""
@@ -259,7 +269,7 @@ class Properties(MutableMapping[str, PropertyValue]):
         return f"Properties({dict(self.items())!r})"
 
 
-class BackupRestorer(PropertyAccessors):
+class BackupRestorer(PropertyAccessors, BackupRestorerOperations):
     """Backs up and restores the licenses of a :class:`LicenseStore` (``WMCreateBackupRestorer``).
 
     Properties (``IWMBackupRestoreProps``) are set by name (``set_property``, or the
@@ -330,14 +340,6 @@ class BackupRestorer(PropertyAccessors):
         """How many properties are set."""
         return self._native.property_count()
 
-    def remove_property(self, name: str) -> bool:
-        """Removes a property; returns whether it was set."""
-        return self._native.remove_property(name)
-
-    def remove_all_properties(self) -> None:
-        """Removes every property."""
-        self._native.remove_all_properties()
-
     def _set_or_remove(self, name: str, value: Optional[Union[PropertyValue, _PathArg]]) -> None:
         if value is None:
             self._native.remove_property(name)
@@ -373,14 +375,6 @@ class BackupRestorer(PropertyAccessors):
             individualize, replace_existing, callback, batched=isinstance(callback, _LoopDispatcher)
         )
         return _started(native, callback, loop)
-
-    def cancel_license_backup(self) -> None:
-        """Cancels the running backup, if any."""
-        self._native.cancel_license_backup()
-
-    def cancel_license_restore(self) -> None:
-        """Cancels the running restore, if any."""
-        self._native.cancel_license_restore()
 
     def restore_quota(self, *, individualize: bool = False) -> Quota:
         """What the restore quota allows for the archive in ``restore_path`` onto this device

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal, Optional, Union
 from ._extras import EndExtras, LicenseExtras, QuotaExtras
 
 if TYPE_CHECKING:
+    from . import _native
     from ._errors import ErrorCode, LicenseBackupError
 
 OperationKind = Literal["backup", "restore"]
@@ -307,6 +308,30 @@ class PropertyAccessors:
     @progress_interval.setter
     def progress_interval(self, value: Optional[int]) -> None:
         self._set_or_remove("ProgressInterval", value)
+
+
+class BackupRestorerOperations:
+    """The methods of :class:`BackupRestorer` with generated entry points: each calls its native
+    method."""
+
+    __slots__ = ()
+    _native: _native.BackupRestorer
+
+    def remove_property(self, name: str) -> bool:
+        """Removes a property; returns whether it was set."""
+        return self._native.remove_property(name)
+
+    def remove_all_properties(self) -> None:
+        """Removes every property."""
+        self._native.remove_all_properties()
+
+    def cancel_license_backup(self) -> None:
+        """Cancels the running backup, if any."""
+        self._native.cancel_license_backup()
+
+    def cancel_license_restore(self) -> None:
+        """Cancels the running restore, if any."""
+        self._native.cancel_license_restore()
 
 
 __all__ = [

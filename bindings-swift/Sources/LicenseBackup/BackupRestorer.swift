@@ -20,7 +20,7 @@ import LicenseBackupBindings
 /// ``ErrorCode/cancelled``. A running operation keeps its restorer alive until END.
 public final class BackupRestorer: @unchecked Sendable {
     // @unchecked: the only mutable state, the delegate reference, is guarded by `lock`.
-    private let raw: RawBackupRestorer
+    let raw: RawBackupRestorer
     private let lock = NSLock()
     private weak var currentDelegate: (any BackupRestoreDelegate)?
 
@@ -78,17 +78,6 @@ public final class BackupRestorer: @unchecked Sendable {
     /// How many properties are set.
     public func propertyCount() throws(LicenseBackupError) -> Int {
         Int(try bridged { try raw.propertyCount() })
-    }
-
-    /// Removes a property; returns whether it was set.
-    @discardableResult
-    public func removeProperty(_ name: String) throws(LicenseBackupError) -> Bool {
-        try bridged { try raw.removeProperty(name: name) }
-    }
-
-    /// Removes every property.
-    public func removeAllProperties() throws(LicenseBackupError) {
-        try bridged { try raw.removeAllProperties() }
     }
 
     /// Sets a property, or removes it for `nil` (what the generated accessors call).

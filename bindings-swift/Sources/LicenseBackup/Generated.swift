@@ -245,3 +245,97 @@ extension BackupRestorer {
     }
 
 }
+
+// MARK: Operations (each calls its generated `Raw*` entry point)
+
+extension LicenseStore {
+    /// This device's identity: 32 hex digits (a restore that individualizes changes it).
+    public func deviceId() throws(LicenseBackupError) -> String {
+        try bridged { try raw.deviceId() }
+    }
+
+    /// Adds a license (LICENSE_EXISTS for a key ID already there, unless replace).
+    public func addLicense(_ license: NewLicense, replace: Bool = false) throws(LicenseBackupError) {
+        try bridged { try raw.addLicense(license: license, replace: replace) }
+    }
+
+    /// Adds many licenses in one transaction: all of them, or none.
+    public func addLicenses(_ licenses: [NewLicense], replace: Bool = false) throws(LicenseBackupError) {
+        try bridged { try raw.addLicenses(licenses: licenses, replace: replace) }
+    }
+
+    /// The license with this key ID (without its content key), or none.
+    public func getLicense(keyId: String) throws(LicenseBackupError) -> License? {
+        try bridged { try raw.getLicense(keyId: keyId) }
+    }
+
+    /// Every license, ordered by key ID.
+    public func listLicenses() throws(LicenseBackupError) -> [License] {
+        try bridged { try raw.listLicenses() }
+    }
+
+    /// Removes a license; returns whether there was one.
+    @discardableResult
+    public func removeLicense(keyId: String) throws(LicenseBackupError) -> Bool {
+        try bridged { try raw.removeLicense(keyId: keyId) }
+    }
+
+    /// How many licenses the store holds.
+    public func licenseCount() throws(LicenseBackupError) -> UInt64 {
+        try bridged { try raw.licenseCount() }
+    }
+
+    /// The content key of a license (LICENSE_NOT_FOUND if there is none).
+    public func contentKey(keyId: String) throws(LicenseBackupError) -> Data {
+        try bridged { try raw.contentKey(keyId: keyId) }
+    }
+
+    /// Replaces the rights of a license (renewed by the license server) and seals its row again.
+    public func updateRights(keyId: String, rights: Rights) throws(LicenseBackupError) {
+        try bridged { try raw.updateRights(keyId: keyId, rights: rights) }
+    }
+
+    /// Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights
+    /// after it.
+    @discardableResult
+    public func usePlay(keyId: String) throws(LicenseBackupError) -> Rights {
+        try bridged { try raw.usePlay(keyId: keyId) }
+    }
+
+    /// The catalog entry of a key ID, or none.
+    public func catalogEntry(keyId: String) throws(LicenseBackupError) -> CatalogEntry? {
+        try bridged { try raw.catalogEntry(keyId: keyId) }
+    }
+
+    /// Removes the catalog entry of a key ID; returns whether there was one.
+    @discardableResult
+    public func removeCatalogEntry(keyId: String) throws(LicenseBackupError) -> Bool {
+        try bridged { try raw.removeCatalogEntry(keyId: keyId) }
+    }
+
+    /// Checks the database and every content key; returns how many licenses were checked.
+    @discardableResult
+    public func verify() throws(LicenseBackupError) -> UInt64 {
+        try bridged { try raw.verify() }
+    }
+}
+
+extension EmbeddedService {
+    /// What the ledger holds: reservations by state, licenses and devices counted.
+    public func audit() throws(LicenseBackupError) -> LedgerAudit {
+        try bridged { try raw.audit() }
+    }
+}
+
+extension BackupRestorer {
+    /// Removes a property; returns whether it was set.
+    @discardableResult
+    public func removeProperty(_ name: String) throws(LicenseBackupError) -> Bool {
+        try bridged { try raw.removeProperty(name: name) }
+    }
+
+    /// Removes every property.
+    public func removeAllProperties() throws(LicenseBackupError) {
+        try bridged { try raw.removeAllProperties() }
+    }
+}

@@ -107,82 +107,11 @@ public final class LicenseStore: Sendable {
     /// The label of the protector the store was opened with (`"unprotected"` without one).
     public var protectorLabel: String { raw.protectorLabel() }
 
-    /// Replaces the rights of a license (renewed by the license server) and seals its row again.
-    public func updateRights(keyId: String, rights: Rights) throws(LicenseBackupError) {
-        try bridged { try raw.updateRights(keyId: keyId, rights: rights) }
-    }
-
-    /// Records one play (``ErrorCode/playNotAllowed``, ``ErrorCode/licenseExpired``,
-    /// ``ErrorCode/playsExhausted``); returns the rights after it.
-    @discardableResult
-    public func usePlay(keyId: String) throws(LicenseBackupError) -> Rights {
-        try bridged { try raw.usePlay(keyId: keyId) }
-    }
-
-    /// This device's identity (32 hex digits); it changes when a restore individualizes.
-    public func deviceId() throws(LicenseBackupError) -> String {
-        try bridged { try raw.deviceId() }
-    }
-
-    /// Adds a license. An existing key ID is ``ErrorCode/licenseExists`` unless `replace`.
-    public func addLicense(_ license: NewLicense, replace: Bool = false) throws(LicenseBackupError) {
-        try bridged { try raw.addLicense(license: license, replace: replace) }
-    }
-
-    /// Adds many licenses in one transaction: all of them, or none.
-    public func addLicenses(_ licenses: [NewLicense], replace: Bool = false) throws(LicenseBackupError) {
-        try bridged { try raw.addLicenses(licenses: licenses, replace: replace) }
-    }
-
-    /// The license with this key ID (without its content key), or `nil`.
-    public func getLicense(keyId: String) throws(LicenseBackupError) -> License? {
-        try bridged { try raw.getLicense(keyId: keyId) }
-    }
-
-    /// Every license, ordered by key ID.
-    public func listLicenses() throws(LicenseBackupError) -> [License] {
-        try bridged { try raw.listLicenses() }
-    }
-
-    /// Removes a license; returns whether there was one. Its catalog entry stays.
-    @discardableResult
-    public func removeLicense(keyId: String) throws(LicenseBackupError) -> Bool {
-        try bridged { try raw.removeLicense(keyId: keyId) }
-    }
-
-    /// How many licenses the store holds.
-    public func licenseCount() throws(LicenseBackupError) -> UInt64 {
-        try bridged { try raw.licenseCount() }
-    }
-
-    /// The content key of a license, opened with this device's key.
-    /// ``ErrorCode/licenseNotFound`` if there is no such license.
-    public func contentKey(keyId: String) throws(LicenseBackupError) -> Data {
-        try bridged { try raw.contentKey(keyId: keyId) }
-    }
-
-    /// Checks the store's integrity and that every content key opens; returns the number of
-    /// licenses checked.
-    @discardableResult
-    public func verify() throws(LicenseBackupError) -> UInt64 {
-        try bridged { try raw.verify() }
-    }
-
     /// Sets (replaces) the catalog entry of a key ID.
     public func setCatalogEntry(_ entry: CatalogEntry, keyId: String) throws(LicenseBackupError) {
         try bridged { try raw.setCatalogEntry(keyId: keyId, entry: entry) }
     }
 
-    /// The catalog entry of a key ID, or `nil`.
-    public func catalogEntry(keyId: String) throws(LicenseBackupError) -> CatalogEntry? {
-        try bridged { try raw.catalogEntry(keyId: keyId) }
-    }
-
-    /// Removes the catalog entry of a key ID; returns whether there was one.
-    @discardableResult
-    public func removeCatalogEntry(keyId: String) throws(LicenseBackupError) -> Bool {
-        try bridged { try raw.removeCatalogEntry(keyId: keyId) }
-    }
 }
 
 /// A License Management Service a ``BackupRestorer`` works with: ``EmbeddedService`` (in
@@ -215,10 +144,6 @@ public final class EmbeddedService: LicenseService {
         try? raw.setOnline(online: online)
     }
 
-    /// What the ledger holds: reservations by state, licenses and devices counted.
-    public func audit() throws(LicenseBackupError) -> LedgerAudit {
-        try bridged { try raw.audit() }
-    }
 }
 
 /// A License Management Service over HTTPS (docs/service-protocol.md): a content provider's

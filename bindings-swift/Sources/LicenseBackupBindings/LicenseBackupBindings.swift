@@ -629,16 +629,6 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
     
     /**
-     * Cancels the running backup, if any.
-     */
-    func cancelLicenseBackup() throws 
-    
-    /**
-     * Cancels the running restore, if any.
-     */
-    func cancelLicenseRestore() throws 
-    
-    /**
      * A property's value by name; `nil` if it is known but not set.
      */
     func getProperty(name: String) throws  -> PropertyValue?
@@ -652,16 +642,6 @@ public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
      * How many properties are set.
      */
     func propertyCount() throws  -> UInt32
-    
-    /**
-     * Removes every property.
-     */
-    func removeAllProperties() throws 
-    
-    /**
-     * Removes a property; returns whether it was set.
-     */
-    func removeProperty(name: String) throws  -> Bool
     
     /**
      * What the restore quota allows for the archive in `RestorePath` onto this device (onto a
@@ -684,6 +664,26 @@ public protocol RawBackupRestorerProtocol: AnyObject, Sendable {
      * Starts a restore; fails at once with `PATH_NOT_SET` or `BUSY`.
      */
     func startRestore(individualize: Bool, replaceExisting: Bool, sink: RawEventSink) throws  -> RawOperation
+    
+    /**
+     * Cancels the running backup, if any.
+     */
+    func cancelLicenseBackup() throws 
+    
+    /**
+     * Cancels the running restore, if any.
+     */
+    func cancelLicenseRestore() throws 
+    
+    /**
+     * Removes every property.
+     */
+    func removeAllProperties() throws 
+    
+    /**
+     * Removes a property; returns whether it was set.
+     */
+    func removeProperty(name: String) throws  -> Bool
     
 }
 /**
@@ -769,28 +769,6 @@ public static func withRemote(store: RawLicenseStore, service: RawRemoteService)
 
     
     /**
-     * Cancels the running backup, if any.
-     */
-open func cancelLicenseBackup()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawbackuprestorer_cancel_license_backup(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
-}
-    
-    /**
-     * Cancels the running restore, if any.
-     */
-open func cancelLicenseRestore()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawbackuprestorer_cancel_license_restore(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
-}
-    
-    /**
      * A property's value by name; `nil` if it is known but not set.
      */
 open func getProperty(name: String)throws  -> PropertyValue?  {
@@ -824,30 +802,6 @@ open func propertyCount()throws  -> UInt32  {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_method_rawbackuprestorer_property_count(
             self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * Removes every property.
-     */
-open func removeAllProperties()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawbackuprestorer_remove_all_properties(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
-}
-    
-    /**
-     * Removes a property; returns whether it was set.
-     */
-open func removeProperty(name: String)throws  -> Bool  {
-    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawbackuprestorer_remove_property(
-            self.uniffiCloneHandle(),
-        FfiConverterString.lower(name),uniffiCallStatus
     )
 })
 }
@@ -905,6 +859,52 @@ open func startRestore(individualize: Bool, replaceExisting: Bool, sink: RawEven
         FfiConverterBool.lower(individualize),
         FfiConverterBool.lower(replaceExisting),
         FfiConverterTypeRawEventSink_lower(sink),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Cancels the running backup, if any.
+     */
+open func cancelLicenseBackup()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawbackuprestorer_cancel_license_backup(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Cancels the running restore, if any.
+     */
+open func cancelLicenseRestore()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawbackuprestorer_cancel_license_restore(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Removes every property.
+     */
+open func removeAllProperties()throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawbackuprestorer_remove_all_properties(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Removes a property; returns whether it was set.
+     */
+open func removeProperty(name: String)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawbackuprestorer_remove_property(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(name),uniffiCallStatus
     )
 })
 }
@@ -970,8 +970,7 @@ public protocol RawEmbeddedServiceProtocol: AnyObject, Sendable {
     func audit() throws  -> LedgerAudit
     
     /**
-     * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
-     * or back online.
+     * Takes the service offline (SERVICE_UNAVAILABLE) or back online.
      */
     func setOnline(online: Bool) throws 
     
@@ -1063,8 +1062,7 @@ open func audit()throws  -> LedgerAudit  {
 }
     
     /**
-     * Takes the service offline (every call that needs it fails with `SERVICE_UNAVAILABLE`)
-     * or back online.
+     * Takes the service offline (SERVICE_UNAVAILABLE) or back online.
      */
 open func setOnline(online: Bool)throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
@@ -1665,32 +1663,37 @@ public func FfiConverterTypeRawKeyProtector_lower(_ value: RawKeyProtector) -> U
 public protocol RawLicenseStoreProtocol: AnyObject, Sendable {
     
     /**
-     * Adds a license; with `replace` an existing key ID is replaced, else it is `LICENSE_EXISTS`.
+     * The label of the protector the store was opened with.
+     */
+    func protectorLabel()  -> String
+    
+    /**
+     * Adds a license (LICENSE_EXISTS for a key ID already there, unless replace).
      */
     func addLicense(license: NewLicense, replace: Bool) throws 
     
     /**
-     * Adds many licenses in one transaction: all or none.
+     * Adds many licenses in one transaction: all of them, or none.
      */
     func addLicenses(licenses: [NewLicense], replace: Bool) throws 
     
     /**
-     * The catalog entry of a key ID, if any.
+     * The catalog entry of a key ID, or none.
      */
     func catalogEntry(keyId: String) throws  -> CatalogEntry?
     
     /**
-     * The content key of a license, opened with this device's key.
+     * The content key of a license (LICENSE_NOT_FOUND if there is none).
      */
     func contentKey(keyId: String) throws  -> Data
     
     /**
-     * This device's identity (32 hex digits).
+     * This device's identity: 32 hex digits (a restore that individualizes changes it).
      */
     func deviceId() throws  -> String
     
     /**
-     * The license with this key ID, if any.
+     * The license with this key ID (without its content key), or none.
      */
     func getLicense(keyId: String) throws  -> License?
     
@@ -1703,11 +1706,6 @@ public protocol RawLicenseStoreProtocol: AnyObject, Sendable {
      * Every license, ordered by key ID.
      */
     func listLicenses() throws  -> [License]
-    
-    /**
-     * The label of the protector the store was opened with.
-     */
-    func protectorLabel()  -> String
     
     /**
      * Removes the catalog entry of a key ID; returns whether there was one.
@@ -1725,17 +1723,18 @@ public protocol RawLicenseStoreProtocol: AnyObject, Sendable {
     func setCatalogEntry(keyId: String, entry: CatalogEntry) throws 
     
     /**
-     * Replaces the rights of a license and seals its row again.
+     * Replaces the rights of a license (renewed by the license server) and seals its row again.
      */
     func updateRights(keyId: String, rights: Rights) throws 
     
     /**
-     * Records one play; returns the rights after it.
+     * Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights
+     * after it.
      */
     func usePlay(keyId: String) throws  -> Rights
     
     /**
-     * Checks the store's integrity; returns the number of licenses checked.
+     * Checks the database and every content key; returns how many licenses were checked.
      */
     func verify() throws  -> UInt64
     
@@ -1812,7 +1811,19 @@ public static func `open`(path: String, kind: ProtectorKind, service: String?, h
 
     
     /**
-     * Adds a license; with `replace` an existing key ID is replaced, else it is `LICENSE_EXISTS`.
+     * The label of the protector the store was opened with.
+     */
+open func protectorLabel() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_license_backup_swift_fn_method_rawlicensestore_protector_label(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Adds a license (LICENSE_EXISTS for a key ID already there, unless replace).
      */
 open func addLicense(license: NewLicense, replace: Bool)throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
@@ -1825,7 +1836,7 @@ open func addLicense(license: NewLicense, replace: Bool)throws   {try rustCallWi
 }
     
     /**
-     * Adds many licenses in one transaction: all or none.
+     * Adds many licenses in one transaction: all of them, or none.
      */
 open func addLicenses(licenses: [NewLicense], replace: Bool)throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
@@ -1838,7 +1849,7 @@ open func addLicenses(licenses: [NewLicense], replace: Bool)throws   {try rustCa
 }
     
     /**
-     * The catalog entry of a key ID, if any.
+     * The catalog entry of a key ID, or none.
      */
 open func catalogEntry(keyId: String)throws  -> CatalogEntry?  {
     return try  FfiConverterOptionTypeCatalogEntry.lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
@@ -1851,7 +1862,7 @@ open func catalogEntry(keyId: String)throws  -> CatalogEntry?  {
 }
     
     /**
-     * The content key of a license, opened with this device's key.
+     * The content key of a license (LICENSE_NOT_FOUND if there is none).
      */
 open func contentKey(keyId: String)throws  -> Data  {
     return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
@@ -1864,7 +1875,7 @@ open func contentKey(keyId: String)throws  -> Data  {
 }
     
     /**
-     * This device's identity (32 hex digits).
+     * This device's identity: 32 hex digits (a restore that individualizes changes it).
      */
 open func deviceId()throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
@@ -1876,7 +1887,7 @@ open func deviceId()throws  -> String  {
 }
     
     /**
-     * The license with this key ID, if any.
+     * The license with this key ID (without its content key), or none.
      */
 open func getLicense(keyId: String)throws  -> License?  {
     return try  FfiConverterOptionTypeLicense.lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
@@ -1907,18 +1918,6 @@ open func listLicenses()throws  -> [License]  {
     return try  FfiConverterSequenceTypeLicense.lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
     uniffi_license_backup_swift_fn_method_rawlicensestore_list_licenses(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * The label of the protector the store was opened with.
-     */
-open func protectorLabel() -> String  {
-    return try!  FfiConverterString.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_license_backup_swift_fn_method_rawlicensestore_protector_label(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -1964,7 +1963,7 @@ open func setCatalogEntry(keyId: String, entry: CatalogEntry)throws   {try rustC
 }
     
     /**
-     * Replaces the rights of a license and seals its row again.
+     * Replaces the rights of a license (renewed by the license server) and seals its row again.
      */
 open func updateRights(keyId: String, rights: Rights)throws   {try rustCallWithError(FfiConverterTypeBindingError_lift) {
         uniffiCallStatus in
@@ -1977,7 +1976,8 @@ open func updateRights(keyId: String, rights: Rights)throws   {try rustCallWithE
 }
     
     /**
-     * Records one play; returns the rights after it.
+     * Records one play (PLAY_NOT_ALLOWED, LICENSE_EXPIRED, PLAYS_EXHAUSTED); returns the rights
+     * after it.
      */
 open func usePlay(keyId: String)throws  -> Rights  {
     return try  FfiConverterTypeRights_lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
@@ -1990,7 +1990,7 @@ open func usePlay(keyId: String)throws  -> Rights  {
 }
     
     /**
-     * Checks the store's integrity; returns the number of licenses checked.
+     * Checks the database and every content key; returns how many licenses were checked.
      */
 open func verify()throws  -> UInt64  {
     return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeBindingError_lift) {
@@ -5530,12 +5530,6 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_func_set_raw_log_sink() != 10509) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_backup() != 11311) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_restore() != 55769) {
-        return InitializationResult.apiChecksumMismatch
-    }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_get_property() != 15978) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5543,12 +5537,6 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_property_count() != 62764) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_all_properties() != 18489) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_property() != 49528) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_restore_quota() != 34081) {
@@ -5563,10 +5551,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_start_restore() != 4915) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 55241) {
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_backup() != 18010) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 11046) {
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_cancel_license_restore() != 18400) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_all_properties() != 31901) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawbackuprestorer_remove_property() != 16256) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_audit() != 8165) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawembeddedservice_set_online() != 45766) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_raweventsink_on_events() != 14244) {
@@ -5581,49 +5581,49 @@ private let initializationResult: InitializationResult = {
     if (uniffi_license_backup_swift_checksum_method_rawkeyprotector_unwrap() != 50487) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license() != 6281) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_licenses() != 6453) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_catalog_entry() != 23245) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_content_key() != 22919) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_device_id() != 8602) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_get_license() != 27423) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_license_count() != 48911) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_list_licenses() != 36709) {
-        return InitializationResult.apiChecksumMismatch
-    }
     if (uniffi_license_backup_swift_checksum_method_rawlicensestore_protector_label() != 5147) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_catalog_entry() != 27624) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_license() != 49564) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_license() != 35761) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_add_licenses() != 36808) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_set_catalog_entry() != 59451) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_catalog_entry() != 53424) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_update_rights() != 6778) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_content_key() != 61783) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_use_play() != 32329) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_device_id() != 46367) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_verify() != 47543) {
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_get_license() != 8323) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_license_count() != 32722) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_list_licenses() != 4389) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_catalog_entry() != 47735) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_remove_license() != 28565) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_set_catalog_entry() != 1412) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_update_rights() != 7271) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_use_play() != 33443) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_license_backup_swift_checksum_method_rawlicensestore_verify() != 28044) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_license_backup_swift_checksum_method_rawoperation_cancel() != 35136) {

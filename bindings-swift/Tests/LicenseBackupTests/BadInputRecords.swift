@@ -40,3 +40,39 @@ func decodeNewLicense(_ value: Any?) throws -> NewLicense {
         issuedAt: try field(o, "issued_at", Int64.self, default: nil)
     )
 }
+
+/// The Swift form of a call to an operation with a generated overlay method (the runner's
+/// fallback); `false` for another call.
+func generatedForm(
+    _ name: String, _ a: [String: Any], _ o: [String: Any],
+    store: LicenseStore, service: EmbeddedService, restorer: BackupRestorer
+) throws -> Bool {
+    func option<T: TableValue>(_ key: String, _ defaultValue: T) throws -> T {
+        guard let v = o[key], !(v is NSNull) else { return defaultValue }
+        return try T.from(v)
+    }
+    func list(_ value: Any?) throws -> [Any] {
+        guard let l = value as? [Any] else { throw NoSwiftForm() }
+        return l
+    }
+    switch name {
+    case "LicenseStore.device_id": _ = try store.deviceId()
+    case "LicenseStore.add_license": _ = try store.addLicense(try decodeNewLicense(a["license"]), replace: try option("replace", false))
+    case "LicenseStore.add_licenses": _ = try store.addLicenses(try list(a["licenses"]).map(decodeNewLicense), replace: try option("replace", false))
+    case "LicenseStore.get_license": _ = try store.getLicense(keyId: try String.from(a["key_id"] as Any))
+    case "LicenseStore.list_licenses": _ = try store.listLicenses()
+    case "LicenseStore.remove_license": _ = try store.removeLicense(keyId: try String.from(a["key_id"] as Any))
+    case "LicenseStore.license_count": _ = try store.licenseCount()
+    case "LicenseStore.content_key": _ = try store.contentKey(keyId: try String.from(a["key_id"] as Any))
+    case "LicenseStore.update_rights": _ = try store.updateRights(keyId: try String.from(a["key_id"] as Any), rights: try decodeRights(a["rights"]))
+    case "LicenseStore.use_play": _ = try store.usePlay(keyId: try String.from(a["key_id"] as Any))
+    case "LicenseStore.catalog_entry": _ = try store.catalogEntry(keyId: try String.from(a["key_id"] as Any))
+    case "LicenseStore.remove_catalog_entry": _ = try store.removeCatalogEntry(keyId: try String.from(a["key_id"] as Any))
+    case "LicenseStore.verify": _ = try store.verify()
+    case "EmbeddedService.audit": _ = try service.audit()
+    case "BackupRestorer.remove_property": _ = try restorer.removeProperty(try String.from(a["name"] as Any))
+    case "BackupRestorer.remove_all_properties": _ = try restorer.removeAllProperties()
+    default: return false
+    }
+    return true
+}

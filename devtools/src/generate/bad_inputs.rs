@@ -427,5 +427,68 @@ fn swift_decoders() -> String {
             .collect();
         writeln!(w, "{}\n    )\n}}", args.join(",\n")).unwrap();
     }
+    swift_generated_forms(&mut w);
     w
+}
+
+/// The Swift form of each call to an operation with a generated overlay method, which
+/// `BadInputTests.call` falls back to for a call it has no form of its own for.
+fn swift_generated_forms(w: &mut String) {
+    use super::swift::{OVERLAY_BY_HAND, UNLABELED_FIRST};
+    w.push_str(
+        "\n/// The Swift form of a call to an operation with a generated overlay method (the runner's\n\
+         /// fallback); `false` for another call.\n\
+         func generatedForm(\n    _ name: String, _ a: [String: Any], _ o: [String: Any],\n    \
+         store: LicenseStore, service: EmbeddedService, restorer: BackupRestorer\n) throws -> Bool {\n    \
+         func option<T: TableValue>(_ key: String, _ defaultValue: T) throws -> T {\n        \
+         guard let v = o[key], !(v is NSNull) else { return defaultValue }\n        return try T.from(v)\n    }\n    \
+         func list(_ value: Any?) throws -> [Any] {\n        \
+         guard let l = value as? [Any] else { throw NoSwiftForm() }\n        return l\n    }\n    \
+         switch name {\n",
+    );
+    for op in super::entries::generated() {
+        if OVERLAY_BY_HAND.iter().any(|(o, n, _)| *o == op.object && *n == op.name) {
+            continue;
+        }
+        let instance = match op.object {
+            "LicenseStore" => "store",
+            "EmbeddedService" => "service",
+            "BackupRestorer" => "restorer",
+            _ => continue,
+        };
+        let unlabeled = UNLABELED_FIRST.contains(&(op.object, op.name));
+        let mut args = Vec::new();
+        for (i, p) in op.params.iter().enumerate() {
+            let value = match p.ty {
+                Type::Record(name) => format!("try decode{name}(a[{:?}])", p.name),
+                Type::List(Type::Record(name)) => format!("try list(a[{:?}]).map(decode{name})", p.name),
+                ty => format!("try {}.from(a[{:?}] as Any)", swift_field_type(&ty), p.name),
+            };
+            if i == 0 && unlabeled {
+                args.push(value);
+            } else {
+                args.push(format!("{}: {value}", super::lower_camel(p.name)));
+            }
+        }
+        if let Some(options) = op.options {
+            let record = interface::RECORDS.iter().find(|r| r.name == options).expect("options record");
+            for f in record.fields {
+                let default = match f.default {
+                    Some(Default::Bool(b)) => b.to_string(),
+                    Some(Default::Int(n)) => n.to_string(),
+                    _ => continue,
+                };
+                args.push(format!("{}: try option({:?}, {default})", super::lower_camel(f.name), f.name));
+            }
+        }
+        writeln!(
+            w,
+            "    case \"{}\": _ = try {instance}.{}({})",
+            call_name(op),
+            super::lower_camel(op.name),
+            args.join(", ")
+        )
+        .unwrap();
+    }
+    w.push_str("    default: return false\n    }\n    return true\n}\n");
 }

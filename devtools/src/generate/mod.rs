@@ -5,11 +5,50 @@
 //! [`outputs`] renders every file; `lb-generate --write` writes them (`make generate`) and
 //! `lb-generate --check` (and the test `generated_fresh`) fails when a committed one differs.
 //! Each file starts with a line saying it is generated and must not be edited.
+//!
+//! ## Per-operation entry points
+//!
+//! Like libsignal's `bridge_fn`, each operation is defined once ([`license_backup::interface::OPERATIONS`])
+//! and every binding's entry point for it is generated: [`entries`] says which operations have
+//! generated entry points (methods that return when done, with plain parameters: key IDs,
+//! strings, numbers, booleans, records, lists of records, and options that map onto the core's
+//! arguments) and how each calls the core; each language's module renders them:
+//!
+//! * Python (`bindings-python/src/entries.rs`): the pyo3 methods, each argument checked through
+//!   the generated conversions (`convert::arg`, `convert::key_id`, the options' functions), the
+//!   core called through the hand-written convention `Engine::call` (detaches from the
+//!   interpreter, raises the core's error as its exception class), the result converted with
+//!   `ToPy`. pyo3 takes one `#[pymethods]` block per class (without its `multiple-pymethods`
+//!   feature and its `inventory` dependency), so each class's block is a generated macro that
+//!   the class's module calls with its hand-written methods (`__enter__`, `close`, ...). The
+//!   public classes are the native ones; `_native.pyi` is generated.
+//! * Node (`bindings-node/src/entries.rs`, `generated.js`, `generated.d.ts`): a second
+//!   `#[napi] impl` block per class (napi-rs merges them), each argument checked again in Rust
+//!   (`to_core`, `key_id`), the core's error thrown as `LicenseBackupError` (`js_error`); the
+//!   JavaScript wrapper methods (`defineOperations`: `own()`, `checkParams`, `checkOptions`, then
+//!   the native call) and their TypeScript declarations (interfaces merged into the classes of
+//!   `index.d.ts`).
+//! * Swift (`bindings-swift/src/entries.rs`, `Generated.swift`): a second `#[uniffi::export]
+//!   impl` block per `Raw*` object, each call inside `guarded` (no panic crosses the FFI), the
+//!   core's error becoming `BindingError`; the overlay's methods as extensions of the public
+//!   classes (`try bridged { try raw.x(...) }`), options flattened to parameters with defaults.
+//!
+//! Hand-written, and why ([`entries::HAND_WRITTEN`] and [`entries::hand_written`]): the
+//! constructors and factories (they take host protectors: Python objects, JavaScript functions,
+//! Swift protocols, whose failures become the cause of `PROTECTOR_FAILED`), the operations that
+//! start a backup or a restore (status events, callbacks, asyncio, EventEmitter and Promise
+//! plumbing, Swift async and delegate lifetime), `Operation` (waiting is each language's idiom),
+//! property values (Python path-likes and the `properties` mapping, JavaScript numbers checked
+//! against the property's limits), `property_count` (the core counts in `usize`), and a few
+//! wrapper methods whose form is the language's own: Swift's non-throwing `setOnline` and
+//! cancels and its `setCatalogEntry(_:keyId:)` (`swift::OVERLAY_BY_HAND`), JavaScript's cancels,
+//! which count for the running Promise (`node::JS_BY_HAND`).
 
 use std::path::{Path, PathBuf};
 
 pub mod bad_inputs;
 pub mod docs;
+pub mod entries;
 pub mod node;
 pub mod python;
 pub mod swift;

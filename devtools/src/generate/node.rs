@@ -22,6 +22,7 @@ pub fn outputs() -> Vec<Output> {
         Output { path: "bindings-node/generated.js".into(), text: js() },
         Output { path: "bindings-node/generated.d.ts".into(), text: dts() },
         Output { path: "bindings-node/src/generated.rs".into(), text: rust() },
+        Output { path: "bindings-node/src/entries.rs".into(), text: entries_rust() },
     ]
 }
 
@@ -231,8 +232,10 @@ fn js() -> String {
         let method = if op.call == Call::Constructor { op.name.to_string() } else { lower_camel(op.name) };
         writeln!(w, "  '{}.{method}': [{}],", op.object, params.join(", ")).unwrap();
     }
+    w.push_str("})\n");
+    js_operations(&mut w);
     w.push_str(
-        "})\n\nmodule.exports = { ErrorCode, EVENTS, PROPERTIES, RECORDS, PARAMS, decodeEvent, defineProperties }\n",
+        "\nmodule.exports = { ErrorCode, EVENTS, PROPERTIES, RECORDS, PARAMS, decodeEvent, defineProperties, defineOperations }\n",
     );
     w
 }
@@ -538,4 +541,187 @@ fn rust() -> String {
     }
     w.push_str("        }\n    }\n}\n");
     w
+}
+
+// ---------------------------------------------------------------------------------------------
+// The per-operation entry points (bindings-node/src/entries.rs and generated.js's
+// defineOperations)
+// ---------------------------------------------------------------------------------------------
+
+/// The addon's Rust type of a generated entry point's parameter.
+fn napi_param_type(ty: &Type) -> String {
+    match ty {
+        Type::Int { kind: IntKind::U32, .. } => "u32".into(),
+        other => napi_type(other),
+    }
+}
+
+/// The statement converting parameter `f` (of [`napi_param_type`]) to the core's value.
+fn napi_param(f: &interface::Field) -> Option<String> {
+    let (name, js) = (f.name, lower_camel(f.name));
+    match &f.ty {
+        Type::KeyId => Some(format!("let {name} = crate::key_id(&{name}, {js:?})?;")),
+        Type::Record(_) => Some(format!("let {name} = {name}.to_core(&{js:?})?;")),
+        Type::List(Type::Record(_)) => Some(format!(
+            "let {name} = {name}.iter().enumerate().map(|(i, v)| v.to_core(&format_args!(\"{js}[{{i}}]\"))).collect::<Result<Vec<_>>>()?;"
+        )),
+        _ => None,
+    }
+}
+
+/// The addon's return type of a generated entry point, and the expression that makes it from
+/// the core's value `r` (a `Result` for bytes, whose copy can fail).
+fn napi_result(ty: &Type) -> (String, String) {
+    match ty {
+        Type::Void => ("()".into(), "r".into()),
+        Type::Bool => ("bool".into(), "r".into()),
+        Type::Int { kind: IntKind::U32, .. } => ("u32".into(), "r".into()),
+        Type::Int { kind: IntKind::U64, .. } => ("i64".into(), "crate::count(r)".into()),
+        Type::Text { .. } => ("String".into(), "r".into()),
+        Type::KeyId => ("String".into(), "r.to_string()".into()),
+        Type::Record(name) => ((*name).into(), "r.into()".into()),
+        Type::Optional(Type::Record(name)) => (format!("Option<{name}>"), "r.map(Into::into)".into()),
+        Type::List(Type::Record(name)) => (format!("Vec<{name}>"), "r.into_iter().map(Into::into).collect()".into()),
+        // Copied into a Node-owned Buffer (never an external buffer: Electron refuses those); the
+        // core's buffer is wiped when `r` drops.
+        Type::Bytes { .. } => ("BufferSlice<'env>".into(), "BufferSlice::copy_from(env, &r).map_err(|e| js_error(lb::Error::new(lb::ErrorCode::Internal, e.reason.clone())))".into()),
+        other => unreachable!("no generated entry point returns {other:?}"),
+    }
+}
+
+fn entries_rust() -> String {
+    let mut w = String::new();
+    writeln!(w, "// {HEADER}").unwrap();
+    w.push_str(
+        "//! The addon's per-operation entry points, generated from the interface definition\n\
+         //! (`devtools/src/generate/entries.rs` says which operations have them): one more `#[napi]`\n\
+         //! block per class (napi-rs merges them). Each converts its arguments (index.js checked them\n\
+         //! against generated.js already; key IDs and records are checked again here), calls the core\n\
+         //! on the class's object (`get()`: `INVALID_ARGUMENT` once closed) and throws the core's\n\
+         //! error as `LicenseBackupError` (`js_error`).\n\n\
+         use license_backup as lb;\n\
+         use napi::Env;\n\
+         use napi::bindgen_prelude::BufferSlice;\n\
+         use napi_derive::napi;\n\n\
+         use crate::errors::{Result, js_error};\n",
+    );
+    let records: Vec<&str> = RECORDS.iter().filter(|r| r.core && r.role != Role::Options).map(|r| r.name).collect();
+    let mut uses: Vec<&str> = super::entries::objects();
+    let mut used_records = Vec::new();
+    for op in super::entries::generated() {
+        let mut types: Vec<&Type> = op.params.iter().map(|p| &p.ty).collect();
+        types.push(&op.result);
+        for ty in types {
+            let name = match ty {
+                Type::Record(n) | Type::Optional(Type::Record(n)) | Type::List(Type::Record(n)) => *n,
+                _ => continue,
+            };
+            if records.contains(&name) && !used_records.contains(&name) {
+                used_records.push(name);
+            }
+        }
+    }
+    uses.extend(used_records);
+    uses.sort_unstable();
+    writeln!(w, "use crate::{{{}}};", uses.join(", ")).unwrap();
+    for object in super::entries::objects() {
+        writeln!(w, "\n#[napi]\nimpl {object} {{").unwrap();
+        for op in super::entries::of(object) {
+            let (result, convert) = napi_result(&op.result);
+            let bytes = matches!(op.result, Type::Bytes { .. });
+            let mut args = vec!["&self".to_string()];
+            if bytes {
+                args.push("env: &'env Env".into());
+            }
+            for p in op.params {
+                args.push(format!("{}: {}", p.name, napi_param_type(&p.ty)));
+            }
+            if let Some(options) = op.options {
+                let record = RECORDS.iter().find(|r| r.name == options).expect("options record");
+                for f in record.fields {
+                    args.push(format!("{}: {}", f.name, napi_param_type(&f.ty)));
+                }
+            }
+            writeln!(w, "{}", wrap("    /// ", op.doc, 100)).unwrap();
+            let generics = if bytes { "<'env>" } else { "" };
+            writeln!(w, "    #[napi]\n    pub fn {}{generics}({}) -> Result<{result}> {{", op.name, args.join(", "))
+                .unwrap();
+            for p in op.params {
+                if let Some(stmt) = napi_param(p) {
+                    writeln!(w, "        {stmt}").unwrap();
+                }
+            }
+            let call = format!("self.get()?.{}({})", op.name, super::entries::core_args(op));
+            if !super::entries::fallible(op) {
+                assert_eq!(op.result, Type::Void, "an infallible core call returns nothing");
+                writeln!(w, "        {call};\n        Ok(())").unwrap();
+                w.push_str("    }\n\n");
+                continue;
+            }
+            let call = format!("{call}.map_err(js_error)?");
+            if convert == "r" {
+                writeln!(w, "        {}", call.trim_end_matches('?')).unwrap();
+            } else {
+                // A conversion that can fail is a `Result` already.
+                let ok = if convert.starts_with("BufferSlice") { convert } else { format!("Ok({convert})") };
+                writeln!(w, "        let r = {call};\n        {ok}").unwrap();
+            }
+            w.push_str("    }\n\n");
+        }
+        w.push_str("}\n");
+    }
+    w
+}
+
+/// Operations whose `index.js` wrapper method stays hand-written although their native entry
+/// point is generated, and why.
+pub const JS_BY_HAND: &[(&str, &str, &str)] = &[
+    ("BackupRestorer", "cancel_license_backup", "it counts cancels, for the running operation's Promise"),
+    ("BackupRestorer", "cancel_license_restore", "it counts cancels, for the running operation's Promise"),
+];
+
+/// generated.js's `defineOperations`: the JavaScript wrapper methods of the generated entry
+/// points (receiver checked by `own`, arguments by `checkParams`, options by `checkOptions`).
+fn js_operations(w: &mut String) {
+    w.push_str(
+        "\n/**\n * Defines the wrapper methods of the operations with generated entry points on the public\n \
+         * classes (index.js passes them and its helpers): each checks its receiver (`own`), its\n \
+         * arguments (`checkParams`) and options (`checkOptions`), then calls the native method.\n */\n\
+         function defineOperations(classes, { own, checkParams, checkOptions }) {\n",
+    );
+    for object in super::entries::objects() {
+        writeln!(w, "  const {object} = classes.{object}\n  define({object}, {{").unwrap();
+        for op in super::entries::of(object) {
+            if JS_BY_HAND.iter().any(|(o, n, _)| *o == object && *n == op.name) {
+                continue;
+            }
+            let method = lower_camel(op.name);
+            let mut params: Vec<String> = op.params.iter().map(|p| lower_camel(p.name)).collect();
+            let mut args = Vec::new();
+            if !params.is_empty() {
+                args.push(format!("...checkParams('{object}.{method}', [{}])", params.join(", ")));
+            }
+            if let Some(options) = op.options {
+                params.push("options".into());
+                args.push(format!("...checkOptions(options, '{options}')"));
+            }
+            writeln!(w, "{}", jsdoc("    ", op.doc)).unwrap();
+            writeln!(w, "    {method}({}) {{", params.join(", ")).unwrap();
+            if args.is_empty() {
+                writeln!(w, "      return own(this, {object}, '{method}').{method}()").unwrap();
+            } else {
+                writeln!(w, "      const inner = own(this, {object}, '{method}')").unwrap();
+                writeln!(w, "      return inner.{method}({})", args.join(", ")).unwrap();
+            }
+            w.push_str("    },\n");
+        }
+        w.push_str("  })\n");
+    }
+    w.push_str(
+        "}\n\n/** Defines `methods` on `cls.prototype` as a class body would: not enumerable. */\n\
+         function define(cls, methods) {\n  \
+         for (const name of Object.getOwnPropertyNames(methods)) {\n    \
+         Object.defineProperty(cls.prototype, name, { value: methods[name], writable: true, configurable: true, enumerable: false })\n  \
+         }\n}\n",
+    );
 }

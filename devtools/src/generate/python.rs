@@ -49,6 +49,7 @@ pub fn outputs() -> Vec<Output> {
         Output { path: format!("{PACKAGE}/_types.py"), text: types() },
         Output { path: format!("{PACKAGE}/_native.pyi"), text: native_stub() },
         Output { path: "bindings-python/src/generated.rs".into(), text: rust() },
+        Output { path: "bindings-python/src/entries.rs".into(), text: entries_rust() },
     ]
 }
 
@@ -341,6 +342,47 @@ fn types() -> String {
         )
         .unwrap();
     }
+    // The delegating methods of the classes that wrap a native one.
+    for object in PY_WRAPPERS {
+        let ops: Vec<_> = super::entries::of(object).collect();
+        if ops.is_empty() {
+            continue;
+        }
+        writeln!(
+            w,
+            "\n\nclass {object}Operations:\n    \"\"\"The methods of :class:`{object}` with generated entry points: each calls its native\n    \
+             method.\"\"\"\n\n    __slots__ = ()\n    _native: _native.{object}"
+        )
+        .unwrap();
+        for op in ops {
+            let mut params = vec!["self".to_string()];
+            let mut args = Vec::new();
+            for p in op.params {
+                params.push(format!("{}: {}", p.name, py_type(&p.ty)));
+                args.push(p.name.to_string());
+            }
+            if let Some(options) = op.options {
+                params.push("*".into());
+                let record = RECORDS.iter().find(|r| r.name == options).expect("options record");
+                for f in record.fields {
+                    params.push(format!("{}: Optional[{}] = None", f.name, py_type(&f.ty)));
+                    args.push(format!("{0}={0}", f.name));
+                }
+            }
+            let ret = if op.result == Type::Void { "" } else { "return " };
+            writeln!(
+                w,
+                "\n    def {}({}) -> {}:\n{}\n        {ret}self._native.{}({})",
+                op.name,
+                params.join(", "),
+                py_type(&op.result),
+                docstring("        ", op.doc),
+                op.name,
+                args.join(", ")
+            )
+            .unwrap();
+        }
+    }
     w.push_str("\n\n__all__ = [\n");
     let mut all: Vec<String> = vec!["OperationKind".into(), "PropertyValue".into(), "StatusEvent".into()];
     all.extend(
@@ -389,6 +431,7 @@ from typing import TYPE_CHECKING, Literal, Optional, Union
 from ._extras import EndExtras, LicenseExtras, QuotaExtras
 
 if TYPE_CHECKING:
+    from . import _native
     from ._errors import ErrorCode, LicenseBackupError
 
 OperationKind = Literal["backup", "restore"]
@@ -421,6 +464,10 @@ class _Event:
     """When the engine emitted the event, in nanoseconds on the clock of
     ``time.monotonic_ns()`` (``CLOCK_MONOTONIC``); 0 for an event made in Python."""
 "#;
+
+/// The objects whose public Python class wraps the native one (the others are the native
+/// classes themselves): their generated entry points get delegating methods in `_types.py`.
+const PY_WRAPPERS: &[&str] = &["BackupRestorer"];
 
 const PROPERTIES_PREAMBLE: &str = r#"
 
@@ -768,6 +815,143 @@ fn native_stub() -> String {
         if let Some((_, extra)) = NATIVE_EXTRAS.iter().find(|(o, _)| *o == object.name) {
             w.push_str(extra);
         }
+    }
+    w
+}
+
+// ---------------------------------------------------------------------------------------------
+// The per-operation entry points (bindings-python/src/entries.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// The Rust type a generated entry point returns to Python, and the expression that makes it
+/// from the core's value `r`.
+fn py_result(ty: &Type) -> (String, String) {
+    match ty {
+        Type::Void => ("()".into(), "Ok(r)".into()),
+        Type::Bool | Type::Int { .. } | Type::Text { .. } => (core_rust_type(ty), "Ok(r)".into()),
+        Type::Record(_) => ("pyo3::Bound<'py, pyo3::PyAny>".into(), "crate::convert::ToPy::to_py(&r, py)".into()),
+        Type::Optional(Type::Record(_)) => {
+            ("Option<pyo3::Bound<'py, pyo3::PyAny>>".into(), "r.map(|v| crate::convert::ToPy::to_py(&v, py)).transpose()".into())
+        }
+        Type::List(Type::Record(_)) => (
+            "pyo3::Bound<'py, pyo3::types::PyList>".into(),
+            "pyo3::types::PyList::new(py, r.iter().map(|v| crate::convert::ToPy::to_py(v, py)).collect::<pyo3::PyResult<Vec<_>>>()?)".into(),
+        ),
+        // The core's buffer is wiped when `r` drops; the bytes object is Python's.
+        Type::Bytes { .. } => ("pyo3::Bound<'py, pyo3::types::PyBytes>".into(), "Ok(pyo3::types::PyBytes::new(py, &r))".into()),
+        other => unreachable!("no generated entry point returns {other:?}"),
+    }
+}
+
+/// [`rust_type_expr`] with the paths spelled out (for code expanded in another module).
+pub fn qualified_type_expr(ty: &Type) -> String {
+    rust_type_expr(ty)
+        .replace("Type::", "license_backup::interface::Type::")
+        .replace("IntKind::", "license_backup::interface::IntKind::")
+}
+
+/// The statement that converts parameter `f` (a `&Bound<PyAny>` of its name) to the core's value.
+fn py_param(f: &interface::Field) -> String {
+    let name = f.name;
+    match &f.ty {
+        Type::KeyId => format!("let {name} = crate::convert::key_id({name})?;"),
+        Type::List(inner) => {
+            let Type::Record(record) = inner else { unreachable!("lists of records only") };
+            format!(
+                "let {name}: Vec<license_backup::{record}> = crate::convert::list_arg({name}, {name:?}, &{})?;",
+                qualified_type_expr(&f.ty)
+            )
+        }
+        Type::Record(record) => {
+            format!(
+                "let {name}: license_backup::{record} = crate::convert::arg({name}, {name:?}, &{})?;",
+                qualified_type_expr(&f.ty)
+            )
+        }
+        ty => format!(
+            "let {name}: {} = crate::convert::arg({name}, {name:?}, &{})?;",
+            core_rust_type(ty),
+            qualified_type_expr(ty)
+        ),
+    }
+}
+
+/// The name of the macro that writes an object's `#[pymethods]` block.
+pub fn methods_macro(object: &str) -> String {
+    format!("{}_methods", snake(object))
+}
+
+fn entries_rust() -> String {
+    let mut w = String::new();
+    writeln!(w, "// {HEADER}").unwrap();
+    w.push_str(
+        "//! The native classes' per-operation entry points, generated from the interface definition\n\
+         //! (`devtools/src/generate/entries.rs` says which operations have them): each converts and\n\
+         //! checks its arguments, calls the core through [`crate::Engine::call`] (detached from the\n\
+         //! interpreter, the core's error raised as its exception class) and converts the result.\n\
+         //!\n\
+         //! pyo3 takes one `#[pymethods]` block per class, so each class's block is a macro here\n\
+         //! (`license_store_methods!`, ...) that its module calls with its hand-written methods.\n",
+    );
+    for object in super::entries::objects() {
+        let mac = methods_macro(object);
+        writeln!(
+            w,
+            "\n/// The `#[pymethods]` block of `{object}`: its generated entry points and the hand-written\n\
+             /// methods given to the macro.\n\
+             macro_rules! {mac} {{\n    ($($hand:tt)*) => {{\n        #[pyo3::pymethods]\n        impl {object} {{\n            $($hand)*\n"
+        )
+        .unwrap();
+        for op in super::entries::of(object) {
+            let (result, convert_result) = py_result(&op.result);
+            let lifetime = if result.contains("'py") { "<'py>" } else { "" };
+            let py = if result.contains("'py") { "pyo3::Python<'py>" } else { "pyo3::Python<'_>" };
+            let mut args = vec!["&self".to_string(), format!("py: {py}")];
+            for p in op.params {
+                args.push(format!("{}: &pyo3::Bound<'_, pyo3::PyAny>", p.name));
+            }
+            let mut fields = Vec::new();
+            let mut signature = String::new();
+            if let Some(options) = op.options {
+                let record = interface::RECORDS.iter().find(|r| r.name == options).expect("options record");
+                fields = record.fields.iter().map(|f| f.name).collect();
+                let names: Vec<&str> = op.params.iter().map(|p| p.name).collect();
+                let keywords: Vec<String> = fields.iter().map(|f| format!("{f} = None")).collect();
+                signature =
+                    format!("            #[pyo3(signature = ({}, *, {}))]\n", names.join(", "), keywords.join(", "));
+                for f in &fields {
+                    args.push(format!("{f}: Option<&pyo3::Bound<'_, pyo3::PyAny>>"));
+                }
+            }
+            w.push_str(&wrap("            /// ", op.doc, 100));
+            w.push('\n');
+            w.push_str(&signature);
+            writeln!(w, "            fn {}{lifetime}({}) -> pyo3::PyResult<{result}> {{", op.name, args.join(", "))
+                .unwrap();
+            for p in op.params {
+                writeln!(w, "                {}", py_param(p)).unwrap();
+            }
+            if let Some(options) = op.options {
+                writeln!(
+                    w,
+                    "                let crate::generated::{options}Args {{ {} }} = crate::generated::{}({})?;",
+                    fields.join(", "),
+                    snake(options),
+                    fields.join(", ")
+                )
+                .unwrap();
+            }
+            let core = format!("engine.{}({})", op.name, super::entries::core_args(op));
+            let core = if super::entries::fallible(op) { core } else { format!("Ok({core})") };
+            let call = format!("crate::Engine::call(self, py, move |engine| {core})?");
+            if convert_result == "Ok(r)" {
+                writeln!(w, "                {}", call.trim_end_matches('?')).unwrap();
+            } else {
+                writeln!(w, "                let r = {call};\n                {convert_result}").unwrap();
+            }
+            w.push_str("            }\n\n");
+        }
+        writeln!(w, "        }}\n    }};\n}}\npub(crate) use {mac};").unwrap();
     }
     w
 }

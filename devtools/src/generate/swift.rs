@@ -6,7 +6,9 @@
 //! * `bindings-swift/Sources/LicenseBackup/Generated.swift`: the overlay's repeated parts: the
 //!   record type aliases, the delegate protocol with a method per event and its default
 //!   implementations, the event value with its dispatch and its conversion from the generated
-//!   layer, and the property accessors.
+//!   layer, and the property accessors; the public classes' methods of the operations with
+//!   generated entry points (extensions calling their `Raw*` entry points).
+//! * `bindings-swift/src/entries.rs`: the `Raw*` objects' per-operation entry points.
 
 use std::fmt::Write;
 
@@ -19,6 +21,7 @@ use super::{HEADER, Output, lower_camel, lower_first, rust_type_expr, upper_came
 pub fn outputs() -> Vec<Output> {
     vec![
         Output { path: "bindings-swift/src/generated.rs".into(), text: rust() },
+        Output { path: "bindings-swift/src/entries.rs".into(), text: entries_rust() },
         Output { path: "bindings-swift/Sources/LicenseBackup/Generated.swift".into(), text: overlay() },
     ]
 }
@@ -542,6 +545,7 @@ fn overlay() -> String {
         .unwrap();
     }
     w.push_str("}\n");
+    overlay_operations(&mut w);
     w
 }
 
@@ -639,3 +643,196 @@ const EVENT_DOC: &str = "
 /// One status event as a value, with when the engine emitted it: what
 /// ``BackupRestoreDelegate/receive(_:)`` gets.
 ";
+
+// ---------------------------------------------------------------------------------------------
+// The per-operation entry points (bindings-swift/src/entries.rs and the overlay's extensions)
+// ---------------------------------------------------------------------------------------------
+
+/// Operations whose overlay method stays hand-written although its `Raw*` entry point is
+/// generated, and why.
+pub const OVERLAY_BY_HAND: &[(&str, &str, &str)] = &[
+    (
+        "LicenseStore",
+        "set_catalog_entry",
+        "Swift's signature puts the value first (`setCatalogEntry(_:keyId:)`, as `updateValue(_:forKey:)`)",
+    ),
+    ("EmbeddedService", "set_online", "the core's call cannot fail: non-throwing in Swift"),
+    ("BackupRestorer", "cancel_license_backup", "the core's call cannot fail: non-throwing in Swift"),
+    ("BackupRestorer", "cancel_license_restore", "the core's call cannot fail: non-throwing in Swift"),
+];
+
+/// Operations whose overlay method takes its first argument without a label.
+pub const UNLABELED_FIRST: &[(&str, &str)] =
+    &[("LicenseStore", "add_license"), ("LicenseStore", "add_licenses"), ("BackupRestorer", "remove_property")];
+
+/// Operations whose overlay method's result may be ignored (`@discardableResult`): what they
+/// return is a report on a change they make.
+const DISCARDABLE: &[(&str, &str)] = &[
+    ("LicenseStore", "use_play"),
+    ("LicenseStore", "remove_license"),
+    ("LicenseStore", "verify"),
+    ("LicenseStore", "remove_catalog_entry"),
+    ("BackupRestorer", "remove_property"),
+];
+
+/// The uniffi crate's type of a generated entry point's parameter.
+fn uniffi_param_type(ty: &Type) -> String {
+    rust_type(ty)
+}
+
+/// The uniffi crate's return type of a generated entry point, and the expression that makes it
+/// from the core's value `r`.
+fn uniffi_result(ty: &Type) -> (String, String) {
+    match ty {
+        Type::Void => ("()".into(), "r".into()),
+        Type::Bool | Type::Int { .. } | Type::Text { .. } => (rust_type(ty), "r".into()),
+        Type::Record(name) => ((*name).into(), "r.into()".into()),
+        Type::Optional(Type::Record(name)) => (format!("Option<{name}>"), "r.map(Into::into)".into()),
+        Type::List(Type::Record(name)) => (format!("Vec<{name}>"), "r.into_iter().map(Into::into).collect()".into()),
+        // The core's buffer is wiped when `r` drops; the copy handed to Swift is the host's.
+        Type::Bytes { .. } => ("Vec<u8>".into(), "r.to_vec()".into()),
+        other => unreachable!("no generated entry point returns {other:?}"),
+    }
+}
+
+fn entries_rust() -> String {
+    let mut w = String::new();
+    writeln!(w, "// {HEADER}").unwrap();
+    w.push_str(
+        "//! The `Raw*` objects' per-operation entry points, generated from the interface definition\n\
+         //! (`devtools/src/generate/entries.rs` says which operations have them): one more\n\
+         //! `#[uniffi::export]` block per object. Each runs inside `guarded` (no panic crosses the\n\
+         //! FFI), checks and converts its arguments, calls the core and converts the result; the\n\
+         //! core's error becomes `BindingError`.\n\n\
+         use license_backup::interface::ArgPath;\n\n",
+    );
+    let mut uses: Vec<String> = super::entries::objects().iter().map(|o| format!("Raw{o}")).collect();
+    for op in super::entries::generated() {
+        let mut types: Vec<&Type> = op.params.iter().map(|p| &p.ty).collect();
+        types.push(&op.result);
+        for ty in types {
+            if let Type::Record(n) | Type::Optional(Type::Record(n)) | Type::List(Type::Record(n)) = ty {
+                if !uses.iter().any(|u| u == n) {
+                    uses.push((*n).to_string());
+                }
+            }
+        }
+    }
+    uses.extend(["FfiResult".to_string(), "guarded".to_string(), "parse_key_id".to_string()]);
+    uses.sort_unstable();
+    writeln!(w, "use crate::{{{}}};", uses.join(", ")).unwrap();
+    for object in super::entries::objects() {
+        writeln!(w, "\n#[uniffi::export]\nimpl Raw{object} {{").unwrap();
+        for op in super::entries::of(object) {
+            let (result, convert) = uniffi_result(&op.result);
+            let mut args = vec!["&self".to_string()];
+            for p in op.params {
+                args.push(format!("{}: {}", p.name, uniffi_param_type(&p.ty)));
+            }
+            if let Some(options) = op.options {
+                let record = RECORDS.iter().find(|r| r.name == options).expect("options record");
+                for f in record.fields {
+                    args.push(format!("{}: {}", f.name, uniffi_param_type(&f.ty)));
+                }
+            }
+            writeln!(w, "{}", wrap("    /// ", op.doc, 100)).unwrap();
+            writeln!(w, "    pub fn {}({}) -> FfiResult<{result}> {{\n        guarded(|| {{", op.name, args.join(", "))
+                .unwrap();
+            for p in op.params {
+                let (name, js) = (p.name, lower_camel(p.name));
+                match &p.ty {
+                    Type::KeyId => writeln!(w, "            let {name} = parse_key_id(&{name}, {js:?})?;").unwrap(),
+                    Type::Record(_) => {
+                        writeln!(w, "            let {name} = {name}.to_core(&ArgPath::arg({name:?}))?;").unwrap()
+                    }
+                    Type::List(Type::Record(_)) => writeln!(
+                        w,
+                        "            let path = ArgPath::arg(\"{name}[]\");\n            \
+                         let {name} = {name}.iter().map(|v| v.to_core(&path)).collect::<FfiResult<Vec<_>>>()?;"
+                    )
+                    .unwrap(),
+                    _ => {}
+                }
+            }
+            let call = format!("self.inner.{}({})", op.name, super::entries::core_args(op));
+            if !super::entries::fallible(op) {
+                assert_eq!(op.result, Type::Void, "an infallible core call returns nothing");
+                writeln!(w, "            {call};\n            Ok(())").unwrap();
+                w.push_str("        })\n    }\n\n");
+                continue;
+            }
+            let call = format!("{call}?");
+            if convert == "r" {
+                writeln!(w, "            Ok({call})").unwrap();
+            } else {
+                writeln!(w, "            let r = {call};\n            Ok({convert})").unwrap();
+            }
+            w.push_str("        })\n    }\n\n");
+        }
+        w.push_str("}\n");
+    }
+    w
+}
+
+/// The overlay's methods of the generated entry points: extensions of the public classes.
+fn overlay_operations(w: &mut String) {
+    w.push_str("\n// MARK: Operations (each calls its generated `Raw*` entry point)\n");
+    for object in super::entries::objects() {
+        writeln!(w, "\nextension {object} {{").unwrap();
+        let mut first = true;
+        for op in super::entries::of(object) {
+            if OVERLAY_BY_HAND.iter().any(|(o, n, _)| *o == object && *n == op.name) {
+                continue;
+            }
+            if !first {
+                w.push('\n');
+            }
+            first = false;
+            let unlabeled = UNLABELED_FIRST.contains(&(object, op.name));
+            let mut params = Vec::new();
+            let mut args = Vec::new();
+            for (i, p) in op.params.iter().enumerate() {
+                let name = lower_camel(p.name);
+                let label = if i == 0 && unlabeled { format!("_ {name}") } else { name.clone() };
+                params.push(format!("{label}: {}", swift_type(&p.ty)));
+                args.push(format!("{name}: {name}"));
+            }
+            if let Some(options) = op.options {
+                let record = RECORDS.iter().find(|r| r.name == options).expect("options record");
+                for f in record.fields {
+                    let name = lower_camel(f.name);
+                    let default = f.default.map(|d| format!(" = {}", swift_default(d))).unwrap_or_default();
+                    params.push(format!("{name}: {}{default}", swift_type(&f.ty)));
+                    args.push(format!("{name}: {name}"));
+                }
+            }
+            let result = match op.result {
+                Type::Void => String::new(),
+                ref ty => format!(" -> {}", swift_type(ty)),
+            };
+            writeln!(w, "{}", wrap("    /// ", op.doc, 100)).unwrap();
+            if DISCARDABLE.contains(&(object, op.name)) {
+                w.push_str("    @discardableResult\n");
+            }
+            writeln!(
+                w,
+                "    public func {}({}) throws(LicenseBackupError){result} {{\n        try bridged {{ try raw.{}({}) }}\n    }}",
+                lower_camel(op.name),
+                params.join(", "),
+                lower_camel(op.name),
+                args.join(", ")
+            )
+            .unwrap();
+        }
+        w.push_str("}\n");
+    }
+}
+
+/// A default value in Swift.
+fn swift_default(d: Default) -> String {
+    match d {
+        Default::Bool(b) => b.to_string(),
+        Default::Int(n) => n.to_string(),
+        Default::Null => "nil".into(),
+    }
+}

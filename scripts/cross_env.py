@@ -45,6 +45,20 @@ ZIG_TARGETS = {
     "aarch64-apple-ios": f"aarch64-ios.{IOS_MIN}",
 }
 MINGW = {"x86_64-pc-windows-gnu": "x86_64-w64-mingw32"}
+# The bundled SQLite's options for every shipped binary (libsqlite3-sys reads LIBSQLITE3_FLAGS
+# after its defaults, so -U takes a default back): without full-text search, R*Tree, JSON, the
+# dbstat table, extension loading, column metadata, STAT4, soundex, declared types, deprecated
+# interfaces, the progress callback and shared cache. The library uses none of them (the OMIT
+# ones are those SQLite documents as safe with the amalgamation); make test's host packages
+# build with the same SQLite, so its suites run against it.
+SQLITE_FLAGS = " ".join([
+    "-USQLITE_ENABLE_FTS3", "-USQLITE_ENABLE_FTS3_PARENTHESIS", "-USQLITE_ENABLE_FTS5",
+    "-USQLITE_ENABLE_RTREE", "-USQLITE_ENABLE_DBSTAT_VTAB", "-USQLITE_ENABLE_JSON1", "-DSQLITE_OMIT_JSON",
+    "-USQLITE_ENABLE_LOAD_EXTENSION", "-DSQLITE_OMIT_LOAD_EXTENSION",
+    "-USQLITE_ENABLE_COLUMN_METADATA", "-USQLITE_ENABLE_STAT4", "-USQLITE_SOUNDEX",
+    "-DSQLITE_OMIT_DECLTYPE", "-DSQLITE_OMIT_DEPRECATED", "-DSQLITE_OMIT_PROGRESS_CALLBACK",
+    "-DSQLITE_OMIT_SHARED_CACHE",
+])
 
 
 def tools_bin() -> pathlib.Path:
@@ -79,7 +93,7 @@ def target_env(triple: str) -> dict[str, str]:
 
 def _target_env(triple: str) -> dict[str, str]:
     bindir = tools_bin()
-    env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}"}
+    env = {"PATH": f"{bindir}:{os.environ.get('PATH', '')}", "LIBSQLITE3_FLAGS": SQLITE_FLAGS}
     key = triple.replace("-", "_")
     if triple in MINGW:
         prefix = MINGW[triple]

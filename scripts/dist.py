@@ -43,11 +43,14 @@ TARGETS = {
     "x86_64-pc-windows-gnu": {"wheel": None},
     "aarch64-apple-ios": {"swift": True, "wheel": False, "node": False},
 }
+# The cargo profile of every shipped binary (Cargo.toml, [profile.dist]: fat LTO, size-optimized
+# dependencies and SQLite).
+PROFILE = "dist"
 # Strip the symbol table of the shipped ELF and PE libraries (cargo's per-package profile, so the
 # core's build stays shared). Mach-O libraries keep it: stripping after zig signs them would
 # invalidate the ad-hoc code signature arm64 macOS requires, and their size is in target anyway.
-STRIP = ["--config", 'profile.release.package.license-backup-python.strip="symbols"',
-         "--config", 'profile.release.package.license-backup-node.strip="symbols"']
+STRIP = ["--config", f'profile.{PROFILE}.package.license-backup-python.strip="symbols"',
+         "--config", f'profile.{PROFILE}.package.license-backup-node.strip="symbols"']
 
 log_lines: list[str] = []
 
@@ -67,7 +70,8 @@ def run(cmd: list[str], *, env_target: str | None = None, cwd: pathlib.Path = RO
 
 def build_wheel(triple: str, out: pathlib.Path) -> None:
     compat = TARGETS[triple]["wheel"]
-    cmd = NICE + ["maturin", "build", "--release", "--target", triple, "--out", str(out)]
+    cmd = NICE + ["maturin", "build", "--profile", PROFILE, "--target", triple, "--out", str(out),
+                  "--compression-level", "9"]
     if compat:
         cmd += ["--compatibility", compat]
     if "apple" not in triple:
@@ -79,7 +83,7 @@ def build_addon(triple: str, work: pathlib.Path) -> pathlib.Path:
     outdir = work / "napi" / triple
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
-    cmd = NICE + [str(ROOT / "bindings-node/node_modules/.bin/napi"), "build", "--platform", "--release",
+    cmd = NICE + [str(ROOT / "bindings-node/node_modules/.bin/napi"), "build", "--platform", "--profile", PROFILE,
                   "--no-const-enum", "--target", triple, "--target-dir", str(TARGET_DIR),
                   "--output-dir", str(outdir), "--no-js", "--dts", "native.d.ts"]
     # (native.js / native.d.ts ship from bindings-node; make test-node checks they are fresh)
@@ -91,9 +95,9 @@ def build_addon(triple: str, work: pathlib.Path) -> pathlib.Path:
 
 
 def build_staticlib(triple: str) -> pathlib.Path:
-    run(NICE + ["cargo", "rustc", "--quiet", "--release", "--target", triple, "-p", "license-backup-swift",
+    run(NICE + ["cargo", "rustc", "--quiet", "--profile", PROFILE, "--target", triple, "-p", "license-backup-swift",
                 "--lib", "--crate-type", "staticlib"], env_target=triple)
-    return TARGET_DIR / triple / "release" / "liblicense_backup_swift.a"
+    return TARGET_DIR / triple / PROFILE / "liblicense_backup_swift.a"
 
 
 def sha256(path: pathlib.Path) -> str:
@@ -157,7 +161,7 @@ def main() -> int:
         found = list((work / "napi" / triple).glob("*.node"))
         if found and triple not in addons:
             addons[triple] = found[0]
-        lib = TARGET_DIR / triple / "release" / "liblicense_backup_swift.a"
+        lib = TARGET_DIR / triple / PROFILE / "liblicense_backup_swift.a"
         if TARGETS[triple].get("swift") and lib.exists() and triple not in staticlibs:
             staticlibs[triple] = lib
     if "node" in only:

@@ -120,12 +120,19 @@ def inspect_binary(path: pathlib.Path, fmt: str, arch: str, entry: str, *, musl:
         dylibs = re.findall(r"cmd LC_LOAD_DYLIB.*?name (\S+)", info, re.S)
         need(all(d.startswith("/usr/lib/") or d.startswith("/System/") for d in dylibs), f"{path.name}: links {dylibs}")
         need("LC_CODE_SIGNATURE" in info or arch == "x86_64", f"{path.name}: arm64 without a code signature")
+        # The install name: @rpath and the file's name (the addon's: bindings-node/build.rs;
+        # the wheel's module: maturin's), never the absolute path of the build.
+        ident = re.findall(r"cmd LC_ID_DYLIB.*?name (\S+)", info, re.S)
+        want = f"@rpath/{path.name}" if node else "@rpath/"
+        need(len(ident) == 1 and (ident[0] == want if node else ident[0].startswith(want)),
+             f"{path.name}: install name {ident}, want {want}{'' if node else '...'}")
         exports = sh(["llvm-nm", "--defined-only", "--extern-only", str(path)])
         need(re.search(rf"\b_{entry}$", exports, re.M) is not None, f"{path.name}: _{entry} is not exported")
         undefined = sh(["llvm-nm", "--undefined-only", str(path)])
         host = "_napi_create_function" if node else "_PyModule_Create2"
         need(host in undefined or not node, f"{path.name}: does not use {host} from the host process")
-        return f"Mach-O {arch}, minos {minos[0]}, exports _{entry}, links {', '.join(os.path.basename(d) for d in dylibs)}"
+        return (f"Mach-O {arch}, minos {minos[0]}, install name {ident[0]}, exports _{entry}, "
+                f"links {', '.join(os.path.basename(d) for d in dylibs)}")
     if fmt == "pe":
         need(data[:2] == b"MZ", f"{path.name}: not a PE file")
         head = sh(["llvm-readobj", "--file-headers", str(path)])

@@ -55,8 +55,10 @@ generate-interface:
 
 # tests/scenarios/expanded/: every scenario's licenses and archive damage spelled out for the
 # runners; then tests/scenarios/coverage.md, which the Rust runner writes from what the scenarios
-# reached (its test fails when the committed one is stale).
-generate-scenarios:
+# reached (its test fails when the committed one is stale). Its "server" mode runs the
+# service binary LICENSE_BACKUP_SERVICE names (mk/service.mk): built first, so it is never
+# missing or stale.
+generate-scenarios: service-binary
 	$(CARGO) run --quiet -p license-backup-devtools --bin lb-scenarios -- --write
 	SCENARIOS_BLESS=1 $(CARGO) test --quiet -p license-backup --test scenarios >/dev/null
 

@@ -338,10 +338,12 @@ class Checker:
         work = self.work / f"py-{where}"
         shutil.rmtree(work, ignore_errors=True)
         (work / "run").mkdir(parents=True)
-        # The suite starts the networked service (the host's debug build, linked against the
-        # host's glibc, newer than Debian 11's): there it runs with the host's C library, copied
-        # beside it. What the suite tests is the wheel, on the chroot's own Python and glibc.
-        service = f"LICENSE_BACKUP_SERVICE={self.host_service(work)} " if where == "bullseye-amd64" else ""
+        # The suite starts the networked service (the host's x86_64 debug build, linked against
+        # the host's glibc): in a chroot it runs with the host's loader and C library, copied
+        # beside it (Debian 11's glibc is older; the arm64 chroot has no x86_64 loader at all,
+        # and the host's kernel runs the x86_64 service natively, outside qemu). What the suite
+        # tests is the wheel, on the chroot's own Python and C library.
+        service = f"LICENSE_BACKUP_SERVICE={self.host_service(work)} " if where != "host" else ""
         script = (
             f"python3 -m venv {work}/venv\n"
             f"{work}/venv/bin/python -m pip install --quiet --disable-pip-version-check --no-index "
@@ -469,6 +471,14 @@ class Checker:
         # at the versions bindings-node pins, from npm's cache (make node-tools filled it).
         dev = json.loads((ROOT / "bindings-node/package.json").read_text())["devDependencies"]
         test_deps = [f"{name}@{dev[name]}" for name in ("fast-check", "typescript", "typescript-7", "@types/node")]
+        if where == "bookworm-arm64":
+            # TypeScript 7's compiler is a native binary in a package per platform (an optional
+            # dependency): the host's npm cache holds only the x64 one, so the arm64 one is
+            # added to the cache (from the npm registry) and installed by name.
+            ts7 = json.loads((ROOT / "bindings-node/node_modules/typescript-7/package.json").read_text())
+            arm = f"@typescript/typescript-linux-arm64@{ts7['optionalDependencies']['@typescript/typescript-linux-arm64']}"
+            run_logged(["npm", "cache", "add", "--loglevel=error", arm], self.work / f"node-{where}-cache.log")
+            test_deps.append(arm)
         run_logged(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--offline", *flags,
                     str(main_tgz), str(plat_tgz), *test_deps], self.work / f"node-{where}-install.log", cwd=work)
         shutil.copytree(ROOT / "bindings-node/test", work / "test")
@@ -477,8 +487,9 @@ class Checker:
         probe = ("const lb = require('license-backup'); const m = Object.keys(require.cache)"
                  ".filter((k) => k.endsWith('.node')); console.log(JSON.stringify(m))")
         tests = " ".join(f"test/{p.name}" for p in sorted((work / "test").glob("*.test.js")))
+        service = f"LICENSE_BACKUP_SERVICE={self.host_service(work)} " if where != "host" else ""
         script = (f"cd {work}\nnode -e \"{probe}\"\n"
-                  f"LB_REPO={ROOT} node --test --test-reporter=spec {tests}\n"
+                  f"{service}LB_REPO={ROOT} node --test --test-reporter=spec {tests}\n"
                   f"EXAMPLE_DIR={work}/example-run node example/menu-backup.js > /dev/null\n")
         start = time.monotonic()
         log = self.work / f"node-{where}.log"

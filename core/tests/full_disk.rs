@@ -55,18 +55,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn licenses(range: std::ops::RangeInclusive<u32>) -> Vec<NewLicense> {
-    range
-        .map(|i| NewLicense {
-            key_id: key_id(i),
-            content_key: content_key(i),
-            rights: Rights::default(),
-            issuer: "https://issuer.example".into(),
-            issued_at: 1_700_000_000 + i64::from(i),
-        })
-        .collect()
-}
-
 /// A restorer over `store` and `service`, backing up to and restoring from `folder`.
 fn restorer(store: &Arc<LicenseStore>, service: &Arc<EmbeddedService>, folder: &Path) -> BackupRestorer {
     let r = create_backup_restorer(Arc::clone(store), service.clone());
@@ -93,7 +81,8 @@ fn adding_licenses_to_a_store_on_a_full_disk_is_no_space_and_changes_nothing() {
     fill(&store, 20, 0);
     let before = snapshot(&store);
 
-    let err = store.add_licenses(&licenses(1000..=9000), ConflictPolicy::Keep).expect_err("the disk is too small");
+    let err =
+        store.add_licenses(&plain_licenses(1000..=9000), ConflictPolicy::Keep).expect_err("the disk is too small");
     assert_eq!(err.code(), ErrorCode::NoSpace, "{err}");
     assert_eq!(snapshot(&store), before, "the store is as it was");
     assert_eq!(store.verify().unwrap(), 20);
@@ -103,7 +92,7 @@ fn adding_licenses_to_a_store_on_a_full_disk_is_no_space_and_changes_nothing() {
     let store = LicenseStore::open(disk.path("device.db")).unwrap();
     assert_eq!(snapshot(&store), before, "the store is as it was after reopening");
     disk.grow(64 * 1024);
-    store.add_licenses(&licenses(1000..=9000), ConflictPolicy::Keep).unwrap();
+    store.add_licenses(&plain_licenses(1000..=9000), ConflictPolicy::Keep).unwrap();
     assert_eq!(store.verify().unwrap(), 20 + 8001);
 }
 
@@ -117,7 +106,7 @@ fn a_restore_onto_a_store_on_a_full_disk_is_no_space_and_spends_no_quota() {
 
     let disk = Tmpfs::new(512);
     let b = Arc::new(LicenseStore::open(disk.path("b.db")).unwrap());
-    b.add_licenses(&licenses(90_001..=90_002), ConflictPolicy::Keep).unwrap();
+    b.add_licenses(&plain_licenses(90_001..=90_002), ConflictPolicy::Keep).unwrap();
     let before = snapshot(&b);
     let rb = restorer(&b, &w.service, &folder);
 
@@ -154,7 +143,7 @@ fn a_ledger_on_a_full_disk_is_no_space_and_records_nothing() {
     let folder = dir.path().join("backup");
     std::fs::create_dir(&folder).unwrap();
     let a = Arc::new(LicenseStore::open(dir.path().join("a.db")).unwrap());
-    a.add_licenses(&licenses(1..=20_000), ConflictPolicy::Keep).unwrap();
+    a.add_licenses(&plain_licenses(1..=20_000), ConflictPolicy::Keep).unwrap();
     backup(&restorer(&a, &service, &folder), false).0.unwrap();
 
     let b = Arc::new(LicenseStore::open(dir.path().join("b.db")).unwrap());

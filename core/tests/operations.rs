@@ -538,16 +538,7 @@ fn a_damaged_content_key_midway_stops_the_backup_at_that_license() {
     let w = World::new();
     let (a, ra) = w.device("a");
     // ~100 bytes a record: about 1,000 licenses a 128 KiB batch, so the damage is batches in.
-    let licenses: Vec<NewLicense> = (1..=4000)
-        .map(|i| NewLicense {
-            key_id: key_id(i),
-            content_key: content_key(i),
-            rights: Rights::default(),
-            issuer: "https://issuer.example".into(),
-            issued_at: 1_700_000_000 + i64::from(i),
-        })
-        .collect();
-    a.add_licenses(&licenses, ConflictPolicy::Keep).unwrap();
+    a.add_licenses(&plain_licenses(1..=4000), ConflictPolicy::Keep).unwrap();
     backup(&ra, false).0.unwrap();
     let before = read_all(&archive_path(&w));
     ra.set_property("ProgressInterval", PropertyValue::U32(1)).unwrap();

@@ -81,6 +81,20 @@ pub fn fill(store: &LicenseStore, n: u32, restricted_every: u32) {
     }
 }
 
+/// Licenses numbered `range` with the default rights and no catalog entry: what a test adds in
+/// bulk when only the count matters.
+pub fn plain_licenses(range: std::ops::RangeInclusive<u32>) -> Vec<NewLicense> {
+    range
+        .map(|i| NewLicense {
+            key_id: key_id(i),
+            content_key: content_key(i),
+            rights: Rights::default(),
+            issuer: "https://issuer.example".into(),
+            issued_at: 1_700_000_000 + i64::from(i),
+        })
+        .collect()
+}
+
 /// A callback that records every event.
 #[derive(Clone, Default)]
 pub struct Recorder(pub Arc<Mutex<Vec<StatusEvent>>>);

@@ -1062,26 +1062,13 @@ fn parent(args: &[String]) -> Res<()> {
                         f(sq, "rate"),
                         "authorizations/s",
                     );
-                    rows.push(Row {
-                        figure: format!(
+                    rows.push(ledger_scale::authorization_row(
+                        format!(
                             "authorizations/s, 1,000-license archives, {clients} clients, PostgreSQL (2 instances)"
                         ),
-                        value: format!(
-                            "{:.0}/s, p50 {:.1} ms, p99 {:.1} ms ({} failed; audit = grants)",
-                            f(pg, "rate"),
-                            f(pg, "latency_p50_ms"),
-                            f(pg, "latency_p99_ms"),
-                            pg["failed"].as_u64().unwrap_or(0)
-                        ),
-                        baseline: format!(
-                            "{:.0}/s, p50 {:.1} ms, p99 {:.1} ms SQLite (1 instance)",
-                            f(sq, "rate"),
-                            f(sq, "latency_p50_ms"),
-                            f(sq, "latency_p99_ms")
-                        ),
-                        ratio: Some(f(pg, "rate") / f(sq, "rate")),
-                        target: String::new(),
-                    });
+                        pg,
+                        sq,
+                    ));
                 }
                 // One large authorization onto a fresh device, each ledger; the server's peak RSS.
                 for &n in &opts.pg_auth_sizes {

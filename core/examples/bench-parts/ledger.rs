@@ -151,6 +151,29 @@ fn f(v: &Value, k: &str) -> f64 {
 
 /// 32 clients spread over each of `opts.accounts` accounts, each ledger (PostgreSQL: 2
 /// instances on one database; SQLite: 1 instance); every account audited after the load.
+/// A table row of an authorization load through PostgreSQL (2 instances) beside the same load
+/// through SQLite (1 instance): rate and latency of each, `authorize-load`'s JSON.
+pub fn authorization_row(figure: String, pg: &Value, sq: &Value) -> Row {
+    Row {
+        figure,
+        value: format!(
+            "{:.0}/s, p50 {:.1} ms, p99 {:.1} ms ({} failed; audit = grants)",
+            f(pg, "rate"),
+            f(pg, "latency_p50_ms"),
+            f(pg, "latency_p99_ms"),
+            pg["failed"].as_u64().unwrap_or(0)
+        ),
+        baseline: format!(
+            "{:.0}/s, p50 {:.1} ms, p99 {:.1} ms SQLite (1 instance)",
+            f(sq, "rate"),
+            f(sq, "latency_p50_ms"),
+            f(sq, "latency_p99_ms")
+        ),
+        ratio: Some(f(pg, "rate") / f(sq, "rate")),
+        target: String::new(),
+    }
+}
+
 pub fn accounts(opts: &Opts, bin: &Path, cluster: &pg::PgCluster, scratch: &Path) -> Res<Measured> {
     let clients = 32usize;
     let mut m = Measured { rows: Vec::new(), figures: Vec::new() };
@@ -220,26 +243,11 @@ pub fn accounts(opts: &Opts, bin: &Path, cluster: &pg::PgCluster, scratch: &Path
                 "ms",
             ));
         }
-        m.rows.push(Row {
-            figure: format!(
-                "authorizations/s, 1,000 licenses, 32 clients over {n} account(s), PostgreSQL (2 instances)"
-            ),
-            value: format!(
-                "{:.0}/s, p50 {:.1} ms, p99 {:.1} ms ({} failed; audit = grants)",
-                f(pg, "rate"),
-                f(pg, "latency_p50_ms"),
-                f(pg, "latency_p99_ms"),
-                pg["failed"].as_u64().unwrap_or(0)
-            ),
-            baseline: format!(
-                "{:.0}/s, p50 {:.1} ms, p99 {:.1} ms SQLite (1 instance)",
-                f(sq, "rate"),
-                f(sq, "latency_p50_ms"),
-                f(sq, "latency_p99_ms")
-            ),
-            ratio: Some(f(pg, "rate") / f(sq, "rate")),
-            target: String::new(),
-        });
+        m.rows.push(authorization_row(
+            format!("authorizations/s, 1,000 licenses, 32 clients over {n} account(s), PostgreSQL (2 instances)"),
+            pg,
+            sq,
+        ));
     }
     Ok(m)
 }

@@ -17,9 +17,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{self, DATA_KEY_LEN, ENC_LEN, KeyPair, PUBLIC_KEY_LEN, SealingKey, TAG_LEN, WrappedKey};
 use crate::error::{Error, ErrorCode, Result};
-use crate::interface::{self, ArgPath};
 use crate::key_id::KeyId;
-use crate::license::{CatalogEntry, License, LicenseFields, Rights};
+use crate::license::{CatalogEntry, License, LicenseFields, Rights, check_catalog_fields, check_license_fields};
 
 mod inspect;
 pub use inspect::{ArchiveInfo, FramingDamage, inspect};
@@ -662,28 +661,13 @@ fn decode_license(bytes: &[u8]) -> Result<LicenseView<'_>> {
 }
 
 /// Checks a decoded record against the limits an application's own `add_license` and
-/// `set_catalog_entry` are held to (the interface definition's): an archive sealed by a
-/// modified client cannot bring in a license the library would refuse from its caller.
+/// `set_catalog_entry` are held to: an archive sealed by a modified client cannot bring in a
+/// license the library would refuse from its caller.
 fn check_limits(view: &LicenseView<'_>) -> Result<()> {
     let f = &view.fields;
-    let license = ArgPath::arg("license");
-    let checked = interface::CONTENT_KEY
-        .check_bytes(license.field("content_key"), view.content_key.len())
-        .and_then(|()| interface::TEXT.check_text(license.field("issuer"), f.issuer))
-        .and_then(|()| interface::TIMESTAMP.check_int(license.field("issued_at"), f.issued_at.into()))
-        .and_then(|()| match f.rights.expires_at {
-            Some(at) => interface::TIMESTAMP.check_int(license.field("expires_at"), at.into()),
-            None => Ok(()),
-        })
-        .and_then(|()| {
-            [("title", f.title), ("artist", f.artist), ("file_path", f.file_path)].into_iter().try_for_each(
-                |(name, text)| match text {
-                    Some(text) => interface::TEXT.check_text(license.field(name), text),
-                    None => Ok(()),
-                },
-            )
-        });
-    checked.map_err(|e| Error::corrupt(format!("license record {}: {}", f.key_id, e.message())))
+    check_license_fields(view.content_key.len(), f.issuer, f.issued_at, &f.rights)
+        .and_then(|()| check_catalog_fields(f.title, f.artist, f.file_path))
+        .map_err(|e| Error::corrupt(format!("license record {}: {}", f.key_id, e.message())))
 }
 
 /// A license read back from an archive, content key included.

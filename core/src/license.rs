@@ -87,18 +87,39 @@ impl CatalogEntry {
 
     /// Checks every field against its limits in the interface definition.
     pub(crate) fn validate(&self) -> Result<()> {
-        let entry = ArgPath::arg("entry");
-        for (name, field) in [("title", &self.title), ("artist", &self.artist), ("file_path", &self.file_path)] {
-            if let Some(text) = field {
-                interface::TEXT.check_text(entry.field(name), text)?;
-            }
-        }
-        Ok(())
+        check_catalog_fields(self.title.as_deref(), self.artist.as_deref(), self.file_path.as_deref())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.title.is_none() && self.artist.is_none() && self.file_path.is_none()
     }
+}
+
+/// Checks a catalog entry's fields against their limits in the interface definition: what
+/// `set_catalog_entry` and a restore's decoded records are both held to.
+pub(crate) fn check_catalog_fields(title: Option<&str>, artist: Option<&str>, file_path: Option<&str>) -> Result<()> {
+    let entry = ArgPath::arg("entry");
+    for (name, field) in [("title", title), ("artist", artist), ("file_path", file_path)] {
+        if let Some(text) = field {
+            interface::TEXT.check_text(entry.field(name), text)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a license's fields against their limits in the interface definition: what
+/// `add_license` and a restore's decoded records are both held to.
+pub(crate) fn check_license_fields(
+    content_key_len: usize,
+    issuer: &str,
+    issued_at: i64,
+    rights: &Rights,
+) -> Result<()> {
+    let license = ArgPath::arg("license");
+    interface::CONTENT_KEY.check_bytes(license.field("content_key"), content_key_len)?;
+    interface::TEXT.check_text(license.field("issuer"), issuer)?;
+    interface::TIMESTAMP.check_int(license.field("issued_at"), issued_at.into())?;
+    rights.validate(&license.field("rights"))
 }
 
 /// A license as an application adds it to the store: the only type that carries a content key
@@ -139,11 +160,7 @@ impl Drop for NewLicense {
 impl NewLicense {
     /// Checks every field against its limits in the interface definition.
     pub(crate) fn validate(&self) -> Result<()> {
-        let license = ArgPath::arg("license");
-        interface::CONTENT_KEY.check_bytes(license.field("content_key"), self.content_key.len())?;
-        interface::TEXT.check_text(license.field("issuer"), &self.issuer)?;
-        interface::TIMESTAMP.check_int(license.field("issued_at"), self.issued_at.into())?;
-        self.rights.validate(&license.field("rights"))
+        check_license_fields(self.content_key.len(), &self.issuer, self.issued_at, &self.rights)
     }
 }
 

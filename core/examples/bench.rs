@@ -61,7 +61,7 @@ mod pg;
 mod ledger_scale;
 
 /// Bump when the fixture shape changes, so cached fixtures are rebuilt.
-const FIXTURE_VERSION: u32 = 4;
+const FIXTURE_VERSION: u32 = 5;
 const PASSWORD: &str = "pass:license-backup-bench";
 
 fn main() {

@@ -221,7 +221,7 @@ impl BackupRestorer {
         let target = RestoreTarget::new(self.store.path(), &self.store.keys(), flags.individualize)?;
         let service_key = self.service.public_key()?;
         let request = restore_request(&scanned, &target, crypto::random_array(), &service_key)?;
-        let mut key_ids = scanned.key_ids()?;
+        let mut key_ids = scanned.key_ids();
         let quota = self.service.quota(&request, &mut key_ids)?;
         scanned.check_same(key_ids.summary().1)?;
         Ok(quota)

@@ -26,8 +26,9 @@ use crate::store::{
     UNLISTED_TAKE, bind_license_values, catalog_entry, read_row, stored_row, tombstone,
 };
 
-/// How many licenses the reading thread of a restore hands to the writing thread at a time.
-const APPLY_BATCH: usize = 512;
+/// How many licenses the reading thread of a restore hands to the writing thread at a time: one
+/// multi-row `INSERT`.
+const APPLY_BATCH: usize = ROWS_PER_INSERT;
 /// How many batches may wait for the writing thread (memory stays bounded).
 const APPLY_QUEUE: usize = 4;
 /// Licenses re-sealed per read when an individualizing restore re-binds the existing ones.

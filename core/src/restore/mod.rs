@@ -8,7 +8,8 @@
 //! the key IDs: the scan (every byte, checked against the header's commitments, [`scan`]), the
 //! key IDs streamed to the service, the
 //! verifying pass that reports PROGRESS ([`verify`]: a version-2 archive's records hashed
-//! against the header's commitment, a version-1 archive's opened), and the pass that writes the
+//! against the header's commitment on a thread that starts before the service is asked, a
+//! version-1 archive's opened once the service granted its key), and the pass that writes the
 //! store, opening every record ([`apply`]).
 
 mod apply;
@@ -51,6 +52,22 @@ impl RestoreJob {
         // commitments: a damaged archive ends here, before the service is asked anything.
         let scanned = scan::scan(&path)?;
         emitter.check_cancelled()?;
+        // A version-2 archive's verifying pass needs no key: it runs while the service is asked.
+        std::thread::scope(|scope| {
+            let check = scanned.start_check(scope)?;
+            self.authorize_and_apply(emitter, &scanned, check, scope)
+        })
+    }
+
+    /// The restore once its archive is scanned: the service's authorization, the verifying pass
+    /// (`check` when it already runs), the store's transaction and the reservation's settlement.
+    fn authorize_and_apply<'scope>(
+        &self,
+        emitter: &Emitter,
+        scanned: &'scope scan::ScannedArchive,
+        check: Option<verify::CommitmentCheck>,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+    ) -> Result<Summary> {
         let target = RestoreTarget::new(&self.store_path, &self.keys, self.individualize)?;
 
         // CONNECTING before the first call that may reach the service (a networked service's
@@ -71,7 +88,7 @@ impl RestoreJob {
                 &service_key,
                 &scanned.header.archive_id,
             )?;
-            let request = restore_request(&scanned, &target, *pending.request_id(), &service_key)?;
+            let request = restore_request(scanned, &target, *pending.request_id(), &service_key)?;
             Ok::<_, Error>((pending, request))
         })();
         let (mut pending, request) = match prepared {
@@ -82,7 +99,7 @@ impl RestoreJob {
                 return Err(e);
             }
         };
-        let mut key_ids = scanned.key_ids()?;
+        let mut key_ids = scan::ReadAhead::start(scanned, scope)?;
         pending.asking();
         let answer = self.service.authorize_restore(&request, &mut key_ids);
         tracing::debug!(granted = answer.is_ok(), "disconnected from the service");
@@ -102,11 +119,11 @@ impl RestoreJob {
             Err(ServiceError::Failed(e)) => return Err(e),
         };
         // The service authorized exactly the licenses of the scan, all of them.
-        let (finished, seen) = key_ids.summary();
+        let (finished, seen) = key_ids.finish()?;
         if !finished {
             return Err(Error::internal("the service answered before it read every key ID of the archive"));
         }
-        scanned.check_same(seen)?;
+        scanned.check_same(&seen)?;
         let aad = grant_aad(&scanned.header.archive_id, &target.device().id(), pending.request_id());
         let data_key = target.device().pair.unwrap(&grant.wrapped_key, GRANT_INFO, &aad)?;
         let data_key: [u8; 32] = data_key
@@ -122,11 +139,16 @@ impl RestoreJob {
         // reservation is released when `pending` is dropped). The writing pass opens every
         // record again and rolls back on any failure.
         let mut progress = Progress::new(scanned.tally.licenses(), self.progress_interval);
-        scanned.verify(&data_key, |licenses| (0..licenses).try_for_each(|_| progress.step(emitter)))?;
+        let step = |licenses| (0..licenses).try_for_each(|_| progress.step(emitter));
+        match &check {
+            Some(check) => check.report(step)?,
+            None => scanned.verify_sealed(&data_key, step)?,
+        }
+        drop(check);
         progress.finish(emitter)?;
         emitter.check_cancelled()?;
         let (restored, skipped) =
-            target.apply(self.policy, scanned.records(&data_key)?, &scanned, pending.request_id(), &|| {
+            target.apply(self.policy, scanned.records(&data_key), scanned, pending.request_id(), &|| {
                 emitter.check_cancelled()
             })?;
         // The store committed: confirm now (if the service cannot be reached, the journal

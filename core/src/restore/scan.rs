@@ -4,7 +4,7 @@
 //! pass is checked against.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -18,7 +18,8 @@ use crate::key_id::KeyId;
 
 /// An archive opened for a restore: its header, how many licenses it holds, the digest of their
 /// key IDs, and the open file, which every later pass reads again (the same file, even if the
-/// path is replaced meanwhile).
+/// path is replaced meanwhile), each from a position of its own ([`At`]), so passes on several
+/// threads may read it at once.
 pub(crate) struct ScannedArchive {
     pub(crate) header: ArchiveHeader,
     /// The licenses the scan saw.
@@ -62,22 +63,53 @@ pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
     Ok(ScannedArchive { header, tally, file, size })
 }
 
+/// A reader of an open file that keeps its own position and reads with positioned reads
+/// (`pread`; `seek_read` on Windows), so readers on several threads share the file but not an
+/// offset.
+pub(crate) struct At<'f> {
+    file: &'f File,
+    pos: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for At<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let (base, offset) = match to {
+            SeekFrom::Start(p) => (p, 0),
+            SeekFrom::Current(d) => (self.pos, d),
+            SeekFrom::End(d) => (self.file.metadata()?.len(), d),
+        };
+        self.pos = base
+            .checked_add_signed(offset)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a seek before the start of the file"))?;
+        Ok(self.pos)
+    }
+}
+
 impl ScannedArchive {
     /// A reader of the archive's records from the first one (for every pass after the scan).
-    pub(super) fn rewind(&self) -> Result<BufReader<&File>> {
-        let mut f = &self.file;
-        f.seek(SeekFrom::Start(self.header.len() as u64)).map_err(|e| archive::read_error(&e))?;
-        Ok(BufReader::with_capacity(256 * 1024, f))
+    pub(super) fn rewind(&self) -> BufReader<At<'_>> {
+        BufReader::with_capacity(256 * 1024, At { file: &self.file, pos: self.header.len() as u64 })
     }
 
     /// The archive's key IDs, in order, read again from its frames (for the service).
-    pub(crate) fn key_ids(&self) -> Result<KeyIds<&File>> {
-        Ok(KeyIds { r: self.rewind()?, tally: KeyTally::default(), finished: false })
+    pub(crate) fn key_ids(&self) -> KeyIds<At<'_>> {
+        KeyIds { r: self.rewind(), tally: KeyTally::default(), finished: false }
     }
 
     /// A reader of the archive's records from the first one, with its data key.
-    pub(crate) fn records(&self, data_key: &[u8; 32]) -> Result<RecordReader<BufReader<&File>>> {
-        Ok(RecordReader::new(self.rewind()?, self.header.archive_id, data_key))
+    pub(crate) fn records(&self, data_key: &[u8; 32]) -> RecordReader<BufReader<At<'_>>> {
+        RecordReader::new(self.rewind(), self.header.archive_id, data_key)
     }
 
     /// `ARCHIVE_CORRUPT` unless a pass over the archive saw the licenses of the scan, in order:
@@ -87,6 +119,76 @@ impl ScannedArchive {
             Ok(())
         } else {
             Err(Error::corrupt("the archive changed while it was being restored"))
+        }
+    }
+}
+
+/// Key IDs per chunk a [`ReadAhead`] thread hands over.
+const READ_AHEAD_CHUNK: usize = 1024;
+/// Chunks a [`ReadAhead`] thread may have read and not yet handed over (memory stays bounded).
+const READ_AHEAD_DEPTH: usize = 4;
+
+/// The archive's key IDs ([`ScannedArchive::key_ids`]) read on a thread of their own, a chunk
+/// ahead of the service that consumes them: reading and parsing the frames is then off the
+/// thread that writes the service's ledger. Dropping it stops the thread at its next chunk.
+pub(crate) struct ReadAhead<'scope> {
+    chunks: std::sync::mpsc::Receiver<Vec<Result<KeyId>>>,
+    current: std::vec::IntoIter<Result<KeyId>>,
+    /// Every chunk was handed over and the thread ended.
+    exhausted: bool,
+    reader: Option<std::thread::ScopedJoinHandle<'scope, (bool, KeyTally)>>,
+}
+
+impl<'scope> ReadAhead<'scope> {
+    /// Starts reading the key IDs of `archive` on a thread of `scope`.
+    pub(crate) fn start(
+        archive: &'scope ScannedArchive,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+    ) -> Result<Self> {
+        let (send, chunks) = std::sync::mpsc::sync_channel(READ_AHEAD_DEPTH);
+        let reader = std::thread::Builder::new()
+            .name("license-key-ids".into())
+            .spawn_scoped(scope, move || {
+                let mut key_ids = archive.key_ids();
+                loop {
+                    let chunk: Vec<Result<KeyId>> = key_ids.by_ref().take(READ_AHEAD_CHUNK).collect();
+                    if chunk.is_empty() || send.send(chunk).is_err() {
+                        break;
+                    }
+                }
+                let (finished, tally) = key_ids.summary();
+                (finished, tally.clone())
+            })
+            .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
+        Ok(ReadAhead { chunks, current: Vec::new().into_iter(), exhausted: false, reader: Some(reader) })
+    }
+
+    /// What [`KeyIds::summary`] says, once every key ID was consumed: whether the end record
+    /// was reached, and the key IDs before it. `(false, _)` when the consumer stopped early.
+    pub(crate) fn finish(mut self) -> Result<(bool, KeyTally)> {
+        if !self.exhausted {
+            return Ok((false, KeyTally::default()));
+        }
+        let reader = self.reader.take().expect("joined once");
+        reader.join().map_err(|_| Error::internal("the restore's key ID thread panicked"))
+    }
+}
+
+impl Iterator for ReadAhead<'_> {
+    type Item = Result<KeyId>;
+
+    fn next(&mut self) -> Option<Result<KeyId>> {
+        loop {
+            if let Some(key_id) = self.current.next() {
+                return Some(key_id);
+            }
+            if self.exhausted {
+                return None;
+            }
+            match self.chunks.recv() {
+                Ok(chunk) => self.current = chunk.into_iter(),
+                Err(_) => self.exhausted = true,
+            }
         }
     }
 }

@@ -1,23 +1,26 @@
 //! The restore's verifying pass, before the store is touched, reporting PROGRESS as batches
 //! check out: for a version-2 archive every record byte hashed again and compared with the
-//! header's commitment (which the service authenticated when it opened the archive's key); for
-//! a version-1 archive, which commits to nothing, every record authenticated and decoded on
-//! several threads.
+//! header's commitment (which the service authenticated when it opened the archive's key), on a
+//! thread started before the service is asked ([`CommitmentCheck`]); for a version-1 archive,
+//! which commits to nothing, every record authenticated and decoded on several threads once the
+//! service granted the archive's key.
 
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::scan::{KeyTally, ScannedArchive};
 use crate::archive::{
-    self, Commitment, Digesting, RECORD_END, RECORDS_DOMAIN, expect_eof, open_record, read_exact_or_corrupt,
-    read_frame, skip,
+    Commitment, Digesting, RECORD_END, RECORDS_DOMAIN, expect_eof, open_record, read_exact_or_corrupt, read_frame, skip,
 };
 use crate::crypto::SealingKey;
 use crate::error::{Error, Result};
 
-/// Threads that authenticate records in [`ScannedArchive::verify`], besides the reading one.
+/// Threads that authenticate records in [`ScannedArchive::verify_sealed`], besides the reading
+/// one.
 const VERIFY_THREADS: usize = 2;
 /// Records per batch handed to a verifying thread.
 const VERIFY_BATCH: usize = 256;
@@ -75,20 +78,86 @@ fn verify_batch(key: &SealingKey, archive_id: &[u8; 16], batch: &SealedBatch) ->
     Ok(())
 }
 
-impl ScannedArchive {
-    /// Checks every record of the archive before the store is touched, calling `done(n)` in
-    /// archive order as each batch of `n` licenses is through (an error from `done` stops
-    /// everything; the last batch is reported only once the whole archive checked out), and
-    /// that what it read is what the scan saw. A version-2 archive's records
-    /// are hashed again and must be the ones its header commits to ([`Self::verify_committed`]);
-    /// a version-1 archive's are authenticated and decoded ([`Self::verify_sealed`]). Either
-    /// way the pass that writes the store authenticates and decodes every record again and
-    /// rolls back on any failure.
-    pub(crate) fn verify(&self, data_key: &[u8; 32], done: impl FnMut(u64) -> Result<()>) -> Result<()> {
-        match &self.header.commitment {
-            Some(commitment) => self.verify_committed(commitment, done),
-            None => self.verify_sealed(data_key, done),
+/// The verifying pass of a version-2 archive, running on a thread of its own: it needs no key,
+/// so it starts before the service is asked and is mostly done when the service answers. The
+/// restore reports its progress after BEGIN ([`CommitmentCheck::report`]). Dropping it stops the
+/// thread at its next batch (the thread's scope then joins it).
+pub(crate) struct CommitmentCheck {
+    state: Arc<CheckState>,
+}
+
+#[derive(Default)]
+struct CheckState {
+    progress: Mutex<Checked>,
+    changed: Condvar,
+    stop: AtomicBool,
+}
+
+/// How far the checking thread got: licenses checked, and its outcome once it ended.
+#[derive(Default)]
+struct Checked {
+    licenses: u64,
+    outcome: Option<Result<()>>,
+}
+
+impl Drop for CommitmentCheck {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl CommitmentCheck {
+    /// Calls `done(n)`, in archive order, as the checking thread gets through `n` more licenses
+    /// (the last ones once the whole archive checked out), until it ends; returns its outcome
+    /// (an error from `done` stops the thread and is returned).
+    pub(crate) fn report(&self, mut done: impl FnMut(u64) -> Result<()>) -> Result<()> {
+        let mut reported = 0;
+        loop {
+            let (licenses, outcome) = {
+                let mut p = self.state.progress.lock().unwrap_or_else(PoisonError::into_inner);
+                while p.licenses == reported && p.outcome.is_none() {
+                    p = self.state.changed.wait(p).unwrap_or_else(PoisonError::into_inner);
+                }
+                (p.licenses, p.outcome.take())
+            };
+            if licenses > reported {
+                done(licenses - reported)?;
+                reported = licenses;
+            }
+            if let Some(outcome) = outcome {
+                return outcome;
+            }
         }
+    }
+}
+
+impl ScannedArchive {
+    /// Starts the verifying pass of a version-2 archive on a thread of `scope`
+    /// ([`Self::verify_committed`]); `None` for a version-1 archive, whose records can only be
+    /// checked with the key the service grants ([`Self::verify_sealed`]).
+    pub(crate) fn start_check<'scope>(
+        &'scope self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+    ) -> Result<Option<CommitmentCheck>> {
+        let Some(commitment) = &self.header.commitment else { return Ok(None) };
+        let state = Arc::new(CheckState::default());
+        let shared = Arc::clone(&state);
+        std::thread::Builder::new()
+            .name("license-verify".into())
+            .spawn_scoped(scope, move || {
+                let outcome = self.verify_committed(commitment, |n| {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return Err(Error::cancelled());
+                    }
+                    shared.progress.lock().unwrap_or_else(PoisonError::into_inner).licenses += n;
+                    shared.changed.notify_all();
+                    Ok(())
+                });
+                shared.progress.lock().unwrap_or_else(PoisonError::into_inner).outcome = Some(outcome);
+                shared.changed.notify_all();
+            })
+            .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
+        Ok(Some(CommitmentCheck { state }))
     }
 
     /// Hashes every record byte of the file again, as the scan did, and checks the digest,
@@ -97,14 +166,13 @@ impl ScannedArchive {
     /// to the archive), so the records are those the archive's maker sealed, byte for byte,
     /// unless SHA-256 is broken. This catches a file changed in place after the scan before
     /// anything is written, at a fraction of the cost of opening every record (which the writing
-    /// pass does anyway). Batches are reported as they are read; the last one after the digest
-    /// matched.
+    /// pass does anyway). `done(n)` is called as each batch of `n` licenses is read; the last one
+    /// after the digest matched.
     fn verify_committed(&self, commitment: &Commitment, mut done: impl FnMut(u64) -> Result<()>) -> Result<()> {
-        let mut f = &self.file;
-        f.seek(SeekFrom::Start(self.header.len() as u64)).map_err(|e| archive::read_error(&e))?;
         let mut digest = Sha256::new();
         digest.update(RECORDS_DOMAIN);
-        let mut r = BufReader::with_capacity(256 * 1024, Digesting { inner: f, digest });
+        let at = self.rewind().into_inner();
+        let mut r = BufReader::with_capacity(256 * 1024, Digesting { inner: at, digest });
         let (mut tally, mut batch) = (KeyTally::default(), 0u64);
         loop {
             let frame = read_frame(&mut r)?;
@@ -136,10 +204,10 @@ impl ScannedArchive {
     /// thread (the caller's) hands batches to [`VERIFY_THREADS`] threads and calls `done(n)` in
     /// archive order as each batch of `n` licenses checks out (an error from `done` stops
     /// everything). Then checks that what it read is what the scan saw.
-    fn verify_sealed(&self, data_key: &[u8; 32], mut done: impl FnMut(u64) -> Result<()>) -> Result<()> {
+    pub(crate) fn verify_sealed(&self, data_key: &[u8; 32], mut done: impl FnMut(u64) -> Result<()>) -> Result<()> {
         let key = SealingKey::new(data_key);
         let archive_id = self.header.archive_id;
-        let mut r = self.rewind()?;
+        let mut r = self.rewind();
         let seen = std::thread::scope(|scope| -> Result<KeyTally> {
             let mut lanes = Vec::with_capacity(VERIFY_THREADS);
             for n in 0..VERIFY_THREADS {

@@ -855,3 +855,59 @@ fn a_quota_query_from_a_callback_does_not_settle_the_running_restore() {
     let audit = w.service.audit().unwrap();
     assert_eq!((audit.pending, audit.confirmed, audit.released), (0, 1, 0), "{audit:?}");
 }
+
+/// The service checks and places an archive's licenses a chunk of 1,024 at a time: licenses it
+/// has not seen in one statement, licenses restored before (on other devices) read a chunk at a
+/// time and rewritten. Restores of archives of several chunks, onto devices that have none, some
+/// or all of their licenses, count every license once per device, and the quota reads the same.
+#[test]
+fn restores_of_archives_of_many_chunks_count_every_license_once_per_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = ServicePolicy::with_overrides(Some(4), None);
+    let service = Arc::new(EmbeddedService::open_with_policy(dir.path().join("service.db"), policy).unwrap());
+    let w = World { dir, service };
+    let (a, ra) = w.device("a");
+    fill(&a, 2500, 0);
+    backup(&ra, true).0.unwrap();
+    for name in ["b", "c"] {
+        let (store, r) = w.device(name);
+        assert_eq!(restore(&r, RestoreFlags::default()).0.unwrap().licenses, 2500, "{name}");
+        assert_eq!(store.verify().unwrap(), 2500);
+    }
+    let audit = w.service.audit().unwrap();
+    assert_eq!((audit.licenses, audit.placements, audit.confirmed), (2500, 7500, 2), "{audit:?}");
+
+    // 1,500 more on A, spread among the others' key IDs: chunks of known and new licenses.
+    a.add_licenses(&plain_licenses(2501..=4000), ConflictPolicy::Keep).unwrap();
+    backup(&ra, true).0.unwrap();
+    let (d, rd) = w.device("d");
+    assert_eq!(restore(&rd, RestoreFlags::default()).0.unwrap().licenses, 4000);
+    assert_eq!(d.verify().unwrap(), 4000);
+    let audit = w.service.audit().unwrap();
+    assert_eq!((audit.licenses, audit.placements), (4000, 2500 * 4 + 1500 * 2), "{audit:?}");
+
+    // The first 2,500 live on the maximum of 4 devices: a fifth is refused, nothing recorded.
+    let (e, re) = w.device("e");
+    let quota = re.restore_quota().unwrap();
+    assert_eq!((quota.licenses, quota.restores_remaining, quota.allowed), (4000, 0, false), "{quota:?}");
+    let (res, _) = restore(&re, RestoreFlags::default());
+    let err = res.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::RestoreLimitExceeded);
+    assert!(err.message().starts_with("2500 of 4000 licenses"), "{}", err.message());
+    assert_eq!(e.license_count().unwrap(), 0);
+    assert_eq!(w.service.audit().unwrap().placements, 13_000);
+
+    // B already counts for the first 2,500: it gets the other 1,500, placed once more each.
+    let (b, rb) = w.device("b");
+    let quota = rb.restore_quota().unwrap();
+    assert!(quota.allowed && !quota.device_already_counted, "{quota:?}");
+    let summary = restore(&rb, RestoreFlags::default()).0.unwrap();
+    assert_eq!((summary.licenses, summary.skipped), (1500, 2500));
+    assert_eq!(b.verify().unwrap(), 4000);
+    let audit = w.service.audit().unwrap();
+    assert_eq!((audit.licenses, audit.placements), (4000, 14_500), "{audit:?}");
+    // Now B counts for all of them: restoring onto it again changes no placement.
+    assert!(rb.restore_quota().unwrap().device_already_counted);
+    restore(&rb, RestoreFlags::default()).0.unwrap();
+    assert_eq!(w.service.audit().unwrap().placements, 14_500);
+}

@@ -442,6 +442,8 @@ impl<L: Ledger> Authority<L> {
         let (mut tally, mut over) = (KeyTally::default(), 0u64);
         let mut chunk: Vec<KeyId> = Vec::with_capacity(CHUNK);
         let mut key_ids = key_ids.peekable();
+        // Whether the last chunk's licenses were all new to the ledger (the next one likely is).
+        let mut all_new = true;
         while key_ids.peek().is_some() {
             chunk.clear();
             for kid in key_ids.by_ref().take(CHUNK) {
@@ -450,18 +452,29 @@ impl<L: Ledger> Authority<L> {
                 chunk.push(kid);
             }
             // The common case, licenses the ledger has not seen: one statement for many. When
-            // some were known, each is checked (the rows just written check out as they are).
-            if fresh_allowed && over == 0 && tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len() {
-                continue;
+            // some were known, each is checked (the rows just written check out as they are);
+            // after such a chunk the next is read first (an archive restored before).
+            if all_new && fresh_allowed && over == 0 {
+                if tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len() {
+                    continue;
+                }
+                all_new = false;
             }
-            for kid in &chunk {
-                let row = tx.placements(account, kid)?;
+            let rows = tx.placements_of(account, &chunk)?;
+            if !all_new {
+                all_new = rows.iter().all(Option::is_none);
+            }
+            let mut rewrites = Vec::new();
+            for (kid, row) in chunk.iter().zip(rows) {
                 let d = self.decide(tx.as_mut(), &mut live, row.as_deref(), &parties, Some(this))?;
                 if !d.has_device && d.count >= self.policy.max_devices {
                     over += 1;
                 } else if let (0, Some(entries)) = (over, d.rewrite) {
-                    tx.put_placements(account, kid, &entries)?;
+                    rewrites.push((*kid, entries));
                 }
+            }
+            if over == 0 {
+                tx.put_many_placements(account, &rewrites)?;
             }
         }
         check_stream(&tally, &checked.header, request)?;
@@ -573,14 +586,21 @@ impl<L: Ledger> Authority<L> {
         let max = self.policy.max_devices;
         let (mut remaining, mut counted, mut allowed) = (max, true, true);
         let mut tally = KeyTally::default();
-        for kid in key_ids {
-            let kid = kid?;
-            tally.add(kid.as_bytes());
-            let row = tx.placements(account, &kid)?;
-            let d = self.decide(tx.as_mut(), &mut live, row.as_deref(), &parties, None)?;
-            remaining = remaining.min(max.saturating_sub(d.count));
-            counted &= d.has_device;
-            allowed &= d.has_device || d.count < max;
+        let mut chunk: Vec<KeyId> = Vec::with_capacity(CHUNK);
+        let mut key_ids = key_ids.peekable();
+        while key_ids.peek().is_some() {
+            chunk.clear();
+            for kid in key_ids.by_ref().take(CHUNK) {
+                let kid = kid?;
+                tally.add(kid.as_bytes());
+                chunk.push(kid);
+            }
+            for row in tx.placements_of(account, &chunk)? {
+                let d = self.decide(tx.as_mut(), &mut live, row.as_deref(), &parties, None)?;
+                remaining = remaining.min(max.saturating_sub(d.count));
+                counted &= d.has_device;
+                allowed &= d.has_device || d.count < max;
+            }
         }
         check_stream(&tally, &checked.header, request)?;
         let licenses = tally.licenses();

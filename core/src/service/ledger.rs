@@ -231,6 +231,18 @@ pub trait LedgerTx {
     /// Writes (creates or replaces) the row of one license.
     fn put_placements(&mut self, account: &str, key_id: &KeyId, entries: &[u8]) -> Result<()>;
 
+    /// The placement rows of several licenses in `account`, in the order of `key_ids`
+    /// ([`LedgerTx::placements`] of each, which a ledger may read in fewer statements).
+    fn placements_of(&mut self, account: &str, key_ids: &[KeyId]) -> Result<Vec<Option<Vec<u8>>>> {
+        key_ids.iter().map(|k| self.placements(account, k)).collect()
+    }
+
+    /// Writes (creates or replaces) the rows of several licenses ([`LedgerTx::put_placements`]
+    /// of each, which a ledger may write in fewer statements).
+    fn put_many_placements(&mut self, account: &str, rows: &[(KeyId, Vec<u8>)]) -> Result<()> {
+        rows.iter().try_for_each(|(k, entries)| self.put_placements(account, k, entries))
+    }
+
     /// Calls `visit` with every placement row of `account`, in key-ID order.
     fn for_each_placement(&mut self, account: &str, visit: &mut dyn FnMut(&KeyId, &[u8]) -> Result<()>) -> Result<()>;
 

@@ -19,6 +19,18 @@ use crate::crypto::{self, KeyPair, PUBLIC_KEY_LEN};
 use crate::error::{Error, ErrorCode, Result};
 use crate::key_id::KeyId;
 
+/// Fills `chunk` with the next [`CHUNK`] key IDs of `key_ids`, adding them to `tally`; false
+/// once the stream has no more.
+fn next_chunk(key_ids: &mut KeyIdStream<'_>, tally: &mut KeyTally, chunk: &mut Vec<KeyId>) -> Result<bool> {
+    chunk.clear();
+    for kid in key_ids.take(CHUNK) {
+        let kid = kid?;
+        tally.add(kid.as_bytes());
+        chunk.push(kid);
+    }
+    Ok(!chunk.is_empty())
+}
+
 /// Key IDs handled together (one multi-row insert for licenses the ledger has not seen; the
 /// SQLite ledger's statements take as many).
 const CHUNK: usize = 1024;
@@ -441,16 +453,9 @@ impl<L: Ledger> Authority<L> {
         }
         let (mut tally, mut over) = (KeyTally::default(), 0u64);
         let mut chunk: Vec<KeyId> = Vec::with_capacity(CHUNK);
-        let mut key_ids = key_ids.peekable();
         // Whether the last chunk's licenses were all new to the ledger (the next one likely is).
         let mut all_new = true;
-        while key_ids.peek().is_some() {
-            chunk.clear();
-            for kid in key_ids.by_ref().take(CHUNK) {
-                let kid = kid?;
-                tally.add(kid.as_bytes());
-                chunk.push(kid);
-            }
+        while next_chunk(key_ids, &mut tally, &mut chunk)? {
             // The common case, licenses the ledger has not seen: one statement for many. When
             // some were known, each is checked (the rows just written check out as they are);
             // after such a chunk the next is read first (an archive restored before).
@@ -587,14 +592,7 @@ impl<L: Ledger> Authority<L> {
         let (mut remaining, mut counted, mut allowed) = (max, true, true);
         let mut tally = KeyTally::default();
         let mut chunk: Vec<KeyId> = Vec::with_capacity(CHUNK);
-        let mut key_ids = key_ids.peekable();
-        while key_ids.peek().is_some() {
-            chunk.clear();
-            for kid in key_ids.by_ref().take(CHUNK) {
-                let kid = kid?;
-                tally.add(kid.as_bytes());
-                chunk.push(kid);
-            }
+        while next_chunk(key_ids, &mut tally, &mut chunk)? {
             for row in tx.placements_of(account, &chunk)? {
                 let d = self.decide(tx.as_mut(), &mut live, row.as_deref(), &parties, None)?;
                 remaining = remaining.min(max.saturating_sub(d.count));

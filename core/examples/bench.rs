@@ -853,26 +853,19 @@ fn parent(args: &[String]) -> Res<()> {
             // A fresh ledger each run: restores count against the quota.
             let svc = scratch.join("service.db");
             std::fs::copy(&service, &svc).map_err(err)?;
-            let target = scratch.join("device-b.db");
-            let r = run_child(&[
-                "restore",
-                &target.display().to_string(),
-                &svc.display().to_string(),
-                &out.display().to_string(),
-            ])?;
+            // A restore of the archive onto the fresh store `name` with the ledger `svc`.
+            let restore_onto = |name: &str| {
+                let target = scratch.join(name).display().to_string();
+                run_child(&["restore", &target, &svc.display().to_string(), &out.display().to_string()])
+            };
+            let r = restore_onto("device-b.db")?;
             ours_r.push(r["wall_s"].as_f64().unwrap_or(f64::NAN));
             cpu_or.push(r["cpu_s"].as_f64().unwrap_or(f64::NAN));
             ckpt.push(r["checkpoint_s"].as_f64().unwrap_or(f64::NAN));
             cpu_ckpt.push(r["checkpoint_cpu_s"].as_f64().unwrap_or(f64::NAN));
             rss_r = rss_r.max(r["peak_rss_kib"].as_f64().unwrap_or(0.0));
             lic_r = r["licenses"].as_u64().unwrap_or(0);
-            let target = scratch.join("device-c.db");
-            let r = run_child(&[
-                "restore",
-                &target.display().to_string(),
-                &svc.display().to_string(),
-                &out.display().to_string(),
-            ])?;
+            let r = restore_onto("device-c.db")?;
             second.push(r["wall_s"].as_f64().unwrap_or(f64::NAN));
             cpu_second.push(r["cpu_s"].as_f64().unwrap_or(f64::NAN));
         }

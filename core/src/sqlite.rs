@@ -115,6 +115,21 @@ impl Checkpointer {
     }
 }
 
+/// The page size of the database at `path` (tests).
+#[cfg(test)]
+pub(crate) fn page_size(path: &Path) -> i64 {
+    Connection::open(path).unwrap().pragma_query_value(None, "page_size", |r| r.get(0)).unwrap()
+}
+
+/// Makes an empty WAL-mode database at `path` with pages of `size` bytes: a file as an earlier
+/// version made it (tests).
+#[cfg(test)]
+pub(crate) fn create_with_page_size(path: &Path, size: u32) {
+    let conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "page_size", size).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+}
+
 /// How long a connection waits for another one's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -1172,20 +1172,15 @@ mod tests {
 
     #[test]
     fn new_stores_get_the_larger_pages_and_existing_ones_keep_theirs() {
+        use crate::sqlite::{create_with_page_size, page_size};
         let dir = tempfile::tempdir().unwrap();
-        let page_size = |p: &Path| -> i64 {
-            Connection::open(p).unwrap().pragma_query_value(None, "page_size", |r| r.get(0)).unwrap()
-        };
         let new = dir.path().join("new.db");
         LicenseStore::open(&new).unwrap().add_license(&sample(1), ConflictPolicy::Keep).unwrap();
         assert_eq!(page_size(&new), i64::from(STORE_PAGE_SIZE));
         // A file that already has its page size (4 KiB, SQLite's default, which earlier
         // versions made every store with) keeps it through the open, the schema and writes.
         let old = dir.path().join("old.db");
-        let conn = Connection::open(&old).unwrap();
-        conn.pragma_update(None, "page_size", 4096).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        drop(conn);
+        create_with_page_size(&old, 4096);
         let store = LicenseStore::open(&old).unwrap();
         store.add_license(&sample(2), ConflictPolicy::Keep).unwrap();
         assert_eq!(store.verify().unwrap(), 1);

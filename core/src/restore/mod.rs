@@ -144,7 +144,6 @@ impl RestoreJob {
             Some(check) => check.report(step)?,
             None => scanned.verify_sealed(&data_key, step)?,
         }
-        drop(check);
         progress.finish(emitter)?;
         emitter.check_cancelled()?;
         let (restored, skipped) =

@@ -97,9 +97,14 @@ impl Seek for At<'_> {
 }
 
 impl ScannedArchive {
+    /// An unbuffered reader of the archive's records from the first one.
+    pub(super) fn at_records(&self) -> At<'_> {
+        At { file: &self.file, pos: self.header.len() as u64 }
+    }
+
     /// A reader of the archive's records from the first one (for every pass after the scan).
     pub(super) fn rewind(&self) -> BufReader<At<'_>> {
-        BufReader::with_capacity(256 * 1024, At { file: &self.file, pos: self.header.len() as u64 })
+        BufReader::with_capacity(256 * 1024, self.at_records())
     }
 
     /// The archive's key IDs, in order, read again from its frames (for the service).
@@ -136,7 +141,7 @@ pub(crate) struct ReadAhead<'scope> {
     current: std::vec::IntoIter<Result<KeyId>>,
     /// Every chunk was handed over and the thread ended.
     exhausted: bool,
-    reader: Option<std::thread::ScopedJoinHandle<'scope, (bool, KeyTally)>>,
+    reader: std::thread::ScopedJoinHandle<'scope, (bool, KeyTally)>,
 }
 
 impl<'scope> ReadAhead<'scope> {
@@ -160,17 +165,16 @@ impl<'scope> ReadAhead<'scope> {
                 (finished, tally.clone())
             })
             .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
-        Ok(ReadAhead { chunks, current: Vec::new().into_iter(), exhausted: false, reader: Some(reader) })
+        Ok(ReadAhead { chunks, current: Vec::new().into_iter(), exhausted: false, reader })
     }
 
     /// What [`KeyIds::summary`] says, once every key ID was consumed: whether the end record
     /// was reached, and the key IDs before it. `(false, _)` when the consumer stopped early.
-    pub(crate) fn finish(mut self) -> Result<(bool, KeyTally)> {
+    pub(crate) fn finish(self) -> Result<(bool, KeyTally)> {
         if !self.exhausted {
             return Ok((false, KeyTally::default()));
         }
-        let reader = self.reader.take().expect("joined once");
-        reader.join().map_err(|_| Error::internal("the restore's key ID thread panicked"))
+        self.reader.join().map_err(|_| Error::internal("the restore's key ID thread panicked"))
     }
 }
 

@@ -171,8 +171,7 @@ impl ScannedArchive {
     fn verify_committed(&self, commitment: &Commitment, mut done: impl FnMut(u64) -> Result<()>) -> Result<()> {
         let mut digest = Sha256::new();
         digest.update(RECORDS_DOMAIN);
-        let at = self.rewind().into_inner();
-        let mut r = BufReader::with_capacity(256 * 1024, Digesting { inner: at, digest });
+        let mut r = BufReader::with_capacity(256 * 1024, Digesting { inner: self.at_records(), digest });
         let (mut tally, mut batch) = (KeyTally::default(), 0u64);
         loop {
             let frame = read_frame(&mut r)?;

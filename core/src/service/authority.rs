@@ -459,16 +459,15 @@ impl<L: Ledger> Authority<L> {
             // The common case, licenses the ledger has not seen: one statement for many. When
             // some were known, each is checked (the rows just written check out as they are);
             // after such a chunk the next is read first (an archive restored before).
-            if all_new && fresh_allowed && over == 0 {
-                if tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len() {
-                    continue;
-                }
-                all_new = false;
+            if all_new
+                && fresh_allowed
+                && over == 0
+                && tx.insert_placements(account, &chunk, &fresh_row)? == chunk.len()
+            {
+                continue;
             }
             let rows = tx.placements_of(account, &chunk)?;
-            if !all_new {
-                all_new = rows.iter().all(Option::is_none);
-            }
+            all_new = rows.iter().all(Option::is_none);
             let mut rewrites = Vec::new();
             for (kid, row) in chunk.iter().zip(rows) {
                 let d = self.decide(tx.as_mut(), &mut live, row.as_deref(), &parties, Some(this))?;

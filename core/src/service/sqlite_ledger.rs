@@ -337,6 +337,9 @@ impl Drop for SqliteTx<'_> {
     }
 }
 
+/// Placement rows found, by key ID.
+type PlacementRows = std::collections::HashMap<[u8; 16], Vec<u8>>;
+
 fn blob16(v: Vec<u8>) -> Result<[u8; 16]> {
     v.try_into().map_err(|_| malformed())
 }
@@ -400,6 +403,64 @@ impl SqliteTx<'_> {
         }
         self.account = Some((account.to_string(), id));
         Ok(id)
+    }
+
+    /// The rows of `key_ids` in the account of row ID `account`, read in one pass over their
+    /// range when they are in ascending order (an archive's, as a backup writes them); `None`
+    /// when they are not, or when other licenses' rows fill the range (more than twice as many
+    /// rows as asked for, plus 64), so a crafted archive cannot make it read more.
+    fn placements_in_range(&self, account: i64, key_ids: &[KeyId]) -> Result<Option<PlacementRows>> {
+        let (Some(first), Some(last)) = (key_ids.first(), key_ids.last()) else {
+            return Ok(Some(PlacementRows::new()));
+        };
+        if !key_ids.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()) {
+            return Ok(None);
+        }
+        let limit = 2 * key_ids.len() + 64;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key_id, entries FROM placements WHERE account = ?1 AND key_id BETWEEN ?2 AND ?3 \
+             ORDER BY key_id LIMIT ?4",
+        )?;
+        let mut rows =
+            stmt.query(params![account, first.as_bytes().as_slice(), last.as_bytes().as_slice(), limit as i64])?;
+        let (mut found, mut seen, mut wanted) = (PlacementRows::new(), 0, key_ids.iter().peekable());
+        while let Some(row) = rows.next()? {
+            seen += 1;
+            let key_id = blob16(row.get(0)?)?;
+            while wanted.next_if(|k| k.as_bytes() < &key_id).is_some() {}
+            if wanted.next_if(|k| k.as_bytes() == &key_id).is_some() {
+                found.insert(key_id, row.get(1)?);
+            }
+        }
+        Ok((seen < limit).then_some(found))
+    }
+
+    /// The rows of `key_ids` in the account of row ID `account`, by `key_id IN (...)` (an index
+    /// seek each, one statement for [`ROWS_PER_INSERT`] of them).
+    fn placements_listed(&self, account: i64, key_ids: &[KeyId]) -> Result<PlacementRows> {
+        let sql = |n: usize| {
+            let keys: Vec<String> = (0..n).map(|i| format!("?{}", i + 2)).collect();
+            format!("SELECT key_id, entries FROM placements WHERE account = ?1 AND key_id IN ({})", keys.join(", "))
+        };
+        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let mut found = PlacementRows::new();
+        for chunk in key_ids.chunks(ROWS_PER_INSERT) {
+            let text = if chunk.len() == ROWS_PER_INSERT {
+                MANY.get_or_init(|| sql(ROWS_PER_INSERT)).clone()
+            } else {
+                sql(chunk.len())
+            };
+            let mut stmt = self.conn.prepare_cached(&text)?;
+            stmt.raw_bind_parameter(1, account)?;
+            for (i, kid) in chunk.iter().enumerate() {
+                stmt.raw_bind_parameter(2 + i, kid.as_bytes().as_slice())?;
+            }
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next()? {
+                found.insert(blob16(row.get(0)?)?, row.get(1)?);
+            }
+        }
+        Ok(found)
     }
 
     /// Writes (creates or replaces) the row of one license in the account of row ID `account`.
@@ -597,62 +658,10 @@ impl LedgerTx for SqliteTx<'_> {
 
     fn placements_of(&mut self, account: &str, key_ids: &[KeyId]) -> Result<Vec<Option<Vec<u8>>>> {
         let Some(account) = self.account_id(account, false)? else { return Ok(vec![None; key_ids.len()]) };
-        // One statement a chunk (`key_id IN (...)`: an index seek each), instead of one each.
-        let sql = |n: usize| {
-            let keys: Vec<String> = (0..n).map(|i| format!("?{}", i + 2)).collect();
-            format!("SELECT key_id, entries FROM placements WHERE account = ?1 AND key_id IN ({})", keys.join(", "))
+        let found = match self.placements_in_range(account, key_ids)? {
+            Some(found) => found,
+            None => self.placements_listed(account, key_ids)?,
         };
-        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let mut found: std::collections::HashMap<[u8; 16], Vec<u8>> = std::collections::HashMap::new();
-        // Key IDs in ascending order (an archive's, as a backup writes them): their rows in one
-        // pass over their range, unless other licenses' rows fill the range.
-        if let (Some(first), Some(last)) = (key_ids.first(), key_ids.last()) {
-            if key_ids.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()) {
-                let limit = 2 * key_ids.len() + 64;
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT key_id, entries FROM placements WHERE account = ?1 AND key_id BETWEEN ?2 AND ?3 \
-                     ORDER BY key_id LIMIT ?4",
-                )?;
-                let mut rows = stmt.query(params![
-                    account,
-                    first.as_bytes().as_slice(),
-                    last.as_bytes().as_slice(),
-                    limit as i64
-                ])?;
-                let (mut seen, mut wanted) = (0, key_ids.iter().peekable());
-                while let Some(row) = rows.next()? {
-                    seen += 1;
-                    let key_id: [u8; 16] =
-                        row.get_ref(0)?.as_blob().map_err(|_| malformed())?.try_into().map_err(|_| malformed())?;
-                    while wanted.next_if(|k| k.as_bytes() < &key_id).is_some() {}
-                    if wanted.next_if(|k| k.as_bytes() == &key_id).is_some() {
-                        found.insert(key_id, row.get(1)?);
-                    }
-                }
-                if seen < limit {
-                    return Ok(key_ids.iter().map(|k| found.get(k.as_bytes()).cloned()).collect());
-                }
-                found.clear();
-            }
-        }
-        for chunk in key_ids.chunks(ROWS_PER_INSERT) {
-            let text = if chunk.len() == ROWS_PER_INSERT {
-                MANY.get_or_init(|| sql(ROWS_PER_INSERT)).clone()
-            } else {
-                sql(chunk.len())
-            };
-            let mut stmt = self.conn.prepare_cached(&text)?;
-            stmt.raw_bind_parameter(1, account)?;
-            for (i, kid) in chunk.iter().enumerate() {
-                stmt.raw_bind_parameter(2 + i, kid.as_bytes().as_slice())?;
-            }
-            let mut rows = stmt.raw_query();
-            while let Some(row) = rows.next()? {
-                let key_id: [u8; 16] =
-                    row.get_ref(0)?.as_blob().map_err(|_| malformed())?.try_into().map_err(|_| malformed())?;
-                found.insert(key_id, row.get(1)?);
-            }
-        }
         Ok(key_ids.iter().map(|k| found.get(k.as_bytes()).cloned()).collect())
     }
 
@@ -716,6 +725,13 @@ mod tests {
 
     fn kid(n: u8) -> KeyId {
         KeyId::from_bytes([n; 16])
+    }
+
+    /// Key IDs in the order of `n`.
+    fn key(n: u32) -> KeyId {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&n.to_be_bytes());
+        KeyId::from_bytes(b)
     }
 
     /// The layouts earlier releases wrote: version 1 (a row per license and device) and version
@@ -939,28 +955,17 @@ mod tests {
 
     #[test]
     fn new_ledgers_get_the_larger_pages_and_existing_ones_keep_theirs() {
+        use crate::sqlite::{create_with_page_size, page_size};
         let dir = tempfile::tempdir().unwrap();
-        let page_size = |p: &Path| -> i64 {
-            Connection::open(p).unwrap().pragma_query_value(None, "page_size", |r| r.get(0)).unwrap()
-        };
         let new = dir.path().join("new.db");
         drop(SqliteLedger::open(&new).unwrap());
         assert_eq!(page_size(&new), i64::from(LEDGER_PAGE_SIZE));
         // A version-4 ledger of 4 KiB pages (SQLite's default, which earlier versions made
         // every ledger with) keeps them through the migration and a restore's worth of rows.
         let old = dir.path().join("old.db");
-        let conn = Connection::open(&old).unwrap();
-        conn.pragma_update(None, "page_size", 4096).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        drop(conn);
+        create_with_page_size(&old, 4096);
         let ledger = SqliteLedger::open(&old).unwrap();
-        let key_ids: Vec<KeyId> = (0..3000u32)
-            .map(|n| {
-                let mut b = [0u8; 16];
-                b[..4].copy_from_slice(&n.to_be_bytes());
-                KeyId::from_bytes(b)
-            })
-            .collect();
+        let key_ids: Vec<KeyId> = (0..3000).map(key).collect();
         let mut tx = ledger.write().unwrap();
         assert_eq!(tx.insert_placements("a", &key_ids, &[1; 17]).unwrap(), key_ids.len());
         tx.commit().unwrap();
@@ -975,11 +980,6 @@ mod tests {
     fn placements_are_read_and_written_many_at_a_time_as_one_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = SqliteLedger::open(dir.path().join("ledger.db")).unwrap();
-        let key = |n: u32| {
-            let mut b = [0u8; 16];
-            b[..4].copy_from_slice(&n.to_be_bytes());
-            KeyId::from_bytes(b)
-        };
         let row = |n: u32| vec![(n % 251) as u8; 17 + (n % 3) as usize];
         let mut tx = ledger.write().unwrap();
         // Rows for the even numbers below 6,000 in account a, and for all of them in b (rows in

@@ -301,6 +301,20 @@ impl<'c> RawInsert<'c> {
     }
 }
 
+impl RawInsert<'_> {
+    /// The same statement, no longer tied to a borrow of its connection: for an owner that
+    /// keeps it beside the connection across calls (a ledger transaction's insert).
+    ///
+    /// # Safety
+    /// The result must be dropped before its connection is closed, and used only while its
+    /// owner has the connection to itself.
+    pub(crate) unsafe fn detach(self) -> RawInsert<'static> {
+        let detached = RawInsert { stmt: self.stmt, db: self.db, _conn: std::marker::PhantomData };
+        std::mem::forget(self);
+        detached
+    }
+}
+
 impl Drop for RawInsert<'_> {
     fn drop(&mut self) {
         // SAFETY: `stmt` was prepared by `prepare` and is finalized once, here.

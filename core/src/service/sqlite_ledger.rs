@@ -16,6 +16,7 @@ use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
 use crate::protector::{ProtectedFile, Protector};
 use crate::service::{EMBEDDED_ACCOUNT, RequestId};
+use crate::sqlite::RawInsert;
 
 /// The ledger layout this library writes (`PRAGMA user_version` of the ledger file). Version 1
 /// had a row per license and device, version 2 a row per license with its devices packed and an
@@ -301,7 +302,7 @@ impl SqliteLedger {
     fn begin(&self, sql: &str) -> Result<Box<dyn LedgerTx + '_>> {
         let conn = self.lock()?;
         conn.execute_batch(sql)?;
-        Ok(Box::new(SqliteTx { conn, open: true, account: None, ledger: self }))
+        Ok(Box::new(SqliteTx { fresh: None, conn, open: true, account: None, ledger: self }))
     }
 }
 
@@ -322,6 +323,9 @@ impl Ledger for SqliteLedger {
 
 /// A transaction on the ledger's connection (rolled back when dropped uncommitted).
 struct SqliteTx<'a> {
+    /// The many-row insert of licenses new to the ledger, prepared at its first use (declared
+    /// before `conn`: dropped, so finalized, while the connection is still held).
+    fresh: Option<RawInsert<'static>>,
     conn: MutexGuard<'a, Connection>,
     open: bool,
     /// The last account looked up: (name, row id or `None` when it has none yet).
@@ -630,19 +634,28 @@ impl LedgerTx for SqliteTx<'_> {
                 values.join(", ")
             )
         };
-        // The many-row statement's text, made once (a restore runs it for every 64 licenses).
-        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let many = MANY.get_or_init(|| sql(ROWS_PER_INSERT));
         let mut inserted = 0;
         let mut chunks = key_ids.chunks_exact(ROWS_PER_INSERT);
         for chunk in &mut chunks {
-            let mut stmt = self.conn.prepare_cached(many)?;
-            stmt.raw_bind_parameter(1, account)?;
-            stmt.raw_bind_parameter(2, entries)?;
-            for (i, kid) in chunk.iter().enumerate() {
-                stmt.raw_bind_parameter(3 + i, kid.as_bytes().as_slice())?;
-            }
-            inserted += stmt.raw_execute()?;
+            // Prepared once a transaction and bound without copies: a restore runs it for every
+            // 1,024 licenses (through rusqlite's cache, the lookup hashed the statement's ~20 KB
+            // text each time and every key ID was copied into an allocation of its own).
+            let many = match &mut self.fresh {
+                Some(many) => many,
+                none => {
+                    let many = RawInsert::prepare(&self.conn, &sql(ROWS_PER_INSERT))?;
+                    // SAFETY: kept in `self.fresh`, dropped before `self.conn` (field order) and
+                    // used only through `&mut self`, which holds the connection's lock.
+                    none.insert(unsafe { many.detach() })
+                }
+            };
+            inserted += many.execute(|b| {
+                b.int(1, Some(account));
+                b.blob(2, entries);
+                for (i, kid) in chunk.iter().enumerate() {
+                    b.blob(3 + i, kid.as_bytes());
+                }
+            })?;
         }
         let mut one = self.conn.prepare_cached(&sql(1))?;
         for kid in chunks.remainder() {
@@ -1022,6 +1035,37 @@ mod tests {
             assert_eq!(got, &want, "key {n}");
         }
         assert_eq!(tx.placements("b", &key(3)).unwrap(), Some(row(4)), "b's rows are b's");
+    }
+
+    #[test]
+    fn many_row_inserts_count_only_new_rows_and_bind_each_call_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SqliteLedger::open(dir.path().join("ledger.db")).unwrap();
+        let keys: Vec<KeyId> = (0..2100).map(key).collect();
+        {
+            let mut tx = ledger.write().unwrap();
+            tx.put_placements("a", &keys[5], &[7; 17]).unwrap();
+            // Two statements' worth and a remainder; the row already there is kept as it is.
+            assert_eq!(tx.insert_placements("a", &keys, &[1; 17]).unwrap(), keys.len() - 1);
+            // Again in the same transaction (the statement prepared once): nothing new; then
+            // another account's rows with other entries.
+            assert_eq!(tx.insert_placements("a", &keys, &[2; 17]).unwrap(), 0);
+            assert_eq!(tx.insert_placements("b", &keys[..1024], &[3; 18]).unwrap(), 1024);
+            tx.commit().unwrap();
+        }
+        {
+            // Dropped uncommitted: nothing stays.
+            let mut tx = ledger.write().unwrap();
+            let more: Vec<KeyId> = (3000..4024).map(key).collect();
+            assert_eq!(tx.insert_placements("a", &more, &[4; 17]).unwrap(), 1024);
+        }
+        let mut tx = ledger.read().unwrap();
+        assert_eq!(tx.placements("a", &keys[5]).unwrap(), Some(vec![7; 17]));
+        assert_eq!(tx.placements("a", &keys[1000]).unwrap(), Some(vec![1; 17]));
+        assert_eq!(tx.placements("a", &keys[2099]).unwrap(), Some(vec![1; 17]));
+        assert_eq!(tx.placements("b", &keys[1023]).unwrap(), Some(vec![3; 18]));
+        assert_eq!(tx.placements("b", &keys[1024]).unwrap(), None);
+        assert_eq!(tx.placements("a", &key(3000)).unwrap(), None);
     }
 
     #[test]

@@ -69,6 +69,17 @@ struct ReadyBatch {
 }
 
 impl ReadyBatch {
+    /// The batch, leaving an empty one with as much room (so the next does not grow its
+    /// buffers again from nothing).
+    fn take_sized(&mut self) -> ReadyBatch {
+        let next = ReadyBatch {
+            text: String::with_capacity(self.text.capacity()),
+            sealed: Vec::with_capacity(self.sealed.capacity()),
+            rows: Vec::with_capacity(self.rows.capacity()),
+        };
+        std::mem::replace(self, next)
+    }
+
     fn push_text(&mut self, s: &str) -> std::ops::Range<usize> {
         let start = self.text.len();
         self.text.push_str(s);
@@ -208,7 +219,7 @@ fn read_and_seal<R: std::io::Read>(
             issued_at: f.issued_at,
             catalog,
         });
-        if batch.rows.len() == APPLY_BATCH && ready.send(std::mem::take(&mut batch)).is_err() {
+        if batch.rows.len() == APPLY_BATCH && ready.send(batch.take_sized()).is_err() {
             // The writing side stopped (its error is the one reported).
             return Err(Error::cancelled());
         }

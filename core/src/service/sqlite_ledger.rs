@@ -637,9 +637,8 @@ impl LedgerTx for SqliteTx<'_> {
         let mut inserted = 0;
         let mut chunks = key_ids.chunks_exact(ROWS_PER_INSERT);
         for chunk in &mut chunks {
-            // Prepared once a transaction and bound without copies: a restore runs it for every
-            // 1,024 licenses (through rusqlite's cache, the lookup hashed the statement's ~20 KB
-            // text each time and every key ID was copied into an allocation of its own).
+            // Prepared once a transaction (a restore runs it for every 1,024 licenses), its key
+            // IDs bound in place rather than copied.
             let many = match &mut self.fresh {
                 Some(many) => many,
                 none => {

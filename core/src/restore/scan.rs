@@ -4,14 +4,14 @@
 //! pass is checked against.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 pub(crate) use crate::archive::KeyTally;
 use crate::archive::{
-    self, ArchiveHeader, Digesting, RECORD_END, RECORDS_DOMAIN, RecordReader, expect_eof, read_frame, read_header, skip,
+    self, ArchiveHeader, RECORD_END, RECORDS_DOMAIN, RecordReader, expect_eof, read_frame, read_header, skip,
 };
 use crate::error::{Error, Result};
 use crate::key_id::KeyId;
@@ -31,27 +31,28 @@ pub(crate) struct ScannedArchive {
 /// Opens `path` and reads all of it once, without decrypting anything: the header, the framing
 /// up to a single end record followed by the end of the file, the licenses' key IDs (counted and
 /// hashed) and, for a version-2 archive, the digest of every record byte, which must be what
-/// the header commits to. A damaged version-2 archive is therefore refused here, before the
-/// service is asked for anything. Memory stays flat: nothing is kept per license.
+/// the header commits to (hashed on a thread of its own while this one parses the frames). A
+/// damaged version-2 archive is therefore refused here, before the service is asked for
+/// anything. Memory stays flat: nothing is kept per license.
 pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
     let file = archive::open_archive(path)?;
     let size = file.metadata().map_err(|e| archive::read_error(&e))?.len();
-    // The header unbuffered, so that the digesting reader starts at the first record.
+    // The header unbuffered, so that the hashed blocks start at the first record.
     let header = read_header(&mut &file)?;
-    let mut digest = Sha256::new();
-    digest.update(RECORDS_DOMAIN);
-    let mut r = BufReader::with_capacity(256 * 1024, Digesting { inner: &file, digest });
-    let mut tally = KeyTally::default();
-    loop {
-        let frame = read_frame(&mut r)?;
-        skip(&mut r, frame.len as usize)?;
-        if frame.kind == RECORD_END {
-            break;
+    let (tally, records) = std::thread::scope(|scope| -> Result<_> {
+        let mut r = HashedBlocks::start(At { file: &file, pos: header.len() as u64 }, scope)?;
+        let mut tally = KeyTally::default();
+        loop {
+            let frame = read_frame(&mut r)?;
+            skip(&mut r, frame.len as usize)?;
+            if frame.kind == RECORD_END {
+                break;
+            }
+            tally.add(&frame.key_id);
         }
-        tally.add(&frame.key_id);
-    }
-    expect_eof(&mut r)?;
-    let records: [u8; 32] = r.into_inner().digest.finalize().into();
+        expect_eof(&mut r)?;
+        Ok((tally, r.finish()?))
+    })?;
     if let Some(c) = &header.commitment {
         if c.records != records {
             return Err(Error::corrupt("the archive's records are not those its header commits to"));
@@ -61,6 +62,83 @@ pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
         }
     }
     Ok(ScannedArchive { header, tally, file, size })
+}
+
+/// Bytes per block of [`HashedBlocks`].
+const HASHED_BLOCK: usize = 256 * 1024;
+/// Blocks read and not yet hashed, at most (memory stays bounded).
+const HASHED_DEPTH: usize = 2;
+
+/// The scan's reader of the records: the file in blocks, each block handed, once read through,
+/// to a thread that hashes the records (most of the scan's time) while this one parses the next.
+struct HashedBlocks<'f, 'scope> {
+    file: At<'f>,
+    block: Vec<u8>,
+    pos: usize,
+    /// Blocks read through, in order, to the hashing thread.
+    to_hash: std::sync::mpsc::SyncSender<Vec<u8>>,
+    /// Blocks it hashed, to be read into again.
+    hashed: std::sync::mpsc::Receiver<Vec<u8>>,
+    hasher: std::thread::ScopedJoinHandle<'scope, [u8; 32]>,
+}
+
+impl<'f, 'scope> HashedBlocks<'f, 'scope> {
+    fn start(file: At<'f>, scope: &'scope std::thread::Scope<'scope, '_>) -> Result<Self> {
+        let (to_hash, blocks) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASHED_DEPTH);
+        let (give_back, hashed) = std::sync::mpsc::sync_channel(HASHED_DEPTH + 2);
+        let hasher = std::thread::Builder::new()
+            .name("license-hash".into())
+            .spawn_scoped(scope, move || {
+                let mut digest = Sha256::new();
+                digest.update(RECORDS_DOMAIN);
+                for block in blocks {
+                    digest.update(&block);
+                    let _ = give_back.try_send(block);
+                }
+                digest.finalize().into()
+            })
+            .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
+        Ok(HashedBlocks { file, block: Vec::new(), pos: 0, to_hash, hashed, hasher })
+    }
+
+    /// The digest of every byte read (the domain first), once the last block is hashed.
+    fn finish(self) -> Result<[u8; 32]> {
+        let HashedBlocks { block, to_hash, hasher, .. } = self;
+        if !block.is_empty() {
+            let _ = to_hash.send(block);
+        }
+        drop(to_hash);
+        hasher.join().map_err(|_| Error::internal("the restore's hashing thread panicked"))
+    }
+}
+
+impl Read for HashedBlocks<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.fill_buf()?.read(buf)?;
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl io::BufRead for HashedBlocks<'_, '_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.block.len() {
+            let mut next = self.hashed.try_recv().unwrap_or_default();
+            next.resize(HASHED_BLOCK, 0);
+            let n = self.file.read(&mut next)?;
+            next.truncate(n);
+            let done = std::mem::replace(&mut self.block, next);
+            self.pos = 0;
+            if !done.is_empty() && self.to_hash.send(done).is_err() {
+                return Err(io::Error::other("the restore's hashing thread stopped"));
+            }
+        }
+        Ok(&self.block[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.block.len());
+    }
 }
 
 /// A reader of an open file that keeps its own position and reads with positioned reads

@@ -874,6 +874,19 @@ impl<R: Read> Read for Digesting<R> {
     }
 }
 
+/// Reads the records' frames from `r` up to the end record, which must be followed by the end
+/// of the file, skipping their bodies; `license` gets each license's key ID, in order.
+pub(crate) fn each_frame(r: &mut impl BufRead, mut license: impl FnMut(&[u8; 16]) -> Result<()>) -> Result<()> {
+    loop {
+        let frame = read_frame(r)?;
+        skip(r, frame.len as usize)?;
+        if frame.kind == RECORD_END {
+            return expect_eof(r);
+        }
+        license(&frame.key_id)?;
+    }
+}
+
 /// Skips `n` bytes of `r` (reading them: a digesting reader sees them).
 pub(crate) fn skip(r: &mut impl BufRead, mut n: usize) -> Result<()> {
     while n > 0 {

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 pub(crate) use crate::archive::KeyTally;
 use crate::archive::{
-    self, ArchiveHeader, RECORD_END, RECORDS_DOMAIN, RecordReader, expect_eof, read_frame, read_header, skip,
+    self, ArchiveHeader, RECORD_END, RECORDS_DOMAIN, RecordReader, each_frame, read_frame, read_header,
 };
 use crate::error::{Error, Result};
 use crate::key_id::KeyId;
@@ -42,15 +42,10 @@ pub(crate) fn scan(path: &Path) -> Result<ScannedArchive> {
     let (tally, records) = std::thread::scope(|scope| -> Result<_> {
         let mut r = HashedBlocks::start(At { file: &file, pos: header.len() as u64 }, scope)?;
         let mut tally = KeyTally::default();
-        loop {
-            let frame = read_frame(&mut r)?;
-            skip(&mut r, frame.len as usize)?;
-            if frame.kind == RECORD_END {
-                break;
-            }
-            tally.add(&frame.key_id);
-        }
-        expect_eof(&mut r)?;
+        each_frame(&mut r, |key_id| {
+            tally.add(key_id);
+            Ok(())
+        })?;
         Ok((tally, r.finish()?))
     })?;
     if let Some(c) = &header.commitment {

@@ -14,7 +14,8 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::scan::{KeyTally, ScannedArchive};
 use crate::archive::{
-    Commitment, Digesting, RECORD_END, RECORDS_DOMAIN, expect_eof, open_record, read_exact_or_corrupt, read_frame, skip,
+    Commitment, Digesting, RECORD_END, RECORDS_DOMAIN, each_frame, expect_eof, open_record, read_exact_or_corrupt,
+    read_frame,
 };
 use crate::crypto::SealingKey;
 use crate::error::{Error, Result};
@@ -173,21 +174,16 @@ impl ScannedArchive {
         digest.update(RECORDS_DOMAIN);
         let mut r = BufReader::with_capacity(256 * 1024, Digesting { inner: self.at_records(), digest });
         let (mut tally, mut batch) = (KeyTally::default(), 0u64);
-        loop {
-            let frame = read_frame(&mut r)?;
-            skip(&mut r, frame.len as usize)?;
-            if frame.kind == RECORD_END {
-                break;
-            }
-            tally.add(&frame.key_id);
+        each_frame(&mut r, |key_id| {
+            tally.add(key_id);
             // A full batch is reported once another license follows: the last one always waits
             // for the digest.
             if batch == VERIFY_BATCH as u64 {
                 done(std::mem::take(&mut batch))?;
             }
             batch += 1;
-        }
-        expect_eof(&mut r)?;
+            Ok(())
+        })?;
         let records: [u8; 32] = r.into_inner().digest.finalize().into();
         if records != commitment.records || !tally.matches_commitment(commitment) {
             return Err(Error::corrupt("the archive changed while it was being restored"));

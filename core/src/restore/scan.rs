@@ -78,6 +78,7 @@ struct HashedBlocks<'f, 'scope> {
 }
 
 impl<'f, 'scope> HashedBlocks<'f, 'scope> {
+    /// Reads `file` from its position on, its blocks hashed on a thread of `scope`.
     fn start(file: At<'f>, scope: &'scope std::thread::Scope<'scope, '_>) -> Result<Self> {
         let (to_hash, blocks) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASHED_DEPTH);
         let (give_back, hashed) = std::sync::mpsc::sync_channel(HASHED_DEPTH + 2);

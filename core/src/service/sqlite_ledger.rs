@@ -302,7 +302,7 @@ impl SqliteLedger {
     fn begin(&self, sql: &str) -> Result<Box<dyn LedgerTx + '_>> {
         let conn = self.lock()?;
         conn.execute_batch(sql)?;
-        Ok(Box::new(SqliteTx { fresh: None, conn, open: true, account: None, ledger: self }))
+        Ok(Box::new(SqliteTx { kept: KeptInserts::default(), conn, open: true, account: None, ledger: self }))
     }
 }
 
@@ -323,9 +323,8 @@ impl Ledger for SqliteLedger {
 
 /// A transaction on the ledger's connection (rolled back when dropped uncommitted).
 struct SqliteTx<'a> {
-    /// The many-row insert of licenses new to the ledger, prepared at its first use (declared
-    /// before `conn`: dropped, so finalized, while the connection is still held).
-    fresh: Option<RawInsert<'static>>,
+    /// Declared before `conn`: dropped, so finalized, while the connection is still held.
+    kept: KeptInserts,
     conn: MutexGuard<'a, Connection>,
     open: bool,
     /// The last account looked up: (name, row id or `None` when it has none yet).
@@ -339,6 +338,35 @@ impl Drop for SqliteTx<'_> {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
+}
+
+/// The many-row statements a restore runs for every chunk of licenses, each prepared at its
+/// first use in a transaction and kept for the rest of it, its values bound in place (through
+/// rusqlite's cache each run looked up a statement of up to ~20 KB of text by hashing it, and
+/// copied every value bound).
+#[derive(Default)]
+struct KeptInserts {
+    /// Licenses new to the ledger ([`ROWS_PER_INSERT`] rows).
+    fresh: Option<RawInsert<'static>>,
+    /// Rows that change ([`PUT_ROWS`] rows).
+    upsert: Option<RawInsert<'static>>,
+}
+
+/// The statement in `slot`, prepared on `conn` from `sql()` if this transaction has not yet.
+fn kept<'s>(
+    slot: &'s mut Option<RawInsert<'static>>,
+    conn: &Connection,
+    sql: impl FnOnce() -> String,
+) -> Result<&'s mut RawInsert<'static>> {
+    Ok(match slot {
+        Some(stmt) => stmt,
+        none => {
+            let stmt = RawInsert::prepare(conn, &sql())?;
+            // SAFETY: kept in the transaction's `kept`, dropped before its `conn` (field order),
+            // and used only through `&mut SqliteTx`, which holds the connection's lock.
+            none.insert(unsafe { stmt.detach() })
+        }
+    })
 }
 
 /// Placement rows found, by key ID.
@@ -449,12 +477,14 @@ impl SqliteTx<'_> {
         static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let mut found = PlacementRows::new();
         for chunk in key_ids.chunks(ROWS_PER_INSERT) {
+            let partial;
             let text = if chunk.len() == ROWS_PER_INSERT {
-                MANY.get_or_init(|| sql(ROWS_PER_INSERT)).clone()
+                MANY.get_or_init(|| sql(ROWS_PER_INSERT))
             } else {
-                sql(chunk.len())
+                partial = sql(chunk.len());
+                &partial
             };
-            let mut stmt = self.conn.prepare_cached(&text)?;
+            let mut stmt = self.conn.prepare_cached(text)?;
             stmt.raw_bind_parameter(1, account)?;
             for (i, kid) in chunk.iter().enumerate() {
                 stmt.raw_bind_parameter(2 + i, kid.as_bytes().as_slice())?;
@@ -637,17 +667,7 @@ impl LedgerTx for SqliteTx<'_> {
         let mut inserted = 0;
         let mut chunks = key_ids.chunks_exact(ROWS_PER_INSERT);
         for chunk in &mut chunks {
-            // Prepared once a transaction (a restore runs it for every 1,024 licenses), its key
-            // IDs bound in place rather than copied.
-            let many = match &mut self.fresh {
-                Some(many) => many,
-                none => {
-                    let many = RawInsert::prepare(&self.conn, &sql(ROWS_PER_INSERT))?;
-                    // SAFETY: kept in `self.fresh`, dropped before `self.conn` (field order) and
-                    // used only through `&mut self`, which holds the connection's lock.
-                    none.insert(unsafe { many.detach() })
-                }
-            };
+            let many = kept(&mut self.kept.fresh, &self.conn, || sql(ROWS_PER_INSERT))?;
             inserted += many.execute(|b| {
                 b.int(1, Some(account));
                 b.blob(2, entries);
@@ -690,17 +710,15 @@ impl LedgerTx for SqliteTx<'_> {
                 values.join(", ")
             )
         };
-        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let many = MANY.get_or_init(|| sql(PUT_ROWS));
         let mut chunks = rows.chunks_exact(PUT_ROWS);
         for chunk in &mut chunks {
-            let mut stmt = self.conn.prepare_cached(many)?;
-            stmt.raw_bind_parameter(1, account)?;
-            for (i, (kid, entries)) in chunk.iter().enumerate() {
-                stmt.raw_bind_parameter(2 * i + 2, kid.as_bytes().as_slice())?;
-                stmt.raw_bind_parameter(2 * i + 3, entries.as_slice())?;
-            }
-            stmt.raw_execute()?;
+            kept(&mut self.kept.upsert, &self.conn, || sql(PUT_ROWS))?.execute(|b| {
+                b.int(1, Some(account));
+                for (i, (kid, entries)) in chunk.iter().enumerate() {
+                    b.blob(2 * i + 2, kid.as_bytes());
+                    b.blob(2 * i + 3, entries);
+                }
+            })?;
         }
         for (kid, entries) in chunks.remainder() {
             self.put_placements_of(account, kid, entries)?;

@@ -90,7 +90,7 @@ pub struct SqliteLedger {
     conn: Mutex<Connection>,
     /// The service's keys, the current one first, then the retired ones, newest first.
     keys: Mutex<Vec<KeyPair>>,
-    /// Copies a big commit's write-ahead log back into the file after the commit.
+    /// Copies a big write-ahead log back into the file after a commit ([`SqliteTx::commit`]).
     checkpointer: crate::sqlite::Checkpointer,
 }
 
@@ -256,8 +256,8 @@ impl SqliteLedger {
         // Into the main file now, so the kind is in its header for every later open.
         file_kind::checkpoint(&conn);
         // A restore's reservation (a row per license) is a big commit: its log is copied back
-        // on a thread after the commit ([`SqliteTx::commit`]) instead of inside it; statement
-        // journals stay in memory.
+        // on a thread after the ledger's next commit ([`SqliteTx::commit`]) instead of inside
+        // it; statement journals stay in memory.
         crate::sqlite::no_autocheckpoint(&conn)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         Ok(SqliteLedger { path, conn: Mutex::new(conn), keys: Mutex::new(keys), checkpointer: Default::default() })
@@ -350,6 +350,13 @@ struct KeptInserts {
     fresh: Option<RawInsert<'static>>,
     /// Rows that change ([`PUT_ROWS`] rows).
     upsert: Option<RawInsert<'static>>,
+}
+
+impl KeptInserts {
+    /// Whether the transaction ran a many-row statement.
+    fn wrote_many(&self) -> bool {
+        self.fresh.is_some() || self.upsert.is_some()
+    }
 }
 
 /// The statement in `slot`, prepared on `conn` from `sql()` if this transaction has not yet.
@@ -742,8 +749,13 @@ impl LedgerTx for SqliteTx<'_> {
         // A commit that fails leaves the transaction open: dropping it rolls back.
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
-        // What SQLite's automatic checkpoint would do (at 1000 pages), on a thread of its own.
-        self.ledger.checkpointer.start_beyond(&self.ledger.path, LOG_CHECKPOINT_BYTES);
+        // What SQLite's automatic checkpoint would do (at 1000 pages), on a thread of its own;
+        // after a transaction that wrote many rows (a restore's reservation), at the ledger's
+        // next commit instead (the restore's confirmation or release, once the store has
+        // committed): copying the rows back now would take a core from the restore's apply.
+        if !self.kept.wrote_many() {
+            self.ledger.checkpointer.start_beyond(&self.ledger.path, LOG_CHECKPOINT_BYTES);
+        }
         Ok(())
     }
 }
@@ -1083,6 +1095,36 @@ mod tests {
         assert_eq!(tx.placements("b", &keys[1023]).unwrap(), Some(vec![3; 18]));
         assert_eq!(tx.placements("b", &keys[1024]).unwrap(), None);
         assert_eq!(tx.placements("a", &key(3000)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_many_row_commit_leaves_its_log_to_the_next_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = SqliteLedger::open(&path).unwrap();
+        let log_len = || std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
+        // A restore's reservation: rows enough for a log beyond the checkpoint threshold.
+        let keys: Vec<KeyId> = (0..150_000).map(key).collect();
+        let mut tx = ledger.write().unwrap();
+        assert_eq!(tx.insert_placements("a", &keys, &[1; 34]).unwrap(), keys.len());
+        tx.commit().unwrap();
+        ledger.checkpointer.wait();
+        assert!(log_len() > LOG_CHECKPOINT_BYTES, "the log keeps the rows: {} bytes", log_len());
+        // Committed there: another connection reads them all.
+        let other = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let rows: i64 = other.query_row("SELECT count(*) FROM placements", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 150_000);
+        drop(other);
+        assert!(log_len() > LOG_CHECKPOINT_BYTES);
+        // The next commit (a restore's confirmation: one row) copies it back.
+        let mut tx = ledger.write().unwrap();
+        tx.put_placements("a", &keys[0], &[2; 17]).unwrap();
+        tx.commit().unwrap();
+        ledger.checkpointer.wait();
+        assert_eq!(log_len(), 0, "copied back and truncated");
+        let mut tx = ledger.read().unwrap();
+        assert_eq!(tx.placements("a", &keys[0]).unwrap(), Some(vec![2; 17]));
+        assert_eq!(tx.placements("a", &keys[149_999]).unwrap(), Some(vec![1; 34]));
     }
 
     #[test]

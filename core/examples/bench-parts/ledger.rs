@@ -71,8 +71,10 @@ pub fn sqlite_fill(path: &Path, first: u64, accounts: u64) -> Res<()> {
                  state, created_at, settled_at) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, 'confirmed', 1700000000, 1700000100)",
             )
             .map_err(err)?;
+        // The SQLite ledger keeps each distinct list of entries once (`entry_sets`).
+        let mut entry_set = tx.prepare("INSERT INTO entry_sets (entries) VALUES (?1)").map_err(err)?;
         let mut placement =
-            tx.prepare("INSERT INTO placements (account, key_id, entries) VALUES (?1, ?2, ?3)").map_err(err)?;
+            tx.prepare("INSERT INTO placements (account, key_id, entry_set) VALUES (?1, ?2, ?3)").map_err(err)?;
         let bytes16 = |seed: u64| -> [u8; 16] {
             let mut b = [0u8; 16];
             b[..8].copy_from_slice(&mix(seed).to_le_bytes());
@@ -103,10 +105,10 @@ pub fn sqlite_fill(path: &Path, first: u64, accounts: u64) -> Res<()> {
             for d in [origin, dev] {
                 license_backup::service::ledger::Entry { device: d, reservation: r }.encode(&mut entries);
             }
+            entry_set.execute([entries.as_slice()]).map_err(err)?;
+            let set = tx.last_insert_rowid();
             for i in 0..PER_ACCOUNT {
-                placement
-                    .execute(rusqlite::params![id, bytes16(salt ^ (i << 3) ^ 7).as_slice(), entries.as_slice()])
-                    .map_err(err)?;
+                placement.execute(rusqlite::params![id, bytes16(salt ^ (i << 3) ^ 7).as_slice(), set]).map_err(err)?;
             }
         }
     }

@@ -23,8 +23,10 @@ use crate::sqlite::RawInsert;
 /// audit row per restore, version 3 kept the service's seed in the `secret` table (in clear or
 /// wrapped by a protector); version 4 adds accounts, devices, reservations, and tags each device
 /// of a license with the reservation that placed it; version 5 keeps the service keys a rotation
-/// replaced (`retired_secrets`), so their archives stay restorable.
-const LEDGER_VERSION: i64 = 5;
+/// replaced (`retired_secrets`), so their archives stay restorable; version 6 keeps each distinct
+/// list of entries once (`entry_sets`), a license's row naming its list (a restore's licenses
+/// share one: ~45% fewer bytes a row to write, log and copy back).
+const LEDGER_VERSION: i64 = 6;
 
 /// The size of the write-ahead log beyond which a commit starts a checkpoint (SQLite's own
 /// automatic checkpoint starts at 1000 pages).
@@ -74,10 +76,14 @@ CREATE TABLE IF NOT EXISTS reservations (
     UNIQUE (account, request_id)
 );
 CREATE INDEX IF NOT EXISTS reservations_by_state ON reservations (account, state, created_at);
+CREATE TABLE IF NOT EXISTS entry_sets (
+    id      INTEGER PRIMARY KEY,
+    entries BLOB NOT NULL UNIQUE CHECK (length(entries) >= 17)
+);
 CREATE TABLE IF NOT EXISTS placements (
-    account INTEGER NOT NULL,
-    key_id  BLOB NOT NULL CHECK (length(key_id) = 16),
-    entries BLOB NOT NULL CHECK (length(entries) >= 17),
+    account   INTEGER NOT NULL,
+    key_id    BLOB NOT NULL CHECK (length(key_id) = 16),
+    entry_set INTEGER NOT NULL,
     PRIMARY KEY (account, key_id)
 ) WITHOUT ROWID;
 ";
@@ -167,12 +173,12 @@ fn migrate(tx: &Connection) -> Result<()> {
             "SELECT key_id, devices FROM placements_old ORDER BY key_id"
         };
         let mut read = tx.prepare(sql)?;
-        let mut write = tx.prepare("INSERT INTO placements (account, key_id, entries) VALUES (?1, ?2, ?3)")?;
+        let mut write = tx.prepare("INSERT INTO placements (account, key_id, entry_set) VALUES (?1, ?2, ?3)")?;
         let mut rows = read.query([])?;
         let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
         let mut flush = |row: Option<(Vec<u8>, Vec<u8>)>| -> Result<()> {
             if let Some((key_id, entries)) = row {
-                write.execute(params![account, key_id, entries])?;
+                write.execute(params![account, key_id, entry_set(tx, &entries)?])?;
             }
             Ok(())
         };
@@ -204,6 +210,72 @@ fn migrate(tx: &Connection) -> Result<()> {
     }
     tx.execute_batch("DROP TABLE placements_old;")?;
     Ok(())
+}
+
+/// Moves placements of versions 4 and 5 (their entries in every row) to version 6 (each distinct
+/// list of entries once, in `entry_sets`), in the caller's transaction.
+fn migrate_entry_sets(tx: &Connection) -> Result<()> {
+    if !table_has_column(tx, "placements", "entries")? {
+        return Ok(());
+    }
+    tx.execute_batch("ALTER TABLE placements RENAME TO placements_v5;")?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(
+        "INSERT INTO entry_sets (entries) SELECT DISTINCT entries FROM placements_v5; \
+         INSERT INTO placements (account, key_id, entry_set) \
+           SELECT p.account, p.key_id, s.id FROM placements_v5 p JOIN entry_sets s ON s.entries = p.entries; \
+         DROP TABLE placements_v5;",
+    )?;
+    Ok(())
+}
+
+/// The number of the list of entries `entries` in `entry_sets`, if it is there.
+fn known_entry_set(conn: &Connection, entries: &[u8]) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM entry_sets WHERE entries = ?1")?
+        .query_row([entries], |r| r.get(0))
+        .optional()?)
+}
+
+/// The number of the list of entries `entries` in `entry_sets`, added if it is not there.
+fn entry_set(conn: &Connection, entries: &[u8]) -> Result<i64> {
+    if let Some(id) = known_entry_set(conn, entries)? {
+        return Ok(id);
+    }
+    conn.prepare_cached("INSERT INTO entry_sets (entries) VALUES (?1)")?.execute([entries])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Reads lists of entries by number, keeping the last few read (a restore's licenses share one,
+/// or a handful).
+struct EntrySets<'c> {
+    read: rusqlite::CachedStatement<'c>,
+    known: std::collections::HashMap<i64, Vec<u8>>,
+}
+
+impl<'c> EntrySets<'c> {
+    /// Lists kept at most; beyond, the kept ones are forgotten (memory stays flat whatever the
+    /// ledger holds).
+    const KEPT: usize = 256;
+
+    fn new(conn: &'c Connection) -> Result<Self> {
+        Ok(EntrySets {
+            read: conn.prepare_cached("SELECT entries FROM entry_sets WHERE id = ?1")?,
+            known: Default::default(),
+        })
+    }
+
+    /// The entries of list `id` (`STORAGE` for a row naming no list).
+    fn get(&mut self, id: i64) -> Result<&Vec<u8>> {
+        if !self.known.contains_key(&id) {
+            let entries: Vec<u8> = self.read.query_row([id], |r| r.get(0)).optional()?.ok_or_else(malformed)?;
+            if self.known.len() >= Self::KEPT {
+                self.known.clear();
+            }
+            self.known.insert(id, entries);
+        }
+        Ok(&self.known[&id])
+    }
 }
 
 impl SqliteLedger {
@@ -240,6 +312,7 @@ impl SqliteLedger {
         if version < LEDGER_VERSION {
             migrate_seed(&tx)?;
             migrate(&tx)?;
+            migrate_entry_sets(&tx)?;
             tx.execute_batch(SCHEMA)?;
             tx.execute_batch(crate::secret::SECRET_SCHEMA)?;
             tx.execute_batch(crate::secret::RETIRED_SCHEMA)?;
@@ -456,8 +529,9 @@ impl SqliteTx<'_> {
             return Ok(None);
         }
         let limit = 2 * key_ids.len() + 64;
+        let mut sets = EntrySets::new(&self.conn)?;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT key_id, entries FROM placements WHERE account = ?1 AND key_id BETWEEN ?2 AND ?3 \
+            "SELECT key_id, entry_set FROM placements WHERE account = ?1 AND key_id BETWEEN ?2 AND ?3 \
              ORDER BY key_id LIMIT ?4",
         )?;
         let mut rows =
@@ -468,10 +542,39 @@ impl SqliteTx<'_> {
             let key_id = blob16(row.get(0)?)?;
             while wanted.next_if(|k| k.as_bytes() < &key_id).is_some() {}
             if wanted.next_if(|k| k.as_bytes() == &key_id).is_some() {
-                found.insert(key_id, row.get(1)?);
+                found.insert(key_id, sets.get(row.get(1)?)?.clone());
             }
         }
         Ok((seen < limit).then_some(found))
+    }
+
+    /// Whether every one of `key_ids` has a row in the account of row ID `account`, told by one
+    /// pass over their range when they are in ascending order (`false` when they are not, or
+    /// when other licenses' rows fill the range, as in [`Self::placements_in_range`]).
+    fn all_placed(&self, account: i64, key_ids: &[KeyId]) -> Result<bool> {
+        let (Some(first), Some(last)) = (key_ids.first(), key_ids.last()) else { return Ok(true) };
+        if !key_ids.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()) {
+            return Ok(false);
+        }
+        let limit = 2 * key_ids.len() + 64;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key_id FROM placements WHERE account = ?1 AND key_id BETWEEN ?2 AND ?3 ORDER BY key_id LIMIT ?4",
+        )?;
+        let mut rows =
+            stmt.query(params![account, first.as_bytes().as_slice(), last.as_bytes().as_slice(), limit as i64])?;
+        let mut wanted = key_ids.iter().peekable();
+        while let Some(row) = rows.next()? {
+            let key_id = blob16(row.get(0)?)?;
+            match wanted.peek() {
+                Some(k) if k.as_bytes() == &key_id => {
+                    wanted.next();
+                }
+                Some(k) if k.as_bytes() < &key_id => return Ok(false),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Ok(wanted.peek().is_none())
     }
 
     /// The rows of `key_ids` in the account of row ID `account`, by `key_id IN (...)` (an index
@@ -479,10 +582,11 @@ impl SqliteTx<'_> {
     fn placements_listed(&self, account: i64, key_ids: &[KeyId]) -> Result<PlacementRows> {
         let sql = |n: usize| {
             let keys: Vec<String> = (0..n).map(|i| format!("?{}", i + 2)).collect();
-            format!("SELECT key_id, entries FROM placements WHERE account = ?1 AND key_id IN ({})", keys.join(", "))
+            format!("SELECT key_id, entry_set FROM placements WHERE account = ?1 AND key_id IN ({})", keys.join(", "))
         };
         static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let mut found = PlacementRows::new();
+        let mut sets = EntrySets::new(&self.conn)?;
         for chunk in key_ids.chunks(ROWS_PER_INSERT) {
             let partial;
             let text = if chunk.len() == ROWS_PER_INSERT {
@@ -498,7 +602,7 @@ impl SqliteTx<'_> {
             }
             let mut rows = stmt.raw_query();
             while let Some(row) = rows.next()? {
-                found.insert(blob16(row.get(0)?)?, row.get(1)?);
+                found.insert(blob16(row.get(0)?)?, sets.get(row.get(1)?)?.clone());
             }
         }
         Ok(found)
@@ -506,12 +610,17 @@ impl SqliteTx<'_> {
 
     /// Writes (creates or replaces) the row of one license in the account of row ID `account`.
     fn put_placements_of(&self, account: i64, key_id: &KeyId, entries: &[u8]) -> Result<()> {
+        self.put_entry_set_of(account, key_id, entry_set(&self.conn, entries)?)
+    }
+
+    /// Writes (creates or replaces) the row of one license, naming the list of entries `set`.
+    fn put_entry_set_of(&self, account: i64, key_id: &KeyId, set: i64) -> Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO placements (account, key_id, entries) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (account, key_id) DO UPDATE SET entries = excluded.entries",
+                "INSERT INTO placements (account, key_id, entry_set) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (account, key_id) DO UPDATE SET entry_set = excluded.entry_set",
             )?
-            .execute(params![account, key_id.as_bytes().as_slice(), entries])?;
+            .execute(params![account, key_id.as_bytes().as_slice(), set])?;
         Ok(())
     }
 
@@ -653,21 +762,33 @@ impl LedgerTx for SqliteTx<'_> {
 
     fn placements(&mut self, account: &str, key_id: &KeyId) -> Result<Option<Vec<u8>>> {
         let Some(account) = self.account_id(account, false)? else { return Ok(None) };
-        Ok(self
+        // A row naming no list of entries is malformed.
+        let row: Option<Option<Vec<u8>>> = self
             .conn
-            .prepare_cached("SELECT entries FROM placements WHERE account = ?1 AND key_id = ?2")?
+            .prepare_cached(
+                "SELECT s.entries FROM placements p LEFT JOIN entry_sets s ON s.id = p.entry_set \
+                 WHERE p.account = ?1 AND p.key_id = ?2",
+            )?
             .query_row(params![account, key_id.as_bytes().as_slice()], |r| r.get(0))
-            .optional()?)
+            .optional()?;
+        row.map(|entries| entries.ok_or_else(malformed)).transpose()
     }
 
     fn insert_placements(&mut self, account: &str, key_ids: &[KeyId], entries: &[u8]) -> Result<usize> {
         let account = self.account_id(account, true)?.expect("created");
-        // Every row has the same account (?1) and entries (?2): bound once a statement, so a row
-        // binds (and SQLite copies) only its key ID.
+        // A new list (a restore's first chunk) is not added for rows that are all there already
+        // (a restore of licenses placed before): nothing would name it.
+        let set = match known_entry_set(&self.conn, entries)? {
+            Some(set) => set,
+            None if self.all_placed(account, key_ids)? => return Ok(0),
+            None => entry_set(&self.conn, entries)?,
+        };
+        // Every row has the same account (?1) and list of entries (?2): bound once a statement,
+        // so a row binds (and SQLite copies) only its key ID.
         let sql = |rows: usize| {
             let values: Vec<String> = (0..rows).map(|i| format!("(?1, ?{}, ?2)", i + 3)).collect();
             format!(
-                "INSERT INTO placements (account, key_id, entries) VALUES {} ON CONFLICT DO NOTHING",
+                "INSERT INTO placements (account, key_id, entry_set) VALUES {} ON CONFLICT DO NOTHING",
                 values.join(", ")
             )
         };
@@ -677,7 +798,7 @@ impl LedgerTx for SqliteTx<'_> {
             let many = kept(&mut self.kept.fresh, &self.conn, || sql(ROWS_PER_INSERT))?;
             inserted += many.execute(|b| {
                 b.int(1, Some(account));
-                b.blob(2, entries);
+                b.int(2, Some(set));
                 for (i, kid) in chunk.iter().enumerate() {
                     b.blob(3 + i, kid.as_bytes());
                 }
@@ -685,7 +806,7 @@ impl LedgerTx for SqliteTx<'_> {
         }
         let mut one = self.conn.prepare_cached(&sql(1))?;
         for kid in chunks.remainder() {
-            inserted += one.execute(params![account, entries, kid.as_bytes().as_slice()])?;
+            inserted += one.execute(params![account, set, kid.as_bytes().as_slice()])?;
         }
         Ok(inserted)
     }
@@ -709,38 +830,49 @@ impl LedgerTx for SqliteTx<'_> {
             return Ok(());
         }
         let account = self.account_id(account, true)?.expect("created");
+        // The rows' lists of entries, numbered (a restore's rows share a few).
+        let mut numbered = std::collections::HashMap::<&[u8], i64>::new();
+        let mut sets = Vec::with_capacity(rows.len());
+        for (_, entries) in rows {
+            let set = match numbered.get(entries.as_slice()) {
+                Some(&set) => set,
+                None => *numbered.entry(entries).or_insert(entry_set(&self.conn, entries)?),
+            };
+            sets.push(set);
+        }
         let sql = |n: usize| {
             let values: Vec<String> = (0..n).map(|i| format!("(?1, ?{}, ?{})", 2 * i + 2, 2 * i + 3)).collect();
             format!(
-                "INSERT INTO placements (account, key_id, entries) VALUES {} \
-                 ON CONFLICT (account, key_id) DO UPDATE SET entries = excluded.entries",
+                "INSERT INTO placements (account, key_id, entry_set) VALUES {} \
+                 ON CONFLICT (account, key_id) DO UPDATE SET entry_set = excluded.entry_set",
                 values.join(", ")
             )
         };
-        let mut chunks = rows.chunks_exact(PUT_ROWS);
-        for chunk in &mut chunks {
+        let (mut chunks, mut set_chunks) = (rows.chunks_exact(PUT_ROWS), sets.chunks_exact(PUT_ROWS));
+        for (chunk, sets) in (&mut chunks).zip(&mut set_chunks) {
             kept(&mut self.kept.upsert, &self.conn, || sql(PUT_ROWS))?.execute(|b| {
                 b.int(1, Some(account));
-                for (i, (kid, entries)) in chunk.iter().enumerate() {
+                for (i, ((kid, _), set)) in chunk.iter().zip(sets).enumerate() {
                     b.blob(2 * i + 2, kid.as_bytes());
-                    b.blob(2 * i + 3, entries);
+                    b.int(2 * i + 3, Some(*set));
                 }
             })?;
         }
-        for (kid, entries) in chunks.remainder() {
-            self.put_placements_of(account, kid, entries)?;
+        for ((kid, _), set) in chunks.remainder().iter().zip(set_chunks.remainder()) {
+            self.put_entry_set_of(account, kid, *set)?;
         }
         Ok(())
     }
 
     fn for_each_placement(&mut self, account: &str, visit: &mut dyn FnMut(&KeyId, &[u8]) -> Result<()>) -> Result<()> {
         let Some(account) = self.account_id(account, false)? else { return Ok(()) };
+        let mut sets = EntrySets::new(&self.conn)?;
         let mut stmt =
-            self.conn.prepare("SELECT key_id, entries FROM placements WHERE account = ?1 ORDER BY key_id")?;
+            self.conn.prepare("SELECT key_id, entry_set FROM placements WHERE account = ?1 ORDER BY key_id")?;
         let mut rows = stmt.query([account])?;
         while let Some(row) = rows.next()? {
             let key_id = KeyId::from_slice(row.get_ref(0)?.as_blob().map_err(|_| malformed())?)?;
-            visit(&key_id, row.get_ref(1)?.as_blob().map_err(|_| malformed())?)?;
+            visit(&key_id, sets.get(row.get(1)?)?)?;
         }
         Ok(())
     }
@@ -944,7 +1076,10 @@ mod tests {
         drop(authority);
         let (version, tables, label) = layout(&path);
         assert_eq!(version, LEDGER_VERSION);
-        assert_eq!(tables, ["accounts", "devices", "placements", "reservations", "retired_secrets", "secret"]);
+        assert_eq!(
+            tables,
+            ["accounts", "devices", "entry_sets", "placements", "reservations", "retired_secrets", "secret"]
+        );
         assert_eq!(label.as_deref(), Some("xor 90"), "the seed stays wrapped");
         // The migrated ledger still needs its protector.
         assert_eq!(SqliteLedger::open(&path).unwrap_err().code(), ErrorCode::ProtectorRequired);
@@ -985,6 +1120,102 @@ mod tests {
         assert!(tables.iter().any(|t| t == "retired_secrets"), "{tables:?}");
         ledger.rotate_key(&Protector::unprotected()).unwrap();
         assert_eq!(ledger.service_seeds().unwrap()[1], key, "the old key is kept after the new one");
+    }
+
+    #[test]
+    fn a_version_5_ledger_keeps_every_placement_with_each_list_of_entries_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        drop(SqliteLedger::open(&path).unwrap());
+        // Three lists of entries over 3,000 rows of two accounts, as version 5 wrote them: in
+        // every row.
+        let list = |n: u8| vec![n; 17 + n as usize];
+        let rows: Vec<(i64, KeyId, Vec<u8>)> =
+            (0..3000u32).map(|n| (1 + i64::from(n % 2), key(n), list((n % 3) as u8))).collect();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "DROP TABLE placements; DROP TABLE entry_sets; \
+                 CREATE TABLE placements (account INTEGER NOT NULL, \
+                   key_id BLOB NOT NULL CHECK (length(key_id) = 16), \
+                   entries BLOB NOT NULL CHECK (length(entries) >= 17), \
+                   PRIMARY KEY (account, key_id)) WITHOUT ROWID; \
+                 INSERT INTO accounts (id, name) VALUES (1, 'a'), (2, 'b'); \
+                 PRAGMA user_version = 5;",
+            )
+            .unwrap();
+            let mut insert = conn.prepare("INSERT INTO placements VALUES (?1, ?2, ?3)").unwrap();
+            for (account, kid, entries) in &rows {
+                insert.execute(params![account, kid.as_bytes().as_slice(), entries]).unwrap();
+            }
+        }
+        let ledger = SqliteLedger::open(&path).unwrap();
+        let (version, tables, _) = layout(&path);
+        assert_eq!(version, LEDGER_VERSION);
+        assert!(!tables.iter().any(|t| t == "placements_v5"), "{tables:?}");
+        let conn = Connection::open(&path).unwrap();
+        let sets: i64 = conn.query_row("SELECT count(*) FROM entry_sets", [], |r| r.get(0)).unwrap();
+        assert_eq!(sets, 3);
+        drop(conn);
+        let mut tx = ledger.read().unwrap();
+        for account in ["a", "b"] {
+            let mine: Vec<&(i64, KeyId, Vec<u8>)> =
+                rows.iter().filter(|r| r.0 == if account == "a" { 1 } else { 2 }).collect();
+            let keys: Vec<KeyId> = mine.iter().map(|r| r.1).collect();
+            let want: Vec<Option<Vec<u8>>> = mine.iter().map(|r| Some(r.2.clone())).collect();
+            assert_eq!(tx.placements_of(account, &keys).unwrap(), want);
+            assert_eq!(tx.placements(account, &keys[7]).unwrap(), want[7]);
+            let mut seen = Vec::new();
+            tx.for_each_placement(account, &mut |k, e| {
+                seen.push((*k, e.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(seen, mine.iter().map(|r| (r.1, r.2.clone())).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn rows_share_their_list_of_entries_and_a_row_naming_none_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = SqliteLedger::open(&path).unwrap();
+        let keys: Vec<KeyId> = (0..3000).map(key).collect();
+        let mut tx = ledger.write().unwrap();
+        tx.insert_placements("a", &keys, &[1; 34]).unwrap();
+        tx.insert_placements("b", &keys, &[1; 34]).unwrap();
+        // A second device: every row gets the same longer list, some rows another one.
+        let rows: Vec<(KeyId, Vec<u8>)> =
+            keys.iter().enumerate().map(|(i, k)| (*k, vec![if i % 1000 == 0 { 3 } else { 2 }; 51])).collect();
+        tx.put_many_placements("a", &rows).unwrap();
+        tx.commit().unwrap();
+        let sets = |path: &Path| -> i64 {
+            Connection::open(path).unwrap().query_row("SELECT count(*) FROM entry_sets", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(sets(&path), 3, "6,000 rows, three lists");
+        // Rows all placed already: no list is added for them (nothing would name it).
+        let mut tx = ledger.write().unwrap();
+        assert_eq!(tx.insert_placements("a", &keys[..1024], &[7; 17]).unwrap(), 0);
+        tx.commit().unwrap();
+        assert_eq!(sets(&path), 3);
+        let mut tx = ledger.read().unwrap();
+        assert_eq!(tx.placements("a", &keys[1]).unwrap(), Some(vec![2; 51]));
+        assert_eq!(tx.placements("a", &keys[1000]).unwrap(), Some(vec![3; 51]));
+        assert_eq!(tx.placements("b", &keys[1]).unwrap(), Some(vec![1; 34]));
+        drop(tx);
+        // A ledger edited to name a list it does not have: a storage error, not a license
+        // placed nowhere.
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE placements SET entry_set = 99 WHERE key_id = ?1", [keys[5].as_bytes().as_slice()])
+            .unwrap();
+        let mut tx = ledger.read().unwrap();
+        assert_eq!(tx.placements("a", &keys[5]).unwrap_err().code(), ErrorCode::Storage);
+        assert_eq!(tx.placements_of("a", &keys[..10]).unwrap_err().code(), ErrorCode::Storage);
+        let mut reversed = keys[..10].to_vec();
+        reversed.reverse();
+        assert_eq!(tx.placements_of("b", &reversed).unwrap_err().code(), ErrorCode::Storage);
+        assert_eq!(tx.for_each_placement("a", &mut |_, _| Ok(())).unwrap_err().code(), ErrorCode::Storage);
     }
 
     #[test]
@@ -1104,7 +1335,7 @@ mod tests {
         let ledger = SqliteLedger::open(&path).unwrap();
         let log_len = || std::fs::metadata(format!("{}-wal", path.display())).map_or(0, |m| m.len());
         // A restore's reservation: rows enough for a log beyond the checkpoint threshold.
-        let keys: Vec<KeyId> = (0..150_000).map(key).collect();
+        let keys: Vec<KeyId> = (0..300_000).map(key).collect();
         let mut tx = ledger.write().unwrap();
         assert_eq!(tx.insert_placements("a", &keys, &[1; 34]).unwrap(), keys.len());
         tx.commit().unwrap();
@@ -1113,7 +1344,7 @@ mod tests {
         // Committed there: another connection reads them all.
         let other = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         let rows: i64 = other.query_row("SELECT count(*) FROM placements", [], |r| r.get(0)).unwrap();
-        assert_eq!(rows, 150_000);
+        assert_eq!(rows, 300_000);
         drop(other);
         assert!(log_len() > LOG_CHECKPOINT_BYTES);
         // The next commit (a restore's confirmation: one row) copies it back.
@@ -1124,7 +1355,7 @@ mod tests {
         assert_eq!(log_len(), 0, "copied back and truncated");
         let mut tx = ledger.read().unwrap();
         assert_eq!(tx.placements("a", &keys[0]).unwrap(), Some(vec![2; 17]));
-        assert_eq!(tx.placements("a", &keys[149_999]).unwrap(), Some(vec![1; 34]));
+        assert_eq!(tx.placements("a", &keys[299_999]).unwrap(), Some(vec![1; 34]));
     }
 
     #[test]

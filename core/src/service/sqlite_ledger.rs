@@ -548,35 +548,6 @@ impl SqliteTx<'_> {
         Ok((seen < limit).then_some(found))
     }
 
-    /// Whether every one of `key_ids` has a row in the account of row ID `account`, told by one
-    /// pass over their range when they are in ascending order (`false` when they are not, or
-    /// when other licenses' rows fill the range, as in [`Self::placements_in_range`]).
-    fn all_placed(&self, account: i64, key_ids: &[KeyId]) -> Result<bool> {
-        let (Some(first), Some(last)) = (key_ids.first(), key_ids.last()) else { return Ok(true) };
-        if !key_ids.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()) {
-            return Ok(false);
-        }
-        let limit = 2 * key_ids.len() + 64;
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT key_id FROM placements WHERE account = ?1 AND key_id BETWEEN ?2 AND ?3 ORDER BY key_id LIMIT ?4",
-        )?;
-        let mut rows =
-            stmt.query(params![account, first.as_bytes().as_slice(), last.as_bytes().as_slice(), limit as i64])?;
-        let mut wanted = key_ids.iter().peekable();
-        while let Some(row) = rows.next()? {
-            let key_id = blob16(row.get(0)?)?;
-            match wanted.peek() {
-                Some(k) if k.as_bytes() == &key_id => {
-                    wanted.next();
-                }
-                Some(k) if k.as_bytes() < &key_id => return Ok(false),
-                Some(_) => {}
-                None => break,
-            }
-        }
-        Ok(wanted.peek().is_none())
-    }
-
     /// The rows of `key_ids` in the account of row ID `account`, by `key_id IN (...)` (an index
     /// seek each, one statement for [`ROWS_PER_INSERT`] of them).
     fn placements_listed(&self, account: i64, key_ids: &[KeyId]) -> Result<PlacementRows> {
@@ -762,25 +733,24 @@ impl LedgerTx for SqliteTx<'_> {
 
     fn placements(&mut self, account: &str, key_id: &KeyId) -> Result<Option<Vec<u8>>> {
         let Some(account) = self.account_id(account, false)? else { return Ok(None) };
-        // A row naming no list of entries is malformed.
-        let row: Option<Option<Vec<u8>>> = self
+        let set: Option<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT s.entries FROM placements p LEFT JOIN entry_sets s ON s.id = p.entry_set \
-                 WHERE p.account = ?1 AND p.key_id = ?2",
-            )?
+            .prepare_cached("SELECT entry_set FROM placements WHERE account = ?1 AND key_id = ?2")?
             .query_row(params![account, key_id.as_bytes().as_slice()], |r| r.get(0))
             .optional()?;
-        row.map(|entries| entries.ok_or_else(malformed)).transpose()
+        set.map(|set| Ok(EntrySets::new(&self.conn)?.get(set)?.clone())).transpose()
     }
 
     fn insert_placements(&mut self, account: &str, key_ids: &[KeyId], entries: &[u8]) -> Result<usize> {
         let account = self.account_id(account, true)?.expect("created");
         // A new list (a restore's first chunk) is not added for rows that are all there already
-        // (a restore of licenses placed before): nothing would name it.
+        // (a restore of licenses placed before, read in one pass over their range): nothing
+        // would name it.
         let set = match known_entry_set(&self.conn, entries)? {
             Some(set) => set,
-            None if self.all_placed(account, key_ids)? => return Ok(0),
+            None if self.placements_in_range(account, key_ids)?.is_some_and(|found| found.len() == key_ids.len()) => {
+                return Ok(0);
+            }
             None => entry_set(&self.conn, entries)?,
         };
         // Every row has the same account (?1) and list of entries (?2): bound once a statement,
@@ -836,7 +806,11 @@ impl LedgerTx for SqliteTx<'_> {
         for (_, entries) in rows {
             let set = match numbered.get(entries.as_slice()) {
                 Some(&set) => set,
-                None => *numbered.entry(entries).or_insert(entry_set(&self.conn, entries)?),
+                None => {
+                    let set = entry_set(&self.conn, entries)?;
+                    numbered.insert(entries, set);
+                    set
+                }
             };
             sets.push(set);
         }

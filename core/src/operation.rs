@@ -572,6 +572,21 @@ impl Progress {
         emitter.tick()
     }
 
+    /// Counts `n` licenses at once: the PROGRESS events `n` calls of [`Progress::step`] would
+    /// emit, with one look at the clock and the cancel flag instead of `n` (a restore reports
+    /// its licenses a batch at a time).
+    pub(crate) fn advance(&mut self, n: u64, emitter: &Emitter) -> Result<()> {
+        let end = self.done + n;
+        let mut next = (self.done / self.interval + 1) * self.interval;
+        while next <= end {
+            self.done = next;
+            emitter.emit(StatusEvent::Progress { operation: emitter.kind(), done: next, total: self.total })?;
+            next += self.interval;
+        }
+        self.done = end;
+        emitter.tick()
+    }
+
     /// Emits the final PROGRESS unless the last step already did, then waits until every
     /// event has been delivered ([`Emitter::flush`]): a synchronisation point, to be passed
     /// before the job commits anything.
@@ -618,4 +633,76 @@ where
         return Err(Error::internal(format!("cannot start a worker thread: {e}")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::{Emitter, OperationHandle, OperationKind, Progress};
+    use crate::error::ErrorCode;
+    use crate::event::{CallbackError, StatusCallback, StatusEvent};
+
+    /// Records the `done` of every PROGRESS; fails on the one whose `done` is `fail_at`.
+    struct Recorder {
+        done: Mutex<Vec<u64>>,
+        fail_at: Option<u64>,
+    }
+
+    impl StatusCallback for Recorder {
+        fn on_status(&self, event: &StatusEvent) -> Result<(), CallbackError> {
+            if let StatusEvent::Progress { done, total, .. } = event {
+                assert_eq!(*total, 1000);
+                self.done.lock().unwrap().push(*done);
+                if self.fail_at == Some(*done) {
+                    return Err(CallbackError::new("refused"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The PROGRESS `done` values delivered when `count(progress, emitter)` counts the licenses,
+    /// and what it and `finish` returned.
+    fn delivered(
+        interval: u64,
+        fail_at: Option<u64>,
+        count: impl FnOnce(&mut Progress, &Emitter) -> crate::error::Result<()>,
+    ) -> (Vec<u64>, crate::error::Result<()>) {
+        let recorder = Arc::new(Recorder { done: Mutex::new(Vec::new()), fail_at });
+        let emitter =
+            Emitter::start(recorder.clone(), OperationHandle::new(OperationKind::Restore), Box::new(|| ())).unwrap();
+        let mut progress = Progress::new(1000, interval);
+        let result = count(&mut progress, &emitter).and_then(|()| progress.finish(&emitter));
+        let done = recorder.done.lock().unwrap().clone();
+        (done, result)
+    }
+
+    #[test]
+    fn advance_emits_what_as_many_steps_would() {
+        // Batches that cross no multiple of the interval, several at once, and end on one.
+        let batches = [3u64, 1, 0, 256, 7, 100, 33, 300, 300];
+        assert_eq!(batches.iter().sum::<u64>(), 1000);
+        for interval in [1, 7, 100, 256, 999, 1000, 5000] {
+            let (stepped, r1) = delivered(interval, None, |p, e| {
+                (0..1000).try_for_each(|_| p.step(e)).map(|()| assert_eq!(p.done, 1000))
+            });
+            let (advanced, r2) = delivered(interval, None, |p, e| {
+                batches.iter().try_for_each(|&n| p.advance(n, e)).map(|()| assert_eq!(p.done, 1000))
+            });
+            assert!(r1.is_ok() && r2.is_ok());
+            assert_eq!(advanced, stepped, "interval {interval}");
+            assert_eq!(stepped.last(), Some(&1000), "interval {interval}: the last PROGRESS is the total");
+        }
+    }
+
+    #[test]
+    fn advance_stops_at_a_failing_callback() {
+        // The callback fails on done = 20 (interval 10): the count ends with CALLBACK_FAILED and
+        // no PROGRESS is delivered after the failing one, as with single steps.
+        let (done, result) =
+            delivered(10, Some(20), |p, e| [256, 256, 256, 232].iter().try_for_each(|&n| p.advance(n, e)));
+        assert_eq!(result.unwrap_err().code(), ErrorCode::CallbackFailed);
+        assert_eq!(done, [10, 20]);
+    }
 }

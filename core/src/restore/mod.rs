@@ -139,7 +139,7 @@ impl RestoreJob {
         // reservation is released when `pending` is dropped). The writing pass opens every
         // record again and rolls back on any failure.
         let mut progress = Progress::new(scanned.tally.licenses(), self.progress_interval);
-        let step = |licenses| (0..licenses).try_for_each(|_| progress.step(emitter));
+        let step = |licenses| progress.advance(licenses, emitter);
         match &check {
             Some(check) => check.report(step)?,
             None => scanned.verify_sealed(&data_key, step)?,

@@ -18,7 +18,7 @@ use crate::key_id::KeyId;
 use crate::license::{ConflictPolicy, Rights};
 use crate::secret::{self, Replacement};
 use crate::sqlite::{
-    ROWS_PER_INSERT, RawInsert, STREAMING_CACHE_KIB, insert_chunked, no_autocheckpoint, open_connection,
+    RESTORE_CACHE_KIB, ROWS_PER_INSERT, RawInsert, insert_chunked, no_autocheckpoint, open_connection,
     values_placeholders,
 };
 use crate::store::{
@@ -98,7 +98,7 @@ impl RestoreTarget {
     pub(crate) fn new(path: &Path, keys: &Arc<StoreKeys>, individualize: bool) -> Result<Self> {
         crate::file_kind::check(path, FileKind::Store)?;
         let conn = open_connection(path)?;
-        conn.pragma_update(None, "cache_size", -STREAMING_CACHE_KIB)?;
+        conn.pragma_update(None, "cache_size", -RESTORE_CACHE_KIB)?;
         // The commit leaves its pages in the log; the checkpoint runs after the restore.
         no_autocheckpoint(&conn)?;
         // Each multi-row INSERT keeps a statement journal (the pages it changed, to undo it

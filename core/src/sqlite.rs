@@ -147,20 +147,6 @@ pub(crate) fn open_backup_connection(path: &Path) -> Result<Connection> {
 /// The page cache of a backup's connection: a negative `cache_size` is in KiB.
 const BACKUP_CACHE_KIB: i64 = -256;
 
-/// SQLite's page cache for the service's ledger, in KiB. A restore's reservation touches its
-/// pages in key order, so a small cache loses nothing (1.5 MiB measured no faster), and memory
-/// stays flat: the default (2 MiB) would fill up with a big ledger and not with a small one.
-pub(crate) const STREAMING_CACHE_KIB: i64 = 512;
-
-/// SQLite's page cache for a restore's store connection, in KiB (96 pages of 16 KiB). With 64
-/// pages or fewer, SQLite spills B-tree interior pages while leaves are still being added under
-/// them, then writes them again over their first frame in the log, and the commit reads the
-/// log back from the first such frame to the end to checksum every frame again: at 1M licenses
-/// the whole 160 MB log, ~0.05 s of CPU on the committing thread (72 pages and more: no such
-/// frame at 100k or 1M; see `docs/performance.md`, seventh round). Memory stays flat: a 10k
-/// restore's store (~100 pages) fills most of it too.
-pub(crate) const RESTORE_CACHE_KIB: i64 = 1536;
-
 /// Rows per multi-row `INSERT` statement when a restore writes the store (one statement for
 /// many rows costs far less than one per row). Each statement inside the restore's transaction
 /// keeps a statement journal of the pages it changes (SQLite copies a page the first time a

@@ -18,8 +18,7 @@ use crate::key_id::KeyId;
 use crate::license::{ConflictPolicy, Rights};
 use crate::secret::{self, Replacement};
 use crate::sqlite::{
-    RESTORE_CACHE_KIB, ROWS_PER_INSERT, RawInsert, insert_chunked, no_autocheckpoint, open_connection,
-    values_placeholders,
+    ROWS_PER_INSERT, RawInsert, insert_chunked, no_autocheckpoint, open_connection, values_placeholders,
 };
 use crate::store::{
     LICENSE_INSERT_COLUMNS, LICENSE_ROW_COLUMNS, LICENSE_UPSERT, ROW_COLUMNS, StoreKeys, StoredRow, TOMBSTONE_COLUMNS,
@@ -33,6 +32,14 @@ const APPLY_BATCH: usize = ROWS_PER_INSERT;
 const APPLY_QUEUE: usize = 4;
 /// Licenses re-sealed per read when an individualizing restore re-binds the existing ones.
 const RESEAL_CHUNK: usize = 1024;
+/// SQLite's page cache for a restore's store connection, in KiB (96 pages of 16 KiB). With 64
+/// pages or fewer, SQLite spills B-tree interior pages while leaves are still being added under
+/// them, then writes them again over their first frame in the log, and the commit reads the
+/// log back from the first such frame to the end to checksum every frame again: at 1M licenses
+/// the whole 160 MB log, ~0.05 s of CPU on the committing thread (72 pages and more: no such
+/// frame at 100k or 1M; see `docs/performance.md`, seventh round). Memory stays flat: a 10k
+/// restore's store (~100 pages) fills most of it too.
+const RESTORE_CACHE_KIB: i64 = 1536;
 
 /// Where a restore goes: the store, the device the restored licenses are bound to, and the
 /// single transaction that applies them. Nothing is written before [`RestoreTarget::apply`],

@@ -565,16 +565,12 @@ impl Progress {
 
     /// Counts one license, emitting PROGRESS on every `interval`-th.
     pub(crate) fn step(&mut self, emitter: &Emitter) -> Result<()> {
-        self.done += 1;
-        if self.done % self.interval == 0 {
-            emitter.emit(StatusEvent::Progress { operation: emitter.kind(), done: self.done, total: self.total })?;
-        }
-        emitter.tick()
+        self.advance(1, emitter)
     }
 
-    /// Counts `n` licenses at once: the PROGRESS events `n` calls of [`Progress::step`] would
-    /// emit, with one look at the clock and the cancel flag instead of `n` (a restore reports
-    /// its licenses a batch at a time).
+    /// Counts `n` licenses at once, emitting PROGRESS on every `interval`-th among them, with
+    /// one look at the clock and the cancel flag instead of `n` (a restore reports its licenses
+    /// a batch at a time).
     pub(crate) fn advance(&mut self, n: u64, emitter: &Emitter) -> Result<()> {
         let end = self.done + n;
         let mut next = (self.done / self.interval + 1) * self.interval;
@@ -691,6 +687,12 @@ mod tests {
                 batches.iter().try_for_each(|&n| p.advance(n, e)).map(|()| assert_eq!(p.done, 1000))
             });
             assert!(r1.is_ok() && r2.is_ok());
+            // Every interval-th license, and the total once at the end.
+            let mut want: Vec<u64> = (1..=1000).filter(|d| d % interval == 0).collect();
+            if want.last() != Some(&1000) {
+                want.push(1000);
+            }
+            assert_eq!(stepped, want, "interval {interval}");
             assert_eq!(advanced, stepped, "interval {interval}");
             assert_eq!(stepped.last(), Some(&1000), "interval {interval}: the last PROGRESS is the total");
         }

@@ -16,7 +16,7 @@ use crate::file_kind::{self, FileKind};
 use crate::key_id::KeyId;
 use crate::protector::{ProtectedFile, Protector};
 use crate::service::{EMBEDDED_ACCOUNT, RequestId};
-use crate::sqlite::RawInsert;
+use crate::sqlite::{LogWriteback, RawInsert};
 
 /// The ledger layout this library writes (`PRAGMA user_version` of the ledger file). Version 1
 /// had a row per license and device, version 2 a row per license with its devices packed and an
@@ -36,6 +36,10 @@ const LOG_CHECKPOINT_BYTES: u64 = 4 << 20;
 /// `authority.rs`): each statement inside the reservation's transaction keeps a statement
 /// journal of the pages it changes, so fewer, longer statements copy fewer pages.
 const ROWS_PER_INSERT: usize = 1024;
+
+/// Chunks of placements written between two requests to start writing the ledger's log
+/// ([`LogWriteback`]): ~8,000 rows, ~0.25 MB of log.
+const WRITEBACK_CHUNKS: u32 = 8;
 
 /// Rows per multi-row upsert of placements that change ([`LedgerTx::put_many_placements`]).
 const PUT_ROWS: usize = 256;
@@ -428,12 +432,19 @@ struct KeptInserts {
     fresh: Option<RawInsert<'static>>,
     /// Rows that change ([`PUT_ROWS`] rows).
     upsert: Option<RawInsert<'static>>,
+    /// The log written to disk while the transaction runs (from its first many-row write).
+    writeback: Option<LogWriteback>,
 }
 
 impl KeptInserts {
     /// Whether the transaction ran a many-row statement.
     fn wrote_many(&self) -> bool {
         self.fresh.is_some() || self.upsert.is_some()
+    }
+
+    /// Called after each chunk of rows written on `conn`.
+    fn wrote(&mut self, conn: &Connection) {
+        self.writeback.get_or_insert_with(|| LogWriteback::new(conn, WRITEBACK_CHUNKS)).wrote();
     }
 }
 
@@ -783,6 +794,8 @@ impl LedgerTx for SqliteTx<'_> {
         for kid in chunks.remainder() {
             inserted += one.execute(params![account, set, kid.as_bytes().as_slice()])?;
         }
+        drop(one);
+        self.kept.wrote(&self.conn);
         Ok(inserted)
     }
 
@@ -840,6 +853,7 @@ impl LedgerTx for SqliteTx<'_> {
         for ((kid, _), set) in chunks.remainder().iter().zip(set_chunks.remainder()) {
             self.put_entry_set_of(account, kid, *set)?;
         }
+        self.kept.wrote(&self.conn);
         Ok(())
     }
 

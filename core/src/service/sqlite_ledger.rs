@@ -794,7 +794,6 @@ impl LedgerTx for SqliteTx<'_> {
         for kid in chunks.remainder() {
             inserted += one.execute(params![account, set, kid.as_bytes().as_slice()])?;
         }
-        drop(one);
         self.kept.wrote(&self.conn);
         Ok(inserted)
     }

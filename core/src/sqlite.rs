@@ -528,15 +528,22 @@ mod tests {
         assert!(RawInsert::prepare(&conn, "INSERT INTO nowhere VALUES (?)").is_err());
     }
 
+    /// The database `db` in `dir`, its commits left in its log, with a table `t (x BLOB)`.
+    fn logged_table(dir: &Path) -> (std::path::PathBuf, Connection) {
+        let path = dir.join("db");
+        let conn = open_connection(&path).unwrap();
+        no_autocheckpoint(&conn).unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        (path, conn)
+    }
+
     #[test]
     fn log_writeback_asks_every_n_writes_and_commits_nothing_by_itself() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let conn = open_connection(&path).unwrap();
-        no_autocheckpoint(&conn).unwrap();
+        let (path, conn) = logged_table(dir.path());
         // A small page cache: the transaction's pages go to the log while it runs, as a
         // restore's do.
-        conn.execute_batch("PRAGMA cache_size = 16; CREATE TABLE t (x BLOB); BEGIN IMMEDIATE").unwrap();
+        conn.execute_batch("PRAGMA cache_size = 16; BEGIN IMMEDIATE").unwrap();
         let mut writeback = LogWriteback::new(&conn, 3);
         let mut asked = Vec::new();
         for _ in 0..7 {
@@ -567,10 +574,7 @@ mod tests {
     #[test]
     fn the_checkpointer_copies_the_log_back_and_truncates_it() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let conn = open_connection(&path).unwrap();
-        no_autocheckpoint(&conn).unwrap();
-        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        let (path, conn) = logged_table(dir.path());
         for _ in 0..2000 {
             conn.execute("INSERT INTO t VALUES (zeroblob(1000))", []).unwrap();
         }

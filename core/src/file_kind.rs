@@ -89,6 +89,14 @@ fn refuse(path: &Path, kind: FileKind, what: &str) -> Error {
     )
 }
 
+/// The write-ahead log SQLite keeps beside the database at `db` (`<db>-wal`, the same bytes
+/// as the database's name, UTF-8 or not).
+pub(crate) fn log_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 /// Checks that the file at `path` is a `kind` file, or absent, or empty (a new one is then
 /// made there), without writing anything.
 pub(crate) fn check(path: &Path, kind: FileKind) -> Result<()> {
@@ -147,8 +155,7 @@ pub(crate) fn check(path: &Path, kind: FileKind) -> Result<()> {
 fn legacy_tables(path: &Path) -> Result<Vec<String>> {
     let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let immutable = || Connection::open_with_flags(format!("file:{}?immutable=1", uri_path(path)), read_only);
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
-    let conn = if wal.exists() {
+    let conn = if log_path(path).exists() {
         // Part of the database may be in the WAL: a read-only connection reads it too (and may
         // touch the -shm index, never the database or the WAL).
         Connection::open_with_flags(path, read_only).or_else(|_| immutable())

@@ -75,13 +75,13 @@ pub(crate) struct LogWriteback {
 }
 
 impl LogWriteback {
-    /// For the log of `conn`'s main database, a request every `every` calls of
-    /// [`LogWriteback::wrote`]. With no log file (an in-memory database) it does nothing.
-    pub(crate) fn new(conn: &Connection, every: u32) -> Self {
+    /// For the log of the database at `db` (open in WAL mode), a request every `every` calls
+    /// of [`LogWriteback::wrote`]. With no log file there it does nothing.
+    pub(crate) fn new(db: &Path, every: u32) -> Self {
         #[cfg(target_os = "linux")]
-        let log = conn.path().filter(|p| !p.is_empty()).and_then(|p| std::fs::File::open(format!("{p}-wal")).ok());
+        let log = std::fs::File::open(crate::file_kind::log_path(db)).ok();
         #[cfg(not(target_os = "linux"))]
-        let _ = conn;
+        let _ = db;
         LogWriteback {
             #[cfg(target_os = "linux")]
             log,
@@ -152,8 +152,7 @@ impl Checkpointer {
     /// [`Checkpointer::start`] when the log of the database at `path` holds more than
     /// `threshold` bytes.
     pub(crate) fn start_beyond(&self, path: &Path, threshold: u64) {
-        let log = format!("{}-wal", path.display());
-        if std::fs::metadata(log).is_ok_and(|m| m.len() > threshold) {
+        if std::fs::metadata(crate::file_kind::log_path(path)).is_ok_and(|m| m.len() > threshold) {
             self.start(path);
         }
     }
@@ -530,7 +529,11 @@ mod tests {
 
     /// The database `db` in `dir`, its commits left in its log, with a table `t (x BLOB)`.
     fn logged_table(dir: &Path) -> (std::path::PathBuf, Connection) {
-        let path = dir.join("db");
+        logged_table_named(dir, std::ffi::OsStr::new("db"))
+    }
+
+    fn logged_table_named(dir: &Path, name: &std::ffi::OsStr) -> (std::path::PathBuf, Connection) {
+        let path = dir.join(name);
         let conn = open_connection(&path).unwrap();
         no_autocheckpoint(&conn).unwrap();
         conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
@@ -544,7 +547,7 @@ mod tests {
         // A small page cache: the transaction's pages go to the log while it runs, as a
         // restore's do.
         conn.execute_batch("PRAGMA cache_size = 16; BEGIN IMMEDIATE").unwrap();
-        let mut writeback = LogWriteback::new(&conn, 3);
+        let mut writeback = LogWriteback::new(&path, 3);
         let mut asked = Vec::new();
         for _ in 0..7 {
             for _ in 0..200 {
@@ -567,8 +570,7 @@ mod tests {
         conn.execute_batch("COMMIT").unwrap();
         assert_eq!(rows(&path).unwrap(), 1400);
         // A database with no log file: nothing to ask for.
-        let memory = Connection::open_in_memory().unwrap();
-        assert!(!LogWriteback::new(&memory, 1).wrote());
+        assert!(!LogWriteback::new(&dir.path().join("absent"), 1).wrote());
     }
 
     #[test]
@@ -587,6 +589,28 @@ mod tests {
         assert!(std::fs::metadata(&path).unwrap().len() > 2_000_000, "the pages are in the file");
         let n: i64 = conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 2000);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_database_whose_name_is_not_utf8_has_its_log_found() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = logged_table_named(dir.path(), std::ffi::OsStr::from_bytes(b"licenses-\xff.db"));
+        conn.execute_batch("PRAGMA cache_size = 16; BEGIN IMMEDIATE").unwrap();
+        for _ in 0..2000 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(1000))", []).unwrap();
+        }
+        // The log beside it, not one named after a lossy rendering of its name.
+        let log = crate::file_kind::log_path(&path);
+        assert_eq!(log, dir.path().join(std::ffi::OsStr::from_bytes(b"licenses-\xff.db-wal")));
+        assert_eq!(LogWriteback::new(&path, 1).wrote(), cfg!(target_os = "linux"));
+        conn.execute_batch("COMMIT").unwrap();
+        assert!(std::fs::metadata(&log).unwrap().len() > 1 << 20);
+        let checkpointer = Checkpointer::default();
+        checkpointer.start_beyond(&path, 1 << 20);
+        checkpointer.wait();
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), 0, "the checkpoint found the log and truncated it");
     }
 
     #[test]

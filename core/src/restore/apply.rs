@@ -51,6 +51,8 @@ const RESTORE_CACHE_KIB: i64 = 1536;
 /// one transaction only.
 pub(crate) struct RestoreTarget {
     conn: Connection,
+    /// The store's file.
+    path: std::path::PathBuf,
     keys: Arc<StoreKeys>,
     device: Arc<DeviceKeys>,
     /// The device's identity when the restore started (replaced at commit when individualizing).
@@ -125,7 +127,7 @@ impl RestoreTarget {
         } else {
             (Arc::clone(&current), None)
         };
-        Ok(RestoreTarget { conn, keys: Arc::clone(keys), device, current, replacement })
+        Ok(RestoreTarget { conn, path: path.to_owned(), keys: Arc::clone(keys), device, current, replacement })
     }
 
     /// The identity an individualizing restore replaces (`None` for a plain restore).
@@ -184,7 +186,8 @@ impl RestoreTarget {
                 .name("license-reseal".into())
                 .spawn_scoped(scope, move || read_and_seal(records, device, ready))
                 .map_err(|e| Error::internal(format!("cannot start a restore thread: {e}")))?;
-            let written = write_batches(&tx, policy, &narrow, incoming, stop);
+            let writeback = LogWriteback::new(&self.path, WRITEBACK_BATCHES);
+            let written = write_batches(&tx, policy, &narrow, incoming, writeback, stop);
             // The reader stops at its next send once `incoming` is dropped (on an error here).
             let read = reader.join().map_err(|_| Error::internal("the restore's reading thread panicked"))?;
             let restored = written?;
@@ -240,13 +243,14 @@ fn read_and_seal<R: std::io::Read>(
     Ok(tally)
 }
 
-/// The writing side of [`RestoreTarget::apply`]: inserts every batch; returns how many licenses
-/// were added.
+/// The writing side of [`RestoreTarget::apply`]: inserts every batch, telling `writeback` after
+/// each; returns how many licenses were added.
 fn write_batches(
     tx: &Connection,
     policy: ConflictPolicy,
     narrow: &Narrowing<'_>,
     incoming: std::sync::mpsc::Receiver<ReadyBatch>,
+    mut writeback: LogWriteback,
     stop: &dyn Fn() -> Result<()>,
 ) -> Result<u64> {
     // Keep: a key ID the store has a license for is skipped (above). Replace: its row takes the
@@ -278,7 +282,6 @@ fn write_batches(
         "UPDATE main.licenses SET title = ?2, artist = ?3, file_path = ?4, cataloged = 1 WHERE key_id = ?1 AND NOT cataloged",
     )?;
     let mut nonces = NoncePool::new(usize::MAX);
-    let mut writeback = LogWriteback::new(tx, WRITEBACK_BATCHES);
     for mut batch in incoming {
         stop()?;
         if narrow.replace || narrow.tombstones || narrow.licensed {

@@ -432,7 +432,7 @@ struct KeptInserts {
     fresh: Option<RawInsert<'static>>,
     /// Rows that change ([`PUT_ROWS`] rows).
     upsert: Option<RawInsert<'static>>,
-    /// The log written to disk while the transaction runs (from its first many-row write).
+    /// The log written to disk while the transaction runs (from its first chunk of placements).
     writeback: Option<LogWriteback>,
 }
 
@@ -442,9 +442,9 @@ impl KeptInserts {
         self.fresh.is_some() || self.upsert.is_some()
     }
 
-    /// Called after each chunk of rows written on `conn`.
-    fn wrote(&mut self, conn: &Connection) {
-        self.writeback.get_or_insert_with(|| LogWriteback::new(conn, WRITEBACK_CHUNKS)).wrote();
+    /// Called after each chunk of rows written to the ledger at `path`.
+    fn wrote(&mut self, path: &Path) {
+        self.writeback.get_or_insert_with(|| LogWriteback::new(path, WRITEBACK_CHUNKS)).wrote();
     }
 }
 
@@ -794,7 +794,7 @@ impl LedgerTx for SqliteTx<'_> {
         for kid in chunks.remainder() {
             inserted += one.execute(params![account, set, kid.as_bytes().as_slice()])?;
         }
-        self.kept.wrote(&self.conn);
+        self.kept.wrote(&self.ledger.path);
         Ok(inserted)
     }
 
@@ -852,7 +852,7 @@ impl LedgerTx for SqliteTx<'_> {
         for ((kid, _), set) in chunks.remainder().iter().zip(set_chunks.remainder()) {
             self.put_entry_set_of(account, kid, *set)?;
         }
-        self.kept.wrote(&self.conn);
+        self.kept.wrote(&self.ledger.path);
         Ok(())
     }
 
